@@ -191,20 +191,20 @@ type Config struct {
 // Stats is a snapshot of an engine's counters. Counters are engine-wide, never per
 // connection, so exporting them costs the same at 10 or 100k connections.
 type Stats struct {
-	Open          int64 // connections open now
-	Accepted      uint64
-	Dialed        uint64
-	AcceptPaused  uint64 // times accepting paused at a connection cap
-	Closed        [numReasons]uint64
-	Events        uint64 // ready events handled
-	BytesIn       uint64
-	BytesOut      uint64
-	QueuedBytes   int64 // write bytes queued now, all connections
-	PendingBytes  int64 // bytes of incomplete frames kept now, all connections
-	PoolRunning   int   // workers busy now
-	PoolWaiting   int   // ready connections waiting for a worker
-	PoolCap       int
-	Goroutines    int // runtime.NumGoroutine at the snapshot, for convenience
+	Open         int64 // connections open now
+	Accepted     uint64
+	Dialed       uint64
+	AcceptPaused uint64 // times accepting paused at a connection cap
+	Closed       [numReasons]uint64
+	Events       uint64 // ready events handled
+	BytesIn      uint64
+	BytesOut     uint64
+	QueuedBytes  int64 // write bytes queued now, all connections
+	PendingBytes int64 // bytes of incomplete frames kept now, all connections
+	PoolRunning  int   // workers busy now
+	PoolWaiting  int   // ready connections waiting for a worker
+	PoolCap      int
+	Goroutines   int // runtime.NumGoroutine at the snapshot, for convenience
 }
 
 // ClosedBy returns the count of connections closed with reason r.
