@@ -1,0 +1,214 @@
+// Package config is mgw's configuration model: one structure for the YAML file, the
+// compiled-in default, the admin API and (later) the fleet store. Loading is strict:
+// unknown fields are errors and every validation error names the field path and value.
+package config
+
+import "time"
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// Engine is "epoll" (default) or "rwloop".
+	Engine    string     `yaml:"engine" json:"engine"`
+	Admin     Admin      `yaml:"admin" json:"admin"`
+	Instance  Instance   `yaml:"instance" json:"instance"`
+	Log       Log        `yaml:"log" json:"log"`
+	Runtime   Runtime    `yaml:"runtime" json:"runtime"`
+	Demo      Demo       `yaml:"demo" json:"demo"`
+	Listeners []Listener `yaml:"listeners" json:"listeners"`
+	Apps      []App      `yaml:"apps" json:"apps"`
+	Clusters  []Cluster  `yaml:"clusters" json:"clusters"`
+	Routes    []Route    `yaml:"routes" json:"routes"`
+	Switches  Switches   `yaml:"switches" json:"switches"`
+}
+
+// Admin is the admin listener: metrics, stats, config, pprof, route changes.
+type Admin struct {
+	Listen string `yaml:"listen" json:"listen"` // "" disables
+}
+
+// Instance describes this gateway instance, for zone and label switches.
+type Instance struct {
+	Zone   string            `yaml:"zone" json:"zone"`
+	Labels map[string]string `yaml:"labels" json:"labels"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level" json:"level"`   // debug, info (default), warn, error
+	Format string `yaml:"format" json:"format"` // text (default) or json
+}
+
+// Runtime tunes the process and the reactor.
+type Runtime struct {
+	GOMEMLIMIT string   `yaml:"gomemlimit" json:"gomemlimit"` // e.g. "2GiB"; "" leaves Go's default
+	Pollers    int      `yaml:"pollers" json:"pollers"`       // 0: GOMAXPROCS
+	Workers    int      `yaml:"workers" json:"workers"`       // 0: engine default
+	MaxConns   int      `yaml:"max_conns" json:"max_conns"`   // across listeners; 0: engine default
+	Gops       bool     `yaml:"gops" json:"gops"`             // start the gops agent
+	DrainTime  Duration `yaml:"drain_timeout" json:"drain_timeout"`
+}
+
+// Demo runs the demo backend in-process, for the default config.
+type Demo struct {
+	Enabled bool   `yaml:"enabled" json:"enabled"`
+	Listen  string `yaml:"listen" json:"listen"` // "127.0.0.1:0" default
+}
+
+// Listener is one front-door socket.
+type Listener struct {
+	Name          string `yaml:"name" json:"name"`
+	Listen        string `yaml:"listen" json:"listen"`
+	Protocol      string `yaml:"protocol" json:"protocol"` // mmtp or http1
+	ProxyProtocol bool   `yaml:"proxy_protocol" json:"proxy_protocol"`
+	ReusePort     bool   `yaml:"reuse_port" json:"reuse_port"`
+	MaxConns      int    `yaml:"max_conns" json:"max_conns"`
+	// Filters run for every request on this listener, before the route's own.
+	Filters []string `yaml:"filters" json:"filters"`
+	// RequireHello: an MMTP REQUEST before a successful HELLO is answered 401.
+	RequireHello bool `yaml:"require_hello" json:"require_hello"`
+
+	// Limits (mmtp.md "Limits"; for http1, MaxHeaderBytes bounds the request head).
+	MaxHeaderBytes   int `yaml:"max_header_bytes" json:"max_header_bytes"`     // default 16 KiB
+	MaxBodyBytes     int `yaml:"max_body_bytes" json:"max_body_bytes"`         // default 4 MiB
+	MaxHeaderEntries int `yaml:"max_header_entries" json:"max_header_entries"` // default 64
+	MaxInFlight      int `yaml:"max_in_flight" json:"max_in_flight"`           // default 64
+
+	// Timeouts.
+	IdleTimeout      Duration `yaml:"idle_timeout" json:"idle_timeout"`           // default 300s (http1: keep-alive idle, default 75s)
+	FrameTimeout     Duration `yaml:"frame_timeout" json:"frame_timeout"`         // a begun frame/head must complete; default 30s (http1: header read, default 10s)
+	HandshakeTimeout Duration `yaml:"handshake_timeout" json:"handshake_timeout"` // first complete frame (and PROXY header); default 10s
+}
+
+// App is a calling app and its credentials.
+type App struct {
+	ID string `yaml:"id" json:"id"`
+	// The secret comes from exactly one of these; it is never logged or shown.
+	Secret     string `yaml:"secret" json:"-"`
+	SecretEnv  string `yaml:"secret_env" json:"secret_env,omitempty"`
+	SecretFile string `yaml:"secret_file" json:"secret_file,omitempty"`
+	// APIs, when non-empty, is the allow-list of operation types (exact or `prefix.*`);
+	// others are answered 403.
+	APIs []string `yaml:"apis" json:"apis,omitempty"`
+}
+
+// Cluster is a set of interchangeable upstream hosts.
+type Cluster struct {
+	Name  string   `yaml:"name" json:"name"`
+	Hosts []string `yaml:"hosts" json:"hosts"` // host:port
+	// Tags classify the cluster for switches (e.g. "mesh").
+	Tags []string `yaml:"tags" json:"tags,omitempty"`
+	// PathPrefix is prepended to `/OP` for MMTP/API requests (mmtp.md "Backend mapping").
+	PathPrefix string `yaml:"path_prefix" json:"path_prefix,omitempty"`
+	Policy     string `yaml:"policy" json:"policy"` // round_robin (default) or least_requests
+
+	Timeout         Duration `yaml:"timeout" json:"timeout"`                       // whole request; default 10s
+	ConnectTimeout  Duration `yaml:"connect_timeout" json:"connect_timeout"`       // default 1s
+	MaxConnsPerHost int      `yaml:"max_conns_per_host" json:"max_conns_per_host"` // default 1024
+	MaxIdlePerHost  int      `yaml:"max_idle_per_host" json:"max_idle_per_host"`   // default 256
+	IdleConnTimeout Duration `yaml:"idle_conn_timeout" json:"idle_conn_timeout"`   // default 90s
+	// MaxInFlight is a per-instance cap on requests in flight to this cluster; 0 = none.
+	// Over it requests are answered 503 unavailable.
+	MaxInFlight int `yaml:"max_in_flight" json:"max_in_flight"`
+
+	HealthCheck *HealthCheck `yaml:"health_check" json:"health_check,omitempty"`
+	Outlier     *Outlier     `yaml:"outlier" json:"outlier,omitempty"`
+}
+
+// HealthCheck is an active HTTP health check.
+type HealthCheck struct {
+	Path               string   `yaml:"path" json:"path"`
+	Interval           Duration `yaml:"interval" json:"interval"`                       // default 5s
+	Timeout            Duration `yaml:"timeout" json:"timeout"`                         // default 1s
+	HealthyThreshold   int      `yaml:"healthy_threshold" json:"healthy_threshold"`     // default 2
+	UnhealthyThreshold int      `yaml:"unhealthy_threshold" json:"unhealthy_threshold"` // default 3
+}
+
+// Outlier is passive ejection of a failing host.
+type Outlier struct {
+	ConsecutiveFailures int      `yaml:"consecutive_failures" json:"consecutive_failures"` // default 5
+	EjectFor            Duration `yaml:"eject_for" json:"eject_for"`                       // default 30s
+}
+
+// Route matches an operation type (API) or, for plain HTTP, a path prefix.
+type Route struct {
+	// Exactly one of API and Path. API is exact, `prefix.*`, or `*`.
+	API  string `yaml:"api" json:"api,omitempty"`
+	Path string `yaml:"path" json:"path,omitempty"`
+	// Split maps cluster name to weight.
+	Split map[string]int `yaml:"split" json:"split"`
+	// Sticky is the cohort key: device (default), user, app, client, none.
+	Sticky   string   `yaml:"sticky" json:"sticky"`
+	Fallback []string `yaml:"fallback" json:"fallback,omitempty"`
+	// Retry allows resending a request that may have reached a backend to a fallback.
+	Retry bool `yaml:"retry" json:"retry,omitempty"`
+	// Force sends testers' traffic to a named cluster (or away from it) before the split.
+	Force []Force `yaml:"force" json:"force,omitempty"`
+
+	Filters   []string   `yaml:"filters" json:"filters,omitempty"`
+	Auth      *Auth      `yaml:"auth" json:"auth,omitempty"`
+	RateLimit *RateLimit `yaml:"ratelimit" json:"ratelimit,omitempty"`
+	AccessLog *AccessLog `yaml:"accesslog" json:"accesslog,omitempty"`
+
+	// MaxBodyBytes is the route's own body limit (413 over it); 0 = the listener's.
+	MaxBodyBytes int `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// Timeout overrides the cluster's request timeout; 0 = the cluster's.
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+}
+
+// Force is a tester override, checked before the split.
+type Force struct {
+	Devices []string `yaml:"devices" json:"devices,omitempty"`
+	Users   []string `yaml:"users" json:"users,omitempty"`
+	// Header matches a request header value: {name: x-canary, value: "1"}.
+	Header *HeaderMatch `yaml:"header" json:"header,omitempty"`
+	// Cluster is where matching requests go; with Never they are kept away from it instead.
+	Cluster string `yaml:"cluster" json:"cluster"`
+	Never   bool   `yaml:"never" json:"never,omitempty"`
+}
+
+// HeaderMatch matches one request header.
+type HeaderMatch struct {
+	Name  string `yaml:"name" json:"name"`
+	Value string `yaml:"value" json:"value"`
+}
+
+// Auth options of the auth filter on a route.
+type Auth struct {
+	Skew     Duration `yaml:"skew" json:"skew"`           // default 300s
+	Replay   bool     `yaml:"replay" json:"replay"`       // require a nonce and reject repeats
+	FailOpen bool     `yaml:"fail_open" json:"fail_open"` // when the nonce store is full
+	DryRun   bool     `yaml:"dry_run" json:"dry_run"`
+}
+
+// RateLimit options of the ratelimit filter on a route.
+type RateLimit struct {
+	Rate     string `yaml:"rate" json:"rate"`         // "2000/s", "100/m"
+	Burst    int    `yaml:"burst" json:"burst"`       // default: one second of rate
+	Key      string `yaml:"key" json:"key"`           // api (default), app, device, user, client
+	MaxKeys  int    `yaml:"max_keys" json:"max_keys"` // bound on keyed buckets; default 100000
+	FailOpen bool   `yaml:"fail_open" json:"fail_open"`
+	DryRun   bool   `yaml:"dry_run" json:"dry_run"`
+}
+
+// AccessLog options of the accesslog filter.
+type AccessLog struct {
+	Sample float64 `yaml:"sample" json:"sample"` // fraction logged, default 1
+	Off    bool    `yaml:"off" json:"off"`
+}
+
+// Switches override route splits without editing routes, most specific first.
+type Switches struct {
+	// MeshOnlyApps: every API of these apps goes only to clusters tagged "mesh".
+	MeshOnlyApps []string `yaml:"mesh_only_apps" json:"mesh_only_apps"`
+	// Zones maps a zone to {tag: percent}: in that zone, percent of each route's traffic
+	// goes to its clusters with that tag.
+	Zones map[string]map[string]int `yaml:"zones" json:"zones"`
+	// Labels maps "key" or "key=value" of this instance's labels to {tag: percent}.
+	Labels map[string]map[string]int `yaml:"labels" json:"labels"`
+}
+
+// Duration is a time.Duration that reads and writes as "2s", "150ms".
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
