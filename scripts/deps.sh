@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the tests and benchmarks run against for real: curl and wrk as clients,
+# nginx as a third-party upstream and reverse proxy to compare with. Go modules come
+# through `go` itself. Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+need=()
+command -v curl  >/dev/null 2>&1 || need+=(curl)
+command -v wrk   >/dev/null 2>&1 || need+=(wrk)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "deps: installing ${need[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The package starts a system nginx on port 80; tests run their own on free ports.
+$sudo systemctl disable --now nginx >/dev/null 2>&1 || $sudo service nginx stop >/dev/null 2>&1 || true
