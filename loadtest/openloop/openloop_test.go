@@ -1,0 +1,110 @@
+package openloop
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+)
+
+func TestConstantScheduleIsExact(t *testing.T) {
+	s, err := NewSchedule(Constant, 1000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5000; i++ {
+		if got, want := s.Next(), time.Duration(i)*time.Millisecond; got != want {
+			t.Fatalf("arrival %d at %v, want %v", i, got, want)
+		}
+	}
+	// A rate whose gap is not a whole number of nanoseconds must not drift.
+	s, _ = NewSchedule(Constant, 3, 1)
+	var last time.Duration
+	for i := 0; i < 3*3600; i++ {
+		last = s.Next()
+	}
+	if want := time.Hour - time.Second/3; (last - want).Abs() > time.Microsecond {
+		t.Fatalf("after an hour at 3/s: %v, want %v", last, want)
+	}
+}
+
+func TestPoissonMeanAndVariance(t *testing.T) {
+	const rate, n = 2000.0, 200000
+	s, _ := NewSchedule(Poisson, rate, 42)
+	var prev time.Duration
+	var sum, sumSq float64
+	for i := 0; i < n; i++ {
+		at := s.Next()
+		if at < prev {
+			t.Fatalf("arrival %d goes back in time", i)
+		}
+		g := float64(at-prev) / 1e9
+		sum += g
+		sumSq += g * g
+		prev = at
+	}
+	mean := sum / n
+	sd := math.Sqrt(sumSq/n - mean*mean)
+	// Exponential gaps: mean = sd = 1/rate. With 200k samples the sample mean's standard
+	// error is 0.22%; allow 2%.
+	if math.Abs(mean*rate-1) > 0.02 || math.Abs(sd*rate-1) > 0.02 {
+		t.Fatalf("gap mean %.6fs sd %.6fs, want both %.6fs", mean, sd, 1/rate)
+	}
+	// Same seed, same arrivals.
+	a, _ := NewSchedule(Poisson, rate, 7)
+	b, _ := NewSchedule(Poisson, rate, 7)
+	for i := 0; i < 100; i++ {
+		if a.Next() != b.Next() {
+			t.Fatal("schedule not deterministic for a seed")
+		}
+	}
+}
+
+func TestBadRate(t *testing.T) {
+	for _, r := range []float64{0, -1, math.NaN(), math.Inf(1), 2e6} {
+		if _, err := NewSchedule(Constant, r, 1); err == nil {
+			t.Errorf("rate %v accepted", r)
+		}
+	}
+	if _, err := ParseArrival("bursty"); err == nil {
+		t.Error("bad arrival accepted")
+	}
+}
+
+// TestRunFiresEveryIntendedTime: open loop means the count depends on the schedule, not on
+// how fast fire is. A fire that stalls 50ms once must not lose the requests meant for that
+// time; they go late with their own intended stamps.
+func TestRunFiresEveryIntendedTime(t *testing.T) {
+	s, _ := NewSchedule(Constant, 2000, 1)
+	start := time.Now()
+	var intended []time.Time
+	stalled := false
+	n := Run(context.Background(), s, start, 300*time.Millisecond, func(at time.Time) {
+		intended = append(intended, at)
+		if !stalled && at.Sub(start) >= 100*time.Millisecond {
+			stalled = true
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	if n != 600 || len(intended) != 600 {
+		t.Fatalf("fired %d (%d), want exactly 600 = 2000/s * 0.3s", n, len(intended))
+	}
+	for i, at := range intended {
+		if want := start.Add(time.Duration(i) * 500 * time.Microsecond); !at.Equal(want) {
+			t.Fatalf("request %d intended %v after start, want %v", i, at.Sub(start), want.Sub(start))
+		}
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	s, _ := NewSchedule(Constant, 100, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	n := Run(ctx, s, time.Now(), time.Hour, func(time.Time) {
+		if s.next > 5e8 {
+			cancel()
+		}
+	})
+	if n < 50 || n > 52 {
+		t.Fatalf("fired %d before cancel, want about 51", n)
+	}
+}

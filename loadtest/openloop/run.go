@@ -1,0 +1,43 @@
+package openloop
+
+import (
+	"context"
+	"time"
+)
+
+// Run calls fire once for every intended send time of s that falls in [start, start+d),
+// in order, from the calling goroutine, and returns how many it fired. It sleeps until each
+// intended time; when it falls behind (fire was slow, the box was busy) it fires the late
+// ones at once, still passing their intended times, so the lateness is charged to latency
+// rather than silently dropped. It stops early when ctx is done.
+//
+// fire must not block for long: hand the request to the connection and return. The
+// response side computes latency as (receive time - intended).
+func Run(ctx context.Context, s *Schedule, start time.Time, d time.Duration, fire func(intended time.Time)) int {
+	n := 0
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		off := s.Next()
+		if off >= d {
+			return n
+		}
+		at := start.Add(off)
+		if wait := time.Until(at); wait > 0 {
+			// Sleeping below a timer's real resolution only adds jitter; fire slightly early
+			// in that case (intended time is still recorded exactly).
+			if wait > 200*time.Microsecond {
+				timer.Reset(wait)
+				select {
+				case <-ctx.Done():
+					return n
+				case <-timer.C:
+				}
+			}
+		} else if ctx.Err() != nil {
+			return n
+		}
+		fire(at)
+		n++
+	}
+}
