@@ -1,0 +1,153 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+)
+
+const css = `body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
+h1{font-size:20px}h2{font-size:16px;margin-top:28px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+td:first-child,th:first-child{text-align:left}tr.ref{color:#666;font-style:italic}
+.chart{display:block;margin:10px 0;background:#fff}.g{stroke:#eee}.frame{fill:none;stroke:#999}
+.t{font-weight:600;font-size:13px}.xl{font-size:11px;text-anchor:middle}.yl{font-size:11px;text-anchor:end}
+.lg{font-size:11px}.muted{fill:#999}.warn{background:#fff3cd;padding:6px 10px;border:1px solid #e0c060}
+pre{background:#f6f6f6;padding:8px;overflow:auto}`
+
+// WriteHTML writes a self-contained report: the table, the limits and notes, and charts of
+// latency percentiles over time, the latency distribution, gateway RSS and connections over
+// time, and RSS against connections with the fitted line. It references no external
+// resource (no script, stylesheet, font or image), so it opens offline.
+func (r *Result) WriteHTML(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>mgw loadtest report</title><style>")
+	b.WriteString(css)
+	b.WriteString("</style></head><body>\n<h1>mgw loadtest report</h1>\n")
+	fmt.Fprintf(&b, "<p>%s &mdash; %s<br><code>%s</code></p>\n", esc(r.Started.UTC().Format(time.RFC3339)),
+		esc(r.Finished.UTC().Format(time.RFC3339)), esc(r.Command))
+	if r.Partial {
+		fmt.Fprintf(&b, "<p class=\"warn\">Partial result: %s</p>\n", esc(r.Reason))
+	}
+	p := r.Params
+	fmt.Fprintf(&b, "<p>target %s (%s), %d connections requested, ramp %.0f/s, %.0f req/s %s for %s, api %s, body %d B, signed %v, %d worker process(es)</p>\n",
+		esc(p.Target), esc(p.Protocol), p.Conns, p.Ramp, p.Rate, esc(p.Arrival), p.Duration, esc(p.API), p.BodyBytes, p.Signed, p.Workers)
+
+	b.WriteString("<h2>Results</h2>\n")
+	r.htmlTable(&b)
+	var notes []string
+	for _, n := range r.Limits.Notes {
+		notes = append(notes, "limit: "+n)
+	}
+	for _, row := range r.Rows {
+		label := strings.TrimSpace(row.Engine + " " + row.Name)
+		if row.Kernel.TCPInuse > 0 || row.Kernel.SlabReadable {
+			notes = append(notes, fmt.Sprintf("kernel (%s): %d TCP sockets, TCP buffers %s, socket slabs %s (kernel memory, apart from gateway RSS)",
+				label, row.Kernel.TCPInuse, fmtBytes(float64(row.Kernel.TCPMemBytes)), fmtBytes(float64(row.Kernel.SlabBytes))))
+		}
+		if row.Projection != nil {
+			notes = append(notes, fmt.Sprintf("memory (%s): %s", label, row.Projection))
+		}
+		for _, n := range row.Notes {
+			notes = append(notes, fmt.Sprintf("%s: %s", label, n))
+		}
+	}
+	notes = append(notes, r.Notes...)
+	if len(notes) > 0 {
+		b.WriteString("<ul>\n")
+		for _, n := range notes {
+			fmt.Fprintf(&b, "<li>%s</li>\n", esc(n))
+		}
+		b.WriteString("</ul>\n")
+	}
+
+	b.WriteString("<h2>Charts</h2>\n")
+	for _, c := range r.charts() {
+		b.WriteString(c.svg())
+		b.WriteString("\n")
+	}
+	b.WriteString("</body></html>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r *Result) htmlTable(b *strings.Builder) {
+	b.WriteString("<table><tr><th>model</th><th>conns</th><th>QPS</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>gw RSS</th><th>CPU</th><th>goroutines</th></tr>\n")
+	for _, row := range r.Rows {
+		name := strings.TrimSpace(row.Engine + " " + row.Name)
+		gwRSS, cpu, gor := "n/a", "n/a", "n/a"
+		if row.Gateway.Available {
+			gwRSS = fmtBytes(float64(row.Gateway.RSSBytes))
+			cpu = fmt.Sprintf("%.0f%%", row.Gateway.CPUPercent)
+			gor = fmt.Sprint(row.Gateway.Goroutines)
+		}
+		fmt.Fprintf(b, "<tr><td>%s</td><td>%d</td><td>%.0f</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+			esc(name), row.Conns, row.QPS, FmtDur(row.Latency.P50), FmtDur(row.Latency.P99), FmtDur(row.Latency.P999),
+			FmtDur(row.Latency.Max), esc(fmtErrors(row.Errors)), gwRSS, cpu, gor)
+	}
+	for _, ref := range References {
+		fmt.Fprintf(b, "<tr class=\"ref\"><td>%s</td><td>%d</td><td>%.0f</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>%s</td><td>%.0f%%</td><td>%d</td></tr>\n",
+			esc(ref.Model), ref.Conns, ref.QPS, fmtBytes(ref.RSSBytes), ref.CPUPercent, ref.Goroutines)
+	}
+	b.WriteString("</table>\n")
+}
+
+func ms(ns int64) float64 { return float64(ns) / 1e6 }
+
+// charts builds every chart from the rows; rows share a chart so engines compare at a glance.
+func (r *Result) charts() []chart {
+	lat := chart{title: "Latency percentiles over time (from intended send time)", xLabel: "seconds", yLabel: "ms"}
+	dist := chart{title: "Latency distribution (percentile spectrum)", xLabel: "percentile", yLabel: "ms",
+		xTicks: []float64{0, 1, 2, 3, 4, 5},
+		xFmt: func(v float64) string {
+			return "p" + trimFloat(100*(1-math.Pow(10, -v)))
+		}}
+	rss := chart{title: "Gateway RSS over time", xLabel: "seconds", yLabel: "MiB"}
+	conns := chart{title: "Connections over time", xLabel: "seconds", yLabel: "connections"}
+	mem := chart{title: "Gateway RSS against connections (dots measured, dashed fitted line)", xLabel: "connections", yLabel: "MiB"}
+	for _, row := range r.Rows {
+		label := strings.TrimSpace(row.Engine + " " + row.Name)
+		var p50, p99, p999, rs, cn, gc [][2]float64
+		for _, s := range row.Timeline {
+			if s.P50 > 0 || s.P99 > 0 {
+				p50 = append(p50, [2]float64{s.T, ms(s.P50)})
+				p99 = append(p99, [2]float64{s.T, ms(s.P99)})
+				p999 = append(p999, [2]float64{s.T, ms(s.P999)})
+			}
+			if s.GatewayRSS > 0 {
+				rs = append(rs, [2]float64{s.T, float64(s.GatewayRSS) / (1 << 20)})
+				gc = append(gc, [2]float64{s.T, float64(s.GatewayCon)})
+			}
+			cn = append(cn, [2]float64{s.T, float64(s.Conns)})
+		}
+		lat.series = append(lat.series, series{name: label + " p50", pts: p50},
+			series{name: label + " p99", pts: p99}, series{name: label + " p99.9", pts: p999})
+		if row.Hist != nil && row.Hist.Count() > 0 {
+			var spec [][2]float64
+			for x := 0.0; x <= 5.0001; x += 0.05 {
+				q := 100 * (1 - math.Pow(10, -x))
+				spec = append(spec, [2]float64{x, ms(row.Hist.Percentile(q))})
+			}
+			dist.series = append(dist.series, series{name: label, pts: spec})
+		}
+		rss.series = append(rss.series, series{name: label, pts: rs})
+		conns.series = append(conns.series, series{name: label + " (client)", pts: cn})
+		if len(gc) > 0 {
+			conns.series = append(conns.series, series{name: label + " (gateway)", pts: gc, dash: true})
+		}
+		if len(row.MemPoints) > 0 {
+			var mp [][2]float64
+			for _, p := range row.MemPoints {
+				mp = append(mp, [2]float64{p.X, p.Y / (1 << 20)})
+			}
+			mem.series = append(mem.series, series{name: label, pts: mp, dots: true})
+			if f := row.Projection; f != nil {
+				mem.series = append(mem.series, series{name: label + " fit", dash: true,
+					pts: [][2]float64{{f.MinX, f.At(f.MinX) / (1 << 20)}, {f.MaxX, f.At(f.MaxX) / (1 << 20)}}})
+			}
+		}
+	}
+	return []chart{lat, dist, rss, conns, mem}
+}

@@ -1,0 +1,188 @@
+// Package report holds the result of a load-test run and renders it: JSON (the record),
+// a text table in the shape of the reference table of issue 7, and a self-contained HTML
+// page with inline SVG charts that opens offline.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/mgw-project/mgw/loadtest/hist"
+	"github.com/mgw-project/mgw/loadtest/project"
+)
+
+// FormatVersion is bumped when Result changes incompatibly.
+const FormatVersion = 1
+
+// Result is one invocation of the harness: its parameters, the limits it met, and one Row
+// per scenario (or per engine, for compare).
+type Result struct {
+	Version  int       `json:"version"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Command  string    `json:"command"`
+	Params   Params    `json:"params"`
+	Limits   Limits    `json:"limits"`
+	Rows     []Row     `json:"rows"`
+	// Partial is set when the run was interrupted (Ctrl-C, a fatal error); Rows then hold
+	// what was measured up to that point.
+	Partial bool     `json:"partial"`
+	Reason  string   `json:"reason,omitempty"`
+	Notes   []string `json:"notes,omitempty"`
+}
+
+// Params are what the user asked for.
+type Params struct {
+	Target      string        `json:"target"`
+	Protocol    string        `json:"protocol"` // mmtp or http1
+	Conns       int           `json:"conns"`
+	Ramp        float64       `json:"ramp_per_second"`
+	Rate        float64       `json:"rate"`
+	Arrival     string        `json:"arrival"`
+	Duration    time.Duration `json:"duration_ns"`
+	API         string        `json:"api"`
+	BodyBytes   int           `json:"body_bytes"`
+	Signed      bool          `json:"signed"`
+	Workers     int           `json:"workers"`
+	SourceAddrs []string      `json:"source_addrs,omitempty"`
+	Scenarios   []string      `json:"scenarios"`
+}
+
+// Limits are the box's limits as the harness found them, and what it did about them.
+type Limits struct {
+	ClientNofile   uint64   `json:"client_nofile"`
+	GatewayNofile  uint64   `json:"gateway_nofile,omitempty"`
+	PortRange      [2]int   `json:"port_range"`
+	RequestedConns int      `json:"requested_conns"`
+	RunConns       int      `json:"run_conns"`
+	PerWorkerConns int      `json:"per_worker_conns"`
+	Notes          []string `json:"notes,omitempty"`
+}
+
+// Row is one scenario's outcome on one gateway.
+type Row struct {
+	Name   string `json:"name"`   // scenario, e.g. "steady"
+	Engine string `json:"engine"` // gateway engine from /v1/stats, "" when unknown
+	// Conns is the connections held at the end of the measured phase; PeakConns the most.
+	Conns     int `json:"conns"`
+	PeakConns int `json:"peak_conns"`
+	// RampSeconds is how long establishing the connections took.
+	RampSeconds float64 `json:"ramp_seconds"`
+	Seconds     float64 `json:"seconds"` // length of the measured phase
+	TargetQPS   float64 `json:"target_qps"`
+	Sent        uint64  `json:"sent"`
+	OK          uint64  `json:"ok"`  // responses with status 2xx (or PONGs, for idle)
+	QPS         float64 `json:"qps"` // OK / Seconds
+	Latency     Latency `json:"latency"`
+	// Errors counts failures by kind: connect, status_4xx/5xx codes, timeout, closed, protocol...
+	Errors  map[string]uint64 `json:"errors"`
+	Gateway Gateway           `json:"gateway"`
+	Kernel  Kernel            `json:"kernel"`
+	// Timeline has one sample per second of the whole row (ramp included).
+	Timeline []Sample `json:"timeline"`
+	// MemPoints are gateway RSS against established connections, taken on the ramp.
+	MemPoints  []project.Point     `json:"mem_points,omitempty"`
+	Projection *project.Projection `json:"projection,omitempty"`
+	// Hist is the whole latency distribution of the measured phase.
+	Hist *hist.Histogram `json:"hist,omitempty"`
+	// Notes are scenario-specific findings ("all 9000 back in 2.1s", "RSS stayed bounded").
+	Notes []string `json:"notes,omitempty"`
+	// Metrics are scenario-specific figures, e.g. reconnect_seconds.
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+}
+
+// Latency summarises the measured phase, in nanoseconds.
+type Latency struct {
+	Count uint64  `json:"count"`
+	P50   int64   `json:"p50"`
+	P99   int64   `json:"p99"`
+	P999  int64   `json:"p999"`
+	Max   int64   `json:"max"`
+	Mean  float64 `json:"mean"`
+}
+
+// Summarise fills a Latency from a histogram.
+func Summarise(h *hist.Histogram) Latency {
+	if h == nil {
+		return Latency{}
+	}
+	return Latency{Count: h.Count(), P50: h.Percentile(50), P99: h.Percentile(99),
+		P999: h.Percentile(99.9), Max: h.Max(), Mean: h.Mean()}
+}
+
+// Gateway is what /v1/stats said during the row: the peak RSS, the mean CPU, the most
+// goroutines, the connections it counted at the end.
+type Gateway struct {
+	Available  bool    `json:"available"` // false when the stats endpoint was not given or never answered
+	PID        int     `json:"pid,omitempty"`
+	RSSBytes   uint64  `json:"rss_bytes"`
+	CPUPercent float64 `json:"cpu_percent"` // of one core, averaged over the measured phase
+	Goroutines int     `json:"goroutines"`
+	Conns      int64   `json:"conns"`
+	Nofile     uint64  `json:"nofile,omitempty"`
+}
+
+// Kernel is the box's side, from /proc: it is reported apart from the gateway's RSS because
+// socket memory is charged to the kernel whatever the gateway's design.
+type Kernel struct {
+	TCPInuse    int64 `json:"tcp_inuse"`
+	TCPMemBytes int64 `json:"tcp_mem_bytes"`
+	// SlabBytes sums the socket-related slab caches (TCP, sock_inode_cache, dentry, filp,
+	// eventpoll); 0 when /proc/slabinfo is not readable.
+	SlabBytes    int64 `json:"slab_bytes"`
+	SlabReadable bool  `json:"slab_readable"`
+}
+
+// Sample is one second of a row.
+type Sample struct {
+	T          float64 `json:"t"` // seconds since the row started
+	Conns      int     `json:"conns"`
+	QPS        float64 `json:"qps"`
+	P50        int64   `json:"p50"`
+	P99        int64   `json:"p99"`
+	P999       int64   `json:"p999"`
+	Max        int64   `json:"max"`
+	Errors     uint64  `json:"errors"`
+	GatewayRSS uint64  `json:"gw_rss"`
+	GatewayCPU float64 `json:"gw_cpu"`
+	GatewayGor int     `json:"gw_goroutines"`
+	GatewayCon int64   `json:"gw_conns"`
+	KernelTCP  int64   `json:"k_tcp_mem"`
+	KernelSlab int64   `json:"k_slab"`
+}
+
+// WriteJSON writes r indented to w.
+func (r *Result) WriteJSON(w io.Writer) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(r)
+}
+
+// SaveJSON writes r to path.
+func (r *Result) SaveJSON(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("result %s: %w", path, err)
+	}
+	if err := r.WriteJSON(f); err != nil {
+		f.Close()
+		return fmt.Errorf("result %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// SaveHTML writes the HTML report to path.
+func (r *Result) SaveHTML(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("report %s: %w", path, err)
+	}
+	if err := r.WriteHTML(f); err != nil {
+		f.Close()
+		return fmt.Errorf("report %s: %w", path, err)
+	}
+	return f.Close()
+}

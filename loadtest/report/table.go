@@ -1,0 +1,169 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mgw-project/mgw/loadtest/project"
+)
+
+// Reference is one row of the design's reference table (issue 7): 100k long connections
+// plus 1000 requests/s of 1 KiB on one gateway box.
+type Reference struct {
+	Model      string
+	Conns      int
+	QPS        float64
+	RSSBytes   float64
+	CPUPercent float64
+	Goroutines int
+}
+
+// References are the two published rows the harness is measured against.
+var References = []Reference{
+	{Model: "reference: goroutine per connection", Conns: 100000, QPS: 1000, RSSBytes: 3.3e9, CPUPercent: 60, Goroutines: 200028},
+	{Model: "reference: raw epoll + goroutine pool", Conns: 100000, QPS: 1000, RSSBytes: 2.5e9, CPUPercent: 18, Goroutines: 28},
+}
+
+// WriteTable writes the rows in the reference's shape, the reference rows below them
+// (when withRefs), then the kernel's side, projections, limits and notes. Nothing measured
+// is left out: a projection is printed as one, and a partial run says it is partial.
+func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
+	rows := [][]string{{"model", "conns", "QPS", "p50", "p99", "p99.9", "max", "errors", "gw RSS", "CPU", "goroutines"}}
+	for _, row := range r.Rows {
+		name := row.Name
+		if row.Engine != "" {
+			name = row.Engine + " " + row.Name
+		}
+		gwRSS, cpu, gor := "n/a", "n/a", "n/a"
+		if row.Gateway.Available {
+			gwRSS = fmtBytes(float64(row.Gateway.RSSBytes))
+			cpu = fmt.Sprintf("%.0f%%", row.Gateway.CPUPercent)
+			gor = fmt.Sprint(row.Gateway.Goroutines)
+		}
+		rows = append(rows, []string{name, fmt.Sprint(row.Conns), fmt.Sprintf("%.0f", row.QPS),
+			FmtDur(row.Latency.P50), FmtDur(row.Latency.P99), FmtDur(row.Latency.P999), FmtDur(row.Latency.Max),
+			fmtErrors(row.Errors), gwRSS, cpu, gor})
+	}
+	if withRefs {
+		for _, ref := range References {
+			rows = append(rows, []string{ref.Model, fmt.Sprint(ref.Conns), fmt.Sprintf("%.0f", ref.QPS),
+				"-", "-", "-", "-", "-", fmtBytes(ref.RSSBytes), fmt.Sprintf("%.0f%%", ref.CPUPercent), fmt.Sprint(ref.Goroutines)})
+		}
+	}
+	if err := writeMarkdown(w, rows); err != nil {
+		return err
+	}
+	for _, row := range r.Rows {
+		label := strings.TrimSpace(row.Engine + " " + row.Name)
+		if row.Kernel.TCPInuse > 0 || row.Kernel.SlabReadable {
+			slab := "slabinfo not readable"
+			if row.Kernel.SlabReadable {
+				slab = "socket slabs " + fmtBytes(float64(row.Kernel.SlabBytes))
+			}
+			fmt.Fprintf(w, "kernel (%s): %d TCP sockets in use, TCP buffers %s, %s (kernel memory, not in gateway RSS)\n",
+				label, row.Kernel.TCPInuse, fmtBytes(float64(row.Kernel.TCPMemBytes)), slab)
+		}
+		if p := row.Projection; p != nil {
+			fmt.Fprintf(w, "memory (%s): %s\n", label, p)
+		}
+		for _, n := range row.Notes {
+			fmt.Fprintf(w, "note (%s): %s\n", label, n)
+		}
+	}
+	if len(r.Limits.Notes) > 0 {
+		for _, n := range r.Limits.Notes {
+			fmt.Fprintf(w, "limit: %s\n", n)
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if r.Partial {
+		fmt.Fprintf(w, "PARTIAL RESULT: %s\n", r.Reason)
+	}
+	return nil
+}
+
+// FmtDur formats nanoseconds compactly: 850µs, 12.3ms, 1.20s.
+func FmtDur(ns int64) string {
+	d := time.Duration(ns)
+	switch {
+	case ns == 0:
+		return "0"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d/time.Microsecond)
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}
+
+func fmtBytes(b float64) string {
+	if b >= 1e9 {
+		return fmt.Sprintf("%.2f GB", b/1e9)
+	}
+	return project.HumanBytes(b)
+}
+
+// fmtErrors lists error kinds by count, e.g. "timeout=3 status_503=1", or "0".
+func fmtErrors(m map[string]uint64) string {
+	var keys []string
+	for k, v := range m {
+		if v > 0 {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return "0"
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// writeMarkdown writes rows as a padded Markdown table (first row the heading, first column
+// left-aligned, the rest right-aligned), so the output pastes into an issue as is.
+func writeMarkdown(w io.Writer, rows [][]string) error {
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	var b strings.Builder
+	line := func(r []string) {
+		b.WriteString("|")
+		for i, c := range r {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if i == 0 {
+				b.WriteString(" " + c + pad + " |")
+			} else {
+				b.WriteString(" " + pad + c + " |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	line(rows[0])
+	b.WriteString("|")
+	for i, wd := range width {
+		if i == 0 {
+			b.WriteString(strings.Repeat("-", wd+2) + "|")
+		} else {
+			b.WriteString(strings.Repeat("-", wd+1) + ":|")
+		}
+	}
+	b.WriteString("\n")
+	for _, r := range rows[1:] {
+		line(r)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
