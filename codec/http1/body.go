@@ -1,0 +1,236 @@
+package http1
+
+import "bytes"
+
+type bodyState uint8
+
+const (
+	bodyDone bodyState = iota
+	bodyLength
+	chunkSize
+	chunkData
+	chunkDataEnd
+	chunkTrailer
+)
+
+// BodyDecoder removes the framing of one request body (Content-Length or chunked) as the
+// bytes arrive, so a large body can be streamed without being buffered whole. It keeps no
+// buffer: what it cannot use yet (a partial chunk-size line) it leaves unconsumed, for
+// the caller to present again with more bytes. One BodyDecoder per connection, used by
+// the goroutine reading it; Reset it for each request.
+//
+// Trailer fields of a chunked body are checked (syntax and limits) and dropped.
+type BodyDecoder struct {
+	state         bodyState
+	remaining     int64 // of the Content-Length body or of the current chunk
+	total         int64 // decoded bytes so far (chunked)
+	maxBody       int64
+	maxTrailer    int
+	maxFields     int
+	trailerBytes  int
+	trailerFields int
+}
+
+// Reset prepares d for the body of the request whose head is h. A request with neither
+// Content-Length nor chunked has an empty body and d is done at once.
+func (d *BodyDecoder) Reset(h *RequestHead, lim *Limits) {
+	*d = BodyDecoder{maxBody: lim.bodyBytes(), maxTrailer: lim.headBytes(), maxFields: lim.headers()}
+	switch {
+	case h.Chunked:
+		d.state = chunkSize
+	case h.ContentLength > 0:
+		d.state = bodyLength
+		d.remaining = h.ContentLength
+	}
+}
+
+// Done reports whether the whole body has been decoded.
+func (d *BodyDecoder) Done() bool { return d.state == bodyDone }
+
+// Decode consumes body bytes from the start of b. It returns after delivering one piece
+// of body (data, a subslice of b: copy it if it must outlive b), when the body is done
+// (done; the next request starts at b[consumed:]), or when it needs more bytes (no data,
+// not done: everything usable in b was consumed, and the caller presents b[consumed:] again
+// followed by more). So call it in a loop on b[consumed:] until it returns no data.
+//
+// Any error is an *Error (400 for bad framing, 413 over the body limit, 431 over the
+// trailer limits) and the connection must be closed.
+func (d *BodyDecoder) Decode(b []byte) (data []byte, consumed int, done bool, err error) {
+	for {
+		rest := b[consumed:]
+		switch d.state {
+		case bodyDone:
+			return nil, consumed, true, nil
+
+		case bodyLength, chunkData:
+			if len(rest) == 0 {
+				return nil, consumed, false, nil
+			}
+			n := int64(len(rest))
+			if n > d.remaining {
+				n = d.remaining
+			}
+			d.remaining -= n
+			consumed += int(n)
+			if d.remaining == 0 {
+				if d.state == bodyLength {
+					d.state = bodyDone
+				} else {
+					d.state = chunkDataEnd
+				}
+			}
+			if d.state == chunkData || d.state == chunkDataEnd {
+				d.total += n
+			}
+			return rest[:n], consumed, d.state == bodyDone, nil
+
+		case chunkSize:
+			lf := bytes.IndexByte(rest, '\n')
+			if lf < 0 {
+				if len(rest) >= maxChunkLine {
+					return nil, consumed, false, errf(400, "chunk-size line longer than %d bytes", maxChunkLine)
+				}
+				return nil, consumed, false, nil
+			}
+			if lf+1 > maxChunkLine {
+				return nil, consumed, false, errf(400, "chunk-size line longer than %d bytes", maxChunkLine)
+			}
+			if lf == 0 || rest[lf-1] != '\r' {
+				return nil, consumed, false, errf(400, "bare LF in chunk-size line")
+			}
+			size, err := parseChunkSize(rest[:lf-1])
+			if err != nil {
+				return nil, consumed, false, err
+			}
+			if size > d.maxBody-d.total {
+				return nil, consumed, false, errf(413, "chunked body over the %d byte limit", d.maxBody)
+			}
+			consumed += lf + 1
+			if size == 0 {
+				d.state = chunkTrailer
+			} else {
+				d.state, d.remaining = chunkData, size
+			}
+
+		case chunkDataEnd:
+			if len(rest) < 2 {
+				if len(rest) == 1 && rest[0] != '\r' {
+					return nil, consumed, false, errf(400, "missing CRLF after chunk data, got %s", quoteByte(rest[0]))
+				}
+				return nil, consumed, false, nil
+			}
+			if rest[0] != '\r' || rest[1] != '\n' {
+				return nil, consumed, false, errf(400, "missing CRLF after chunk data, got %q", rest[:2])
+			}
+			consumed += 2
+			d.state = chunkSize
+
+		case chunkTrailer:
+			lf := bytes.IndexByte(rest, '\n')
+			if lf < 0 {
+				if d.trailerBytes+len(rest) > d.maxTrailer {
+					return nil, consumed, false, errf(431, "trailer section larger than %d bytes", d.maxTrailer)
+				}
+				return nil, consumed, false, nil
+			}
+			d.trailerBytes += lf + 1
+			if d.trailerBytes > d.maxTrailer {
+				return nil, consumed, false, errf(431, "trailer section larger than %d bytes", d.maxTrailer)
+			}
+			if lf == 0 || rest[lf-1] != '\r' {
+				return nil, consumed, false, errf(400, "bare LF in trailer section")
+			}
+			line := rest[:lf-1]
+			consumed += lf + 1
+			if len(line) == 0 {
+				d.state = bodyDone
+				continue
+			}
+			d.trailerFields++
+			if d.trailerFields > d.maxFields {
+				return nil, consumed, false, errf(431, "more than %d trailer fields", d.maxFields)
+			}
+			if err := checkField(line, "trailer"); err != nil {
+				return nil, consumed, false, err
+			}
+		}
+	}
+}
+
+// parseChunkSize parses "chunk-size [ chunk-ext ]" (without CRLF): 1*HEXDIG, then
+// nothing or BWS ";" and extensions, which are checked for control bytes and ignored.
+// No sign, no "0x", no leading whitespace, no value over 2^60.
+func parseChunkSize(line []byte) (int64, error) {
+	var n int64
+	i := 0
+	for ; i < len(line); i++ {
+		c := line[i]
+		var v byte
+		switch {
+		case '0' <= c && c <= '9':
+			v = c - '0'
+		case 'a' <= c && c <= 'f':
+			v = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			goto ext
+		}
+		if n >= 1<<56 {
+			return 0, errf(400, "chunk size %q overflows", clip(line))
+		}
+		n = n<<4 | int64(v)
+	}
+ext:
+	if i == 0 {
+		if len(line) == 0 {
+			return 0, errf(400, "empty chunk size")
+		}
+		return 0, errf(400, "invalid byte %s in chunk size", quoteByte(line[0]))
+	}
+	if i == len(line) {
+		return n, nil
+	}
+	j := i
+	for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
+		j++
+	}
+	if j == len(line) || line[j] != ';' {
+		return 0, errf(400, "invalid byte %s in chunk size at offset %d", quoteByte(line[i]), i)
+	}
+	for ; j < len(line); j++ {
+		if !isValueByte[line[j]] {
+			return 0, errf(400, "invalid byte %s in chunk extension", quoteByte(line[j]))
+		}
+	}
+	return n, nil
+}
+
+// checkField validates a trailer line "name: value" without modifying it (it lies in the
+// caller's read buffer).
+func checkField(line []byte, what string) error {
+	if line[0] == ' ' || line[0] == '\t' {
+		return errf(400, "obsolete line folding in %s section", what)
+	}
+	i := 0
+	for i < len(line) && isTchar[line[i]] {
+		i++
+	}
+	switch {
+	case i == len(line):
+		return errf(400, "%s line %q has no colon", what, clip(line))
+	case line[i] == ' ' || line[i] == '\t':
+		return errf(400, "whitespace between %s field name %q and colon", what, line[:i])
+	case line[i] != ':':
+		return errf(400, "invalid byte %s in %s field name %q", quoteByte(line[i]), what, clip(line[:i]))
+	case i == 0:
+		return errf(400, "empty %s field name", what)
+	}
+	v := line[i+1:]
+	for j := 0; j < len(v); j++ {
+		if !isValueByte[v[j]] {
+			return errf(400, "invalid byte %s in %s field %q value", quoteByte(v[j]), what, line[:i])
+		}
+	}
+	return nil
+}

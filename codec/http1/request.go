@@ -1,0 +1,62 @@
+package http1
+
+import (
+	"strings"
+
+	"github.com/mgw-project/mgw/codec"
+)
+
+// ToRequest builds the protocol-neutral request for a parsed head. It copies h.Header (h
+// is reused for the next request; the strings themselves are already private to this
+// head) and retains body as is: body must be memory the request may own, never a slice
+// of the reactor's read buffer (nil for an empty or streamed body). Received is left for
+// the caller to stamp.
+//
+// Operation is <op> for POST /api/<op> (op non-empty and without '/', query ignored),
+// else the Operation-Type field, else "".
+func ToRequest(h *RequestHead, body []byte, conn codec.ConnInfo) *codec.Request {
+	hdr := make(codec.Header, len(h.Header))
+	copy(hdr, h.Header)
+	r := &codec.Request{
+		Protocol: codec.HTTP1,
+		Header:   hdr,
+		Body:     body,
+		Method:   h.Method,
+		Target:   h.Target,
+		Minor:    h.Minor,
+		Conn:     conn,
+	}
+	r.Operation = apiOperation(h.Method, h.Target)
+	if r.Operation == "" {
+		r.Operation = hdr.Value("operation-type")
+	}
+	if ce, ok := hdr.Get("content-encoding"); ok && equalFoldASCII(trimOWSString(ce), "gzip") {
+		r.Gzip = true
+	}
+	return r
+}
+
+// apiOperation returns op for "POST /api/op" (also in absolute-form), else "".
+func apiOperation(method, target string) string {
+	if method != "POST" {
+		return ""
+	}
+	path := target
+	if path != "" && path[0] != '/' {
+		if _, rest, ok := strings.Cut(path, "://"); ok {
+			i := strings.IndexAny(rest, "/?")
+			if i < 0 || rest[i] != '/' {
+				return ""
+			}
+			path = rest[i:]
+		}
+	}
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	op, ok := strings.CutPrefix(path, "/api/")
+	if !ok || op == "" || strings.IndexByte(op, '/') >= 0 {
+		return ""
+	}
+	return op
+}
