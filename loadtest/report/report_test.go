@@ -47,7 +47,7 @@ func TestTableHasRowsReferencesAndProjection(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"| model", "epoll steady", "| 4000 |", "999", "2.00ms", "9.01ms", "40.00ms",
+		"| model", "epoll steady", "|   4000 |", "999", "2.00ms", "9.01ms", "40.00ms",
 		"status_503=7 timeout=3", "13%", "31",
 		"reference: goroutine per connection", "200028", "3.30 GB", "60%",
 		"reference: raw epoll + goroutine pool", "2.50 GB", "18%",
