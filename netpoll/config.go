@@ -1,0 +1,92 @@
+package netpoll
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultReadPerEvent   = 64 << 10
+	DefaultMaxPending     = 4<<20 + 80<<10
+	DefaultWriteSoftLimit = 1 << 20
+	DefaultWriteHardLimit = 8 << 20
+	DefaultMaxConns       = 1 << 20
+	DefaultTimerTick      = time.Second
+	DefaultKeepAlive      = 60 * time.Second
+)
+
+// withDefaults returns cfg with zero fields set to their defaults, or an error naming the
+// first field whose value is unusable.
+func (cfg Config) withDefaults() (Config, error) {
+	procs := runtime.GOMAXPROCS(0)
+	if cfg.Kind == "" {
+		cfg.Kind = "epoll"
+	}
+	if cfg.Pollers == 0 {
+		cfg.Pollers = procs
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = 256 * procs
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.ReadPerEvent == 0 {
+		cfg.ReadPerEvent = DefaultReadPerEvent
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.WriteSoftLimit == 0 {
+		cfg.WriteSoftLimit = DefaultWriteSoftLimit
+	}
+	if cfg.WriteHardLimit == 0 {
+		cfg.WriteHardLimit = DefaultWriteHardLimit
+	}
+	if cfg.TimerTick == 0 {
+		cfg.TimerTick = DefaultTimerTick
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
+	checks := []struct {
+		name string
+		v    int64
+	}{
+		{"Pollers", int64(cfg.Pollers)}, {"Workers", int64(cfg.Workers)},
+		{"MaxConns", int64(cfg.MaxConns)}, {"ReadPerEvent", int64(cfg.ReadPerEvent)},
+		{"MaxPending", int64(cfg.MaxPending)}, {"WriteSoftLimit", int64(cfg.WriteSoftLimit)},
+		{"WriteHardLimit", int64(cfg.WriteHardLimit)}, {"TimerTick", int64(cfg.TimerTick)},
+		{"IdleTimeout", int64(cfg.IdleTimeout) + 1}, {"PartialTimeout", int64(cfg.PartialTimeout) + 1},
+	}
+	for _, c := range checks {
+		if c.v <= 0 {
+			return cfg, fmt.Errorf("netpoll config: %s must be positive, got %d", c.name, c.v)
+		}
+	}
+	if cfg.WriteSoftLimit > cfg.WriteHardLimit {
+		return cfg, fmt.Errorf("netpoll config: WriteSoftLimit %d above WriteHardLimit %d",
+			cfg.WriteSoftLimit, cfg.WriteHardLimit)
+	}
+	if cfg.Pollers > 64 {
+		return cfg, fmt.Errorf("netpoll config: Pollers %d above 64", cfg.Pollers)
+	}
+	return cfg, nil
+}
+
+// New builds the engine named by cfg.Kind: "epoll" (the default) or "rwloop".
+func New(cfg Config) (Engine, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	switch cfg.Kind {
+	case "epoll":
+		return newEpollEngine(cfg)
+	case "rwloop":
+		return newRWLoopEngine(cfg), nil
+	}
+	return nil, fmt.Errorf("netpoll config: Kind %q: %w (want epoll or rwloop)", cfg.Kind, ErrUnknownKind)
+}

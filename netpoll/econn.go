@@ -1,0 +1,137 @@
+package netpoll
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/valyala/bytebufferpool"
+)
+
+// owner is what a connection shares with its siblings from the same listener (or dial):
+// the handler and the name. Keeping it behind one pointer keeps econn small.
+type owner struct {
+	name string
+	h    Handler
+	l    *elistener // nil for dialed connections
+}
+
+// econn is one epoll-served connection. It is all an idle connection costs in user space
+// (plus its 8-byte table slot): no goroutine, no buffer.
+//
+// Ownership: while busy is true exactly one goroutine (the opener, the dialer, or the
+// worker that got the ready event) owns the fd for reading and the pending buffer, and the
+// fd is not armed in epoll. Everything else is guarded by mu. close(2) on the fd happens
+// only when nobody owns it, so a worker never reads from a reused fd.
+type econn struct {
+	fd  int32
+	gen uint32 // with fd, names this connection in epoll data; stale events are dropped
+	id  uint64
+	p   *poller
+	own *owner
+
+	mu         sync.Mutex
+	revents    uint32 // events of the dispatch in progress (written by the poller under mu)
+	pauses     int32  // PauseRead nesting
+	reason     CloseReason
+	flushWhy   CloseReason // reason for CloseAfterFlush
+	closed     bool        // no more I/O; OnClose owed
+	fdClosed   bool        // close(2) done
+	busy       bool        // owned by one goroutine and not armed (see above)
+	inTimeout  bool        // OnTimeout running on the sweeper
+	deferred   bool        // an event arrived during OnTimeout; dispatch after it
+	notified   bool        // OnClose delivered (or not owed, for a failed dial)
+	opened     bool        // OnOpen delivered and counted
+	dialing    bool        // connect(2) in progress
+	registered bool        // EPOLL_CTL_ADD done
+	afterFlush bool        // CloseAfterFlush pending
+	eof        bool        // the peer half-closed; read no more
+
+	pend   *bytebufferpool.ByteBuffer // unconsumed bytes of an incomplete frame; owner only
+	wq     [][]byte                   // queued write chunks, oldest first
+	queued int                        // bytes in wq
+
+	lastActive atomic.Int64 // coarse clock at the last read bytes (or timeout)
+	pendSince  atomic.Int64 // coarse clock when pend became non-empty; 0 when empty
+
+	ctx    any
+	dialCh chan struct{} // closed by the poller when connect(2) completed; dials only
+
+	local, remote netip.AddrPort
+}
+
+var _ Conn = (*econn)(nil)
+
+func (c *econn) eng() *epollEngine { return c.p.eng }
+
+func (c *econn) ID() uint64           { return c.id }
+func (c *econn) LocalAddr() net.Addr  { return net.TCPAddrFromAddrPort(c.local) }
+func (c *econn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
+func (c *econn) Listener() string     { return c.own.name }
+
+func (c *econn) Context() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ctx
+}
+
+func (c *econn) SetContext(v any) {
+	c.mu.Lock()
+	c.ctx = v
+	c.mu.Unlock()
+}
+
+func (c *econn) Closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *econn) PauseRead() {
+	c.mu.Lock()
+	c.pauses++
+	c.mu.Unlock()
+}
+
+func (c *econn) ResumeRead() {
+	c.mu.Lock()
+	if c.pauses > 0 {
+		c.pauses--
+		if c.pauses == 0 {
+			c.rearmLocked()
+		}
+	}
+	c.mu.Unlock()
+}
+
+// readableLocked says whether the connection wants read events now.
+func (c *econn) readableLocked() bool {
+	return c.pauses == 0 && !c.eof && !c.afterFlush && c.queued < c.eng().cfg.WriteSoftLimit
+}
+
+// epollMaskLocked is the one place the registration mask is computed, so no path can
+// re-arm with a wrong one: read interest unless paused, EPOLLOUT while writes are queued,
+// always one-shot (every event hands the connection to exactly one worker).
+func (c *econn) epollMaskLocked() uint32 {
+	m := uint32(epollOneShot)
+	if c.readableLocked() {
+		m |= epollIn | epollRdHup
+	}
+	if len(c.wq) > 0 {
+		m |= epollOut
+	}
+	return m
+}
+
+// rearmLocked re-registers the mask when the connection is parked in epoll. While a
+// goroutine owns the connection it re-arms at the end, so nothing is done here then (a MOD
+// now could hand the connection to a second worker).
+func (c *econn) rearmLocked() {
+	if c.busy || c.closed || !c.registered {
+		return
+	}
+	if err := c.p.mod(int(c.fd), c.gen, c.epollMaskLocked()); err != nil {
+		c.closeLocked(ReasonReadError)
+	}
+}

@@ -1,0 +1,108 @@
+package netpoll
+
+import (
+	"github.com/valyala/bytebufferpool"
+	"golang.org/x/sys/unix"
+)
+
+func (c *econn) Close() error { return c.CloseWithReason(ReasonLocal) }
+
+// CloseWithReason closes the connection; only the first reason counts. OnClose runs on
+// this goroutine when no other goroutine owns the connection, else on the owner when it
+// lets go, so it never overlaps OnData.
+func (c *econn) CloseWithReason(r CloseReason) error {
+	c.mu.Lock()
+	c.closeLocked(r)
+	c.mu.Unlock()
+	c.finish()
+	return nil
+}
+
+func (c *econn) CloseAfterFlush(r CloseReason) {
+	c.mu.Lock()
+	if !c.closed {
+		if len(c.wq) == 0 {
+			c.closeLocked(r)
+		} else if !c.afterFlush {
+			c.afterFlush = true
+			c.flushWhy = r
+			c.rearmLocked()
+		}
+	}
+	c.mu.Unlock()
+	c.finish()
+}
+
+// closeLocked runs the close order: mark closed; EPOLL_CTL_DEL; clear the table slot if
+// it still holds c; release buffers; close(fd) last — unless a goroutine owns the fd, in
+// which case the socket is only shut down (so the peer sees it now) and the owner frees it
+// when it lets go. It reports whether this call closed the connection.
+func (c *econn) closeLocked(r CloseReason) bool {
+	if c.closed {
+		return false
+	}
+	c.closed = true
+	c.reason = r
+	e := c.eng()
+	if c.registered {
+		_ = unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+	}
+	e.table.clear(c)
+	if c.queued > 0 {
+		e.ctr.queuedBytes.Add(-int64(c.queued))
+	}
+	c.wq, c.queued = nil, 0
+	if c.busy {
+		_ = unix.Shutdown(int(c.fd), unix.SHUT_RDWR)
+		return true
+	}
+	c.freeLocked()
+	return true
+}
+
+// freeLocked releases what only the owner may touch and closes the fd. Called once the
+// connection is closed and unowned.
+func (c *econn) freeLocked() {
+	if c.pend != nil {
+		c.eng().ctr.pendingBytes.Add(-int64(len(c.pend.B)))
+		bytebufferpool.Put(c.pend)
+		c.pend = nil
+		c.pendSince.Store(0)
+	}
+	if !c.fdClosed {
+		c.fdClosed = true
+		_ = unix.Close(int(c.fd))
+	}
+}
+
+// letGoLocked ends a goroutine's ownership: frees a closed connection, or re-arms an open
+// one with the current mask as the owner's last action.
+func (c *econn) letGoLocked() {
+	c.busy = false
+	if c.closed {
+		c.freeLocked()
+		return
+	}
+	if c.afterFlush && len(c.wq) == 0 {
+		c.closeLocked(c.flushWhy)
+		return
+	}
+	c.rearmLocked()
+}
+
+// finish delivers OnClose exactly once, when the connection is closed and no goroutine
+// owns it or is inside a callback for it.
+func (c *econn) finish() {
+	c.mu.Lock()
+	if !c.closed || c.notified || c.busy || c.inTimeout {
+		c.mu.Unlock()
+		return
+	}
+	c.notified = true
+	r, opened := c.reason, c.opened
+	c.mu.Unlock()
+	if opened {
+		c.eng().connClosed(c, r)
+		c.own.h.OnClose(c, r)
+	}
+}

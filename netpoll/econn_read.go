@@ -1,0 +1,168 @@
+package netpoll
+
+import (
+	"slices"
+
+	"github.com/valyala/bytebufferpool"
+	"golang.org/x/sys/unix"
+)
+
+const maxReadChunk = 64 << 10
+
+// serve handles one ready event on a pool worker: flush queued writes, read what is there
+// (at most ReadPerEvent bytes), hand it to the handler, and re-arm as the last action.
+func (c *econn) serve() {
+	c.mu.Lock()
+	if c.closed {
+		c.letGoLocked()
+		c.mu.Unlock()
+		c.finish()
+		return
+	}
+	if c.inTimeout {
+		// OnTimeout is running; it dispatches us again when it returns, so that OnData
+		// never overlaps it.
+		c.deferred = true
+		c.mu.Unlock()
+		return
+	}
+	ev := c.revents
+	if len(c.wq) > 0 {
+		c.flushLocked()
+	}
+	canRead := !c.closed && c.readableLocked()
+	closed := c.closed
+	c.mu.Unlock()
+	c.eng().ctr.events.Add(1)
+
+	switch {
+	case closed:
+	case canRead:
+		c.readAndDeliver()
+	case ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0:
+		// Not reading (paused), but the socket is dead: HUP/ERR would fire again on every
+		// re-arm, so close now with what the socket says.
+		c.CloseWithReason(c.sockErrReason(ReasonPeerEOF))
+	}
+
+	c.mu.Lock()
+	c.letGoLocked()
+	c.mu.Unlock()
+	c.finish()
+}
+
+func (c *econn) sockErrReason(fallback CloseReason) CloseReason {
+	v, err := unix.GetsockoptInt(int(c.fd), unix.SOL_SOCKET, unix.SO_ERROR)
+	if err == nil && v != 0 {
+		return errReason(unix.Errno(v), ReasonReadError)
+	}
+	return fallback
+}
+
+// readAndDeliver reads into the pending buffer (or a pooled one), calls OnData and keeps
+// only the unconsumed remainder. Runs on the owning worker; the fd is safe to use.
+func (c *econn) readAndDeliver() {
+	e := c.eng()
+	buf := c.pend
+	had := 0
+	if buf == nil {
+		buf = bytebufferpool.Get()
+	} else {
+		had = len(buf.B)
+	}
+	budget := e.cfg.ReadPerEvent
+	got := 0
+	var rerr error
+	eof := false
+	for budget > 0 {
+		chunk := min(budget, maxReadChunk)
+		buf.B = slices.Grow(buf.B, chunk)
+		l := len(buf.B)
+		n, err := unix.Read(int(c.fd), buf.B[l:l+chunk])
+		if err == unix.EINTR {
+			continue
+		}
+		if n > 0 {
+			buf.B = buf.B[:l+n]
+			budget -= n
+			got += n
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			rerr = err
+			break
+		}
+		if n == 0 {
+			eof = true
+			break
+		}
+		if n < chunk {
+			break
+		}
+	}
+	if got > 0 {
+		e.ctr.bytesIn.Add(uint64(got))
+		c.lastActive.Store(e.now())
+	}
+
+	reason := ReasonNone
+	if len(buf.B) > 0 && got > 0 {
+		consumed, herr := c.own.h.OnData(c, buf.B)
+		switch {
+		case herr != nil:
+			reason = ReasonHandler
+		case consumed < 0 || consumed > len(buf.B):
+			reason = ReasonHandler // a handler bug: it cannot consume what it was not given
+		default:
+			rem := len(buf.B) - consumed
+			if rem > 0 && consumed > 0 {
+				copy(buf.B, buf.B[consumed:])
+			}
+			buf.B = buf.B[:rem]
+			if rem > e.cfg.MaxPending {
+				reason = ReasonPendingLimit
+			}
+		}
+	}
+	c.keepPending(buf, had)
+
+	switch {
+	case reason != ReasonNone:
+		c.CloseWithReason(reason)
+	case rerr != nil:
+		c.CloseWithReason(errReason(rerr, ReasonReadError))
+	case eof:
+		// The peer half-closed: deliver nothing more, let queued answers drain, then close.
+		c.mu.Lock()
+		c.eof = true
+		c.mu.Unlock()
+		c.CloseAfterFlush(ReasonPeerEOF)
+	}
+}
+
+// keepPending stores the unconsumed bytes for the next event, or returns the buffer to the
+// pool when there are none. A small remainder in a big buffer moves to a small one, so a
+// slow-loris partial frame pins little memory.
+func (c *econn) keepPending(buf *bytebufferpool.ByteBuffer, had int) {
+	e := c.eng()
+	rem := len(buf.B)
+	e.ctr.pendingBytes.Add(int64(rem - had))
+	if rem == 0 {
+		bytebufferpool.Put(buf)
+		c.pend = nil
+		c.pendSince.Store(0)
+		return
+	}
+	if rem <= 1024 && cap(buf.B) > 16<<10 {
+		small := &bytebufferpool.ByteBuffer{B: make([]byte, rem, 1024)}
+		copy(small.B, buf.B)
+		bytebufferpool.Put(buf)
+		buf = small
+	}
+	c.pend = buf
+	if had == 0 {
+		c.pendSince.Store(e.now())
+	}
+}

@@ -1,0 +1,149 @@
+package netpoll
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	maxIOV     = 1024    // IOV_MAX on Linux
+	minWQChunk = 4 << 10 // small queued writes share chunks of this size
+)
+
+func (c *econn) Write(b []byte) error { return c.writeBufs([][]byte{b}) }
+
+func (c *econn) Writev(bufs ...[]byte) error { return c.writeBufs(bufs) }
+
+// writeBufs writes bufs as one message. Under the connection lock it tries the socket
+// directly when nothing is queued, and queues (copies) only what the socket did not take,
+// so messages from concurrent writers never interleave and a slow peer never blocks the
+// caller.
+func (c *econn) writeBufs(bufs [][]byte) error {
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	c.mu.Lock()
+	if c.closed || c.afterFlush {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if total == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	e := c.eng()
+	skip := 0
+	if len(c.wq) == 0 && len(bufs) <= maxIOV {
+		n, err := c.writeDirect(bufs)
+		if n < 0 { // write(2) returns -1 with EAGAIN: never slice with it
+			n = 0
+		}
+		if n > 0 {
+			e.ctr.bytesOut.Add(uint64(n))
+		}
+		if err != nil && err != unix.EAGAIN {
+			c.closeLocked(errReason(err, ReasonWriteError))
+			c.mu.Unlock()
+			c.finish()
+			return fmt.Errorf("write conn %d: %w", c.id, err)
+		}
+		if n == total {
+			c.mu.Unlock()
+			return nil
+		}
+		skip = n
+	}
+	rem := total - skip
+	if c.queued+rem > e.cfg.WriteHardLimit {
+		c.closeLocked(ReasonWriteLimit)
+		c.mu.Unlock()
+		c.finish()
+		return ErrWriteLimit
+	}
+	for _, b := range bufs {
+		if skip >= len(b) {
+			skip -= len(b)
+			continue
+		}
+		c.enqueueLocked(b[skip:])
+		skip = 0
+	}
+	c.queued += rem
+	e.ctr.queuedBytes.Add(int64(rem))
+	c.rearmLocked() // arm EPOLLOUT (and drop read interest at the soft limit)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *econn) writeDirect(bufs [][]byte) (int, error) {
+	for {
+		var n int
+		var err error
+		if len(bufs) == 1 {
+			n, err = unix.Write(int(c.fd), bufs[0])
+		} else {
+			n, err = unix.Writev(int(c.fd), bufs)
+		}
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// enqueueLocked copies b to the tail of the write queue, into the last chunk's spare
+// capacity when it fits so a trickle of small writes does not become many tiny chunks.
+func (c *econn) enqueueLocked(b []byte) {
+	if n := len(c.wq); n > 0 {
+		last := c.wq[n-1]
+		if cap(last)-len(last) >= len(b) {
+			c.wq[n-1] = append(last, b...)
+			return
+		}
+	}
+	size := len(b)
+	if size < minWQChunk {
+		size = minWQChunk
+	}
+	chunk := make([]byte, len(b), size)
+	copy(chunk, b)
+	c.wq = append(c.wq, chunk)
+}
+
+// flushLocked writes the queue with writev until it drains or the socket is full. Called
+// by the owning worker, or by CloseAfterFlush paths, with mu held.
+func (c *econn) flushLocked() {
+	e := c.eng()
+	for len(c.wq) > 0 {
+		iov := c.wq
+		if len(iov) > maxIOV {
+			iov = iov[:maxIOV]
+		}
+		n, err := unix.Writev(int(c.fd), iov)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		if err != nil {
+			c.closeLocked(errReason(err, ReasonWriteError))
+			return
+		}
+		e.ctr.bytesOut.Add(uint64(n))
+		e.ctr.queuedBytes.Add(-int64(n))
+		c.queued -= n
+		for n > 0 {
+			if n >= len(c.wq[0]) {
+				n -= len(c.wq[0])
+				c.wq[0] = nil
+				c.wq = c.wq[1:]
+				continue
+			}
+			c.wq[0] = c.wq[0][n:]
+			n = 0
+		}
+	}
+	c.wq = nil // drop the spent backing array: an idle connection holds no buffer
+}

@@ -1,0 +1,237 @@
+package netpoll
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/ants/v2"
+	"golang.org/x/sys/unix"
+)
+
+// epollEngine is the reactor: a few pollers, one worker pool, a flat fd table and one
+// sweeper goroutine for the coarse clock and timeouts. Its goroutine count does not grow
+// with connections.
+type epollEngine struct {
+	cfg     Config
+	pollers []*poller
+	pool    *ants.PoolWithFunc
+	ready   readyQueue
+	table   *connTable
+	ctr     counters
+
+	nextID  atomic.Uint64
+	nextGen atomic.Uint32
+	rr      atomic.Uint32 // round robin over pollers
+	clock   atomic.Int64  // coarse clock, unix nanos, advanced by the sweeper each tick
+
+	lmu       sync.RWMutex
+	listeners map[int]*elistener // by fd; few, looked up only for listener events
+
+	closing   atomic.Bool
+	closeOnce sync.Once
+	sweepStop chan struct{}
+	sweepDone chan struct{}
+}
+
+func newEpollEngine(cfg Config) (*epollEngine, error) {
+	var rl unix.Rlimit
+	maxFD := 1 << 20
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Max < uint64(maxFD) {
+		maxFD = int(rl.Max)
+	}
+	e := &epollEngine{
+		cfg:       cfg,
+		table:     newConnTable(maxFD),
+		listeners: make(map[int]*elistener),
+		sweepStop: make(chan struct{}),
+		sweepDone: make(chan struct{}),
+	}
+	e.clock.Store(time.Now().UnixNano())
+	pool, err := ants.NewPoolWithFunc(cfg.Workers, e.work, ants.WithNonblocking(true),
+		ants.WithExpiryDuration(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("epoll engine: worker pool: %w", err)
+	}
+	e.pool = pool
+	for i := 0; i < cfg.Pollers; i++ {
+		p, err := newPoller(e)
+		if err != nil {
+			e.closing.Store(true)
+			for _, q := range e.pollers {
+				q.wake()
+				<-q.done
+				unix.Close(q.epfd)
+				unix.Close(q.wakefd)
+			}
+			pool.Release()
+			return nil, fmt.Errorf("epoll engine: poller %d: %w", i, err)
+		}
+		e.pollers = append(e.pollers, p)
+		go p.loop()
+	}
+	go e.sweeper()
+	return e, nil
+}
+
+func (e *epollEngine) now() int64 { return e.clock.Load() }
+
+func (e *epollEngine) pickPoller() *poller {
+	return e.pollers[int(e.rr.Add(1))%len(e.pollers)]
+}
+
+func (e *epollEngine) newGen() uint32 {
+	for {
+		if g := e.nextGen.Add(1); g != 0 {
+			return g
+		}
+	}
+}
+
+// dispatch hands an owned, ready connection to a worker without blocking; when the pool
+// is full it waits in the ready queue.
+func (e *epollEngine) dispatch(c *econn) {
+	if err := e.pool.Invoke(c); err != nil {
+		e.ready.push(c)
+		if err == ants.ErrPoolClosed {
+			e.drainInline()
+		}
+	}
+}
+
+// work is the pool function: serve the given connection, then whatever waits in the
+// ready queue, so queued connections go to workers as they free.
+func (e *epollEngine) work(arg any) {
+	if c, ok := arg.(*econn); ok && c != nil {
+		c.serve()
+	}
+	for {
+		c := e.ready.pop()
+		if c == nil {
+			return
+		}
+		c.serve()
+	}
+}
+
+// drainReady offers queued ready connections to free workers; called by pollers.
+func (e *epollEngine) drainReady() {
+	for n := e.ready.len(); n > 0; n-- {
+		if e.pool.Invoke(nil) != nil {
+			return
+		}
+	}
+}
+
+// drainInline serves queued connections on the caller, once the pool is gone (shutdown),
+// so each still gets its OnClose.
+func (e *epollEngine) drainInline() {
+	for c := e.ready.pop(); c != nil; c = e.ready.pop() {
+		c.serve()
+	}
+}
+
+func (e *epollEngine) listenerByFD(fd int) *elistener {
+	e.lmu.RLock()
+	l := e.listeners[fd]
+	e.lmu.RUnlock()
+	return l
+}
+
+// register puts a connection that has been through OnOpen into epoll, or frees it if it
+// was closed meanwhile. It ends the opener's ownership.
+func (c *econn) register() {
+	c.mu.Lock()
+	if !c.closed {
+		var err error
+		if c.registered {
+			err = c.p.mod(int(c.fd), c.gen, c.epollMaskLocked())
+		} else {
+			err = c.p.add(int(c.fd), c.gen, c.epollMaskLocked())
+			c.registered = err == nil
+		}
+		if err != nil {
+			c.closeLocked(ReasonReadError)
+		}
+	}
+	c.busy = false
+	if c.closed {
+		c.freeLocked()
+	}
+	c.mu.Unlock()
+	c.finish()
+}
+
+// connClosed updates counters once per opened connection and lets a listener paused at
+// a cap accept again.
+func (e *epollEngine) connClosed(c *econn, r CloseReason) {
+	e.ctr.open.Add(-1)
+	e.ctr.closed[r].Add(1)
+	if l := c.own.l; l != nil {
+		l.open.Add(-1)
+	}
+	e.lmu.RLock()
+	for _, l := range e.listeners {
+		if l.paused.Load() {
+			l.wake()
+		}
+	}
+	e.lmu.RUnlock()
+}
+
+func (e *epollEngine) Range(f func(Conn) bool) {
+	e.table.each(func(c *econn) bool {
+		c.mu.Lock()
+		ok := c.opened && !c.closed
+		c.mu.Unlock()
+		if !ok {
+			return true
+		}
+		return f(c)
+	})
+}
+
+func (e *epollEngine) Stats() Stats {
+	s := e.ctr.snapshot()
+	s.PoolRunning = e.pool.Running()
+	s.PoolWaiting = e.ready.len()
+	s.PoolCap = e.pool.Cap()
+	return s
+}
+
+func (e *epollEngine) StopAccepting() {
+	e.lmu.RLock()
+	ls := make([]*elistener, 0, len(e.listeners))
+	for _, l := range e.listeners {
+		ls = append(ls, l)
+	}
+	e.lmu.RUnlock()
+	for _, l := range ls {
+		l.stop()
+	}
+}
+
+func (e *epollEngine) Close() error {
+	e.closeOnce.Do(func() {
+		e.closing.Store(true)
+		e.StopAccepting()
+		e.table.each(func(c *econn) bool {
+			c.CloseWithReason(ReasonShutdown)
+			return true
+		})
+		close(e.sweepStop)
+		<-e.sweepDone
+		for _, p := range e.pollers {
+			p.wake()
+			<-p.done
+		}
+		_ = e.pool.ReleaseTimeout(10 * time.Second)
+		e.drainInline()
+		for _, p := range e.pollers {
+			unix.Close(p.epfd)
+			unix.Close(p.wakefd)
+		}
+	})
+	return nil
+}

@@ -1,0 +1,72 @@
+package netpoll
+
+import "time"
+
+// sweeper advances the coarse clock and, each tick, walks the fd table for connections
+// whose idle or partial-frame deadline passed. One goroutine and one ticker for the whole
+// engine instead of a timer per connection; the walk touches two atomics per connection,
+// about a millisecond per 100k.
+func (e *epollEngine) sweeper() {
+	defer close(e.sweepDone)
+	t := time.NewTicker(e.cfg.TimerTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.sweepStop:
+			return
+		case now := <-t.C:
+			e.clock.Store(now.UnixNano())
+			if e.cfg.IdleTimeout > 0 || e.cfg.PartialTimeout > 0 {
+				e.sweep(now.UnixNano())
+			}
+		}
+	}
+}
+
+func (e *epollEngine) sweep(now int64) {
+	idle, partial := int64(e.cfg.IdleTimeout), int64(e.cfg.PartialTimeout)
+	e.table.each(func(c *econn) bool {
+		if idle > 0 {
+			if la := c.lastActive.Load(); la != 0 && now-la >= idle {
+				c.fireTimeout(TimeoutIdle, now)
+			}
+		}
+		if partial > 0 {
+			if ps := c.pendSince.Load(); ps != 0 && now-ps >= partial {
+				c.fireTimeout(TimeoutPartial, now)
+			}
+		}
+		return true
+	})
+}
+
+// fireTimeout calls OnTimeout unless a worker owns the connection (it is not idle then).
+// OnTimeout never overlaps OnData: an event arriving meanwhile is deferred until it
+// returns. The deadline restarts, so a handler that keeps the connection hears again
+// after another period.
+func (c *econn) fireTimeout(kind TimeoutKind, now int64) {
+	c.mu.Lock()
+	if c.closed || c.busy || c.inTimeout || !c.opened {
+		c.mu.Unlock()
+		return
+	}
+	c.inTimeout = true
+	c.mu.Unlock()
+
+	c.own.h.OnTimeout(c, kind)
+
+	c.mu.Lock()
+	c.inTimeout = false
+	if kind == TimeoutIdle {
+		c.lastActive.Store(now)
+	} else if c.pendSince.Load() != 0 {
+		c.pendSince.Store(now)
+	}
+	deferred := c.deferred
+	c.deferred = false
+	c.mu.Unlock()
+	if deferred {
+		c.eng().dispatch(c)
+	}
+	c.finish()
+}

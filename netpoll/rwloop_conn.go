@@ -1,0 +1,327 @@
+package netpoll
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+const rwInitialBuf = 4 << 10
+
+// rwConn is a goroutine-per-connection connection: readLoop owns the read buffer and runs
+// every handler callback (so OnData, OnTimeout and OnClose never overlap), writeLoop owns
+// the socket's write side and drains the queue with writev.
+type rwConn struct {
+	e   *rwEngine
+	nc  net.Conn
+	id  uint64
+	own *owner
+	l   *rwListener
+
+	mu         sync.Mutex
+	cond       *sync.Cond // read pause / resume
+	wq         net.Buffers
+	queued     int // queued plus in flight in writeLoop
+	pauses     int
+	closed     bool
+	afterFlush bool
+	flushWhy   CloseReason
+	reason     CloseReason
+	ctx        any
+	lastActive time.Time
+	writeSig   chan struct{}
+	done       chan struct{}
+}
+
+var _ Conn = (*rwConn)(nil)
+
+func (c *rwConn) ID() uint64           { return c.id }
+func (c *rwConn) LocalAddr() net.Addr  { return c.nc.LocalAddr() }
+func (c *rwConn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *rwConn) Listener() string     { return c.own.name }
+
+func (c *rwConn) Context() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ctx
+}
+
+func (c *rwConn) SetContext(v any) {
+	c.mu.Lock()
+	c.ctx = v
+	c.mu.Unlock()
+}
+
+func (c *rwConn) Closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *rwConn) PauseRead() {
+	c.mu.Lock()
+	c.pauses++
+	c.mu.Unlock()
+}
+
+func (c *rwConn) ResumeRead() {
+	c.mu.Lock()
+	if c.pauses > 0 {
+		c.pauses--
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+func (c *rwConn) Write(b []byte) error { return c.Writev(b) }
+
+// Writev copies the message to the queue as one unit; the write loop sends units in
+// order, so concurrent writers never interleave.
+func (c *rwConn) Writev(bufs ...[]byte) error {
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	c.mu.Lock()
+	if c.closed || c.afterFlush {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if total == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.queued+total > c.e.cfg.WriteHardLimit {
+		c.closeLocked(ReasonWriteLimit)
+		c.mu.Unlock()
+		return ErrWriteLimit
+	}
+	msg := make([]byte, 0, total)
+	for _, b := range bufs {
+		msg = append(msg, b...)
+	}
+	c.wq = append(c.wq, msg)
+	c.queued += total
+	c.e.ctr.queuedBytes.Add(int64(total))
+	c.mu.Unlock()
+	select {
+	case c.writeSig <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (c *rwConn) Close() error { return c.CloseWithReason(ReasonLocal) }
+
+func (c *rwConn) CloseWithReason(r CloseReason) error {
+	c.mu.Lock()
+	c.closeLocked(r)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *rwConn) CloseAfterFlush(r CloseReason) {
+	c.mu.Lock()
+	if !c.closed {
+		if c.queued == 0 {
+			c.closeLocked(r)
+		} else {
+			c.afterFlush, c.flushWhy = true, r
+		}
+	}
+	c.mu.Unlock()
+}
+
+// closeLocked closes the socket (which ends both loops); OnClose follows from readLoop.
+func (c *rwConn) closeLocked(r CloseReason) {
+	if c.closed {
+		return
+	}
+	c.closed, c.reason = true, r
+	c.e.ctr.queuedBytes.Add(-int64(c.queued))
+	c.wq, c.queued = nil, 0
+	close(c.done)
+	c.cond.Broadcast()
+	_ = c.nc.Close()
+}
+
+func (c *rwConn) writeLoop() {
+	defer c.e.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.writeSig:
+		}
+		for {
+			c.mu.Lock()
+			bufs := c.wq
+			c.wq = nil
+			c.mu.Unlock()
+			if len(bufs) == 0 {
+				break
+			}
+			total := 0
+			for _, b := range bufs {
+				total += len(b)
+			}
+			n, err := bufs.WriteTo(c.nc)
+			c.e.ctr.bytesOut.Add(uint64(n))
+			c.mu.Lock()
+			if !c.closed {
+				c.queued -= total
+				c.e.ctr.queuedBytes.Add(-int64(total))
+				if err != nil {
+					c.closeLocked(ioReason(err, ReasonWriteError))
+				} else if c.afterFlush && c.queued == 0 {
+					c.closeLocked(c.flushWhy)
+				}
+				c.cond.Broadcast() // below the soft limit again, perhaps
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// ioReason maps a net.Conn error to a close reason.
+func ioReason(err error, fallback CloseReason) CloseReason {
+	switch {
+	case errors.Is(err, io.EOF):
+		return ReasonPeerEOF
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ECONNABORTED):
+		return ReasonPeerReset
+	}
+	return fallback
+}
+
+// waitReadable blocks while reading is paused (by the handler or by the soft write
+// limit); false once closed.
+func (c *rwConn) waitReadable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !c.closed && (c.pauses > 0 || c.afterFlush || c.queued >= c.e.cfg.WriteSoftLimit) {
+		c.cond.Wait()
+	}
+	return !c.closed
+}
+
+// deadline picks the read deadline: the partial-frame one while bytes are pending, else
+// the idle one; zero for none.
+func (c *rwConn) deadline(pendSince time.Time) time.Time {
+	cfg := &c.e.cfg
+	var d time.Time
+	if cfg.PartialTimeout > 0 && !pendSince.IsZero() {
+		d = pendSince.Add(cfg.PartialTimeout)
+	}
+	if cfg.IdleTimeout > 0 {
+		c.mu.Lock()
+		id := c.lastActive.Add(cfg.IdleTimeout)
+		c.mu.Unlock()
+		if d.IsZero() || id.Before(d) {
+			d = id
+		}
+	}
+	return d
+}
+
+func (c *rwConn) readLoop() {
+	e := c.e
+	defer e.wg.Done()
+	buf := make([]byte, 0, rwInitialBuf)
+	var pendSince time.Time
+	reason := ReasonNone
+	for reason == ReasonNone && c.waitReadable() {
+		if len(buf) > 0 && pendSince.IsZero() {
+			pendSince = time.Now()
+		}
+		if len(buf) == 0 {
+			pendSince = time.Time{}
+		}
+		_ = c.nc.SetReadDeadline(c.deadline(pendSince))
+		if cap(buf)-len(buf) < rwInitialBuf/2 {
+			nb := make([]byte, len(buf), min(2*cap(buf), len(buf)+e.cfg.ReadPerEvent))
+			copy(nb, buf)
+			buf = nb
+		}
+		room := min(cap(buf)-len(buf), e.cfg.ReadPerEvent)
+		n, err := c.nc.Read(buf[len(buf) : len(buf)+room])
+		if n > 0 {
+			e.ctr.events.Add(1)
+			e.ctr.bytesIn.Add(uint64(n))
+			c.mu.Lock()
+			c.lastActive = time.Now()
+			c.mu.Unlock()
+			buf = buf[:len(buf)+n]
+			consumed, herr := c.own.h.OnData(c, buf)
+			switch {
+			case herr != nil || consumed < 0 || consumed > len(buf):
+				reason = ReasonHandler
+				continue
+			default:
+				had := len(buf)
+				buf = buf[:copy(buf, buf[consumed:])]
+				if len(buf) == 0 && cap(buf) > 4*rwInitialBuf {
+					buf = make([]byte, 0, rwInitialBuf)
+				}
+				e.ctr.pendingBytes.Add(int64(len(buf) - (had - n)))
+				if len(buf) > e.cfg.MaxPending {
+					reason = ReasonPendingLimit
+					continue
+				}
+			}
+		}
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+			c.timedOut(pendSince, len(buf) > 0)
+			if len(buf) > 0 && !pendSince.IsZero() && time.Since(pendSince) >= e.cfg.PartialTimeout {
+				pendSince = time.Now()
+			}
+			continue
+		}
+		if errors.Is(err, net.ErrClosed) {
+			break
+		}
+		if errors.Is(err, io.EOF) {
+			c.CloseAfterFlush(ReasonPeerEOF)
+			break
+		}
+		reason = ioReason(err, ReasonReadError)
+	}
+	if reason != ReasonNone {
+		c.CloseWithReason(reason)
+	}
+	e.ctr.pendingBytes.Add(-int64(len(buf)))
+	<-c.done // a half-closed connection may still be flushing its last answers
+	c.mu.Lock()
+	r := c.reason
+	c.mu.Unlock()
+	e.connClosed(c, r)
+	c.own.h.OnClose(c, r)
+}
+
+// timedOut decides which deadline passed and tells the handler; the deadline restarts.
+func (c *rwConn) timedOut(pendSince time.Time, pending bool) {
+	cfg := &c.e.cfg
+	now := time.Now()
+	if pending && cfg.PartialTimeout > 0 && !pendSince.IsZero() && now.Sub(pendSince) >= cfg.PartialTimeout {
+		c.own.h.OnTimeout(c, TimeoutPartial)
+		return
+	}
+	c.mu.Lock()
+	idle := cfg.IdleTimeout > 0 && now.Sub(c.lastActive) >= cfg.IdleTimeout
+	if idle {
+		c.lastActive = now
+	}
+	c.mu.Unlock()
+	if idle {
+		c.own.h.OnTimeout(c, TimeoutIdle)
+	}
+}
