@@ -1,0 +1,133 @@
+package config
+
+import "time"
+
+// Defaults that types.go documents. They are applied to zero values only: a negative value
+// is left as written so that Validate reports it rather than silently replacing it.
+const (
+	DefaultEngine       = "epoll"
+	DefaultDemoListen   = "127.0.0.1:0"
+	DefaultDrainTimeout = Duration(30 * time.Second)
+
+	DefaultMaxHeaderBytes   = 16 << 10
+	DefaultMaxBodyBytes     = 4 << 20
+	DefaultMaxHeaderEntries = 64
+	DefaultMaxInFlight      = 64
+
+	DefaultMMTPIdleTimeout            = Duration(300 * time.Second)
+	DefaultMMTPFrameTimeout           = Duration(30 * time.Second)
+	DefaultHTTPIdleTimeout            = Duration(75 * time.Second)
+	DefaultHTTPHeaderTimeout          = Duration(10 * time.Second)
+	DefaultHandshakeTimeout           = Duration(10 * time.Second)
+	DefaultClusterTimeout             = Duration(10 * time.Second)
+	DefaultConnectTimeout             = Duration(1 * time.Second)
+	DefaultMaxConnsPerHost            = 1024
+	DefaultMaxIdlePerHost             = 256
+	DefaultIdleConnTimeout            = Duration(90 * time.Second)
+	DefaultHealthInterval             = Duration(5 * time.Second)
+	DefaultHealthTimeout              = Duration(1 * time.Second)
+	DefaultHealthyThreshold           = 2
+	DefaultUnhealthyThreshold         = 3
+	DefaultConsecutiveFailures        = 5
+	DefaultEjectFor                   = Duration(30 * time.Second)
+	DefaultAuthSkew                   = Duration(300 * time.Second)
+	DefaultRateLimitMaxKeys           = 100000
+	DefaultAccessLogSample            = 1.0
+	DefaultSticky                     = "device"
+	DefaultPolicy                     = "round_robin"
+	DefaultRateLimitKey               = "api"
+	DefaultLogLevel, DefaultLogFormat = "info", "text"
+)
+
+// ApplyDefaults fills zero fields with their documented defaults. Parse calls it; code
+// that builds a Config by hand (tests, the admin API) calls it before Validate. It is
+// idempotent. Protocol-dependent listener defaults are applied only for a known protocol.
+func (c *Config) ApplyDefaults() {
+	setStr(&c.Engine, DefaultEngine)
+	setStr(&c.Log.Level, DefaultLogLevel)
+	setStr(&c.Log.Format, DefaultLogFormat)
+	setDur(&c.Runtime.DrainTime, DefaultDrainTimeout)
+	setStr(&c.Demo.Listen, DefaultDemoListen)
+	for i := range c.Listeners {
+		c.Listeners[i].applyDefaults()
+	}
+	for i := range c.Clusters {
+		c.Clusters[i].applyDefaults()
+	}
+	for i := range c.Routes {
+		c.Routes[i].applyDefaults()
+	}
+}
+
+func (l *Listener) applyDefaults() {
+	setInt(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setInt(&l.MaxBodyBytes, DefaultMaxBodyBytes)
+	setInt(&l.MaxHeaderEntries, DefaultMaxHeaderEntries)
+	setInt(&l.MaxInFlight, DefaultMaxInFlight)
+	setDur(&l.HandshakeTimeout, DefaultHandshakeTimeout)
+	switch l.Protocol {
+	case "mmtp":
+		setDur(&l.IdleTimeout, DefaultMMTPIdleTimeout)
+		setDur(&l.FrameTimeout, DefaultMMTPFrameTimeout)
+	case "http1":
+		setDur(&l.IdleTimeout, DefaultHTTPIdleTimeout)
+		setDur(&l.FrameTimeout, DefaultHTTPHeaderTimeout)
+	}
+}
+
+func (cl *Cluster) applyDefaults() {
+	setStr(&cl.Policy, DefaultPolicy)
+	setDur(&cl.Timeout, DefaultClusterTimeout)
+	setDur(&cl.ConnectTimeout, DefaultConnectTimeout)
+	setInt(&cl.MaxConnsPerHost, DefaultMaxConnsPerHost)
+	setInt(&cl.MaxIdlePerHost, DefaultMaxIdlePerHost)
+	setDur(&cl.IdleConnTimeout, DefaultIdleConnTimeout)
+	if h := cl.HealthCheck; h != nil {
+		setDur(&h.Interval, DefaultHealthInterval)
+		setDur(&h.Timeout, DefaultHealthTimeout)
+		setInt(&h.HealthyThreshold, DefaultHealthyThreshold)
+		setInt(&h.UnhealthyThreshold, DefaultUnhealthyThreshold)
+	}
+	if o := cl.Outlier; o != nil {
+		setInt(&o.ConsecutiveFailures, DefaultConsecutiveFailures)
+		setDur(&o.EjectFor, DefaultEjectFor)
+	}
+}
+
+func (r *Route) applyDefaults() {
+	setStr(&r.Sticky, DefaultSticky)
+	if a := r.Auth; a != nil {
+		setDur(&a.Skew, DefaultAuthSkew)
+	}
+	if rl := r.RateLimit; rl != nil {
+		setStr(&rl.Key, DefaultRateLimitKey)
+		setInt(&rl.MaxKeys, DefaultRateLimitMaxKeys)
+		if rl.Burst == 0 {
+			// One second of rate, at least 1; an unparsable rate is left for Validate.
+			if n, per, err := ParseRate(rl.Rate); err == nil {
+				rl.Burst = max(1, int((int64(n)*int64(time.Second)+int64(per)-1)/int64(per)))
+			}
+		}
+	}
+	if al := r.AccessLog; al != nil && al.Sample == 0 {
+		al.Sample = DefaultAccessLogSample
+	}
+}
+
+func setStr(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setDur(p *Duration, v Duration) {
+	if *p == 0 {
+		*p = v
+	}
+}

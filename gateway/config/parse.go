@@ -1,0 +1,190 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxConfigBytes bounds a config document. Real configs are a few KiB; the bound keeps a
+// wrong file (or a hostile admin upload) from costing unbounded memory in the YAML parser.
+const MaxConfigBytes = 4 << 20
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML returns the text of the compiled-in default config (a copy).
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// Default returns the compiled-in default config: loopback MMTP and HTTP listeners, the admin
+// listener and the in-process demo backend, routed so that `mgw serve` works with no file.
+// It goes through Parse like any file; a failure is a build defect, caught by the tests.
+func Default() *Config {
+	c, err := Parse(defaultYAML)
+	if err != nil {
+		panic("config: the compiled-in default.yaml is invalid: " + err.Error())
+	}
+	return c
+}
+
+// Load reads and parses the config file at path. It does not call Validate.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes one YAML document strictly (unknown fields and type mismatches are errors,
+// each naming its line and, where it can be found, the field path) and applies defaults.
+// It does not call Validate: callers decide when to, so that tools can show a parsed but
+// invalid config. Parse never panics on any input and retains nothing of data.
+func Parse(data []byte) (*Config, error) {
+	if len(data) > MaxConfigBytes {
+		return nil, fmt.Errorf("config is %d bytes, over the limit of %d", len(data), MaxConfigBytes)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("config is empty")
+	}
+	c := new(Config)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("config has no YAML document (only comments?)")
+		}
+		return nil, annotate(data, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("config holds more than one YAML document (a second '---'); only one is read")
+	}
+	c.ApplyDefaults()
+	return c, nil
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): `)
+
+// annotate rewrites yaml's errors to name the field path of the line each one is on, and
+// hides the text of any error on a secret's line, since yaml quotes offending values.
+func annotate(data []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("config: %w", err)
+	}
+	paths := linePaths(data)
+	errs := make([]error, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		m := yamlLine.FindStringSubmatch(msg)
+		if m == nil {
+			errs = append(errs, errors.New(msg))
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		lp := paths[line]
+		p := lp.path
+		rest := msg[len(m[0]):]
+		switch {
+		case lp.secret:
+			errs = append(errs, fmt.Errorf("%s: invalid value (line %d; not shown, a secret is on this line)", p, line))
+		case p == "":
+			errs = append(errs, errors.New(msg))
+			errs = append(errs, fmt.Errorf("%s: invalid value (line %d; not shown, it is a secret)", p, line))
+		default:
+			errs = append(errs, fmt.Errorf("%s: %s (line %d)", p, rest, line))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// linePath is what is on one line of the document.
+type linePath struct {
+	path   string // field path, or the common prefix of several
+	secret bool   // an app's inline secret is on this line
+}
+
+// linePaths maps each line of the document to the field path of what is on it: the single
+// path when the line holds one key or value, otherwise the longest common prefix (a flow
+// mapping such as `- {name: a, listen: b}` maps to `listeners[0]`).
+func linePaths(data []byte) map[int]linePath {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return nil
+	}
+	all := map[int][]string{}
+	var walk func(n *yaml.Node, path string, depth int)
+	walk = func(n *yaml.Node, path string, depth int) {
+		if n == nil || depth > 64 {
+			return
+		}
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path, depth+1)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := joinPath(path, k.Value)
+				all[k.Line] = append(all[k.Line], p)
+				walk(v, p, depth+1)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i), depth+1)
+			}
+		case yaml.ScalarNode:
+			all[n.Line] = append(all[n.Line], path)
+		}
+	}
+	walk(&root, "", 0)
+	out := make(map[int]linePath, len(all))
+	for line, ps := range all {
+		lp := linePath{path: commonPath(ps)}
+		for _, p := range ps {
+			lp.secret = lp.secret || strings.HasSuffix(p, ".secret")
+		}
+		out[line] = lp
+	}
+	return out
+}
+
+func joinPath(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+// commonPath is the longest common prefix of paths that ends at a path element boundary.
+func commonPath(ps []string) string {
+	p := ps[0]
+	for _, q := range ps[1:] {
+		for p != "" && !(q == p || strings.HasPrefix(q, p) && (q[len(p)] == '.' || q[len(p)] == '[')) {
+			i := strings.LastIndexAny(p, ".[")
+			if i < 0 {
+				i = 0
+			}
+			p = p[:i]
+		}
+	}
+	return p
+}

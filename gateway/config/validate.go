@@ -1,0 +1,432 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// DemoHost, as a cluster host, stands for the address of the in-process demo backend; the
+// gateway substitutes it (SubstituteDemoHost) once the demo server listens.
+const DemoHost = "@demo"
+
+// MaxWeight bounds one split weight so that sums cannot overflow.
+const MaxWeight = 1_000_000
+
+// Validate checks the whole config and returns every problem found, joined with
+// errors.Join, each as `field.path: what is wrong with "value"`. Call it after
+// ApplyDefaults (Parse does that). Secrets never appear in its errors.
+func (c *Config) Validate() error {
+	v := &validator{c: c}
+	v.top()
+	v.listeners()
+	v.apps()
+	v.clusters()
+	v.routes()
+	v.switches()
+	return errors.Join(v.errs...)
+}
+
+type validator struct {
+	c    *Config
+	errs []error
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+// check records err, if any, under path.
+func (v *validator) check(path string, err error) {
+	if err != nil {
+		v.errs = append(v.errs, fmt.Errorf("%s: %w", path, err))
+	}
+}
+
+func (v *validator) oneOf(path, val string, allowed ...string) {
+	if !slices.Contains(allowed, val) {
+		v.add(path, "%q is not one of %s", truncate(val, 64), strings.Join(allowed, ", "))
+	}
+}
+
+func (v *validator) nonNeg(path string, n int) {
+	if n < 0 {
+		v.add(path, "%d is negative", n)
+	}
+}
+
+func (v *validator) nonNegDur(path string, d Duration) {
+	if d < 0 {
+		v.add(path, "%s is negative", d)
+	}
+}
+
+func (v *validator) top() {
+	c := v.c
+	v.oneOf("engine", c.Engine, "epoll", "rwloop")
+	if c.Admin.Listen != "" {
+		v.check("admin.listen", checkListenAddr(c.Admin.Listen))
+	}
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+	if c.Runtime.GOMEMLIMIT != "" {
+		_, err := ParseByteSize(c.Runtime.GOMEMLIMIT)
+		v.check("runtime.gomemlimit", err)
+	}
+	v.nonNeg("runtime.pollers", c.Runtime.Pollers)
+	v.nonNeg("runtime.workers", c.Runtime.Workers)
+	v.nonNeg("runtime.max_conns", c.Runtime.MaxConns)
+	v.nonNegDur("runtime.drain_timeout", c.Runtime.DrainTime)
+	if c.Demo.Enabled {
+		v.check("demo.listen", checkListenAddr(c.Demo.Listen))
+	}
+	for _, k := range sortedKeys(c.Instance.Labels) {
+		if err := checkName(k); err != nil {
+			v.check("instance.labels."+k, err)
+		}
+	}
+}
+
+func (v *validator) listeners() {
+	c := v.c
+	if len(c.Listeners) == 0 {
+		v.add("listeners", "at least one listener is required")
+	}
+	names := map[string]int{}
+	addrs := map[string]string{}
+	if c.Admin.Listen != "" {
+		addrs[c.Admin.Listen] = "admin.listen"
+	}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		p := fmt.Sprintf("listeners[%d]", i)
+		if err := checkName(l.Name); err != nil {
+			v.check(p+".name", err)
+		} else if j, dup := names[l.Name]; dup {
+			v.add(p+".name", "%q is already the name of listeners[%d]", l.Name, j)
+		} else {
+			names[l.Name] = i
+		}
+		if err := checkListenAddr(l.Listen); err != nil {
+			v.check(p+".listen", err)
+		} else if other, dup := addrs[l.Listen]; dup && !strings.HasSuffix(l.Listen, ":0") {
+			v.add(p+".listen", "%q is already used by %s", l.Listen, other)
+		} else {
+			addrs[l.Listen] = p + ".listen"
+		}
+		v.oneOf(p+".protocol", l.Protocol, "mmtp", "http1")
+		if l.RequireHello && l.Protocol == "http1" {
+			v.add(p+".require_hello", "applies only to protocol mmtp")
+		}
+		v.nonNeg(p+".max_conns", l.MaxConns)
+		v.nonNeg(p+".max_header_bytes", l.MaxHeaderBytes)
+		v.nonNeg(p+".max_body_bytes", l.MaxBodyBytes)
+		v.nonNeg(p+".max_header_entries", l.MaxHeaderEntries)
+		v.nonNeg(p+".max_in_flight", l.MaxInFlight)
+		v.nonNegDur(p+".idle_timeout", l.IdleTimeout)
+		v.nonNegDur(p+".frame_timeout", l.FrameTimeout)
+		v.nonNegDur(p+".handshake_timeout", l.HandshakeTimeout)
+		v.filterList(p+".filters", l.Filters)
+	}
+}
+
+func (v *validator) filterList(p string, fs []string) {
+	seen := map[string]bool{}
+	for j, f := range fs {
+		fp := fmt.Sprintf("%s[%d]", p, j)
+		if err := checkFilterName(f); err != nil {
+			v.check(fp, err)
+		} else if seen[f] {
+			v.add(fp, "%q is listed twice", f)
+		}
+		seen[f] = true
+	}
+}
+
+func (v *validator) apps() {
+	ids := map[string]int{}
+	for i := range v.c.Apps {
+		a := &v.c.Apps[i]
+		p := fmt.Sprintf("apps[%d]", i)
+		switch {
+		case a.ID == "":
+			v.add(p+".id", "must not be empty")
+		case len(a.ID) > 128 || strings.ContainsAny(a.ID, " \t\r\n"):
+			v.add(p+".id", "%q must be at most 128 bytes without spaces", truncate(a.ID, 64))
+		default:
+			if j, dup := ids[a.ID]; dup {
+				v.add(p+".id", "%q is already the id of apps[%d]", a.ID, j)
+			} else {
+				ids[a.ID] = i
+			}
+		}
+		n := 0
+		for _, s := range []string{a.Secret, a.SecretEnv, a.SecretFile} {
+			if s != "" {
+				n++
+			}
+		}
+		if n > 1 {
+			v.add(p, "set at most one of secret, secret_env, secret_file")
+		}
+		for j, api := range a.APIs {
+			v.check(fmt.Sprintf("%s.apis[%d]", p, j), CheckAPIPattern(api))
+		}
+	}
+}
+
+func (v *validator) clusters() {
+	names := map[string]int{}
+	for i := range v.c.Clusters {
+		cl := &v.c.Clusters[i]
+		p := fmt.Sprintf("clusters[%d]", i)
+		if err := checkName(cl.Name); err != nil {
+			v.check(p+".name", err)
+		} else if j, dup := names[cl.Name]; dup {
+			v.add(p+".name", "%q is already the name of clusters[%d]", cl.Name, j)
+		} else {
+			names[cl.Name] = i
+		}
+		if len(cl.Hosts) == 0 {
+			v.add(p+".hosts", "at least one host:port is required")
+		}
+		seen := map[string]bool{}
+		for j, h := range cl.Hosts {
+			hp := fmt.Sprintf("%s.hosts[%d]", p, j)
+			switch {
+			case h == DemoHost:
+				if !v.c.Demo.Enabled {
+					v.add(hp, "%q needs demo.enabled: true", h)
+				}
+			default:
+				v.check(hp, checkUpstreamAddr(h))
+			}
+			if seen[h] {
+				v.add(hp, "%q is listed twice", truncate(h, 128))
+			}
+			seen[h] = true
+		}
+		for j, t := range cl.Tags {
+			v.check(fmt.Sprintf("%s.tags[%d]", p, j), checkName(t))
+		}
+		if cl.PathPrefix != "" {
+			if err := checkPath(cl.PathPrefix); err != nil {
+				v.check(p+".path_prefix", err)
+			} else if strings.HasSuffix(cl.PathPrefix, "/") {
+				v.add(p+".path_prefix", "%q must not end with / (requests go to <prefix>/OP)", cl.PathPrefix)
+			}
+		}
+		v.oneOf(p+".policy", cl.Policy, "round_robin", "least_requests")
+		v.positiveDur(p+".timeout", cl.Timeout)
+		v.positiveDur(p+".connect_timeout", cl.ConnectTimeout)
+		v.nonNeg(p+".max_conns_per_host", cl.MaxConnsPerHost)
+		v.nonNeg(p+".max_idle_per_host", cl.MaxIdlePerHost)
+		v.nonNegDur(p+".idle_conn_timeout", cl.IdleConnTimeout)
+		v.nonNeg(p+".max_in_flight", cl.MaxInFlight)
+		if h := cl.HealthCheck; h != nil {
+			hp := p + ".health_check"
+			v.check(hp+".path", checkPath(h.Path))
+			v.positiveDur(hp+".interval", h.Interval)
+			v.positiveDur(hp+".timeout", h.Timeout)
+			if h.Interval > 0 && h.Timeout > h.Interval {
+				v.add(hp+".timeout", "%s is longer than the interval %s", h.Timeout, h.Interval)
+			}
+			v.positive(hp+".healthy_threshold", h.HealthyThreshold)
+			v.positive(hp+".unhealthy_threshold", h.UnhealthyThreshold)
+		}
+		if o := cl.Outlier; o != nil {
+			v.positive(p+".outlier.consecutive_failures", o.ConsecutiveFailures)
+			v.positiveDur(p+".outlier.eject_for", o.EjectFor)
+		}
+	}
+}
+
+// positive and positiveDur check fields whose zero was replaced by a default, so only a
+// negative value written in the file can fail; the message says so.
+func (v *validator) positive(path string, n int) {
+	if n <= 0 {
+		v.add(path, "%d must be positive", n)
+	}
+}
+
+func (v *validator) positiveDur(path string, d Duration) {
+	if d <= 0 {
+		v.add(path, "%s must be positive", d)
+	}
+}
+
+func (v *validator) routes() {
+	apis := map[string]int{}
+	paths := map[string]int{}
+	for i := range v.c.Routes {
+		r := &v.c.Routes[i]
+		p := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case r.API != "" && r.Path != "":
+			v.add(p, "set only one of api (%q) and path (%q)", truncate(r.API, 64), truncate(r.Path, 64))
+		case r.API == "" && r.Path == "":
+			v.add(p, "set one of api and path")
+		case r.API != "":
+			if err := CheckAPIPattern(r.API); err != nil {
+				v.check(p+".api", err)
+			} else if j, dup := apis[r.API]; dup {
+				v.add(p+".api", "%q duplicates routes[%d]", r.API, j)
+			} else {
+				apis[r.API] = i
+			}
+		default:
+			if err := checkPath(r.Path); err != nil {
+				v.check(p+".path", err)
+			} else if j, dup := paths[r.Path]; dup {
+				v.add(p+".path", "%q duplicates routes[%d]", r.Path, j)
+			} else {
+				paths[r.Path] = i
+			}
+		}
+		v.split(p+".split", r.Split)
+		v.oneOf(p+".sticky", r.Sticky, "device", "user", "app", "client", "none")
+		seen := map[string]bool{}
+		for j, f := range r.Fallback {
+			fp := fmt.Sprintf("%s.fallback[%d]", p, j)
+			if v.c.Cluster(f) == nil {
+				v.add(fp, "unknown cluster %q", truncate(f, 64))
+			} else if seen[f] {
+				v.add(fp, "%q is listed twice", f)
+			}
+			seen[f] = true
+		}
+		for j := range r.Force {
+			v.force(fmt.Sprintf("%s.force[%d]", p, j), &r.Force[j])
+		}
+		v.filterList(p+".filters", r.Filters)
+		if a := r.Auth; a != nil {
+			v.nonNegDur(p+".auth.skew", a.Skew)
+		}
+		if rl := r.RateLimit; rl != nil {
+			rp := p + ".ratelimit"
+			_, _, err := ParseRate(rl.Rate)
+			v.check(rp+".rate", err)
+			v.nonNeg(rp+".burst", rl.Burst)
+			v.oneOf(rp+".key", rl.Key, "api", "app", "device", "user", "client")
+			v.nonNeg(rp+".max_keys", rl.MaxKeys)
+		}
+		if al := r.AccessLog; al != nil && !(al.Sample >= 0 && al.Sample <= 1) {
+			v.add(p+".accesslog.sample", "%v is not a fraction from 0 to 1", al.Sample)
+		}
+		v.nonNeg(p+".max_body_bytes", r.MaxBodyBytes)
+		v.nonNegDur(p+".timeout", r.Timeout)
+	}
+}
+
+func (v *validator) split(p string, split map[string]int) {
+	if len(split) == 0 {
+		v.add(p, "at least one cluster: weight is required")
+		return
+	}
+	total := 0
+	for _, name := range sortedKeys(split) {
+		w := split[name]
+		if v.c.Cluster(name) == nil {
+			v.add(p+"."+name, "unknown cluster %q", truncate(name, 64))
+		}
+		if w < 0 || w > MaxWeight {
+			v.add(p+"."+name, "weight %d is not in 0..%d", w, MaxWeight)
+		} else {
+			total += w
+		}
+	}
+	if total == 0 {
+		v.add(p, "every weight is 0: at least one must be positive")
+	}
+}
+
+func (v *validator) force(p string, f *Force) {
+	if f.Cluster == "" {
+		v.add(p+".cluster", "must name a cluster")
+	} else if v.c.Cluster(f.Cluster) == nil {
+		v.add(p+".cluster", "unknown cluster %q", truncate(f.Cluster, 64))
+	}
+	if len(f.Devices) == 0 && len(f.Users) == 0 && f.Header == nil {
+		v.add(p, "needs at least one matcher: devices, users or header")
+	}
+	for j, d := range f.Devices {
+		if d == "" {
+			v.add(fmt.Sprintf("%s.devices[%d]", p, j), "must not be empty")
+		}
+	}
+	for j, u := range f.Users {
+		if u == "" {
+			v.add(fmt.Sprintf("%s.users[%d]", p, j), "must not be empty")
+		}
+	}
+	if h := f.Header; h != nil && h.Name == "" {
+		v.add(p+".header.name", "must not be empty")
+	}
+}
+
+func (v *validator) switches() {
+	s := &v.c.Switches
+	seen := map[string]bool{}
+	for j, id := range s.MeshOnlyApps {
+		p := fmt.Sprintf("switches.mesh_only_apps[%d]", j)
+		if v.c.App(id) == nil {
+			v.add(p, "unknown app %q", truncate(id, 64))
+		} else if seen[id] {
+			v.add(p, "%q is listed twice", id)
+		}
+		seen[id] = true
+	}
+	if len(s.MeshOnlyApps) > 0 && !v.hasTag("mesh") {
+		v.add("switches.mesh_only_apps", "no cluster has tag \"mesh\"")
+	}
+	v.percentages("switches.zones", s.Zones, checkName)
+	v.percentages("switches.labels", s.Labels, checkLabelSelector)
+}
+
+func (v *validator) percentages(p string, m map[string]map[string]int, checkKey func(string) error) {
+	for _, k := range sortedKeys(m) {
+		kp := p + "." + k
+		v.check(kp, checkKey(k))
+		for _, tag := range sortedKeys(m[k]) {
+			pct := m[k][tag]
+			if pct < 0 || pct > 100 {
+				v.add(kp+"."+tag, "%d is not a percentage 0..100", pct)
+			}
+			if !v.hasTag(tag) {
+				v.add(kp+"."+tag, "no cluster has tag %q", truncate(tag, 64))
+			}
+		}
+	}
+}
+
+// checkLabelSelector accepts "key" or "key=value".
+func checkLabelSelector(s string) error {
+	k, val, hasVal := strings.Cut(s, "=")
+	if err := checkName(k); err != nil {
+		return err
+	}
+	if hasVal && strings.ContainsAny(val, " \t\r\n") {
+		return fmt.Errorf("%q: the value must not contain spaces", s)
+	}
+	return nil
+}
+
+func (v *validator) hasTag(tag string) bool {
+	for i := range v.c.Clusters {
+		if slices.Contains(v.c.Clusters[i].Tags, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
