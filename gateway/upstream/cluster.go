@@ -1,0 +1,315 @@
+// Package upstream is the gateway's backend side: clusters of interchangeable HTTP/1.1
+// hosts with load balancing, keep-alive pools (net/http's Transport, not the reactor:
+// upstream connections are few and busy, the opposite of the client side), active health
+// checks, passive outlier ejection and a per-cluster in-flight cap.
+//
+// The gateway calls a Cluster two ways: Call for an API call (MMTP or HTTP, mapped as
+// mmtp.md "Backend mapping" says) and Forward for a plain reverse-proxied HTTP request.
+// Both return *Error on failure, whose Retriable tells the router whether a fallback
+// cluster may be tried.
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/mgw-project/mgw/gateway/config"
+)
+
+// Defaults for zero config fields (gateway/config/types.go documents the same values).
+const (
+	DefaultTimeout            = 10 * time.Second
+	DefaultConnectTimeout     = 1 * time.Second
+	DefaultMaxConnsPerHost    = 1024
+	DefaultMaxIdlePerHost     = 256
+	DefaultIdleConnTimeout    = 90 * time.Second
+	DefaultMaxResponseBytes   = 4 << 20
+	DefaultMaxEjectionPercent = 50
+
+	DefaultHealthInterval     = 5 * time.Second
+	DefaultHealthTimeout      = 1 * time.Second
+	DefaultHealthyThreshold   = 2
+	DefaultUnhealthyThreshold = 3
+
+	DefaultConsecutiveFailures = 5
+	DefaultEjectFor            = 30 * time.Second
+)
+
+// Options are the parts of a Cluster that come from the gateway rather than the config.
+type Options struct {
+	// Resolve maps a configured host that is not a plain host:port (those starting with
+	// '@', e.g. "@demo" for the in-process demo backend) to the address to dial. It is
+	// called once per such host, from New. Nil: such hosts are an error.
+	Resolve func(host string) (string, error)
+	// Logger receives health and ejection transitions. Nil: slog.Default().
+	Logger *slog.Logger
+	// Metrics is the set the cluster's series are registered in (GetOrCreate, so an old
+	// and a new Cluster of the same name share series across a reload). Nil: a private
+	// set nobody exports.
+	Metrics *metrics.Set
+	// MaxResponseBytes bounds a Call's response body; over it the call fails 502.
+	// 0: DefaultMaxResponseBytes. Forward streams and has no bound.
+	MaxResponseBytes int64
+	// MaxEjectionPercent bounds the hosts ejected at once by outlier detection, as a
+	// percentage of the cluster's hosts; at least one host may always be ejected.
+	// 0: DefaultMaxEjectionPercent.
+	MaxEjectionPercent int
+}
+
+// Cluster is a set of interchangeable hosts. All methods are safe for concurrent use.
+type Cluster struct {
+	name          string
+	cfg           config.Cluster // with defaults applied
+	pathPrefix    string         // without a trailing '/'
+	timeout       time.Duration
+	hosts         []*host
+	leastRequests bool
+	rr            atomic.Uint64
+
+	transport *http.Transport
+	maxResp   int64
+
+	maxInFlight int64 // 0: no cap
+	inFlight    atomic.Int64
+
+	// Outlier ejection; consecutiveFailures == 0 disables it.
+	consecutiveFailures int64
+	ejectFor            time.Duration
+	maxEjected          int64
+	ejectedCount        atomic.Int64
+
+	log *slog.Logger
+	m   clusterMetrics
+
+	mu      sync.Mutex // guards started, cancel and setting closed
+	started bool
+	closed  atomic.Bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// New builds a cluster from its config. cfg is copied; the cluster does not start health
+// checks until Start.
+func New(cfg *config.Cluster, opts Options) (*Cluster, error) {
+	if cfg == nil {
+		return nil, fmt.Errorf("upstream: nil cluster config")
+	}
+	c := &Cluster{name: cfg.Name, cfg: *cfg, log: opts.Logger}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	c.log = c.log.With("cluster", cfg.Name)
+	if len(cfg.Hosts) == 0 {
+		return nil, fmt.Errorf("cluster %q: hosts: at least one host is required", cfg.Name)
+	}
+	switch cfg.Policy {
+	case "", PolicyRoundRobin:
+	case PolicyLeastRequests:
+		c.leastRequests = true
+	default:
+		return nil, fmt.Errorf("cluster %q: policy: %q is not %s or %s", cfg.Name, cfg.Policy, PolicyRoundRobin, PolicyLeastRequests)
+	}
+	if p := cfg.PathPrefix; p != "" && !strings.HasPrefix(p, "/") {
+		return nil, fmt.Errorf("cluster %q: path_prefix: %q must start with '/'", cfg.Name, p)
+	}
+	c.pathPrefix = strings.TrimRight(cfg.PathPrefix, "/")
+	c.timeout = orDuration(cfg.Timeout.D(), DefaultTimeout)
+	c.maxResp = opts.MaxResponseBytes
+	if c.maxResp <= 0 {
+		c.maxResp = DefaultMaxResponseBytes
+	}
+	if cfg.MaxInFlight < 0 {
+		return nil, fmt.Errorf("cluster %q: max_in_flight: %d is negative", cfg.Name, cfg.MaxInFlight)
+	}
+	c.maxInFlight = int64(cfg.MaxInFlight)
+
+	set := opts.Metrics
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	c.m = newClusterMetrics(set, cfg.Name)
+
+	seen := make(map[string]bool, len(cfg.Hosts))
+	for i, name := range cfg.Hosts {
+		addr, err := resolveHost(name, opts.Resolve)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %q: hosts[%d]: %w", cfg.Name, i, err)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("cluster %q: hosts[%d]: %q is listed twice", cfg.Name, i, name)
+		}
+		seen[name] = true
+		h := &host{name: name, addr: addr, base: "http://" + addr, m: newHostMetrics(set, cfg.Name, name)}
+		h.healthy.Store(true)
+		c.hosts = append(c.hosts, h)
+	}
+	c.m.hostsHealthy.Add(float64(len(c.hosts)))
+
+	if o := cfg.Outlier; o != nil {
+		c.consecutiveFailures = int64(orInt(o.ConsecutiveFailures, DefaultConsecutiveFailures))
+		c.ejectFor = orDuration(o.EjectFor.D(), DefaultEjectFor)
+		pct := opts.MaxEjectionPercent
+		if pct <= 0 {
+			pct = DefaultMaxEjectionPercent
+		}
+		c.maxEjected = max(1, int64(len(c.hosts)*pct/100))
+	}
+	if hc := cfg.HealthCheck; hc != nil && !strings.HasPrefix(hc.Path, "/") {
+		return nil, fmt.Errorf("cluster %q: health_check.path: %q must start with '/'", cfg.Name, hc.Path)
+	}
+
+	c.transport = newTransport(cfg)
+	return c, nil
+}
+
+func resolveHost(name string, resolve func(string) (string, error)) (string, error) {
+	if strings.HasPrefix(name, "@") {
+		if resolve == nil {
+			return "", fmt.Errorf("%q: special host and no resolver", name)
+		}
+		addr, err := resolve(name)
+		if err != nil {
+			return "", fmt.Errorf("%q: %w", name, err)
+		}
+		name = addr
+	}
+	if _, _, err := net.SplitHostPort(name); err != nil {
+		return "", fmt.Errorf("%q is not host:port: %w", name, err)
+	}
+	return name, nil
+}
+
+// newTransport is the cluster's one connection pool. Its choices, and why:
+//   - no proxy from the environment: a gateway must not detour through HTTP_PROXY;
+//   - DisableCompression: gzip bodies pass through untouched (mmtp.md GZIP flag);
+//   - HTTP/1.1 only (ForceAttemptHTTP2 false, no TLS config);
+//   - no ResponseHeaderTimeout: the timeout is per request (a route may override the
+//     cluster's), so each call carries its own context deadline instead.
+func newTransport(cfg *config.Cluster) *http.Transport {
+	dialer := &net.Dialer{
+		Timeout:   orDuration(cfg.ConnectTimeout.D(), DefaultConnectTimeout),
+		KeepAlive: 30 * time.Second,
+	}
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		ForceAttemptHTTP2:      false,
+		DisableCompression:     true,
+		MaxConnsPerHost:        orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost),
+		MaxIdleConnsPerHost:    orInt(cfg.MaxIdlePerHost, DefaultMaxIdlePerHost),
+		MaxIdleConns:           0, // per-host bound only
+		IdleConnTimeout:        orDuration(cfg.IdleConnTimeout.D(), DefaultIdleConnTimeout),
+		MaxResponseHeaderBytes: 64 << 10,
+		WriteBufferSize:        16 << 10,
+		ReadBufferSize:         16 << 10,
+	}
+}
+
+// Name returns the cluster's configured name.
+func (c *Cluster) Name() string { return c.name }
+
+// Config returns the cluster's config with defaults applied.
+func (c *Cluster) Config() config.Cluster { return c.cfg }
+
+// Timeout returns the cluster's default request timeout.
+func (c *Cluster) Timeout() time.Duration { return c.timeout }
+
+// InFlight returns the requests currently in flight to this cluster.
+func (c *Cluster) InFlight() int64 { return c.inFlight.Load() }
+
+// Hosts returns a snapshot of every host, in configured order.
+func (c *Cluster) Hosts() []HostStatus {
+	out := make([]HostStatus, len(c.hosts))
+	for i, h := range c.hosts {
+		out[i] = h.status()
+	}
+	return out
+}
+
+// Available reports whether at least one host is healthy and not ejected.
+func (c *Cluster) Available() bool {
+	for _, h := range c.hosts {
+		if h.available() {
+			return true
+		}
+	}
+	return false
+}
+
+// Start begins active health checks (when configured) until ctx ends or Close. Calling
+// it again, or after Close, does nothing.
+func (c *Cluster) Start(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started || c.closed.Load() {
+		return
+	}
+	c.started = true
+	if c.cfg.HealthCheck == nil {
+		return
+	}
+	ctx, c.cancel = context.WithCancel(ctx)
+	for _, h := range c.hosts {
+		c.wg.Add(1)
+		go c.healthLoop(ctx, h)
+	}
+}
+
+// Close stops health checks and ejection timers, closes idle connections and takes this
+// cluster's share out of the shared gauges. Requests in flight finish normally (their
+// connections close when they end). Safe to call more than once.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	if c.closed.Load() {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed.Store(true)
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	for _, h := range c.hosts {
+		h.mu.Lock()
+		if h.ejectTimer != nil {
+			h.ejectTimer.Stop()
+			h.ejectTimer = nil
+		}
+		if h.ejected.Load() {
+			h.ejected.Store(false)
+			c.m.hostsEjected.Dec()
+		}
+		h.mu.Unlock()
+		if h.healthy.Load() {
+			c.m.hostsHealthy.Dec()
+		}
+	}
+	c.transport.CloseIdleConnections()
+	return nil
+}
+
+func (c *Cluster) isClosed() bool { return c.closed.Load() }
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func orInt(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

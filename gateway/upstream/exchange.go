@@ -1,0 +1,78 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http/httptrace"
+	"sync/atomic"
+	"time"
+)
+
+// acquire checks the in-flight cap, picks a host and counts the request as in flight on
+// both. Every successful acquire is paired with one release.
+func (c *Cluster) acquire() (*host, *Error) {
+	if n := c.inFlight.Add(1); c.maxInFlight > 0 && n > c.maxInFlight {
+		c.inFlight.Add(-1)
+		c.m.overloaded.Inc()
+		return nil, newError(Overloaded, c.name, "", false, nil)
+	}
+	h := c.pick()
+	if h == nil {
+		c.inFlight.Add(-1)
+		c.m.noHealthy.Inc()
+		return nil, newError(NoHealthyHost, c.name, "", false, nil)
+	}
+	c.m.inFlight.Inc()
+	h.inFlight.Add(1)
+	h.requests.Add(1)
+	return h, nil
+}
+
+// release ends a request acquire began. kind is 0 when the backend answered (status is
+// its status code), else the failure's kind.
+func (c *Cluster) release(h *host, start time.Time, kind Kind, status int) {
+	h.inFlight.Add(-1)
+	c.inFlight.Add(-1)
+	c.m.inFlight.Dec()
+	c.m.duration.UpdateDuration(start)
+	h.m.count(kind)
+	c.observe(h, kind, status)
+}
+
+// sendTrace records whether the transport got a connection for the request: from then on
+// bytes of the request may reach the backend, so the request counts as sent. This is
+// deliberately conservative (a failure between getting the connection and flushing the
+// first byte also counts as sent): retrying a payment twice is worse than not retrying.
+type sendTrace struct {
+	gotConn atomic.Bool
+	trace   httptrace.ClientTrace
+}
+
+func (t *sendTrace) with(ctx context.Context) context.Context {
+	t.trace.GotConn = func(httptrace.GotConnInfo) { t.gotConn.Store(true) }
+	return httptrace.WithClientTrace(ctx, &t.trace)
+}
+
+// classify turns a transport or body-read error into a Kind. parent is the caller's
+// context; timedOut says our own request deadline fired.
+func classify(parent context.Context, err error, sent, timedOut bool) Kind {
+	if perr := parent.Err(); perr != nil {
+		if errors.Is(perr, context.DeadlineExceeded) {
+			return Timeout
+		}
+		return Canceled
+	}
+	if timedOut {
+		return Timeout
+	}
+	if !sent {
+		// Refused, unreachable, DNS, connect timeout: no connection, nothing written.
+		return ConnectFailed
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return Timeout
+	}
+	return Failed
+}
