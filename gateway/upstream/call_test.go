@@ -15,8 +15,8 @@ import (
 func TestCallMapping(t *testing.T) {
 	type seen struct {
 		method, path, host string
-		header          http.Header
-		body            []byte
+		header             http.Header
+		body               []byte
 	}
 	got := make(chan seen, 1)
 	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

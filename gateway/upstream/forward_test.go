@@ -14,9 +14,9 @@ import (
 func TestForwardHeadersAndTarget(t *testing.T) {
 	type seen struct {
 		method, uri, host string
-		header         http.Header
-		te             []string
-		body           string
+		header            http.Header
+		te                []string
+		body              string
 	}
 	got := make(chan seen, 1)
 	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
