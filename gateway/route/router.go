@@ -1,0 +1,259 @@
+package route
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/gateway/config"
+)
+
+// ErrNoSuchRoute is returned (wrapped) by changes naming a route the table doesn't have.
+var ErrNoSuchRoute = errors.New("no such route")
+
+// Options configure a Router. The zero value is usable.
+type Options struct {
+	// Logger receives one record per change, with old and new values; nil: slog.Default().
+	Logger *slog.Logger
+	// Metrics receives mgw_route_decisions_total and mgw_route_fallbacks_total; nil: none.
+	Metrics *metrics.Set
+	// Rand is the random source of `sticky: none` routes (and of requests with no sticky
+	// key); nil: math/rand/v2. It is called from many goroutines at once.
+	Rand func() uint64
+}
+
+// Router holds the routing table in force and applies changes to it. Requests call Load
+// (lock-free) and keep the returned Table; changes (admin API, SIGHUP reload) are
+// serialised, validated, build a new Table and publish it atomically, so a request in
+// flight finishes on the table it started with and none fails because of a change.
+type Router struct {
+	cur  atomic.Pointer[Table]
+	mu   sync.Mutex // serialises changes, not reads
+	log  *slog.Logger
+	m    *routeMetrics
+	rand func() uint64
+}
+
+// NewRouter validates cfg's routing parts and builds the first table.
+func NewRouter(cfg *config.Config, opts Options) (*Router, error) {
+	r := &Router{log: opts.Logger, m: newRouteMetrics(opts.Metrics), rand: opts.Rand}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.rand == nil {
+		r.rand = rand.Uint64
+	}
+	t, err := newTable(cfg, r.rand, r.m)
+	if err != nil {
+		return nil, err
+	}
+	r.cur.Store(t)
+	return r, nil
+}
+
+// Load returns the table in force. Call it once per request and use that table for the
+// whole request, fallbacks included.
+func (r *Router) Load() *Table { return r.cur.Load() }
+
+// Decide is the gateway's one call per request: it loads the table, matches req (see
+// Table.MatchRequest) and decides. ok is false when no route matches (answer 404
+// no_route).
+func (r *Router) Decide(req *codec.Request) (d Decision, ok bool) {
+	t := r.Load()
+	rt := t.MatchRequest(req)
+	if rt == nil {
+		return Decision{}, false
+	}
+	return t.Decide(rt, req), true
+}
+
+// CountFallback counts one move from cluster from to cluster to on route api (its Key),
+// for a gateway that walks Decision.Fallback itself instead of calling Decision.Next.
+func (r *Router) CountFallback(api, from, to string) {
+	if r.m != nil {
+		r.m.fallback(api, from, to)
+	}
+}
+
+// Replace validates cfg and makes it the table in force (SIGHUP reload). On error the old
+// table stays. Every route and switch that differs is logged with old and new values.
+func (r *Router) Replace(cfg *config.Config) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, err := newTable(cfg, r.rand, r.m)
+	if err != nil {
+		return fmt.Errorf("routing config: %w", err)
+	}
+	old := r.cur.Load()
+	r.cur.Store(t)
+	r.logDiff(old, t)
+	return nil
+}
+
+// RouteUpdate is a partial change to one route: nil fields keep their value.
+type RouteUpdate struct {
+	Split    map[string]int `json:"split,omitempty"`
+	Sticky   *string        `json:"sticky,omitempty"`
+	Fallback *[]string      `json:"fallback,omitempty"`
+	Retry    *bool          `json:"retry,omitempty"`
+}
+
+// SetSplit replaces the split of the route whose Key is api and returns its new effective
+// split on this instance. Errors name the field: `split.mesh: weight -1 is negative`.
+func (r *Router) SetSplit(api string, split map[string]int) (Effective, error) {
+	return r.UpdateRoute(api, RouteUpdate{Split: split})
+}
+
+// UpdateRoute changes the split, sticky kind, fallback order or retry permission of the
+// route whose Key is api, validated like the file, and returns its new effective split.
+func (r *Router) UpdateRoute(api string, u RouteUpdate) (Effective, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cur.Load()
+	idx := -1
+	for i := range old.cfg.Routes {
+		if routeKey(&old.cfg.Routes[i]) == api {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		return Effective{}, fmt.Errorf("route %q: %w", api, ErrNoSuchRoute)
+	}
+	clusters := old.clusterSet()
+	if u.Split != nil {
+		if err := validateSplit("split", u.Split, clusters); err != nil {
+			return Effective{}, err
+		}
+	}
+	if u.Sticky != nil {
+		if err := validateSticky("sticky", *u.Sticky); err != nil {
+			return Effective{}, err
+		}
+	}
+	if u.Fallback != nil {
+		if err := validateFallback("fallback", *u.Fallback, clusters); err != nil {
+			return Effective{}, err
+		}
+	}
+	cfg := cloneConfig(old.cfg)
+	rc := &cfg.Routes[idx]
+	if u.Split != nil {
+		rc.Split = cloneRoute(config.Route{Split: u.Split}).Split
+	}
+	if u.Sticky != nil {
+		rc.Sticky = *u.Sticky
+	}
+	if u.Fallback != nil {
+		rc.Fallback = append([]string{}, (*u.Fallback)...)
+	}
+	if u.Retry != nil {
+		rc.Retry = *u.Retry
+	}
+	t, err := newTable(cfg, r.rand, r.m)
+	if err != nil {
+		return Effective{}, err
+	}
+	r.cur.Store(t)
+	r.logDiff(old, t)
+	return t.Effective(t.byKey[api], ""), nil
+}
+
+// SetSwitches replaces all switches and returns every route's new effective split (for an
+// app that is not mesh-only).
+func (r *Router) SetSwitches(sw config.Switches) ([]Effective, error) {
+	return r.changeSwitches(func(s *config.Switches) { *s = cloneSwitches(sw) })
+}
+
+// SetMeshOnlyApps replaces the mesh-only app list.
+func (r *Router) SetMeshOnlyApps(apps []string) ([]Effective, error) {
+	return r.changeSwitches(func(s *config.Switches) { s.MeshOnlyApps = append([]string{}, apps...) })
+}
+
+// SetZoneSwitches replaces the zone switches ({zone: {tag: percent}}).
+func (r *Router) SetZoneSwitches(zones map[string]map[string]int) ([]Effective, error) {
+	return r.changeSwitches(func(s *config.Switches) { s.Zones = cloneTagMap(zones) })
+}
+
+// SetLabelSwitches replaces the label switches ({"key" or "key=value": {tag: percent}}).
+func (r *Router) SetLabelSwitches(labels map[string]map[string]int) ([]Effective, error) {
+	return r.changeSwitches(func(s *config.Switches) { s.Labels = cloneTagMap(labels) })
+}
+
+func (r *Router) changeSwitches(change func(*config.Switches)) ([]Effective, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.cur.Load()
+	cfg := cloneConfig(old.cfg)
+	change(&cfg.Switches)
+	if err := validateSwitches("switches", &cfg.Switches, old.ti.tags()); err != nil {
+		return nil, err
+	}
+	t, err := newTable(cfg, r.rand, r.m)
+	if err != nil {
+		return nil, err
+	}
+	r.cur.Store(t)
+	r.logDiff(old, t)
+	return t.allEffective(), nil
+}
+
+func (t *Table) allEffective() []Effective {
+	out := make([]Effective, 0, len(t.routes))
+	for _, rt := range t.routes {
+		out = append(out, t.Effective(rt, ""))
+	}
+	return out
+}
+
+func (t *Table) clusterSet() map[string]*config.Cluster {
+	m := make(map[string]*config.Cluster, len(t.cfg.Clusters))
+	for i := range t.cfg.Clusters {
+		m[t.cfg.Clusters[i].Name] = &t.cfg.Clusters[i]
+	}
+	return m
+}
+
+// logDiff logs every route and switch that differs between two tables, old and new.
+func (r *Router) logDiff(old, cur *Table) {
+	for _, rt := range cur.routes {
+		prev := old.byKey[rt.Key]
+		if prev == nil {
+			r.log.Info("route added", "api", rt.Key, "split", rt.cfg.Split, "effective", rt.base.w.asMap())
+			continue
+		}
+		if !reflect.DeepEqual(summary(prev), summary(rt)) {
+			r.log.Info("route changed", "api", rt.Key, "old", summary(prev), "new", summary(rt),
+				"old_effective", prev.base.w.asMap(), "new_effective", rt.base.w.asMap(), "decided_by", rt.base.by)
+		}
+	}
+	for _, rt := range old.routes {
+		if cur.byKey[rt.Key] == nil {
+			r.log.Info("route removed", "api", rt.Key, "split", rt.cfg.Split)
+		}
+	}
+	if !reflect.DeepEqual(old.cfg.Switches, cur.cfg.Switches) {
+		r.log.Info("switches changed", "old", old.cfg.Switches, "new", cur.cfg.Switches)
+	}
+	if !reflect.DeepEqual(old.cfg.Instance, cur.cfg.Instance) {
+		r.log.Info("instance changed", "old", old.cfg.Instance, "new", cur.cfg.Instance)
+	}
+}
+
+type routeSummary struct {
+	Split    map[string]int `json:"split"`
+	Sticky   string         `json:"sticky"`
+	Fallback []string       `json:"fallback"`
+	Retry    bool           `json:"retry"`
+	Force    int            `json:"force_entries"`
+}
+
+func summary(rt *Route) routeSummary {
+	return routeSummary{rt.cfg.Split, rt.cfg.Sticky, rt.cfg.Fallback, rt.cfg.Retry, len(rt.cfg.Force)}
+}
