@@ -21,6 +21,9 @@ func DefaultLimits() Limits {
 	return Limits{MaxHeaderBytes: DefaultMaxHeaderBytes, MaxBodyBytes: DefaultMaxBodyBytes, MaxEntries: DefaultMaxEntries}
 }
 
+// Effective returns the limits in force: defaults for a nil receiver or zero fields.
+func (l *Limits) Effective() Limits { return l.orDefault() }
+
 // orDefault resolves nil and zero fields, without allocating.
 func (l *Limits) orDefault() Limits {
 	d := DefaultLimits()
