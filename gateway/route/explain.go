@@ -16,6 +16,8 @@ type HashScore struct {
 
 // Explanation is a decision with its reasons, for the admin API and `mgw route explain`.
 type Explanation struct {
+	// Operation is the request's operation type ("" for a plain HTTP request).
+	Operation string   `json:"operation,omitempty"`
 	Route     string   `json:"route"`
 	Cluster   string   `json:"cluster"`
 	Fallback  []string `json:"fallback"`
@@ -39,7 +41,7 @@ type Explanation struct {
 // Explain is Decide with its reasons. It does not count the decision in the metrics, and
 // for a `none` (random) route the cluster it shows is one random draw.
 func (t *Table) Explain(rt *Route, req *codec.Request) Explanation {
-	ex := Explanation{Route: rt.Key, Sticky: rt.cfg.Sticky}
+	ex := Explanation{Operation: req.Operation, Route: rt.Key, Sticky: rt.cfg.Sticky}
 	if ex.Sticky == "" {
 		ex.Sticky = StickyDevice
 	}

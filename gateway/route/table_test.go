@@ -127,6 +127,7 @@ func TestValidationNamesField(t *testing.T) {
 }
 
 type (
-	cfgT   = config.Config
-	forceT = config.Force
+	cfgT    = config.Config
+	forceT  = config.Force
+	headerT = config.HeaderMatch
 )

@@ -49,6 +49,10 @@ func validateAPIPattern(field, api string) error {
 	if api == "*" {
 		return nil
 	}
+	if strings.HasPrefix(api, "/") {
+		// A leading '/' would make the admin API mistake it for a path route.
+		return fmt.Errorf("%s: %q starts with '/'; use path for a path prefix", field, api)
+	}
 	if strings.HasSuffix(api, ".*") {
 		p := strings.TrimSuffix(api, ".*")
 		if p == "" || strings.Contains(p, "*") {
