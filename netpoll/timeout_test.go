@@ -1,0 +1,94 @@
+package netpoll
+
+import (
+	"testing"
+	"time"
+)
+
+// TestIdleTimeout: a silent connection gets OnTimeout(idle); the handler closes it.
+func TestIdleTimeout(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, kind string) {
+		h := newTestHandler()
+		h.onTimeout = func(c Conn, k TimeoutKind) {
+			c.Write(frame([]byte("goaway")))
+			c.CloseAfterFlush(ReasonTimeout)
+		}
+		e := newEngine(t, Config{Kind: kind, IdleTimeout: 200 * time.Millisecond,
+			TimerTick: 20 * time.Millisecond})
+		addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := dialTCP(t, addr)
+		defer c.Close()
+		// Activity keeps it alive.
+		for i := 0; i < 4; i++ {
+			time.Sleep(80 * time.Millisecond)
+			c.Write(frame([]byte("hi")))
+			if _, err := readFrame(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.mu.Lock()
+		early := len(h.timeouts)
+		h.mu.Unlock()
+		if early != 0 {
+			t.Errorf("%d timeouts while active", early)
+		}
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := readFrame(c)
+		if err != nil || string(got) != "goaway" {
+			t.Fatalf("goaway = %q, %v", got, err)
+		}
+		if d := time.Since(start); d < 120*time.Millisecond {
+			t.Errorf("idle timeout after %v, want about 200ms", d)
+		}
+		if r := h.waitClose(t, 5*time.Second); r != ReasonTimeout {
+			t.Errorf("reason %v, want timeout", r)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.timeouts) != 1 || h.timeouts[0] != TimeoutIdle {
+			t.Errorf("timeouts = %v, want [idle]", h.timeouts)
+		}
+	})
+}
+
+// TestPartialTimeout: half a frame then silence gets OnTimeout(partial).
+func TestPartialTimeout(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, kind string) {
+		h := newTestHandler()
+		h.onTimeout = func(c Conn, k TimeoutKind) { c.CloseWithReason(ReasonTimeout) }
+		e := newEngine(t, Config{Kind: kind, PartialTimeout: 150 * time.Millisecond,
+			TimerTick: 20 * time.Millisecond})
+		addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := dialTCP(t, addr)
+		defer c.Close()
+		c.Write(frame([]byte("complete")))
+		if _, err := readFrame(c); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // no pending bytes: no partial timeout
+		if st := e.Stats(); st.Open != 1 {
+			t.Fatalf("closed without a partial frame")
+		}
+		f := frame([]byte("incomplete frame"))
+		c.Write(f[:7])
+		waitFor(t, 5*time.Second, "pending bytes counted", func() bool { return e.Stats().PendingBytes == 7 })
+		if r := h.waitClose(t, 5*time.Second); r != ReasonTimeout {
+			t.Errorf("reason %v, want timeout", r)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.timeouts) != 1 || h.timeouts[0] != TimeoutPartial {
+			t.Errorf("timeouts = %v, want [partial]", h.timeouts)
+		}
+		if st := e.Stats(); st.PendingBytes != 0 {
+			t.Errorf("PendingBytes = %d after close", st.PendingBytes)
+		}
+	})
+}
