@@ -158,8 +158,9 @@ func (d *BodyDecoder) Decode(b []byte) (data []byte, consumed int, done bool, er
 }
 
 // parseChunkSize parses "chunk-size [ chunk-ext ]" (without CRLF): 1*HEXDIG, then
-// nothing or BWS ";" and extensions, which are checked for control bytes and ignored.
-// No sign, no "0x", no leading whitespace, no value over 2^60.
+// nothing or ";" and extensions, which are checked for control bytes and ignored. No
+// sign, no "0x", no whitespace (RFC 9112 allows BWS before ';', but senders must not
+// produce it and parsers disagree on it, so we refuse it), no value over 2^60.
 func parseChunkSize(line []byte) (int64, error) {
 	var n int64
 	i := 0
@@ -191,13 +192,10 @@ ext:
 	if i == len(line) {
 		return n, nil
 	}
-	j := i
-	for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
-		j++
-	}
-	if j == len(line) || line[j] != ';' {
+	if line[i] != ';' {
 		return 0, errf(400, "invalid byte %s in chunk size at offset %d", quoteByte(line[i]), i)
 	}
+	j := i
 	for ; j < len(line); j++ {
 		if !isValueByte[line[j]] {
 			return 0, errf(400, "invalid byte %s in chunk extension", quoteByte(line[j]))

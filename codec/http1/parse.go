@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bytes"
+	"strings"
 	"unsafe"
 
 	"github.com/mgw-project/mgw/codec"
@@ -108,7 +109,7 @@ func checkPartialHead(b []byte, lf int) error {
 	}
 	// The line is incomplete: check that what is there could still be a method and a
 	// target (or the first half of an empty line's CRLF).
-	if len(b) == 1 && b[0] == '' {
+	if len(b) == 1 && b[0] == '\r' {
 		return nil
 	}
 	i := 0
@@ -206,6 +207,11 @@ func parseRequestLine(line []byte) (method, target []byte, minor int, err error)
 		return nil, nil, 0, errf(400, "invalid byte %s in request-target at offset %d", quoteByte(line[i]), i)
 	}
 	target = line[t:i]
+	for j := 0; j < len(target); j++ {
+		if target[j] == '%' && (j+2 >= len(target) || !isHex(target[j+1]) || !isHex(target[j+2])) {
+			return nil, nil, 0, errf(400, "malformed percent-encoding in request-target at offset %d", t+j)
+		}
+	}
 	minor, err = parseVersion(line[i+1:])
 	return method, target, minor, err
 }
@@ -227,7 +233,7 @@ func checkTargetForm(h *RequestHead) error {
 	t := h.Target
 	switch {
 	case h.Method == "CONNECT":
-		if t[0] == '/' || !validHost(t) || bytes.IndexByte([]byte(t), ':') < 0 {
+		if colon := strings.LastIndexByte(t, ':'); !validHost(t) || colon < 0 || colon == len(t)-1 || colon < strings.LastIndexByte(t, ']') {
 			return errf(400, "CONNECT needs an authority-form target (host:port), got %q", t)
 		}
 		return nil
@@ -270,10 +276,42 @@ func absoluteAuthority(t string) (string, bool) {
 
 func isAlpha(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+func isHex(c byte) bool   { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
 
+// validHost checks uri-host [ ":" port ] (RFC 3986 3.2.2): an IP-literal in brackets or
+// a reg-name/IPv4 without ':', then an optional all-digit port. Its purpose is to keep
+// bytes that upstreams and logs would read differently out of Host.
 func validHost(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !isHostByte[s[i]] {
+	host, port := s, ""
+	if len(s) > 0 && s[0] == '[' {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return false
+		}
+		host, port = s[1:end], s[end+1:]
+		for i := 0; i < len(host); i++ {
+			if c := host[i]; !isHex(c) && c != ':' && c != '.' && c != 'v' && c != 'V' {
+				return false
+			}
+		}
+	} else {
+		if i := strings.IndexByte(s, ':'); i >= 0 {
+			host, port = s[:i], s[i:]
+		}
+		for i := 0; i < len(host); i++ {
+			if c := host[i]; !isHostByte[c] || c == ':' || c == '[' || c == ']' {
+				return false
+			}
+		}
+	}
+	if port == "" {
+		return true
+	}
+	if port[0] != ':' {
+		return false
+	}
+	for i := 1; i < len(port); i++ {
+		if !isDigit(port[i]) {
 			return false
 		}
 	}
