@@ -1,0 +1,346 @@
+// Package client is the load generator's side of the wire: it holds many long connections
+// to an MMTP or HTTP/1.1 target on the project's own reactor (netpoll), sends requests on
+// them when the open-loop schedule says so, and records each answer's latency from the
+// request's intended send time. A connection costs a small struct and its kernel socket,
+// no goroutine, so one process holds as many as its open-file limit allows.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mgw-project/mgw/loadtest/hist"
+	"github.com/mgw-project/mgw/netpoll"
+)
+
+// Config says what to send where. It is read-only once given to New.
+type Config struct {
+	Target   string // host:port
+	Protocol string // "mmtp" or "http1"
+	API      string // operation type, e.g. demo.echo
+	Body     []byte
+	// AppID and Secret, when Secret is set, sign every request (and the HELLO).
+	AppID  string
+	Secret string
+	// Hello sends an MMTP HELLO on each new connection and counts it established only once
+	// answered 200.
+	Hello bool
+	// Timeout is how long a request may wait for its answer before it counts as a timeout;
+	// default 10 s.
+	Timeout time.Duration
+	// SourceAddrs, when set, are the local addresses connections bind to, connection i (by
+	// global index) using SourceAddrs[i % len]: one source address reaches one target port
+	// only as many times as there are ephemeral ports.
+	SourceAddrs []netip.Addr
+	// ConnOffset is the global index of this client's first connection (workers split N).
+	ConnOffset int
+	// DevicePrefix names devices: device-id is DevicePrefix + global index.
+	DevicePrefix string
+}
+
+// Error kinds counted by the client. Statuses count as "status_NNN".
+const (
+	ErrConnect    = "connect"
+	ErrTimeout    = "timeout"
+	ErrClosed     = "conn_closed"   // a connection closed under requests in flight, or by the peer
+	ErrProtocol   = "protocol"      // the target sent something that is not valid MMTP/HTTP
+	ErrGoAway     = "goaway"        // the gateway sent GOAWAY
+	ErrWrite      = "write"         // writing the request failed
+	ErrNoConn     = "no_connection" // the schedule fired while no connection was open
+	ErrHelloRefus = "hello_refused"
+)
+
+// Client holds connections and counts their outcome. Its methods are safe for concurrent
+// use; the netpoll engine calls the per-connection handlers on its own goroutines.
+type Client struct {
+	cfg  Config
+	eng  netpoll.Engine
+	rec  *hist.Recorder
+	lim  time.Duration
+	reqs requestMaker
+
+	mu    sync.Mutex
+	conns []*conn // by local index; nil when down
+
+	open atomic.Int64
+	sent atomic.Uint64
+	ok   atomic.Uint64
+	rr   atomic.Uint64
+
+	errMu sync.Mutex
+	errs  map[string]uint64
+}
+
+// New returns a client that will hold up to n connections on eng and record latencies in
+// rec. The engine must outlive the client.
+func New(cfg Config, n int, eng netpoll.Engine, rec *hist.Recorder) (*Client, error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.DevicePrefix == "" {
+		cfg.DevicePrefix = "lt-"
+	}
+	c := &Client{cfg: cfg, eng: eng, rec: rec, lim: cfg.Timeout, conns: make([]*conn, n), errs: map[string]uint64{}}
+	switch cfg.Protocol {
+	case "mmtp":
+		c.reqs = &mmtpRequests{cfg: &c.cfg}
+	case "http1", "http":
+		c.reqs = newHTTPRequests(&c.cfg)
+	default:
+		return nil, fmt.Errorf("protocol %q: want mmtp or http1", cfg.Protocol)
+	}
+	if cfg.API == "" {
+		return nil, errors.New("api: empty operation type")
+	}
+	return c, nil
+}
+
+// Size is the number of connection slots.
+func (c *Client) Size() int { return len(c.conns) }
+
+// countErr adds one to error kind k.
+func (c *Client) countErr(k string, n uint64) {
+	if n == 0 {
+		return
+	}
+	c.errMu.Lock()
+	c.errs[k] += n
+	c.errMu.Unlock()
+}
+
+func statusKind(st int) string { return "status_" + strconv.Itoa(st) }
+
+// laddr returns the local address for global connection index g, or "".
+func (c *Client) laddr(g int) string {
+	if len(c.cfg.SourceAddrs) == 0 {
+		return ""
+	}
+	return netip.AddrPortFrom(c.cfg.SourceAddrs[g%len(c.cfg.SourceAddrs)], 0).String()
+}
+
+// Dial opens connection slot i (replacing nothing: the slot must be empty). It returns once
+// the connection is established (and, with Hello, greeted) or failed; failures are counted.
+func (c *Client) Dial(ctx context.Context, i int) error {
+	g := c.cfg.ConnOffset + i
+	cn := &conn{cl: c, idx: i, device: c.cfg.DevicePrefix + strconv.Itoa(g), inflight: map[uint32]time.Time{}}
+	if c.cfg.Hello && c.cfg.Protocol == "mmtp" {
+		cn.helloCh = make(chan int, 1)
+	}
+	nc, err := c.eng.Dial(ctx, c.cfg.Target, c.laddr(g), cn)
+	if err != nil {
+		c.countErr(ErrConnect, 1)
+		return err
+	}
+	if cn.helloCh != nil {
+		if err := cn.hello(ctx, nc); err != nil {
+			nc.Close()
+			return err
+		}
+	}
+	c.mu.Lock()
+	c.conns[i] = cn
+	c.mu.Unlock()
+	c.open.Add(1)
+	cn.live.Store(true)
+	return nil
+}
+
+// Ramp dials every empty slot, starting at most perSecond a second (0 means as fast as
+// concurrency allows) with up to 256 dials in flight, and calls progress (may be nil) about
+// every 100 ms with the connections open. It returns when every slot was tried, or ctx ends.
+// Failures are counted, not returned: the report shows how many connections were held.
+func (c *Client) Ramp(ctx context.Context, perSecond float64, progress func(open int)) {
+	const inFlight = 256
+	sem := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	start := time.Now()
+	lastProg := start
+	k := 0
+	for i := range c.conns {
+		c.mu.Lock()
+		busy := c.conns[i] != nil
+		c.mu.Unlock()
+		if busy {
+			continue
+		}
+		if perSecond > 0 {
+			at := start.Add(time.Duration(float64(k) / perSecond * 1e9))
+			if d := time.Until(at); d > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(d):
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		k++
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_ = c.Dial(dctx, i)
+			cancel()
+			<-sem
+		}(i)
+		if progress != nil && time.Since(lastProg) >= 100*time.Millisecond {
+			lastProg = time.Now()
+			progress(int(c.open.Load()))
+		}
+	}
+	wg.Wait()
+	if progress != nil {
+		progress(int(c.open.Load()))
+	}
+}
+
+// pick returns an open connection, round robin from the last one used.
+func (c *Client) pick() *conn {
+	n := len(c.conns)
+	if n == 0 {
+		return nil
+	}
+	start := int(c.rr.Add(1) % uint64(n))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := 0; k < n; k++ {
+		cn := c.conns[(start+k)%n]
+		if cn != nil && cn.live.Load() {
+			return cn
+		}
+	}
+	return nil
+}
+
+// Fire sends one request, intended at the given time, on the next open connection. It
+// never blocks on the network (the reactor queues what the socket does not take).
+func (c *Client) Fire(intended time.Time) {
+	c.sent.Add(1)
+	cn := c.pick()
+	if cn == nil {
+		c.countErr(ErrNoConn, 1)
+		return
+	}
+	cn.send(intended)
+}
+
+// PingAll sends one PING on every open MMTP connection; the PONG's latency (from this
+// call's time) is recorded like a response's. It is the heartbeat of idle connections.
+func (c *Client) PingAll(intended time.Time) int {
+	c.mu.Lock()
+	live := make([]*conn, 0, len(c.conns))
+	for _, cn := range c.conns {
+		if cn != nil && cn.live.Load() {
+			live = append(live, cn)
+		}
+	}
+	c.mu.Unlock()
+	for _, cn := range live {
+		c.sent.Add(1)
+		cn.ping(intended)
+	}
+	return len(live)
+}
+
+// PauseReads stops reading every open connection: a slow reader, as far as the target
+// can tell. Responses pile up in the kernel and then in the target's write queues.
+func (c *Client) PauseReads() {
+	c.each(func(cn *conn) { cn.nc.PauseRead() })
+}
+
+// CloseAll closes every connection (the reconnect storm's first half). Requests in flight
+// on them count as conn_closed.
+func (c *Client) CloseAll() {
+	c.each(func(cn *conn) { cn.nc.Close() })
+}
+
+func (c *Client) each(f func(*conn)) {
+	c.mu.Lock()
+	live := make([]*conn, 0, len(c.conns))
+	for _, cn := range c.conns {
+		if cn != nil {
+			live = append(live, cn)
+		}
+	}
+	c.mu.Unlock()
+	for _, cn := range live {
+		f(cn)
+	}
+}
+
+// Sweep counts requests older than the timeout as timeouts and forgets them. Call it about
+// once a second.
+func (c *Client) Sweep(now time.Time) {
+	var n uint64
+	c.each(func(cn *conn) { n += cn.sweep(now.Add(-c.lim)) })
+	c.countErr(ErrTimeout, n)
+}
+
+// dropped is called by a connection's OnClose.
+func (c *Client) dropped(cn *conn, reason netpoll.CloseReason, inflight int) {
+	c.mu.Lock()
+	if c.conns[cn.idx] == cn {
+		c.conns[cn.idx] = nil
+	}
+	c.mu.Unlock()
+	if cn.live.Swap(false) {
+		c.open.Add(-1)
+	}
+	c.countErr(ErrClosed, uint64(inflight))
+	if reason != netpoll.ReasonLocal && reason != netpoll.ReasonShutdown {
+		c.countErr("closed_"+reason.String(), 1)
+	}
+}
+
+// Snapshot is the client's counters at one moment.
+type Snapshot struct {
+	Open   int               `json:"open"`
+	Sent   uint64            `json:"sent"`
+	OK     uint64            `json:"ok"`
+	Errors map[string]uint64 `json:"errors"`
+}
+
+// Snapshot returns the counters now.
+func (c *Client) Snapshot() Snapshot {
+	s := Snapshot{Open: int(c.open.Load()), Sent: c.sent.Load(), OK: c.ok.Load(), Errors: map[string]uint64{}}
+	c.errMu.Lock()
+	for k, v := range c.errs {
+		s.Errors[k] = v
+	}
+	c.errMu.Unlock()
+	return s
+}
+
+// ErrorKinds lists the kinds seen, sorted, for stable output.
+func (s Snapshot) ErrorKinds() []string {
+	ks := make([]string, 0, len(s.Errors))
+	for k := range s.Errors {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// TotalErrors sums every kind.
+func (s Snapshot) TotalErrors() uint64 {
+	var n uint64
+	for _, v := range s.Errors {
+		n += v
+	}
+	return n
+}

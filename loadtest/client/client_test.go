@@ -1,0 +1,266 @@
+package client
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mgw-project/mgw/loadtest/hist"
+	"github.com/mgw-project/mgw/loadtest/internal/testserver"
+	"github.com/mgw-project/mgw/loadtest/openloop"
+	"github.com/mgw-project/mgw/netpoll"
+)
+
+func engine(t *testing.T) netpoll.Engine {
+	t.Helper()
+	e, err := netpoll.New(netpoll.Config{Workers: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func mmtpServer(t *testing.T, secrets map[string]string) *testserver.MMTP {
+	t.Helper()
+	s, err := testserver.NewMMTP(secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// drive fires rate req/s for d across the client and waits for the answers.
+func drive(t *testing.T, c *Client, rate float64, d time.Duration) {
+	t.Helper()
+	s, err := openloop.NewSchedule(openloop.Constant, rate, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openloop.Run(context.Background(), s, time.Now(), d, c.Fire)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		sn := c.Snapshot()
+		if sn.OK+sn.TotalErrors() >= sn.Sent {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("answers missing: %+v", c.Snapshot())
+}
+
+// TestKnownLatency: a backend that sleeps exactly 30 ms. Every recorded latency is at least
+// that, and the median sits just above it.
+func TestKnownLatency(t *testing.T) {
+	srv := mmtpServer(t, nil)
+	rec := hist.NewRecorder()
+	c, err := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "demo.sleep", Body: []byte("30")}, 8, engine(t), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Ramp(context.Background(), 0, nil)
+	if got := c.Snapshot().Open; got != 8 {
+		t.Fatalf("open %d, want 8", got)
+	}
+	drive(t, c, 200, 500*time.Millisecond)
+	h := rec.Total()
+	if h.Count() != 100 || c.Snapshot().OK != 100 {
+		t.Fatalf("count %d ok %d, want 100", h.Count(), c.Snapshot().OK)
+	}
+	if h.Min() < 30e6 {
+		t.Fatalf("min latency %v below the backend's 30ms sleep", time.Duration(h.Min()))
+	}
+	// Generous: the point is that the median is the sleep, not a multiple of it.
+	if p := h.Percentile(50); p > 30e6+150e6 {
+		t.Fatalf("p50 %v far above the 30ms sleep", time.Duration(p))
+	}
+}
+
+// TestStallChargedToLatency: the server answers nothing for 400 ms. An open-loop client
+// keeps sending on schedule, so every request intended during the stall reports the part
+// of the stall it waited: a closed-loop client would report one slow request instead.
+func TestStallChargedToLatency(t *testing.T) {
+	srv := mmtpServer(t, nil)
+	rec := hist.NewRecorder()
+	c, _ := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "demo.echo", Body: []byte("x")}, 4, engine(t), rec)
+	c.Ramp(context.Background(), 0, nil)
+	srv.Stall(400 * time.Millisecond)
+	drive(t, c, 500, 600*time.Millisecond) // 300 requests, 200 of them inside the stall
+	h := rec.Total()
+	if h.Count() != 300 {
+		t.Fatalf("count %d", h.Count())
+	}
+	var over100ms uint64
+	for _, b := range h.Buckets() {
+		if b.Lo >= 100e6 {
+			over100ms += b.Count
+		}
+	}
+	// Requests intended in the first 300ms of the stall waited more than 100ms: 150 of them.
+	if over100ms < 140 {
+		t.Fatalf("%d requests over 100ms, want >= 140 (stall hidden: coordinated omission)", over100ms)
+	}
+	if h.Max() < 380e6 {
+		t.Fatalf("max %v, want about the 400ms stall", time.Duration(h.Max()))
+	}
+}
+
+func TestSignedWithHello(t *testing.T) {
+	srv := mmtpServer(t, map[string]string{"wallet": "s3cret"})
+	rec := hist.NewRecorder()
+	c, _ := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "demo.echo", Body: []byte("hi"),
+		AppID: "wallet", Secret: "s3cret", Hello: true}, 3, engine(t), rec)
+	c.Ramp(context.Background(), 0, nil)
+	if got := c.Snapshot().Open; got != 3 {
+		t.Fatalf("open %d after signed HELLO: %+v", got, c.Snapshot())
+	}
+	drive(t, c, 250, 100*time.Millisecond)
+	if sn := c.Snapshot(); sn.OK != 25 || sn.TotalErrors() != 0 {
+		t.Fatalf("signed requests: %+v", sn)
+	}
+	// A wrong secret: the HELLO is refused and no connection counts as established.
+	bad, _ := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "demo.echo", AppID: "wallet", Secret: "nope", Hello: true}, 2, engine(t), hist.NewRecorder())
+	bad.Ramp(context.Background(), 0, nil)
+	if sn := bad.Snapshot(); sn.Open != 0 || sn.Errors[ErrHelloRefus] != 2 {
+		t.Fatalf("bad secret: %+v", sn)
+	}
+}
+
+func TestErrorsByKind(t *testing.T) {
+	srv := mmtpServer(t, nil)
+	c, _ := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "no.such.api"}, 2, engine(t), hist.NewRecorder())
+	c.Ramp(context.Background(), 0, nil)
+	drive(t, c, 100, 100*time.Millisecond)
+	if sn := c.Snapshot(); sn.Errors["status_404"] != 10 || sn.OK != 0 {
+		t.Fatalf("%+v", sn)
+	}
+	// Nothing listening: connect errors, counted per connection.
+	c2, _ := New(Config{Target: "127.0.0.1:1", Protocol: "mmtp", API: "demo.echo"}, 3, engine(t), hist.NewRecorder())
+	c2.Ramp(context.Background(), 0, nil)
+	if sn := c2.Snapshot(); sn.Errors[ErrConnect] != 3 || sn.Open != 0 {
+		t.Fatalf("%+v", sn)
+	}
+	c2.Fire(time.Now())
+	if sn := c2.Snapshot(); sn.Errors[ErrNoConn] != 1 {
+		t.Fatalf("%+v", sn)
+	}
+}
+
+func TestTimeoutsAndReconnect(t *testing.T) {
+	srv := mmtpServer(t, nil)
+	c, _ := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "demo.sleep", Body: []byte("2000"), Timeout: 50 * time.Millisecond},
+		5, engine(t), hist.NewRecorder())
+	c.Ramp(context.Background(), 0, nil)
+	for i := 0; i < 5; i++ {
+		c.Fire(time.Now())
+	}
+	time.Sleep(60 * time.Millisecond)
+	c.Sweep(time.Now())
+	if sn := c.Snapshot(); sn.Errors[ErrTimeout] != 5 {
+		t.Fatalf("%+v", sn)
+	}
+	// The server drops everyone; the client notices and ramps back.
+	srv.DropAll()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Snapshot().Open != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if sn := c.Snapshot(); sn.Open != 0 || sn.Errors["closed_peer_eof"]+sn.Errors["closed_peer_reset"] != 5 {
+		t.Fatalf("after drop: %+v", sn)
+	}
+	c.Ramp(context.Background(), 0, nil)
+	if sn := c.Snapshot(); sn.Open != 5 {
+		t.Fatalf("after reconnect: %+v", sn)
+	}
+}
+
+func TestSourceAddresses(t *testing.T) {
+	srv := mmtpServer(t, nil)
+	srcs := []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
+	c, _ := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "demo.echo", SourceAddrs: srcs}, 6, engine(t), hist.NewRecorder())
+	c.Ramp(context.Background(), 0, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Conns.Load() != 6 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r := srv.Remotes(); r["127.0.0.2"] != 3 || r["127.0.0.3"] != 3 {
+		t.Fatalf("remotes %v, want 3 from each source address", r)
+	}
+}
+
+func TestHTTP(t *testing.T) {
+	srv, err := testserver.NewHTTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	rec := hist.NewRecorder()
+	c, _ := New(Config{Target: srv.Addr(), Protocol: "http1", API: "demo.echo", Body: make([]byte, 1024)}, 4, engine(t), rec)
+	c.Ramp(context.Background(), 0, nil)
+	drive(t, c, 400, 250*time.Millisecond)
+	if sn := c.Snapshot(); sn.OK != 100 || sn.TotalErrors() != 0 || rec.Total().Count() != 100 {
+		t.Fatalf("%+v", sn)
+	}
+}
+
+func TestParseResponseHead(t *testing.T) {
+	st, cl, ch, err := parseResponseHead([]byte("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX: y"))
+	if err != nil || st != 200 || cl != 12 || ch {
+		t.Fatalf("%d %d %v %v", st, cl, ch, err)
+	}
+	_, _, ch, _ = parseResponseHead([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"))
+	if !ch {
+		t.Fatal("chunked not seen")
+	}
+	for _, bad := range []string{"SSH-2.0-OpenSSH", "HTTP/1.1 2x0 OK", "HTTP/1.1 200 OK\r\nnocolon", "HTTP/1.1 200 OK\r\nContent-Length: -1"} {
+		if _, _, _, err := parseResponseHead([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func TestProbe(t *testing.T) {
+	srv := mmtpServer(t, nil)
+	if err := Probe(srv.Addr(), "mmtp", time.Second); err != nil {
+		t.Fatalf("mmtp target: %v", err)
+	}
+	h, _ := testserver.NewHTTP()
+	defer h.Close()
+	if err := Probe(h.Addr(), "http1", time.Second); err != nil {
+		t.Fatalf("http target: %v", err)
+	}
+	// An HTTP server waits for a line that never comes: the probe times out and says so.
+	err := Probe(h.Addr(), "mmtp", 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "no PONG") {
+		t.Fatalf("HTTP server probed as MMTP: %v", err)
+	}
+	// A server that talks first with something else is named at once.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n"))
+			time.Sleep(100 * time.Millisecond)
+			c.Close()
+		}
+	}()
+	err = Probe(ln.Addr().String(), "mmtp", time.Second)
+	if err == nil || !strings.Contains(err.Error(), "does not speak MMTP") || !strings.Contains(err.Error(), "SSH-2.0") {
+		t.Fatalf("SSH server probed as MMTP: %v", err)
+	}
+	err = Probe(ln.Addr().String(), "http1", time.Second)
+	if err == nil || !strings.Contains(err.Error(), "does not speak HTTP") {
+		t.Fatalf("SSH server probed as HTTP: %v", err)
+	}
+	if err := Probe("127.0.0.1:1", "mmtp", time.Second); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("closed port: %v", err)
+	}
+}

@@ -1,0 +1,166 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mgw-project/mgw/codec/http1"
+	"github.com/mgw-project/mgw/netpoll"
+)
+
+// helloStream is the stream id of the HELLO; requests start after it.
+const helloStream = 1
+
+// conn is one connection and its netpoll.Handler: the engine calls OnData for it from one
+// goroutine at a time, while Fire may call send from the scheduler's goroutine.
+type conn struct {
+	cl     *Client
+	idx    int
+	device string
+	nc     netpoll.Conn
+	live   atomic.Bool
+
+	helloCh chan int // status of the HELLO's answer, when a HELLO is sent
+
+	mu       sync.Mutex
+	next     uint32               // last stream id used (MMTP)
+	inflight map[uint32]time.Time // MMTP: stream -> intended send time
+	fifo     []time.Time          // HTTP: intended send times, answered in order
+
+	// HTTP response parsing state; touched only by OnData.
+	inBody bool
+	status int
+	body   http1.BodyDecoder
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// send writes one request intended at t.
+func (cn *conn) send(t time.Time) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	cn.mu.Lock()
+	if cn.cl.cfg.Protocol == "mmtp" {
+		cn.next++
+		if cn.next <= helloStream {
+			cn.next = helloStream + 1
+		}
+		s := cn.next
+		cn.inflight[s] = t
+		*bp = cn.cl.reqs.build((*bp)[:0], cn, s)
+		cn.mu.Unlock()
+		if err := cn.nc.Write(*bp); err != nil {
+			cn.mu.Lock()
+			delete(cn.inflight, s)
+			cn.mu.Unlock()
+			cn.cl.countErr(ErrWrite, 1)
+		}
+		return
+	}
+	// HTTP answers come in order, so the write and the queue entry are made together.
+	*bp = cn.cl.reqs.build((*bp)[:0], cn, 0)
+	if err := cn.nc.Write(*bp); err != nil {
+		cn.mu.Unlock()
+		cn.cl.countErr(ErrWrite, 1)
+		return
+	}
+	cn.fifo = append(cn.fifo, t)
+	cn.mu.Unlock()
+}
+
+// ping sends a PING carrying its intended time, so the PONG's latency needs no state.
+func (cn *conn) ping(t time.Time) {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(t.UnixNano()))
+	if err := cn.nc.Write(appendPing(nil, b[:])); err != nil {
+		cn.cl.countErr(ErrWrite, 1)
+	}
+}
+
+// hello greets the gateway and waits for its answer.
+func (cn *conn) hello(ctx context.Context, nc netpoll.Conn) error {
+	if err := nc.Write(cn.cl.reqs.(*mmtpRequests).hello(nil, cn)); err != nil {
+		cn.cl.countErr(ErrConnect, 1)
+		return fmt.Errorf("hello: %w", err)
+	}
+	select {
+	case st := <-cn.helloCh:
+		if st != 200 {
+			cn.cl.countErr(ErrHelloRefus, 1)
+			return fmt.Errorf("hello answered %d", st)
+		}
+		return nil
+	case <-ctx.Done():
+		cn.cl.countErr(ErrConnect, 1)
+		return fmt.Errorf("hello: %w", ctx.Err())
+	}
+}
+
+// answered records the outcome of one request intended at t.
+func (cn *conn) answered(t time.Time, status int) {
+	cn.cl.rec.Record(int64(time.Since(t)))
+	if status >= 200 && status < 300 {
+		cn.cl.ok.Add(1)
+	} else {
+		cn.cl.countErr(statusKind(status), 1)
+	}
+}
+
+// sweep forgets requests intended before cutoff and returns how many.
+func (cn *conn) sweep(cutoff time.Time) uint64 {
+	var n uint64
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	for s, t := range cn.inflight {
+		if t.Before(cutoff) {
+			delete(cn.inflight, s)
+			n++
+		}
+	}
+	// HTTP answers are ordered: only a prefix can be late. They stay queued (their answer
+	// will still come and must be matched) but are marked by zero time so they count once.
+	for i, t := range cn.fifo {
+		if t.IsZero() {
+			continue
+		}
+		if !t.Before(cutoff) {
+			break
+		}
+		cn.fifo[i] = time.Time{}
+		n++
+	}
+	return n
+}
+
+// OnOpen keeps the netpoll connection; it runs before any OnData.
+func (cn *conn) OnOpen(c netpoll.Conn) { cn.nc = c }
+
+// OnData decodes what the target sent.
+func (cn *conn) OnData(c netpoll.Conn, data []byte) (int, error) {
+	if cn.cl.cfg.Protocol == "mmtp" {
+		return cn.onMMTP(c, data)
+	}
+	return cn.onHTTP(data)
+}
+
+// OnTimeout is not armed for client connections (the engine's idle timeout is off).
+func (cn *conn) OnTimeout(c netpoll.Conn, _ netpoll.TimeoutKind) {}
+
+// OnClose counts the requests lost with the connection.
+func (cn *conn) OnClose(c netpoll.Conn, r netpoll.CloseReason) {
+	cn.mu.Lock()
+	n := len(cn.inflight)
+	for _, t := range cn.fifo {
+		if !t.IsZero() {
+			n++
+		}
+	}
+	clear(cn.inflight)
+	cn.fifo = nil
+	cn.mu.Unlock()
+	cn.cl.dropped(cn, r, n)
+}
