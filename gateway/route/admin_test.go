@@ -185,7 +185,7 @@ func TestAdminEffectiveAndExplain(t *testing.T) {
 func TestAdminExplainForce(t *testing.T) {
 	cfg := testConfig()
 	cfg.Routes[0].Force = []forceT{{Header: &headerT{Name: "x-canary", Value: "1"}, Cluster: "central"}}
-	r, err := NewRouter(cfg, Options{})
+	r, err := NewRouter(cfg, RouterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 // ErrNoSuchRoute is returned (wrapped) by changes naming a route the table doesn't have.
 var ErrNoSuchRoute = errors.New("no such route")
 
-// Options configure a Router. The zero value is usable.
-type Options struct {
+// RouterOptions configure a Router. The zero value is usable.
+type RouterOptions struct {
 	// Logger receives one record per change, with old and new values; nil: slog.Default().
 	Logger *slog.Logger
 	// Metrics receives mgw_route_decisions_total and mgw_route_fallbacks_total; nil: none.
@@ -41,7 +41,7 @@ type Router struct {
 }
 
 // NewRouter validates cfg's routing parts and builds the first table.
-func NewRouter(cfg *config.Config, opts Options) (*Router, error) {
+func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
 	r := &Router{log: opts.Logger, m: newRouteMetrics(opts.Metrics), rand: opts.Rand}
 	if r.log == nil {
 		r.log = slog.Default()

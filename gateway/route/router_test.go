@@ -22,7 +22,7 @@ func newTestRouter(t *testing.T, logBuf *bytes.Buffer) (*Router, *metrics.Set) {
 	} else {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r, err := NewRouter(testConfig(), Options{Logger: log, Metrics: set})
+	r, err := NewRouter(testConfig(), RouterOptions{Logger: log, Metrics: set})
 	if err != nil {
 		t.Fatal(err)
 	}
