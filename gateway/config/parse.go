@@ -83,18 +83,25 @@ func Parse(data []byte) (*Config, error) {
 
 var yamlLine = regexp.MustCompile(`^line (\d+): `)
 
-// annotate rewrites yaml's errors to name the field path of the line each one is on, and
-// hides the text of any error on a secret's line, since yaml quotes offending values.
+// annotate rewrites yaml's errors to name the field path of the line each one is on. yaml
+// quotes offending values, so any message on a line holding an inline secret, or quoting a
+// secret's text, is replaced by one that says where the problem is but not what it is.
 func annotate(data []byte, err error) error {
+	paths, secrets := linePaths(data)
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
+		if hidesSecret(err.Error(), secrets) {
+			return errors.New("config: a YAML error involving an app's secret (message not shown, it would quote the secret)")
+		}
 		return fmt.Errorf("config: %w", err)
 	}
-	paths := linePaths(data)
 	errs := make([]error, 0, len(te.Errors))
 	for _, msg := range te.Errors {
 		m := yamlLine.FindStringSubmatch(msg)
 		if m == nil {
+			if hidesSecret(msg, secrets) {
+				msg = "a YAML error involving an app's secret (message not shown, it would quote the secret)"
+			}
 			errs = append(errs, errors.New(msg))
 			continue
 		}
@@ -103,16 +110,24 @@ func annotate(data []byte, err error) error {
 		p := lp.path
 		rest := msg[len(m[0]):]
 		switch {
-		case lp.secret:
+		case lp.secret || hidesSecret(msg, secrets):
 			errs = append(errs, fmt.Errorf("%s: invalid value (line %d; not shown, a secret is on this line)", p, line))
 		case p == "":
 			errs = append(errs, errors.New(msg))
-			errs = append(errs, fmt.Errorf("%s: invalid value (line %d; not shown, it is a secret)", p, line))
 		default:
 			errs = append(errs, fmt.Errorf("%s: %s (line %d)", p, rest, line))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func hidesSecret(msg string, secrets []string) bool {
+	for _, s := range secrets {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // linePath is what is on one line of the document.
@@ -124,11 +139,15 @@ type linePath struct {
 // linePaths maps each line of the document to the field path of what is on it: the single
 // path when the line holds one key or value, otherwise the longest common prefix (a flow
 // mapping such as `- {name: a, listen: b}` maps to `listeners[0]`).
-func linePaths(data []byte) map[int]linePath {
+//
+// It also returns the text of every scalar under an inline secret, so that messages quoting
+// one can be caught whatever line yaml blames.
+func linePaths(data []byte) (map[int]linePath, []string) {
 	var root yaml.Node
 	if yaml.Unmarshal(data, &root) != nil {
-		return nil
+		return nil, nil
 	}
+	var secrets []string
 	all := map[int][]string{}
 	var walk func(n *yaml.Node, path string, depth int)
 	walk = func(n *yaml.Node, path string, depth int) {
@@ -145,6 +164,9 @@ func linePaths(data []byte) map[int]linePath {
 				k, v := n.Content[i], n.Content[i+1]
 				p := joinPath(path, k.Value)
 				all[k.Line] = append(all[k.Line], p)
+				if isSecretPath(path) && k.Value != "" {
+					secrets = append(secrets, k.Value)
+				}
 				walk(v, p, depth+1)
 			}
 		case yaml.SequenceNode:
@@ -153,6 +175,9 @@ func linePaths(data []byte) map[int]linePath {
 			}
 		case yaml.ScalarNode:
 			all[n.Line] = append(all[n.Line], path)
+			if isSecretPath(path) && n.Value != "" {
+				secrets = append(secrets, n.Value)
+			}
 		}
 	}
 	walk(&root, "", 0)
@@ -160,11 +185,16 @@ func linePaths(data []byte) map[int]linePath {
 	for line, ps := range all {
 		lp := linePath{path: commonPath(ps)}
 		for _, p := range ps {
-			lp.secret = lp.secret || strings.HasSuffix(p, ".secret")
+			lp.secret = lp.secret || isSecretPath(p)
 		}
 		out[line] = lp
 	}
-	return out
+	return out, secrets
+}
+
+// isSecretPath reports whether p is an app's inline secret or something inside it.
+func isSecretPath(p string) bool {
+	return strings.HasPrefix(p, "apps[") && (strings.HasSuffix(p, ".secret") || strings.Contains(p, ".secret[") || strings.Contains(p, ".secret."))
 }
 
 func joinPath(prefix, key string) string {
