@@ -344,3 +344,19 @@ func (s Snapshot) TotalErrors() uint64 {
 	}
 	return n
 }
+
+// InFlight returns the requests sent and not yet answered, timed out or lost.
+func (c *Client) InFlight() int {
+	n := 0
+	c.each(func(cn *conn) {
+		cn.mu.Lock()
+		n += len(cn.inflight)
+		for _, t := range cn.fifo {
+			if !t.IsZero() {
+				n++
+			}
+		}
+		cn.mu.Unlock()
+	})
+	return n
+}

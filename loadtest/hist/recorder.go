@@ -42,3 +42,12 @@ func (r *Recorder) Total() *Histogram {
 	defer r.mu.Unlock()
 	return r.total.Clone()
 }
+
+// Reset forgets everything recorded so far (the ramp's HELLOs, say) so the measured phase
+// starts from zero.
+func (r *Recorder) Reset() {
+	r.mu.Lock()
+	r.total.Reset()
+	r.interval.Reset()
+	r.mu.Unlock()
+}

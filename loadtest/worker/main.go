@@ -1,0 +1,245 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mgw-project/mgw/loadtest/client"
+	"github.com/mgw-project/mgw/loadtest/hist"
+	"github.com/mgw-project/mgw/loadtest/openloop"
+	"github.com/mgw-project/mgw/netpoll"
+)
+
+// Main runs one worker: it reads a Spec line from in, ramps its connections, reports
+// ready, waits for "go", runs the scenario, and writes a final message. It returns the
+// process exit code. It stops early, still writing a final message, on "stop" or EOF.
+func Main(in io.Reader, out io.Writer) int {
+	w := &runner{enc: json.NewEncoder(out)}
+	rd := bufio.NewReaderSize(in, 64<<10)
+	line, err := rd.ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		w.fatal(fmt.Errorf("reading spec: %w", err))
+		return 2
+	}
+	if err := json.Unmarshal(line, &w.spec); err != nil {
+		w.fatal(fmt.Errorf("spec: %w", err))
+		return 2
+	}
+	cmds := make(chan string, 4)
+	go func() {
+		defer close(cmds)
+		for {
+			l, err := rd.ReadString('\n')
+			if s := strings.TrimSpace(l); s != "" {
+				cmds <- s
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	if err := w.run(cmds); err != nil {
+		w.fatal(err)
+		return 1
+	}
+	return 0
+}
+
+type runner struct {
+	spec Spec
+	enc  *json.Encoder
+	mu   sync.Mutex // serialises writes to out
+	cl   *client.Client
+	rec  *hist.Recorder
+}
+
+func (w *runner) send(m Msg) {
+	m.Worker = w.spec.Index
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.enc.Encode(m)
+}
+
+func (w *runner) fatal(err error) { w.send(Msg{Type: MsgFatal, Error: err.Error()}) }
+
+func (w *runner) run(cmds <-chan string) error {
+	s := &w.spec
+	if !KnownScenario(s.Scenario) {
+		return fmt.Errorf("scenario %q: unknown", s.Scenario)
+	}
+	var srcs []netip.Addr
+	for _, a := range s.Sources {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return fmt.Errorf("source %q: %w", a, err)
+		}
+		srcs = append(srcs, ip)
+	}
+	eng, err := netpoll.New(netpoll.Config{Pollers: s.Pollers, Workers: s.PoolSize, MaxConns: s.Conns + 16, KeepAlive: -1})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	w.rec = hist.NewRecorder()
+	w.cl, err = client.New(client.Config{Target: s.Target, Protocol: s.Protocol, API: s.API, Body: s.Body,
+		AppID: s.AppID, Secret: s.Secret, Hello: s.Hello, Timeout: s.Timeout, SourceAddrs: srcs,
+		ConnOffset: s.ConnOffset}, s.Conns, eng, w.rec)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopped := false
+	goCh := make(chan struct{})
+	go func() {
+		gone := false
+		for c := range cmds {
+			switch c {
+			case CmdGo:
+				if !gone {
+					gone = true
+					close(goCh)
+				}
+			case CmdStop:
+				cancel()
+			}
+		}
+		cancel() // EOF: the parent is gone or done with us
+	}()
+
+	phase := "ramp"
+	var phaseMu sync.Mutex
+	tickDone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-tickDone:
+				return
+			case now := <-t.C:
+				w.cl.Sweep(now)
+				phaseMu.Lock()
+				p := phase
+				phaseMu.Unlock()
+				w.send(Msg{Type: MsgTick, Phase: p, Snap: w.cl.Snapshot(), Hist: w.rec.Interval()})
+			}
+		}
+	}()
+	setPhase := func(p string) { phaseMu.Lock(); phase = p; phaseMu.Unlock() }
+
+	w.cl.Ramp(ctx, s.Ramp, nil)
+	w.send(Msg{Type: MsgReady, Phase: "ramp", Snap: w.cl.Snapshot()})
+	select {
+	case <-goCh:
+	case <-ctx.Done():
+		stopped = true
+	}
+	metrics := map[string]float64{}
+	if !stopped {
+		w.rec.Reset()
+		setPhase("load")
+		if err := w.scenario(ctx, metrics); err != nil {
+			close(tickDone)
+			return err
+		}
+		setPhase("drain")
+		w.drain(ctx)
+	}
+	close(tickDone)
+	w.cl.Sweep(time.Now().Add(time.Hour)) // whatever is still unanswered is a timeout
+	w.send(Msg{Type: MsgFinal, Phase: "done", Snap: w.cl.Snapshot(), Hist: w.rec.Total(), Metrics: metrics})
+	return nil
+}
+
+// drain waits for answers in flight, up to the request timeout (at most 5 s).
+func (w *runner) drain(ctx context.Context) {
+	deadline := time.Now().Add(min(w.spec.Timeout, 5*time.Second))
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if w.cl.InFlight() == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (w *runner) load(ctx context.Context, start time.Time) {
+	s := &w.spec
+	if s.Rate <= 0 {
+		<-waitCtx(ctx, s.Duration)
+		return
+	}
+	a, _ := openloop.ParseArrival(s.Arrival)
+	sched, err := openloop.NewSchedule(a, s.Rate, s.Seed)
+	if err != nil {
+		return
+	}
+	openloop.Run(ctx, sched, start, s.Duration, w.cl.Fire)
+}
+
+func waitCtx(ctx context.Context, d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		close(ch)
+	}()
+	return ch
+}
+
+func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error {
+	s := &w.spec
+	start := time.Now()
+	switch s.Scenario {
+	case Steady:
+		w.load(ctx, start)
+	case SlowRead:
+		w.cl.PauseReads()
+		w.load(ctx, start)
+	case Idle:
+		every := s.PingEvery
+		if every <= 0 {
+			every = 5 * time.Second
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		end := waitCtx(ctx, s.Duration)
+		w.cl.PingAll(time.Now())
+		for {
+			select {
+			case <-end:
+				return nil
+			case now := <-t.C:
+				w.cl.PingAll(now)
+			}
+		}
+	case Reconnect:
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); w.load(ctx, start) }()
+		before := w.cl.Snapshot().Open
+		t0 := time.Now()
+		w.cl.CloseAll()
+		for w.cl.Snapshot().Open > 0 && time.Since(t0) < 5*time.Second {
+			time.Sleep(time.Millisecond)
+		}
+		w.cl.Ramp(ctx, 0, nil)
+		metrics["reconnect_seconds"] = time.Since(t0).Seconds()
+		metrics["reconnect_before"] = float64(before)
+		metrics["reconnect_after"] = float64(w.cl.Snapshot().Open)
+		wg.Wait()
+	}
+	return nil
+}

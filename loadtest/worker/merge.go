@@ -1,0 +1,49 @@
+package worker
+
+import (
+	"github.com/mgw-project/mgw/loadtest/client"
+	"github.com/mgw-project/mgw/loadtest/hist"
+)
+
+// Merged is the sum of several workers' reports.
+type Merged struct {
+	Snap client.Snapshot
+	Hist *hist.Histogram
+	// Metrics are combined per key by the rule of MergeMetric.
+	Metrics map[string]float64
+}
+
+// Merge adds up the workers' messages (finals, or latest ticks): counters sum, histograms
+// merge, and metrics combine as MergeMetric says.
+func Merge(msgs []Msg) Merged {
+	m := Merged{Snap: client.Snapshot{Errors: map[string]uint64{}}, Hist: hist.New(), Metrics: map[string]float64{}}
+	seen := map[string]bool{}
+	for _, w := range msgs {
+		m.Snap.Open += w.Snap.Open
+		m.Snap.Sent += w.Snap.Sent
+		m.Snap.OK += w.Snap.OK
+		for k, v := range w.Snap.Errors {
+			m.Snap.Errors[k] += v
+		}
+		m.Hist.Merge(w.Hist)
+		for k, v := range w.Metrics {
+			if !seen[k] {
+				m.Metrics[k] = v
+				seen[k] = true
+			} else {
+				m.Metrics[k] = MergeMetric(k, m.Metrics[k], v)
+			}
+		}
+	}
+	return m
+}
+
+// MergeMetric combines one scenario metric from two workers: durations take the longest
+// (the storm is over when the last worker is back), counts add up.
+func MergeMetric(key string, a, b float64) float64 {
+	switch key {
+	case "reconnect_seconds":
+		return max(a, b)
+	}
+	return a + b
+}
