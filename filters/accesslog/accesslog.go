@@ -1,0 +1,110 @@
+// Package accesslog is the access-log filter: one structured slog line per request, at
+// Info level, in the send phase (so it also logs requests another filter refused).
+//
+// Fields: listener, client, app, device, api, stream, trace_id, cluster, decided_by,
+// status, error (the gateway's error code, if any), rejected_by, upstream_ms, total_ms,
+// bytes_in, bytes_out. Never the body, never the signature, nonce or any other header.
+// The time is the record's own.
+package accesslog
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/filters"
+)
+
+// Name is the filter's registered name.
+const Name = "accesslog"
+
+// Logger is the accesslog filter of one route or listener. Safe for concurrent use.
+type Logger struct {
+	log    *slog.Logger
+	sample float64 // fraction of requests logged; 1 logs all
+	off    bool
+	now    func() time.Time
+}
+
+// Factory is the filters.Factory of "accesslog": options from env.Route.AccessLog
+// (sample 1 and on when unset), lines to env.Logger.
+func Factory(env *filters.Env) (filters.Filter, error) { return New(env) }
+
+// New builds a Logger. sample must be within 0..1, 0 meaning the default 1 (use off to
+// silence a route).
+func New(env *filters.Env) (*Logger, error) {
+	e := env.WithDefaults()
+	l := &Logger{log: e.Logger, sample: 1, now: e.Now}
+	if e.Route != nil && e.Route.AccessLog != nil {
+		o := e.Route.AccessLog
+		if !(o.Sample >= 0 && o.Sample <= 1) {
+			return nil, e.Errorf("accesslog.sample", "%v is not a fraction from 0 to 1", o.Sample)
+		}
+		if o.Sample > 0 {
+			l.sample = o.Sample
+		}
+		l.off = o.Off
+	}
+	return l, nil
+}
+
+// Name implements filters.Filter.
+func (l *Logger) Name() string { return Name }
+
+// Receive implements filters.Filter; the line is written in the send phase.
+func (l *Logger) Receive(context.Context, *codec.Request, *filters.Exchange) *codec.Response {
+	return nil
+}
+
+// Send implements filters.Filter: it writes the request's line, if sampled.
+func (l *Logger) Send(ctx context.Context, req *codec.Request, resp *codec.Response, x *filters.Exchange) {
+	if l.off || (l.sample < 1 && rand.Float64() >= l.sample) || !l.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	in, out := x.BytesIn, x.BytesOut
+	if in == 0 {
+		in = int64(len(req.Body))
+	}
+	status, errCode := 0, ""
+	if resp != nil {
+		status, errCode = resp.Status, resp.Header.Value("error")
+		if out == 0 {
+			out = int64(len(resp.Body))
+		}
+	}
+	var total time.Duration
+	if !x.Start.IsZero() {
+		total = l.now().Sub(x.Start)
+	}
+	listener := x.Listener
+	if listener == "" {
+		listener = req.Conn.Listener
+	}
+	client := ""
+	if req.Conn.ClientAddr.IsValid() {
+		client = req.Conn.ClientAddr.String()
+	}
+	l.log.LogAttrs(ctx, slog.LevelInfo, "access",
+		slog.String("listener", listener),
+		slog.String("client", client),
+		slog.String("app", req.App()),
+		slog.String("device", req.Device()),
+		slog.String("api", req.Operation),
+		slog.Uint64("stream", uint64(req.StreamID)),
+		slog.String("trace_id", req.Header.Value("trace-id")),
+		slog.String("route", x.Route),
+		slog.String("cluster", x.Cluster),
+		slog.String("decided_by", x.DecidedBy),
+		slog.Int("status", status),
+		slog.String("error", errCode),
+		slog.String("rejected_by", x.RejectedBy),
+		slog.Float64("upstream_ms", ms(x.UpstreamLatency)),
+		slog.Float64("total_ms", ms(total)),
+		slog.Int64("bytes_in", in),
+		slog.Int64("bytes_out", out),
+	)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,73 @@
+package filters
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/mgw-project/mgw/gateway/config"
+)
+
+// Env is what a Factory gets to build one filter for one route or listener. It is only
+// used during Build; filters copy what they need from it.
+type Env struct {
+	// Path is the configuration path of the route or listener, for error messages:
+	// "routes[3]", "listeners[0]". Set by Build.
+	Path string
+	// Name labels the filter's metrics and logs: the route's API pattern or path prefix, or
+	// the listener's name. Defaults to Path.
+	Name string
+	// Route holds the route's typed options (Auth, RateLimit, AccessLog). nil for a
+	// listener's chain: filters then use their defaults.
+	Route *config.Route
+	// Listener is set when building a listener's chain.
+	Listener *config.Listener
+	// Apps are the configured apps. Their secrets are resolved by the auth filter through
+	// Getenv and ReadFile; a filter never logs them.
+	Apps []config.App
+	// Getenv and ReadFile resolve app secrets; nil means os.Getenv and os.ReadFile.
+	Getenv   func(string) string
+	ReadFile func(string) ([]byte, error)
+	// Logger receives the filters' logs (access lines, degraded states); nil discards.
+	Logger *slog.Logger
+	// Metrics is where the filters register their series; nil means a private set (the
+	// series then go nowhere).
+	Metrics *metrics.Set
+	// Now is the clock; nil means time.Now. Tests pass a fake one.
+	Now func() time.Time
+}
+
+// Errorf returns an error naming the field under the route or listener:
+// env.Errorf("ratelimit.rate", "%q is not N/s", v) reads
+// `routes[3].ratelimit.rate: "fast" is not N/s`.
+func (e *Env) Errorf(field, format string, args ...any) error {
+	return fmt.Errorf("%s.%s: %s", e.Path, field, fmt.Sprintf(format, args...))
+}
+
+// WithDefaults returns a copy of e with nil hooks replaced by their defaults (Build applies it;
+// a filter constructed directly, like the HELLO authenticator, applies it itself).
+func (e Env) WithDefaults() Env {
+	if e.Name == "" {
+		e.Name = e.Path
+	}
+	if e.Getenv == nil {
+		e.Getenv = os.Getenv
+	}
+	if e.ReadFile == nil {
+		e.ReadFile = os.ReadFile
+	}
+	if e.Logger == nil {
+		e.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if e.Metrics == nil {
+		e.Metrics = metrics.NewSet()
+	}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	return e
+}

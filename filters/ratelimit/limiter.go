@@ -1,0 +1,187 @@
+// Package ratelimit is the token-bucket filter: a route's requests are counted per key
+// (the API, app, device, user or client address) against a rate and a burst; a refusal is
+// answered 429 rate_limited with a retry-after hint in whole seconds.
+//
+// Buckets live in a table bounded by max_keys (see table): an attacker cycling device ids
+// gets at most max_keys buckets (~100 bytes each plus the key), and when the table is full
+// the least recently used bucket is forgotten. Forgetting an idle bucket loses nothing;
+// forgetting a live one gives its key a fresh burst, so fail_open decides: evict anyway
+// (the per-key limit weakens for the evicted keys only, counted degraded) or refuse the
+// new key with 429 (counted degraded) until buckets go idle.
+package ratelimit
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/filters"
+)
+
+// Name is the filter's registered name.
+const Name = "ratelimit"
+
+// DefaultMaxKeys bounds a route's buckets when max_keys is unset.
+const DefaultMaxKeys = 100_000
+
+// maxMaxKeys keeps a typo (max_keys: 1e12) from becoming a memory promise.
+const maxMaxKeys = 1 << 26
+
+// keyKind says what a route's buckets are keyed by.
+type keyKind uint8
+
+const (
+	keyAPI keyKind = iota
+	keyApp
+	keyDevice
+	keyUser
+	keyClient
+)
+
+var keyNames = map[string]keyKind{"api": keyAPI, "app": keyApp, "device": keyDevice, "user": keyUser, "client": keyClient}
+
+// Limiter is the ratelimit filter of one route. Safe for concurrent use.
+type Limiter struct {
+	key       keyKind
+	interval  int64 // ns per token
+	tolerance int64 // burst * interval
+	failOpen  bool
+	dryRun    bool
+	table     *table
+	base      time.Time // the table's clock is ns since base (monotonic when now is)
+	now       func() time.Time
+	log       *slog.Logger
+	route     string
+
+	counters *filters.Counters
+	rejected *metrics.Counter
+}
+
+// Factory is the filters.Factory of "ratelimit": options from env.Route.RateLimit, which
+// must be set (rate is required).
+func Factory(env *filters.Env) (filters.Filter, error) { return New(env) }
+
+// New builds a Limiter from env.Route.RateLimit. Errors name the field:
+// `routes[3].ratelimit.rate: "fast" is not a rate like 2000/s, 100/m or 5/h`.
+func New(env *filters.Env) (*Limiter, error) {
+	e := env.WithDefaults()
+	if e.Route == nil || e.Route.RateLimit == nil {
+		return nil, e.Errorf("ratelimit", "the filter needs options (rate, burst, key) on the route")
+	}
+	o := e.Route.RateLimit
+	interval, perSecond, err := parseRate(o.Rate)
+	if err != nil {
+		return nil, e.Errorf("ratelimit.rate", "%v", err)
+	}
+	burst := o.Burst
+	switch {
+	case burst < 0:
+		return nil, e.Errorf("ratelimit.burst", "%d is negative", burst)
+	case burst == 0:
+		burst = max(1, int(perSecond)) // one second of rate
+	}
+	if int64(burst) > (1<<62)/interval {
+		return nil, e.Errorf("ratelimit.burst", "%d is too large for rate %s", burst, o.Rate)
+	}
+	kind := keyAPI
+	if o.Key != "" {
+		k, found := keyNames[o.Key]
+		if !found {
+			return nil, e.Errorf("ratelimit.key", "%q is not one of api, app, device, user, client", clip(o.Key))
+		}
+		kind = k
+	}
+	maxKeys := o.MaxKeys
+	switch {
+	case maxKeys < 0 || maxKeys > maxMaxKeys:
+		return nil, e.Errorf("ratelimit.max_keys", "%d is not between 1 and %d", maxKeys, maxMaxKeys)
+	case maxKeys == 0:
+		maxKeys = DefaultMaxKeys
+	}
+	l := &Limiter{
+		key:       kind,
+		interval:  interval,
+		tolerance: int64(burst) * interval,
+		failOpen:  o.FailOpen,
+		dryRun:    o.DryRun,
+		table:     newTable(maxKeys),
+		now:       e.Now,
+		log:       e.Logger,
+		route:     e.Name,
+		counters:  filters.NewCounters(e.Metrics, Name, e.Name),
+	}
+	l.base = l.now()
+	l.rejected = l.counters.Rejections(codec.ErrRateLimited)
+	return l, nil
+}
+
+// Name implements filters.Filter.
+func (l *Limiter) Name() string { return Name }
+
+// Receive implements filters.Filter: it spends a token of the request's bucket, or answers
+// 429 with retry-after (in dry-run mode it only counts).
+func (l *Limiter) Receive(ctx context.Context, req *codec.Request, _ *filters.Exchange) *codec.Response {
+	now := int64(l.now().Sub(l.base))
+	var res takeResult
+	var wait int64
+	var evicted bool
+	if l.key == keyClient {
+		// The 16-byte form of the address: a short non-escaping conversion, no allocation.
+		a := req.Conn.ClientAddr.Addr().As16()
+		res, wait, evicted = l.table.take(string(a[:]), now, l.interval, l.tolerance, l.failOpen)
+	} else {
+		res, wait, evicted = l.table.take(l.keyOf(req), now, l.interval, l.tolerance, l.failOpen)
+	}
+	if evicted {
+		l.counters.Degraded.Inc()
+	}
+	switch res {
+	case allowed:
+		return nil
+	case full:
+		l.counters.Degraded.Inc()
+		wait = l.interval
+	}
+	if l.dryRun {
+		l.counters.DryRunRejected.Inc()
+		return nil
+	}
+	l.rejected.Inc()
+	resp := codec.ErrorResponse(429, codec.ErrRateLimited, "rate limit exceeded")
+	resp.Header = append(resp.Header, codec.Field{Key: "retry-after", Value: retryAfter(wait)})
+	return resp
+}
+
+// Send implements filters.Filter; nothing to do on the way out.
+func (l *Limiter) Send(context.Context, *codec.Request, *codec.Response, *filters.Exchange) {}
+
+func (l *Limiter) keyOf(req *codec.Request) string {
+	switch l.key {
+	case keyApp:
+		return req.App()
+	case keyDevice:
+		return req.Device()
+	case keyUser:
+		return req.User()
+	}
+	return req.Operation
+}
+
+// retryAfter is wait in whole seconds, rounded up, at least 1.
+func retryAfter(wait int64) string {
+	s := (wait + int64(time.Second) - 1) / int64(time.Second)
+	if s < 1 {
+		s = 1
+	}
+	if s < 10 {
+		return string(rune('0' + s))
+	}
+	return strconv.FormatInt(s, 10)
+}
+
+// keys returns the number of buckets held, for tests.
+func (l *Limiter) keys() int { return l.table.len() }

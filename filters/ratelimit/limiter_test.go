@@ -1,0 +1,316 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/filters"
+	"github.com/mgw-project/mgw/gateway/config"
+)
+
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+
+func newLimiter(t testing.TB, o config.RateLimit, now func() time.Time) *Limiter {
+	t.Helper()
+	env := filters.Env{Path: "routes[0]", Name: "demo.*", Route: &config.Route{API: "demo.*", RateLimit: &o}, Metrics: metrics.NewSet(), Now: now}
+	l, err := New(&env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func reqFor(op, device string) *codec.Request {
+	return &codec.Request{Operation: op, Header: codec.Header{{Key: "device-id", Value: device}, {Key: "app-id", Value: "wallet"}},
+		Conn: codec.ConnInfo{ClientAddr: netip.MustParseAddrPort("10.0.0.1:4000")}}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		o    config.RateLimit
+		want string
+	}{
+		{config.RateLimit{Rate: "fast"}, `routes[0].ratelimit.rate: "fast" is not a rate`},
+		{config.RateLimit{Rate: "10/d"}, `routes[0].ratelimit.rate: "10/d": the unit`},
+		{config.RateLimit{Rate: "0/s"}, `routes[0].ratelimit.rate: "0/s": the count`},
+		{config.RateLimit{Rate: "-5/s"}, `routes[0].ratelimit.rate: "-5/s": the count`},
+		{config.RateLimit{Rate: "1.5/s"}, `routes[0].ratelimit.rate: "1.5/s": the count`},
+		{config.RateLimit{Rate: "10/s", Burst: -1}, `routes[0].ratelimit.burst: -1 is negative`},
+		{config.RateLimit{Rate: "10/s", Key: "ip"}, `routes[0].ratelimit.key: "ip" is not one of`},
+		{config.RateLimit{Rate: "10/s", MaxKeys: -3}, `routes[0].ratelimit.max_keys: -3`},
+	}
+	for _, c := range cases {
+		o := c.o
+		env := filters.Env{Path: "routes[0]", Route: &config.Route{RateLimit: &o}}
+		if _, err := New(&env); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want prefix %q", c.o, err, c.want)
+		}
+	}
+	env := filters.Env{Path: "routes[4]", Route: &config.Route{}}
+	if _, err := New(&env); err == nil || !strings.HasPrefix(err.Error(), "routes[4].ratelimit: ") {
+		t.Errorf("missing options: %v", err)
+	}
+}
+
+func TestRefusalAnswer(t *testing.T) {
+	clk := &clock{}
+	l := newLimiter(t, config.RateLimit{Rate: "1/m", Burst: 2}, clk.Now)
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if resp := l.Receive(ctx, reqFor("demo.a", "d"), nil); resp != nil {
+			t.Fatalf("request %d within burst refused", i)
+		}
+	}
+	resp := l.Receive(ctx, reqFor("demo.a", "d"), nil)
+	if resp == nil || resp.Status != 429 || resp.Header.Value("error") != codec.ErrRateLimited {
+		t.Fatalf("over the limit: %+v", resp)
+	}
+	if ra := resp.Header.Value("retry-after"); ra != "60" {
+		t.Fatalf("retry-after %q, want 60", ra)
+	}
+	clk.Add(30*time.Second + time.Millisecond)
+	if ra := l.Receive(ctx, reqFor("demo.a", "d"), nil).Header.Value("retry-after"); ra != "30" {
+		t.Fatalf("retry-after %q, want 30 (rounded up)", ra)
+	}
+	clk.Add(30 * time.Second)
+	if l.Receive(ctx, reqFor("demo.a", "d"), nil) != nil {
+		t.Fatal("refused after a token refilled")
+	}
+	if l.rejected.Get() != 2 {
+		t.Fatalf("rejections counted %d", l.rejected.Get())
+	}
+	for _, c := range []struct {
+		ns   int64
+		want string
+	}{{1, "1"}, {int64(time.Second), "1"}, {int64(time.Second) + 1, "2"}, {int64(90 * time.Second), "90"}} {
+		if got := retryAfter(c.ns); got != c.want {
+			t.Errorf("retryAfter(%d) = %s want %s", c.ns, got, c.want)
+		}
+	}
+}
+
+// TestRateHoldsOverTwoSeconds offers several times the rate, evenly, for two seconds of a
+// fake clock, to several keys at once, and checks each key got burst + 2 s of rate within 2% (each key its own).
+func TestRateHoldsOverTwoSeconds(t *testing.T) {
+	for _, rate := range []int{10, 100, 1000, 20000} {
+		for _, key := range []string{"api", "device", "client"} {
+			t.Run(fmt.Sprintf("%d/s/%s", rate, key), func(t *testing.T) {
+				clk := &clock{}
+				burst := rate / 10
+				if burst == 0 {
+					burst = 1
+				}
+				l := newLimiter(t, config.RateLimit{Rate: strconv.Itoa(rate) + "/s", Burst: burst, Key: key}, clk.Now)
+				const keys = 3
+				offered := 4 * rate * 2 // per key, over 2 s
+				step := 2 * time.Second / time.Duration(offered)
+				got := make([]int, keys)
+				reqs := make([]*codec.Request, keys)
+				for k := range reqs {
+					reqs[k] = reqFor("demo.op"+strconv.Itoa(k), "dev-"+strconv.Itoa(k))
+					reqs[k].Conn.ClientAddr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(k)}), 1)
+				}
+				for i := 0; i < offered; i++ {
+					for k := range reqs {
+						if l.Receive(context.Background(), reqs[k], nil) == nil {
+							got[k]++
+						}
+					}
+					clk.Add(step)
+				}
+				want := float64(burst + 2*rate)
+				for k, g := range got {
+					// 2%, or one token for the low rates: the last request comes one step
+					// before the 2 s mark.
+					if d := math.Abs(float64(g) - want); d > max(0.02*want, 1) {
+						t.Errorf("key %d: %d allowed in 2 s, want %.0f ±2%%", k, g, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestRateHoldsOnTheRealClock hammers one key from several goroutines for two real
+// seconds; whatever the speed, the allowed count must not pass burst + rate × elapsed, and
+// must reach it within 3% once the time nobody was calling (a loaded box starves the
+// goroutines) is taken off: a pause longer than the burst's worth of time wastes tokens.
+func TestRateHoldsOnTheRealClock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2 s")
+	}
+	const rate, burst = 2000, 100
+	l := newLimiter(t, config.RateLimit{Rate: "2000/s", Burst: burst, Key: "device"}, time.Now)
+	start := time.Now()
+	var allowed, last, idle atomic.Int64
+	last.Store(start.UnixNano())
+	full := int64(burst * time.Second / rate) // refill time of a whole burst
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := reqFor("demo.a", "dev-1")
+			for {
+				if time.Since(start) >= 2*time.Second {
+					return
+				}
+				if l.Receive(context.Background(), req, nil) == nil {
+					allowed.Add(1)
+				}
+				// Gaps between finished calls: a goroutine preempted while it holds the
+				// bucket's lock stalls the others without their noticing.
+				now := time.Now().UnixNano()
+				if gap := now - last.Swap(now); gap > full {
+					idle.Add(gap - full)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	most := burst + rate*elapsed
+	least := burst + rate*(elapsed-time.Duration(idle.Load()).Seconds())
+	got := float64(allowed.Load())
+	if got > most+1 || got < 0.97*least {
+		t.Fatalf("%.0f allowed in %.3f s (%v idle), want %.0f..%.0f", got, elapsed, time.Duration(idle.Load()), 0.97*least, most)
+	}
+	t.Logf("%.0f allowed in %.3f s (%v idle); bounds %.0f..%.0f", got, elapsed, time.Duration(idle.Load()), 0.97*least, most)
+}
+
+// TestFloodOfKeysStaysBounded cycles a million device ids through a table of 10,000.
+func TestFloodOfKeysStaysBounded(t *testing.T) {
+	clk := &clock{}
+	l := newLimiter(t, config.RateLimit{Rate: "10/s", Burst: 5, Key: "device", MaxKeys: 10_000, FailOpen: true}, clk.Now)
+	flood := func(n int, prefix string) {
+		req := reqFor("demo.a", "")
+		for i := 0; i < n; i++ {
+			req.Header[0].Value = prefix + strconv.Itoa(i)
+			l.Receive(context.Background(), req, nil)
+			clk.Add(time.Microsecond)
+		}
+	}
+	flood(20_000, "warm-")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	flood(1_000_000, "attacker-")
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if n := l.keys(); n > 10_000 {
+		t.Fatalf("table holds %d keys", n)
+	}
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 4<<20 {
+		t.Fatalf("heap grew by %d bytes over a full table", grew)
+	}
+}
+
+// TestFullTableOfLiveBuckets: when every bucket still holds state, fail_open evicts (and
+// counts degraded), fail_closed refuses the new key (and counts degraded).
+func TestFullTableOfLiveBuckets(t *testing.T) {
+	for _, failOpen := range []bool{true, false} {
+		clk := &clock{}
+		l := newLimiter(t, config.RateLimit{Rate: "1/m", Burst: 1, Key: "device", MaxKeys: 10, FailOpen: failOpen}, clk.Now)
+		for i := 0; i < 10; i++ {
+			if l.Receive(context.Background(), reqFor("a", strconv.Itoa(i)), nil) != nil {
+				t.Fatal("first request of a key refused")
+			}
+		}
+		resp := l.Receive(context.Background(), reqFor("a", "new"), nil)
+		if failOpen != (resp == nil) || l.counters.Degraded.Get() != 1 {
+			t.Fatalf("failOpen=%v: resp %+v degraded %d", failOpen, resp, l.counters.Degraded.Get())
+		}
+		// Once buckets refilled, evicting them loses nothing: no degraded count.
+		clk.Add(time.Minute)
+		if l.Receive(context.Background(), reqFor("a", "later"), nil) != nil || l.counters.Degraded.Get() != 1 {
+			t.Fatalf("failOpen=%v: idle eviction refused or counted", failOpen)
+		}
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	clk := &clock{}
+	l := newLimiter(t, config.RateLimit{Rate: "1/m", Burst: 1, DryRun: true}, clk.Now)
+	for i := 0; i < 5; i++ {
+		if l.Receive(context.Background(), reqFor("a", "d"), nil) != nil {
+			t.Fatal("dry run refused")
+		}
+	}
+	if l.counters.DryRunRejected.Get() != 4 || l.rejected.Get() != 0 {
+		t.Fatalf("would-reject %d, rejected %d", l.counters.DryRunRejected.Get(), l.rejected.Get())
+	}
+}
+
+func TestKeys(t *testing.T) {
+	clk := &clock{}
+	ctx := context.Background()
+	for _, c := range []struct {
+		key        string
+		same, diff func(r *codec.Request)
+	}{
+		{"api", func(r *codec.Request) { r.Header[0].Value = "other" }, func(r *codec.Request) { r.Operation = "b" }},
+		{"device", func(r *codec.Request) { r.Operation = "b" }, func(r *codec.Request) { r.Header[0].Value = "other" }},
+		{"app", func(r *codec.Request) { r.Operation = "b" }, func(r *codec.Request) { r.Header[1].Value = "other" }},
+		{"user", func(r *codec.Request) { r.Operation = "b" }, func(r *codec.Request) { r.Header = append(r.Header, codec.Field{Key: "user-id", Value: "u"}) }},
+		{"client", func(r *codec.Request) { r.Conn.ClientAddr = netip.MustParseAddrPort("10.0.0.1:9") }, func(r *codec.Request) {
+			r.Conn.ClientAddr = netip.MustParseAddrPort("10.0.0.2:4000")
+		}},
+	} {
+		l := newLimiter(t, config.RateLimit{Rate: "1/m", Burst: 1, Key: c.key}, clk.Now)
+		if l.Receive(ctx, reqFor("a", "d"), nil) != nil {
+			t.Fatal("first refused")
+		}
+		r := reqFor("a", "d")
+		c.same(r)
+		if l.Receive(ctx, r, nil) == nil {
+			t.Errorf("key %s: same key not limited", c.key)
+		}
+		r = reqFor("a", "d")
+		c.diff(r)
+		if l.Receive(ctx, r, nil) != nil {
+			t.Errorf("key %s: different key limited", c.key)
+		}
+	}
+}
+
+func TestNoAllocationsWhenAllowed(t *testing.T) {
+	clk := &clock{}
+	for _, key := range []string{"api", "device", "client"} {
+		l := newLimiter(t, config.RateLimit{Rate: "1000000000/s", Burst: 1000, Key: key}, clk.Now)
+		req := reqFor("a", "d")
+		l.Receive(context.Background(), req, nil)
+		if n := testing.AllocsPerRun(1000, func() { l.Receive(context.Background(), req, nil); clk.Add(time.Microsecond) }); n != 0 {
+			t.Errorf("key %s: %v allocations per allowed request", key, n)
+		}
+	}
+}
+
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"2000/s", "100/m", "5/h", "1000000000/s", "0/s", "/s", "1/", "fast", "1.5/s", "+1/s", "99999999999999999999/s"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		interval, perSecond, err := parseRate(s)
+		if err != nil {
+			return
+		}
+		if interval < 1 || perSecond <= 0 || perSecond > maxRate {
+			t.Fatalf("%q: interval %d perSecond %v", s, interval, perSecond)
+		}
+	})
+}

@@ -1,0 +1,74 @@
+package filters
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Factory builds one filter instance for one route or listener from env. It validates the
+// filter's options and returns errors made with env.Errorf, so they name the field. It is
+// called at configuration load, never per request.
+type Factory func(env *Env) (Filter, error)
+
+// Registry maps filter names to factories. The gateway holds one (filters/builtin makes
+// one with the built-in filters); there is no global registry. Register is for setup;
+// Build may be called concurrently once registration is done.
+type Registry struct {
+	factories map[string]Factory
+}
+
+// NewRegistry returns an empty registry. See filters/builtin for one with the built-ins.
+func NewRegistry() *Registry {
+	return &Registry{factories: make(map[string]Factory)}
+}
+
+// Register adds a factory under name. Registering a name twice is an error.
+func (r *Registry) Register(name string, f Factory) error {
+	if name == "" || f == nil {
+		return fmt.Errorf("filters: register %q: empty name or nil factory", name)
+	}
+	if _, dup := r.factories[name]; dup {
+		return fmt.Errorf("filters: register %q: already registered", name)
+	}
+	r.factories[name] = f
+	return nil
+}
+
+// Names returns the registered names, sorted.
+func (r *Registry) Names() []string {
+	out := make([]string, 0, len(r.factories))
+	for n := range r.factories {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Build validates names and the options in env and returns the chain, in the order given.
+// path is the configuration path of the route or listener ("routes[3]"), used in errors:
+// `routes[3].filters[1]: unknown filter "ratelimt"`. An empty names list gives an empty
+// chain. Build registers the filters' metrics in env.Metrics (idempotently, so rebuilding
+// on a reload reuses the same series).
+func (r *Registry) Build(path string, names []string, env Env) (*Chain, error) {
+	env.Path = path
+	env = env.WithDefaults()
+	fs := make([]Filter, 0, len(names))
+	seen := make(map[string]int, len(names))
+	for i, n := range names {
+		if j, dup := seen[n]; dup {
+			return nil, fmt.Errorf("%s.filters[%d]: filter %q already listed at filters[%d]", path, i, n, j)
+		}
+		seen[n] = i
+		fac, ok := r.factories[n]
+		if !ok {
+			return nil, fmt.Errorf("%s.filters[%d]: unknown filter %q (known: %v)", path, i, n, r.Names())
+		}
+		e := env
+		f, err := fac(&e)
+		if err != nil {
+			return nil, err
+		}
+		fs = append(fs, f)
+	}
+	return &Chain{filters: fs}, nil
+}
