@@ -115,7 +115,7 @@ func annotate(data []byte, err error) error {
 		case p == "":
 			errs = append(errs, errors.New(msg))
 		default:
-			errs = append(errs, fmt.Errorf("%s: %s (line %d)", p, rest, line))
+			errs = append(errs, fmt.Errorf("%s: %s (line %d)", p, explainUnknownField(rest), line))
 		}
 	}
 	return errors.Join(errs...)
@@ -217,4 +217,20 @@ func commonPath(ps []string) string {
 		}
 	}
 	return p
+}
+
+var yamlUnknownField = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
+
+// explainUnknownField turns yaml's "field proto not found in type config.Listener" into
+// `unknown field "proto" (known: name, listen, protocol, ...)`, so a typo shows its fix.
+func explainUnknownField(msg string) string {
+	m := yamlUnknownField.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	known := knownFields(strings.TrimPrefix(m[2], "config."))
+	if known == "" {
+		return fmt.Sprintf("unknown field %q", m[1])
+	}
+	return fmt.Sprintf("unknown field %q (known: %s)", m[1], known)
 }

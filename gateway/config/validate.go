@@ -83,9 +83,7 @@ func (v *validator) top() {
 		v.check("demo.listen", checkListenAddr(c.Demo.Listen))
 	}
 	for _, k := range sortedKeys(c.Instance.Labels) {
-		if err := checkName(k); err != nil {
-			v.check("instance.labels."+k, err)
-		}
+		v.check("instance.labels."+k, checkLabelKey(k))
 	}
 }
 
@@ -401,10 +399,21 @@ func (v *validator) percentages(p string, m map[string]map[string]int, checkKey 
 	}
 }
 
+// checkLabelKey accepts a label key: a name, optionally with '/' as in Kubernetes keys
+// (topology.kubernetes.io/zone).
+func checkLabelKey(k string) error {
+	for part := range strings.SplitSeq(k, "/") {
+		if err := checkName(part); err != nil {
+			return fmt.Errorf("label key %q: %w", truncate(k, 64), err)
+		}
+	}
+	return nil
+}
+
 // checkLabelSelector accepts "key" or "key=value".
 func checkLabelSelector(s string) error {
 	k, val, hasVal := strings.Cut(s, "=")
-	if err := checkName(k); err != nil {
+	if err := checkLabelKey(k); err != nil {
 		return err
 	}
 	if hasVal && strings.ContainsAny(val, " \t\r\n") {
