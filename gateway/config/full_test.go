@@ -83,6 +83,14 @@ func TestFullRoundTrip(t *testing.T) {
 	if y3, _ := yaml.Marshal(&c3); string(y) != string(y3) {
 		t.Errorf("JSON and YAML disagree:\n%s\n%s", y, y3)
 	}
+	// JSON is YAML: Parse reads the JSON form too (the admin API's PUT can use it).
+	c4, err := Parse(j)
+	if err != nil {
+		t.Fatalf("Parse of the JSON form: %v", err)
+	}
+	if y4, _ := yaml.Marshal(c4); string(y) != string(y4) {
+		t.Errorf("Parse(JSON) differs:\n%s\n%s", y, y4)
+	}
 	if !strings.Contains(string(j), `"timeout":"1.5s"`) {
 		t.Errorf("durations are not written as strings: %s", j)
 	}

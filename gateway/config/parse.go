@@ -56,7 +56,9 @@ func Load(path string) (*Config, error) {
 // Parse decodes one YAML document strictly (unknown fields and type mismatches are errors,
 // each naming its line and, where it can be found, the field path) and applies defaults.
 // It does not call Validate: callers decide when to, so that tools can show a parsed but
-// invalid config. Parse never panics on any input and retains nothing of data.
+// invalid config. JSON is YAML, so Parse also reads the JSON form of a Config (as written
+// by encoding/json). Parse never panics on any input and retains nothing of data. At most
+// maxReportedYAMLErrors decode errors are reported.
 func Parse(data []byte) (*Config, error) {
 	if len(data) > MaxConfigBytes {
 		return nil, fmt.Errorf("config is %d bytes, over the limit of %d", len(data), MaxConfigBytes)
@@ -73,13 +75,23 @@ func Parse(data []byte) (*Config, error) {
 		}
 		return nil, annotate(data, err)
 	}
+	// A second document would be silently ignored; refuse it, but allow a bare trailing "---".
 	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) && (err != nil || !emptyDocument(&extra)) {
 		return nil, errors.New("config holds more than one YAML document (a second '---'); only one is read")
 	}
 	c.ApplyDefaults()
 	return c, nil
 }
+
+func emptyDocument(n *yaml.Node) bool {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	return n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+const maxReportedYAMLErrors = 100
 
 var yamlLine = regexp.MustCompile(`^line (\d+): `)
 
@@ -95,8 +107,12 @@ func annotate(data []byte, err error) error {
 		}
 		return fmt.Errorf("config: %w", err)
 	}
-	errs := make([]error, 0, len(te.Errors))
-	for _, msg := range te.Errors {
+	msgs := te.Errors
+	if len(msgs) > maxReportedYAMLErrors {
+		msgs = msgs[:maxReportedYAMLErrors]
+	}
+	errs := make([]error, 0, len(msgs)+1)
+	for _, msg := range msgs {
 		m := yamlLine.FindStringSubmatch(msg)
 		if m == nil {
 			if hidesSecret(msg, secrets) {
@@ -113,10 +129,13 @@ func annotate(data []byte, err error) error {
 		case lp.secret || hidesSecret(msg, secrets):
 			errs = append(errs, fmt.Errorf("%s: invalid value (line %d; not shown, a secret is on this line)", p, line))
 		case p == "":
-			errs = append(errs, errors.New(msg))
+			errs = append(errs, fmt.Errorf("config: %s", msg))
 		default:
 			errs = append(errs, fmt.Errorf("%s: %s (line %d)", p, explainUnknownField(rest), line))
 		}
+	}
+	if n := len(te.Errors) - len(msgs); n > 0 {
+		errs = append(errs, fmt.Errorf("... and %d more errors", n))
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,69 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const minimal = "listeners:\n  - {name: web, listen: 127.0.0.1:0, protocol: http1}\n"
+
+func TestParseDocumentShapes(t *testing.T) {
+	for _, ok := range []string{"---\n" + minimal, minimal + "---\n", minimal + "...\n"} {
+		if _, err := Parse([]byte(ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for in, want := range map[string]string{
+		"":                                    "config is empty",
+		"# only a comment\n":                  "no YAML document",
+		minimal + "---\nengine: x\n":          "more than one YAML document",
+		"[]":                                  "config: line 1: cannot unmarshal !!seq into config.Config",
+		strings.Repeat("#", MaxConfigBytes+1): "over the limit",
+	} {
+		_, err := Parse([]byte(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%.40q: %v, want %q", in, err, want)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(p, []byte("engine: [x]\n"), 0o600)
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "bad.yaml") || !strings.Contains(err.Error(), "engine:") {
+		t.Errorf("bad file: %v", err)
+	}
+}
+
+func TestTooManyYAMLErrorsAreCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("listeners:\n")
+	for range 300 {
+		b.WriteString("  - {name: x, listen: y, protocol: z, max_conns: many}\n")
+	}
+	_, err := Parse([]byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "... and 200 more errors") {
+		t.Fatalf("%.200v", err)
+	}
+}
+
+// TestApplyDefaultsKeepsNegatives: a negative written in the file must reach Validate.
+func TestApplyDefaultsKeepsNegatives(t *testing.T) {
+	c, err := Parse([]byte(minimal + "clusters:\n  - {name: a, hosts: [\"h:1\"], max_conns_per_host: -1, timeout: -2s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Clusters[0].MaxConnsPerHost != -1 || c.Clusters[0].Timeout >= 0 {
+		t.Fatalf("defaults replaced negatives: %+v", c.Clusters[0])
+	}
+	c.ApplyDefaults() // idempotent
+	err = c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "clusters[0].max_conns_per_host: -1 is negative") {
+		t.Fatalf("%v", err)
+	}
+}
