@@ -10,6 +10,7 @@ import (
 type parsed struct {
 	head RequestHead
 	body []byte
+	off  int // where the request (including any empty lines before it) starts in the input
 }
 
 // parseStream feeds in to the parser the way the reactor does: the pending bytes plus
@@ -24,6 +25,8 @@ func parseStream(in []byte, lim *Limits, split func(i int) int) ([]parsed, []byt
 		d       BodyDecoder
 		inBody  bool
 		body    []byte
+		fed     int // input bytes appended to pending so far
+		off     int
 	)
 	for read := 0; len(in) > 0; read++ {
 		k := split(read)
@@ -32,8 +35,10 @@ func parseStream(in []byte, lim *Limits, split func(i int) int) ([]parsed, []byt
 		}
 		pending = append(pending, in[:k]...)
 		in = in[k:]
+		fed += k
 		for {
 			if !inBody {
+				off = fed - len(pending)
 				n, err := ParseHead(pending, lim, &h)
 				if err != nil {
 					return out, pending, err
@@ -54,7 +59,7 @@ func parseStream(in []byte, lim *Limits, split func(i int) int) ([]parsed, []byt
 			if done {
 				hc := h
 				hc.Header = append(hc.Header[:0:0], h.Header...)
-				out = append(out, parsed{head: hc, body: body})
+				out = append(out, parsed{head: hc, body: body, off: off})
 				inBody = false
 				continue
 			}

@@ -50,15 +50,15 @@ type stdRequest struct {
 	body                 []byte
 }
 
-func parseStd(in []byte) (*stdRequest, int, error) {
-	br := bufio.NewReaderSize(bytes.NewReader(in), 64<<10)
+// readStd reads the next request from br with net/http, body included.
+func readStd(br *bufio.Reader) (*stdRequest, error) {
 	req, err := http.ReadRequest(br)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, DefaultMaxBodyBytes+1))
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	r := &stdRequest{
 		method: req.Method, target: req.RequestURI, host: req.Host,
@@ -71,8 +71,11 @@ func parseStd(in []byte) (*stdRequest, int, error) {
 	for k, v := range req.Header {
 		r.header[strings.ToLower(k)] = v
 	}
-	consumed := len(in) - br.Buffered()
-	return r, consumed, nil
+	return r, nil
+}
+
+func newStdReader(in []byte) *bufio.Reader {
+	return bufio.NewReader(bytes.NewReader(in))
 }
 
 // compareStd reports how ours and net/http's results differ, or "" when they agree.
@@ -128,36 +131,34 @@ func compareStd(ours parsed, std *stdRequest) string {
 	return strings.Join(diffs, "; ")
 }
 
-// oursFirst parses the first request of in with our parser, whole.
-func oursFirst(in []byte) (parsed, bool, error) {
-	reqs, _, err := parseStream(in, nil, whole)
-	if len(reqs) > 0 {
-		return reqs[0], true, nil
-	}
-	return parsed{}, false, err
-}
-
-// differential runs both parsers on in. It returns a non-empty string when they disagree
-// in a way no documented class above explains.
+// differential runs both parsers over all the pipelined requests in in. It returns a
+// non-empty string when they disagree in a way no documented class above explains.
 func differential(in []byte) string {
-	ours, ok, ourErr := oursFirst(in)
-	std, _, stdErr := parseStd(in)
-	switch {
-	case ok && stdErr == nil:
-		return compareStd(ours, std)
-	case ok && stdErr != nil:
-		if weAcceptTheyReject(in, ours) {
+	ours, _, ourErr := parseStream(in, nil, whole)
+	br := newStdReader(in)
+	for i := 0; ; i++ {
+		std, stdErr := readStd(br)
+		if i == len(ours) {
+			// Ours stopped here (an error or an incomplete request). Being stricter is
+			// allowed, but every rejection must be an *Error.
+			if ourErr != nil && AsError(ourErr) == nil {
+				return fmt.Sprintf("request %d: non-*Error rejection: %v", i, ourErr)
+			}
 			return ""
 		}
-		return fmt.Sprintf("we accept, net/http rejects: %v", stdErr)
-	case !ok && ourErr != nil && stdErr == nil:
-		// We are allowed to be stricter, but every rejection must be one of ours.
-		if AsError(ourErr) == nil {
-			return fmt.Sprintf("non-*Error rejection: %v", ourErr)
+		if stdErr != nil {
+			if stdErr == io.EOF || stdErr == io.ErrUnexpectedEOF {
+				return fmt.Sprintf("request %d: complete for us, incomplete for net/http (%v)", i, stdErr)
+			}
+			if weAcceptTheyReject(in[ours[i].off:], ours[i]) {
+				return ""
+			}
+			return fmt.Sprintf("request %d: we accept, net/http rejects: %v", i, stdErr)
 		}
-		return ""
+		if d := compareStd(ours[i], std); d != "" {
+			return fmt.Sprintf("request %d: %s", i, d)
+		}
 	}
-	return ""
 }
 
 // weAcceptTheyReject recognises the documented cases where we accept and net/http does

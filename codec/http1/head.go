@@ -29,8 +29,9 @@ type RequestHead struct {
 	// ExpectContinue is true for an HTTP/1.1 request with Expect: 100-continue; the
 	// server should answer Append100Continue before reading the body (or refuse it).
 	ExpectContinue bool
-	// Host is the Host field, or the authority of an absolute-form target (which
-	// overrides Host, RFC 9112 3.2.2). Empty when absent (only allowed in HTTP/1.0).
+	// Host is the Host field, or the authority of an absolute-form target or a CONNECT
+	// target (which override Host, RFC 9112 3.2.2). Empty when absent (only allowed in
+	// HTTP/1.0).
 	Host string
 
 	// scanned is where the search for the end of an incomplete head resumes, so a head

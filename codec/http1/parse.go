@@ -236,6 +236,7 @@ func checkTargetForm(h *RequestHead) error {
 		if colon := strings.LastIndexByte(t, ':'); !validHost(t) || colon < 0 || colon == len(t)-1 || colon < strings.LastIndexByte(t, ']') {
 			return errf(400, "CONNECT needs an authority-form target (host:port), got %q", t)
 		}
+		h.Host = t // the target names the authority, as in absolute-form
 		return nil
 	case t == "*":
 		if h.Method != "OPTIONS" {
