@@ -179,3 +179,5 @@ func TestRouterMetrics(t *testing.T) {
 		}
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
