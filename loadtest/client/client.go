@@ -73,6 +73,8 @@ type Client struct {
 	sent atomic.Uint64
 	ok   atomic.Uint64
 	rr   atomic.Uint64
+	// pings counts PINGs sent and not yet answered by a PONG.
+	pings atomic.Int64
 
 	errMu sync.Mutex
 	errs  map[string]uint64
@@ -252,6 +254,7 @@ func (c *Client) PingAll(intended time.Time) int {
 	c.mu.Unlock()
 	for _, cn := range live {
 		c.sent.Add(1)
+		c.pings.Add(1)
 		cn.ping(intended)
 	}
 	return len(live)
@@ -345,9 +348,9 @@ func (s Snapshot) TotalErrors() uint64 {
 	return n
 }
 
-// InFlight returns the requests sent and not yet answered, timed out or lost.
+// InFlight returns the requests (and PINGs) sent and not yet answered, timed out or lost.
 func (c *Client) InFlight() int {
-	n := 0
+	n := int(max(c.pings.Load(), 0))
 	c.each(func(cn *conn) {
 		cn.mu.Lock()
 		n += len(cn.inflight)
@@ -359,4 +362,11 @@ func (c *Client) InFlight() int {
 		cn.mu.Unlock()
 	})
 	return n
+}
+
+// FinishPings counts PINGs still unanswered as timeouts; call it once, at the end.
+func (c *Client) FinishPings() {
+	if n := c.pings.Swap(0); n > 0 {
+		c.countErr(ErrTimeout, uint64(n))
+	}
 }

@@ -77,6 +77,7 @@ func (cn *conn) ping(t time.Time) {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(t.UnixNano()))
 	if err := cn.nc.Write(appendPing(nil, b[:])); err != nil {
+		cn.cl.pings.Add(-1)
 		cn.cl.countErr(ErrWrite, 1)
 	}
 }

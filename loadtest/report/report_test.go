@@ -25,9 +25,9 @@ func sampleResult() *Result {
 	proj := fit.To(100000)
 	row := Row{Name: "steady", Engine: "epoll", Conns: 4000, PeakConns: 4000, Seconds: 10, TargetQPS: 1000,
 		Sent: 10000, OK: 9990, QPS: 999, Latency: Summarise(h), Hist: h,
-		Errors:  map[string]uint64{"timeout": 3, "status_503": 7},
-		Gateway: Gateway{Available: true, RSSBytes: 33e6, CPUPercent: 12.6, Goroutines: 31, Conns: 4000},
-		Kernel:  Kernel{TCPInuse: 8000, TCPMemBytes: 4 << 20, SlabBytes: 30 << 20, SlabReadable: true},
+		Errors:    map[string]uint64{"timeout": 3, "status_503": 7},
+		Gateway:   Gateway{Available: true, RSSBytes: 33e6, CPUPercent: 12.6, Goroutines: 31, Conns: 4000},
+		Kernel:    Kernel{TCPInuse: 8000, TCPMemBytes: 4 << 20, SlabBytes: 30 << 20, SlabReadable: true},
 		MemPoints: pts, Projection: &proj, Notes: []string{"<script>alert(1)</script>"}}
 	for i := 0; i < 5; i++ {
 		row.Timeline = append(row.Timeline, Sample{T: float64(i), Conns: 1000 * i, QPS: 1000, P50: 2e6, P99: 9e6, P999: 40e6,

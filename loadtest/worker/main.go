@@ -156,6 +156,7 @@ func (w *runner) run(cmds <-chan string) error {
 	}
 	close(tickDone)
 	w.cl.Sweep(time.Now().Add(time.Hour)) // whatever is still unanswered is a timeout
+	w.cl.FinishPings()
 	w.send(Msg{Type: MsgFinal, Phase: "done", Snap: w.cl.Snapshot(), Hist: w.rec.Total(), Metrics: metrics})
 	return nil
 }

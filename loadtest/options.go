@@ -1,0 +1,186 @@
+// Package loadtest is the harness behind `mgw loadtest`: it opens many long connections to
+// an MMTP or HTTP target through worker processes it starts itself, drives an open-loop
+// request rate across them, reads the gateway's /v1/stats and the kernel's /proc every
+// second, and reports a table in the shape of the design's reference, a JSON record and an
+// offline HTML page. Limits of the box are reported, never hidden.
+package loadtest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mgw-project/mgw/loadtest/openloop"
+	"github.com/mgw-project/mgw/loadtest/worker"
+)
+
+// Options of one `loadtest run`. Zero values take the defaults noted.
+type Options struct {
+	Target   string  // host:port of the gateway listener
+	Protocol string  // mmtp (default) or http1
+	Conns    int     // connections to hold
+	Ramp     float64 // new connections per second, all workers together; 0 = as fast as possible
+	Rate     float64 // requests per second, all workers together (0 only for the idle scenario)
+	Arrival  string  // constant (default) or poisson
+	Duration time.Duration
+	API      string // operation type; default demo.echo
+	BodySize int    // request body bytes; default 1024
+	AppID    string
+	Secret   string // signs requests when set
+	Hello    bool
+	Timeout  time.Duration // per request; default 10 s
+	// Scenarios run in order, each its own row; default steady.
+	Scenarios []string
+	PingEvery time.Duration // idle scenario heartbeat; default 5 s
+	// Workers is the least number of worker processes; more are started when the per-process
+	// open-file limit requires it.
+	Workers int
+	// PerWorker caps connections per worker below what the open-file limit allows (0: the limit).
+	PerWorker int
+	// Sources are the local addresses to bind, spread round robin; nil and SourcesAuto
+	// picks 127.0.0.2.. for a loopback target when one address's ports would not suffice.
+	Sources     []netip.Addr
+	SourcesAuto bool
+	// Stats is the gateway admin address or stats URL; "" runs without gateway figures.
+	Stats string
+	// Label names the gateway in rows (compare sets the engine); default from /v1/stats.
+	Label string
+	// Launcher starts workers; zero value re-executes this binary.
+	Launcher worker.Launcher
+	// Progress receives one line a second; nil discards.
+	Progress io.Writer
+	// Command is recorded in the result, for the record.
+	Command string
+	// Seed makes Poisson arrivals repeatable.
+	Seed uint64
+}
+
+// Limits on input, so a typo fails at once instead of after a long ramp.
+const (
+	MaxConns    = 10_000_000
+	MaxBody     = 4 << 20
+	MaxDuration = 24 * time.Hour
+)
+
+// withDefaults validates o and fills defaults. Every error names the flag and value.
+func (o Options) withDefaults() (Options, error) {
+	if o.Protocol == "" {
+		o.Protocol = "mmtp"
+	}
+	if o.Protocol == "http" {
+		o.Protocol = "http1"
+	}
+	if o.Protocol != "mmtp" && o.Protocol != "http1" {
+		return o, fmt.Errorf("-protocol %q: want mmtp or http1", o.Protocol)
+	}
+	if err := checkTarget(o.Target); err != nil {
+		return o, err
+	}
+	if o.Conns < 1 || o.Conns > MaxConns {
+		return o, fmt.Errorf("-conns %d: want 1..%d", o.Conns, MaxConns)
+	}
+	if o.Ramp < 0 || o.Ramp > 1e6 {
+		return o, fmt.Errorf("-ramp %v: want 0 (unpaced) .. 1e6 connections/s", o.Ramp)
+	}
+	if o.Duration <= 0 || o.Duration > MaxDuration {
+		return o, fmt.Errorf("-duration %v: want more than 0 and at most %v", o.Duration, MaxDuration)
+	}
+	if o.Arrival == "" {
+		o.Arrival = "constant"
+	}
+	if _, err := openloop.ParseArrival(o.Arrival); err != nil {
+		return o, fmt.Errorf("-arrival: %w", err)
+	}
+	if o.API == "" {
+		o.API = "demo.echo"
+	}
+	if o.BodySize < 0 || o.BodySize > MaxBody {
+		return o, fmt.Errorf("-body %d: want 0..%d bytes", o.BodySize, MaxBody)
+	}
+	if o.Secret != "" && o.AppID == "" {
+		return o, errors.New("-secret given without -app: the signature names the app")
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Timeout < 0 {
+		return o, fmt.Errorf("-timeout %v: want positive", o.Timeout)
+	}
+	if len(o.Scenarios) == 0 {
+		o.Scenarios = []string{worker.Steady}
+	}
+	for _, s := range o.Scenarios {
+		if !worker.KnownScenario(s) {
+			return o, fmt.Errorf("-scenario %q: want steady, reconnect, slowread or idle", s)
+		}
+		if s != worker.Idle && o.Rate == 0 {
+			return o, fmt.Errorf("-rate 0: scenario %q needs a request rate above 0", s)
+		}
+		if s == worker.Idle && o.Protocol != "mmtp" {
+			return o, fmt.Errorf("-scenario idle: PING is MMTP; not available with -protocol %s", o.Protocol)
+		}
+	}
+	if o.Rate < 0 || o.Rate > openloop.MaxRate || o.Rate != o.Rate {
+		return o, fmt.Errorf("-rate %v: want 0..%v requests/s", o.Rate, openloop.MaxRate)
+	}
+	if o.PingEvery == 0 {
+		o.PingEvery = 5 * time.Second
+	}
+	if o.PingEvery < 10*time.Millisecond {
+		return o, fmt.Errorf("-ping-every %v: want at least 10ms", o.PingEvery)
+	}
+	if o.Workers < 0 || o.Workers > 256 {
+		return o, fmt.Errorf("-workers %d: want 0..256", o.Workers)
+	}
+	if o.PerWorker < 0 {
+		return o, fmt.Errorf("-per-worker %d: want 0 (the open-file limit) or more", o.PerWorker)
+	}
+	if o.Seed == 0 {
+		o.Seed = uint64(time.Now().UnixNano())
+	}
+	return o, nil
+}
+
+func checkTarget(t string) error {
+	if t == "" {
+		return errors.New("-target: required (host:port of the gateway listener)")
+	}
+	host, port, err := net.SplitHostPort(t)
+	if err != nil {
+		return fmt.Errorf("-target %q: %w", t, err)
+	}
+	if host == "" {
+		return fmt.Errorf("-target %q: host missing", t)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("-target %q: port %q is not 1..65535", t, port)
+	}
+	return nil
+}
+
+// ParseScenarios reads a comma list of scenario names.
+func ParseScenarios(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// isLoopback reports whether target's host is a loopback address or localhost.
+func isLoopback(target string) bool {
+	host, _, _ := net.SplitHostPort(target)
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

@@ -1,0 +1,125 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/mgw-project/mgw/loadtest/client"
+	"github.com/mgw-project/mgw/loadtest/observe"
+	"github.com/mgw-project/mgw/loadtest/report"
+	"github.com/mgw-project/mgw/loadtest/worker"
+)
+
+// Run checks the options and the target, plans around the box's limits, and runs each
+// scenario in turn. On ctx cancellation (Ctrl-C) it stops the workers, collects what they
+// measured, and returns a result marked partial together with ctx's error. A result is
+// returned whenever anything was measured, even with an error.
+func Run(ctx context.Context, o Options) (*report.Result, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if o.Launcher.Path == "" {
+		if o.Launcher, err = worker.SelfLauncher(); err != nil {
+			return nil, err
+		}
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if err := client.Probe(o.Target, o.Protocol, 3*time.Second); err != nil {
+		return nil, err
+	}
+	r := &runner{o: o, http: &http.Client{Timeout: 2 * time.Second}, statsURL: observe.StatsURL(o.Stats)}
+	var gwNofile uint64
+	if r.statsURL != "" {
+		st, err := observe.FetchStats(ctx, r.http, r.statsURL, 2*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("-stats: %w", err)
+		}
+		gwNofile = st.OpenFilesLimit
+		if n, err := observe.ProcNofile(st.PID); err == nil && st.PID > 0 {
+			gwNofile = n // the kernel's word, when the gateway runs on this box
+		}
+		if r.o.Label == "" {
+			r.o.Label = st.Engine
+		}
+	}
+	plan, lim, srcs, err := planLimits(&r.o, gwNofile)
+	if err != nil {
+		return nil, err
+	}
+	r.plan, r.srcs = plan, srcs
+	res := &report.Result{Version: report.FormatVersion, Started: time.Now(), Command: o.Command, Limits: lim,
+		Params: report.Params{Target: o.Target, Protocol: o.Protocol, Conns: o.Conns, Ramp: o.Ramp, Rate: o.Rate,
+			Arrival: o.Arrival, Duration: o.Duration, API: o.API, BodyBytes: o.BodySize, Signed: o.Secret != "",
+			Workers: len(plan.PerWorker), Scenarios: o.Scenarios}}
+	for _, a := range srcs {
+		res.Params.SourceAddrs = append(res.Params.SourceAddrs, a.String())
+	}
+	for _, n := range lim.Notes {
+		fmt.Fprintf(o.Progress, "limit: %s\n", n)
+	}
+	defer func() { res.Finished = time.Now() }()
+	for i, sc := range o.Scenarios {
+		row, err := r.scenario(ctx, sc, i)
+		if row != nil {
+			res.Rows = append(res.Rows, *row)
+		}
+		if ctx.Err() != nil {
+			res.Partial, res.Reason = true, "interrupted during "+sc+": rows hold what was measured until then"
+			return res, ctx.Err()
+		}
+		if err != nil {
+			res.Partial, res.Reason = true, fmt.Sprintf("scenario %s failed: %v", sc, err)
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+type runner struct {
+	o        Options
+	http     *http.Client
+	statsURL string
+	plan     worker.Plan
+	srcs     []netip.Addr
+}
+
+// errAllWorkersFailed is returned when no worker survived to report.
+var errAllWorkersFailed = errors.New("every worker process failed")
+
+func (r *runner) specs(sc string, idx int) []worker.Spec {
+	o := &r.o
+	w := len(r.plan.PerWorker)
+	var sources []string
+	for _, a := range r.srcs {
+		sources = append(sources, a.String())
+	}
+	body := make([]byte, o.BodySize)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	if o.API == "demo.sleep" || o.API == "demo.size" {
+		body = []byte(strings.TrimSpace(string(bodyOrNumber(o))))
+	}
+	out := make([]worker.Spec, w)
+	for i := range out {
+		out[i] = worker.Spec{Index: i, Conns: r.plan.PerWorker[i], ConnOffset: r.plan.Offsets[i], Target: o.Target,
+			Protocol: o.Protocol, API: o.API, Body: body, AppID: o.AppID, Secret: o.Secret, Hello: o.Hello,
+			Timeout: o.Timeout, Sources: sources, Scenario: sc, Ramp: o.Ramp / float64(w), Rate: o.Rate / float64(w),
+			Arrival: o.Arrival, Seed: o.Seed + uint64(idx)*1_000_003 + uint64(i)*7919, Duration: o.Duration,
+			PingEvery: o.PingEvery}
+	}
+	return out
+}
+
+// bodyOrNumber: demo.sleep and demo.size take a number as body; -body then means that
+// number (milliseconds, or bytes of the answer) rather than a body of that size.
+func bodyOrNumber(o *Options) []byte { return []byte(fmt.Sprint(o.BodySize)) }

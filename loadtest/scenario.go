@@ -1,0 +1,205 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mgw-project/mgw/loadtest/hist"
+	"github.com/mgw-project/mgw/loadtest/observe"
+	"github.com/mgw-project/mgw/loadtest/project"
+	"github.com/mgw-project/mgw/loadtest/report"
+	"github.com/mgw-project/mgw/loadtest/worker"
+)
+
+// msgExit is the parent's own marker that a worker process ended.
+const msgExit = "exit"
+
+// stopGrace is how long workers get to send their final message after "stop".
+const stopGrace = 15 * time.Second
+
+// scenarioState is one scenario's bookkeeping in the parent.
+type scenarioState struct {
+	name     string
+	procs    []*worker.Proc
+	latest   []worker.Msg // last tick/ready per worker: cumulative counters
+	finals   map[int]worker.Msg
+	dead     map[int]string
+	ready    int
+	interval *hist.Histogram // merged interval histograms since the last sample
+
+	t0, tGo, tEnd time.Time
+	lastOK        uint64
+	lastT         time.Time
+	lastCPU       float64
+	lastCPUAt     time.Time
+	cpuGo         float64
+	cpuGoAt       time.Time
+	cpuEnd        float64
+	cpuEndAt      time.Time
+	k0            observe.Kernel
+	kEnd          observe.Kernel
+	row           *report.Row
+	gwSeen        bool
+	stopping      bool
+}
+
+func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Row, error) {
+	specs := r.specs(name, idx)
+	st := &scenarioState{name: name, latest: make([]worker.Msg, len(specs)), finals: map[int]worker.Msg{},
+		dead: map[int]string{}, interval: hist.New(), t0: time.Now(),
+		row: &report.Row{Name: name, Engine: r.o.Label, TargetQPS: r.o.Rate, Errors: map[string]uint64{}}}
+	st.lastT = st.t0
+	st.k0, _ = observe.ReadKernel()
+	msgs := make(chan worker.Msg, 1024)
+	for _, sp := range specs {
+		p, err := worker.Start(r.o.Launcher, sp, msgs)
+		if err != nil {
+			for _, q := range st.procs {
+				q.Kill()
+			}
+			return nil, err
+		}
+		st.procs = append(st.procs, p)
+		go func(p *worker.Proc) {
+			<-p.Done()
+			msgs <- worker.Msg{Type: msgExit, Worker: p.Index}
+		}(p)
+	}
+	// The gateway's baseline, before any connection of this scenario: the first memory point.
+	r.sample(ctx, st, true)
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var grace <-chan time.Time
+	done := ctx.Done()
+	exited := 0
+	for exited < len(st.procs) {
+		select {
+		case m := <-msgs:
+			switch m.Type {
+			case worker.MsgTick:
+				st.latest[m.Worker] = m
+				if !st.tGo.IsZero() {
+					st.interval.Merge(m.Hist)
+				}
+			case worker.MsgReady:
+				st.latest[m.Worker] = m
+				st.ready++
+				r.maybeGo(st)
+			case worker.MsgFinal:
+				st.finals[m.Worker] = m
+				if st.tEnd.IsZero() {
+					st.tEnd = time.Now()
+				}
+			case worker.MsgFatal:
+				st.dead[m.Worker] = m.Error
+				fmt.Fprintf(r.o.Progress, "[%s] worker %d: %s\n", name, m.Worker, m.Error)
+				r.maybeGo(st)
+			case msgExit:
+				exited++
+				if _, ok := st.finals[m.Worker]; !ok {
+					if _, ok := st.dead[m.Worker]; !ok {
+						st.dead[m.Worker] = "exited without a final report: " + fmt.Sprint(st.procs[m.Worker].Err())
+						r.maybeGo(st)
+					}
+				}
+			}
+			if len(st.finals)+len(st.dead) == len(st.procs) && !st.stopping {
+				// every worker reported: let them exit
+				for _, p := range st.procs {
+					p.CloseInput()
+				}
+				st.stopping = true
+			}
+		case <-tick.C:
+			r.sample(ctx, st, st.tGo.IsZero())
+		case <-done:
+			done = nil
+			st.stopping = true
+			fmt.Fprintf(r.o.Progress, "[%s] interrupted: stopping workers, collecting what they measured\n", name)
+			for _, p := range st.procs {
+				p.Send(worker.CmdStop)
+				p.CloseInput()
+			}
+			grace = time.After(stopGrace)
+		case <-grace:
+			for _, p := range st.procs {
+				p.Kill()
+			}
+			grace = nil
+		}
+	}
+	r.sample(context.WithoutCancel(ctx), st, false)
+	return r.finish(st)
+}
+
+// maybeGo starts the measured phase once every live worker has ramped.
+func (r *runner) maybeGo(st *scenarioState) {
+	if !st.tGo.IsZero() || st.stopping || st.ready < len(st.procs)-len(st.dead) || st.ready == 0 {
+		return
+	}
+	st.tGo = time.Now()
+	st.row.RampSeconds = st.tGo.Sub(st.t0).Seconds()
+	st.cpuGo, st.cpuGoAt = st.lastCPU, st.lastCPUAt
+	open := 0
+	for _, m := range st.latest {
+		open += m.Snap.Open
+	}
+	fmt.Fprintf(r.o.Progress, "[%s] ramp done: %d connections in %.1fs; running %v\n", st.name, open, st.row.RampSeconds, r.o.Duration)
+	for _, p := range st.procs {
+		p.Send(worker.CmdGo)
+	}
+}
+
+// sample takes one second's figures: the workers' counters, the merged interval
+// histogram, the gateway's stats and the kernel's.
+func (r *runner) sample(ctx context.Context, st *scenarioState, ramping bool) {
+	now := time.Now()
+	s := report.Sample{T: now.Sub(st.t0).Seconds()}
+	var ok, errs uint64
+	for _, m := range st.latest {
+		s.Conns += m.Snap.Open
+		ok += m.Snap.OK
+		for _, v := range m.Snap.Errors {
+			errs += v
+		}
+	}
+	if dt := now.Sub(st.lastT).Seconds(); dt > 0 && ok >= st.lastOK {
+		s.QPS = float64(ok-st.lastOK) / dt
+	}
+	st.lastOK, st.lastT = ok, now
+	s.Errors = errs
+	if st.interval.Count() > 0 {
+		s.P50, s.P99, s.P999, s.Max = st.interval.Percentile(50), st.interval.Percentile(99), st.interval.Percentile(99.9), st.interval.Max()
+		st.interval.Reset()
+	}
+	if r.statsURL != "" {
+		gs, err := observe.FetchStats(ctx, r.http, r.statsURL, 800*time.Millisecond)
+		if err == nil {
+			st.gwSeen = true
+			s.GatewayRSS, s.GatewayGor, s.GatewayCon = gs.RSSBytes, gs.Goroutines, gs.ConnectionsTotal
+			if !st.lastCPUAt.IsZero() {
+				if dt := now.Sub(st.lastCPUAt).Seconds(); dt > 0 {
+					s.GatewayCPU = (gs.CPUSeconds - st.lastCPU) / dt * 100
+				}
+			}
+			st.lastCPU, st.lastCPUAt = gs.CPUSeconds, now
+			if !st.tGo.IsZero() && st.tEnd.IsZero() {
+				st.cpuEnd, st.cpuEndAt = gs.CPUSeconds, now
+			}
+			st.row.Gateway.PID = gs.PID
+			st.row.Gateway.Nofile = gs.OpenFilesLimit
+			if ramping {
+				st.row.MemPoints = append(st.row.MemPoints, project.Point{X: float64(gs.ConnectionsTotal), Y: float64(gs.RSSBytes)})
+			}
+		}
+	}
+	if k, err := observe.ReadKernel(); err == nil {
+		s.KernelTCP = k.TCPMemBytes
+		s.KernelSlab = k.SlabTotal() - st.k0.SlabTotal()
+		st.kEnd = k
+	}
+	st.row.Timeline = append(st.row.Timeline, s)
+	r.progress(st, s, ramping)
+}
