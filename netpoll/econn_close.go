@@ -1,7 +1,6 @@
 package netpoll
 
 import (
-	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,7 +64,7 @@ func (c *econn) closeLocked(r CloseReason) bool {
 func (c *econn) freeLocked() {
 	if c.pend != nil {
 		c.eng().ctr.pendingBytes.Add(-int64(len(c.pend.B)))
-		bytebufferpool.Put(c.pend)
+		c.eng().bufs.Put(c.pend)
 		c.pend = nil
 		c.pendSince.Store(0)
 	}

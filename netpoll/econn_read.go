@@ -7,7 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const maxReadChunk = 64 << 10
+// minReadRoom is the least free space a read is offered; the buffer doubles from there
+// while reads fill it, so pooled buffers stay near the usual message size.
+const minReadRoom = 4 << 10
 
 // serve handles one ready event on a pool worker: flush queued writes, read what is there
 // (at most ReadPerEvent bytes), hand it to the handler, and re-arm as the last action.
@@ -66,7 +68,7 @@ func (c *econn) readAndDeliver() {
 	buf := c.pend
 	had := 0
 	if buf == nil {
-		buf = bytebufferpool.Get()
+		buf = e.bufs.Get()
 	} else {
 		had = len(buf.B)
 	}
@@ -75,9 +77,11 @@ func (c *econn) readAndDeliver() {
 	var rerr error
 	eof := false
 	for budget > 0 {
-		chunk := min(budget, maxReadChunk)
-		buf.B = slices.Grow(buf.B, chunk)
+		if cap(buf.B)-len(buf.B) < minReadRoom {
+			buf.B = slices.Grow(buf.B, max(len(buf.B), minReadRoom))
+		}
 		l := len(buf.B)
+		chunk := min(cap(buf.B)-l, budget)
 		n, err := unix.Read(int(c.fd), buf.B[l:l+chunk])
 		if err == unix.EINTR {
 			continue
@@ -108,6 +112,7 @@ func (c *econn) readAndDeliver() {
 	}
 
 	reason := ReasonNone
+	used := len(buf.B)
 	if len(buf.B) > 0 && got > 0 {
 		consumed, herr := c.own.h.OnData(c, buf.B)
 		switch {
@@ -126,7 +131,7 @@ func (c *econn) readAndDeliver() {
 			}
 		}
 	}
-	c.keepPending(buf, had)
+	c.keepPending(buf, had, used)
 
 	switch {
 	case reason != ReasonNone:
@@ -145,12 +150,13 @@ func (c *econn) readAndDeliver() {
 // keepPending stores the unconsumed bytes for the next event, or returns the buffer to the
 // pool when there are none. A small remainder in a big buffer moves to a small one, so a
 // slow-loris partial frame pins little memory.
-func (c *econn) keepPending(buf *bytebufferpool.ByteBuffer, had int) {
+func (c *econn) keepPending(buf *bytebufferpool.ByteBuffer, had, used int) {
 	e := c.eng()
 	rem := len(buf.B)
 	e.ctr.pendingBytes.Add(int64(rem - had))
 	if rem == 0 {
-		bytebufferpool.Put(buf)
+		buf.B = buf.B[:used] // the pool sizes its buffers by the lengths it is given back
+		e.bufs.Put(buf)
 		c.pend = nil
 		c.pendSince.Store(0)
 		return
@@ -158,7 +164,7 @@ func (c *econn) keepPending(buf *bytebufferpool.ByteBuffer, had int) {
 	if rem <= 1024 && cap(buf.B) > 16<<10 {
 		small := &bytebufferpool.ByteBuffer{B: make([]byte, rem, 1024)}
 		copy(small.B, buf.B)
-		bytebufferpool.Put(buf)
+		e.bufs.Put(buf)
 		buf = small
 	}
 	c.pend = buf

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/ants/v2"
+	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,6 +21,7 @@ type epollEngine struct {
 	ready   readyQueue
 	table   *connTable
 	ctr     counters
+	bufs    bytebufferpool.Pool // read buffers, borrowed per event; ours so sizes fit our traffic
 
 	nextID  atomic.Uint64
 	nextGen atomic.Uint32
@@ -34,6 +36,10 @@ type epollEngine struct {
 	sweepStop chan struct{}
 	sweepDone chan struct{}
 }
+
+// poolExpiry is how long an idle worker goroutine lives: after a burst the pool shrinks
+// back within about two of these, so idle connections leave only a few goroutines.
+const poolExpiry = time.Second
 
 func newEpollEngine(cfg Config) (*epollEngine, error) {
 	var rl unix.Rlimit
@@ -50,7 +56,7 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 	}
 	e.clock.Store(time.Now().UnixNano())
 	pool, err := ants.NewPoolWithFunc(cfg.Workers, e.work, ants.WithNonblocking(true),
-		ants.WithExpiryDuration(5*time.Second))
+		ants.WithExpiryDuration(poolExpiry))
 	if err != nil {
 		return nil, fmt.Errorf("epoll engine: worker pool: %w", err)
 	}
