@@ -141,6 +141,9 @@ func parseHead(src []byte, lim *Limits, h *RequestHead) error {
 	copy(buf, src)
 
 	lf := bytes.IndexByte(buf, '\n')
+	if buf[lf-1] != '\r' {
+		return errf(400, "bare LF without CR at offset %d", lf)
+	}
 	method, target, minor, err := parseRequestLine(buf[:lf-1])
 	if err != nil {
 		return err
@@ -154,9 +157,17 @@ func parseHead(src []byte, lim *Limits, h *RequestHead) error {
 	maxFields := lim.headers()
 	for p := lf + 1; ; {
 		e := p + bytes.IndexByte(buf[p:], '\n')
+		if buf[e-1] != '\r' {
+			return errf(400, "bare LF without CR at offset %d", e)
+		}
 		line := buf[p : e-1]
 		p = e + 1
 		if len(line) == 0 {
+			if p != len(buf) {
+				// Only possible when h carried scan progress from other bytes (a
+				// missing Reset): refuse rather than consume past the real head.
+				return errf(400, "head ends before offset %d: parser state out of date", len(buf))
+			}
 			break
 		}
 		if len(h.Header) == maxFields {

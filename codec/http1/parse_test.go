@@ -191,3 +191,34 @@ func TestParseHeadRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestParseHeadResume checks the resume contract: an incomplete head continues where it
+// left off, and a forgotten Reset before unrelated bytes cannot make ParseHead consume
+// more than one head or miss a bare LF.
+func TestParseHeadResume(t *testing.T) {
+	var h RequestHead
+	full := "GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + strings.Repeat("v", 100) + "\r\n\r\n"
+	for i := 1; i < len(full); i++ {
+		if n, err := ParseHead([]byte(full[:i]), nil, &h); n != 0 || err != nil {
+			t.Fatalf("prefix %d: %d %v", i, n, err)
+		}
+	}
+	if n, err := ParseHead([]byte(full), nil, &h); n != len(full) || err != nil {
+		t.Fatalf("full: %d %v", n, err)
+	}
+
+	// Misuse: progress from a long incomplete head, then unrelated bytes.
+	h.Reset()
+	ParseHead([]byte("GET / HTTP/1.1\r\nHost: a\r\nX-Long: "+strings.Repeat("v", 100)), nil, &h)
+	other := "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: y\r\n", 20) + "\r\n"
+	n, err := ParseHead([]byte(other), nil, &h)
+	if err == nil && n != len("GET / HTTP/1.1\r\nHost: a\r\n\r\n") {
+		t.Fatalf("stale progress consumed %d bytes", n)
+	}
+	h.Reset()
+	ParseHead([]byte("GET / HTTP/1.1\r\nHost: a\r\nX-Long: "+strings.Repeat("v", 100)), nil, &h)
+	other = "GET / HTTP/1.1\nHost: a\r\n" + strings.Repeat("X: y\r\n", 30) + "\r\n"
+	if _, err := ParseHead([]byte(other), nil, &h); err == nil {
+		t.Fatal("stale progress let a bare LF through")
+	}
+}

@@ -74,3 +74,18 @@ func TestHopByHop(t *testing.T) {
 	}
 	ConnectionTokens("", func(n string) { t.Errorf("token %q from empty value", n) })
 }
+
+func TestIsAPIRequest(t *testing.T) {
+	for in, want := range map[string]bool{
+		"POST /api/a.b HTTP/1.1\r\nHost: a\r\n\r\n":                       true,
+		"GET /x HTTP/1.1\r\nHost: a\r\nOperation-Type: a.b\r\n\r\n":       true,
+		"GET /api/a.b HTTP/1.1\r\nHost: a\r\n\r\n":                        false,
+		"POST /api/a/b HTTP/1.1\r\nHost: a\r\n\r\n":                       false,
+		"POST /static/x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n": false,
+	} {
+		h, _ := mustParse(t, in)
+		if got := IsAPIRequest(h); got != want {
+			t.Errorf("IsAPIRequest(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
