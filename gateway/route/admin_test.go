@@ -197,3 +197,29 @@ func TestAdminExplainForce(t *testing.T) {
 		t.Fatalf("explain force: %+v", ex)
 	}
 }
+
+// The gateway mounts the handler under its own ServeMux; escaped keys must survive both.
+func TestAdminMountedUnderMux(t *testing.T) {
+	r, _ := newTestRouter(t, nil)
+	rh := AdminHandler(r)
+	outer := http.NewServeMux()
+	outer.Handle("/v1/routes", rh)
+	outer.Handle("/v1/routes/", rh)
+	outer.Handle("/v1/switches/", rh)
+	srv := httptest.NewServer(outer)
+	defer srv.Close()
+	var v RouteView
+	do(t, srv, "GET", "/v1/routes/"+url.PathEscape("/api/v2/"), "", 200, &v)
+	if v.Route != "/api/v2/" {
+		t.Fatalf("path key through two muxes: %+v", v)
+	}
+	do(t, srv, "PUT", "/v1/routes/*", `{"split":{"mesh":1}}`, 200, &v)
+	if v.Route != "*" || v.Split["mesh"] != 1 {
+		t.Fatalf("* through two muxes: %+v", v)
+	}
+	var eff Effective
+	do(t, srv, "GET", "/v1/routes/alipay.trade.x/effective", "", 200, &eff)
+	if eff.API != "alipay.trade.*" {
+		t.Fatalf("effective by operation: %+v", eff)
+	}
+}

@@ -15,6 +15,8 @@ type Decision struct {
 	Cluster string
 	// Fallback is the order to try when Cluster cannot serve, without Cluster. For a
 	// mesh-only app it holds only mesh-tagged clusters; a force `never` cluster is left out.
+	// A request forced to a cluster falls back like any other. Shared with the Table: read
+	// it, don't modify it.
 	Fallback []string
 	// DecidedBy is force, mesh_only_app, zone, label or split.
 	DecidedBy string

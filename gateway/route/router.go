@@ -255,5 +255,9 @@ type routeSummary struct {
 }
 
 func summary(rt *Route) routeSummary {
-	return routeSummary{rt.cfg.Split, rt.cfg.Sticky, rt.cfg.Fallback, rt.cfg.Retry, len(rt.cfg.Force)}
+	sticky := rt.cfg.Sticky
+	if sticky == "" {
+		sticky = StickyDevice
+	}
+	return routeSummary{rt.cfg.Split, sticky, rt.cfg.Fallback, rt.cfg.Retry, len(rt.cfg.Force)}
 }
