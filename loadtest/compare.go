@@ -1,0 +1,150 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/mgw-project/mgw/loadtest/observe"
+	"github.com/mgw-project/mgw/loadtest/report"
+)
+
+// CompareOptions run the same load against the gateway started once per engine.
+type CompareOptions struct {
+	Run Options // Target and Stats are set per engine; the rest applies to every engine
+	// Engines to compare, in order; default epoll then rwloop.
+	Engines []string
+	// MGW is the mgw binary to start as `serve -c` and `backend`; default this executable.
+	MGW string
+	// ConfigDir holds the generated configs; default the system temp dir. They are removed
+	// afterwards unless KeepConfigs.
+	ConfigDir   string
+	KeepConfigs bool
+}
+
+// Compare starts a demo backend (`mgw backend`), then for each engine a gateway
+// (`mgw serve -c <generated config>`) and runs the scenarios against it, one row per
+// engine and scenario in a single result. Interrupted, it stops what it started and returns
+// the rows so far, partial.
+func Compare(ctx context.Context, co CompareOptions) (*report.Result, error) {
+	if len(co.Engines) == 0 {
+		co.Engines = []string{"epoll", "rwloop"}
+	}
+	for _, e := range co.Engines {
+		if e != "epoll" && e != "rwloop" {
+			return nil, fmt.Errorf("-engines: %q: want epoll or rwloop", e)
+		}
+	}
+	if co.MGW == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding the mgw binary: %w", err)
+		}
+		co.MGW = exe
+	}
+	progress := co.Run.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	// Validate everything that does not depend on the gateway before starting anything.
+	probe := co.Run
+	probe.Target, probe.Stats = "127.0.0.1:1", ""
+	if _, err := probe.withDefaults(); err != nil {
+		return nil, err
+	}
+
+	backend, err := startChild("mgw backend", co.MGW, "backend", "-listen", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer backend.stop(5 * time.Second)
+	baddr, err := backend.waitLine(ctx, "listening ", 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "compare: demo backend on %s\n", baddr)
+
+	all := &report.Result{Version: report.FormatVersion, Started: time.Now(), Command: co.Run.Command}
+	defer func() { all.Finished = time.Now() }()
+	for _, eng := range co.Engines {
+		res, err := compareOne(ctx, co, eng, baddr, progress)
+		if res != nil {
+			if all.Params.Target == "" {
+				all.Params, all.Limits = res.Params, res.Limits
+			}
+			all.Params.Target = "(gateway started by compare)"
+			for _, n := range res.Limits.Notes {
+				all.Notes = append(all.Notes, eng+": "+n)
+			}
+			if res.Limits.GatewayNofile > 0 {
+				all.Limits.GatewayNofile = res.Limits.GatewayNofile
+			}
+			all.Rows = append(all.Rows, res.Rows...)
+		}
+		if err != nil {
+			all.Partial = true
+			if ctx.Err() != nil {
+				all.Reason = "interrupted during engine " + eng
+			} else {
+				all.Reason = fmt.Sprintf("engine %s: %v", eng, err)
+			}
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+func compareOne(ctx context.Context, co CompareOptions, eng, backend string, progress io.Writer) (*report.Result, error) {
+	mobile, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := writeConfigFile(co.ConfigDir, eng, mobile, admin, backend)
+	if err != nil {
+		return nil, fmt.Errorf("writing the %s config: %w", eng, err)
+	}
+	if !co.KeepConfigs {
+		defer os.Remove(cfg)
+	}
+	fmt.Fprintf(progress, "compare: starting gateway, engine %s: %s serve -c %s\n", eng, co.MGW, cfg)
+	gw, err := startChild("mgw serve ("+eng+")", co.MGW, "serve", "-c", cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer gw.stop(15 * time.Second)
+	if err := waitStats(ctx, gw, admin); err != nil {
+		return nil, err
+	}
+	ro := co.Run
+	ro.Target, ro.Stats, ro.Label = mobile, admin, eng
+	ro.Progress = progress
+	return Run(ctx, ro)
+}
+
+// waitStats waits until the gateway's admin listener answers /v1/stats.
+func waitStats(ctx context.Context, gw *child, admin string) error {
+	url := observe.StatsURL(admin)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := observe.FetchStats(ctx, httpClient, url, time.Second)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-gw.done:
+			return fmt.Errorf("%s exited (%v); output:\n%s", gw.name, gw.err, gw.out)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: no /v1/stats at %s within 20s (%v); output:\n%s", gw.name, admin, err, gw.out)
+		}
+	}
+}
