@@ -171,9 +171,16 @@ func repeated(b []byte, seen []uint16, count, off int, key []byte) bool {
 }
 
 // keyByte reports whether c may appear in a key: lowercase ASCII letters, digits, - _ .
-func keyByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
-}
+func keyByte(c byte) bool { return keyBytes[c] }
+
+// keyBytes is the key alphabet as a table: the check runs for every key byte of every
+// frame. Built once, never written after.
+var keyBytes = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+	}
+	return t
+}()
 
 // ValidKey reports whether k is a legal header key: 1..255 bytes of a-z 0-9 - _ .
 func ValidKey(k string) bool {

@@ -146,8 +146,14 @@ func (c *Client) unregister(id uint32) {
 	c.mu.Unlock()
 }
 
-// Ping sends a PING and returns the round-trip time until its PONG.
+// Ping sends a PING and returns the round-trip time until its PONG. Options.Timeout bounds
+// it when ctx has no deadline.
 func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	if _, ok := ctx.Deadline(); !ok && c.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
 	ch := make(chan struct{}, 1)
 	c.mu.Lock()
 	if c.broken != nil {

@@ -93,13 +93,13 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("mmtp client: dial %s: %w", addr, err)
 	}
 	c := newClient(conn, opts)
+	go c.readLoop() // first, so that every failure path below can Close (which waits for it)
 	if len(opts.ProxyHeader) > 0 {
 		if err := c.writeRaw(opts.ProxyHeader); err != nil {
 			c.Close()
 			return nil, err
 		}
 	}
-	go c.readLoop()
 	if opts.Hello {
 		if err := c.hello(ctx); err != nil {
 			c.Close()
@@ -150,7 +150,9 @@ func (c *Client) Err() error {
 }
 
 // Close closes the connection and fails calls in flight with ErrClosed. It waits for the
-// reader goroutine to exit and may be called any number of times.
+// reader goroutine to exit, so no callback runs after it returns; hence it must not be
+// called from OnPush, OnGoAway or Trace themselves (start a goroutine for that). It may be
+// called any number of times.
 func (c *Client) Close() error {
 	c.fail(ErrClosed)
 	err := c.conn.Close()

@@ -383,3 +383,25 @@ func TestCloseFailsCallsInFlight(t *testing.T) {
 	}
 	c.Close() // idempotent
 }
+
+func TestDialFailures(t *testing.T) {
+	// HELLO never answered: Dial gives up after Options.Timeout and leaves nothing running.
+	s := newTestServer(t, 0, nil)
+	start := time.Now()
+	_, err := Dial(context.Background(), s.addr(), Options{Hello: true, Timeout: 100 * time.Millisecond})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 4*time.Second {
+		t.Fatal("Dial did not honour Timeout")
+	}
+	// Nothing listening.
+	ln := s.ln.Addr().String()
+	s.ln.Close()
+	if _, err := Dial(ctx5(t), ln, Options{}); err == nil {
+		t.Fatal("dial to a closed listener succeeded")
+	}
+	if _, err := Dial(ctx5(t), ln, Options{LocalAddr: "not an address"}); err == nil {
+		t.Fatal("bad LocalAddr accepted")
+	}
+}
