@@ -130,6 +130,15 @@ func readBody(r io.Reader, n, max int64) ([]byte, error) {
 		if _, err := io.ReadFull(r, b); err != nil {
 			return nil, err
 		}
+		// Read on to EOF: net/http reuses the connection only when the body reported
+		// EOF before Close; a body closed "early" costs a new connection per call.
+		var one [1]byte
+		if k, err := r.Read(one[:]); k != 0 || err != io.EOF {
+			if err == nil || err == io.EOF {
+				err = errors.New("response body longer than its Content-Length")
+			}
+			return nil, err
+		}
 		return b, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(r, max+1))

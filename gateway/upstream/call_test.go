@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mgw-project/mgw/codec"
@@ -158,5 +161,30 @@ func TestCallInvalidHeader(t *testing.T) {
 	e := mustUpstreamError(t, err)
 	if e.Kind != Invalid || e.Status != 400 || e.Retriable() || !strings.Contains(e.Error(), "x-evil") {
 		t.Errorf("got %v (kind %v status %d retriable %v)", e, e.Kind, e.Status, e.Retriable())
+	}
+}
+
+// Sequential calls must reuse one kept-alive connection; a body not read to EOF would
+// make net/http drop the connection after every call.
+func TestCallReusesConnection(t *testing.T) {
+	var conns atomic.Int64
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	}))
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	s.Start()
+	defer s.Close()
+	c := newCluster(t, config.Cluster{}, nil, s.Listener.Addr().String())
+	for range 10 {
+		if resp, err := c.Call(context.Background(), apiReq("a.b"), 0); err != nil || string(resp.Body) != "hello" {
+			t.Fatalf("Call: %v", err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("10 sequential calls opened %d connections, want 1", n)
 	}
 }

@@ -1,0 +1,91 @@
+package upstream
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/mgw-project/mgw/gateway/config"
+)
+
+func TestMetricsSeries(t *testing.T) {
+	set := metrics.NewSet()
+	ok := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	dead := closedPort(t)
+	c := newCluster(t, config.Cluster{Name: `we"ird`}, set, ok, dead)
+	for range 4 {
+		c.Call(context.Background(), apiReq("a.b"), 0)
+	}
+	for name, want := range map[string]string{
+		`mgw_upstream_requests_total{cluster="we\"ird",host="` + ok + `",outcome="ok"}`:              "2",
+		`mgw_upstream_requests_total{cluster="we\"ird",host="` + dead + `",outcome="connect_error"}`: "2",
+		`mgw_upstream_in_flight{cluster="we\"ird"}`:                                                  "0",
+		`mgw_upstream_hosts_healthy{cluster="we\"ird"}`:                                              "2",
+	} {
+		if got := gaugeLine(set, name); got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+	var b strings.Builder
+	set.WritePrometheus(&b)
+	if !strings.Contains(b.String(), `mgw_upstream_request_duration_seconds_bucket{cluster="we\"ird"`) {
+		t.Errorf("no latency histogram in\n%s", b.String())
+	}
+}
+
+// A reload builds the new cluster before closing the old one; both share series by name,
+// and the gauges end up counting only the live cluster.
+func TestReloadSharesSeries(t *testing.T) {
+	set := metrics.NewSet()
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	cfg := config.Cluster{Name: "x", Hosts: []string{addr}}
+	old, err := New(&cfg, Options{Metrics: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Hosts = []string{addr, closedPort(t)}
+	nu, err := New(&cfg, Options{Metrics: set})
+	if err != nil {
+		t.Fatalf("second cluster of the same name on one set: %v", err)
+	}
+	defer nu.Close()
+	old.Close()
+	old.Close()
+	if got := gaugeLine(set, `mgw_upstream_hosts_healthy{cluster="x"}`); got != "2" {
+		t.Errorf("hosts_healthy after reload = %s, want 2", got)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  config.Cluster
+		opts Options
+		want string
+	}{
+		{config.Cluster{Name: "a"}, Options{}, "hosts"},
+		{config.Cluster{Name: "a", Hosts: []string{"nohostport"}}, Options{}, "hosts[0]"},
+		{config.Cluster{Name: "a", Hosts: []string{"@demo"}}, Options{}, "no resolver"},
+		{config.Cluster{Name: "a", Hosts: []string{"h:1", "h:1"}}, Options{}, "twice"},
+		{config.Cluster{Name: "a", Hosts: []string{"h:1"}, Policy: "random"}, Options{}, "policy"},
+		{config.Cluster{Name: "a", Hosts: []string{"h:1"}, PathPrefix: "x"}, Options{}, "path_prefix"},
+		{config.Cluster{Name: "a", Hosts: []string{"h:1"}, HealthCheck: &config.HealthCheck{Path: "hz"}}, Options{}, "health_check.path"},
+	} {
+		_, err := New(&tc.cfg, tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one naming %q", tc.cfg, err, tc.want)
+		}
+	}
+	cfg := config.Cluster{Name: "d", Hosts: []string{"@demo"}}
+	c, err := New(&cfg, Options{Resolve: func(h string) (string, error) { return "127.0.0.1:9", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if h := c.Hosts()[0]; h.Name != "@demo" || h.Address != "127.0.0.1:9" {
+		t.Errorf("resolved host %+v", h)
+	}
+}
