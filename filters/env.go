@@ -26,12 +26,11 @@ type Env struct {
 	Route *config.Route
 	// Listener is set when building a listener's chain.
 	Listener *config.Listener
-	// Apps are the configured apps. Their secrets are resolved by the auth filter through
-	// Getenv and ReadFile; a filter never logs them.
+	// Apps are the configured apps. The auth filter resolves their secrets with
+	// (*config.App).ResolveSecret(Getenv) at Build; a filter never logs them.
 	Apps []config.App
-	// Getenv and ReadFile resolve app secrets; nil means os.Getenv and os.ReadFile.
-	Getenv   func(string) string
-	ReadFile func(string) ([]byte, error)
+	// Getenv reads the environment for secret_env; nil means os.Getenv.
+	Getenv func(string) string
 	// Logger receives the filters' logs (access lines, degraded states); nil discards.
 	Logger *slog.Logger
 	// Metrics is where the filters register their series; nil means a private set (the
@@ -56,9 +55,6 @@ func (e Env) WithDefaults() Env {
 	}
 	if e.Getenv == nil {
 		e.Getenv = os.Getenv
-	}
-	if e.ReadFile == nil {
-		e.ReadFile = os.ReadFile
 	}
 	if e.Logger == nil {
 		e.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

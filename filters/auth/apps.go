@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -15,6 +14,7 @@ type app struct {
 	key    secret
 	allow  allowList
 	hasKey bool
+	ver    *verifier // nil when !hasKey
 }
 
 // allowList matches operation types against an app's `apis`: exact names, `prefix.*`
@@ -58,11 +58,12 @@ func (l *allowList) allows(op string) bool {
 	return false
 }
 
-// loadApps resolves every app's secret (from the config, an environment variable or a
-// file) into a table keyed by id. Errors name the app's field and never show a secret.
-// Apps without any secret are kept but can never authenticate (their requests get 401);
-// the log says so once, at load.
-func loadApps(apps []config.App, getenv func(string) string, readFile func(string) ([]byte, error), log *slog.Logger) (map[string]*app, error) {
+// loadApps resolves every app's secret (config.App.ResolveSecret: inline, environment
+// variable or file) into a table keyed by id. Errors name the app and never show a
+// secret. Apps with no secret source at all are kept but can never authenticate (their
+// requests get 401): such an app may exist only for routing switches; the log says so
+// once, at load.
+func loadApps(apps []config.App, getenv func(string) string, log *slog.Logger) (map[string]*app, error) {
 	out := make(map[string]*app, len(apps))
 	for i := range apps {
 		a := &apps[i]
@@ -73,52 +74,17 @@ func loadApps(apps []config.App, getenv func(string) string, readFile func(strin
 		if _, dup := out[a.ID]; dup {
 			return nil, fmt.Errorf("%s.id: %q listed twice", p, a.ID)
 		}
-		key, err := resolveSecret(p, a, getenv, readFile)
-		if err != nil {
-			return nil, err
-		}
-		if key == nil {
+		ap := &app{id: a.ID, allow: newAllowList(a.APIs)}
+		if a.Secret == "" && a.SecretEnv == "" && a.SecretFile == "" {
 			log.Warn("app has no secret; its signed requests will be refused", "app", a.ID)
+		} else {
+			key, err := a.ResolveSecret(getenv)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			ap.key, ap.hasKey, ap.ver = key, true, newVerifier(key)
 		}
-		out[a.ID] = &app{id: a.ID, key: key, hasKey: key != nil, allow: newAllowList(a.APIs)}
+		out[a.ID] = ap
 	}
 	return out, nil
-}
-
-// resolveSecret returns the key of a: Secret, else the variable SecretEnv, else the
-// contents of SecretFile without trailing line breaks. nil, nil when none is set.
-//
-// TODO: switch to (*config.App).ResolveSecret once gateway/config has it.
-func resolveSecret(p string, a *config.App, getenv func(string) string, readFile func(string) ([]byte, error)) (secret, error) {
-	n := 0
-	for _, s := range []string{a.Secret, a.SecretEnv, a.SecretFile} {
-		if s != "" {
-			n++
-		}
-	}
-	if n > 1 {
-		return nil, fmt.Errorf("%s: set at most one of secret, secret_env, secret_file", p)
-	}
-	switch {
-	case a.Secret != "":
-		return secret(a.Secret), nil
-	case a.SecretEnv != "":
-		v := getenv(a.SecretEnv)
-		if v == "" {
-			return nil, fmt.Errorf("%s.secret_env: environment variable %q is unset or empty", p, a.SecretEnv)
-		}
-		return secret(v), nil
-	case a.SecretFile != "":
-		b, err := readFile(a.SecretFile)
-		if err != nil {
-			// The error of os.ReadFile names the path and the cause, never the contents.
-			return nil, fmt.Errorf("%s.secret_file: %w", p, err)
-		}
-		b = bytes.TrimRight(b, "\r\n")
-		if len(b) == 0 {
-			return nil, fmt.Errorf("%s.secret_file: %q is empty", p, a.SecretFile)
-		}
-		return secret(b), nil
-	}
-	return nil, nil
 }

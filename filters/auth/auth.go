@@ -68,7 +68,7 @@ func New(env *filters.Env) (*Authenticator, error) {
 	case skew < time.Second || skew > maxSkew:
 		return nil, e.Errorf("auth.skew", "%v is not between 1s and %v", skew, maxSkew)
 	}
-	apps, err := loadApps(e.Apps, e.Getenv, e.ReadFile, e.Logger)
+	apps, err := loadApps(e.Apps, e.Getenv, e.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +201,7 @@ func (a *Authenticator) check(req *codec.Request, op string, checkAllow bool) re
 		return unknownApp
 	}
 	f := mmtp.SignFields{Operation: op, AppID: appID, DeviceID: deviceID, Timestamp: ts, Nonce: nonce, Body: req.Body}
-	if !verify(ap.key, &f, sign) {
+	if !ap.ver.verify(&f, sign) {
 		return badSign
 	}
 	// The nonce is remembered only once the signature holds, so strangers cannot fill the

@@ -71,7 +71,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	// Load errors.
 	for _, apps := range [][]config.App{
-		{{ID: "x", Secret: walletSecret, SecretEnv: "WALLET_SECRET"}},
+		{{ID: "x", Secret: walletSecret}, {ID: "x", SecretEnv: "WALLET_SECRET"}},
 		{{ID: "x", SecretEnv: "NOPE"}},
 		{{ID: "x", SecretFile: "/nonexistent/" + "k"}},
 	} {

@@ -73,7 +73,7 @@ func New(env *filters.Env) (*Limiter, error) {
 		return nil, e.Errorf("ratelimit", "the filter needs options (rate, burst, key) on the route")
 	}
 	o := e.Route.RateLimit
-	interval, perSecond, err := parseRate(o.Rate)
+	interval, oneSecond, err := parseRate(o.Rate)
 	if err != nil {
 		return nil, e.Errorf("ratelimit.rate", "%v", err)
 	}
@@ -82,7 +82,7 @@ func New(env *filters.Env) (*Limiter, error) {
 	case burst < 0:
 		return nil, e.Errorf("ratelimit.burst", "%d is negative", burst)
 	case burst == 0:
-		burst = max(1, int(perSecond)) // one second of rate
+		burst = oneSecond
 	}
 	if int64(burst) > (1<<62)/interval {
 		return nil, e.Errorf("ratelimit.burst", "%d is too large for rate %s", burst, o.Rate)

@@ -1,42 +1,23 @@
 package ratelimit
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/mgw-project/mgw/gateway/config"
 )
 
-// maxRate bounds the count in "N/s" so the interval between tokens stays >= 1 ns.
-const maxRate = 1_000_000_000
-
-// parseRate reads "N/s", "N/m" or "N/h" (N an integer from 1 to 10^9) and returns the
-// interval between two tokens, in nanoseconds (at least 1), and the rate per second.
-func parseRate(s string) (interval int64, perSecond float64, err error) {
-	num, unit, found := strings.Cut(s, "/")
-	if !found {
-		return 0, 0, fmt.Errorf("%q is not a rate like 2000/s, 100/m or 5/h", clip(s))
+// parseRate reads a rate as config validation does ("N/s", "N/m" or "N/h", N from 1 to
+// config.MaxRate) and returns the interval between two tokens in nanoseconds (at least
+// 1) and the burst worth one second of that rate (rounded up, at least 1), which is the
+// default burst.
+func parseRate(s string) (interval int64, oneSecond int, err error) {
+	n, per, err := config.ParseRate(s)
+	if err != nil {
+		return 0, 0, err
 	}
-	var per time.Duration
-	switch unit {
-	case "s":
-		per = time.Second
-	case "m":
-		per = time.Minute
-	case "h":
-		per = time.Hour
-	default:
-		return 0, 0, fmt.Errorf("%q: the unit after / must be s, m or h", clip(s))
-	}
-	n, err := strconv.Atoi(num)
-	if err != nil || n <= 0 || n > maxRate || num[0] == '+' {
-		return 0, 0, fmt.Errorf("%q: the count must be an integer from 1 to %d", clip(s), maxRate)
-	}
-	interval = int64(per) / int64(n)
-	if interval < 1 {
-		interval = 1
-	}
-	return interval, float64(n) / per.Seconds(), nil
+	interval = max(1, int64(per)/int64(n))
+	oneSecond = max(1, int((int64(n)*int64(time.Second)+int64(per)-1)/int64(per)))
+	return interval, oneSecond, nil
 }
 
 // clip keeps user input in error messages short.
