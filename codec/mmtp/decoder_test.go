@@ -138,3 +138,14 @@ func TestDecoderErrors(t *testing.T) {
 		t.Fatalf("too large: %v", err)
 	}
 }
+
+func TestBadHeaderBlockFailsBeforeBody(t *testing.T) {
+	b := AppendFrame(nil, TypeRequest, 0, 1, nil, make([]byte, 1000))
+	b = append(b[:HeaderSize:HeaderSize], 1, 'A', 0, 0) // invalid key, body not yet here
+	b[7] = 4
+	_, n, err := Parse(b, nil)
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || n != 0 || pe.Offset != 17 {
+		t.Fatalf("n %d err %v", n, err)
+	}
+}

@@ -75,23 +75,31 @@ func checkPrefix(b []byte) error {
 
 // Parse decodes the frame at the start of b. It returns n == 0 and a nil error while b
 // holds only part of a frame (call again with more bytes), n > 0 with the frame once b holds
-// a whole one, or a *ProtocolError. The frame's Header and Body alias b. Parse checks every
+// a whole one, or a *ProtocolError, reported as soon as the offending bytes are in b (the
+// fixed header's bytes one by one, the limits with the fixed header, the header block once
+// complete, before the body). The frame's Header and Body alias b. Parse checks every
 // direction-neutral rule (fixed header, limits, per-type stream_id, PING body, header
 // block); the caller adds CheckClientFrame or CheckServerFrame for its side. It never
 // allocates on success or on an incomplete frame.
 func Parse(b []byte, lim *Limits) (f Frame, n int, err error) {
 	total, err := FrameLen(b, lim)
-	if err != nil || total == 0 || len(b) < total {
+	if err != nil || total == 0 {
 		return Frame{}, 0, err
 	}
 	hl := int(binary.BigEndian.Uint16(b[6:8]))
+	if len(b) < HeaderSize+hl {
+		return Frame{}, 0, nil
+	}
+	// The header block is checked as soon as it is all there, so a bad one fails before
+	// a large body is buffered (re-checked per call while the body arrives: cheap next to
+	// the read that brought the bytes).
 	block := b[HeaderSize : HeaderSize+hl : HeaderSize+hl]
 	maxEntries := DefaultMaxEntries
 	if lim != nil && lim.MaxEntries > 0 {
 		maxEntries = lim.MaxEntries
 	}
 	entries, err := checkBlock(block, maxEntries)
-	if err != nil {
+	if err != nil || len(b) < total {
 		return Frame{}, 0, err
 	}
 	f = Frame{
