@@ -44,14 +44,14 @@ func (st *fieldState) apply(h *RequestHead, key, value string, lim *Limits) erro
 			return err
 		}
 	case "connection":
-		ConnectionTokens(value, func(tok string) {
-			switch tok {
-			case "close":
-				st.connClose = true
-			case "keep-alive":
-				st.connKeep = true
-			}
-		})
+		// Not ConnectionTokens: it lowercases into new strings, and this runs per request.
+		for more := true; more; {
+			var tok string
+			tok, value, more = strings.Cut(value, ",")
+			tok = trimOWSString(tok)
+			st.connClose = st.connClose || equalFoldASCII(tok, "close")
+			st.connKeep = st.connKeep || equalFoldASCII(tok, "keep-alive")
+		}
 	case "expect":
 		if h.Minor == 1 && equalFoldASCII(value, "100-continue") {
 			h.ExpectContinue = true
@@ -100,6 +100,9 @@ func (st *fieldState) finish(h *RequestHead) error {
 	if st.hosts == 0 && h.Minor == 1 {
 		return errf(400, "missing Host field in HTTP/1.1 request")
 	}
+	// RFC 9110 10.1.1: a client must not send 100-continue without content; answering
+	// one for an empty body would only put a stray interim response on the wire.
+	h.ExpectContinue = h.ExpectContinue && h.HasBody()
 	if h.Minor == 1 {
 		h.KeepAlive = !st.connClose
 	} else {

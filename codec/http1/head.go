@@ -26,8 +26,9 @@ type RequestHead struct {
 	// KeepAlive says whether the connection may carry another request after this one:
 	// HTTP/1.1 unless Connection: close; HTTP/1.0 only with Connection: keep-alive.
 	KeepAlive bool
-	// ExpectContinue is true for an HTTP/1.1 request with Expect: 100-continue; the
-	// server should answer Append100Continue before reading the body (or refuse it).
+	// ExpectContinue is true for an HTTP/1.1 request with a body and Expect:
+	// 100-continue; the server should answer Append100Continue before reading the body
+	// (or answer the final status at once and close, RFC 9110 10.1.1).
 	ExpectContinue bool
 	// Host is the Host field, or the authority of an absolute-form target or a CONNECT
 	// target (which override Host, RFC 9112 3.2.2). Empty when absent (only allowed in
