@@ -33,8 +33,11 @@ type MMTP struct {
 }
 
 // NewMMTP listens on 127.0.0.1:0 and serves until Close.
-func NewMMTP(secrets map[string]string) (*MMTP, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func NewMMTP(secrets map[string]string) (*MMTP, error) { return NewMMTPOn("127.0.0.1:0", secrets) }
+
+// NewMMTPOn listens on addr and serves until Close.
+func NewMMTPOn(addr string, secrets map[string]string) (*MMTP, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
