@@ -55,3 +55,18 @@ func TestDefaultIsFresh(t *testing.T) {
 		t.Fatal("DefaultYAML lacks the demo host")
 	}
 }
+
+func TestSubstituteDemoHost(t *testing.T) {
+	orig := Default()
+	c := orig.Clone()
+	c.SubstituteDemoHost("127.0.0.1:5555")
+	if got := c.Cluster("demo").Hosts; len(got) != 1 || got[0] != "127.0.0.1:5555" {
+		t.Fatalf("hosts = %v", got)
+	}
+	if orig.Cluster("demo").Hosts[0] != DemoHost {
+		t.Fatal("substitution reached the original through Clone")
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -82,6 +82,9 @@ func (v *validator) top() {
 	if c.Demo.Enabled {
 		v.check("demo.listen", checkListenAddr(c.Demo.Listen))
 	}
+	if c.Instance.Zone != "" {
+		v.check("instance.zone", checkName(c.Instance.Zone))
+	}
 	for _, k := range sortedKeys(c.Instance.Labels) {
 		v.check("instance.labels."+k, checkLabelKey(k))
 	}
