@@ -14,7 +14,7 @@ import (
 // splits; every frame must come back whole and in order.
 func TestEchoManyConns(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, kind string) {
-		const conns, clientWorkers, rounds = 2000, 40, 3
+		const conns, clientWorkers, rounds = 2000, 40, 2
 		h := newTestHandler()
 		e := newEngine(t, Config{Kind: kind, Workers: 64})
 		addr, err := e.Listen("echo", "127.0.0.1:0", h, ListenerOptions{})
@@ -74,7 +74,7 @@ func echoClient(addr net.Addr, n, rounds int, seed uint64) error {
 	for r := 0; r < rounds; r++ {
 		want := make([][]byte, n)
 		for i, c := range cs {
-			p := make([]byte, rng.IntN(3000))
+			p := make([]byte, rng.IntN(2000))
 			for j := range p {
 				p[j] = byte(rng.Uint32())
 			}

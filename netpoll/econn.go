@@ -2,7 +2,6 @@ package netpoll
 
 import (
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -43,22 +42,38 @@ type econn struct {
 	deferred   bool        // an event arrived during OnTimeout; dispatch after it
 	notified   bool        // OnClose delivered (or not owed, for a failed dial)
 	opened     bool        // OnOpen delivered and counted
-	dialing    bool        // connect(2) in progress
+	dialing    bool        // connect(2) in progress; ctx holds the chan the poller closes
 	registered bool        // EPOLL_CTL_ADD done
 	afterFlush bool        // CloseAfterFlush pending
 	eof        bool        // the peer half-closed; read no more
+	lport      uint16
+	rport      uint16
 
-	pend   *bytebufferpool.ByteBuffer // unconsumed bytes of an incomplete frame; owner only
-	wq     [][]byte                   // queued write chunks, oldest first
-	queued int                        // bytes in wq
+	pend *bytebufferpool.ByteBuffer // unconsumed bytes of an incomplete frame; owner only
+	wq   *writeQueue                // nil unless writes are queued
 
-	lastActive atomic.Int64 // coarse clock at the last read bytes (or timeout)
-	pendSince  atomic.Int64 // coarse clock when pend became non-empty; 0 when empty
+	// Coarse-clock ticks (see epollEngine.tick); 0 means unset.
+	lastActive atomic.Uint32 // tick of the last bytes read (or the last idle timeout)
+	pendSince  atomic.Uint32 // tick when pend became non-empty
 
-	ctx    any
-	dialCh chan struct{} // closed by the poller when connect(2) completed; dials only
+	ctx any
 
-	local, remote netip.AddrPort
+	lip, rip [16]byte // addresses as raw bytes: a *net.TCPAddr would cost two allocations
+}
+
+// writeQueue holds what the socket did not take. Only connections with a backlog pay
+// for it; it is dropped when drained.
+type writeQueue struct {
+	bufs [][]byte // oldest first
+	n    int      // bytes in bufs
+}
+
+// queuedLocked is the number of bytes waiting in the write queue.
+func (c *econn) queuedLocked() int {
+	if c.wq == nil {
+		return 0
+	}
+	return c.wq.n
 }
 
 var _ Conn = (*econn)(nil)
@@ -66,8 +81,8 @@ var _ Conn = (*econn)(nil)
 func (c *econn) eng() *epollEngine { return c.p.eng }
 
 func (c *econn) ID() uint64           { return c.id }
-func (c *econn) LocalAddr() net.Addr  { return net.TCPAddrFromAddrPort(c.local) }
-func (c *econn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
+func (c *econn) LocalAddr() net.Addr  { return tcpAddr(c.lip, c.lport) }
+func (c *econn) RemoteAddr() net.Addr { return tcpAddr(c.rip, c.rport) }
 func (c *econn) Listener() string     { return c.own.name }
 
 func (c *econn) Context() any {
@@ -107,7 +122,7 @@ func (c *econn) ResumeRead() {
 
 // readableLocked says whether the connection wants read events now.
 func (c *econn) readableLocked() bool {
-	return c.pauses == 0 && !c.eof && !c.afterFlush && c.queued < c.eng().cfg.WriteSoftLimit
+	return c.pauses == 0 && !c.eof && !c.afterFlush && c.queuedLocked() < c.eng().cfg.WriteSoftLimit
 }
 
 // epollMaskLocked is the one place the registration mask is computed, so no path can
@@ -118,7 +133,7 @@ func (c *econn) epollMaskLocked() uint32 {
 	if c.readableLocked() {
 		m |= epollIn | epollRdHup
 	}
-	if len(c.wq) > 0 {
+	if c.wq != nil {
 		m |= epollOut
 	}
 	return m

@@ -20,7 +20,7 @@ func (c *econn) CloseWithReason(r CloseReason) error {
 func (c *econn) CloseAfterFlush(r CloseReason) {
 	c.mu.Lock()
 	if !c.closed {
-		if len(c.wq) == 0 {
+		if c.wq == nil {
 			c.closeLocked(r)
 		} else if !c.afterFlush {
 			c.afterFlush = true
@@ -47,10 +47,10 @@ func (c *econn) closeLocked(r CloseReason) bool {
 		_ = unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
 	}
 	e.table.clear(c)
-	if c.queued > 0 {
-		e.ctr.queuedBytes.Add(-int64(c.queued))
+	if c.wq != nil {
+		e.ctr.queuedBytes.Add(-int64(c.wq.n))
+		c.wq = nil
 	}
-	c.wq, c.queued = nil, 0
 	if c.busy {
 		_ = unix.Shutdown(int(c.fd), unix.SHUT_RDWR)
 		return true
@@ -82,7 +82,7 @@ func (c *econn) letGoLocked() {
 		c.freeLocked()
 		return
 	}
-	if c.afterFlush && len(c.wq) == 0 {
+	if c.afterFlush && c.wq == nil {
 		c.closeLocked(c.flushWhy)
 		return
 	}

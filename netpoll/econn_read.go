@@ -29,7 +29,7 @@ func (c *econn) serve() {
 		return
 	}
 	ev := c.revents
-	if len(c.wq) > 0 {
+	if c.wq != nil {
 		c.flushLocked()
 	}
 	canRead := !c.closed && c.readableLocked()
@@ -108,7 +108,7 @@ func (c *econn) readAndDeliver() {
 	}
 	if got > 0 {
 		e.ctr.bytesIn.Add(uint64(got))
-		c.lastActive.Store(e.now())
+		c.lastActive.Store(e.tick.Load())
 	}
 
 	reason := ReasonNone
@@ -169,6 +169,6 @@ func (c *econn) keepPending(buf *bytebufferpool.ByteBuffer, had, used int) {
 	}
 	c.pend = buf
 	if had == 0 {
-		c.pendSince.Store(e.now())
+		c.pendSince.Store(e.tick.Load())
 	}
 }

@@ -35,7 +35,7 @@ func (c *econn) writeBufs(bufs [][]byte) error {
 	}
 	e := c.eng()
 	skip := 0
-	if len(c.wq) == 0 && len(bufs) <= maxIOV {
+	if c.wq == nil && len(bufs) <= maxIOV {
 		n, err := c.writeDirect(bufs)
 		if n < 0 { // write(2) returns -1 with EAGAIN: never slice with it
 			n = 0
@@ -56,11 +56,14 @@ func (c *econn) writeBufs(bufs [][]byte) error {
 		skip = n
 	}
 	rem := total - skip
-	if c.queued+rem > e.cfg.WriteHardLimit {
+	if c.queuedLocked()+rem > e.cfg.WriteHardLimit {
 		c.closeLocked(ReasonWriteLimit)
 		c.mu.Unlock()
 		c.finish()
 		return ErrWriteLimit
+	}
+	if c.wq == nil {
+		c.wq = &writeQueue{}
 	}
 	for _, b := range bufs {
 		if skip >= len(b) {
@@ -70,7 +73,7 @@ func (c *econn) writeBufs(bufs [][]byte) error {
 		c.enqueueLocked(b[skip:])
 		skip = 0
 	}
-	c.queued += rem
+	c.wq.n += rem
 	e.ctr.queuedBytes.Add(int64(rem))
 	c.rearmLocked() // arm EPOLLOUT (and drop read interest at the soft limit)
 	c.mu.Unlock()
@@ -95,10 +98,11 @@ func (c *econn) writeDirect(bufs [][]byte) (int, error) {
 // enqueueLocked copies b to the tail of the write queue, into the last chunk's spare
 // capacity when it fits so a trickle of small writes does not become many tiny chunks.
 func (c *econn) enqueueLocked(b []byte) {
-	if n := len(c.wq); n > 0 {
-		last := c.wq[n-1]
+	q := c.wq
+	if n := len(q.bufs); n > 0 {
+		last := q.bufs[n-1]
 		if cap(last)-len(last) >= len(b) {
-			c.wq[n-1] = append(last, b...)
+			q.bufs[n-1] = append(last, b...)
 			return
 		}
 	}
@@ -108,15 +112,16 @@ func (c *econn) enqueueLocked(b []byte) {
 	}
 	chunk := make([]byte, len(b), size)
 	copy(chunk, b)
-	c.wq = append(c.wq, chunk)
+	q.bufs = append(q.bufs, chunk)
 }
 
 // flushLocked writes the queue with writev until it drains or the socket is full. Called
 // by the owning worker, or by CloseAfterFlush paths, with mu held.
 func (c *econn) flushLocked() {
 	e := c.eng()
-	for len(c.wq) > 0 {
-		iov := c.wq
+	for c.wq != nil {
+		q := c.wq
+		iov := q.bufs
 		if len(iov) > maxIOV {
 			iov = iov[:maxIOV]
 		}
@@ -133,17 +138,19 @@ func (c *econn) flushLocked() {
 		}
 		e.ctr.bytesOut.Add(uint64(n))
 		e.ctr.queuedBytes.Add(-int64(n))
-		c.queued -= n
+		q.n -= n
 		for n > 0 {
-			if n >= len(c.wq[0]) {
-				n -= len(c.wq[0])
-				c.wq[0] = nil
-				c.wq = c.wq[1:]
+			if n >= len(q.bufs[0]) {
+				n -= len(q.bufs[0])
+				q.bufs[0] = nil
+				q.bufs = q.bufs[1:]
 				continue
 			}
-			c.wq[0] = c.wq[0][n:]
+			q.bufs[0] = q.bufs[0][n:]
 			n = 0
 		}
+		if q.n == 0 {
+			c.wq = nil // drained: an idle connection holds no buffer
+		}
 	}
-	c.wq = nil // drop the spent backing array: an idle connection holds no buffer
 }

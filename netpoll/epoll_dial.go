@@ -60,14 +60,14 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 
 	tuneConn(fd, e.cfg.KeepAlive)
 	if sa, err := unix.Getsockname(fd); err == nil {
-		c.local = addrPort(sa)
+		c.lip, c.lport = rawAddr(sa)
 	}
 	if sa, err := unix.Getpeername(fd); err == nil {
-		c.remote = addrPort(sa)
+		c.rip, c.rport = rawAddr(sa)
 	} else {
-		c.remote = addrPort(rsa)
+		c.rip, c.rport = rawAddr(rsa)
 	}
-	c.lastActive.Store(e.now())
+	c.lastActive.Store(e.tick.Load())
 	if !c.registered && !e.table.put(c) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("dial %q: fd %d beyond the connection table", addr, fd)
@@ -86,8 +86,9 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 // ctx). On failure the socket is closed and no callbacks run.
 func (c *econn) awaitConnect(ctx context.Context) error {
 	e := c.eng()
+	done := make(chan struct{})
 	c.dialing = true
-	c.dialCh = make(chan struct{})
+	c.ctx = done // the handler cannot see c yet; the poller closes done
 	if !e.table.put(c) {
 		unix.Close(int(c.fd))
 		return fmt.Errorf("fd %d beyond the connection table", c.fd)
@@ -101,7 +102,7 @@ func (c *econn) awaitConnect(ctx context.Context) error {
 		return err
 	}
 	select {
-	case <-c.dialCh:
+	case <-done:
 	case <-ctx.Done():
 		c.abandon()
 		return ctx.Err()
@@ -115,7 +116,7 @@ func (c *econn) awaitConnect(ctx context.Context) error {
 		return fmt.Errorf("connect: %w", err)
 	}
 	c.mu.Lock()
-	c.dialing, c.dialCh = false, nil
+	c.dialing, c.ctx = false, nil
 	c.mu.Unlock()
 	return nil
 }
@@ -123,7 +124,7 @@ func (c *econn) awaitConnect(ctx context.Context) error {
 // abandon closes a connection that never opened: no OnClose, no counters.
 func (c *econn) abandon() {
 	c.mu.Lock()
-	c.dialing = false
+	c.dialing, c.ctx = false, nil
 	c.notified = true
 	c.closeLocked(ReasonLocal)
 	c.busy = false

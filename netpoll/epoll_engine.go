@@ -26,7 +26,7 @@ type epollEngine struct {
 	nextID  atomic.Uint64
 	nextGen atomic.Uint32
 	rr      atomic.Uint32 // round robin over pollers
-	clock   atomic.Int64  // coarse clock, unix nanos, advanced by the sweeper each tick
+	tick    atomic.Uint32 // coarse clock in TimerTicks since start (from 1), advanced by the sweeper
 
 	lmu       sync.RWMutex
 	listeners map[int]*elistener // by fd; few, looked up only for listener events
@@ -54,7 +54,7 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 		sweepStop: make(chan struct{}),
 		sweepDone: make(chan struct{}),
 	}
-	e.clock.Store(time.Now().UnixNano())
+	e.tick.Store(1)
 	pool, err := ants.NewPoolWithFunc(cfg.Workers, e.work, ants.WithNonblocking(true),
 		ants.WithExpiryDuration(poolExpiry))
 	if err != nil {
@@ -80,8 +80,6 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 	go e.sweeper()
 	return e, nil
 }
-
-func (e *epollEngine) now() int64 { return e.clock.Load() }
 
 func (e *epollEngine) pickPoller() *poller {
 	return e.pollers[int(e.rr.Add(1))%len(e.pollers)]

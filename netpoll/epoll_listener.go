@@ -201,11 +201,11 @@ func (e *epollEngine) openConn(fd int, peer unix.Sockaddr, own *owner) {
 	tuneConn(fd, e.cfg.KeepAlive)
 	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), p: e.pickPoller(), own: own}
 	c.busy, c.opened = true, true
-	c.remote = addrPort(peer)
+	c.rip, c.rport = rawAddr(peer)
 	if ls, err := unix.Getsockname(fd); err == nil {
-		c.local = addrPort(ls)
+		c.lip, c.lport = rawAddr(ls)
 	}
-	c.lastActive.Store(e.now())
+	c.lastActive.Store(e.tick.Load())
 	if !e.table.put(c) {
 		unix.Close(fd)
 		return

@@ -14,25 +14,40 @@ func (e *epollEngine) sweeper() {
 		select {
 		case <-e.sweepStop:
 			return
-		case now := <-t.C:
-			e.clock.Store(now.UnixNano())
+		case <-t.C:
+			now := e.tick.Add(1)
+			if now == 0 { // wrapped; 0 means unset
+				now = e.tick.Add(1)
+			}
 			if e.cfg.IdleTimeout > 0 || e.cfg.PartialTimeout > 0 {
-				e.sweep(now.UnixNano())
+				e.sweep(now)
 			}
 		}
 	}
 }
 
-func (e *epollEngine) sweep(now int64) {
-	idle, partial := int64(e.cfg.IdleTimeout), int64(e.cfg.PartialTimeout)
+// ticksFor is the number of ticks a timeout spans, rounded up.
+func ticksFor(d, tick time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	return uint32((d + tick - 1) / tick)
+}
+
+// sweep fires the timeouts due at tick now. A stamp taken during tick t may be up to a
+// tick old, so a deadline of k ticks fires once more than k ticks passed: never early,
+// at most one tick late.
+func (e *epollEngine) sweep(now uint32) {
+	idle := ticksFor(e.cfg.IdleTimeout, e.cfg.TimerTick)
+	partial := ticksFor(e.cfg.PartialTimeout, e.cfg.TimerTick)
 	e.table.each(func(c *econn) bool {
 		if idle > 0 {
-			if la := c.lastActive.Load(); la != 0 && now-la >= idle {
+			if la := c.lastActive.Load(); la != 0 && now-la > idle {
 				c.fireTimeout(TimeoutIdle, now)
 			}
 		}
 		if partial > 0 {
-			if ps := c.pendSince.Load(); ps != 0 && now-ps >= partial {
+			if ps := c.pendSince.Load(); ps != 0 && now-ps > partial {
 				c.fireTimeout(TimeoutPartial, now)
 			}
 		}
@@ -44,7 +59,7 @@ func (e *epollEngine) sweep(now int64) {
 // OnTimeout never overlaps OnData: an event arriving meanwhile is deferred until it
 // returns. The deadline restarts, so a handler that keeps the connection hears again
 // after another period.
-func (c *econn) fireTimeout(kind TimeoutKind, now int64) {
+func (c *econn) fireTimeout(kind TimeoutKind, now uint32) {
 	c.mu.Lock()
 	if c.closed || c.busy || c.inTimeout || !c.opened {
 		c.mu.Unlock()

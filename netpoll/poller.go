@@ -121,7 +121,7 @@ func (c *econn) ready(events uint32) {
 	}
 	if c.dialing {
 		c.dialing = false
-		close(c.dialCh)
+		close(c.ctx.(chan struct{}))
 		c.mu.Unlock()
 		return
 	}

@@ -31,8 +31,7 @@ func resolveTCP(addr string) (family int, sa unix.Sockaddr, err error) {
 	return unix.AF_INET6, s, nil
 }
 
-// addrPort converts a kernel sockaddr to a compact value; a conn keeps this, not a
-// *net.TCPAddr, because the latter costs two allocations per idle connection.
+// addrPort converts a kernel sockaddr to a compact value.
 func addrPort(sa unix.Sockaddr) netip.AddrPort {
 	switch s := sa.(type) {
 	case *unix.SockaddrInet4:
@@ -41,6 +40,16 @@ func addrPort(sa unix.Sockaddr) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom16(s.Addr).Unmap(), uint16(s.Port))
 	}
 	return netip.AddrPort{}
+}
+
+// rawAddr is the 18-byte form a connection stores (IPv4 as v4-mapped IPv6).
+func rawAddr(sa unix.Sockaddr) (ip [16]byte, port uint16) {
+	ap := addrPort(sa)
+	return ap.Addr().As16(), ap.Port()
+}
+
+func tcpAddr(ip [16]byte, port uint16) *net.TCPAddr {
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom16(ip).Unmap(), port))
 }
 
 // tuneConn sets the options every served TCP socket gets: no Nagle delay (messages are

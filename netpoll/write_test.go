@@ -16,14 +16,14 @@ import (
 // message whole, each writer's in order.
 func TestConcurrentWritersNoInterleave(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, kind string) {
-		const writers, perWriter = 8, 150
+		const writers, perWriter = 6, 80
 		h := newTestHandler()
 		h.onOpen = func(c Conn) {
 			for w := 0; w < writers; w++ {
 				go func() {
 					rng := rand.New(rand.NewPCG(uint64(w), 1))
 					for seq := 0; seq < perWriter; seq++ {
-						p := make([]byte, 8+rng.IntN(40000))
+						p := make([]byte, 8+rng.IntN(32000))
 						binary.BigEndian.PutUint32(p, uint32(w))
 						binary.BigEndian.PutUint32(p[4:], uint32(seq))
 						for i := 8; i < len(p); i++ {
