@@ -51,6 +51,9 @@ func (m *mmtpRequests) hello(dst []byte, cn *conn) []byte {
 	return mmtp.AppendFrame(dst, mmtp.TypeHello, 0, helloStream, hdr, nil)
 }
 
+// openPing is the payload of the PING sent on every new connection.
+var openPing = [8]byte{'m', 'g', 'w', '-', 'o', 'p', 'e', 'n'}
+
 func appendPing(dst, payload []byte) []byte { return mmtp.AppendPing(dst, payload) }
 
 // onMMTP handles every whole frame in data.
@@ -87,6 +90,9 @@ func (cn *conn) onMMTP(c netpoll.Conn, data []byte) (int, error) {
 				cn.answered(t, st)
 			}
 		case mmtp.TypePong:
+			if string(f.Body) == string(openPing[:]) {
+				continue
+			}
 			if len(f.Body) == 8 {
 				t := time.Unix(0, int64(binary.BigEndian.Uint64(f.Body)))
 				cn.cl.rec.Record(int64(time.Since(t)))
