@@ -218,8 +218,13 @@ func parseRequestLine(line []byte) (method, target []byte, minor int, err error)
 		return nil, nil, 0, errf(400, "invalid byte %s in request-target at offset %d", quoteByte(line[i]), i)
 	}
 	target = line[t:i]
-	for j := 0; j < len(target); j++ {
-		if target[j] == '%' && (j+2 >= len(target) || !isHex(target[j+1]) || !isHex(target[j+2])) {
+	for j := 0; ; j += 3 {
+		k := bytes.IndexByte(target[j:], '%')
+		if k < 0 {
+			break
+		}
+		j += k
+		if j+2 >= len(target) || !isHex(target[j+1]) || !isHex(target[j+2]) {
 			return nil, nil, 0, errf(400, "malformed percent-encoding in request-target at offset %d", t+j)
 		}
 	}

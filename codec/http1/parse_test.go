@@ -79,6 +79,7 @@ func TestParseHeadSemantics(t *testing.T) {
 		{"options asterisk", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
 		{"connect", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", -1, false, true, false, "a.example:443"},
 		{"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
+		{"percent-encoded target", "GET /a%2Fb%41?q=%7e HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
 		{"ipv6 host", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", -1, false, true, false, "[::1]:8080"},
 	}
 	for _, tt := range tests {
@@ -157,6 +158,12 @@ func TestParseHeadRejects(t *testing.T) {
 		{"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400, "malformed HTTP version"},
 		{"control in target", "GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", 400, `'\x01' in request-target`},
 		{"non-ASCII in target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request-target"},
+		{"bad percent", "GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400, "malformed percent-encoding in request-target at offset 6"},
+		{"truncated percent", "GET /a%4 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "malformed percent-encoding"},
+		{"percent after good", "GET /%41%2f%G0 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "offset 11"},
+		{"bad port", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400, "invalid Host"},
+		{"bad port absolute", "GET http://a:8:0/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid authority"},
+		{"CONNECT no port", "CONNECT a.example HTTP/1.1\r\nHost: a\r\n\r\n", 400, "authority-form"},
 		{"fragment", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400, "'#'"},
 		{"relative target", "GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", 400, "neither origin-form nor absolute-form"},
 		{"asterisk with GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, "asterisk-form"},
@@ -223,5 +230,31 @@ func TestParseHeadResume(t *testing.T) {
 	other = "GET / HTTP/1.1\nHost: a\r\n" + strings.Repeat("X: y\r\n", 30) + "\r\n"
 	if _, err := ParseHead([]byte(other), nil, &h); err == nil {
 		t.Fatal("stale progress let a bare LF through")
+	}
+}
+
+// TestHeadLimitBoundary: a head of exactly MaxHeadBytes (final CRLF included) passes,
+// one byte more is 431, whole or arriving in pieces.
+func TestHeadLimitBoundary(t *testing.T) {
+	lim := &Limits{MaxHeadBytes: 100}
+	build := func(size int) []byte {
+		pre := "GET / HTTP/1.1\r\nHost: a\r\nX: "
+		return []byte(pre + strings.Repeat("v", size-len(pre)-4) + "\r\n\r\n")
+	}
+	for _, sp := range []func(int) int{whole, oneByte} {
+		if reqs, _, err := parseStream(build(100), lim, sp); err != nil || len(reqs) != 1 {
+			t.Errorf("100-byte head: %d requests, %v", len(reqs), err)
+		}
+		if _, _, err := parseStream(build(101), lim, sp); AsError(err) == nil || AsError(err).Status != 431 {
+			t.Errorf("101-byte head: %v, want 431", err)
+		}
+	}
+	h := RequestHead{}
+	fields := "GET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: y\r\n", 2) + "\r\n"
+	if _, err := ParseHead([]byte(fields), &Limits{MaxHeaders: 3}, &h); err != nil {
+		t.Errorf("3 fields with MaxHeaders 3: %v", err)
+	}
+	if _, err := ParseHead([]byte(fields), &Limits{MaxHeaders: 2}, &h); AsError(err) == nil || AsError(err).Status != 431 {
+		t.Errorf("3 fields with MaxHeaders 2: %v, want 431", err)
 	}
 }
