@@ -42,6 +42,7 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("operation type %q holds a control byte", req.Operation))
 	}
 	hdr["Operation-Type"] = []string{req.Operation}
+	noDefaultUserAgent(hdr)
 	if req.Gzip {
 		hdr["Content-Encoding"] = []string{"gzip"}
 	}

@@ -81,6 +81,7 @@ func TestCallMapping(t *testing.T) {
 		"X-Private":        "",
 		"Te":               "",
 		"Connection":       "",
+		"User-Agent":       "",
 	}
 	for k, v := range want {
 		if g := s.header.Get(k); g != v {

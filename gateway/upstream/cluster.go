@@ -265,8 +265,9 @@ func (c *Cluster) Start(ctx context.Context) {
 }
 
 // Close stops health checks and ejection timers, closes idle connections and takes this
-// cluster's share out of the shared gauges. Requests in flight finish normally (their
-// connections close when they end). Safe to call more than once.
+// cluster's share out of the shared gauges. Requests in flight finish normally and their
+// connections are closed as they end; new calls after Close still work (the gateway
+// closes a cluster only once no new request can reach it). Safe to call more than once.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
 	if c.closed.Load() {

@@ -38,6 +38,11 @@ func (c *Cluster) release(h *host, start time.Time, kind Kind, status int) {
 	c.m.duration.UpdateDuration(start)
 	h.m.count(kind)
 	c.observe(h, kind, status)
+	if c.isClosed() {
+		// A replaced cluster: its last connections went idle just now (the body was
+		// closed before release); close them instead of keeping them IdleConnTimeout.
+		c.transport.CloseIdleConnections()
+	}
 }
 
 // sendTrace records whether the transport got a connection for the request: from then on

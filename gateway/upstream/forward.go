@@ -63,6 +63,7 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*http.Response,
 	if xff := forwardedFor(hdr["X-Forwarded-For"], r.ClientAddr); xff != "" {
 		hdr["X-Forwarded-For"] = []string{xff}
 	}
+	noDefaultUserAgent(hdr)
 
 	h, e := c.acquire()
 	if e != nil {

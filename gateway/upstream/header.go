@@ -156,3 +156,11 @@ func stripHopByHop(h http.Header) {
 		}
 	}
 }
+
+// noDefaultUserAgent keeps net/http from adding its own User-Agent when the client sent
+// none: the backend should see the client's request, not the gateway's library.
+func noDefaultUserAgent(h http.Header) {
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""}
+	}
+}
