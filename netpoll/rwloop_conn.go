@@ -257,18 +257,18 @@ func (c *rwConn) readLoop() {
 			c.lastActive = time.Now()
 			c.mu.Unlock()
 			buf = buf[:len(buf)+n]
+			e.ctr.pendingBytes.Add(int64(n)) // the counter holds len(buf) throughout
 			consumed, herr := c.own.h.OnData(c, buf)
 			switch {
 			case herr != nil || consumed < 0 || consumed > len(buf):
 				reason = ReasonHandler
 				continue
 			default:
-				had := len(buf)
+				e.ctr.pendingBytes.Add(-int64(consumed))
 				buf = buf[:copy(buf, buf[consumed:])]
 				if len(buf) == 0 && cap(buf) > 4*rwInitialBuf {
 					buf = make([]byte, 0, rwInitialBuf)
 				}
-				e.ctr.pendingBytes.Add(int64(len(buf) - (had - n)))
 				if len(buf) > e.cfg.MaxPending {
 					reason = ReasonPendingLimit
 					continue
