@@ -25,7 +25,7 @@ func TestSoftLimitBackpressure(t *testing.T) {
 		c := dialTCP(t, addr)
 		defer c.Close()
 		msg := frame(bytes.Repeat([]byte("0123456789abcdef"), 1024)) // 16 KiB + 4
-		const total = 2000                                             // ~32 MiB, far above what buffers hold
+		const total = 2000                                           // ~32 MiB, far above what buffers hold
 		sent := make(chan int, 1)
 		go func() {
 			n := 0
