@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/bytebufferpool"
 )
@@ -11,9 +12,32 @@ import (
 // owner is what a connection shares with its siblings from the same listener (or dial):
 // the handler and the name. Keeping it behind one pointer keeps econn small.
 type owner struct {
-	name string
-	h    Handler
-	l    *elistener // nil for dialed connections
+	name    string
+	h       Handler
+	l       *elistener // nil for dialed connections
+	idle    time.Duration
+	partial time.Duration
+	// partialTicks is partial in the epoll engine's coarse ticks.
+	partialTicks uint32
+}
+
+// newOwner resolves a listener's timeout overrides against the engine's defaults.
+func newOwner(name string, h Handler, cfg *Config, idle, partial time.Duration) *owner {
+	o := &owner{name: name, h: h, idle: resolveTimeout(idle, cfg.IdleTimeout),
+		partial: resolveTimeout(partial, cfg.PartialTimeout)}
+	o.partialTicks = ticksFor(o.partial, cfg.TimerTick)
+	return o
+}
+
+// resolveTimeout: a positive override wins, a negative one disables, zero keeps def.
+func resolveTimeout(override, def time.Duration) time.Duration {
+	switch {
+	case override < 0:
+		return 0
+	case override > 0:
+		return override
+	}
+	return def
 }
 
 // econn is one epoll-served connection. It is all an idle connection costs in user space
@@ -48,6 +72,7 @@ type econn struct {
 	eof        bool        // the peer half-closed; read no more
 	lport      uint16
 	rport      uint16
+	idleTicks  atomic.Uint32 // idle timeout in ticks; 0 disables
 
 	pend *bytebufferpool.ByteBuffer // unconsumed bytes of an incomplete frame; owner only
 	wq   *writeQueue                // nil unless writes are queued
@@ -149,4 +174,14 @@ func (c *econn) rearmLocked() {
 	if err := c.p.mod(int(c.fd), c.gen, c.epollMaskLocked()); err != nil {
 		c.closeLocked(ReasonReadError)
 	}
+}
+
+func (c *econn) QueuedBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queuedLocked()
+}
+
+func (c *econn) SetIdleTimeout(d time.Duration) {
+	c.idleTicks.Store(ticksFor(d, c.eng().cfg.TimerTick))
 }

@@ -41,7 +41,7 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 		}
 	}
 	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), p: e.pickPoller(),
-		own: &owner{h: h}}
+		own: newOwner("", h, &e.cfg, 0, 0)}
 	c.busy = true
 	err = unix.Connect(fd, rsa)
 	for err == unix.EINTR {
@@ -68,6 +68,7 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 		c.rip, c.rport = rawAddr(rsa)
 	}
 	c.lastActive.Store(e.tick.Load())
+	c.idleTicks.Store(ticksFor(c.own.idle, e.cfg.TimerTick))
 	if !c.registered && !e.table.put(c) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("dial %q: fd %d beyond the connection table", addr, fd)

@@ -41,7 +41,8 @@ func (e *epollEngine) Listen(name, addr string, h Handler, opts ListenerOptions)
 		eng: e, fd: fd, p: e.pickPoller(), addr: bound, max: opts.MaxConns,
 		wakeCh: make(chan struct{}, 1), stopCh: make(chan struct{}), exited: make(chan struct{}),
 	}
-	l.own = &owner{name: name, h: h, l: l}
+	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout)
+	l.own.l = l
 	e.lmu.Lock()
 	e.listeners[fd] = l
 	e.lmu.Unlock()
@@ -206,6 +207,7 @@ func (e *epollEngine) openConn(fd int, peer unix.Sockaddr, own *owner) {
 		c.lip, c.lport = rawAddr(ls)
 	}
 	c.lastActive.Store(e.tick.Load())
+	c.idleTicks.Store(ticksFor(own.idle, e.cfg.TimerTick))
 	if !e.table.put(c) {
 		unix.Close(fd)
 		return

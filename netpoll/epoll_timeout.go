@@ -19,9 +19,7 @@ func (e *epollEngine) sweeper() {
 			if now == 0 { // wrapped; 0 means unset
 				now = e.tick.Add(1)
 			}
-			if e.cfg.IdleTimeout > 0 || e.cfg.PartialTimeout > 0 {
-				e.sweep(now)
-			}
+			e.sweep(now)
 		}
 	}
 }
@@ -31,22 +29,20 @@ func ticksFor(d, tick time.Duration) uint32 {
 	if d <= 0 {
 		return 0
 	}
-	return uint32((d + tick - 1) / tick)
+	return uint32(min((d+tick-1)/tick, 1<<30))
 }
 
 // sweep fires the timeouts due at tick now. A stamp taken during tick t may be up to a
 // tick old, so a deadline of k ticks fires once more than k ticks passed: never early,
 // at most one tick late.
 func (e *epollEngine) sweep(now uint32) {
-	idle := ticksFor(e.cfg.IdleTimeout, e.cfg.TimerTick)
-	partial := ticksFor(e.cfg.PartialTimeout, e.cfg.TimerTick)
 	e.table.each(func(c *econn) bool {
-		if idle > 0 {
+		if idle := c.idleTicks.Load(); idle > 0 {
 			if la := c.lastActive.Load(); la != 0 && now-la > idle {
 				c.fireTimeout(TimeoutIdle, now)
 			}
 		}
-		if partial > 0 {
+		if partial := c.own.partialTicks; partial > 0 {
 			if ps := c.pendSince.Load(); ps != 0 && now-ps > partial {
 				c.fireTimeout(TimeoutPartial, now)
 			}

@@ -110,6 +110,10 @@ type Conn interface {
 	Write(b []byte) error
 	// Writev is Write of the concatenation of bufs, as one message.
 	Writev(bufs ...[]byte) error
+	// QueuedBytes is how many written bytes wait in this connection's queue now (0 once
+	// closed). A producer streaming a large body can wait while it is above a threshold
+	// instead of growing the queue to the hard limit.
+	QueuedBytes() int
 	// Close closes the connection with ReasonLocal.
 	Close() error
 	// CloseWithReason closes with the given reason; only the first reason counts.
@@ -121,6 +125,10 @@ type Conn interface {
 	// ResumeRead; calls nest by count. It is how a handler caps in-flight requests.
 	PauseRead()
 	ResumeRead()
+	// SetIdleTimeout changes this connection's idle timeout (OnTimeout(TimeoutIdle) after d
+	// without incoming bytes); d <= 0 disables it. It starts as the listener's (or the
+	// engine's) IdleTimeout. The epoll engine counts it in Config.TimerTick steps.
+	SetIdleTimeout(d time.Duration)
 	// Context and SetContext hold the handler's per-connection state.
 	Context() any
 	SetContext(v any)
@@ -137,6 +145,10 @@ type ListenerOptions struct {
 	MaxConns int
 	// Backlog for listen(2); 0 means the system's somaxconn.
 	Backlog int
+	// IdleTimeout and PartialTimeout override Config's for this listener's connections:
+	// 0 keeps the engine's, negative disables.
+	IdleTimeout    time.Duration
+	PartialTimeout time.Duration
 }
 
 // Engine serves listeners and dialed connections with one Handler per listener.

@@ -33,6 +33,7 @@ type rwConn struct {
 	reason     CloseReason
 	ctx        any
 	lastActive time.Time
+	idle       time.Duration // idle timeout; 0 disables
 	writeSig   chan struct{}
 	done       chan struct{}
 }
@@ -213,20 +214,27 @@ func (c *rwConn) waitReadable() bool {
 // deadline picks the read deadline: the partial-frame one while bytes are pending, else
 // the idle one; zero for none.
 func (c *rwConn) deadline(pendSince time.Time) time.Time {
-	cfg := &c.e.cfg
 	var d time.Time
-	if cfg.PartialTimeout > 0 && !pendSince.IsZero() {
-		d = pendSince.Add(cfg.PartialTimeout)
+	if p := c.own.partial; p > 0 && !pendSince.IsZero() {
+		d = pendSince.Add(p)
 	}
-	if cfg.IdleTimeout > 0 {
-		c.mu.Lock()
-		id := c.lastActive.Add(cfg.IdleTimeout)
-		c.mu.Unlock()
-		if d.IsZero() || id.Before(d) {
+	c.mu.Lock()
+	idle, last := c.idle, c.lastActive
+	c.mu.Unlock()
+	if idle > 0 {
+		if id := last.Add(idle); d.IsZero() || id.Before(d) {
 			d = id
 		}
 	}
 	return d
+}
+
+// SetIdleTimeout takes effect at the read loop's next deadline: at once when called from
+// OnData, else by the time the current deadline passes.
+func (c *rwConn) SetIdleTimeout(d time.Duration) {
+	c.mu.Lock()
+	c.idle = max(d, 0)
+	c.mu.Unlock()
 }
 
 func (c *rwConn) readLoop() {
@@ -281,7 +289,7 @@ func (c *rwConn) readLoop() {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
 			c.timedOut(pendSince, len(buf) > 0)
-			if len(buf) > 0 && !pendSince.IsZero() && time.Since(pendSince) >= e.cfg.PartialTimeout {
+			if len(buf) > 0 && !pendSince.IsZero() && time.Since(pendSince) >= c.own.partial {
 				pendSince = time.Now()
 			}
 			continue
@@ -309,14 +317,13 @@ func (c *rwConn) readLoop() {
 
 // timedOut decides which deadline passed and tells the handler; the deadline restarts.
 func (c *rwConn) timedOut(pendSince time.Time, pending bool) {
-	cfg := &c.e.cfg
 	now := time.Now()
-	if pending && cfg.PartialTimeout > 0 && !pendSince.IsZero() && now.Sub(pendSince) >= cfg.PartialTimeout {
+	if p := c.own.partial; pending && p > 0 && !pendSince.IsZero() && now.Sub(pendSince) >= p {
 		c.own.h.OnTimeout(c, TimeoutPartial)
 		return
 	}
 	c.mu.Lock()
-	idle := cfg.IdleTimeout > 0 && now.Sub(c.lastActive) >= cfg.IdleTimeout
+	idle := c.idle > 0 && now.Sub(c.lastActive) >= c.idle
 	if idle {
 		c.lastActive = now
 	}
@@ -324,4 +331,10 @@ func (c *rwConn) timedOut(pendSince time.Time, pending bool) {
 	if idle {
 		c.own.h.OnTimeout(c, TimeoutIdle)
 	}
+}
+
+func (c *rwConn) QueuedBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queued
 }

@@ -64,7 +64,7 @@ func (e *rwEngine) Listen(name, addr string, h Handler, opts ListenerOptions) (n
 		return nil, fmt.Errorf("listener %q: %w", name, err)
 	}
 	l := &rwListener{ln: ln, max: opts.MaxConns, done: make(chan struct{})}
-	l.own = &owner{name: name, h: h}
+	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout)
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
@@ -126,7 +126,7 @@ func (e *rwEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (Con
 		return nil, fmt.Errorf("dial %q: %w", addr, err)
 	}
 	e.ctr.dialed.Add(1)
-	return e.start(nc, &owner{h: h}, nil), nil
+	return e.start(nc, newOwner("", h, &e.cfg, 0, 0), nil), nil
 }
 
 // start registers a connection, calls OnOpen on this goroutine, then starts its two loops.
@@ -139,7 +139,8 @@ func (e *rwEngine) start(nc net.Conn, own *owner, l *rwListener) *rwConn {
 		}
 	}
 	c := &rwConn{e: e, nc: nc, id: e.nextID.Add(1), own: own, l: l,
-		writeSig: make(chan struct{}, 1), done: make(chan struct{}), lastActive: time.Now()}
+		writeSig: make(chan struct{}, 1), done: make(chan struct{}), lastActive: time.Now(),
+		idle: own.idle}
 	c.cond = sync.NewCond(&c.mu)
 	e.mu.Lock()
 	shut := e.closing

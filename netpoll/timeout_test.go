@@ -92,3 +92,48 @@ func TestPartialTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestTimeoutOverrides: a listener's IdleTimeout overrides the engine's (negative
+// disables), and SetIdleTimeout changes one connection's.
+func TestTimeoutOverrides(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, kind string) {
+		e := newEngine(t, Config{Kind: kind, IdleTimeout: 100 * time.Millisecond,
+			TimerTick: 10 * time.Millisecond})
+		never := newTestHandler()
+		a1, err := e.Listen("never", "127.0.0.1:0", never, ListenerOptions{IdleTimeout: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		short := newTestHandler()
+		short.onData = func(c Conn, data []byte) (int, error) {
+			c.SetIdleTimeout(150 * time.Millisecond)
+			return echoFrames(c, data)
+		}
+		short.onTimeout = func(c Conn, k TimeoutKind) { c.CloseWithReason(ReasonTimeout) }
+		a2, err := e.Listen("short", "127.0.0.1:0", short, ListenerOptions{IdleTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c1 := dialTCP(t, a1)
+		defer c1.Close()
+		c2 := dialTCP(t, a2)
+		defer c2.Close()
+		time.Sleep(300 * time.Millisecond)
+		if st := e.Stats(); st.Open != 2 {
+			t.Fatalf("open %d before the second conn spoke, want 2", st.Open)
+		}
+		start := time.Now()
+		c2.Write(frame([]byte("hi")))
+		if r := short.waitClose(t, 5*time.Second); r != ReasonTimeout {
+			t.Errorf("reason %v", r)
+		}
+		if d := time.Since(start); d < 140*time.Millisecond {
+			t.Errorf("closed %v after speaking, want after the 150ms SetIdleTimeout", d)
+		}
+		never.mu.Lock()
+		defer never.mu.Unlock()
+		if len(never.timeouts) != 0 {
+			t.Errorf("listener with IdleTimeout -1 got timeouts %v", never.timeouts)
+		}
+	})
+}
