@@ -54,6 +54,14 @@ var isHostByte = func() (t [256]bool) {
 	return t
 }()
 
+// lowerTab maps a byte to its ASCII lowercase, branch-free for the per-field loop.
+var lowerTab = func() (t [256]byte) {
+	for c := range 256 {
+		t[c] = lower(byte(c))
+	}
+	return t
+}()
+
 func lower(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
 		return c + 'a' - 'A'

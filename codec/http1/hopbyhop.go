@@ -1,5 +1,3 @@
-// Package http1 is the HTTP/1.1 wire format (RFC 9112): an incremental, strict request
-// parser, body framing, a response writer, and the hop-by-hop rules a proxy applies.
 package http1
 
 import "strings"

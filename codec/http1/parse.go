@@ -365,8 +365,8 @@ func parseField(line []byte, what string) (key, value string, err error) {
 			return "", "", errf(400, "invalid byte %s in %s field %q value", quoteByte(v[j]), what, name)
 		}
 	}
-	for j := range name {
-		name[j] = lower(name[j])
+	for j, c := range name {
+		name[j] = lowerTab[c]
 	}
 	return str(name), str(v), nil
 }
