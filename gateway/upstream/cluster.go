@@ -1,12 +1,3 @@
-// Package upstream is the gateway's backend side: clusters of interchangeable HTTP/1.1
-// hosts with load balancing, keep-alive pools (net/http's Transport, not the reactor:
-// upstream connections are few and busy, the opposite of the client side), active health
-// checks, passive outlier ejection and a per-cluster in-flight cap.
-//
-// The gateway calls a Cluster two ways: Call for an API call (MMTP or HTTP, mapped as
-// mmtp.md "Backend mapping" says) and Forward for a plain reverse-proxied HTTP request.
-// Both return *Error on failure, whose Retriable tells the router whether a fallback
-// cluster may be tried.
 package upstream
 
 import (

@@ -39,8 +39,10 @@ func (c *Cluster) release(h *host, start time.Time, kind Kind, status int) {
 	h.m.count(kind)
 	c.observe(h, kind, status)
 	if c.isClosed() {
-		// A replaced cluster: its last connections went idle just now (the body was
-		// closed before release); close them instead of keeping them IdleConnTimeout.
+		// A replaced cluster. Transport.CloseIdleConnections (from Close) already makes
+		// connections that go idle later close, but any request started after Close
+		// undoes that; closing again here keeps a closed cluster from holding sockets
+		// for IdleConnTimeout either way.
 		c.transport.CloseIdleConnections()
 	}
 }

@@ -3,8 +3,11 @@ package upstream
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -88,4 +91,36 @@ func TestNewValidates(t *testing.T) {
 	if h := c.Hosts()[0]; h.Name != "@demo" || h.Address != "127.0.0.1:9" {
 		t.Errorf("resolved host %+v", h)
 	}
+}
+
+// A cluster closed while a call is in flight lets the call finish, then closes the
+// connection it leaves idle instead of keeping it for idle_conn_timeout.
+func TestCloseWithCallInFlight(t *testing.T) {
+	b := newBlocker()
+	var closed atomic.Int64
+	s := httptest.NewUnstartedServer(b)
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	s.Start()
+	defer s.Close()
+	cfg := config.Cluster{Name: "x", Hosts: []string{s.Listener.Addr().String()}}
+	c, err := New(&cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), apiReq("a.b"), 0)
+		done <- err
+	}()
+	<-b.entered
+	c.Close()
+	close(b.release)
+	if err := <-done; err != nil {
+		t.Fatalf("call in flight across Close: %v", err)
+	}
+	waitFor(t, "the idle connection of a closed cluster to close", func() bool { return closed.Load() == 1 })
 }
