@@ -59,14 +59,17 @@ func (c *Chain) Filter(name string) Filter {
 
 // Receive runs the receive phase in order and stops at the first filter that answers; it
 // records that filter's name in x.RejectedBy and returns its response. nil means every
-// filter let the request through.
+// filter let the request through. x should be non-nil (filters read it); a nil x is
+// tolerated for callers that have no per-request state.
 func (c *Chain) Receive(ctx context.Context, req *codec.Request, x *Exchange) *codec.Response {
 	if c == nil {
 		return nil
 	}
 	for _, f := range c.filters {
 		if resp := f.Receive(ctx, req, x); resp != nil {
-			x.RejectedBy = f.Name()
+			if x != nil {
+				x.RejectedBy = f.Name()
+			}
 			return resp
 		}
 	}

@@ -38,6 +38,9 @@ type Env struct {
 	Metrics *metrics.Set
 	// Now is the clock; nil means time.Now. Tests pass a fake one.
 	Now func() time.Time
+	// State keeps stores across rebuilds of the same route (see State). Build sets the
+	// registry's when nil; with a nil State every build starts with empty stores.
+	State *State
 }
 
 // Errorf returns an error naming the field under the route or listener:

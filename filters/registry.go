@@ -15,11 +15,12 @@ type Factory func(env *Env) (Filter, error)
 // Build may be called concurrently once registration is done.
 type Registry struct {
 	factories map[string]Factory
+	state     *State
 }
 
 // NewRegistry returns an empty registry. See filters/builtin for one with the built-ins.
 func NewRegistry() *Registry {
-	return &Registry{factories: make(map[string]Factory)}
+	return &Registry{factories: make(map[string]Factory), state: NewState()}
 }
 
 // Register adds a factory under name. Registering a name twice is an error.
@@ -44,13 +45,23 @@ func (r *Registry) Names() []string {
 	return out
 }
 
+// Sweep releases the stores (replay, rate-limit buckets) of routes that no Build asked for
+// since the previous Sweep. Call it once a new configuration's chains are all built, so a
+// reload keeps unchanged routes' stores and frees removed ones'. Safe with concurrent
+// requests: chains already built keep their stores.
+func (r *Registry) Sweep() int { return r.state.Sweep() }
+
 // Build validates names and the options in env and returns the chain, in the order given.
 // path is the configuration path of the route or listener ("routes[3]"), used in errors:
 // `routes[3].filters[1]: unknown filter "ratelimt"`. An empty names list gives an empty
 // chain. Build registers the filters' metrics in env.Metrics (idempotently, so rebuilding
-// on a reload reuses the same series).
+// on a reload reuses the same series) and, through the registry's State, reuses the
+// stores of a route built before under the same label (env.Name) and parameters.
 func (r *Registry) Build(path string, names []string, env Env) (*Chain, error) {
 	env.Path = path
+	if env.State == nil {
+		env.State = r.state
+	}
 	env = env.WithDefaults()
 	fs := make([]Filter, 0, len(names))
 	seen := make(map[string]int, len(names))

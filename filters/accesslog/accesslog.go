@@ -63,6 +63,9 @@ func (l *Logger) Send(ctx context.Context, req *codec.Request, resp *codec.Respo
 	if l.off || (l.sample < 1 && rand.Float64() >= l.sample) || !l.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
+	if x == nil {
+		x = &filters.Exchange{}
+	}
 	in, out := x.BytesIn, x.BytesOut
 	if in == 0 {
 		in = int64(len(req.Body))

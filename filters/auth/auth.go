@@ -9,6 +9,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -88,10 +89,17 @@ func New(env *filters.Env) (*Authenticator, error) {
 		a.failures[r] = a.counters.Metric("mgw_auth_failures_total", "reason", r.String())
 	}
 	if a.replay {
-		a.nonces = newNonceStore(DefaultMaxNonces)
-		// A rebuilt route (config reload) registers the gauge again under the same name:
-		// GetOrCreate keeps the first, which then reports the old store. Acceptable for a
-		// diagnostic gauge; the counters above are unaffected.
+		// The store outlives this Authenticator when the route is rebuilt on a reload:
+		// otherwise a request captured before the reload could be replayed after it.
+		scope := "route"
+		if e.Route == nil {
+			scope = "listener"
+		}
+		a.nonces = e.State.Get(fmt.Sprintf("auth|nonces|%s|%s|max=%d", scope, e.Name, DefaultMaxNonces), func() any {
+			return newNonceStore(DefaultMaxNonces)
+		}).(*nonceStore)
+		// GetOrCreateGauge keeps the first gauge registered under this name; it reports
+		// the first store, which is the one kept across reloads.
 		ns := a.nonces
 		a.nonceEntries = e.Metrics.GetOrCreateGauge(filters.MetricName("mgw_auth_nonce_entries", "route", e.Name),
 			func() float64 { return float64(ns.len()) })

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/gateway/config"
 )
 
@@ -287,5 +288,32 @@ func itoa(i int) string {
 		if i == 0 {
 			return string(b[n:])
 		}
+	}
+}
+
+// TestReplayStoreSurvivesReload rebuilds the route's chain, as a config reload does: a
+// request seen before must still be refused as a replay after.
+func TestReplayStoreSurvivesReload(t *testing.T) {
+	f := newFixture(t, &config.Auth{Replay: true})
+	reg := filters.NewRegistry()
+	if err := reg.Register(Name, Factory); err != nil {
+		t.Fatal(err)
+	}
+	build1, err := reg.Build("routes[0]", []string{Name}, f.env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := build(f.good(codec.HTTP1))
+	if resp := build1.Receive(context.Background(), req, &filters.Exchange{}); resp != nil {
+		t.Fatalf("first: %d", resp.Status)
+	}
+	reg.Sweep()
+	build2, err := reg.Build("routes[5]", []string{Name}, f.env) // moved in the list, same label
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Sweep()
+	if resp := build2.Receive(context.Background(), build(f.good(codec.HTTP1)), &filters.Exchange{}); resp == nil || resp.Status != 401 {
+		t.Fatal("replay accepted after a reload")
 	}
 }

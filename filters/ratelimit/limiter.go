@@ -12,6 +12,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -44,6 +45,15 @@ const (
 
 var keyNames = map[string]keyKind{"api": keyAPI, "app": keyApp, "device": keyDevice, "user": keyUser, "client": keyClient}
 
+func keyLabel(k keyKind) string {
+	for n, v := range keyNames {
+		if v == k {
+			return n
+		}
+	}
+	return "?"
+}
+
 // Limiter is the ratelimit filter of one route. Safe for concurrent use.
 type Limiter struct {
 	key       keyKind
@@ -52,7 +62,6 @@ type Limiter struct {
 	failOpen  bool
 	dryRun    bool
 	table     *table
-	base      time.Time // the table's clock is ns since base (monotonic when now is)
 	now       func() time.Time
 	log       *slog.Logger
 	route     string
@@ -108,13 +117,15 @@ func New(env *filters.Env) (*Limiter, error) {
 		tolerance: int64(burst) * interval,
 		failOpen:  o.FailOpen,
 		dryRun:    o.DryRun,
-		table:     newTable(maxKeys),
-		now:       e.Now,
-		log:       e.Logger,
-		route:     e.Name,
-		counters:  filters.NewCounters(e.Metrics, Name, e.Name),
+		// An unchanged route keeps its buckets across config reloads.
+		table: e.State.Get(fmt.Sprintf("ratelimit|%s|key=%s|max_keys=%d", e.Name, keyLabel(kind), maxKeys), func() any {
+			return newTable(maxKeys, e.Now())
+		}).(*table),
+		now:      e.Now,
+		log:      e.Logger,
+		route:    e.Name,
+		counters: filters.NewCounters(e.Metrics, Name, e.Name),
 	}
-	l.base = l.now()
 	l.rejected = l.counters.Rejections(codec.ErrRateLimited)
 	return l, nil
 }
@@ -125,7 +136,7 @@ func (l *Limiter) Name() string { return Name }
 // Receive implements filters.Filter: it spends a token of the request's bucket, or answers
 // 429 with retry-after (in dry-run mode it only counts).
 func (l *Limiter) Receive(ctx context.Context, req *codec.Request, _ *filters.Exchange) *codec.Response {
-	now := int64(l.now().Sub(l.base))
+	now := int64(l.now().Sub(l.table.base))
 	var res takeResult
 	var wait int64
 	var evicted bool

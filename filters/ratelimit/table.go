@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+	"time"
 )
 
 // table holds the token buckets of one route, keyed, bounded by max keys. It is split in
@@ -19,6 +20,9 @@ import (
 // evicts anyway and counts it degraded; with fail-closed it refuses the new key instead.
 // An idle bucket (refilled to a full burst) is forgotten with no loss at all.
 type table struct {
+	// base is the zero of the table's clock: bucket times are ns since base (monotonic
+	// when the clock is time.Now). It lives with the buckets, which may outlive a Limiter.
+	base   time.Time
 	seed   maphash.Seed
 	mask   uint64
 	shards []shard
@@ -53,12 +57,12 @@ const (
 	full               // fail-closed: no room for a new key without losing live state
 )
 
-func newTable(maxKeys int) *table {
+func newTable(maxKeys int, base time.Time) *table {
 	n := 1
 	for n < 64 && maxKeys/(n*2) >= 64 {
 		n *= 2
 	}
-	t := &table{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n)}
+	t := &table{base: base, seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n)}
 	for i := range t.shards {
 		c := maxKeys / n
 		if i < maxKeys%n {
