@@ -109,3 +109,31 @@ func TestLeastRequestsPrefersIdle(t *testing.T) {
 	close(release)
 	wg.Wait()
 }
+
+// pick never returns an unhealthy or ejected host, under either policy, and spreads over
+// the rest.
+func TestPickSkipsUnavailable(t *testing.T) {
+	for _, policy := range []string{PolicyRoundRobin, PolicyLeastRequests} {
+		t.Run(policy, func(t *testing.T) {
+			c := newCluster(t, config.Cluster{Policy: policy}, nil, "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4")
+			c.hosts[1].healthy.Store(false)
+			c.hosts[2].ejected.Store(true)
+			seen := map[string]int{}
+			for range 400 {
+				h := c.pick()
+				if h == nil {
+					t.Fatal("no host picked with two available")
+				}
+				seen[h.name]++
+			}
+			if seen["127.0.0.1:2"]+seen["127.0.0.1:3"] != 0 || seen["127.0.0.1:1"] == 0 || seen["127.0.0.1:4"] == 0 {
+				t.Errorf("picks %v", seen)
+			}
+			c.hosts[0].ejected.Store(true)
+			c.hosts[3].healthy.Store(false)
+			if h := c.pick(); h != nil {
+				t.Errorf("picked %s with none available", h.name)
+			}
+		})
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/gateway/config"
 )
@@ -153,7 +155,8 @@ func TestResponseTooLarge(t *testing.T) {
 
 func TestMaxInFlightOverloaded(t *testing.T) {
 	b := newBlocker()
-	c := newCluster(t, config.Cluster{MaxInFlight: 2}, nil, serve(t, b))
+	set := metrics.NewSet()
+	c := newCluster(t, config.Cluster{MaxInFlight: 2}, set, serve(t, b))
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	for range 2 {
@@ -170,6 +173,12 @@ func TestMaxInFlightOverloaded(t *testing.T) {
 	e := mustUpstreamError(t, err)
 	if e.Kind != Overloaded || e.Sent || !e.Retriable() || e.Status != 503 || e.Code != codec.ErrUnavailable {
 		t.Errorf("got kind %v sent %v status %d: %v", e.Kind, e.Sent, e.Status, e)
+	}
+	if got := gaugeLine(set, `mgw_upstream_overloaded_total{cluster="test"}`); got != "1" {
+		t.Errorf("overloaded_total = %s", got)
+	}
+	if got := gaugeLine(set, `mgw_upstream_in_flight{cluster="test"}`); got != "2" {
+		t.Errorf("in_flight = %s at the cap", got)
 	}
 	close(b.release)
 	wg.Wait()
