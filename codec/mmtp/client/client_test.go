@@ -405,3 +405,36 @@ func TestDialFailures(t *testing.T) {
 		t.Fatal("bad LocalAddr accepted")
 	}
 }
+
+func TestCloseWhileCalling(t *testing.T) {
+	s := newTestServer(t, 0, autoHello(echo))
+	c := dial(t, s, Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				_, err := c.Call(ctx5(t), "x", nil, nil)
+				if err != nil {
+					if !errors.Is(err, ErrClosed) {
+						errs <- err
+					}
+					return
+				}
+				if i == 20 && g == 0 {
+					go c.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("call failed with %v, want ErrClosed", err)
+	}
+	if _, err := c.Ping(ctx5(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ping after close: %v", err)
+	}
+}
