@@ -68,8 +68,11 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 		}
 	}
 	// Kernel: absolute socket figures, slab as the change over this scenario.
-	row.Kernel = report.Kernel{TCPInuse: st.kEnd.TCPInuse, TCPMemBytes: st.kEnd.TCPMemBytes,
-		SlabReadable: st.kEnd.Slab != nil}
+	row.Kernel = report.Kernel{SlabReadable: st.kEnd.Slab != nil}
+	for _, s := range row.Timeline {
+		row.Kernel.TCPInuse = max(row.Kernel.TCPInuse, s.KernelSock)
+		row.Kernel.TCPMemBytes = max(row.Kernel.TCPMemBytes, s.KernelTCP)
+	}
 	if row.Kernel.SlabReadable {
 		row.Kernel.SlabBytes = st.kEnd.SlabTotal() - st.k0.SlabTotal()
 		if row.PeakConns > 0 {

@@ -197,6 +197,7 @@ func (r *runner) sample(ctx context.Context, st *scenarioState, ramping bool) {
 	}
 	if k, err := observe.ReadKernel(); err == nil {
 		s.KernelTCP = k.TCPMemBytes
+		s.KernelSock = k.TCPInuse
 		s.KernelSlab = k.SlabTotal() - st.k0.SlabTotal()
 		st.kEnd = k
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -57,7 +58,7 @@ func (cn *conn) send(t time.Time) {
 			cn.mu.Lock()
 			delete(cn.inflight, s)
 			cn.mu.Unlock()
-			cn.cl.countErr(ErrWrite, 1)
+			cn.cl.countErr(writeErrKind(err), 1)
 		}
 		return
 	}
@@ -65,7 +66,7 @@ func (cn *conn) send(t time.Time) {
 	*bp = cn.cl.reqs.build((*bp)[:0], cn, 0)
 	if err := cn.nc.Write(*bp); err != nil {
 		cn.mu.Unlock()
-		cn.cl.countErr(ErrWrite, 1)
+		cn.cl.countErr(writeErrKind(err), 1)
 		return
 	}
 	cn.fifo = append(cn.fifo, t)
@@ -164,4 +165,13 @@ func (cn *conn) OnClose(c netpoll.Conn, r netpoll.CloseReason) {
 	cn.fifo = nil
 	cn.mu.Unlock()
 	cn.cl.dropped(cn, r, n)
+}
+
+// writeErrKind classifies a failed write: a connection that was closing when the schedule
+// picked it (a reconnect storm, a gateway close) is conn_closed, anything else write.
+func writeErrKind(err error) string {
+	if errors.Is(err, netpoll.ErrClosed) {
+		return ErrClosed
+	}
+	return ErrWrite
 }

@@ -125,8 +125,9 @@ type Gateway struct {
 	Nofile     uint64  `json:"nofile,omitempty"`
 }
 
-// Kernel is the box's side, from /proc: it is reported apart from the gateway's RSS because
-// socket memory is charged to the kernel whatever the gateway's design.
+// Kernel is the box's side, from /proc, at its peak during the row: it is reported apart
+// from the gateway's RSS because socket memory is charged to the kernel whatever the
+// gateway's design.
 type Kernel struct {
 	TCPInuse    int64 `json:"tcp_inuse"`
 	TCPMemBytes int64 `json:"tcp_mem_bytes"`
@@ -151,6 +152,7 @@ type Sample struct {
 	GatewayGor int     `json:"gw_goroutines"`
 	GatewayCon int64   `json:"gw_conns"`
 	KernelTCP  int64   `json:"k_tcp_mem"`
+	KernelSock int64   `json:"k_tcp_inuse"`
 	KernelSlab int64   `json:"k_slab"`
 }
 
