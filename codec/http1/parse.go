@@ -39,7 +39,8 @@ func ParseHead(b []byte, lim *Limits, h *RequestHead) (n int, err error) {
 		return 0, err
 	}
 	if end == 0 {
-		// The request line is checked once: on the call that sees it, complete or not.
+		// Until the request line is complete each call checks what there is of it, and
+		// the call that completes it checks it whole; later calls resume past it.
 		if prev <= start {
 			lf := -1
 			if firstLF >= 0 {

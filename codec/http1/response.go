@@ -23,8 +23,9 @@ import (
 // field says close unless keepAlive (and, for 1.0, keep-alive when keepAlive): use
 // ResponseKeepAlive to learn whether the connection may be reused after this response.
 func AppendResponseHead(dst []byte, minor, status int, hdr codec.Header, contentLength int64, keepAlive bool) []byte {
+	status = clampStatus(status)
 	dst = append(dst, "HTTP/1.1 "...)
-	dst = appendStatus(dst, status)
+	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, ' ')
 	dst = append(dst, StatusText(status)...)
 	dst = append(dst, "\r\n"...)
@@ -60,6 +61,7 @@ func AppendResponseHead(dst []byte, minor, status int, hdr codec.Header, content
 // response written by AppendResponseHead with these arguments: keepAlive, unless the
 // body is close-delimited (length unknown for an HTTP/1.0 client).
 func ResponseKeepAlive(minor, status int, contentLength int64, keepAlive bool) bool {
+	status = clampStatus(status)
 	if contentLength < 0 && minor == 0 && bodyAllowed(status) {
 		return false
 	}
@@ -117,15 +119,17 @@ func AppendLastChunk(dst []byte) []byte { return append(dst, "0\r\n\r\n"...) }
 // Expect: 100-continue to go on with the body.
 func Append100Continue(dst []byte) []byte { return append(dst, "HTTP/1.1 100 Continue\r\n\r\n"...) }
 
-func bodyAllowed(status int) bool {
-	return status >= 200 && status != 204 && status != 304
+// clampStatus turns a status that cannot go on a status line (it needs three digits) into
+// 500: it is the gateway's bug, not the client's.
+func clampStatus(status int) int {
+	if status < 100 || status > 999 {
+		return 500
+	}
+	return status
 }
 
-func appendStatus(dst []byte, status int) []byte {
-	if status < 100 || status > 999 {
-		status = 500 // a status line needs exactly three digits
-	}
-	return strconv.AppendInt(dst, int64(status), 10)
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != 204 && status != 304
 }
 
 // writableField reports whether f may be copied into a response head we frame ourselves.

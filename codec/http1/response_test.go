@@ -40,6 +40,8 @@ func TestAppendResponseHead(t *testing.T) {
 			"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"x\"\r\nX-Request-Id: 42\r\nConnection: close\r\n\r\n", false},
 		{"204 no framing", 1, 204, -1, true,
 			"HTTP/1.1 204 No Content\r\nContent-Type: application/json\r\nETag: \"x\"\r\nX-Request-Id: 42\r\n\r\n", true},
+		{"status out of range", 1, 42, 0, true,
+			"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nETag: \"x\"\r\nX-Request-Id: 42\r\nContent-Length: 0\r\n\r\n", true},
 		{"unknown status", 1, 599, 0, true,
 			"HTTP/1.1 599 \r\nContent-Type: application/json\r\nETag: \"x\"\r\nX-Request-Id: 42\r\nContent-Length: 0\r\n\r\n", true},
 	}
