@@ -94,7 +94,7 @@ func appendHeadWithGzip(dst []byte, minor int, r *codec.Response, keepAlive bool
 }
 
 func appendBody(dst []byte, r *codec.Response) []byte {
-	if !bodyAllowed(r.Status) {
+	if !bodyAllowed(clampStatus(r.Status)) {
 		return dst
 	}
 	return append(dst, r.Body...)
