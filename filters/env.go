@@ -31,8 +31,11 @@ type Env struct {
 	Apps []config.App
 	// Getenv reads the environment for secret_env; nil means os.Getenv.
 	Getenv func(string) string
-	// Logger receives the filters' logs (access lines, degraded states); nil discards.
+	// Logger receives the filters' own logs (load warnings, debug refusals); nil discards.
 	Logger *slog.Logger
+	// AccessLogger receives the access lines; nil means Logger. Give it a handler over an
+	// accesslog.Writer so workers never block on log I/O.
+	AccessLogger *slog.Logger
 	// Metrics is where the filters register their series; nil means a private set (the
 	// series then go nowhere).
 	Metrics *metrics.Set
@@ -61,6 +64,9 @@ func (e Env) WithDefaults() Env {
 	}
 	if e.Logger == nil {
 		e.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if e.AccessLogger == nil {
+		e.AccessLogger = e.Logger
 	}
 	if e.Metrics == nil {
 		e.Metrics = metrics.NewSet()

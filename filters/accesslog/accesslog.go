@@ -5,6 +5,9 @@
 // status, error (the gateway's error code, if any), rejected_by, upstream_ms, total_ms,
 // bytes_in, bytes_out. Never the body, never the signature, nonce or any other header.
 // The time is the record's own.
+//
+// The lines go to the handler of Env.AccessLogger; put it over a Writer (this package) so
+// that a slow log sink drops lines instead of blocking the pool workers.
 package accesslog
 
 import (
@@ -29,14 +32,14 @@ type Logger struct {
 }
 
 // Factory is the filters.Factory of "accesslog": options from env.Route.AccessLog
-// (sample 1 and on when unset), lines to env.Logger.
+// (sample 1 and on when unset), lines to env.AccessLogger.
 func Factory(env *filters.Env) (filters.Filter, error) { return New(env) }
 
 // New builds a Logger. sample must be within 0..1, 0 meaning the default 1 (use off to
 // silence a route).
 func New(env *filters.Env) (*Logger, error) {
 	e := env.WithDefaults()
-	l := &Logger{log: e.Logger, sample: 1, now: e.Now}
+	l := &Logger{log: e.AccessLogger, sample: 1, now: e.Now}
 	if e.Route != nil && e.Route.AccessLog != nil {
 		o := e.Route.AccessLog
 		if !(o.Sample >= 0 && o.Sample <= 1) {

@@ -14,6 +14,7 @@ import (
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
 	"github.com/mgw-project/mgw/filters"
+	"github.com/mgw-project/mgw/filters/accesslog"
 	"github.com/mgw-project/mgw/gateway/config"
 )
 
@@ -69,11 +70,50 @@ func TestBuiltins(t *testing.T) {
 	}
 }
 
+// TestRefusedEarlyLeavesLaterFiltersAlone: auth refuses, so ratelimit's Receive does not
+// run (the key's only token stays), the backend is not called, and accesslog, listed
+// first, still logs the 401 in the send phase.
+func TestRefusedEarlyLeavesLaterFiltersAlone(t *testing.T) {
+	var logs strings.Builder
+	e := env(slog.New(slog.NewJSONHandler(&logs, nil)))
+	e.Route.RateLimit = &config.RateLimit{Rate: "1/m", Burst: 1, Key: "device"}
+	c, err := NewRegistry().Build("routes[0]", []string{"accesslog", "auth", "ratelimit"}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	next := func(context.Context, *codec.Request, *filters.Exchange) *codec.Response {
+		calls++
+		return &codec.Response{Status: 200}
+	}
+	now := time.Now()
+	bad := signedRequest(now, []byte("hi"))
+	bad.Body = []byte("tampered")
+	x := &filters.Exchange{Listener: "mobile", Start: now}
+	if resp := c.Handle(context.Background(), bad, x, next); resp.Status != 401 || x.RejectedBy != "auth" {
+		t.Fatalf("tampered: %d by %q", resp.Status, x.RejectedBy)
+	}
+	if resp := c.Handle(context.Background(), signedRequest(now, []byte("hi")), &filters.Exchange{}, next); resp.Status != 200 {
+		t.Fatalf("the token was spent by a refused request: %d", resp.Status)
+	}
+	if resp := c.Handle(context.Background(), signedRequest(now, []byte("hi")), &filters.Exchange{}, next); resp.Status != 429 {
+		t.Fatalf("second valid request: %d", resp.Status)
+	}
+	if calls != 1 {
+		t.Fatalf("backend called %d times", calls)
+	}
+	if n := strings.Count(logs.String(), `"msg":"access"`); n != 3 || !strings.Contains(logs.String(), `"rejected_by":"auth"`) {
+		t.Fatalf("%d access lines:\n%s", n, logs.String())
+	}
+}
+
 // benchChain measures what a chain adds to one request: receive phase, a trivial stand-in
 // for router+upstream, send phase.
 func benchChain(b *testing.B, names []string, bodySize int, parallel bool) {
 	now := time.Now()
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	w := accesslog.NewWriter(io.Discard, 0, nil)
+	defer w.Close()
+	log := slog.New(slog.NewJSONHandler(w, nil))
 	c, err := NewRegistry().Build("routes[0]", names, env(log))
 	if err != nil {
 		b.Fatal(err)

@@ -127,6 +127,10 @@ func New(env *filters.Env) (*Limiter, error) {
 		counters: filters.NewCounters(e.Metrics, Name, e.Name),
 	}
 	l.rejected = l.counters.Rejections(codec.ErrRateLimited)
+	// Buckets held now: how close the route is to max_keys. The first gauge registered
+	// under the name stays; it reports the table that is kept across reloads.
+	tbl := l.table
+	e.Metrics.GetOrCreateGauge(filters.MetricName("mgw_ratelimit_keys", "route", e.Name), func() float64 { return float64(tbl.len()) })
 	return l, nil
 }
 

@@ -357,3 +357,31 @@ func TestBucketsSurviveReload(t *testing.T) {
 		t.Fatalf("second sweep dropped %d, want both tables", n)
 	}
 }
+
+func TestDefaultBurstIsOneSecond(t *testing.T) {
+	for rate, want := range map[string]int{"2000/s": 2000, "100/m": 2, "5/h": 1} {
+		clk := &clock{}
+		l := newLimiter(t, config.RateLimit{Rate: rate}, clk.Now)
+		n := 0
+		for l.Receive(context.Background(), reqFor("a", "d"), nil) == nil {
+			n++
+		}
+		if n != want {
+			t.Errorf("%s: burst %d, want %d", rate, n, want)
+		}
+	}
+}
+
+func BenchmarkTakeDistinctKeys(b *testing.B) {
+	l := newLimiter(b, config.RateLimit{Rate: "10/s", Key: "device", MaxKeys: 10_000, FailOpen: true}, time.Now)
+	reqs := make([]*codec.Request, 1<<16)
+	for i := range reqs {
+		reqs[i] = reqFor("a", "dev-"+strconv.Itoa(i))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		l.Receive(context.Background(), reqs[i&(len(reqs)-1)], nil)
+		i++
+	}
+}
