@@ -80,7 +80,7 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 	}
 	hreq.Header = hdr
 
-	resp, err := c.transport.RoundTrip(hreq)
+	resp, err := c.roundTrip(hreq, &st)
 	if err != nil {
 		return nil, c.fail(ctx, cctx, h, start, st.gotConn.Load(), err)
 	}

@@ -102,7 +102,7 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*http.Response,
 		hreq.Host = h.addr
 	}
 
-	resp, err := c.transport.RoundTrip(hreq)
+	resp, err := c.roundTrip(hreq, &st)
 	fired := !timer.Stop()
 	if err == nil && fired {
 		// The head arrived just as the timer fired: the body is already canceled.

@@ -26,6 +26,7 @@ type clusterMetrics struct {
 	hostsEjected *metrics.Gauge // mgw_upstream_hosts_ejected{cluster}
 	noHealthy    *metrics.Counter
 	overloaded   *metrics.Counter
+	idleRetries  *metrics.Counter // resent after the backend closed an idle connection
 	duration     *metrics.PrometheusHistogram
 }
 
@@ -44,6 +45,7 @@ func newClusterMetrics(s *metrics.Set, cluster string) clusterMetrics {
 		hostsEjected: s.GetOrCreateGauge("mgw_upstream_hosts_ejected"+l, nil),
 		noHealthy:    s.GetOrCreateCounter("mgw_upstream_no_healthy_host_total" + l),
 		overloaded:   s.GetOrCreateCounter("mgw_upstream_overloaded_total" + l),
+		idleRetries:  s.GetOrCreateCounter("mgw_upstream_idle_close_retries_total" + l),
 		duration:     s.GetOrCreatePrometheusHistogram("mgw_upstream_request_duration_seconds" + l),
 	}
 }
