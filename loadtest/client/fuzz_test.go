@@ -1,0 +1,54 @@
+package client
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mgw-project/mgw/loadtest/hist"
+)
+
+// FuzzParseResponseHead: any head either parses to a status in 100..999 and a sane length
+// or fails; it never panics.
+func FuzzParseResponseHead(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 12"))
+	f.Add([]byte("HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked"))
+	f.Add([]byte("HTTP/1.0 999 x\r\nA: b\r\nContent-Length: 00"))
+	f.Add([]byte("SSH-2.0-OpenSSH"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, cl, _, err := parseResponseHead(b)
+		if err == nil && (st < 100 || st > 999 || cl < -1) {
+			t.Fatalf("status %d length %d accepted", st, cl)
+		}
+	})
+}
+
+// FuzzOnHTTP feeds arbitrary bytes as a target's answers, split at an arbitrary point:
+// the connection consumes at most what it was given and never answers more requests than
+// were in flight.
+func FuzzOnHTTP(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 503 x\r\nContent-Length: 0\r\n\r\n"), 10)
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"), 40)
+	f.Add([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"), 3)
+	f.Fuzz(func(t *testing.T, b []byte, split int) {
+		c := &Client{cfg: Config{Protocol: "http1"}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+		cn := &conn{cl: c, fifo: []time.Time{time.Now(), time.Now(), time.Now()}}
+		if split < 0 || split > len(b) {
+			split = len(b) / 2
+		}
+		n, err := cn.onHTTP(b[:split])
+		if n < 0 || n > split {
+			t.Fatalf("consumed %d of %d", n, split)
+		}
+		if err != nil {
+			return
+		}
+		rest := append(append([]byte(nil), b[n:split]...), b[split:]...)
+		m, _ := cn.onHTTP(rest)
+		if m < 0 || m > len(rest) {
+			t.Fatalf("consumed %d of %d", m, len(rest))
+		}
+		if got := c.ok.Load() + c.Snapshot().TotalErrors(); got > 3+2 {
+			t.Fatalf("%d outcomes from 3 requests", got)
+		}
+	})
+}
