@@ -38,3 +38,27 @@ func BenchmarkCall(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkForward measures one small proxied GET, response streamed and closed.
+func BenchmarkForward(b *testing.B) {
+	addr := serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	c := newCluster(b, config.Cluster{}, nil, addr)
+	req := &ProxyRequest{
+		Method: "GET", Target: "/v1/items?page=2", Host: "api.example.com",
+		Header:     codec.Header{{Key: "host", Value: "api.example.com"}, {Key: "accept", Value: "application/json"}},
+		ClientAddr: client,
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Forward(context.Background(), req)
+			if err != nil {
+				b.Fatalf("Forward: %v", err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}

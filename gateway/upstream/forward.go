@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
@@ -138,14 +139,17 @@ type forwardBody struct {
 	status int
 	cancel context.CancelCauseFunc
 
-	readErr error // first read error other than EOF; only the reading goroutine writes it
+	// readErr is the first read error other than EOF. Atomic because Close may run on
+	// another goroutine than Read (to abort a stream), which net/http allows.
+	readErr atomic.Pointer[error]
+	closing atomic.Bool // set before closing: read errors from then on are our doing
 	once    sync.Once
 }
 
 func (b *forwardBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF && b.readErr == nil {
-		b.readErr = err
+	if err != nil && err != io.EOF && !b.closing.Load() {
+		b.readErr.CompareAndSwap(nil, &err)
 	}
 	return n, err
 }
@@ -153,11 +157,12 @@ func (b *forwardBody) Read(p []byte) (int, error) {
 // Close releases the connection (back to the pool when the body was read to the end)
 // and records the outcome: a body cut short by the backend counts as a failure.
 func (b *forwardBody) Close() error {
+	b.closing.Store(true)
 	err := b.rc.Close()
 	b.once.Do(func() {
 		kind := Kind(0)
-		if b.readErr != nil {
-			kind = classify(b.parent, b.readErr, true, false)
+		if errp := b.readErr.Load(); errp != nil {
+			kind = classify(b.parent, *errp, true, false)
 		}
 		b.cancel(nil)
 		b.c.release(b.h, b.start, kind, b.status)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mgw-project/mgw/gateway/config"
 )
@@ -128,5 +129,36 @@ func TestForwardBodyCutShortCountsAsFailure(t *testing.T) {
 	resp.Body.Close()
 	if h := c.Hosts()[0]; h.Failures != 1 || h.InFlight != 0 {
 		t.Errorf("host after a cut body: failures %d in flight %d", h.Failures, h.InFlight)
+	}
+}
+
+// Closing the body from another goroutine while a read is blocked aborts the stream
+// (the client went away); it is not the backend's failure.
+func TestForwardCloseWhileReading(t *testing.T) {
+	b := newBlocker()
+	defer close(b.release)
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "head")
+		w.(http.Flusher).Flush()
+		b.ServeHTTP(w, r)
+	}))
+	c := newCluster(t, config.Cluster{}, nil, addr)
+	resp, err := c.Forward(context.Background(), &ProxyRequest{Method: "GET", Target: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-b.entered
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let the reader block
+	resp.Body.Close()
+	if err := <-done; err == nil {
+		t.Error("read after Close succeeded")
+	}
+	if h := c.Hosts()[0]; h.Failures != 0 || h.InFlight != 0 {
+		t.Errorf("after an aborted stream: failures %d in flight %d", h.Failures, h.InFlight)
 	}
 }
