@@ -1,6 +1,10 @@
 package http1
 
 import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
 	"testing"
 
 	"github.com/mgw-project/mgw/codec"
@@ -117,5 +121,25 @@ func BenchmarkAppendResponseHeadChunked(b *testing.B) {
 		buf = AppendResponseHead(buf[:0], 1, 200, benchResponse.Header, -1, true)
 		buf = AppendChunk(buf, chunk)
 		buf = AppendLastChunk(buf)
+	}
+}
+
+// BenchmarkStdReadRequest is net/http's parser on the same request, as a yardstick that
+// shares whatever load the machine is under (absolute numbers on a busy box mislead).
+func BenchmarkStdReadRequest(b *testing.B) {
+	rd := bytes.NewReader(benchRequest)
+	br := bufio.NewReader(rd)
+	b.SetBytes(int64(len(benchRequest)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(benchRequest)
+		br.Reset(rd)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
