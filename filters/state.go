@@ -42,6 +42,20 @@ func (s *State) Get(key string, mk func() any) any {
 	return it.v
 }
 
+// Peek returns the item under key, or nil, without marking it used. Metrics gauges read
+// stores through it so that a swept store is not kept alive by its gauge.
+func (s *State) Peek(key string) any {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if it, ok := s.items[key]; ok {
+		return it.v
+	}
+	return nil
+}
+
 // Sweep drops every item not asked for since the previous Sweep and returns how many it
 // dropped. Call it after building every chain of a new configuration.
 func (s *State) Sweep() int {

@@ -43,10 +43,9 @@ type Authenticator struct {
 	now      func() time.Time
 	log      *slog.Logger
 
-	counters     *filters.Counters
-	rejected     [numReasons]*metrics.Counter // mgw_filter_rejections_total by the reason's code
-	failures     [numReasons]*metrics.Counter // mgw_auth_failures_total{route,reason}
-	nonceEntries *metrics.Gauge
+	counters *filters.Counters
+	rejected [numReasons]*metrics.Counter // mgw_filter_rejections_total by the reason's code
+	failures [numReasons]*metrics.Counter // mgw_auth_failures_total{route,reason}
 }
 
 // Factory is the filters.Factory of "auth": options from env.Route.Auth (defaults when
@@ -95,16 +94,26 @@ func New(env *filters.Env) (*Authenticator, error) {
 		if e.Route == nil {
 			scope = "listener"
 		}
-		a.nonces = e.State.Get(fmt.Sprintf("auth|nonces|%s|%s|max=%d", scope, e.Name, DefaultMaxNonces), func() any {
-			return newNonceStore(DefaultMaxNonces)
-		}).(*nonceStore)
-		// GetOrCreateGauge keeps the first gauge registered under this name; it reports
-		// the first store, which is the one kept across reloads.
-		ns := a.nonces
-		a.nonceEntries = e.Metrics.GetOrCreateGauge(filters.MetricName("mgw_auth_nonce_entries", "route", e.Name),
-			func() float64 { return float64(ns.len()) })
+		key := fmt.Sprintf("auth|nonces|%s|%s|max=%d", scope, e.Name, DefaultMaxNonces)
+		a.nonces = e.State.Get(key, func() any { return newNonceStore(DefaultMaxNonces) }).(*nonceStore)
+		e.Metrics.GetOrCreateGauge(filters.MetricName("mgw_auth_nonce_entries", "route", e.Name), storeLen(e.State, key, a.nonces))
 	}
 	return a, nil
+}
+
+// storeLen returns a gauge function for a replay store's size. Through the State it reads
+// whichever store the route has now and keeps none alive after a Sweep; without a State it
+// reads the one store.
+func storeLen(st *filters.State, key string, own *nonceStore) func() float64 {
+	if st == nil {
+		return func() float64 { return float64(own.len()) }
+	}
+	return func() float64 {
+		if ns, ok := st.Peek(key).(*nonceStore); ok {
+			return float64(ns.len())
+		}
+		return 0
+	}
 }
 
 // Name implements filters.Filter.
@@ -126,7 +135,8 @@ func (a *Authenticator) Send(context.Context, *codec.Request, *codec.Response, *
 // protection). nil means accepted: the session then binds req.App() and req.Device() to
 // the connection (ConnInfo.AppID, DeviceID) and answers 200. Otherwise it returns the
 // 401 to send, and the connection stays unbound. Called by the session on the worker
-// that decoded the HELLO.
+// that decoded the HELLO. An Authenticator in dry-run mode accepts every HELLO (and
+// counts the ones it would refuse), so give the session one without dry_run.
 func (a *Authenticator) Hello(ctx context.Context, req *codec.Request) *codec.Response {
 	return a.verdict(ctx, req, a.check(req, mmtp.HelloOperation, false))
 }

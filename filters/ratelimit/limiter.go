@@ -111,27 +111,39 @@ func New(env *filters.Env) (*Limiter, error) {
 	case maxKeys == 0:
 		maxKeys = DefaultMaxKeys
 	}
+	// An unchanged route keeps its buckets across config reloads.
+	stateKey := fmt.Sprintf("ratelimit|%s|key=%s|max_keys=%d", e.Name, keyLabel(kind), maxKeys)
+	tbl := e.State.Get(stateKey, func() any { return newTable(maxKeys, e.Now()) }).(*table)
 	l := &Limiter{
 		key:       kind,
 		interval:  interval,
 		tolerance: int64(burst) * interval,
 		failOpen:  o.FailOpen,
 		dryRun:    o.DryRun,
-		// An unchanged route keeps its buckets across config reloads.
-		table: e.State.Get(fmt.Sprintf("ratelimit|%s|key=%s|max_keys=%d", e.Name, keyLabel(kind), maxKeys), func() any {
-			return newTable(maxKeys, e.Now())
-		}).(*table),
-		now:      e.Now,
-		log:      e.Logger,
-		route:    e.Name,
-		counters: filters.NewCounters(e.Metrics, Name, e.Name),
+		table:     tbl,
+		now:       e.Now,
+		log:       e.Logger,
+		route:     e.Name,
+		counters:  filters.NewCounters(e.Metrics, Name, e.Name),
 	}
 	l.rejected = l.counters.Rejections(codec.ErrRateLimited)
-	// Buckets held now: how close the route is to max_keys. The first gauge registered
-	// under the name stays; it reports the table that is kept across reloads.
-	tbl := l.table
-	e.Metrics.GetOrCreateGauge(filters.MetricName("mgw_ratelimit_keys", "route", e.Name), func() float64 { return float64(tbl.len()) })
+	e.Metrics.GetOrCreateGauge(filters.MetricName("mgw_ratelimit_keys", "route", e.Name), tableLen(e.State, stateKey, tbl))
 	return l, nil
+}
+
+// tableLen returns a gauge function for the route's bucket count (how close it is to
+// max_keys). Through the State it reads whichever table the route has now and keeps none
+// alive after a Sweep; without a State it reads the one table.
+func tableLen(st *filters.State, key string, own *table) func() float64 {
+	if st == nil {
+		return func() float64 { return float64(own.len()) }
+	}
+	return func() float64 {
+		if t, ok := st.Peek(key).(*table); ok {
+			return float64(t.len())
+		}
+		return 0
+	}
 }
 
 // Name implements filters.Filter.
