@@ -72,15 +72,13 @@ func (d *BodyDecoder) Decode(b []byte) (data []byte, consumed int, done bool, er
 			}
 			d.remaining -= n
 			consumed += int(n)
-			if d.remaining == 0 {
-				if d.state == bodyLength {
-					d.state = bodyDone
-				} else {
+			if d.state == chunkData {
+				d.total += n
+				if d.remaining == 0 {
 					d.state = chunkDataEnd
 				}
-			}
-			if d.state == chunkData || d.state == chunkDataEnd {
-				d.total += n
+			} else if d.remaining == 0 {
+				d.state = bodyDone
 			}
 			return rest[:n], consumed, d.state == bodyDone, nil
 
