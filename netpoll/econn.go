@@ -70,6 +70,7 @@ type econn struct {
 	registered bool        // EPOLL_CTL_ADD done
 	afterFlush bool        // CloseAfterFlush pending
 	eof        bool        // the peer half-closed; read no more
+	redeliver  bool        // pending bytes must reach OnData without waiting for new ones
 	lport      uint16
 	rport      uint16
 	idleTicks  atomic.Uint32 // idle timeout in ticks; 0 disables
@@ -134,15 +135,37 @@ func (c *econn) PauseRead() {
 	c.mu.Unlock()
 }
 
+// ResumeRead re-arms reading; when bytes of an unfinished frame wait from before the
+// pause (pipelined HTTP requests, MMTP frames held back at the in-flight cap), it hands the
+// connection to a worker at once, since no socket event may ever come for bytes that were
+// already read.
 func (c *econn) ResumeRead() {
 	c.mu.Lock()
 	if c.pauses > 0 {
 		c.pauses--
 		if c.pauses == 0 {
+			if c.pendSince.Load() != 0 {
+				c.redeliver = true
+			}
+			if c.redeliverNowLocked() {
+				c.mu.Unlock()
+				c.eng().dispatch(c)
+				return
+			}
 			c.rearmLocked()
 		}
 	}
 	c.mu.Unlock()
+}
+
+// redeliverNowLocked takes ownership for a redelivery of pending bytes when one is owed
+// and nobody owns the connection; the caller then dispatches it.
+func (c *econn) redeliverNowLocked() bool {
+	if !c.redeliver || c.busy || c.closed || c.inTimeout || !c.registered || !c.readableLocked() {
+		return false
+	}
+	c.busy, c.revents = true, 0
+	return true
 }
 
 // readableLocked says whether the connection wants read events now.

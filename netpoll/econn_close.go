@@ -86,6 +86,10 @@ func (c *econn) letGoLocked() {
 		c.closeLocked(c.flushWhy)
 		return
 	}
+	if c.redeliverNowLocked() {
+		c.eng().dispatch(c) // non-blocking: the pool or the ready queue takes it
+		return
+	}
 	c.rearmLocked()
 }
 

@@ -34,13 +34,17 @@ func (c *econn) serve() {
 	}
 	canRead := !c.closed && c.readableLocked()
 	closed := c.closed
+	redeliver := canRead && c.redeliver
+	if canRead {
+		c.redeliver = false
+	}
 	c.mu.Unlock()
 	c.eng().ctr.events.Add(1)
 
 	switch {
 	case closed:
 	case canRead:
-		c.readAndDeliver()
+		c.readAndDeliver(redeliver)
 	case ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0:
 		// Not reading (paused), but the socket is dead: HUP/ERR would fire again on every
 		// re-arm, so close now with what the socket says.
@@ -62,8 +66,9 @@ func (c *econn) sockErrReason(fallback CloseReason) CloseReason {
 }
 
 // readAndDeliver reads into the pending buffer (or a pooled one), calls OnData and keeps
-// only the unconsumed remainder. Runs on the owning worker; the fd is safe to use.
-func (c *econn) readAndDeliver() {
+// only the unconsumed remainder. With redeliver, OnData sees the pending bytes even when
+// the socket had nothing new. Runs on the owning worker; the fd is safe to use.
+func (c *econn) readAndDeliver(redeliver bool) {
 	e := c.eng()
 	buf := c.pend
 	had := 0
@@ -113,7 +118,7 @@ func (c *econn) readAndDeliver() {
 
 	reason := ReasonNone
 	used := len(buf.B)
-	if len(buf.B) > 0 && got > 0 {
+	if len(buf.B) > 0 && (got > 0 || redeliver) {
 		consumed, herr := c.own.h.OnData(c, buf.B)
 		switch {
 		case herr != nil:

@@ -27,6 +27,7 @@ type rwConn struct {
 	wq         net.Buffers
 	queued     int // queued plus in flight in writeLoop
 	pauses     int
+	resumed    bool // a ResumeRead since the last OnData: pending bytes are owed a delivery
 	closed     bool
 	afterFlush bool
 	flushWhy   CloseReason
@@ -73,6 +74,7 @@ func (c *rwConn) ResumeRead() {
 	c.mu.Lock()
 	if c.pauses > 0 {
 		c.pauses--
+		c.resumed = c.pauses == 0
 	}
 	c.cond.Broadcast()
 	c.mu.Unlock()
@@ -201,14 +203,16 @@ func ioReason(err error, fallback CloseReason) CloseReason {
 }
 
 // waitReadable blocks while reading is paused (by the handler or by the soft write
-// limit); false once closed.
-func (c *rwConn) waitReadable() bool {
+// limit); false once closed. resumed says a ResumeRead came since the last delivery, so
+// bytes kept from before must be offered again before waiting on the socket.
+func (c *rwConn) waitReadable() (open, resumed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for !c.closed && (c.pauses > 0 || c.afterFlush || c.queued >= c.e.cfg.WriteSoftLimit) {
 		c.cond.Wait()
 	}
-	return !c.closed
+	resumed, c.resumed = c.resumed, false
+	return !c.closed, resumed
 }
 
 // deadline picks the read deadline: the partial-frame one while bytes are pending, else
@@ -243,7 +247,23 @@ func (c *rwConn) readLoop() {
 	buf := make([]byte, 0, rwInitialBuf)
 	var pendSince time.Time
 	reason := ReasonNone
-	for reason == ReasonNone && c.waitReadable() {
+	for reason == ReasonNone {
+		open, resumed := c.waitReadable()
+		if !open {
+			break
+		}
+		if resumed && len(buf) > 0 {
+			consumed, herr := c.own.h.OnData(c, buf)
+			if herr != nil || consumed < 0 || consumed > len(buf) {
+				reason = ReasonHandler
+				continue
+			}
+			e.ctr.pendingBytes.Add(-int64(consumed))
+			buf = buf[:copy(buf, buf[consumed:])]
+			if consumed > 0 {
+				continue // the handler may have paused again; wait before reading
+			}
+		}
 		if len(buf) > 0 && pendSince.IsZero() {
 			pendSince = time.Now()
 		}
