@@ -216,7 +216,7 @@ func checkField(line []byte, what string) error {
 	case i == len(line):
 		return errf(400, "%s line %q has no colon", what, clip(line))
 	case line[i] == ' ' || line[i] == '\t':
-		return errf(400, "whitespace between %s field name %q and colon", what, line[:i])
+		return errf(400, "whitespace between %s field name %q and colon", what, clip(line[:i]))
 	case line[i] != ':':
 		return errf(400, "invalid byte %s in %s field name %q", quoteByte(line[i]), what, clip(line[:i]))
 	case i == 0:
@@ -225,7 +225,7 @@ func checkField(line []byte, what string) error {
 	v := line[i+1:]
 	for j := 0; j < len(v); j++ {
 		if !isValueByte[v[j]] {
-			return errf(400, "invalid byte %s in %s field %q value", quoteByte(v[j]), what, line[:i])
+			return errf(400, "invalid byte %s in %s field %q value", quoteByte(v[j]), what, clip(line[:i]))
 		}
 	}
 	return nil

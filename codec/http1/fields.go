@@ -21,7 +21,7 @@ func (st *fieldState) apply(h *RequestHead, key, value string, lim *Limits) erro
 			return errf(400, "multiple Host fields")
 		}
 		if !validHost(value) {
-			return errf(400, "invalid Host %q", value)
+			return errf(400, "invalid Host %q", clipS(value))
 		}
 		if h.Host == "" { // an absolute-form target's authority wins (RFC 9112 3.2.2)
 			h.Host = value
@@ -77,9 +77,9 @@ func (st *fieldState) transferEncoding(h *RequestHead, value string) error {
 		case name == "":
 			return errf(400, "empty element in Transfer-Encoding")
 		case !equalFoldASCII(name, "chunked"):
-			return errf(501, "transfer-coding %q not implemented", name)
+			return errf(501, "transfer-coding %q not implemented", clipS(name))
 		case hasParams:
-			return errf(400, "parameters %q on chunked transfer-coding", params)
+			return errf(400, "parameters %q on chunked transfer-coding", clipS(params))
 		case h.Chunked:
 			return errf(400, "chunked transfer-coding applied twice")
 		}
@@ -130,10 +130,10 @@ func parseContentLength(v string) (int64, error) {
 		for i := 0; i < len(elem); i++ {
 			c := elem[i]
 			if c < '0' || c > '9' {
-				return 0, errf(400, "invalid byte %s in Content-Length %q", quoteByte(c), elem)
+				return 0, errf(400, "invalid byte %s in Content-Length %q", quoteByte(c), clipS(elem))
 			}
 			if n > (1<<63-1-int64(c-'0'))/10 {
-				return 0, errf(400, "Content-Length %q overflows", elem)
+				return 0, errf(400, "Content-Length %q overflows", clipS(elem))
 			}
 			n = n*10 + int64(c-'0')
 		}

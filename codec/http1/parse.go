@@ -239,9 +239,9 @@ func parseVersion(v []byte) (int, error) {
 		if v[5] == '1' && (v[7] == '0' || v[7] == '1') {
 			return int(v[7] - '0'), nil
 		}
-		return 0, errf(505, "HTTP version %q not supported", v)
+		return 0, errf(505, "HTTP version %q not supported", clip(v))
 	}
-	return 0, errf(400, "malformed HTTP version %q", v)
+	return 0, errf(400, "malformed HTTP version %q", clip(v))
 }
 
 // checkTargetForm enforces RFC 9112 3.2: origin-form or absolute-form for ordinary
@@ -251,7 +251,7 @@ func checkTargetForm(h *RequestHead) error {
 	switch {
 	case h.Method == "CONNECT":
 		if colon := strings.LastIndexByte(t, ':'); !validHost(t) || colon < 0 || colon == len(t)-1 || colon < strings.LastIndexByte(t, ']') {
-			return errf(400, "CONNECT needs an authority-form target (host:port), got %q", t)
+			return errf(400, "CONNECT needs an authority-form target (host:port), got %q", clipS(t))
 		}
 		h.Host = t // the target names the authority, as in absolute-form
 		return nil
@@ -265,10 +265,10 @@ func checkTargetForm(h *RequestHead) error {
 	}
 	auth, ok := absoluteAuthority(t)
 	if !ok {
-		return errf(400, "request-target %q is neither origin-form nor absolute-form", t)
+		return errf(400, "request-target %q is neither origin-form nor absolute-form", clipS(t))
 	}
 	if !validHost(auth) {
-		return errf(400, "invalid authority %q in request-target", auth)
+		return errf(400, "invalid authority %q in request-target", clipS(auth))
 	}
 	h.Host = auth
 	return nil
@@ -352,7 +352,7 @@ func parseField(line []byte, what string) (key, value string, err error) {
 	}
 	if line[i] != ':' {
 		if line[i] == ' ' || line[i] == '\t' {
-			return "", "", errf(400, "whitespace between %s field name %q and colon", what, line[:i])
+			return "", "", errf(400, "whitespace between %s field name %q and colon", what, clip(line[:i]))
 		}
 		return "", "", errf(400, "invalid byte %s in %s field name %q", quoteByte(line[i]), what, clip(line[:i]))
 	}
@@ -363,7 +363,7 @@ func parseField(line []byte, what string) (key, value string, err error) {
 	v := trimOWS(line[i+1:])
 	for j := 0; j < len(v); j++ {
 		if !isValueByte[v[j]] {
-			return "", "", errf(400, "invalid byte %s in %s field %q value", quoteByte(v[j]), what, name)
+			return "", "", errf(400, "invalid byte %s in %s field %q value", quoteByte(v[j]), what, clip(name))
 		}
 	}
 	for j, c := range name {
@@ -372,11 +372,20 @@ func parseField(line []byte, what string) (key, value string, err error) {
 	return str(name), str(v), nil
 }
 
+// clip and clipS shorten what a Reason quotes: enough to find the culprit, not an echo
+// of kilobytes of the client's bytes.
 func clip(b []byte) []byte {
 	if len(b) > 40 {
 		return b[:40]
 	}
 	return b
+}
+
+func clipS(s string) string {
+	if len(s) > 40 {
+		return s[:40]
+	}
+	return s
 }
 
 // str carves an immutable string out of a private buffer without copying. The buffer
