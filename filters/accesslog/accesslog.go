@@ -81,8 +81,10 @@ func (l *Logger) Send(ctx context.Context, req *codec.Request, resp *codec.Respo
 		}
 	}
 	var total time.Duration
-	if !x.Start.IsZero() {
-		total = l.now().Sub(x.Start)
+	if start := x.Start; !start.IsZero() {
+		total = l.now().Sub(start)
+	} else if !req.Received.IsZero() {
+		total = l.now().Sub(req.Received)
 	}
 	listener := x.Listener
 	if listener == "" {

@@ -29,6 +29,9 @@ const Name = "ratelimit"
 // DefaultMaxKeys bounds a route's buckets when max_keys is unset.
 const DefaultMaxKeys = 100_000
 
+// maxKeyLen bounds the bytes a bucket keeps for its key; longer keys are digested.
+const maxKeyLen = 64
+
 // maxMaxKeys keeps a typo (max_keys: 1e12) from becoming a memory promise.
 const maxMaxKeys = 1 << 26
 
@@ -79,7 +82,7 @@ func Factory(env *filters.Env) (filters.Filter, error) { return New(env) }
 func New(env *filters.Env) (*Limiter, error) {
 	e := env.WithDefaults()
 	if e.Route == nil || e.Route.RateLimit == nil {
-		return nil, e.Errorf("ratelimit", "the filter needs options (rate, burst, key) on the route")
+		return nil, e.Errorf("ratelimit", "missing: the filter needs rate (and optionally burst, key, max_keys), which only a route can set")
 	}
 	o := e.Route.RateLimit
 	interval, oneSecond, err := parseRate(o.Rate)
@@ -161,7 +164,15 @@ func (l *Limiter) Receive(ctx context.Context, req *codec.Request, _ *filters.Ex
 		a := req.Conn.ClientAddr.Addr().As16()
 		res, wait, evicted = l.table.take(string(a[:]), now, l.interval, l.tolerance, l.failOpen)
 	} else {
-		res, wait, evicted = l.table.take(l.keyOf(req), now, l.interval, l.tolerance, l.failOpen)
+		key := l.keyOf(req)
+		if len(key) > maxKeyLen {
+			// A 64 KiB device-id must not cost 64 KiB per bucket: long keys are stored as a
+			// keyed 128-bit digest (random seeds, so collisions cannot be aimed).
+			d := l.table.digest(key)
+			res, wait, evicted = l.table.take(string(d[:]), now, l.interval, l.tolerance, l.failOpen)
+		} else {
+			res, wait, evicted = l.table.take(key, now, l.interval, l.tolerance, l.failOpen)
+		}
 	}
 	if evicted {
 		l.counters.Degraded.Inc()

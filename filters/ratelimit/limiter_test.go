@@ -301,9 +301,12 @@ func TestKeys(t *testing.T) {
 
 func TestNoAllocationsWhenAllowed(t *testing.T) {
 	clk := &clock{}
-	for _, key := range []string{"api", "device", "client"} {
-		l := newLimiter(t, config.RateLimit{Rate: "1000000000/s", Burst: 1000, Key: key}, clk.Now)
+	for _, key := range []string{"api", "device", "client", "long device"} {
+		l := newLimiter(t, config.RateLimit{Rate: "1000000000/s", Burst: 1000, Key: strings.TrimPrefix(key, "long ")}, clk.Now)
 		req := reqFor("a", "d")
+		if key == "long device" {
+			req = reqFor("a", strings.Repeat("d", 1000))
+		}
 		l.Receive(context.Background(), req, nil)
 		if n := testing.AllocsPerRun(1000, func() { l.Receive(context.Background(), req, nil); clk.Add(time.Microsecond) }); n != 0 {
 			t.Errorf("key %s: %v allocations per allowed request", key, n)
@@ -383,5 +386,27 @@ func BenchmarkTakeDistinctKeys(b *testing.B) {
 	for b.Loop() {
 		l.Receive(context.Background(), reqs[i&(len(reqs)-1)], nil)
 		i++
+	}
+}
+
+func TestLongKeysAreDigested(t *testing.T) {
+	clk := &clock{}
+	l := newLimiter(t, config.RateLimit{Rate: "1/m", Burst: 1, Key: "device"}, clk.Now)
+	long := strings.Repeat("d", 60000)
+	if l.Receive(context.Background(), reqFor("a", long), nil) != nil {
+		t.Fatal("first refused")
+	}
+	if l.Receive(context.Background(), reqFor("a", long), nil) == nil {
+		t.Fatal("same long key not limited")
+	}
+	if l.Receive(context.Background(), reqFor("a", long+"x"), nil) != nil {
+		t.Fatal("a different long key shared the bucket")
+	}
+	for i := range l.table.shards {
+		for _, sl := range l.table.shards[i].slots {
+			if len(sl.key) > maxKeyLen {
+				t.Fatalf("a bucket keeps a %d-byte key", len(sl.key))
+			}
+		}
 	}
 }

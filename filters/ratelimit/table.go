@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 // evicts anyway and counts it degraded; with fail-closed it refuses the new key instead.
 // An idle bucket (refilled to a full burst) is forgotten with no loss at all.
 type table struct {
+	digestSeeds [2]maphash.Seed
 	// base is the zero of the table's clock: bucket times are ns since base (monotonic
 	// when the clock is time.Now). It lives with the buckets, which may outlive a Limiter.
 	base   time.Time
@@ -62,7 +64,8 @@ func newTable(maxKeys int, base time.Time) *table {
 	for n < 64 && maxKeys/(n*2) >= 64 {
 		n *= 2
 	}
-	t := &table{base: base, seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n)}
+	t := &table{base: base, seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n),
+		digestSeeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	for i := range t.shards {
 		c := maxKeys / n
 		if i < maxKeys%n {
@@ -155,6 +158,15 @@ func (s *shard) pushFront(i int32) {
 	if s.tail < 0 {
 		s.tail = i
 	}
+}
+
+// digest returns a 17-byte stand-in for a long key: a marker byte and two keyed 64-bit
+// hashes. A short key equal to a digest would only share that one bucket.
+func (t *table) digest(key string) (d [17]byte) {
+	d[0] = 0xff
+	binary.LittleEndian.PutUint64(d[1:], maphash.String(t.digestSeeds[0], key))
+	binary.LittleEndian.PutUint64(d[9:], maphash.String(t.digestSeeds[1], key))
+	return d
 }
 
 // len returns the number of buckets held.
