@@ -156,7 +156,7 @@ func (d *BodyDecoder) Decode(b []byte) (data []byte, consumed int, done bool, er
 }
 
 // parseChunkSize parses "chunk-size [ chunk-ext ]" (without CRLF): 1*HEXDIG, then
-// nothing or ";" and extensions, which are checked for control bytes and ignored. No
+// nothing or ";" and extensions, which are checked (checkChunkExt) and ignored. No
 // sign, no "0x", no whitespace (RFC 9112 allows BWS before ';', but senders must not
 // produce it and parsers disagree on it, so we refuse it), no value over 2^60.
 func parseChunkSize(line []byte) (int64, error) {
@@ -193,13 +193,80 @@ ext:
 	if line[i] != ';' {
 		return 0, errf(400, "invalid byte %s in chunk size at offset %d", quoteByte(line[i]), i)
 	}
-	j := i
-	for ; j < len(line); j++ {
-		if !isValueByte[line[j]] {
-			return 0, errf(400, "invalid byte %s in chunk extension", quoteByte(line[j]))
-		}
+	if err := checkChunkExt(line[i:]); err != nil {
+		return 0, err
 	}
 	return n, nil
+}
+
+// checkChunkExt validates chunk extensions, which we otherwise ignore:
+// *( ";" token [ "=" ( token / quoted-string ) ] ) with no whitespace. Parsers that honour
+// quoted strings and parsers that do not disagree on where a line like `5;a="` ends, so
+// an unterminated quote or a stray byte is refused rather than skipped over.
+func checkChunkExt(ext []byte) error {
+	bad := func(i int) error {
+		return errf(400, "invalid byte %s in chunk extension at offset %d", quoteByte(ext[i]), i)
+	}
+	i := 0
+	for i < len(ext) {
+		if ext[i] != ';' {
+			return bad(i)
+		}
+		i++
+		start := i
+		for i < len(ext) && isTchar[ext[i]] {
+			i++
+		}
+		if i == start {
+			if i == len(ext) {
+				return errf(400, "empty chunk extension name")
+			}
+			return bad(i)
+		}
+		if i == len(ext) || ext[i] == ';' {
+			continue
+		}
+		if ext[i] != '=' {
+			return bad(i)
+		}
+		i++
+		switch {
+		case i == len(ext):
+			return errf(400, "empty chunk extension value")
+		case ext[i] == '"':
+			i++
+			for {
+				if i == len(ext) {
+					return errf(400, "unterminated quoted string in chunk extension")
+				}
+				c := ext[i]
+				if c == '"' {
+					i++
+					break
+				}
+				if c == '\\' {
+					i++
+					if i == len(ext) {
+						return errf(400, "unterminated quoted string in chunk extension")
+					}
+					c = ext[i]
+				}
+				if !isValueByte[c] {
+					return bad(i)
+				}
+				i++
+			}
+		default:
+			start := i
+			for i < len(ext) && isTchar[ext[i]] {
+				i++
+			}
+			if i == start {
+				return bad(i)
+			}
+		}
+	}
+	return nil
 }
 
 // checkField validates a trailer line "name: value" without modifying it (it lies in the
