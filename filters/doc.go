@@ -6,18 +6,48 @@
 // Registry turns a list of names plus the route's typed options into a Chain, validating
 // every option at load time so that errors name the route and the field.
 //
-// The gateway's call site, for every request, on the pool worker that handles it:
+// # Semantics
+//
+// Receive phases run in order; the first filter that answers (401, 429, ...) stops the
+// chain: later filters' Receive and the upstream are not called, and x.RejectedBy names
+// it. Send phases then run for every filter of the chain, in reverse order, whoever made
+// the response, so an access log listed first sees refused requests too.
+//
+// Filters run on the pool worker that handles the request. They do no I/O of their own
+// except the access log, whose lines go through accesslog.Writer (never blocks).
+//
+// Every filter with a store says what happens when the store cannot decide (full): fail
+// open or closed per route (fail_open), counted in mgw_filter_degraded_total. dry_run per
+// filter and route evaluates and counts in mgw_filter_dryrun_would_reject_total without
+// refusing.
+//
+// # Wiring (the gateway)
+//
+// At configuration load (and on every reload, before applying it):
+//
+//	reg := builtin.NewRegistry()                         // once, kept for the process
+//	lc, err := reg.Build("listeners[0]", l.Filters, filters.Env{Name: l.Name, Listener: &l, Apps: cfg.Apps, ...})
+//	rc, err := reg.Build("routes[3]", r.Filters, filters.Env{Name: r.API, Route: &r, Apps: cfg.Apps, ...})
+//	chain := filters.Join(lc, rc)                         // per (listener, route) in use
+//	reg.Sweep()                                           // after all Builds of the new config succeeded
+//
+// Per request, on the pool worker that handles it:
 //
 //	x := &filters.Exchange{Listener: ..., Route: ..., Start: now}
 //	resp := chain.Receive(ctx, req, x)      // nil: go on
 //	if resp == nil {
 //		x.Cluster, x.DecidedBy = router.Pick(req)
-//		resp = upstream.Call(ctx, req)     // and x.UpstreamLatency
+//		resp = upstream.Call(ctx, req)     // and x.UpstreamLatency, x.BytesIn/Out
 //	}
 //	chain.Send(ctx, req, resp, x)
 //	write(resp)
 //
 // or equivalently chain.Handle(ctx, req, x, next).
+//
+// MMTP HELLO is not a request: the session checks it with an auth.Authenticator built for
+// the listener (auth.New with Route nil), binds ConnInfo.AppID/DeviceID on success, and on
+// a listener with require_hello answers a REQUEST that comes first with
+// Authenticator.HelloRequired().
 //
 // Built-in filters live in subpackages (filters/auth, filters/ratelimit,
 // filters/accesslog); filters/builtin returns a Registry with all of them.

@@ -182,7 +182,6 @@ func (l *Limiter) Receive(ctx context.Context, req *codec.Request, _ *filters.Ex
 		return nil
 	case full:
 		l.counters.Degraded.Inc()
-		wait = l.interval
 	}
 	if l.dryRun {
 		l.counters.DryRunRejected.Inc()

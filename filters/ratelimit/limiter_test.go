@@ -242,9 +242,13 @@ func TestFullTableOfLiveBuckets(t *testing.T) {
 				t.Fatal("first request of a key refused")
 			}
 		}
+		clk.Add(10 * time.Second)
 		resp := l.Receive(context.Background(), reqFor("a", "new"), nil)
 		if failOpen != (resp == nil) || l.counters.Degraded.Get() != 1 {
 			t.Fatalf("failOpen=%v: resp %+v degraded %d", failOpen, resp, l.counters.Degraded.Get())
+		}
+		if !failOpen && resp.Header.Value("retry-after") != "50" {
+			t.Fatalf("fail closed: retry-after %q, want 50 (until the oldest bucket is idle)", resp.Header.Value("retry-after"))
 		}
 		// Once buckets refilled, evicting them loses nothing: no degraded count.
 		clk.Add(time.Minute)

@@ -78,7 +78,8 @@ func newTable(maxKeys int, base time.Time) *table {
 
 // take spends one token of key's bucket at time now (ns). interval is the time one token
 // takes to refill, tolerance the burst times interval. It returns the verdict, how long
-// until a token is there when limited, and whether a live bucket was evicted to make room.
+// to wait when limited (or full: until the least recent bucket is idle), and whether a
+// live bucket was evicted to make room.
 // key is not retained (it may point into a request buffer); a copy is stored.
 func (t *table) take(key string, now, interval, tolerance int64, failOpen bool) (res takeResult, wait int64, evictedLive bool) {
 	s := &t.shards[maphash.String(t.seed, key)&t.mask]
@@ -100,7 +101,8 @@ func (t *table) take(key string, now, interval, tolerance int64, failOpen bool) 
 			i = s.tail
 			if s.slots[i].tat > now {
 				if !failOpen {
-					return full, 0, false
+					// The new key may get a bucket once the least recent one is idle.
+					return full, s.slots[i].tat - now, false
 				}
 				evictedLive = true
 			}
