@@ -10,10 +10,11 @@
 //
 // Decisions, and why:
 //
-//   - Error statuses. NoHealthyHost and Overloaded answer 503 unavailable (the spec's "no
-//     healthy backend, or overloaded"); ConnectFailed and Failed answer 502
-//     upstream_error (the backend failed; a router with fallbacks returns it only when
-//     they failed too); Timeout answers 504 upstream_timeout; Invalid 400 bad_request.
+//   - Error statuses. NoHealthyHost, ConnectFailed and Overloaded answer 503 unavailable
+//     (the spec's "no healthy backend, or overloaded": a backend that refuses connections
+//     is down before any health check says so); Failed answers 502 upstream_error (the
+//     backend failed; a router with fallbacks returns it only when they failed too);
+//     Timeout answers 504 upstream_timeout; Invalid 400 bad_request.
 //   - "Sent" is decided with httptrace: once the transport has a connection for the
 //     request, bytes may reach the backend, so the request counts as sent. This is
 //     conservative on purpose: a payment retried twice is worse than one not retried.

@@ -16,8 +16,8 @@ const (
 	// NoHealthyHost: every host is unhealthy (active checks) or ejected (passive). 503.
 	NoHealthyHost Kind = iota + 1
 	// ConnectFailed: no connection could be made (refused, unreachable, connect timeout);
-	// nothing was sent. 502 upstream_error: the backend failed, and if the router's
-	// fallbacks fail too that is what mmtp.md's 502 row describes.
+	// nothing was sent. 503 unavailable: a backend nobody can connect to is down, which is
+	// mmtp.md's "no healthy backend" whether or not a health check has noticed yet.
 	ConnectFailed
 	// Timeout: the request timeout passed before the backend answered. 504. Sent is true
 	// unless the deadline passed while still waiting for a connection.
@@ -113,7 +113,7 @@ func (e *Error) reason() string {
 func newError(kind Kind, cluster, host string, sent bool, err error) *Error {
 	e := &Error{Kind: kind, Cluster: cluster, Host: host, Sent: sent, Err: err}
 	switch kind {
-	case NoHealthyHost, Overloaded:
+	case NoHealthyHost, Overloaded, ConnectFailed:
 		e.Status, e.Code = http.StatusServiceUnavailable, codec.ErrUnavailable
 	case Timeout:
 		e.Status, e.Code = http.StatusGatewayTimeout, codec.ErrUpstreamTimeout

@@ -23,7 +23,7 @@ func TestConnectRefused(t *testing.T) {
 	c := newCluster(t, config.Cluster{}, nil, closedPort(t))
 	_, err := c.Call(context.Background(), apiReq("a.b"), 0)
 	e := mustUpstreamError(t, err)
-	if e.Kind != ConnectFailed || e.Sent || !e.Retriable() || e.Status != 502 || e.Code != codec.ErrUpstream {
+	if e.Kind != ConnectFailed || e.Sent || !e.Retriable() || e.Status != 503 || e.Code != codec.ErrUnavailable {
 		t.Errorf("got kind %v sent %v status %d code %s: %v", e.Kind, e.Sent, e.Status, e.Code, e)
 	}
 	if e.Host == "" || e.Cluster != "test" {
