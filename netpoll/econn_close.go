@@ -43,6 +43,11 @@ func (c *econn) closeLocked(r CloseReason) bool {
 	c.closed = true
 	c.reason = r
 	e := c.eng()
+	if c.dialing { // wake the dialer; it sees closed and abandons
+		c.dialing = false
+		close(c.ctx.(chan struct{}))
+		c.ctx = nil
+	}
 	if c.registered {
 		_ = unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
 	}
@@ -106,6 +111,6 @@ func (c *econn) finish() {
 	c.mu.Unlock()
 	if opened {
 		c.eng().connClosed(c, r)
-		c.own.h.OnClose(c, r)
+		callSafely("OnClose", c.id, func() { c.own.h.OnClose(c, r) })
 	}
 }

@@ -119,9 +119,9 @@ func (c *econn) readAndDeliver(redeliver bool) {
 	reason := ReasonNone
 	used := len(buf.B)
 	if len(buf.B) > 0 && (got > 0 || redeliver) {
-		consumed, herr := c.own.h.OnData(c, buf.B)
+		consumed, herr, panicked := callOnData(c.own.h, c, buf.B)
 		switch {
-		case herr != nil:
+		case herr != nil || panicked:
 			reason = ReasonHandler
 		case consumed < 0 || consumed > len(buf.B):
 			reason = ReasonHandler // a handler bug: it cannot consume what it was not given

@@ -78,7 +78,9 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 	c.mu.Unlock()
 	e.ctr.open.Add(1)
 	e.ctr.dialed.Add(1)
-	h.OnOpen(c)
+	if !callSafely("OnOpen", c.id, func() { h.OnOpen(c) }) {
+		c.CloseWithReason(ReasonHandler)
+	}
 	c.register()
 	return c, nil
 }
@@ -107,6 +109,13 @@ func (c *econn) awaitConnect(ctx context.Context) error {
 	case <-ctx.Done():
 		c.abandon()
 		return ctx.Err()
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed { // the engine closed meanwhile
+		c.abandon()
+		return ErrEngineClosed
 	}
 	v, err := unix.GetsockoptInt(int(c.fd), unix.SOL_SOCKET, unix.SO_ERROR)
 	if err == nil && v != 0 {

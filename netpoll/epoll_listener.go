@@ -217,6 +217,8 @@ func (e *epollEngine) openConn(fd int, peer unix.Sockaddr, own *owner) {
 	if own.l != nil {
 		own.l.open.Add(1)
 	}
-	own.h.OnOpen(c)
+	if !callSafely("OnOpen", c.id, func() { own.h.OnOpen(c) }) {
+		c.CloseWithReason(ReasonHandler)
+	}
 	c.register()
 }

@@ -64,10 +64,13 @@ func (c *econn) fireTimeout(kind TimeoutKind, now uint32) {
 	c.inTimeout = true
 	c.mu.Unlock()
 
-	c.own.h.OnTimeout(c, kind)
+	ok := callSafely("OnTimeout", c.id, func() { c.own.h.OnTimeout(c, kind) })
 
 	c.mu.Lock()
 	c.inTimeout = false
+	if !ok {
+		c.closeLocked(ReasonHandler)
+	}
 	if kind == TimeoutIdle {
 		c.lastActive.Store(now)
 	} else if c.pendSince.Load() != 0 {

@@ -233,12 +233,17 @@ func (c *rwConn) deadline(pendSince time.Time) time.Time {
 	return d
 }
 
-// SetIdleTimeout takes effect at the read loop's next deadline: at once when called from
-// OnData, else by the time the current deadline passes.
+// SetIdleTimeout moves the pending read's deadline too, so a shorter timeout set from
+// another goroutine applies at once (a pending partial-frame deadline may then wait
+// until this one passes; the read loop recomputes both after every wake-up).
 func (c *rwConn) SetIdleTimeout(d time.Duration) {
 	c.mu.Lock()
 	c.idle = max(d, 0)
+	last := c.lastActive
 	c.mu.Unlock()
+	if d > 0 {
+		_ = c.nc.SetReadDeadline(last.Add(d))
+	}
 }
 
 func (c *rwConn) readLoop() {
@@ -286,9 +291,9 @@ func (c *rwConn) readLoop() {
 			c.mu.Unlock()
 			buf = buf[:len(buf)+n]
 			e.ctr.pendingBytes.Add(int64(n)) // the counter holds len(buf) throughout
-			consumed, herr := c.own.h.OnData(c, buf)
+			consumed, herr, panicked := callOnData(c.own.h, c, buf)
 			switch {
-			case herr != nil || consumed < 0 || consumed > len(buf):
+			case herr != nil || panicked || consumed < 0 || consumed > len(buf):
 				reason = ReasonHandler
 				continue
 			default:
@@ -332,14 +337,16 @@ func (c *rwConn) readLoop() {
 	r := c.reason
 	c.mu.Unlock()
 	e.connClosed(c, r)
-	c.own.h.OnClose(c, r)
+	callSafely("OnClose", c.id, func() { c.own.h.OnClose(c, r) })
 }
 
 // timedOut decides which deadline passed and tells the handler; the deadline restarts.
 func (c *rwConn) timedOut(pendSince time.Time, pending bool) {
 	now := time.Now()
 	if p := c.own.partial; pending && p > 0 && !pendSince.IsZero() && now.Sub(pendSince) >= p {
-		c.own.h.OnTimeout(c, TimeoutPartial)
+		if !callSafely("OnTimeout", c.id, func() { c.own.h.OnTimeout(c, TimeoutPartial) }) {
+			c.CloseWithReason(ReasonHandler)
+		}
 		return
 	}
 	c.mu.Lock()
@@ -348,8 +355,8 @@ func (c *rwConn) timedOut(pendSince time.Time, pending bool) {
 		c.lastActive = now
 	}
 	c.mu.Unlock()
-	if idle {
-		c.own.h.OnTimeout(c, TimeoutIdle)
+	if idle && !callSafely("OnTimeout", c.id, func() { c.own.h.OnTimeout(c, TimeoutIdle) }) {
+		c.CloseWithReason(ReasonHandler)
 	}
 }
 

@@ -151,7 +151,9 @@ func (e *rwEngine) start(nc net.Conn, own *owner, l *rwListener) *rwConn {
 	if l != nil {
 		l.open.Add(1)
 	}
-	own.h.OnOpen(c)
+	if !callSafely("OnOpen", c.id, func() { own.h.OnOpen(c) }) {
+		c.CloseWithReason(ReasonHandler)
+	}
 	if shut {
 		c.CloseWithReason(ReasonShutdown)
 	}
