@@ -54,11 +54,15 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 		row.PeakConns = max(row.PeakConns, s.Conns)
 	}
 
-	// Gateway: the most RSS and goroutines during the run, CPU over the measured phase.
+	// Gateway: the most RSS and goroutines while all connections were held under load (the
+	// reference's condition), CPU over the measured phase. Teardown is not counted.
 	if st.gwSeen {
 		g := &row.Gateway
 		g.Available = true
 		for _, s := range row.Timeline {
+			if s.Phase != "load" {
+				continue
+			}
 			g.RSSBytes = max(g.RSSBytes, s.GatewayRSS)
 			g.Goroutines = max(g.Goroutines, s.GatewayGor)
 			g.Conns = s.GatewayCon

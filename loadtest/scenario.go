@@ -139,6 +139,8 @@ func (r *runner) maybeGo(st *scenarioState) {
 	if !st.tGo.IsZero() || st.stopping || st.ready < len(st.procs)-len(st.dead) || st.ready == 0 {
 		return
 	}
+	// The last point on the way up: every connection open, no request yet.
+	r.sample(context.Background(), st, true)
 	st.tGo = time.Now()
 	st.row.RampSeconds = st.tGo.Sub(st.t0).Seconds()
 	st.cpuGo, st.cpuGoAt = st.lastCPU, st.lastCPUAt
@@ -156,7 +158,13 @@ func (r *runner) maybeGo(st *scenarioState) {
 // histogram, the gateway's stats and the kernel's.
 func (r *runner) sample(ctx context.Context, st *scenarioState, ramping bool) {
 	now := time.Now()
-	s := report.Sample{T: now.Sub(st.t0).Seconds()}
+	s := report.Sample{T: now.Sub(st.t0).Seconds(), Phase: "load"}
+	switch {
+	case ramping:
+		s.Phase = "ramp"
+	case !st.tEnd.IsZero():
+		s.Phase = "end"
+	}
 	var ok, errs uint64
 	for _, m := range st.latest {
 		s.Conns += m.Snap.Open
@@ -165,7 +173,8 @@ func (r *runner) sample(ctx context.Context, st *scenarioState, ramping bool) {
 			errs += v
 		}
 	}
-	if dt := now.Sub(st.lastT).Seconds(); dt > 0 && ok >= st.lastOK {
+	// Ticks arrive once a second; over a shorter span the rate would be an artefact.
+	if dt := now.Sub(st.lastT).Seconds(); dt >= 0.5 && ok >= st.lastOK {
 		s.QPS = float64(ok-st.lastOK) / dt
 	}
 	st.lastOK, st.lastT = ok, now
