@@ -34,9 +34,12 @@ type Handler func(ctx context.Context, req *codec.Request, x *Exchange) *codec.R
 // "gateway"; filters read them, and the chain sets RejectedBy. An Exchange belongs to one
 // request and is used by one goroutine at a time.
 type Exchange struct {
-	Listener string    // gateway: the listener's name
-	Route    string    // gateway: the route's label (its API pattern or path prefix)
-	Start    time.Time // gateway: when the request was decoded
+	Listener string // gateway: the listener's name
+	Route    string // gateway: the route's label (its API pattern or path prefix)
+	// Start is when the request was decoded (gateway; req.Received is fine). It must be a
+	// fine-grained reading (time.Now, not a coarse cached clock): filters that judge time
+	// use it as the request's arrival instead of reading the clock again (see Arrival).
+	Start time.Time
 
 	Cluster   string // gateway, after routing: the cluster that served the request
 	DecidedBy string // gateway, after routing: why that cluster (split, switch, force, fallback, ...)
@@ -52,3 +55,17 @@ type Exchange struct {
 
 // Reset clears x for reuse from a pool.
 func (x *Exchange) Reset() { *x = Exchange{} }
+
+// Arrival returns when the request arrived, for filters that judge time (rate limits,
+// timestamp windows): x.Start, else req.Received, else clock(). Reading the clock once per
+// request in the gateway instead of once per filter matters: time.Now costs from 20 ns to
+// several hundred on virtual machines. x may be nil.
+func Arrival(req *codec.Request, x *Exchange, clock func() time.Time) time.Time {
+	if x != nil && !x.Start.IsZero() {
+		return x.Start
+	}
+	if !req.Received.IsZero() {
+		return req.Received
+	}
+	return clock()
+}

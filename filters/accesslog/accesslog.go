@@ -2,7 +2,7 @@
 // Info level, in the send phase (so it also logs requests another filter refused).
 //
 // Fields: listener, client, app, device, api, stream, trace_id, cluster, decided_by,
-// status, error (the gateway's error code, if any), rejected_by, upstream_ms, total_ms,
+// status, error (the gateway's error code, if any), rejected_by, upstream_us, total_us,
 // bytes_in, bytes_out. Never the body, never the signature, nonce or any other header.
 // The time is the record's own.
 //
@@ -108,11 +108,11 @@ func (l *Logger) Send(ctx context.Context, req *codec.Request, resp *codec.Respo
 		slog.Int("status", status),
 		slog.String("error", errCode),
 		slog.String("rejected_by", x.RejectedBy),
-		slog.Float64("upstream_ms", ms(x.UpstreamLatency)),
-		slog.Float64("total_ms", ms(total)),
+		// Integer microseconds: slog's JSON handler formats floats through encoding/json,
+		// which costs more than the rest of the line.
+		slog.Int64("upstream_us", x.UpstreamLatency.Microseconds()),
+		slog.Int64("total_us", total.Microseconds()),
 		slog.Int64("bytes_in", in),
 		slog.Int64("bytes_out", out),
 	)
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -50,7 +50,7 @@ func TestOneLinePerRequest(t *testing.T) {
 		t.Fatalf("%v: %s", err, line)
 	}
 	want := map[string]any{"msg": "access", "listener": "mobile", "client": "10.0.0.7:5000", "app": "wallet", "device": "d1",
-		"api": "demo.pay", "cluster": "mesh", "decided_by": "split", "status": 200.0, "upstream_ms": 7.0, "total_ms": 12.0,
+		"api": "demo.pay", "cluster": "mesh", "decided_by": "split", "status": 200.0, "upstream_us": 7000.0, "total_us": 12000.0,
 		"bytes_in": 120.0, "bytes_out": 13.0, "trace_id": "t-1", "route": "demo.*", "stream": 9.0}
 	for k, v := range want {
 		if m[k] != v {

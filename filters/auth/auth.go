@@ -123,8 +123,8 @@ func (a *Authenticator) Name() string { return Name }
 // (with replay protection), its identity against the connection's HELLO, and the app's
 // allow-list. It answers 401, 403 or (replay store full, fail closed) 503; in dry-run mode
 // it only counts what it would refuse.
-func (a *Authenticator) Receive(ctx context.Context, req *codec.Request, _ *filters.Exchange) *codec.Response {
-	return a.verdict(ctx, req, a.check(req, req.Operation, true))
+func (a *Authenticator) Receive(ctx context.Context, req *codec.Request, x *filters.Exchange) *codec.Response {
+	return a.verdict(ctx, req, a.check(req, req.Operation, true, filters.Arrival(req, x, a.now)))
 }
 
 // Send implements filters.Filter; auth has nothing to do on the way out.
@@ -138,7 +138,7 @@ func (a *Authenticator) Send(context.Context, *codec.Request, *codec.Response, *
 // that decoded the HELLO. An Authenticator in dry-run mode accepts every HELLO (and
 // counts the ones it would refuse), so give the session one without dry_run.
 func (a *Authenticator) Hello(ctx context.Context, req *codec.Request) *codec.Response {
-	return a.verdict(ctx, req, a.check(req, mmtp.HelloOperation, false))
+	return a.verdict(ctx, req, a.check(req, mmtp.HelloOperation, false, filters.Arrival(req, nil, a.now)))
 }
 
 // HelloRequired returns the 401 for a REQUEST that came before a successful HELLO on a
@@ -174,8 +174,9 @@ func (a *Authenticator) verdict(ctx context.Context, req *codec.Request, r reaso
 	return r.response()
 }
 
-// check runs every test on req, signed as operation op, and returns the first failure.
-func (a *Authenticator) check(req *codec.Request, op string, checkAllow bool) reason {
+// check runs every test on req, signed as operation op, arrived at now, and returns the
+// first failure.
+func (a *Authenticator) check(req *codec.Request, op string, checkAllow bool, now time.Time) reason {
 	// A REQUEST may omit app-id and device-id after HELLO, but may not contradict it.
 	if v := req.Header.Value("app-id"); v != "" && req.Conn.AppID != "" && v != req.Conn.AppID {
 		return identityMismatch
@@ -199,7 +200,7 @@ func (a *Authenticator) check(req *codec.Request, op string, checkAllow bool) re
 	if !okTs {
 		return badTimestamp
 	}
-	nowMs := a.now().UnixMilli()
+	nowMs := now.UnixMilli()
 	if nowMs-tsMs > a.skewMs {
 		return staleTimestamp
 	}

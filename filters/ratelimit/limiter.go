@@ -154,8 +154,8 @@ func (l *Limiter) Name() string { return Name }
 
 // Receive implements filters.Filter: it spends a token of the request's bucket, or answers
 // 429 with retry-after (in dry-run mode it only counts).
-func (l *Limiter) Receive(ctx context.Context, req *codec.Request, _ *filters.Exchange) *codec.Response {
-	now := int64(l.now().Sub(l.table.base))
+func (l *Limiter) Receive(ctx context.Context, req *codec.Request, x *filters.Exchange) *codec.Response {
+	now := int64(filters.Arrival(req, x, l.now).Sub(l.table.base))
 	var res takeResult
 	var wait int64
 	var evicted bool
