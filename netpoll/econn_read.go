@@ -117,7 +117,6 @@ func (c *econn) readAndDeliver(redeliver bool) {
 	}
 
 	reason := ReasonNone
-	used := len(buf.B)
 	if len(buf.B) > 0 && (got > 0 || redeliver) {
 		consumed, herr, panicked := callOnData(c.own.h, c, buf.B)
 		switch {
@@ -136,7 +135,7 @@ func (c *econn) readAndDeliver(redeliver bool) {
 			}
 		}
 	}
-	c.keepPending(buf, had, used)
+	c.keepPending(buf, had)
 
 	switch {
 	case reason != ReasonNone:
@@ -155,12 +154,14 @@ func (c *econn) readAndDeliver(redeliver bool) {
 // keepPending stores the unconsumed bytes for the next event, or returns the buffer to the
 // pool when there are none. A small remainder in a big buffer moves to a small one, so a
 // slow-loris partial frame pins little memory.
-func (c *econn) keepPending(buf *bytebufferpool.ByteBuffer, had, used int) {
+func (c *econn) keepPending(buf *bytebufferpool.ByteBuffer, had int) {
 	e := c.eng()
 	rem := len(buf.B)
 	e.ctr.pendingBytes.Add(int64(rem - had))
 	if rem == 0 {
-		buf.B = buf.B[:used] // the pool sizes its buffers by the lengths it is given back
+		// The pool sizes new buffers, and drops big ones, by the lengths it is given
+		// back: report the capacity a read needed, or every event would regrow.
+		buf.B = buf.B[:cap(buf.B)]
 		e.bufs.Put(buf)
 		c.pend = nil
 		c.pendSince.Store(0)
