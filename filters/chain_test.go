@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/gateway/config"
@@ -148,5 +149,22 @@ func BenchmarkEmptyChain(b *testing.B) {
 		if c.Receive(ctx, req, x) == nil {
 			c.Send(ctx, req, resp, x)
 		}
+	}
+}
+
+func TestArrival(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	t1 := time.Unix(200, 0)
+	clock := func() time.Time { return time.Unix(300, 0) }
+	req := &codec.Request{}
+	if got := Arrival(req, nil, clock); !got.Equal(time.Unix(300, 0)) {
+		t.Fatalf("no readings: %v", got)
+	}
+	req.Received = t1
+	if got := Arrival(req, &Exchange{}, clock); !got.Equal(t1) {
+		t.Fatalf("Received: %v", got)
+	}
+	if got := Arrival(req, &Exchange{Start: t0}, clock); !got.Equal(t0) {
+		t.Fatalf("Start: %v", got)
 	}
 }

@@ -317,3 +317,21 @@ func TestReplayStoreSurvivesReload(t *testing.T) {
 		t.Fatal("replay accepted after a reload")
 	}
 }
+
+// TestJudgedAtArrival: the window is measured from when the request arrived (the
+// gateway's reading), not from when the filter happens to run.
+func TestJudgedAtArrival(t *testing.T) {
+	f := newFixture(t, nil)
+	s := f.good(codec.MMTP)
+	s.nonce = ""
+	arrived := f.clk.Now()
+	f.clk.Add(10 * time.Minute) // e.g. a long wait for a worker
+	req := build(s)
+	x := &filters.Exchange{Start: arrived}
+	if resp := f.chain.Receive(context.Background(), req, x); resp != nil {
+		t.Fatalf("judged at run time: %d %s", resp.Status, resp.Body)
+	}
+	if resp := f.chain.Receive(context.Background(), req, &filters.Exchange{}); resp == nil {
+		t.Fatal("without an arrival time the filter's clock should judge it stale")
+	}
+}
