@@ -335,3 +335,18 @@ func TestJudgedAtArrival(t *testing.T) {
 		t.Fatal("without an arrival time the filter's clock should judge it stale")
 	}
 }
+
+func TestAllowList(t *testing.T) {
+	l := newAllowList([]string{"demo.echo", "pay.*"})
+	for op, want := range map[string]bool{"demo.echo": true, "demo.echo2": false, "pay.x": true, "pay.x.y": true, "pay": false, "payx": false, "": false} {
+		if got := l.allows(op); got != want {
+			t.Errorf("allows(%q) = %v", op, got)
+		}
+	}
+	if l := newAllowList(nil); !l.allows("anything") {
+		t.Error("empty list should allow all")
+	}
+	if l := newAllowList([]string{"*"}); !l.allows("x.y") {
+		t.Error("* should allow all")
+	}
+}

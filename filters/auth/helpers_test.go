@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -152,3 +153,5 @@ func build(s reqSpec) *codec.Request {
 func (f *fixture) good(proto codec.Protocol) reqSpec {
 	return reqSpec{proto: proto, op: "demo.echo", app: "wallet", device: "dev-1", ts: f.clk.Millis(), nonce: "n-1", body: `{"amount":1}`, secret: walletSecret}
 }
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
