@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -88,33 +89,34 @@ func (w *Writer) put(b *[]byte) {
 	}
 }
 
+// flushEvery is how often the draining goroutine wakes. It polls rather than waiting on
+// the queue: a receiver parked on the channel would be woken by every line, and that
+// wake-up (a futex, often on the other core) cost more than formatting the line.
+const flushEvery = 10 * time.Millisecond
+
 func (w *Writer) drain() {
 	defer close(w.done)
 	bw := bufio.NewWriterSize(w.out, 64<<10)
-	write := func(b *[]byte) {
-		if _, err := bw.Write(*b); err != nil && w.err == nil {
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	flush := func() {
+		for n := len(w.queue); n > 0; n-- {
+			b := <-w.queue
+			if _, err := bw.Write(*b); err != nil && w.err == nil {
+				w.err = err
+			}
+			w.put(b)
+		}
+		if err := bw.Flush(); err != nil && w.err == nil {
 			w.err = err
 		}
-		w.put(b)
 	}
 	for {
 		select {
-		case b := <-w.queue:
-			write(b)
-			// Batch what else is waiting, then flush once.
-			for n := len(w.queue); n > 0; n-- {
-				write(<-w.queue)
-			}
-			if err := bw.Flush(); err != nil && w.err == nil {
-				w.err = err
-			}
+		case <-tick.C:
+			flush()
 		case <-w.quit:
-			for n := len(w.queue); n > 0; n-- {
-				write(<-w.queue)
-			}
-			if err := bw.Flush(); err != nil && w.err == nil {
-				w.err = err
-			}
+			flush()
 			return
 		}
 	}
