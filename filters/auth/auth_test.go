@@ -350,3 +350,17 @@ func TestAllowList(t *testing.T) {
 		t.Error("* should allow all")
 	}
 }
+
+// TestHTTPHeaderNames: HTTP clients send App-Id, Device-Id, Timestamp, Nonce and Sign;
+// the filter finds them whatever their case.
+func TestHTTPHeaderNames(t *testing.T) {
+	f := newFixture(t, &config.Auth{Replay: true})
+	req := build(f.good(codec.HTTP1))
+	names := map[string]string{"app-id": "App-Id", "device-id": "Device-Id", "timestamp": "Timestamp", "nonce": "Nonce", "sign": "Sign"}
+	for i := range req.Header {
+		req.Header[i].Key = names[req.Header[i].Key]
+	}
+	if resp := f.do(req); resp.Status != 200 {
+		t.Fatalf("canonical-case headers refused: %d %s", resp.Status, resp.Body)
+	}
+}
