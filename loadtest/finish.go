@@ -96,7 +96,11 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 				project.HumanBytes(float64(peak)), row.PeakConns, float64(peak)/float64(socks), where))
 		}
 	}
-	r.projection(row)
+	if st.index == 0 {
+		r.projection(row)
+	} else if len(row.MemPoints) > 0 {
+		row.Notes = append(row.Notes, "memory slope: see the first scenario (this gateway's RSS already holds what earlier scenarios left)")
+	}
 	r.scenarioNotes(row, st)
 	return row, nil
 }

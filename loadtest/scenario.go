@@ -21,6 +21,7 @@ const stopGrace = 15 * time.Second
 // scenarioState is one scenario's bookkeeping in the parent.
 type scenarioState struct {
 	name     string
+	index    int // position in the run; only the first starts from a fresh gateway
 	procs    []*worker.Proc
 	latest   []worker.Msg // last tick/ready per worker: cumulative counters
 	finals   map[int]worker.Msg
@@ -46,7 +47,7 @@ type scenarioState struct {
 
 func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Row, error) {
 	specs := r.specs(name, idx)
-	st := &scenarioState{name: name, latest: make([]worker.Msg, len(specs)), finals: map[int]worker.Msg{},
+	st := &scenarioState{name: name, index: idx, latest: make([]worker.Msg, len(specs)), finals: map[int]worker.Msg{},
 		dead: map[int]string{}, interval: hist.New(), t0: time.Now(),
 		row: &report.Row{Name: name, Engine: r.o.Label, TargetQPS: r.o.Rate, Errors: map[string]uint64{}}}
 	st.lastT = st.t0
@@ -90,6 +91,10 @@ func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Ro
 			case worker.MsgFinal:
 				st.finals[m.Worker] = m
 				if st.tEnd.IsZero() {
+					// The gateway as the measured phase ends, however short it was.
+					if !st.tGo.IsZero() {
+						r.sample(context.WithoutCancel(ctx), st, false)
+					}
 					st.tEnd = time.Now()
 				}
 			case worker.MsgFatal:

@@ -265,6 +265,21 @@ func (c *Client) PingAll(intended time.Time) int {
 	return len(live)
 }
 
+// PingNext sends a PING on the next open MMTP connection (round robin), so a schedule of
+// rate open/period gives every connection one PING per period, spread evenly rather than
+// all at once.
+func (c *Client) PingNext(intended time.Time) {
+	cn := c.pick()
+	if cn == nil {
+		c.sent.Add(1)
+		c.countErr(ErrNoConn, 1)
+		return
+	}
+	c.sent.Add(1)
+	c.pings.Add(1)
+	cn.ping(intended)
+}
+
 // PauseReads stops reading every open connection: a slow reader, as far as the target
 // can tell. Responses pile up in the kernel and then in the target's write queues.
 func (c *Client) PauseReads() {

@@ -210,22 +210,23 @@ func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error
 		w.cl.PauseReads()
 		w.load(ctx, start)
 	case Idle:
+		// Each connection PINGs once per period, the connections staggered evenly: a
+		// schedule of open/period PINGs a second, round robin over the connections.
 		every := s.PingEvery
 		if every <= 0 {
 			every = 5 * time.Second
 		}
-		t := time.NewTicker(every)
-		defer t.Stop()
-		end := waitCtx(ctx, s.Duration)
-		w.cl.PingAll(time.Now())
-		for {
-			select {
-			case <-end:
-				return nil
-			case now := <-t.C:
-				w.cl.PingAll(now)
-			}
+		open := w.cl.Snapshot().Open
+		if open == 0 {
+			<-waitCtx(ctx, s.Duration)
+			return nil
 		}
+		rate := float64(open) / every.Seconds()
+		sched, err := openloop.NewSchedule(openloop.Constant, min(rate, openloop.MaxRate), s.Seed)
+		if err != nil {
+			return err
+		}
+		openloop.Run(ctx, sched, start, s.Duration, w.cl.PingNext)
 	case Reconnect:
 		var wg sync.WaitGroup
 		wg.Add(1)
