@@ -144,6 +144,11 @@ func differential(in []byte) string {
 			if ourErr != nil && AsError(ourErr) == nil {
 				return fmt.Sprintf("request %d: non-*Error rejection: %v", i, ourErr)
 			}
+			if ourErr == nil && stdErr == nil {
+				// We wait for more bytes where net/http saw a whole request: one of us
+				// has the framing wrong.
+				return fmt.Sprintf("request %d: complete for net/http, incomplete for us", i)
+			}
 			return ""
 		}
 		if stdErr != nil {
