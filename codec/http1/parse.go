@@ -68,8 +68,8 @@ func ParseHead(b []byte, lim *Limits, h *RequestHead) (n int, err error) {
 func findHeadEnd(b []byte, start, resume, maxHead int) (end, firstLF, next int, err error) {
 	firstLF = -1
 	i := start
-	if resume > start && resume <= len(b) {
-		i = resume
+	if resume > start && resume <= len(b) && b[resume-1] == '\n' {
+		i = resume // (a resume point not just after an LF is stale: rescan)
 	}
 	for {
 		if i > maxHead {
@@ -142,7 +142,7 @@ func parseHead(src []byte, lim *Limits, h *RequestHead) error {
 	copy(buf, src)
 
 	lf := bytes.IndexByte(buf, '\n')
-	if buf[lf-1] != '\r' {
+	if lf < 1 || buf[lf-1] != '\r' {
 		return errf(400, "bare LF without CR at offset %d", lf)
 	}
 	method, target, minor, err := parseRequestLine(buf[:lf-1])
@@ -157,7 +157,13 @@ func parseHead(src []byte, lim *Limits, h *RequestHead) error {
 	var st fieldState
 	maxFields := lim.headers()
 	for p := lf + 1; ; {
-		e := p + bytes.IndexByte(buf[p:], '\n')
+		j := bytes.IndexByte(buf[p:], '\n')
+		if j < 0 {
+			// Only possible when h carried scan progress from other bytes (a missing
+			// Reset): refuse rather than guess.
+			return errf(400, "head ends mid-line at offset %d: parser state out of date", len(buf))
+		}
+		e := p + j
 		if buf[e-1] != '\r' {
 			return errf(400, "bare LF without CR at offset %d", e)
 		}

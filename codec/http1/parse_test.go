@@ -231,6 +231,23 @@ func TestParseHeadResume(t *testing.T) {
 	if _, err := ParseHead([]byte(other), nil, &h); err == nil {
 		t.Fatal("stale progress let a bare LF through")
 	}
+	// Stale progress pointing into the middle of a line, at every offset: never a panic,
+	// never more than the head consumed.
+	stale := "GET / HTTP/1.1\r\nHost: a\r\nX-Long: " + strings.Repeat("v", 60)
+	for _, other := range []string{
+		"\nET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: y\r\n", 20) + "\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("y\r\n", 40) + "\r\n",
+		strings.Repeat("\r\n", 50) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+	} {
+		for cut := 0; cut <= len(stale); cut++ {
+			h.Reset()
+			ParseHead([]byte(stale[:cut]), nil, &h)
+			n, err := ParseHead([]byte(other), nil, &h)
+			if err == nil && n > 0 && other[n-4:n] != "\r\n\r\n" {
+				t.Fatalf("stale progress from %d: consumed %d bytes of %q", cut, n, other)
+			}
+		}
+	}
 }
 
 // TestHeadLimitBoundary: a head of exactly MaxHeadBytes (final CRLF included) passes,
