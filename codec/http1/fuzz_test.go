@@ -65,6 +65,16 @@ func FuzzParse(f *testing.F) {
 		if d := differential(in); d != "" {
 			t.Fatalf("differential: %s", d)
 		}
+		// Misuse must not panic or over-consume: progress from one buffer, then another
+		// without Reset.
+		if len(in) > 1 {
+			cut := int(in[0]) % len(in)
+			var h RequestHead
+			ParseHead(in[:cut], lim, &h)
+			if n, err := ParseHead(in[cut:], lim, &h); n < 0 || n > len(in)-cut || (err != nil && AsError(err) == nil) {
+				t.Fatalf("stale state: n %d of %d, err %v", n, len(in)-cut, err)
+			}
+		}
 	})
 }
 
