@@ -94,18 +94,30 @@ func (e *epollEngine) newGen() uint32 {
 }
 
 // dispatch hands an owned, ready connection to a worker without blocking; when the pool
-// is full it waits in the ready queue.
-func (e *epollEngine) dispatch(c *econn) {
+// is full it waits in the ready queue (and pollers retry it every millisecond). It
+// reports whether c was queued.
+func (e *epollEngine) dispatch(c *econn) (queued bool) {
 	if err := e.pool.Invoke(c); err != nil {
 		e.ready.push(c)
 		if err == ants.ErrPoolClosed {
 			e.drainInline()
+			return false
 		}
+		return true
+	}
+	return false
+}
+
+// dispatchOffPoller is dispatch for callers that are not a poller: a queued connection
+// wakes poller 0 so its retry loop runs even if no event comes.
+func (e *epollEngine) dispatchOffPoller(c *econn) {
+	if e.dispatch(c) {
+		e.pollers[0].wake()
 	}
 }
 
-// work is the pool function: serve the given connection, then whatever waits in the
-// ready queue, so queued connections go to workers as they free.
+// work is the pool function: serve the given connection (or none, for a drain task), then
+// whatever waits in the ready queue, so queued connections go to workers as they free.
 func (e *epollEngine) work(arg any) {
 	if c, ok := arg.(*econn); ok && c != nil {
 		c.serve()
@@ -119,10 +131,11 @@ func (e *epollEngine) work(arg any) {
 	}
 }
 
-// drainReady offers queued ready connections to free workers; called by pollers.
+// drainReady offers queued ready connections to free workers; called by pollers. The
+// task argument is the engine itself: ants treats a nil argument as "worker, exit".
 func (e *epollEngine) drainReady() {
 	for n := e.ready.len(); n > 0; n-- {
-		if e.pool.Invoke(nil) != nil {
+		if e.pool.Invoke(e) != nil {
 			return
 		}
 	}

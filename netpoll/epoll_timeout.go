@@ -80,7 +80,7 @@ func (c *econn) fireTimeout(kind TimeoutKind, now uint32) {
 	c.deferred = false
 	c.mu.Unlock()
 	if deferred {
-		c.eng().dispatch(c)
+		c.eng().dispatchOffPoller(c)
 	}
 	c.finish()
 }
