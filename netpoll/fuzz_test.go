@@ -31,7 +31,7 @@ func FuzzSchedule(f *testing.F) {
 	engines := map[string]Engine{}
 	addrs := map[string]net.Addr{}
 	for _, k := range engineKinds {
-		e, err := New(Config{Kind: k, Workers: 8, WriteSoftLimit: 16 << 10, WriteHardLimit: 4 << 20})
+		e, err := New(Config{Kind: k, Workers: 2, WriteSoftLimit: 16 << 10, WriteHardLimit: 4 << 20})
 		if err != nil {
 			f.Fatal(err)
 		}
