@@ -35,6 +35,12 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 	}
 	if lsa != nil {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		// With port 0, pick the port at connect(2) by the whole 4-tuple rather than at
+		// bind(2), so one source address can carry more than one port range's worth of
+		// connections (to different targets) in the load-test client.
+		if family == unix.AF_INET {
+			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+		}
 		if err := unix.Bind(fd, lsa); err != nil {
 			unix.Close(fd)
 			return nil, fmt.Errorf("dial %q: bind %q: %w", addr, laddr, err)
