@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mgw-project/mgw/gateway"
+	"github.com/mgw-project/mgw/gateway/config"
+)
+
+// runServe runs the gateway until SIGTERM or SIGINT (graceful drain) and reloads its
+// config file on SIGHUP.
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mgw serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "config file (YAML); empty runs the compiled-in default")
+	check := fs.Bool("check", false, "validate the config and exit")
+	printDefault := fs.Bool("print-default", false, "print the compiled-in default config and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *printDefault {
+		stdout.Write(config.DefaultYAML())
+		return 0
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "mgw: %v\n", err)
+		return 1
+	}
+	g, err := gateway.New(cfg, gateway.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "mgw: config %s: %v\n", configName(*path), err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "config %s is valid\n", configName(*path))
+		return 0
+	}
+	if err := g.Start(); err != nil {
+		fmt.Fprintf(stderr, "mgw: %v\n", err)
+		return 1
+	}
+	printReady(stdout, g, cfg)
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			if *path == "" {
+				fmt.Fprintln(stderr, "mgw: SIGHUP: running on the compiled-in default, nothing to reload")
+				continue
+			}
+			next, err := config.Load(*path)
+			if err == nil {
+				err = g.Reload(next)
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "mgw: reload %s: %v (kept the running config)\n", *path, err)
+			}
+			continue
+		}
+		break
+	}
+	timeout := cfg.Runtime.DrainTime.D()
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := g.Drain(ctx); err != nil {
+		fmt.Fprintf(stderr, "mgw: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+func configName(path string) string {
+	if path == "" {
+		return "(compiled-in default)"
+	}
+	return path
+}
+
+// printReady tells a person what they can do now, with the real bound addresses.
+func printReady(w io.Writer, g *gateway.Gateway, cfg *config.Config) {
+	fmt.Fprintf(w, "mgw %s ready (engine %s)\n", version, cfg.Engine)
+	for _, l := range cfg.Listeners {
+		a := g.Addr(l.Name)
+		if a == nil {
+			continue
+		}
+		switch l.Protocol {
+		case "http1":
+			fmt.Fprintf(w, "  %-8s http1 %s   try: curl -d hi http://%s/api/demo.echo\n", l.Name, a, a)
+		case "mmtp":
+			fmt.Fprintf(w, "  %-8s mmtp  %s   try: mgw call -addr %s demo.echo hi\n", l.Name, a, a)
+		}
+	}
+	if a := g.AdminAddr(); a != nil {
+		fmt.Fprintf(w, "  admin          %s   metrics: curl http://%s/metrics\n", a, a)
+	}
+	fmt.Fprintln(w, "  Ctrl-C drains and stops; SIGHUP reloads the config file")
+}

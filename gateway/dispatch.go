@@ -1,0 +1,145 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/filters"
+	"github.com/mgw-project/mgw/filters/auth"
+	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/gateway/upstream"
+)
+
+// dispatch is everything a request needs beyond the routing table, built from one config
+// and swapped whole on reload: the upstream clusters and the filter chains. A request loads
+// it once and uses that one throughout, so a reload never mixes two configs in one request.
+type dispatch struct {
+	clusters  map[string]*upstream.Cluster
+	routes    map[string]*filters.Chain // by route key (its API pattern or path prefix)
+	listeners map[string]*filters.Chain // by listener name
+	joined    map[chainKey]*filters.Chain
+	// auth checks MMTP HELLOs; nil when no app is configured (a demo or trusted setup),
+	// where a HELLO binds its app and device unverified.
+	auth   *auth.Authenticator
+	cancel context.CancelFunc
+}
+
+func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, error) {
+	d := &dispatch{
+		clusters:  make(map[string]*upstream.Cluster, len(cfg.Clusters)),
+		routes:    make(map[string]*filters.Chain, len(cfg.Routes)),
+		listeners: make(map[string]*filters.Chain, len(cfg.Listeners)),
+		joined:    make(map[chainKey]*filters.Chain, len(cfg.Listeners)*len(cfg.Routes)),
+	}
+	resolve := func(host string) (string, error) {
+		if host == "@demo" && demoAddr != "" {
+			return demoAddr, nil
+		}
+		return "", fmt.Errorf("host %q: only @demo is special, and only with demo.enabled", host)
+	}
+	for i := range cfg.Clusters {
+		c, err := upstream.New(&cfg.Clusters[i], upstream.Options{Resolve: resolve, Logger: g.log, Metrics: g.set})
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("clusters[%d] (%s): %w", i, cfg.Clusters[i].Name, err)
+		}
+		d.clusters[cfg.Clusters[i].Name] = c
+	}
+	reg := g.filters
+	env := filters.Env{Apps: cfg.Apps, Getenv: g.opts.Getenv, Logger: g.log, Metrics: g.set}
+	if len(cfg.Apps) > 0 {
+		e := env
+		e.Path, e.Name = "apps", "hello"
+		a, err := auth.New(&e)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		d.auth = a
+	}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		e := env
+		e.Name, e.Listener = l.Name, l
+		ch, err := reg.Build(fmt.Sprintf("listeners[%d]", i), l.Filters, e)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		d.listeners[l.Name] = ch
+	}
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		e := env
+		e.Name, e.Route = routeKey(r), r
+		ch, err := reg.Build(fmt.Sprintf("routes[%d]", i), r.Filters, e)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		d.routes[routeKey(r)] = ch
+	}
+	for l, lc := range d.listeners {
+		for r, rc := range d.routes {
+			d.joined[chainKey{l, r}] = filters.Join(lc, rc)
+		}
+	}
+	return d, nil
+}
+
+type chainKey struct{ listener, route string }
+
+// chain returns the filters a request on listener, routed to route, passes: the
+// listener's, then the route's. route "" is a request no route matched.
+func (d *dispatch) chain(listener, route string) *filters.Chain {
+	if c, ok := d.joined[chainKey{listener, route}]; ok {
+		return c
+	}
+	return d.listeners[listener]
+}
+
+// routeKey is how the routing table names a route (route.Route.Key).
+func routeKey(r *config.Route) string {
+	if r.API != "" {
+		return r.API
+	}
+	return r.Path
+}
+
+// start begins the clusters' active health checks.
+func (d *dispatch) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	for _, c := range d.clusters {
+		c.Start(ctx)
+	}
+}
+
+func (d *dispatch) close() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	for _, c := range d.clusters {
+		c.Close()
+	}
+}
+
+// maxTimeout is the longest request timeout of any cluster: how long a request that
+// started on this dispatch may still use it.
+func (d *dispatch) maxTimeout() time.Duration {
+	var m time.Duration
+	for _, c := range d.clusters {
+		m = max(m, c.Timeout())
+	}
+	return m
+}
+
+// hello checks an MMTP HELLO; nil means accepted.
+func (d *dispatch) hello(req *codec.Request) *codec.Response {
+	if d.auth == nil {
+		return nil
+	}
+	return d.auth.Hello(context.Background(), req)
+}

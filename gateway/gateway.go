@@ -1,0 +1,348 @@
+// Package gateway is the server: listeners and their sessions (MMTP, HTTP/1.1) on the
+// reactor, the request path (filters, router, upstream with fallback), the admin API and
+// the process lifecycle (start, reload, drain).
+//
+// A request travels down and back in one straight line: a session decodes it into a
+// codec.Request, Gateway.handle runs the filters' receive phase, routes it, calls the
+// upstream (walking the fallback order when a cluster cannot serve), runs the send phase,
+// and the session encodes the response.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/panjf2000/ants/v2"
+
+	"github.com/mgw-project/mgw/filters"
+	"github.com/mgw-project/mgw/filters/builtin"
+	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/gateway/demo"
+	"github.com/mgw-project/mgw/gateway/route"
+	"github.com/mgw-project/mgw/netpoll"
+)
+
+// Options are what the gateway takes from its caller rather than its config.
+type Options struct {
+	// Logger receives the gateway's logs; nil builds one from cfg.Log on stderr.
+	Logger *slog.Logger
+	// Getenv resolves apps' secret_env; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// Gateway is one running gateway. Build it with New, then Start; Drain or Close to stop.
+type Gateway struct {
+	opts  Options
+	log   *slog.Logger
+	set   *metrics.Set
+	m     *gwMetrics
+	start time.Time
+
+	engine   netpoll.Engine
+	router   *route.Router
+	filters  *filters.Registry // one for the process, so rate-limit and nonce stores survive reloads
+	reqPool  *ants.Pool
+	dispatch atomic.Pointer[dispatch] // clusters and filter chains, replaced on reload
+
+	mu        sync.Mutex // guards cfg, listeners, servers during start, reload and stop
+	cfg       *config.Config
+	listeners []*listener
+	admin     *http.Server
+	adminAddr net.Addr
+	demo      *http.Server
+	demoAddr  string
+
+	inFlight atomic.Int64 // requests between decode and response, all listeners
+	requests atomic.Uint64
+	draining atomic.Bool
+	idle     chan struct{} // signalled when inFlight drops to 0 while draining
+}
+
+// New validates cfg and builds everything that does not bind a socket. Errors name the
+// config field at fault.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	g := &Gateway{opts: opts, cfg: cfg, start: time.Now(), set: metrics.NewSet(), idle: make(chan struct{}, 1)}
+	g.log = opts.Logger
+	if g.log == nil {
+		g.log = NewLogger(cfg.Log, os.Stderr)
+	}
+	if lim, ok := cfg.Runtime.MemoryLimit(); ok {
+		debug.SetMemoryLimit(lim)
+	}
+	g.m = newGWMetrics(g.set)
+	g.filters = builtin.NewRegistry()
+	// The demo backend's address is known only once it listens; the config names it @demo
+	// and the clusters resolve it at build time, so the demo starts first (in Start) and
+	// the dispatch table is built there. Validate the rest now, so --check is complete.
+	if _, err := buildDispatch(g, cfg, "127.0.0.1:1"); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Start binds the demo backend, the admin listener and every listener, and begins serving.
+func (g *Gateway) Start() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cfg := g.cfg
+	if cfg.Demo.Enabled {
+		if err := g.startDemo(cfg.Demo.Listen); err != nil {
+			return err
+		}
+	}
+	d, err := buildDispatch(g, cfg, g.demoAddr)
+	if err != nil {
+		return err
+	}
+	router, err := route.NewRouter(cfg, route.RouterOptions{Logger: g.log, Metrics: g.set})
+	if err != nil {
+		return err
+	}
+	g.router = router
+	g.dispatch.Store(d)
+	d.start()
+
+	workers := cfg.Runtime.Workers
+	g.reqPool, err = ants.NewPool(requestPoolSize(workers), ants.WithNonblocking(true),
+		ants.WithExpiryDuration(10*time.Second), ants.WithLogger(quietLogger{}))
+	if err != nil {
+		return fmt.Errorf("request pool: %w", err)
+	}
+	g.engine, err = netpoll.New(netpoll.Config{Kind: cfg.Engine, Pollers: cfg.Runtime.Pollers,
+		Workers: workers, MaxConns: cfg.Runtime.MaxConns, MaxPending: maxPending(cfg)})
+	if err != nil {
+		return fmt.Errorf("engine %q: %w", cfg.Engine, err)
+	}
+	g.m.registerEngine(g)
+	for i := range cfg.Listeners {
+		l, err := g.listen(&cfg.Listeners[i])
+		if err != nil {
+			g.closeLocked()
+			return err
+		}
+		g.listeners = append(g.listeners, l)
+	}
+	if cfg.Admin.Listen != "" {
+		if err := g.startAdmin(cfg.Admin.Listen); err != nil {
+			g.closeLocked()
+			return err
+		}
+	}
+	if cfg.Runtime.Gops {
+		if err := startGops(); err != nil {
+			g.log.Warn("gops agent did not start", "err", err)
+		}
+	}
+	return nil
+}
+
+// requestPoolSize bounds the goroutines that run requests (filters and upstream calls).
+// They block on backends, so the bound is the number of requests in flight per instance,
+// not a CPU count; above it a request is answered 503 unavailable rather than queued.
+func requestPoolSize(workers int) int {
+	if workers > 0 {
+		return workers * 4
+	}
+	return 10000
+}
+
+// maxPending is the most an incomplete frame may hold: the largest frame any listener
+// accepts, plus the head, so the reactor never closes what a codec would still take.
+func maxPending(cfg *config.Config) int {
+	m := 0
+	for _, l := range cfg.Listeners {
+		m = max(m, l.MaxHeaderBytes+l.MaxBodyBytes+64)
+	}
+	return m
+}
+
+func (g *Gateway) startDemo(addr string) error {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("demo.listen %q: %w", addr, err)
+	}
+	g.demo = &http.Server{Handler: demo.NewNamed("demo"), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+	g.demoAddr = ln.Addr().String()
+	go g.demo.Serve(ln)
+	g.log.Info("demo backend listening", "addr", g.demoAddr)
+	return nil
+}
+
+// begin and end bracket a request between decode and response, for the drain.
+func (g *Gateway) begin() {
+	g.inFlight.Add(1)
+	g.requests.Add(1)
+}
+
+func (g *Gateway) end() {
+	if g.inFlight.Add(-1) == 0 && g.draining.Load() {
+		select {
+		case g.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Addr returns the bound address of the named listener, or nil.
+func (g *Gateway) Addr(name string) net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, l := range g.listeners {
+		if l.cfg.Name == name {
+			return l.addr
+		}
+	}
+	return nil
+}
+
+// AdminAddr returns the admin listener's bound address, or nil when it is off.
+func (g *Gateway) AdminAddr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.adminAddr
+}
+
+// Config returns the configuration in force.
+func (g *Gateway) Config() *config.Config {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cfg
+}
+
+// Reload applies a new configuration without dropping a request: routes, switches,
+// clusters, apps and filters are swapped atomically (requests in flight finish on what
+// they started with). Listeners, engine and admin settings need a restart; a change to
+// them is reported and otherwise ignored.
+func (g *Gateway) Reload(cfg *config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d, err := buildDispatch(g, cfg, g.demoAddr)
+	if err != nil {
+		return err
+	}
+	if err := g.router.Replace(cfg); err != nil {
+		d.close()
+		return err
+	}
+	d.start()
+	old := g.dispatch.Swap(d)
+	if !sameFrontDoor(g.cfg, cfg) {
+		g.log.Warn("reload: listener, engine or admin changes need a restart; kept the running ones")
+	}
+	g.cfg = cfg
+	// Requests in flight may still hold the old clusters; close their pools once the
+	// longest of their timeouts has passed.
+	time.AfterFunc(old.maxTimeout()+time.Second, old.close)
+	g.log.Info("configuration reloaded", "routes", len(cfg.Routes), "clusters", len(cfg.Clusters))
+	return nil
+}
+
+func sameFrontDoor(a, b *config.Config) bool {
+	if a.Engine != b.Engine || a.Admin != b.Admin || len(a.Listeners) != len(b.Listeners) {
+		return false
+	}
+	for i := range a.Listeners {
+		if a.Listeners[i].Name != b.Listeners[i].Name || a.Listeners[i].Listen != b.Listeners[i].Listen ||
+			a.Listeners[i].Protocol != b.Listeners[i].Protocol {
+			return false
+		}
+	}
+	return true
+}
+
+// Drain stops accepting, tells MMTP clients to go away, lets requests in flight finish
+// until ctx is done, then closes everything. It returns ctx's error when requests were
+// still in flight at the deadline.
+func (g *Gateway) Drain(ctx context.Context) error {
+	g.draining.Store(true)
+	g.mu.Lock()
+	eng := g.engine
+	g.mu.Unlock()
+	if eng != nil {
+		eng.StopAccepting()
+		eng.Range(func(c netpoll.Conn) bool {
+			if s, ok := c.Context().(drainer); ok {
+				s.drain()
+			}
+			return true
+		})
+	}
+	g.log.Info("draining", "in_flight", g.inFlight.Load())
+	var err error
+	for g.inFlight.Load() > 0 && err == nil {
+		select {
+		case <-g.idle:
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			err = fmt.Errorf("drain: %d requests still in flight: %w", g.inFlight.Load(), ctx.Err())
+		}
+	}
+	// Responses are written; give the sockets a moment to flush before closing them.
+	if eng != nil {
+		deadline := time.Now().Add(time.Second)
+		for eng.Stats().QueuedBytes > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return errors.Join(err, g.Close())
+}
+
+// drainer is a session that can be asked to wind down (MMTP: GOAWAY; HTTP: close after
+// the current response).
+type drainer interface{ drain() }
+
+// Close stops everything at once.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closeLocked()
+}
+
+func (g *Gateway) closeLocked() error {
+	var errs []error
+	if g.engine != nil {
+		errs = append(errs, g.engine.Close())
+	}
+	if g.admin != nil {
+		errs = append(errs, g.admin.Close())
+	}
+	if g.demo != nil {
+		errs = append(errs, g.demo.Close())
+	}
+	if d := g.dispatch.Load(); d != nil {
+		d.close()
+	}
+	if g.reqPool != nil {
+		g.reqPool.Release()
+	}
+	return errors.Join(errs...)
+}
+
+// quietLogger keeps ants from printing panics in tasks to stdout; the gateway recovers
+// and logs them itself.
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}

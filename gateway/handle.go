@@ -1,0 +1,146 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/filters"
+	"github.com/mgw-project/mgw/gateway/route"
+	"github.com/mgw-project/mgw/gateway/upstream"
+)
+
+// handle runs one API request down the layers and back: the filters' receive phase, the
+// router, the upstream call with its fallback order, the send phase. It always returns a
+// response. It runs on a request-pool worker and may block on the backend.
+func (g *Gateway) handle(ctx context.Context, req *codec.Request) *codec.Response {
+	d := g.dispatch.Load()
+	tbl := g.router.Load()
+	x := &filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
+	rt := tbl.Match(req.Operation)
+	var resp *codec.Response
+	if rt == nil {
+		resp = d.chain(req.Conn.Listener, "").Handle(ctx, req, x, noRoute)
+	} else {
+		x.Route = rt.Key
+		resp = d.chain(req.Conn.Listener, rt.Key).Handle(ctx, req, x,
+			func(ctx context.Context, req *codec.Request, x *filters.Exchange) *codec.Response {
+				return g.callUpstream(ctx, tbl, d, rt, req, x)
+			})
+	}
+	g.m.request(req.Conn.Listener, x, resp.Status, time.Since(req.Received))
+	return resp
+}
+
+func noRoute(_ context.Context, req *codec.Request, _ *filters.Exchange) *codec.Response {
+	return codec.ErrorResponse(http.StatusNotFound, codec.ErrNoRoute, "no route for operation type "+quote(req.Operation))
+}
+
+// callUpstream sends req to the cluster the router decides, and down the route's fallback
+// order while a cluster cannot serve. A request that may have reached a backend moves on
+// only when the route allows retries (Decision.Next enforces it).
+func (g *Gateway) callUpstream(ctx context.Context, tbl *route.Table, d *dispatch, rt *route.Route,
+	req *codec.Request, x *filters.Exchange) *codec.Response {
+	rc := rt.Config()
+	if rc.MaxBodyBytes > 0 && len(req.Body) > rc.MaxBodyBytes {
+		return codec.ErrorResponse(http.StatusRequestEntityTooLarge, codec.ErrTooLarge,
+			"body of "+itoa(len(req.Body))+" bytes is over the route's limit of "+itoa(rc.MaxBodyBytes))
+	}
+	dec := tbl.Decide(rt, req)
+	x.DecidedBy = dec.DecidedBy
+	cluster := dec.Cluster
+	if cluster == "" {
+		return codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "no cluster may serve this request")
+	}
+	for {
+		x.Cluster = cluster
+		c := d.clusters[cluster]
+		t0 := time.Now()
+		resp, err := c.Call(ctx, req, rc.Timeout.D())
+		x.UpstreamLatency += time.Since(t0)
+		if err == nil {
+			return resp
+		}
+		ue, ok := upstream.AsError(err)
+		if !ok {
+			return codec.ErrorResponse(http.StatusBadGateway, codec.ErrUpstream, "backend failed")
+		}
+		if !ue.Sent && !ue.Retriable() {
+			return ue.Response() // invalid or canceled: another cluster would fare no better
+		}
+		next, more := dec.Next(ue.Sent)
+		if !more {
+			return ue.Response()
+		}
+		g.log.Debug("fallback", "api", rt.Key, "from", cluster, "to", next, "err", err)
+		cluster, x.DecidedBy = next, "fallback"
+	}
+}
+
+// proxy forwards a plain HTTP request on the route its path matches, streaming body. It
+// returns the backend's response to stream back, or a gateway-made answer. A request
+// whose body has started on its way is never resent to a fallback cluster.
+func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader, length int64) (*http.Response, *codec.Response) {
+	d := g.dispatch.Load()
+	tbl := g.router.Load()
+	x := &filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
+	path, _, _ := strings.Cut(req.Target, "?")
+	rt := tbl.MatchPath(path)
+	if rt == nil {
+		resp := codec.ErrorResponse(http.StatusNotFound, codec.ErrNoRoute, "no route for path "+quote(path))
+		g.m.request(req.Conn.Listener, x, resp.Status, time.Since(req.Received))
+		return nil, resp
+	}
+	x.Route = rt.Key
+	chain := d.chain(req.Conn.Listener, rt.Key)
+	finish := func(status int, resp *codec.Response) {
+		if resp == nil {
+			resp = &codec.Response{Status: status}
+		}
+		chain.Send(ctx, req, resp, x)
+		g.m.request(req.Conn.Listener, x, status, time.Since(req.Received))
+	}
+	if resp := chain.Receive(ctx, req, x); resp != nil {
+		finish(resp.Status, resp)
+		return nil, resp
+	}
+	dec := tbl.Decide(rt, req)
+	x.DecidedBy = dec.DecidedBy
+	cluster := dec.Cluster
+	if cluster == "" {
+		resp := codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "no cluster may serve this request")
+		finish(resp.Status, resp)
+		return nil, resp
+	}
+	for {
+		x.Cluster = cluster
+		t0 := time.Now()
+		resp, err := d.clusters[cluster].Forward(ctx, &upstream.ProxyRequest{
+			Method: req.Method, Target: req.Target, Host: req.Header.Value("host"), Header: req.Header,
+			Body: body, ContentLength: length, ClientAddr: req.Conn.ClientAddr, Timeout: rt.Config().Timeout.D(),
+		})
+		x.UpstreamLatency += time.Since(t0)
+		if err == nil {
+			finish(resp.StatusCode, nil)
+			return resp, nil
+		}
+		ue, ok := upstream.AsError(err)
+		if !ok {
+			ue = &upstream.Error{Status: http.StatusBadGateway, Code: codec.ErrUpstream, Sent: true, Err: err}
+		}
+		next, more := "", false
+		// A streamed body cannot be replayed: only a request with none moves on after sending.
+		if ue.Retriable() || (ue.Sent && length == 0 && body == nil) {
+			next, more = dec.Next(ue.Sent)
+		}
+		if !more {
+			answer := ue.Response()
+			finish(answer.Status, answer)
+			return nil, answer
+		}
+		cluster, x.DecidedBy = next, "fallback"
+	}
+}

@@ -1,0 +1,420 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/http1"
+	"github.com/mgw-project/mgw/codec/proxyproto"
+	"github.com/mgw-project/mgw/netpoll"
+)
+
+// httpSession is one HTTP/1.1 connection. Requests on it are answered in order: once a
+// request is complete the session pauses reading, runs it as a pool task, writes the
+// answer, and resumes (the reactor then hands back any pipelined bytes it kept). An API
+// request (POST /api/<op> or an Operation-Type header) buffers its body, bounded by the
+// listener's limit; a plain proxied request streams its body to the backend as it arrives.
+type httpSession struct {
+	l *listener
+	c netpoll.Conn
+
+	// Touched only by the reactor's worker.
+	needProxy bool
+	spoken    bool
+	ex        *httpExchange // the request being read; nil between requests
+
+	mu        sync.Mutex
+	info      codec.ConnInfo
+	serving   bool // a response is being produced
+	closeNext bool // drain: close after the current response
+}
+
+// httpExchange is the state of one request while it is read. It lives only from the
+// first byte of a request to its response, so an idle keep-alive connection holds none.
+type httpExchange struct {
+	head     http1.RequestHead
+	body     http1.BodyDecoder
+	headDone bool
+	api      bool
+	buf      []byte         // an API request's body so far
+	pw       *io.PipeWriter // a proxied request's body on its way to the backend
+	bodyDone bool
+}
+
+var exchangePool = sync.Pool{New: func() any { return &httpExchange{head: http1.RequestHead{ContentLength: -1}} }}
+
+func newHTTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *httpSession {
+	return &httpSession{l: l, c: c, info: info, needProxy: l.cfg.ProxyProtocol}
+}
+
+func (s *httpSession) onData(data []byte) (int, error) {
+	off := 0
+	if s.needProxy {
+		h, n, err := proxyproto.Parse(data)
+		if err != nil {
+			s.l.g.m.protocolError(s.l.cfg.Name, "proxy_protocol")
+			return len(data), err
+		}
+		if n == 0 {
+			return 0, nil
+		}
+		if !h.Local {
+			s.mu.Lock()
+			s.info.ClientAddr = h.Source
+			s.mu.Unlock()
+		}
+		s.needProxy, off = false, n
+	}
+	for off < len(data) {
+		s.mu.Lock()
+		serving := s.serving
+		waiting := serving && (s.ex == nil || s.ex.bodyDone)
+		s.mu.Unlock()
+		if waiting {
+			return off, nil // pipelined bytes wait in the reactor until this answer is out
+		}
+		if s.ex == nil {
+			s.ex = exchangePool.Get().(*httpExchange)
+			s.ex.head.Reset()
+		}
+		ex := s.ex
+		if !ex.headDone {
+			n, err := http1.ParseHead(data[off:], &s.l.httpLimits, &ex.head)
+			if err != nil {
+				s.reject(err)
+				return len(data), nil
+			}
+			if n == 0 {
+				return off, nil
+			}
+			off += n
+			ex.headDone = true
+			if !s.spoken {
+				s.spoken = true
+				s.c.SetIdleTimeout(s.l.idleTimeout())
+			}
+			if err := s.begin(ex); err != nil {
+				s.reject(err)
+				return len(data), nil
+			}
+			if ex.bodyDone {
+				continue
+			}
+		}
+		chunk, n, done, err := ex.body.Decode(data[off:])
+		off += n
+		if err != nil {
+			if ex.pw != nil {
+				ex.pw.CloseWithError(err)
+			}
+			s.reject(err)
+			return len(data), nil
+		}
+		if len(chunk) > 0 {
+			if ex.api {
+				ex.buf = append(ex.buf, chunk...)
+			} else if _, err := ex.pw.Write(chunk); err != nil {
+				// The backend side gave up (its answer is out or on its way); this
+				// connection cannot be reused with half a body unread.
+				return off, err
+			}
+		}
+		if done {
+			if !ex.api {
+				// Pause before the body counts as done: the answer may be written any
+				// moment now, and its ResumeRead must find the pause to undo.
+				s.c.PauseRead()
+			}
+			s.mu.Lock()
+			ex.bodyDone = true
+			s.mu.Unlock()
+			if ex.api {
+				s.serve(ex)
+			} else {
+				ex.pw.Close()
+			}
+		} else if n == 0 {
+			return off, nil
+		}
+	}
+	return off, nil
+}
+
+// begin starts serving a request whose head is complete: an API request once its body is
+// in, a proxied one at once with its body streaming behind it.
+func (s *httpSession) begin(ex *httpExchange) error {
+	h := &ex.head
+	ex.api = http1.IsAPIRequest(h)
+	lim := &s.l.httpLimits
+	if ex.api {
+		lim = &s.l.apiLimits
+		if h.ContentLength > lim.MaxBodyBytes {
+			return &http1.Error{Status: http.StatusRequestEntityTooLarge,
+				Reason: "Content-Length " + itoa(int(h.ContentLength)) + " over the API body limit of " + itoa(int(lim.MaxBodyBytes)) + " bytes"}
+		}
+	}
+	if h.HasBody() {
+		ex.body.Reset(h, lim)
+		if h.ExpectContinue {
+			s.c.Write(http1.Append100Continue(nil))
+		}
+	} else {
+		ex.bodyDone = true
+	}
+	if ex.api {
+		if ex.bodyDone {
+			s.serve(ex)
+		}
+		return nil
+	}
+	var body io.Reader
+	if !ex.bodyDone {
+		pr, pw := io.Pipe()
+		ex.pw, body = pw, pr
+	}
+	s.serve(ex)
+	s.proxy(ex, body)
+	return nil
+}
+
+// serve marks the connection busy. Reading stops once the request's body is in (at once
+// for an API request); a proxied body goes on streaming while its request is served.
+func (s *httpSession) serve(ex *httpExchange) {
+	s.mu.Lock()
+	s.serving = true
+	s.mu.Unlock()
+	if ex.bodyDone {
+		s.c.PauseRead()
+	}
+	if ex.api {
+		s.runAPI(ex)
+	}
+}
+
+func (s *httpSession) connInfo() codec.ConnInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.info
+}
+
+func (s *httpSession) runAPI(ex *httpExchange) {
+	req := http1.ToRequest(&ex.head, ex.buf, s.connInfo())
+	req.Received = time.Now()
+	ex.buf = nil // the request owns it now
+	minor, keep := ex.head.Minor, ex.head.KeepAlive
+	g := s.l.g
+	g.begin()
+	err := g.reqPool.Submit(func() {
+		resp := g.handle(context.Background(), req)
+		s.writeWhole(minor, resp, keep)
+		g.end()
+	})
+	if err != nil {
+		g.end()
+		s.writeWhole(minor, codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "gateway overloaded"), keep)
+	}
+}
+
+func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
+	req := http1.ToRequest(&ex.head, nil, s.connInfo())
+	req.Received = time.Now()
+	length := ex.head.ContentLength
+	if ex.head.Chunked {
+		length = -1
+	}
+	minor, keep, head := ex.head.Minor, ex.head.KeepAlive, ex.head.Method == http.MethodHead
+	g := s.l.g
+	g.begin()
+	err := g.reqPool.Submit(func() {
+		defer g.end()
+		resp, answer := g.proxy(context.Background(), req, body, length)
+		if answer != nil {
+			if pr, ok := body.(*io.PipeReader); ok {
+				pr.CloseWithError(errAnswered)
+			}
+			s.writeWhole(minor, answer, keep)
+			return
+		}
+		s.writeStream(minor, resp, keep, head)
+	})
+	if err != nil {
+		g.end()
+		if pr, ok := body.(*io.PipeReader); ok {
+			pr.CloseWithError(errAnswered)
+		}
+		s.writeWhole(minor, codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "gateway overloaded"), keep)
+	}
+}
+
+var errAnswered = errors.New("answered before the request body was read")
+
+// writeWhole writes a complete response and readies the connection for the next request.
+func (s *httpSession) writeWhole(minor int, resp *codec.Response, keep bool) {
+	b := bytebufferpool.Get()
+	b.B = http1.AppendResponse(b.B[:0], minor, resp, keep && s.keepOpen())
+	s.c.Write(b.B)
+	bytebufferpool.Put(b)
+	s.next(keep)
+}
+
+// writeStream copies a backend's response to the client as it arrives, waiting for the
+// socket when the client reads slower than the backend sends.
+func (s *httpSession) writeStream(minor int, resp *http.Response, keep, headOnly bool) {
+	defer resp.Body.Close()
+	hdr := responseHeader(resp.Header)
+	length := resp.ContentLength
+	keep = keep && s.keepOpen()
+	chunked := length < 0 && minor == 1 && !headOnly && bodyAllowed(resp.StatusCode)
+	keep = http1.ResponseKeepAlive(minor, resp.StatusCode, length, keep)
+	b := bytebufferpool.Get()
+	defer bytebufferpool.Put(b)
+	b.B = http1.AppendResponseHead(b.B[:0], minor, resp.StatusCode, hdr, length, keep)
+	if err := s.c.Write(b.B); err != nil || headOnly || !bodyAllowed(resp.StatusCode) {
+		s.next(keep && err == nil)
+		return
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			b.B = b.B[:0]
+			if chunked {
+				b.B = http1.AppendChunk(b.B, buf[:n])
+			} else {
+				b.B = append(b.B, buf[:n]...)
+			}
+			if werr := s.c.Write(b.B); werr != nil {
+				s.next(false)
+				return
+			}
+			waitWritable(s.c)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// The backend broke off mid-body: the client cannot be told but by a close.
+			s.next(false)
+			return
+		}
+	}
+	if chunked {
+		s.c.Write(http1.AppendLastChunk(nil))
+	}
+	s.next(keep)
+}
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// responseHeader turns a backend's header into the client's: lowercase names, hop-by-hop
+// fields and those named in Connection dropped, framing left to the response writer.
+func responseHeader(h http.Header) codec.Header {
+	drop := map[string]bool{}
+	for _, v := range h["Connection"] {
+		http1.ConnectionTokens(v, func(name string) { drop[name] = true })
+	}
+	out := make(codec.Header, 0, len(h))
+	for k, vs := range h {
+		lk := strings.ToLower(k)
+		if http1.IsHopByHop(lk) || drop[lk] || lk == "content-length" {
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, codec.Field{Key: lk, Value: v})
+		}
+	}
+	return out
+}
+
+// keepOpen says whether the connection may take another request (not while draining).
+func (s *httpSession) keepOpen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closeNext
+}
+
+// next ends the current exchange: the connection closes, or reads the next request.
+func (s *httpSession) next(keep bool) {
+	s.mu.Lock()
+	ex := s.ex
+	bodyDone := ex == nil || ex.bodyDone
+	s.serving = false
+	if !keep || !bodyDone || s.closeNext {
+		s.mu.Unlock()
+		s.c.CloseAfterFlush(netpoll.ReasonLocal)
+		return
+	}
+	s.ex = nil
+	s.mu.Unlock()
+	ex.buf, ex.pw, ex.bodyDone, ex.api, ex.headDone = nil, nil, false, false, false
+	exchangePool.Put(ex)
+	s.c.ResumeRead()
+}
+
+// reject answers a request the codec refused and closes the connection: after a framing
+// error the next request's first byte is unknowable.
+func (s *httpSession) reject(err error) {
+	status, reason := http.StatusBadRequest, err.Error()
+	if he := http1.AsError(err); he != nil {
+		status, reason = he.Status, he.Reason
+	}
+	code := codec.ErrBadRequest
+	if status == http.StatusRequestEntityTooLarge || status == http.StatusRequestHeaderFieldsTooLarge {
+		code = codec.ErrTooLarge
+	}
+	s.l.g.m.protocolError(s.l.cfg.Name, "http_"+itoa(status))
+	b := bytebufferpool.Get()
+	b.B = http1.AppendResponse(b.B[:0], 1, codec.ErrorResponse(status, code, reason), false)
+	s.c.Write(b.B)
+	bytebufferpool.Put(b)
+	s.c.CloseAfterFlush(netpoll.ReasonHandler)
+}
+
+func (s *httpSession) drain() {
+	s.mu.Lock()
+	s.closeNext = true
+	busy := s.serving || s.ex != nil
+	s.mu.Unlock()
+	if !busy {
+		s.c.CloseAfterFlush(netpoll.ReasonShutdown)
+	}
+}
+
+func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
+	if kind == netpoll.TimeoutPartial {
+		// A client that began a request and stalls: slow headers or a body that stops.
+		s.reject(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request not completed in time"})
+		return
+	}
+	s.mu.Lock()
+	busy := s.serving
+	s.mu.Unlock()
+	if !busy {
+		s.c.CloseWithReason(netpoll.ReasonTimeout)
+	}
+}
+
+func (s *httpSession) onClose(netpoll.CloseReason) {
+	if ex := s.ex; ex != nil && ex.pw != nil && !ex.bodyDone {
+		ex.pw.CloseWithError(io.ErrUnexpectedEOF)
+	}
+}
+
+// waitWritable holds a streaming writer while the connection's write queue is over its
+// soft limit, so a slow client slows the copy instead of growing the queue to the hard
+// limit (which would close it).
+func waitWritable(c netpoll.Conn) {
+	for i := 0; c.QueuedBytes() > 256<<10 && !c.Closed(); i++ {
+		time.Sleep(time.Duration(min(i+1, 20)) * time.Millisecond)
+	}
+}

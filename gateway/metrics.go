@@ -1,0 +1,113 @@
+package gateway
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/mgw-project/mgw/filters"
+	"github.com/mgw-project/mgw/netpoll"
+)
+
+// gwMetrics are the gateway's own series. Names mirror the config's hierarchy (listener,
+// api, cluster) and are global, never per connection. The per-request series are looked up
+// through a cache so the hot path does not format names.
+type gwMetrics struct {
+	set       *metrics.Set
+	mu        sync.Mutex
+	reqs      sync.Map // reqKey -> *metrics.Counter
+	lat       sync.Map // latKey -> *metrics.Histogram
+	protoErrs sync.Map // listener/reason -> *metrics.Counter
+}
+
+type reqKey struct {
+	listener, api, cluster string
+	status                 int
+}
+
+type latKey struct{ api, cluster string }
+
+func newGWMetrics(set *metrics.Set) *gwMetrics { return &gwMetrics{set: set} }
+
+func (m *gwMetrics) request(listener string, x *filters.Exchange, status int, took time.Duration) {
+	api := x.Route
+	if api == "" {
+		api = "no_route"
+	}
+	k := reqKey{listener, api, x.Cluster, status}
+	c, ok := m.reqs.Load(k)
+	if !ok {
+		c, _ = m.reqs.LoadOrStore(k, m.set.GetOrCreateCounter(fmt.Sprintf(
+			`mgw_requests_total{listener=%q,api=%q,cluster=%q,status="%d"}`, listener, api, x.Cluster, status)))
+	}
+	c.(*metrics.Counter).Inc()
+	lk := latKey{api, x.Cluster}
+	h, ok := m.lat.Load(lk)
+	if !ok {
+		h, _ = m.lat.LoadOrStore(lk, m.set.GetOrCreateHistogram(fmt.Sprintf(
+			`mgw_request_duration_seconds{api=%q,cluster=%q}`, api, x.Cluster)))
+	}
+	h.(*metrics.Histogram).Update(took.Seconds())
+}
+
+// protocolError counts a connection closed for breaking its protocol, by reason.
+func (m *gwMetrics) protocolError(listener, reason string) {
+	k := listener + "\x00" + reason
+	c, ok := m.protoErrs.Load(k)
+	if !ok {
+		c, _ = m.protoErrs.LoadOrStore(k, m.set.GetOrCreateCounter(fmt.Sprintf(
+			`mgw_protocol_errors_total{listener=%q,reason=%q}`, listener, reason)))
+	}
+	c.(*metrics.Counter).Inc()
+}
+
+// registerEngine exports the reactor's and the process's counters as gauges read at
+// scrape time.
+func (m *gwMetrics) registerEngine(g *Gateway) {
+	eng := g.engine
+	snap := func() netpoll.Stats { return eng.Stats() }
+	f := func(name string, v func(s *netpoll.Stats) float64) {
+		m.set.GetOrCreateGauge(name, func() float64 { s := snap(); return v(&s) })
+	}
+	f("mgw_engine_connections_open", func(s *netpoll.Stats) float64 { return float64(s.Open) })
+	f("mgw_engine_accepted_total", func(s *netpoll.Stats) float64 { return float64(s.Accepted) })
+	f("mgw_engine_accept_paused_total", func(s *netpoll.Stats) float64 { return float64(s.AcceptPaused) })
+	f("mgw_engine_events_total", func(s *netpoll.Stats) float64 { return float64(s.Events) })
+	f("mgw_engine_bytes_in_total", func(s *netpoll.Stats) float64 { return float64(s.BytesIn) })
+	f("mgw_engine_bytes_out_total", func(s *netpoll.Stats) float64 { return float64(s.BytesOut) })
+	f("mgw_engine_queued_write_bytes", func(s *netpoll.Stats) float64 { return float64(s.QueuedBytes) })
+	f("mgw_engine_pending_bytes", func(s *netpoll.Stats) float64 { return float64(s.PendingBytes) })
+	f("mgw_engine_pool_running", func(s *netpoll.Stats) float64 { return float64(s.PoolRunning) })
+	f("mgw_engine_pool_waiting", func(s *netpoll.Stats) float64 { return float64(s.PoolWaiting) })
+	f("mgw_engine_pool_capacity", func(s *netpoll.Stats) float64 { return float64(s.PoolCap) })
+	for _, r := range netpoll.AllCloseReasons() {
+		r := r
+		f(fmt.Sprintf(`mgw_engine_closed_total{reason=%q}`, r.String()),
+			func(s *netpoll.Stats) float64 { return float64(s.ClosedBy(r)) })
+	}
+	m.set.GetOrCreateGauge("mgw_requests_in_flight", func() float64 { return float64(g.inFlight.Load()) })
+	m.set.GetOrCreateGauge("mgw_request_pool_running", func() float64 { return float64(g.reqPool.Running()) })
+	m.set.GetOrCreateGauge("mgw_goroutines", func() float64 { return float64(runtime.NumGoroutine()) })
+}
+
+// listenerMetrics are one listener's connection series.
+type listenerMetrics struct {
+	accepted *metrics.Counter
+	open     *metrics.Counter // not a gauge: Inc/Dec from open/close callbacks
+	closed   map[netpoll.CloseReason]*metrics.Counter
+}
+
+func newListenerMetrics(set *metrics.Set, name string) *listenerMetrics {
+	lm := &listenerMetrics{
+		accepted: set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_accepted_total{listener=%q}`, name)),
+		open:     set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_connections{listener=%q}`, name)),
+		closed:   make(map[netpoll.CloseReason]*metrics.Counter),
+	}
+	for _, r := range netpoll.AllCloseReasons() {
+		lm.closed[r] = set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_closed_total{listener=%q,reason=%q}`, name, r.String()))
+	}
+	return lm
+}

@@ -1,0 +1,269 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/mmtp"
+	"github.com/mgw-project/mgw/codec/proxyproto"
+	"github.com/mgw-project/mgw/netpoll"
+)
+
+// mmtpSession is one MMTP connection. The reactor calls onData from one worker at a time;
+// requests run as their own pool tasks and answer through finish from any goroutine, so
+// the fields that both touch are under mu. An idle session holds no map and no buffer.
+type mmtpSession struct {
+	l *listener
+	c netpoll.Conn
+
+	// Touched only by the reactor's worker (onData is never concurrent with itself).
+	needProxy bool
+	spoken    bool
+
+	mu        sync.Mutex
+	info      codec.ConnInfo
+	hello     bool
+	goingAway bool
+	paused    bool
+	last      uint32              // highest request stream id accepted
+	streams   map[uint32]struct{} // requests in flight; nil when none
+}
+
+func newMMTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *mmtpSession {
+	return &mmtpSession{l: l, c: c, info: info, needProxy: l.cfg.ProxyProtocol}
+}
+
+func (s *mmtpSession) onData(data []byte) (int, error) {
+	off := 0
+	if s.needProxy {
+		h, n, err := proxyproto.Parse(data)
+		if err != nil {
+			// Not MMTP yet, so no GOAWAY: the access layer (or a stray client) gets a close.
+			s.l.g.m.protocolError(s.l.cfg.Name, "proxy_protocol")
+			s.l.g.log.Debug("closing connection without a valid PROXY header", "listener", s.l.cfg.Name, "err", err)
+			return len(data), err
+		}
+		if n == 0 {
+			return 0, nil
+		}
+		if !h.Local {
+			s.mu.Lock()
+			s.info.ClientAddr = h.Source
+			s.mu.Unlock()
+		}
+		s.needProxy, off = false, n
+	}
+	for off < len(data) {
+		f, n, err := mmtp.Parse(data[off:], &s.l.mmtpLimits)
+		if err == nil && n > 0 {
+			err = mmtp.CheckClientFrame(&f)
+		}
+		if err != nil {
+			s.protocolError(err)
+			return len(data), nil
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+		if !s.spoken {
+			s.spoken = true
+			s.c.SetIdleTimeout(s.l.idleTimeout())
+		}
+		switch f.Type {
+		case mmtp.TypePing:
+			s.write(func(b []byte) []byte { return mmtp.AppendPong(b, f.Body) })
+		case mmtp.TypeHello:
+			s.onHello(&f)
+		case mmtp.TypeRequest:
+			if !s.onRequest(&f) {
+				return off, nil // at the in-flight cap: the rest waits in the reactor
+			}
+		}
+		// PONG and PUSH_ACK need no answer.
+	}
+	return off, nil
+}
+
+// write encodes one frame into a pooled buffer and sends it whole.
+func (s *mmtpSession) write(enc func([]byte) []byte) {
+	b := bytebufferpool.Get()
+	b.B = enc(b.B[:0])
+	s.c.Write(b.B)
+	bytebufferpool.Put(b)
+}
+
+func (s *mmtpSession) answer(stream uint32, r *codec.Response) {
+	s.write(func(b []byte) []byte { return mmtp.AppendResponse(b, stream, r) })
+}
+
+func (s *mmtpSession) protocolError(err error) {
+	reason := mmtp.GoAwayReason(err)
+	s.l.g.m.protocolError(s.l.cfg.Name, reason)
+	s.l.g.log.Debug("mmtp protocol error", "listener", s.l.cfg.Name, "client", s.clientAddr(), "err", err)
+	s.goAway(reason)
+	s.c.CloseAfterFlush(netpoll.ReasonHandler)
+}
+
+func (s *mmtpSession) clientAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.info.ClientAddr.String()
+}
+
+// onHello binds the app and device to the connection once the gateway's auth accepts them.
+func (s *mmtpSession) onHello(f *mmtp.Frame) {
+	s.mu.Lock()
+	info := s.info
+	s.mu.Unlock()
+	req := mmtp.ToRequest(f, info)
+	req.Received = time.Now()
+	if resp := s.l.g.dispatch.Load().hello(req); resp != nil {
+		s.answer(f.StreamID, resp)
+		return
+	}
+	s.mu.Lock()
+	s.hello = true
+	s.info.AppID, s.info.DeviceID = req.Header.Value("app-id"), req.Header.Value("device-id")
+	s.mu.Unlock()
+	s.answer(f.StreamID, &codec.Response{Status: http.StatusOK})
+}
+
+// onRequest accepts one REQUEST and runs it as a pool task. It returns false when the
+// connection reached its in-flight cap: reading is paused until a request finishes.
+func (s *mmtpSession) onRequest(f *mmtp.Frame) bool {
+	s.mu.Lock()
+	if s.goingAway {
+		// After GOAWAY the client knows from last-stream-id that this one was not taken.
+		s.mu.Unlock()
+		return true
+	}
+	if _, dup := s.streams[f.StreamID]; dup {
+		s.mu.Unlock()
+		s.answer(f.StreamID, codec.ErrorResponse(http.StatusBadRequest, codec.ErrBadRequest,
+			"stream id "+itoa(int(f.StreamID))+" is already in flight on this connection"))
+		return true
+	}
+	if reject := s.checkIdentity(f); reject != nil {
+		s.mu.Unlock()
+		s.answer(f.StreamID, reject)
+		return true
+	}
+	if s.streams == nil {
+		s.streams = make(map[uint32]struct{}, 4)
+	}
+	s.streams[f.StreamID] = struct{}{}
+	s.last = max(s.last, f.StreamID)
+	full := len(s.streams) >= s.l.cfg.MaxInFlight
+	if full {
+		s.paused = true
+		s.c.PauseRead()
+	}
+	info := s.info
+	s.mu.Unlock()
+
+	req := mmtp.ToRequest(f, info)
+	req.Received = time.Now()
+	if req.Operation == "" {
+		s.finish(req.StreamID, codec.ErrorResponse(http.StatusBadRequest, codec.ErrBadRequest,
+			"header operation-type is required and must not be empty"))
+		return !full
+	}
+	g := s.l.g
+	g.begin()
+	err := g.reqPool.Submit(func() {
+		resp := g.handle(context.Background(), req)
+		s.finish(req.StreamID, resp)
+		g.end()
+	})
+	if err != nil {
+		g.end()
+		s.finish(req.StreamID, codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "gateway overloaded"))
+	}
+	return !full
+}
+
+// checkIdentity applies the HELLO binding (mmtp.md): a REQUEST naming another app or
+// device than its connection's HELLO, or any REQUEST before HELLO on a listener that
+// requires one, is answered 401. Called under mu.
+func (s *mmtpSession) checkIdentity(f *mmtp.Frame) *codec.Response {
+	if !s.hello {
+		if s.l.cfg.RequireHello {
+			return codec.ErrorResponse(http.StatusUnauthorized, codec.ErrUnauthorized, "HELLO is required before REQUEST on this listener")
+		}
+		return nil
+	}
+	if v, ok := f.Get("app-id"); ok && string(v) != s.info.AppID {
+		return codec.ErrorResponse(http.StatusUnauthorized, codec.ErrUnauthorized, "app-id differs from this connection's HELLO")
+	}
+	if v, ok := f.Get("device-id"); ok && string(v) != s.info.DeviceID {
+		return codec.ErrorResponse(http.StatusUnauthorized, codec.ErrUnauthorized, "device-id differs from this connection's HELLO")
+	}
+	return nil
+}
+
+// finish writes a request's response and releases its stream id; it resumes reading when
+// the connection was at its cap, and closes a connection that is going away once its last
+// request is answered.
+func (s *mmtpSession) finish(stream uint32, resp *codec.Response) {
+	s.answer(stream, resp)
+	s.mu.Lock()
+	delete(s.streams, stream)
+	if len(s.streams) == 0 {
+		s.streams = nil // a map never shrinks: drop it so an idle connection holds none
+	}
+	resume := s.paused && !s.goingAway && len(s.streams) < s.l.cfg.MaxInFlight
+	if resume {
+		s.paused = false
+	}
+	done := s.goingAway && len(s.streams) == 0
+	s.mu.Unlock()
+	if resume {
+		s.c.ResumeRead()
+	}
+	if done {
+		s.c.CloseAfterFlush(netpoll.ReasonLocal)
+	}
+}
+
+// goAway sends GOAWAY once, with the highest stream id accepted, and stops reading. The
+// requests in flight are still answered.
+func (s *mmtpSession) goAway(reason string) (idle bool) {
+	s.mu.Lock()
+	if s.goingAway {
+		s.mu.Unlock()
+		return false
+	}
+	s.goingAway = true
+	last, idle := s.last, len(s.streams) == 0
+	if !s.paused {
+		s.paused = true
+		s.c.PauseRead()
+	}
+	s.mu.Unlock()
+	s.write(func(b []byte) []byte { return mmtp.AppendGoAway(b, last, reason) })
+	return idle
+}
+
+// drain is the SIGTERM path: GOAWAY, then close once the last request is answered.
+func (s *mmtpSession) drain() {
+	if s.goAway(mmtp.ReasonShutdown) {
+		s.c.CloseAfterFlush(netpoll.ReasonShutdown)
+	}
+}
+
+func (s *mmtpSession) onTimeout(kind netpoll.TimeoutKind) {
+	reason := mmtp.ReasonIdle
+	if kind == netpoll.TimeoutPartial {
+		reason = mmtp.ReasonTimeout
+	}
+	s.goAway(reason)
+	s.c.CloseAfterFlush(netpoll.ReasonTimeout)
+}
+
+func (s *mmtpSession) onClose(netpoll.CloseReason) {}
