@@ -68,7 +68,8 @@ func Compare(ctx context.Context, co CompareOptions) (*report.Result, error) {
 
 	all := &report.Result{Version: report.FormatVersion, Started: time.Now(), Command: co.Run.Command}
 	defer func() { all.Finished = time.Now() }()
-	for _, eng := range co.Engines {
+	for i, eng := range co.Engines {
+		co.Run.SourceSkip = i * 40
 		res, err := compareOne(ctx, co, eng, baddr, progress)
 		if res != nil {
 			if all.Params.Target == "" {

@@ -13,6 +13,9 @@ import (
 // epoll fds, backend connections and logs: the connections it can hold are the rest.
 const GatewayFDMargin = 512
 
+// autoPerAddr is how many connections an automatically chosen source address carries.
+const autoPerAddr = 4000
+
 // portSlack leaves ephemeral ports for everything else on the box.
 const portSlack = 0.9
 
@@ -52,12 +55,13 @@ func planLimits(o *Options, gwNofile uint64) (worker.Plan, report.Limits, []neti
 	}
 	ports := int(float64(hi-lo+1) * portSlack)
 	// connect() without bind searches ports of one parity first (Linux 4.6+): past half the
-	// range each connect scans far longer, and a ramp crawls. On loopback, spread before that.
+	// range each connect scans far longer, and a ramp crawls. On loopback, spread before
+	// that, and thinly: bind(port 0) scans for a free port too, slower the fuller the address.
 	fast := int(float64(hi-lo+1) / 2 * portSlack)
 	srcs := o.Sources
 	if len(srcs) == 0 && n > fast {
 		if o.SourcesAuto && isLoopback(o.Target) {
-			srcs = worker.LoopbackRange(n, fast)
+			srcs = worker.LoopbackRange(n, min(fast, autoPerAddr), o.SourceSkip)
 			lim.Notes = append(lim.Notes, fmt.Sprintf("one source address has %d ephemeral ports: binding across %s-%s", hi-lo+1, srcs[0], srcs[len(srcs)-1]))
 		}
 	}

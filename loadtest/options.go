@@ -46,6 +46,9 @@ type Options struct {
 	// picks 127.0.0.2.. for a loopback target when one address's ports would not suffice.
 	Sources     []netip.Addr
 	SourcesAuto bool
+	// SourceSkip moves the automatic range along 127.0.0.x; Compare sets it per engine so
+	// one engine's TIME_WAIT sockets do not slow the next one's binds.
+	SourceSkip int
 	// Stats is the gateway admin address or stats URL; "" runs without gateway figures.
 	Stats string
 	// Label names the gateway in rows (compare sets the engine); default from /v1/stats.

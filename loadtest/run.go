@@ -98,8 +98,14 @@ var errAllWorkersFailed = errors.New("every worker process failed")
 func (r *runner) specs(sc string, idx int) []worker.Spec {
 	o := &r.o
 	w := len(r.plan.PerWorker)
+	srcs := r.srcs
+	if r.o.SourcesAuto && len(r.o.Sources) == 0 && len(srcs) > 0 && idx > 0 {
+		// A fresh stretch of addresses per scenario: the previous one's TIME_WAIT sockets
+		// would slow binds on the old ones.
+		srcs = worker.LoopbackRange(r.plan.Conns, (r.plan.Conns+len(srcs)-1)/len(srcs), r.o.SourceSkip+idx*len(srcs))
+	}
 	var sources []string
-	for _, a := range r.srcs {
+	for _, a := range srcs {
 		sources = append(sources, a.String())
 	}
 	body := make([]byte, o.BodySize)

@@ -93,16 +93,17 @@ func ParseSourceAddrs(s string) ([]netip.Addr, error) {
 	return out, nil
 }
 
-// LoopbackRange returns 127.0.0.2 onwards, enough addresses for n connections at perAddr
-// each: the automatic choice when the target is on loopback.
-func LoopbackRange(n, perAddr int) []netip.Addr {
+// LoopbackRange returns consecutive addresses from 127.0.0.(2+skip), enough for n
+// connections at perAddr each (wrapping within 127.0.0.2-127.0.0.254): the automatic
+// choice when the target is on loopback. skip lets successive runs use fresh addresses, so
+// the TIME_WAIT sockets one run leaves do not slow the next run's binds.
+func LoopbackRange(n, perAddr, skip int) []netip.Addr {
+	const first, span = 2, 253
 	k := max(1, (n+perAddr-1)/perAddr)
-	k = min(k, 250)
+	k = min(k, span)
 	out := make([]netip.Addr, 0, k)
-	a := netip.AddrFrom4([4]byte{127, 0, 0, 2})
 	for i := 0; i < k; i++ {
-		out = append(out, a)
-		a = a.Next()
+		out = append(out, netip.AddrFrom4([4]byte{127, 0, 0, byte(first + (max(skip, 0)+i)%span)}))
 	}
 	return out
 }

@@ -65,8 +65,11 @@ func TestParseSourceAddrs(t *testing.T) {
 			t.Errorf("accepted %q", bad)
 		}
 	}
-	if r := LoopbackRange(60000, 28000); len(r) != 3 || r[2].String() != "127.0.0.4" {
+	if r := LoopbackRange(60000, 28000, 0); len(r) != 3 || r[2].String() != "127.0.0.4" {
 		t.Fatalf("%v", r)
+	}
+	if r := LoopbackRange(8000, 4000, 252); len(r) != 2 || r[0].String() != "127.0.0.254" || r[1].String() != "127.0.0.2" {
+		t.Fatalf("wrap: %v", r)
 	}
 }
 
