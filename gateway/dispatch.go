@@ -48,7 +48,8 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 		d.clusters[cfg.Clusters[i].Name] = c
 	}
 	reg := g.filters
-	env := filters.Env{Apps: cfg.Apps, Getenv: g.opts.Getenv, Logger: g.log, Metrics: g.set}
+	env := filters.Env{Apps: cfg.Apps, Getenv: g.opts.Getenv, Logger: g.log,
+		AccessLogger: g.accessLg, Metrics: g.set}
 	if len(cfg.Apps) > 0 {
 		e := env
 		e.Path, e.Name = "apps", "hello"

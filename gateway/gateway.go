@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"github.com/panjf2000/ants/v2"
 
 	"github.com/mgw-project/mgw/filters"
+	"github.com/mgw-project/mgw/filters/accesslog"
 	"github.com/mgw-project/mgw/filters/builtin"
 	"github.com/mgw-project/mgw/gateway/config"
 	"github.com/mgw-project/mgw/gateway/demo"
@@ -38,6 +40,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Getenv resolves apps' secret_env; nil means os.Getenv.
 	Getenv func(string) string
+	// AccessLog receives the access log's JSON lines; nil means stdout.
+	AccessLog io.Writer
 }
 
 // Gateway is one running gateway. Build it with New, then Start; Drain or Close to stop.
@@ -51,6 +55,8 @@ type Gateway struct {
 	engine   netpoll.Engine
 	router   *route.Router
 	filters  *filters.Registry // one for the process, so rate-limit and nonce stores survive reloads
+	access   *accesslog.Writer // access lines, written off the request path
+	accessLg *slog.Logger
 	reqPool  *ants.Pool
 	dispatch atomic.Pointer[dispatch] // clusters and filter chains, replaced on reload
 
@@ -87,6 +93,12 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.m = newGWMetrics(g.set)
 	g.filters = builtin.NewRegistry()
+	out := opts.AccessLog
+	if out == nil {
+		out = os.Stdout
+	}
+	g.access = accesslog.NewWriter(out, 0, g.set)
+	g.accessLg = slog.New(slog.NewJSONHandler(g.access, nil))
 	// The demo backend's address is known only once it listens; the config names it @demo
 	// and the clusters resolve it at build time, so the demo starts first (in Start) and
 	// the dispatch table is built there. Validate the rest now, so --check is complete.
@@ -249,6 +261,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	}
 	d.start()
 	old := g.dispatch.Swap(d)
+	g.filters.Sweep() // free the stores of routes the new config no longer has
 	if !sameFrontDoor(g.cfg, cfg) {
 		g.log.Warn("reload: listener, engine or admin changes need a restart; kept the running ones")
 	}
@@ -338,6 +351,7 @@ func (g *Gateway) closeLocked() error {
 	if g.reqPool != nil {
 		g.reqPool.Release()
 	}
+	errs = append(errs, g.access.Close())
 	return errors.Join(errs...)
 }
 
