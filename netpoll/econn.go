@@ -149,7 +149,7 @@ func (c *econn) ResumeRead() {
 			}
 			if c.redeliverNowLocked() {
 				c.mu.Unlock()
-				c.eng().dispatch(c)
+				c.eng().dispatchOffPoller(c)
 				return
 			}
 			c.rearmLocked()

@@ -98,11 +98,9 @@ func (e *epollEngine) newGen() uint32 {
 // reports whether c was queued.
 func (e *epollEngine) dispatch(c *econn) (queued bool) {
 	if err := e.pool.Invoke(c); err != nil {
+		// Also when the pool is closed (shutdown): Close serves the queue after the
+		// pool is gone. Never serve inline here: letGoLocked dispatches under c.mu.
 		e.ready.push(c)
-		if err == ants.ErrPoolClosed {
-			e.drainInline()
-			return false
-		}
 		return true
 	}
 	return false

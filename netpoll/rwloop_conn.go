@@ -258,8 +258,8 @@ func (c *rwConn) readLoop() {
 			break
 		}
 		if resumed && len(buf) > 0 {
-			consumed, herr := c.own.h.OnData(c, buf)
-			if herr != nil || consumed < 0 || consumed > len(buf) {
+			consumed, herr, panicked := callOnData(c.own.h, c, buf)
+			if herr != nil || panicked || consumed < 0 || consumed > len(buf) {
 				reason = ReasonHandler
 				continue
 			}
