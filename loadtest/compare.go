@@ -76,7 +76,7 @@ func Compare(ctx context.Context, co CompareOptions) (*report.Result, error) {
 				all.Params, all.Limits = res.Params, res.Limits
 			}
 			all.Params.Target = "(gateway started by compare)"
-			for _, n := range res.Limits.Notes {
+			for _, n := range append(res.Limits.Notes, res.Notes...) {
 				all.Notes = append(all.Notes, eng+": "+n)
 			}
 			if res.Limits.GatewayNofile > 0 {

@@ -66,7 +66,13 @@ func Run(ctx context.Context, o Options) (*report.Result, error) {
 	for _, n := range lim.Notes {
 		fmt.Fprintf(o.Progress, "limit: %s\n", n)
 	}
-	defer func() { res.Finished = time.Now() }()
+	load0, cpus := observe.LoadAvg()
+	defer func() {
+		res.Finished = time.Now()
+		load1, _ := observe.LoadAvg()
+		res.Notes = append(res.Notes, fmt.Sprintf("box: %d CPUs shared by the harness, the gateway and its backend; load average %.1f at start, %.1f at end (above the CPU count, latency and CPU figures include waiting for a CPU)",
+			cpus, load0, load1))
+	}()
 	for i, sc := range o.Scenarios {
 		row, err := r.scenario(ctx, sc, i)
 		if row != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -174,4 +175,14 @@ func ProcRSS(pid int) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("pid %d: no VmRSS", pid)
+}
+
+// LoadAvg returns the 1-minute load average and the CPUs online, to say how busy the box
+// was: figures taken on a box shared with other work are not the gateway's alone.
+func LoadAvg() (load1 float64, cpus int) {
+	f := strings.Fields(string(readFile("/proc/loadavg")))
+	if len(f) > 0 {
+		load1, _ = strconv.ParseFloat(f[0], 64)
+	}
+	return load1, runtime.NumCPU()
 }
