@@ -117,3 +117,42 @@ func TestConnCap(t *testing.T) {
 		}
 	})
 }
+
+// TestDialContextCancel: a connect that cannot complete (the target's backlog is full and
+// it is not accepting) gives up with the context, runs no callbacks and leaks nothing.
+func TestDialContextCancel(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, kind string) {
+		srv := newEngine(t, Config{Kind: "epoll"})
+		addr, err := srv.Listen("full", "127.0.0.1:0", newTestHandler(),
+			ListenerOptions{MaxConns: 1, Backlog: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Fill the accepted slot and the backlog so further SYNs are dropped.
+		for i := 0; i < 4; i++ {
+			c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
+			if err != nil {
+				break
+			}
+			defer c.Close()
+		}
+		e := newEngine(t, Config{Kind: kind})
+		h := newTestHandler()
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		c, err := e.Dial(ctx, addr.String(), "", h)
+		if err == nil {
+			c.Close()
+			t.Skip("the kernel completed the connect anyway; nothing to cancel")
+		}
+		if ctx.Err() == nil {
+			t.Skipf("dial failed before the deadline: %v", err)
+		}
+		if h.opens.Load() != 0 {
+			t.Errorf("OnOpen ran for a cancelled dial")
+		}
+		if st := e.Stats(); st.Open != 0 || st.Dialed != 0 {
+			t.Errorf("open %d dialed %d after a cancelled dial", st.Open, st.Dialed)
+		}
+	})
+}
