@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# HTTP proxy throughput, in one run, on one machine: wrk with a 1 KiB response
+#   (a) straight to the demo backend (`mgw backend`),
+#   (b) through nginx as a reverse proxy (one worker, upstream keep-alive),
+#   (c) through Go's net/http/httputil.ReverseProxy (the floor a design must beat),
+#   (d) through mgw's HTTP listener, engine epoll: an API call (POST /api/demo.size,
+#       buffered, upstream.Call) and a plain proxied path (POST /p/demo.size, streamed,
+#       upstream.Forward),
+#   (e) the same through mgw with engine rwloop.
+# Every proxy is pinned to one core (PROXY_CPU, default 0; mgw with GOMAXPROCS=1); the
+# backend and wrk share the other (LOAD_CPU, default 1). Because wrk and the backend
+# compete for their core, raw req/s is bounded by them; "req/s per proxy core" divides
+# the requests by the CPU seconds the proxy process itself used (utime+stime from
+# /proc/PID/stat over the measured run), which is the proxy's own cost.
+#
+# Usage: scripts/bench-http.sh            (env: DURATION=10s CONNS=64 WARMUP=2s
+#                                           PROXY_CPU=0 LOAD_CPU=1 PROFILE=0 ONLY=regex)
+# PROFILE=1 also saves a 5 s CPU profile of mgw (epoll, API path) under the work
+# directory, printed at the end. Needs: go, wrk, taskset, curl, /usr/sbin/nginx
+# (scripts/deps.sh installs them). Listens on loopback only, on free ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+WARMUP=${WARMUP:-2s}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+PROFILE=${PROFILE:-0}
+ONLY=${ONLY:-.}
+NGINX=${NGINX:-/usr/sbin/nginx}
+
+for bin in go wrk taskset curl "$NGINX"; do
+  command -v "$bin" >/dev/null 2>&1 || { echo "bench-http: $bin not found (run scripts/deps.sh)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/mgw-bench-http.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ "$PROFILE" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+tick=$(getconf CLK_TCK)
+
+# cpu_ticks PID: utime+stime of a process so far, in clock ticks.
+cpu_ticks() {
+  # Field 2 (comm) is in parentheses and may hold spaces: cut after the last ')'.
+  local s
+  s=$(<"/proc/$1/stat")
+  s=${s##*) }
+  set -- $s
+  echo $(( ${12} + ${13} )) # fields 14 and 15 of the whole line
+}
+
+# free_port: a loopback port nobody listens on (for nginx and the Go proxy, which
+# cannot report a port they chose themselves).
+free_port() {
+  local p
+  while :; do
+    p=$(( 20000 + RANDOM % 40000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+
+# wait_line FILE REGEX: waits for a line in FILE matching REGEX; prints its first group.
+wait_line() {
+  local file=$1 re=$2 i
+  for i in $(seq 1 300); do
+    if [ -s "$file" ] && grep -Eq "$re" "$file"; then
+      sed -nE "s/^.*${re#^}.*\$/\1/p" "$file" | head -1
+      return
+    fi
+    sleep 0.1
+  done
+  echo "bench-http: no line matching '$re' in $file:" >&2
+  cat "$file" >&2
+  exit 1
+}
+
+wait_port() {
+  local i
+  for i in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "bench-http: nothing listens on 127.0.0.1:$1" >&2
+  exit 1
+}
+
+echo "== building mgw and the ReverseProxy baseline" >&2
+go build -o "$work/mgw" ./cmd/mgw
+mkdir -p "$work/rp"
+cat >"$work/rp/main.go" <<'EOF'
+// The comparison floor: net/http/httputil.ReverseProxy with a keep-alive transport.
+package main
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+)
+
+func main() {
+	u, _ := url.Parse("http://" + os.Args[2])
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+	panic(http.ListenAndServe(os.Args[1], rp))
+}
+EOF
+(cd "$work/rp" && GO111MODULE=off go build -o "$work/reverseproxy" main.go)
+
+cat >"$work/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = "1024"
+wrk.headers["Content-Type"] = "text/plain"
+EOF
+
+echo "== starting the demo backend on cpu $LOAD_CPU" >&2
+taskset -c "$LOAD_CPU" "$work/mgw" backend --listen 127.0.0.1:0 >"$work/backend.out" 2>&1 &
+pids+=($!)
+backend_pid=$!
+backend=$(wait_line "$work/backend.out" '^listening (127\.0\.0\.1:[0-9]+)')
+check=$(curl -sS -d 1024 "http://$backend/api/demo.size" | wc -c)
+[ "$check" = 1024 ] || { echo "bench-http: backend answered $check bytes, not 1024" >&2; exit 1; }
+
+rows=()
+# measure NAME URL PID: warm up, then a measured wrk run; PID is the process whose CPU
+# time counts as the proxy's.
+measure() {
+  local name=$1 url=$2 pid=$3 out t0 t1 rps p50 p99 total errs cpu per
+  [[ $name =~ $ONLY ]] || return 0
+  local body
+  body=$(curl -sS -d 1024 "$url" | wc -c)
+  [ "$body" = 1024 ] || { echo "bench-http: $name answered $body bytes, not 1024" >&2; exit 1; }
+  echo "== $name: $url (load: uptime $(uptime | sed 's/.*load average: //'))" >&2
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$WARMUP" -s "$work/post.lua" "$url" >/dev/null
+  t0=$(cpu_ticks "$pid")
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$work/post.lua" "$url")
+  t1=$(cpu_ticks "$pid")
+  echo "$out" >"$work/wrk-$name.txt"
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
+  errs=$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors:/ {print "sock:" $0}' <<<"$out" | tr '\n' ' ')
+  cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$tick" 'BEGIN {printf "%.2f", (b - a) / hz}')
+  per=$(awk -v n="$total" -v c="$cpu" 'BEGIN {if (c > 0) printf "%.0f", n / c; else print "-"}')
+  rows+=("$(printf '%-22s %10s %8s %14s %9s %9s  %s' "$name" "$rps" "$cpu" "$per" "$p50" "$p99" "$errs")")
+}
+
+# (a) the backend straight; its own CPU time is "the proxy's" here.
+measure direct "http://$backend/api/demo.size" "$backend_pid"
+
+# (b) nginx, one worker, keep-alive to the backend.
+nport=$(free_port)
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/client_body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    upstream backend {
+        server $backend;
+        keepalive 128;
+    }
+    server {
+        listen 127.0.0.1:$nport;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+EOF
+if [[ nginx =~ $ONLY ]]; then
+  taskset -c "$PROXY_CPU" "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+  pids+=($!)
+  nginx_pid=$!
+  wait_port "$nport"
+  measure nginx "http://127.0.0.1:$nport/api/demo.size" "$nginx_pid"
+  kill "$nginx_pid"
+fi
+
+# (c) httputil.ReverseProxy.
+if [[ reverseproxy =~ $ONLY ]]; then
+  rport=$(free_port)
+  GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$work/reverseproxy" "127.0.0.1:$rport" "$backend" 2>"$work/reverseproxy.err" &
+  pids+=($!)
+  rp_pid=$!
+  wait_port "$rport"
+  measure reverseproxy "http://127.0.0.1:$rport/api/demo.size" "$rp_pid"
+  kill "$rp_pid"
+fi
+
+# (d, e) mgw on each engine: the API path and the plain reverse-proxy path.
+for engine in epoll rwloop; do
+  [[ "mgw-$engine-api mgw-$engine-proxy" =~ $ONLY ]] || continue
+  cat >"$work/mgw-$engine.yaml" <<EOF
+engine: $engine
+log: {level: warn}
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - {name: web, listen: 127.0.0.1:0, protocol: http1}
+clusters:
+  - {name: backend, hosts: ["$backend"], timeout: 5s}
+routes:
+  - {api: "demo.*", split: {backend: 100}}
+  - {path: /p/, split: {backend: 100}}
+EOF
+  GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$work/mgw" serve -c "$work/mgw-$engine.yaml" >"$work/mgw-$engine.out" 2>&1 &
+  pids+=($!)
+  mgw_pid=$!
+  web=$(wait_line "$work/mgw-$engine.out" 'web +http1 (127\.0\.0\.1:[0-9]+)')
+  admin=$(wait_line "$work/mgw-$engine.out" 'admin +(127\.0\.0\.1:[0-9]+)')
+  if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ]; then
+    (sleep 3; curl -sS -o "$work/mgw-epoll-api.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
+  fi
+  measure "mgw-$engine-api" "http://$web/api/demo.size" "$mgw_pid"
+  if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ]; then
+    (sleep 3; curl -sS -o "$work/mgw-epoll-proxy.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
+  fi
+  measure "mgw-$engine-proxy" "http://$web/p/demo.size" "$mgw_pid"
+  kill "$mgw_pid"
+done
+
+echo
+echo "wrk -t1 -c$CONNS -d$DURATION, POST body \"1024\" -> 1 KiB answer; proxy on cpu $PROXY_CPU, wrk+backend on cpu $LOAD_CPU"
+echo "load average at the end: $(uptime | sed 's/.*load average: //')"
+printf '%-22s %10s %8s %14s %9s %9s  %s\n' target "req/s" "cpu s" "req/s/core" p50 p99 errors
+for r in "${rows[@]}"; do echo "$r"; done
+echo "(req/s/core: requests / CPU seconds of the proxy process; for direct, of the backend)"
+[ "$PROFILE" = 1 ] && echo "profiles and wrk output: $work"
+exit 0
