@@ -160,6 +160,7 @@ func (l *elistener) atCap() bool {
 // without re-arming: the kernel backlog holds new connections, and a close wakes us.
 func (l *elistener) acceptBatch() {
 	e := l.eng
+	starved := false // counts one pause per run out of descriptors, not one per retry
 	for !l.stopped() {
 		if l.atCap() {
 			if !l.paused.Swap(true) {
@@ -185,7 +186,10 @@ func (l *elistener) acceptBatch() {
 		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
 			// Out of descriptors or memory: back off briefly rather than spin; the
 			// connection stays in the backlog.
-			e.ctr.acceptPaused.Add(1)
+			if !starved {
+				starved = true
+				e.ctr.acceptPaused.Add(1)
+			}
 			select {
 			case <-l.stopCh:
 			case <-time.After(10 * time.Millisecond):
