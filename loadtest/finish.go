@@ -71,6 +71,23 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 			g.CPUPercent = (st.cpuEnd - st.cpuGo) / dt * 100
 		}
 	}
+	// The harness's own cost over the measured phase.
+	row.Client.Workers = len(st.procs)
+	var cpuSum float64
+	var cpuN int
+	for _, s := range row.Timeline {
+		if s.Phase != "load" {
+			continue
+		}
+		row.Client.RSSBytes = max(row.Client.RSSBytes, s.ClientRSS)
+		if s.ClientCPU > 0 {
+			cpuSum += s.ClientCPU
+			cpuN++
+		}
+	}
+	if cpuN > 0 {
+		row.Client.CPUPercent = cpuSum / float64(cpuN)
+	}
 	// Kernel: absolute socket figures, slab as the change over this scenario.
 	row.Kernel = report.Kernel{SlabReadable: st.kEnd.Slab != nil}
 	for _, s := range row.Timeline {

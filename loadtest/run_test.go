@@ -74,6 +74,9 @@ func TestRunEndToEnd(t *testing.T) {
 	if steady.Engine != "fake" || !steady.Gateway.Available || steady.Gateway.Goroutines != 7 || steady.Gateway.RSSBytes < 50e6+10000*40 {
 		t.Fatalf("gateway figures: %+v", steady.Gateway)
 	}
+	if c := steady.Client; c.Workers != 2 || c.RSSBytes == 0 {
+		t.Fatalf("harness cost not measured: %+v", c)
+	}
 	// The ramp at 20/s takes ~2 s: at least the baseline and two points on the way up, on
 	// the fake's exact line of 10 KB per connection.
 	if steady.Projection == nil || len(steady.MemPoints) < 3 {

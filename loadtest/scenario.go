@@ -41,6 +41,8 @@ type scenarioState struct {
 	k0            observe.Kernel
 	kEnd          observe.Kernel
 	row           *report.Row
+	clientCPU     float64 // summed worker CPU seconds at the last sample
+	clientCPUAt   time.Time
 	gwSeen        bool
 	stopping      bool
 }
@@ -209,6 +211,21 @@ func (r *runner) sample(ctx context.Context, st *scenarioState, ramping bool) {
 			}
 		}
 	}
+	var ccpu float64
+	for _, p := range st.procs {
+		if c, err := observe.ProcCPU(p.PID()); err == nil {
+			ccpu += c
+		}
+		if rss, err := observe.ProcRSS(p.PID()); err == nil {
+			s.ClientRSS += rss
+		}
+	}
+	if !st.clientCPUAt.IsZero() {
+		if dt := now.Sub(st.clientCPUAt).Seconds(); dt > 0 && ccpu >= st.clientCPU {
+			s.ClientCPU = (ccpu - st.clientCPU) / dt * 100
+		}
+	}
+	st.clientCPU, st.clientCPUAt = ccpu, now
 	if k, err := observe.ReadKernel(); err == nil {
 		s.KernelTCP = k.TCPMemBytes
 		s.KernelSock = k.TCPInuse

@@ -12,6 +12,7 @@ func FuzzProcParsers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ParseSockstat(b)
 		ParseLimitsNofile(b)
+		ParseStatCPU(b)
 		for _, v := range ParseSlabinfo(b, SocketSlabs) {
 			_ = v
 		}

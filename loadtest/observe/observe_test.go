@@ -84,3 +84,16 @@ func TestStatsURL(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	line := []byte("1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 1000 10 18446744073709551615")
+	if s, err := ParseStatCPU(line); err != nil || s != 3.0 {
+		t.Fatalf("%v %v", s, err)
+	}
+	if _, err := ParseStatCPU([]byte("1 (x) S 1")); err == nil {
+		t.Fatal("short line accepted")
+	}
+	if s, err := ProcCPU(os.Getpid()); err != nil || s < 0 {
+		t.Fatalf("own cpu %v %v", s, err)
+	}
+}

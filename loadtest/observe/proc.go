@@ -186,3 +186,36 @@ func LoadAvg() (load1 float64, cpus int) {
 	}
 	return load1, runtime.NumCPU()
 }
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times; 100 on every Linux ABI Go
+// supports.
+const clockTicks = 100
+
+// ProcCPU returns user+system CPU seconds of pid from /proc/<pid>/stat.
+func ProcCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return ParseStatCPU(b)
+}
+
+// ParseStatCPU reads utime and stime (fields 14 and 15) of a /proc/<pid>/stat line. The
+// command name (field 2) may hold spaces and parentheses, so fields count from the last ')'.
+func ParseStatCPU(b []byte) (float64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("stat: no command field")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime is field 14 -> f[11], stime f[12].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("stat: %d fields after the command, want at least 13", len(f))
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	s, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("stat: utime %q stime %q: not numbers", f[11], f[12])
+	}
+	return float64(u+s) / clockTicks, nil
+}

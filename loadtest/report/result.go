@@ -80,7 +80,9 @@ type Row struct {
 	// Errors counts failures by kind: connect, status_4xx/5xx codes, timeout, closed, protocol...
 	Errors  map[string]uint64 `json:"errors"`
 	Gateway Gateway           `json:"gateway"`
-	Kernel  Kernel            `json:"kernel"`
+	// Client is the harness's own cost: its worker processes, summed.
+	Client Client `json:"client"`
+	Kernel Kernel `json:"kernel"`
 	// Timeline has one sample per second of the whole row (ramp included).
 	Timeline []Sample `json:"timeline"`
 	// MemPoints are gateway RSS against established connections, taken on the ramp.
@@ -125,6 +127,14 @@ type Gateway struct {
 	Nofile     uint64  `json:"nofile,omitempty"`
 }
 
+// Client is what the harness's worker processes cost while they held the connections:
+// peak RSS and mean CPU of the measured phase, summed over workers.
+type Client struct {
+	Workers    int     `json:"workers"`
+	RSSBytes   uint64  `json:"rss_bytes"`
+	CPUPercent float64 `json:"cpu_percent"`
+}
+
 // Kernel is the box's side, from /proc, at its peak during the row: it is reported apart
 // from the gateway's RSS because socket memory is charged to the kernel whatever the
 // gateway's design.
@@ -155,6 +165,8 @@ type Sample struct {
 	GatewayCon int64   `json:"gw_conns"`
 	KernelTCP  int64   `json:"k_tcp_mem"`
 	KernelSock int64   `json:"k_tcp_inuse"`
+	ClientRSS  uint64  `json:"client_rss"`
+	ClientCPU  float64 `json:"client_cpu"` // percent of one core, all workers
 	KernelSlab int64   `json:"k_slab"`
 }
 

@@ -67,6 +67,10 @@ func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
 			fmt.Fprintf(w, "kernel (%s): %d TCP sockets in use, TCP buffers %s, %s (kernel memory, not in gateway RSS)\n",
 				label, row.Kernel.TCPInuse, fmtBytes(float64(row.Kernel.TCPMemBytes)), slab)
 		}
+		if c := row.Client; c.Workers > 0 {
+			fmt.Fprintf(w, "harness (%s): %d worker process(es), RSS %s, CPU %.0f%% (the client side, on the same box)\n",
+				label, c.Workers, fmtBytes(float64(c.RSSBytes)), c.CPUPercent)
+		}
 		if p := row.Projection; p != nil {
 			fmt.Fprintf(w, "memory (%s): %s\n", label, p)
 		}
