@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -44,8 +45,12 @@ func Run(ctx context.Context, o Options) (*report.Result, error) {
 			return nil, fmt.Errorf("-stats: %w", err)
 		}
 		gwNofile = st.OpenFilesLimit
-		if n, err := observe.ProcNofile(st.PID); err == nil && st.PID > 0 {
-			gwNofile = n // the kernel's word, when the gateway runs on this box
+		// The kernel's word beats the gateway's, but only when the gateway runs on this box:
+		// a remote pid names some other local process.
+		if u, err := url.Parse(r.statsURL); err == nil && st.PID > 0 && isLoopback(u.Host) {
+			if n, err := observe.ProcNofile(st.PID); err == nil {
+				gwNofile = n
+			}
 		}
 		if r.o.Label == "" {
 			r.o.Label = st.Engine
