@@ -1,0 +1,727 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/mmtp"
+	"github.com/mgw-project/mgw/codec/mmtp/client"
+)
+
+// The secrets are distinctive so that a leak anywhere is found by a plain search.
+const (
+	walletSecret = "wallet-Secret-7c1e9a4f0b"
+	fileSecret   = "file-Secret-3d5b8e2a61"
+)
+
+// authConfig has two MMTP listeners (one requiring HELLO), an HTTP listener, the app
+// "wallet" (secret from the environment, may call pay.* only) and the app "filed"
+// (secret from a file). pay.* checks signatures with replay protection and a 10 s
+// window; vault.* checks them too but wallet may not call it.
+func authConfig(backendAddr, secretFile, extra string) string {
+	return fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+log: {level: debug}
+listeners:
+  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp}
+  - {name: strict, listen: 127.0.0.1:0, protocol: mmtp, require_hello: true}
+  - {name: web, listen: 127.0.0.1:0, protocol: http1}
+apps:
+  - {id: wallet, secret_env: WALLET_SECRET, apis: ["pay.*"]}
+  - {id: filed, secret_file: %q}
+clusters:
+  - {name: pay, hosts: [%q], timeout: 5s}
+routes:
+  - {api: "pay.*", split: {pay: 100}, filters: [auth], auth: {skew: 10s, replay: true}}
+  - {api: "vault.*", split: {pay: 100}, filters: [auth]}
+%s`, secretFile, backendAddr, extra)
+}
+
+func startAuthGateway(t *testing.T, extra string) *gw {
+	t.Helper()
+	_, baddr := backend(t, "pay")
+	sf := filepath.Join(t.TempDir(), "filed.secret")
+	if err := os.WriteFile(sf, []byte(fileSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return serve(t, authConfig(baddr, sf, extra), "WALLET_SECRET="+walletSecret)
+}
+
+// scrape returns the gateway's /metrics text.
+func (g *gw) scrape(t testing.TB) string {
+	t.Helper()
+	resp, err := http.Get("http://" + g.addrs["admin"] + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	return readAll(t, resp.Body)
+}
+
+// metric sums the values of every series whose name-and-labels start with prefix.
+func metric(text, prefix string) float64 {
+	var sum float64
+	for _, l := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// upstreamCalls is how many requests the gateway sent to cluster pay.
+func (g *gw) upstreamCalls(t testing.TB) float64 {
+	return metric(g.scrape(t), `mgw_upstream_requests_total{cluster="pay"`)
+}
+
+// sigConn is a hand-driven MMTP connection, for frames the client library would not
+// send (a body other than the one signed, no app-id after HELLO, a replayed frame).
+type sigConn struct {
+	t    testing.TB
+	conn net.Conn
+	dec  *mmtp.Decoder
+	next uint32
+}
+
+func (g *gw) sigConn(t testing.TB, listener string) *sigConn {
+	t.Helper()
+	c, err := net.Dial("tcp", g.addrs[listener])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &sigConn{t: t, conn: c, dec: mmtp.NewDecoder(nil)}
+}
+
+type answer struct {
+	status int
+	code   string
+	body   string
+	header codec.Header
+}
+
+// send writes one frame and returns the RESPONSE on its stream.
+func (r *sigConn) send(frame func(stream uint32) []byte) answer {
+	r.t.Helper()
+	r.next++
+	id := r.next
+	if _, err := r.conn.Write(frame(id)); err != nil {
+		r.t.Fatalf("write: %v", err)
+	}
+	r.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		f, err := r.dec.ReadFrame(r.conn)
+		if err != nil {
+			r.t.Fatalf("read response to stream %d: %v", id, err)
+		}
+		if f.Type != mmtp.TypeResponse || f.StreamID != id {
+			continue
+		}
+		st, err := mmtp.ResponseStatus(&f)
+		if err != nil {
+			r.t.Fatalf("response status: %v", err)
+		}
+		a := answer{status: st, body: string(f.Body)}
+		f.Each(func(k, v []byte) bool {
+			a.header = append(a.header, codec.Field{Key: string(k), Value: string(v)})
+			return true
+		})
+		a.code = a.header.Value("error")
+		return a
+	}
+}
+
+// signed describes one signed frame; the zero values of the knobs make a valid one.
+type signed struct {
+	op         string // "" for a HELLO
+	app, dev   string // as sent; "" omits the header
+	signApp    string // the identity the signature uses when app/dev are omitted
+	signDev    string
+	secret     string
+	body       string
+	sentBody   *string // when set, the bytes sent instead of body (tampering)
+	skew       time.Duration
+	nonce      string
+	timestamp  string
+	signedWith *string // out: the sign value used
+}
+
+func (s *signed) fields() (codec.Header, []byte) {
+	ts := s.timestamp
+	if ts == "" {
+		ts = strconv.FormatInt(time.Now().Add(s.skew).UnixMilli(), 10)
+		s.timestamp = ts
+	}
+	if s.nonce == "" {
+		s.nonce = fmt.Sprintf("n-%d", time.Now().UnixNano())
+	}
+	app, dev := s.app, s.dev
+	if app == "" {
+		app = s.signApp
+	}
+	if dev == "" {
+		dev = s.signDev
+	}
+	op := s.op
+	if op == "" {
+		op = mmtp.HelloOperation
+	}
+	sign := mmtp.Sign([]byte(s.secret), &mmtp.SignFields{Operation: op, AppID: app, DeviceID: dev,
+		Timestamp: ts, Nonce: s.nonce, Body: []byte(s.body)})
+	if s.signedWith != nil {
+		*s.signedWith = sign
+	}
+	var h codec.Header
+	if s.app != "" {
+		h = append(h, codec.Field{Key: "app-id", Value: s.app})
+	}
+	if s.dev != "" {
+		h = append(h, codec.Field{Key: "device-id", Value: s.dev})
+	}
+	h = append(h, codec.Field{Key: "timestamp", Value: ts}, codec.Field{Key: "nonce", Value: s.nonce},
+		codec.Field{Key: "sign", Value: sign})
+	body := []byte(s.body)
+	if s.sentBody != nil {
+		body = []byte(*s.sentBody)
+	}
+	return h, body
+}
+
+// frame encodes s as a REQUEST (or a HELLO when op is empty).
+func (s signed) frame() func(uint32) []byte {
+	h, body := s.fields()
+	if s.op == "" {
+		return func(id uint32) []byte { return mmtp.AppendFrame(nil, mmtp.TypeHello, 0, id, h, body) }
+	}
+	return func(id uint32) []byte { return mmtp.AppendRequest(nil, id, s.op, h, body, false) }
+}
+
+func strp(s string) *string { return &s }
+
+// expectRefused sends frame and checks the answer and that the backend saw nothing, and
+// that the auth filter counted the refusal under reason.
+func expectRefused(t *testing.T, g *gw, r *sigConn, name string, frame func(uint32) []byte, status int, code, reason string) {
+	t.Helper()
+	before := g.scrape(t)
+	a := r.send(frame)
+	if a.status != status || a.code != code {
+		t.Errorf("%s: answered %d %q (%q), want %d %q", name, a.status, a.code, a.body, status, code)
+	}
+	after := g.scrape(t)
+	up := `mgw_upstream_requests_total{cluster="pay"`
+	if d := metric(after, up) - metric(before, up); d != 0 {
+		t.Errorf("%s: the backend was called %v times", name, d)
+	}
+	if reason != "" {
+		series := `mgw_auth_failures_total{route=`
+		f := func(text string) float64 {
+			var sum float64
+			for _, l := range strings.Split(text, "\n") {
+				if strings.HasPrefix(l, series) && strings.Contains(l, `reason="`+reason+`"`) {
+					v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+					sum += v
+				}
+			}
+			return sum
+		}
+		if d := f(after) - f(before); d != 1 {
+			t.Errorf("%s: mgw_auth_failures_total{reason=%q} grew by %v, want 1", name, reason, d)
+		}
+	}
+}
+
+func TestAuthMMTP(t *testing.T) {
+	g := startAuthGateway(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// The client library: signed HELLO, then signed calls carrying app and device.
+	c := g.mmtpClient(t, "mobile", client.Options{AppID: "wallet", DeviceID: "dev-1",
+		Secret: []byte(walletSecret), Hello: true})
+	n0 := g.upstreamCalls(t)
+	for i := range 3 {
+		body := fmt.Sprintf("pay %d", i)
+		resp, err := c.Call(ctx, "pay.demo.echo", nil, []byte(body))
+		if err != nil || resp.Status != 200 || !reached(string(resp.Body), "pay.demo.echo", body) {
+			t.Fatalf("signed call %d: %v %v", i, resp, err)
+		}
+	}
+	if n := g.upstreamCalls(t); n != n0+3 {
+		t.Fatalf("backend saw %v calls, want %v", n, n0+3)
+	}
+
+	// Requests relying on the HELLO: no app-id or device-id, signed with the HELLO's.
+	r := g.sigConn(t, "mobile")
+	if a := r.send(signed{app: "wallet", dev: "dev-2", secret: walletSecret}.frame()); a.status != 200 {
+		t.Fatalf("HELLO: %+v", a)
+	}
+	bound := signed{op: "pay.demo.echo", signApp: "wallet", signDev: "dev-2", secret: walletSecret, body: "bound"}
+	if a := r.send(bound.frame()); a.status != 200 || !reached(a.body, "pay.demo.echo", "bound") {
+		t.Fatalf("request relying on HELLO: %+v", a)
+	}
+	// The identity the request relies on must be the one it was signed with.
+	expectRefused(t, g, r, "signed for another device than the HELLO's",
+		signed{op: "pay.demo.echo", signApp: "wallet", signDev: "dev-9", secret: walletSecret}.frame(), 401, codec.ErrUnauthorized, "bad_sign")
+	expectRefused(t, g, r, "naming another device than the HELLO's",
+		signed{op: "pay.demo.echo", app: "wallet", dev: "dev-9", secret: walletSecret}.frame(), 401, codec.ErrUnauthorized, "")
+
+	// Each failure, on a connection without HELLO (the identity in each request).
+	u := g.sigConn(t, "mobile")
+	ok := func() signed {
+		return signed{op: "pay.demo.echo", app: "wallet", dev: "dev-3", secret: walletSecret, body: "amount=1"}
+	}
+	if a := u.send(ok().frame()); a.status != 200 || !reached(a.body, "pay.demo.echo", "amount=1") {
+		t.Fatalf("valid signed request without HELLO: %+v", a)
+	}
+	s := ok()
+	s.secret = "not-the-secret"
+	expectRefused(t, g, u, "wrong secret", s.frame(), 401, codec.ErrUnauthorized, "bad_sign")
+	s = ok()
+	s.secret = fileSecret // another app's secret
+	expectRefused(t, g, u, "another app's secret", s.frame(), 401, codec.ErrUnauthorized, "bad_sign")
+	s = ok()
+	s.sentBody = strp("amount=1000")
+	expectRefused(t, g, u, "tampered body", s.frame(), 401, codec.ErrUnauthorized, "bad_sign")
+	s = ok()
+	s.skew = -11 * time.Second
+	expectRefused(t, g, u, "stale timestamp", s.frame(), 401, codec.ErrUnauthorized, "stale_timestamp")
+	s = ok()
+	s.skew = 11 * time.Second
+	expectRefused(t, g, u, "future timestamp", s.frame(), 401, codec.ErrUnauthorized, "future_timestamp")
+	s = ok()
+	s.app = "nobody"
+	expectRefused(t, g, u, "unknown app", s.frame(), 401, codec.ErrUnauthorized, "unknown_app")
+	noSign := func(id uint32) []byte {
+		return mmtp.AppendRequest(nil, id, "pay.demo.echo", codec.Header{{Key: "app-id", Value: "wallet"},
+			{Key: "device-id", Value: "dev-3"}, {Key: "timestamp", Value: strconv.FormatInt(time.Now().UnixMilli(), 10)},
+			{Key: "nonce", Value: "x"}}, nil, false)
+	}
+	expectRefused(t, g, u, "no sign", noSign, 401, codec.ErrUnauthorized, "missing_sign")
+	s = ok()
+	s.op = "vault.demo.echo"
+	expectRefused(t, g, u, "API not in the app's allow-list", s.frame(), 403, codec.ErrForbidden, "api_not_allowed")
+
+	// A replayed nonce: the first use passes, the same frame again is refused, on this
+	// connection and on another one.
+	s = ok()
+	s.body = "once"
+	replay := s.frame()
+	if a := u.send(replay); a.status != 200 || !reached(a.body, "pay.demo.echo", "once") {
+		t.Fatalf("first use of a nonce: %+v", a)
+	}
+	expectRefused(t, g, u, "replayed nonce", replay, 401, codec.ErrUnauthorized, "replayed_nonce")
+	u2 := g.sigConn(t, "mobile")
+	expectRefused(t, g, u2, "replayed nonce on another connection", replay, 401, codec.ErrUnauthorized, "replayed_nonce")
+
+	// A HELLO signed with the wrong secret binds nothing: requests relying on it fail.
+	h := g.sigConn(t, "mobile")
+	if a := h.send(signed{app: "wallet", dev: "dev-4", secret: "not-the-secret"}.frame()); a.status != 401 || a.code != codec.ErrUnauthorized {
+		t.Fatalf("HELLO with a wrong secret: %+v", a)
+	}
+	expectRefused(t, g, h, "relying on a refused HELLO",
+		signed{op: "pay.demo.echo", signApp: "wallet", signDev: "dev-4", secret: walletSecret}.frame(), 401, codec.ErrUnauthorized, "missing_app_id")
+
+	// require_hello: a REQUEST before HELLO is refused even when signed, then accepted
+	// once the HELLO is.
+	st := g.sigConn(t, "strict")
+	expectRefused(t, g, st, "REQUEST before HELLO on a require_hello listener", ok().frame(), 401, codec.ErrUnauthorized, "")
+	if a := st.send(signed{app: "wallet", dev: "dev-5", secret: walletSecret}.frame()); a.status != 200 {
+		t.Fatalf("HELLO on strict: %+v", a)
+	}
+	if a := st.send(signed{op: "pay.demo.echo", signApp: "wallet", signDev: "dev-5", secret: walletSecret, body: "ok"}.frame()); a.status != 200 {
+		t.Fatalf("request after HELLO on strict: %+v", a)
+	}
+
+	// The client library's own HELLO with a wrong secret fails the dial.
+	if _, err := client.Dial(ctx, g.addrs["mobile"], client.Options{AppID: "wallet", DeviceID: "d",
+		Secret: []byte("not-the-secret"), Hello: true}); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("dial with a wrong secret: %v", err)
+	}
+
+	assertNoSecret(t, g)
+}
+
+func TestAuthHTTPWithCurl(t *testing.T) {
+	g := startAuthGateway(t, "")
+	url := "http://" + g.addrs["web"] + "/api/pay.demo.echo"
+	curlSigned := func(s signed) (string, error) {
+		h, body := s.fields()
+		args := []string{"-i", "--data-binary", string(body), url}
+		for _, f := range h {
+			args = append(args, "-H", httpName(f.Key)+": "+f.Value)
+		}
+		return curl(t, args...)
+	}
+	n0 := g.upstreamCalls(t)
+	out, err := curlSigned(signed{op: "pay.demo.echo", app: "wallet", dev: "web-1", secret: walletSecret, body: "via curl"})
+	_, backendSaw, _ := strings.Cut(out, "\r\n\r\n")
+	if err != nil || !strings.HasPrefix(out, "HTTP/1.1 200") || !reached(backendSaw, "pay.demo.echo", "via curl") {
+		t.Fatalf("valid signed curl: %q %v", out, err)
+	}
+	if n := g.upstreamCalls(t); n != n0+1 {
+		t.Fatalf("backend saw %v calls, want %v", n, n0+1)
+	}
+	bad := []struct {
+		name string
+		s    signed
+		want string
+	}{
+		{"wrong secret", signed{op: "pay.demo.echo", app: "wallet", dev: "web-1", secret: "nope", body: "x"}, "HTTP/1.1 401"},
+		{"tampered body", signed{op: "pay.demo.echo", app: "wallet", dev: "web-1", secret: walletSecret, body: "x", sentBody: strp("y")}, "HTTP/1.1 401"},
+		{"stale", signed{op: "pay.demo.echo", app: "wallet", dev: "web-1", secret: walletSecret, body: "x", skew: -time.Minute}, "HTTP/1.1 401"},
+	}
+	for _, b := range bad {
+		out, err := curlSigned(b.s)
+		if err != nil || !strings.HasPrefix(out, b.want) || !strings.Contains(out, "Error: "+codec.ErrUnauthorized) {
+			t.Errorf("%s over HTTP: %q %v", b.name, out, err)
+		}
+	}
+	// Unsigned: refused too.
+	out, err = curl(t, "-i", "-d", "x", url)
+	if err != nil || !strings.HasPrefix(out, "HTTP/1.1 401") {
+		t.Errorf("unsigned curl: %q %v", out, err)
+	}
+	if n := g.upstreamCalls(t); n != n0+1 {
+		t.Fatalf("refused HTTP requests reached the backend: %v calls, want %v", n, n0+1)
+	}
+	assertNoSecret(t, g)
+}
+
+// reached reports whether body is the demo backend's description of a request for op
+// with a body of len(sent) bytes, and without the signature headers the gateway strips.
+func reached(body, op, sent string) bool {
+	var d struct {
+		Path      string              `json:"path"`
+		Headers   map[string][]string `json:"headers"`
+		BodyBytes int                 `json:"body_bytes"`
+	}
+	if json.Unmarshal([]byte(body), &d) != nil || d.Path != "/"+op || d.BodyBytes != len(sent) {
+		return false
+	}
+	_, sign := d.Headers["Sign"]
+	_, nonce := d.Headers["Nonce"]
+	return !sign && !nonce
+}
+
+// httpName turns an MMTP header key into the HTTP spelling (app-id -> App-Id).
+func httpName(k string) string {
+	parts := strings.Split(k, "-")
+	for i, p := range parts {
+		if p != "" {
+			parts[i] = strings.ToUpper(p[:1]) + p[1:]
+		}
+	}
+	return strings.Join(parts, "-")
+}
+
+// assertNoSecret looks for either app secret, raw or hex, in the admin API's config,
+// stats and metrics and in everything the gateway printed (at debug level, after failed
+// requests).
+func assertNoSecret(t *testing.T, g *gw) {
+	t.Helper()
+	var sources []struct{ name, text string }
+	for _, p := range []string{"/v1/config", "/v1/stats", "/metrics", "/v1/routes", "/v1/clusters"} {
+		resp, err := http.Get("http://" + g.addrs["admin"] + p)
+		if err != nil {
+			t.Fatalf("GET %s: %v", p, err)
+		}
+		sources = append(sources, struct{ name, text string }{p, readAll(t, resp.Body)})
+		resp.Body.Close()
+	}
+	out := g.output()
+	if !strings.Contains(out, "auth refused") {
+		t.Errorf("the debug log has no auth refusal; is log level debug? output:\n%s", out)
+	}
+	sources = append(sources, struct{ name, text string }{"gateway output", out})
+	for _, src := range sources {
+		for _, sec := range []string{walletSecret, fileSecret} {
+			for _, form := range []string{sec, hex.EncodeToString([]byte(sec)), strings.ToUpper(hex.EncodeToString([]byte(sec)))} {
+				if strings.Contains(src.text, form) {
+					t.Errorf("%s contains a secret (%.8s...)", src.name, form)
+				}
+			}
+		}
+	}
+	// The config still says where the secrets come from.
+	if !strings.Contains(sources[0].text, "WALLET_SECRET") {
+		t.Errorf("/v1/config lost the secret's source:\n%s", sources[0].text)
+	}
+}
+
+func TestRateLimitThroughTheGateway(t *testing.T) {
+	_, baddr := backend(t, "rl")
+	g := serve(t, fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp, max_in_flight: 256}
+  - {name: web, listen: 127.0.0.1:0, protocol: http1}
+clusters:
+  - {name: pay, hosts: [%q], timeout: 5s}
+routes:
+  - {api: "rl.*", split: {pay: 100}, filters: [ratelimit], ratelimit: {rate: 50/s, burst: 10, key: device}}
+  - {api: "dry.*", split: {pay: 100}, filters: [ratelimit], ratelimit: {rate: 50/s, burst: 10, key: device, dry_run: true}}
+  - {api: "slow.*", split: {pay: 100}, filters: [ratelimit], ratelimit: {rate: 1/m, burst: 1, key: device}}
+`, baddr))
+	c := g.mmtpClient(t, "mobile", client.Options{})
+	call := func(op, dev string) *codec.Response {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		resp, err := c.Call(ctx, op, codec.Header{{Key: "device-id", Value: dev}}, []byte("x"))
+		if err != nil {
+			t.Errorf("call %s: %v", op, err)
+			return &codec.Response{}
+		}
+		return resp
+	}
+	n0 := g.upstreamCalls(t)
+
+	// One device floods for ~2 s from several goroutines.
+	var accepted, refused atomic.Int64
+	var badRefusal atomic.Value
+	start := time.Now()
+	var last atomic.Int64 // ns after start of the last request sent
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < 2*time.Second {
+				last.Store(int64(time.Since(start)))
+				resp := call("rl.demo.echo", "dev-a")
+				switch {
+				case resp.Status == 200:
+					accepted.Add(1)
+				case resp.Status == 429 && resp.Header.Value("error") == codec.ErrRateLimited && resp.Header.Value("retry-after") != "":
+					refused.Add(1)
+				default:
+					badRefusal.Store(fmt.Sprintf("%d %v %q", resp.Status, resp.Header, resp.Body))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if v := badRefusal.Load(); v != nil {
+		t.Fatalf("unexpected answer: %v", v)
+	}
+	elapsed := time.Duration(last.Load()).Seconds()
+	want := 10 + 50*elapsed
+	got := float64(accepted.Load())
+	t.Logf("over %.3fs: %v accepted (want %.1f), %d refused", elapsed, got, want, refused.Load())
+	if refused.Load() < int64(want) {
+		t.Fatalf("only %d refusals: the flood did not exceed the rate enough to test it", refused.Load())
+	}
+	if math.Abs(got-want) > 0.04*want+1 {
+		t.Errorf("accepted %v in %.3fs, want %.1f within 4%%", got, elapsed, want)
+	}
+	// Refusals never reach the backend.
+	if n := g.upstreamCalls(t); n != n0+got {
+		t.Errorf("backend saw %v calls, want exactly the %v accepted", n-n0, got)
+	}
+
+	// Another device has its own bucket: its whole burst passes while dev-a is refused.
+	for i := range 10 {
+		if resp := call("rl.demo.echo", "dev-b"); resp.Status != 200 {
+			t.Fatalf("dev-b request %d: %d %v", i, resp.Status, resp.Header)
+		}
+	}
+	// Drain dev-a's bucket (refill since the flood) and see it refused, with the hint.
+	var r *codec.Response
+	for range 100 {
+		if r = call("rl.demo.echo", "dev-a"); r.Status == 429 {
+			break
+		}
+	}
+	if r.Status != 429 || r.Header.Value("retry-after") != "1" {
+		t.Fatalf("dev-a after the flood: %d %v", r.Status, r.Header)
+	}
+	// The same refusal over HTTP carries Retry-After, here from a 1/m route (curl is too
+	// slow to outrun 50/s).
+	url := "http://" + g.addrs["web"] + "/api/slow.demo.echo"
+	if out, err := curl(t, "-i", "-H", "Device-Id: dev-h", "-d", "x", url); err != nil || !strings.HasPrefix(out, "HTTP/1.1 200") {
+		t.Fatalf("first HTTP request on a 1/m route: %q %v", out, err)
+	}
+	out, err := curl(t, "-i", "-H", "Device-Id: dev-h", "-d", "x", url)
+	if err != nil || !strings.HasPrefix(out, "HTTP/1.1 429") || !regexp.MustCompile(`(?i)\r\nretry-after: (59|60)\r\n`).MatchString(out) ||
+		!strings.Contains(out, "Error: "+codec.ErrRateLimited) {
+		t.Fatalf("HTTP refusal: %q %v", out, err)
+	}
+
+	// dry_run: nothing is refused, what would have been is counted.
+	const n = 60
+	for i := range n {
+		if resp := call("dry.demo.echo", "dev-c"); resp.Status != 200 {
+			t.Fatalf("dry-run request %d: %d %v", i, resp.Status, resp.Header)
+		}
+	}
+	would := metric(g.scrape(t), `mgw_filter_dryrun_would_reject_total{filter="ratelimit",route="dry.*"}`)
+	if would < n-10-20 || would > n-10 {
+		t.Errorf("dry run counted %v would-be refusals of %d requests, want about %d", would, n, n-10)
+	}
+}
+
+func TestAccessLogLines(t *testing.T) {
+	_, baddr := backend(t, "al")
+	sf := filepath.Join(t.TempDir(), "filed.secret")
+	os.WriteFile(sf, []byte(fileSecret), 0o600)
+	// accesslog first, so its send phase (which runs last) sees auth's refusals too.
+	g := serve(t, authConfig(baddr, sf, `
+  - {api: "log.*", split: {pay: 100}, filters: [accesslog, auth]}
+`)+`
+  - {api: "quiet.*", split: {pay: 100}, filters: [accesslog], accesslog: {off: true}}
+`, "WALLET_SECRET="+walletSecret)
+	// The apps list allows wallet pay.* only; "filed" may call anything.
+	const marker = "BODY-MARKER-4f2a"
+	var signs []string
+	r := g.sigConn(t, "mobile")
+	for i := range 4 {
+		var sign string
+		s := signed{op: "log.demo.echo", app: "filed", dev: "dev-l", secret: fileSecret,
+			body: fmt.Sprintf("%s-%d", marker, i), nonce: fmt.Sprintf("nonce-%d-%d", i, time.Now().UnixNano()), signedWith: &sign}
+		if a := r.send(s.frame()); a.status != 200 {
+			t.Fatalf("log request %d: %+v", i, a)
+		}
+		signs = append(signs, sign, s.nonce)
+	}
+	var sign string
+	bad := signed{op: "log.demo.echo", app: "filed", dev: "dev-l", secret: "wrong", body: marker, signedWith: &sign}
+	if a := r.send(bad.frame()); a.status != 401 {
+		t.Fatalf("bad sign: %+v", a)
+	}
+	signs = append(signs, sign)
+	if out, err := curl(t, "-d", marker, "http://"+g.addrs["web"]+"/api/log.demo.echo"); err != nil || out == "" {
+		t.Fatalf("curl: %q %v", out, err)
+	}
+	r.send(func(id uint32) []byte {
+		return mmtp.AppendRequest(nil, id, "quiet.demo.echo", nil, []byte(marker), false)
+	})
+
+	type line struct {
+		Msg        string `json:"msg"`
+		Listener   string `json:"listener"`
+		API        string `json:"api"`
+		Cluster    string `json:"cluster"`
+		Status     int    `json:"status"`
+		Error      string `json:"error"`
+		RejectedBy string `json:"rejected_by"`
+		UpstreamUS *int64 `json:"upstream_us"`
+		TotalUS    *int64 `json:"total_us"`
+		App        string `json:"app"`
+		Device     string `json:"device"`
+	}
+	var lines []line
+	var raw []string
+	waitFor(t, 10*time.Second, func() bool {
+		lines, raw = nil, nil
+		sc := bufio.NewScanner(strings.NewReader(g.output()))
+		for sc.Scan() {
+			var l line
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "access" {
+				lines = append(lines, l)
+				raw = append(raw, sc.Text())
+			}
+		}
+		return len(lines) >= 6
+	})
+	time.Sleep(100 * time.Millisecond) // a seventh line (the quiet route) would show by now
+	if len(lines) != 6 {
+		t.Fatalf("%d access lines, want 6 (4 ok, 1 refused, 1 HTTP; none for the quiet route):\n%s", len(lines), strings.Join(raw, "\n"))
+	}
+	for i, l := range lines {
+		if l.API != "log.demo.echo" || l.UpstreamUS == nil || l.TotalUS == nil || *l.TotalUS <= 0 {
+			t.Errorf("line %d lacks fields: %s", i, raw[i])
+		}
+		switch {
+		case l.Status == 200:
+			if l.Cluster != "pay" || *l.UpstreamUS <= 0 || l.App != "filed" || l.Device != "dev-l" {
+				t.Errorf("line %d of a served request: %s", i, raw[i])
+			}
+		case l.Status == 401:
+			if l.Error != codec.ErrUnauthorized || l.RejectedBy != "auth" || l.Cluster != "" {
+				t.Errorf("line %d of a refused request: %s", i, raw[i])
+			}
+		default:
+			t.Errorf("line %d: status %d: %s", i, l.Status, raw[i])
+		}
+		for _, s := range append(signs, marker, fileSecret, walletSecret) {
+			if strings.Contains(raw[i], s) {
+				t.Errorf("line %d contains %q: %s", i, s, raw[i])
+			}
+		}
+	}
+	web := 0
+	for _, l := range lines {
+		if l.Listener == "web" {
+			web++
+		}
+	}
+	if web != 1 {
+		t.Errorf("no access line from the HTTP listener:\n%s", strings.Join(raw, "\n"))
+	}
+}
+
+func TestCheckRejectsBadFilterConfig(t *testing.T) {
+	base := `
+listeners:
+  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp%s}
+clusters:
+  - {name: pay, hosts: ["127.0.0.1:9"]}
+routes:
+  - {api: "ok.*", split: {pay: 100}}
+  - {api: "pay.*", split: {pay: 100}%s}
+`
+	cases := []struct{ name, listener, route, want string }{
+		{"unknown route filter", "", ", filters: [auth, ratelimt]", `routes[1].filters[1]: unknown filter "ratelimt"`},
+		{"unknown listener filter", ", filters: [acesslog]", "", `listeners[0].filters[0]: unknown filter "acesslog"`},
+		{"bad rate", "", ", filters: [ratelimit], ratelimit: {rate: fast}", `routes[1].ratelimit.rate: "fast"`},
+		{"zero rate", "", ", filters: [ratelimit], ratelimit: {rate: 0/s}", `routes[1].ratelimit.rate`},
+		{"ratelimit without rate", "", ", filters: [ratelimit]", `routes[1].ratelimit`},
+		{"bad key", "", ", filters: [ratelimit], ratelimit: {rate: 5/s, key: ip}", `routes[1].ratelimit.key: "ip"`},
+		{"negative burst", "", ", filters: [ratelimit], ratelimit: {rate: 5/s, burst: -1}", `routes[1].ratelimit.burst`},
+		{"bad skew", "", ", filters: [auth], auth: {skew: 1ms}", `routes[1].auth.skew`},
+		{"bad sample", "", ", filters: [accesslog], accesslog: {sample: 2}", `routes[1].accesslog.sample`},
+		{"filter twice", "", ", filters: [auth, auth]", `routes[1].filters[1]`},
+	}
+	dir := t.TempDir()
+	for i, c := range cases {
+		p := filepath.Join(dir, fmt.Sprintf("c%d.yaml", i))
+		os.WriteFile(p, []byte(fmt.Sprintf(base, c.listener, c.route)), 0o600)
+		cmd := exec.Command(mgwBin, "serve", "--check", "-c", p)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%s: --check accepted it: %s", c.name, out)
+			continue
+		}
+		if !strings.Contains(string(out), c.want) {
+			t.Errorf("%s: error %q does not name %q", c.name, out, c.want)
+		}
+	}
+	// The same file with valid options passes.
+	p := filepath.Join(dir, "good.yaml")
+	os.WriteFile(p, []byte(fmt.Sprintf(base, ", filters: [accesslog]",
+		", filters: [auth, ratelimit], ratelimit: {rate: 50/s, burst: 10, key: device}")), 0o600)
+	if out, err := exec.Command(mgwBin, "serve", "--check", "-c", p).CombinedOutput(); err != nil {
+		t.Errorf("valid config refused: %v %s", err, out)
+	}
+}
