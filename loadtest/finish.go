@@ -115,6 +115,15 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 	}
 	if st.index == 0 {
 		r.projection(row)
+		if p := row.Projection; p != nil && row.Kernel.SlabReadable && row.PeakConns > 0 {
+			socks := row.PeakConns
+			if isLoopback(r.o.Target) {
+				socks *= 2
+			}
+			perSock := float64(row.Kernel.SlabBytes) / float64(socks)
+			row.Notes = append(row.Notes, fmt.Sprintf("at %.0f connections (PROJECTION): gateway RSS ~%s, plus kernel socket memory ~%s on the gateway's side (%.0f B per socket, measured here)",
+				p.Target, project.HumanBytes(p.Value), project.HumanBytes(perSock*p.Target), perSock))
+		}
 	} else if len(row.MemPoints) > 0 {
 		row.Notes = append(row.Notes, "memory slope: see the first scenario (this gateway's RSS already holds what earlier scenarios left)")
 	}

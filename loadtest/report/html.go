@@ -87,6 +87,12 @@ func (r *Result) htmlTable(b *strings.Builder) {
 			esc(name), row.Conns, row.QPS, FmtDur(row.Latency.P50), FmtDur(row.Latency.P99), FmtDur(row.Latency.P999),
 			FmtDur(row.Latency.Max), esc(fmtErrors(row.Errors)), gwRSS, cpu, gor)
 	}
+	for _, row := range r.Rows {
+		if p := row.Projection; p != nil && p.Extrapolated {
+			fmt.Fprintf(b, "<tr class=\"ref\"><td>%s PROJECTED (%.0f B/conn, R&sup2;=%.3f)</td><td>%.0f</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>~%s</td><td>-</td><td>-</td></tr>\n",
+				esc(strings.TrimSpace(row.Engine+" "+row.Name)), p.Slope, p.R2, p.Target, fmtBytes(p.Value))
+		}
+	}
 	for _, ref := range References {
 		fmt.Fprintf(b, "<tr class=\"ref\"><td>%s</td><td>%d</td><td>%.0f</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>%s</td><td>%.0f%%</td><td>%d</td></tr>\n",
 			esc(ref.Model), ref.Conns, ref.QPS, fmtBytes(ref.RSSBytes), ref.CPUPercent, ref.Goroutines)

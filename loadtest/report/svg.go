@@ -140,8 +140,8 @@ func (c chart) svg() string {
 			}
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.6"%s points="%s"/>`, col, dash, strings.Join(pts, " "))
 		}
-		lx := padL + 10 + (i%4)*160
-		ly := padT + 14 + (i/4)*14
+		lx := padL + 10 + (i%3)*210
+		ly := padT + 14 + (i/3)*14
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d" class="lg">%s</text>`,
 			lx, ly-9, col, lx+14, ly, esc(s.name))
 	}

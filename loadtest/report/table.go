@@ -48,6 +48,12 @@ func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
 			FmtDur(row.Latency.P50), FmtDur(row.Latency.P99), FmtDur(row.Latency.P999), FmtDur(row.Latency.Max),
 			fmtErrors(row.Errors), gwRSS, cpu, gor})
 	}
+	for _, row := range r.Rows {
+		if p := row.Projection; p != nil && p.Extrapolated {
+			rows = append(rows, []string{strings.TrimSpace(row.Engine+" "+row.Name) + " PROJECTED", fmt.Sprintf("%.0f", p.Target),
+				"-", "-", "-", "-", "-", "-", "~" + fmtBytes(p.Value), "-", "-"})
+		}
+	}
 	if withRefs {
 		for _, ref := range References {
 			rows = append(rows, []string{ref.Model, fmt.Sprint(ref.Conns), fmt.Sprintf("%.0f", ref.QPS),
