@@ -207,3 +207,23 @@ func BenchmarkRecord(b *testing.B) {
 		h.Record(int64(i) * 7919 % 1e9)
 	}
 }
+
+func BenchmarkPercentile(b *testing.B) {
+	h := New()
+	for i := int64(0); i < 100000; i++ {
+		h.Record(i * 7919 % 2e9)
+	}
+	for b.Loop() {
+		h.Percentile(99.9)
+	}
+}
+
+func BenchmarkMerge(b *testing.B) {
+	h, o := New(), New()
+	for i := int64(0); i < 10000; i++ {
+		o.Record(i * 7919 % 2e9)
+	}
+	for b.Loop() {
+		h.Merge(o)
+	}
+}

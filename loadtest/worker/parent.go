@@ -41,8 +41,9 @@ type Proc struct {
 }
 
 // Start launches worker spec.Index, writes its spec, and forwards each message line to
-// msgs (a line that does not decode becomes a fatal message). When the process's stdout
-// ends, a nil-typed Msg is not sent; Wait reports the exit.
+// msgs from a goroutine of its own (a line that does not decode becomes a fatal message),
+// so msgs must be drained by the caller. When the process's stdout ends and it has exited,
+// Done is closed and Err reports the exit; nothing more is sent on msgs for it.
 func Start(l Launcher, spec Spec, msgs chan<- Msg) (*Proc, error) {
 	cmd := exec.Command(l.Path, l.Args...)
 	cmd.Env = append(os.Environ(), l.Env...)
