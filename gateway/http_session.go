@@ -404,9 +404,18 @@ func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 	}
 }
 
+// onClose fails a proxied body still streaming, so its backend call ends. It may run on
+// the engine's timeout goroutine while a request task is in next, which recycles the
+// exchange: the exchange is read under mu.
 func (s *httpSession) onClose(netpoll.CloseReason) {
-	if ex := s.ex; ex != nil && ex.pw != nil && !ex.bodyDone {
-		ex.pw.CloseWithError(io.ErrUnexpectedEOF)
+	var pw *io.PipeWriter
+	s.mu.Lock()
+	if ex := s.ex; ex != nil && !ex.bodyDone {
+		pw = ex.pw
+	}
+	s.mu.Unlock()
+	if pw != nil {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
 	}
 }
 
