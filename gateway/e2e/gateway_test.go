@@ -29,7 +29,7 @@ listeners:
   - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp}
   - {name: web, listen: 127.0.0.1:0, protocol: http1}
 clusters:
-  - {name: demo, hosts: [%q], timeout: 2s}
+  - {name: demo, hosts: [%q], timeout: 20s}
 routes:
   - {api: "demo.*", split: {demo: 100}}
   - {path: /, split: {demo: 100}}
@@ -206,15 +206,15 @@ func TestDrainOnSIGTERMLosesNothing(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			resp, err := c.Call(context.Background(), "demo.sleep", nil, []byte("1500"))
+			resp, err := c.Call(context.Background(), "demo.sleep", nil, []byte("4000"))
 			if err != nil || resp.Status != 200 {
 				errs <- fmt.Errorf("mmtp: %v %v", resp, err)
 			}
 		}()
 		go func() {
 			defer wg.Done()
-			out, err := curl(t, "-d", "1500", "http://"+g.addrs["web"]+"/api/demo.sleep")
-			if err != nil || !strings.Contains(out, "1500") {
+			out, err := curl(t, "-d", "4000", "http://"+g.addrs["web"]+"/api/demo.sleep")
+			if err != nil || !strings.Contains(out, "4000") {
 				errs <- fmt.Errorf("http: %q %v", out, err)
 			}
 		}()

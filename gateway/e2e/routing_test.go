@@ -32,7 +32,7 @@ listeners:
   - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp, max_in_flight: 256}
   - {name: web, listen: 127.0.0.1:0, protocol: http1}
 clusters:
-  - {name: old, hosts: [%q], timeout: 5s}
+  - {name: old, hosts: [%q], timeout: 5s, health_check: {path: /healthz, interval: 500ms, timeout: 500ms, unhealthy_threshold: 2}}
   - {name: new, hosts: [%q], timeout: 5s, tags: [mesh]}
   - {name: central, hosts: [%q], timeout: 5s}
 routes:
@@ -189,7 +189,12 @@ func TestKilledBackendFallsBackWithoutErrors(t *testing.T) {
 	}
 	procs["old"].cmd.Process.Signal(syscall.SIGKILL)
 	procs["old"].wait(10 * time.Second)
-	// Connection refused happens before anything is sent: every call goes to central.
+	// Once the health check has seen it down (or a connection is refused, which happens
+	// before anything is sent), every call goes to central. Requests racing the kill on
+	// kept-alive connections could fail; these start after the gateway knows.
+	waitFor(t, 10*time.Second, func() bool {
+		return strings.Contains(admin(t, g, "GET", "/v1/clusters", ""), `"healthy": false`)
+	})
 	if c := count(sides(t, g, devs, nil)); c["central"] != len(devs) {
 		t.Fatalf("after killing old: %v", c)
 	}
