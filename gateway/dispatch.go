@@ -73,6 +73,10 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 	}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
+		if err := checkPathAuth(i, r); err != nil {
+			d.close()
+			return nil, err
+		}
 		e := env
 		e.Name, e.Route = routeKey(r), r
 		ch, err := reg.Build(fmt.Sprintf("routes[%d]", i), r.Filters, e)
@@ -88,6 +92,21 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 		}
 	}
 	return d, nil
+}
+
+// checkPathAuth refuses auth on a path route. A proxied request has no operation type and
+// streams its body past the filters, so its signature could cover neither its method,
+// path nor body: one signature over nothing would admit any request under the prefix.
+func checkPathAuth(i int, r *config.Route) error {
+	if r.Path == "" {
+		return nil
+	}
+	for j, n := range r.Filters {
+		if n == auth.Name {
+			return fmt.Errorf("routes[%d].filters[%d]: %q cannot guard path route %q: a proxied request's method, path and streamed body are not signed; put auth on an api route", i, j, n, r.Path)
+		}
+	}
+	return nil
 }
 
 type chainKey struct{ listener, route string }

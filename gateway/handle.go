@@ -9,6 +9,7 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/filters"
+	"github.com/mgw-project/mgw/filters/auth"
 	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/gateway/upstream"
 )
@@ -102,6 +103,16 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 		}
 		chain.Send(ctx, req, resp, x)
 		g.m.request(req.Conn.Listener, x, status, time.Since(req.Received))
+	}
+	if chain.Filter(auth.Name) != nil {
+		// Only a listener's auth gets here (dispatch refuses it on path routes). It cannot
+		// verify a proxied request (see checkPathAuth), so it refuses rather than pass one
+		// whose content no signature covers.
+		x.RejectedBy = auth.Name
+		resp := codec.ErrorResponse(http.StatusUnauthorized, codec.ErrUnauthorized,
+			"signature auth covers API requests (POST /api/OP) only; this listener cannot proxy paths")
+		finish(resp.Status, resp)
+		return nil, resp
 	}
 	if resp := chain.Receive(ctx, req, x); resp != nil {
 		finish(resp.Status, resp)

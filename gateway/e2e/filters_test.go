@@ -165,6 +165,7 @@ type signed struct {
 	skew       time.Duration
 	nonce      string
 	timestamp  string
+	emptyOp    bool    // sign op "" as is (a proxied HTTP request), not as a HELLO
 	signedWith *string // out: the sign value used
 }
 
@@ -185,7 +186,7 @@ func (s *signed) fields() (codec.Header, []byte) {
 		dev = s.signDev
 	}
 	op := s.op
-	if op == "" {
+	if op == "" && !s.emptyOp {
 		op = mmtp.HelloOperation
 	}
 	sign := mmtp.Sign([]byte(s.secret), &mmtp.SignFields{Operation: op, AppID: app, DeviceID: dev,
@@ -723,5 +724,55 @@ routes:
 		", filters: [auth, ratelimit], ratelimit: {rate: 50/s, burst: 10, key: device}")), 0o600)
 	if out, err := exec.Command(mgwBin, "serve", "--check", "-c", p).CombinedOutput(); err != nil {
 		t.Errorf("valid config refused: %v %s", err, out)
+	}
+}
+
+// A proxied path request carries no operation type and streams its body, so a signature
+// cannot cover its method, path or body: one signature over nothing would admit any
+// request. auth on a path route is therefore a config error, and a listener's auth
+// refuses proxied requests instead of waving them through.
+func TestAuthDoesNotWaveThroughProxiedRequests(t *testing.T) {
+	dir := t.TempDir()
+	sf := filepath.Join(dir, "filed.secret")
+	os.WriteFile(sf, []byte(fileSecret), 0o600)
+	p := filepath.Join(dir, "path-auth.yaml")
+	os.WriteFile(p, []byte(strings.Replace(authConfig("127.0.0.1:9", sf, ""), "routes:\n",
+		"routes:\n  - {path: /files, split: {pay: 100}, filters: [auth]}\n", 1)), 0o600)
+	cmd := exec.Command(mgwBin, "serve", "--check", "-c", p)
+	cmd.Env = append(os.Environ(), "WALLET_SECRET="+walletSecret)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `routes[0].filters[0]: "auth" cannot guard path route "/files"`) {
+		t.Errorf("auth on a path route: --check says %v %s", err, out)
+	}
+
+	// auth on the HTTP listener: API requests are verified, proxied ones refused.
+	_, baddr := backend(t, "pay")
+	cfg := strings.Replace(authConfig(baddr, sf, "  - {path: /files, split: {pay: 100}}\n"),
+		"{name: web, listen: 127.0.0.1:0, protocol: http1}", "{name: web, listen: 127.0.0.1:0, protocol: http1, filters: [auth]}", 1)
+	g := serve(t, cfg, "WALLET_SECRET="+walletSecret)
+	n0 := g.upstreamCalls(t)
+	// What a client could sign for a proxied request: no operation, no body (app filed may
+	// call anything).
+	h, _ := (&signed{app: "filed", dev: "web-1", secret: fileSecret, emptyOp: true}).fields()
+	args := []string{"-i", "-X", "DELETE", "--data-binary", "any body", "http://" + g.addrs["web"] + "/files/everything"}
+	for _, f := range h {
+		args = append(args, "-H", httpName(f.Key)+": "+f.Value)
+	}
+	out2, err := curl(t, args...)
+	if err != nil || !strings.HasPrefix(out2, "HTTP/1.1 401") || !strings.Contains(out2, "Error: "+codec.ErrUnauthorized) {
+		t.Errorf("proxied request on a listener with auth: %q %v", out2, err)
+	}
+	// A signed API request on the same listener passes (the listener's auth, then the route's).
+	h, body := (&signed{op: "pay.demo.echo", app: "wallet", dev: "web-1", secret: walletSecret, body: "ok"}).fields()
+	args = []string{"-i", "--data-binary", string(body), "http://" + g.addrs["web"] + "/api/pay.demo.echo"}
+	for _, f := range h {
+		args = append(args, "-H", httpName(f.Key)+": "+f.Value)
+	}
+	out2, err = curl(t, args...)
+	if err != nil || !strings.HasPrefix(out2, "HTTP/1.1 200") {
+		t.Errorf("signed API request on a listener with auth: %q %v", out2, err)
+	}
+	if n := g.upstreamCalls(t); n != n0+1 {
+		t.Errorf("backend saw %v calls, want 1 (the API request only)", n-n0)
 	}
 }
