@@ -391,17 +391,21 @@ func (s *httpSession) drain() {
 }
 
 func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
+	s.mu.Lock()
+	busy := s.serving
+	s.mu.Unlock()
+	if busy {
+		// Bytes pending while an answer is produced are pipelined requests held back
+		// until it is out, not a stalled head; and a 408 now would land in the middle of
+		// that answer. A streamed body that stalls is bounded by the backend timeout.
+		return
+	}
 	if kind == netpoll.TimeoutPartial {
 		// A client that began a request and stalls: slow headers or a body that stops.
 		s.reject(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request not completed in time"})
 		return
 	}
-	s.mu.Lock()
-	busy := s.serving
-	s.mu.Unlock()
-	if !busy {
-		s.c.CloseWithReason(netpoll.ReasonTimeout)
-	}
+	s.c.CloseWithReason(netpoll.ReasonTimeout)
 }
 
 // onClose fails a proxied body still streaming, so its backend call ends. It may run on
