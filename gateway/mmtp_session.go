@@ -257,13 +257,27 @@ func (s *mmtpSession) drain() {
 	}
 }
 
+// onTimeout ends a connection that stays silent or stalls mid-frame. A connection waiting
+// for its own answers is not idle, and whole frames held back at the in-flight cap are not
+// a stalled frame: both are left alone (the engine restarts the deadline). Otherwise
+// GOAWAY, and the close comes once the requests in flight are answered, as GOAWAY's
+// last-stream-id promises.
 func (s *mmtpSession) onTimeout(kind netpoll.TimeoutKind) {
+	s.mu.Lock()
+	inFlight, paused := len(s.streams) > 0, s.paused
+	s.mu.Unlock()
 	reason := mmtp.ReasonIdle
 	if kind == netpoll.TimeoutPartial {
+		if paused {
+			return
+		}
 		reason = mmtp.ReasonTimeout
+	} else if inFlight {
+		return
 	}
-	s.goAway(reason)
-	s.c.CloseAfterFlush(netpoll.ReasonTimeout)
+	if s.goAway(reason) {
+		s.c.CloseAfterFlush(netpoll.ReasonTimeout)
+	}
 }
 
 func (s *mmtpSession) onClose(netpoll.CloseReason) {}
