@@ -42,6 +42,7 @@ listeners:
   - {name: midle, listen: 127.0.0.1:0, protocol: mmtp, idle_timeout: 1s}
   - {name: mframe, listen: 127.0.0.1:0, protocol: mmtp, frame_timeout: 1s}
   - {name: mhs, listen: 127.0.0.1:0, protocol: mmtp, handshake_timeout: 1s}
+  - {name: mcapft, listen: 127.0.0.1:0, protocol: mmtp, max_in_flight: 2, frame_timeout: 1s}
   - {name: web, listen: 127.0.0.1:0, protocol: http1}
   - {name: wproxy, listen: 127.0.0.1:0, protocol: http1, proxy_protocol: true}
   - {name: wframe, listen: 127.0.0.1:0, protocol: http1, frame_timeout: 1s}
@@ -119,6 +120,10 @@ func TestFrontDoor(t *testing.T) {
 					{"MMTPIdleTimeout", testMMTPIdleTimeout},
 					{"MMTPFrameTimeout", testMMTPFrameTimeout},
 					{"MMTPHandshakeTimeout", testMMTPHandshakeTimeout},
+					{"MMTPSlowAnswerIsNotIdle", testMMTPSlowAnswerIsNotIdle},
+					{"MMTPHeldAtCapIsNotAStalledFrame", testMMTPHeldAtCapIsNotAStalledFrame},
+					{"HTTPPipelinedBehindSlowAnswer", testHTTPPipelinedBehindSlowAnswer},
+					{"ProxyProtocolSplit", testProxySplit},
 					{"HTTPSlowHeaders", testHTTPSlowHeaders},
 					{"HTTPKeepAliveIdle", testHTTPKeepAliveIdle},
 					{"HTTPMaxConns", testHTTPMaxConns},
@@ -127,6 +132,7 @@ func TestFrontDoor(t *testing.T) {
 					{"HTTP10", testHTTP10},
 					{"HTTPExpectContinue", testHTTPExpectContinue},
 					{"HTTPSmuggling", testHTTPSmuggling},
+					{"HTTPExpectContinueTooLarge", testHTTPExpectContinueTooLarge},
 				} {
 					t.Run(c.name, func(t *testing.T) {
 						t.Parallel()
@@ -527,6 +533,94 @@ func testMMTPHandshakeTimeout(t *testing.T, fd *frontDoor) {
 	}
 }
 
+// testMMTPSlowAnswerIsNotIdle: a request whose answer takes longer than the idle timeout
+// is still answered. A GOAWAY idle before it is allowed (mmtp.md: every accepted request
+// in flight is still answered), a close without the answer is not.
+func testMMTPSlowAnswerIsNotIdle(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["midle"])
+	r.send(doorRequest(1, "demo.sleep", nil, "2500"))
+	for {
+		f := r.frame(10 * time.Second)
+		if f.Type == mmtp.TypeGoAway {
+			if last, err := mmtp.LastStreamID(&f); err != nil || last < 1 {
+				t.Fatalf("GOAWAY while stream 1 is in flight: last-stream-id %d %v", last, err)
+			}
+			continue
+		}
+		if f.Type != mmtp.TypeResponse || f.StreamID != 1 {
+			t.Fatalf("got %s on stream %d, want the RESPONSE to 1", f.Type, f.StreamID)
+		}
+		if st, _ := mmtp.ResponseStatus(&f); st != 200 {
+			t.Fatalf("slow answer: status %d %q", st, f.Body)
+		}
+		return
+	}
+}
+
+// testMMTPHeldAtCapIsNotAStalledFrame: whole frames held back at the in-flight cap are
+// not a frame begun and stalled, so the frame timeout must not end the connection while
+// the requests ahead of them take longer than it.
+func testMMTPHeldAtCapIsNotAStalledFrame(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["mcapft"])
+	var batch []byte
+	for i := uint32(1); i <= 4; i++ {
+		batch = append(batch, doorRequest(i, "demo.sleep", nil, "2500")...)
+	}
+	r.send(batch)
+	for k := 0; k < 4; k++ {
+		f := r.frame(15 * time.Second)
+		if f.Type != mmtp.TypeResponse {
+			reason, _ := f.Get("reason")
+			t.Fatalf("answer %d: got %s %s, want RESPONSE", k, f.Type, reason)
+		}
+		if st, _ := mmtp.ResponseStatus(&f); st != 200 {
+			t.Fatalf("answer %d: status %d %q", k, st, f.Body)
+		}
+	}
+}
+
+// testHTTPPipelinedBehindSlowAnswer: a pipelined request waiting behind a slow answer is
+// not a slow head; the frame timeout must not answer 408 into the middle of it.
+func testHTTPPipelinedBehindSlowAnswer(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["wframe"])
+	r.send([]byte("POST /api/demo.sleep HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n2500" +
+		"GET /behind HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if resp, body := r.httpResponse(10*time.Second, ""); resp.StatusCode != 200 || !strings.Contains(body, "slept 2500") {
+		t.Fatalf("slow first answer: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := r.httpResponse(10*time.Second, ""); resp.StatusCode != 200 || !strings.Contains(body, `"/behind"`) {
+		t.Fatalf("pipelined second answer: %d %q", resp.StatusCode, body)
+	}
+}
+
+// testProxySplit: a PROXY header that arrives in pieces is waited for, not refused.
+func testProxySplit(t *testing.T, fd *frontDoor) {
+	src := netip.MustParseAddrPort("203.0.113.99:9999")
+	for _, v := range proxyVersions {
+		dst := netip.MustParseAddrPort(fd.g.addrs["wproxy"])
+		hdr := v.enc(src, dst)
+		r := dialDoor(t, fd.g.addrs["wproxy"])
+		r.send(hdr[:7])
+		time.Sleep(100 * time.Millisecond)
+		r.send(hdr[7:])
+		time.Sleep(100 * time.Millisecond)
+		r.send([]byte("GET /split HTTP/1.1\r\nHost: x\r\n\r\n"))
+		resp, body := r.httpResponse(10*time.Second, "")
+		if resp.StatusCode != 200 || doorXFF(t, body) != "203.0.113.99" {
+			t.Fatalf("http %s in pieces: %d %q", v.name, resp.StatusCode, body)
+		}
+		dst = netip.MustParseAddrPort(fd.g.addrs["mproxy"])
+		hdr = v.enc(src, dst)
+		r = dialDoor(t, fd.g.addrs["mproxy"])
+		r.send(hdr[:10])
+		time.Sleep(100 * time.Millisecond)
+		r.send(append(hdr[10:], doorRequest(1, "who.split", nil, "")...))
+		if _, st, _, body := r.response(10 * time.Second); st != 200 || doorXFF(t, body) != "203.0.113.99" {
+			t.Fatalf("mmtp %s in pieces: %d %q", v.name, st, body)
+		}
+	}
+}
+
 func testHTTPSlowHeaders(t *testing.T, fd *frontDoor) {
 	r := dialDoor(t, fd.g.addrs["wframe"])
 	r.send([]byte("GET /slow HTTP/1.1\r\nHost: x\r\nX-Half: "))
@@ -654,6 +748,17 @@ func testHTTPExpectContinue(t *testing.T, fd *frontDoor) {
 			t.Fatalf("%s after 100: %d %q", path, resp.StatusCode, body)
 		}
 	}
+}
+
+// testHTTPExpectContinueTooLarge: an API body declared over the limit is refused before
+// the client is invited to send it.
+func testHTTPExpectContinueTooLarge(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["web"])
+	r.send([]byte("POST /api/demo.echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"))
+	if resp, _ := r.httpResponse(5*time.Second, ""); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("declared 5 MB API body with Expect: %d, want 413 (and no 100 first)", resp.StatusCode)
+	}
+	r.closed(3 * time.Second)
 }
 
 func testHTTPSmuggling(t *testing.T, fd *frontDoor) {
