@@ -23,21 +23,25 @@ type SignFields struct {
 // Canonical returns the string that is signed: the six fields joined by '\n', the last
 // being the lowercase hex SHA-256 of the body.
 func (f *SignFields) Canonical() []byte {
-	sum := sha256.Sum256(f.Body)
 	n := len(f.Operation) + len(f.AppID) + len(f.DeviceID) + len(f.Timestamp) + len(f.Nonce) + 5 + 64
-	b := make([]byte, 0, n)
-	b = append(b, f.Operation...)
-	b = append(b, '\n')
-	b = append(b, f.AppID...)
-	b = append(b, '\n')
-	b = append(b, f.DeviceID...)
-	b = append(b, '\n')
-	b = append(b, f.Timestamp...)
-	b = append(b, '\n')
-	b = append(b, f.Nonce...)
-	b = append(b, '\n')
-	b = hex.AppendEncode(b, sum[:])
-	return b
+	return f.AppendCanonical(make([]byte, 0, n))
+}
+
+// AppendCanonical appends the canonical string to dst, so a verifier on the hot path can
+// build it in a reused buffer.
+func (f *SignFields) AppendCanonical(dst []byte) []byte {
+	sum := sha256.Sum256(f.Body)
+	dst = append(dst, f.Operation...)
+	dst = append(dst, '\n')
+	dst = append(dst, f.AppID...)
+	dst = append(dst, '\n')
+	dst = append(dst, f.DeviceID...)
+	dst = append(dst, '\n')
+	dst = append(dst, f.Timestamp...)
+	dst = append(dst, '\n')
+	dst = append(dst, f.Nonce...)
+	dst = append(dst, '\n')
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // Sign returns the `sign` value: lowercase hex of HMAC-SHA256(secret, canonical).

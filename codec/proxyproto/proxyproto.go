@@ -28,7 +28,7 @@ type Header struct {
 	Version int
 	// Local is true for a v2 LOCAL command or a v1 UNKNOWN: the connection was made by the
 	// access layer itself (a health check); the socket's own addresses stand.
-	Local bool
+	Local       bool
 	Source      netip.AddrPort
 	Destination netip.AddrPort
 }

@@ -42,19 +42,7 @@ func (v *verifier) verify(f *mmtp.SignFields, sign string) bool {
 		return false // a signature is always 64 hex digits; the length is no secret
 	}
 	st := v.pool.Get().(*hmacState)
-	bodySum := sha256.Sum256(f.Body)
-	b := st.scratch[:0]
-	b = append(b, f.Operation...)
-	b = append(b, '\n')
-	b = append(b, f.AppID...)
-	b = append(b, '\n')
-	b = append(b, f.DeviceID...)
-	b = append(b, '\n')
-	b = append(b, f.Timestamp...)
-	b = append(b, '\n')
-	b = append(b, f.Nonce...)
-	b = append(b, '\n')
-	b = hex.AppendEncode(b, bodySum[:])
+	b := f.AppendCanonical(st.scratch[:0])
 	st.mac.Reset()
 	st.mac.Write(b)
 	st.mac.Sum(st.sum[:0])
