@@ -48,6 +48,7 @@ listeners:
   - {name: wframe, listen: 127.0.0.1:0, protocol: http1, frame_timeout: 1s}
   - {name: widle, listen: 127.0.0.1:0, protocol: http1, idle_timeout: 1s}
   - {name: wcap, listen: 127.0.0.1:0, protocol: http1, max_conns: 5}
+  - {name: whs, listen: 127.0.0.1:0, protocol: http1, handshake_timeout: 1s}
 clusters:
   - {name: demo, hosts: [%q], timeout: 5s}
   - {name: spy, hosts: [%q], timeout: 5s}
@@ -133,6 +134,11 @@ func TestFrontDoor(t *testing.T) {
 					{"HTTPExpectContinue", testHTTPExpectContinue},
 					{"HTTPSmuggling", testHTTPSmuggling},
 					{"HTTPExpectContinueTooLarge", testHTTPExpectContinueTooLarge},
+					{"MMTPLimitsFromThePrefix", testMMTPLimitsFromThePrefix},
+					{"MMTPPingBodyTooLong", testMMTPPingBodyTooLong},
+					{"HTTPHeadTooLarge", testHTTPHeadTooLarge},
+					{"HTTPPipelinedAfterClose", testHTTPPipelinedAfterClose},
+					{"HTTPHandshakeTimeout", testHTTPHandshakeTimeout},
 				} {
 					t.Run(c.name, func(t *testing.T) {
 						t.Parallel()
@@ -438,6 +444,34 @@ func testMMTPFrameTooLarge(t *testing.T, fd *frontDoor) {
 	}
 	r.send(doorRequest(3, "demo.echo", nil, strings.Repeat("a", 4097)))
 	r.goAway(mmtp.ReasonFrameTooLarge, 5*time.Second)
+}
+
+// testMMTPLimitsFromThePrefix: a frame declaring a body over the limit, or a header block
+// with too many entries, is refused as soon as that is known, not once it all arrived (the
+// listener's frame timeout is the default 30 s, far beyond the wait here).
+func testMMTPLimitsFromThePrefix(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["mobile"])
+	big := doorRequest(1, "demo.echo", nil, strings.Repeat("b", 1<<20))
+	r.send(big[:64])
+	r.goAway(mmtp.ReasonFrameTooLarge, 3*time.Second)
+
+	var hdr codec.Header
+	for i := 0; i < 65; i++ {
+		hdr = append(hdr, codec.Field{Key: fmt.Sprintf("x-%d", i), Value: "v"})
+	}
+	r = dialDoor(t, fd.g.addrs["mobile"])
+	r.send(doorRequest(1, "demo.echo", hdr, "x"))
+	r.goAway(mmtp.ReasonFrameTooLarge, 3*time.Second)
+}
+
+// testMMTPPingBodyTooLong: a PING body over 8 bytes is a protocol error (mmtp.md). The
+// encoder cuts PING bodies, so the frame is built as a REQUEST on stream 0 and retyped.
+func testMMTPPingBodyTooLong(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["mobile"])
+	b := mmtp.AppendFrame(nil, mmtp.TypeRequest, 0, 0, nil, []byte("123456789"))
+	b[3] = byte(mmtp.TypePing)
+	r.send(b)
+	r.goAway(mmtp.ReasonProtocolError, 3*time.Second)
 }
 
 func testMMTPClientResponse(t *testing.T, fd *frontDoor) {
@@ -759,6 +793,44 @@ func testHTTPExpectContinueTooLarge(t *testing.T, fd *frontDoor) {
 		t.Fatalf("declared 5 MB API body with Expect: %d, want 413 (and no 100 first)", resp.StatusCode)
 	}
 	r.closed(3 * time.Second)
+}
+
+func testHTTPHeadTooLarge(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["web"])
+	r.send([]byte("GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("h", 20<<10) + "\r\n\r\n"))
+	if resp, _ := r.httpResponse(5*time.Second, ""); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("20 KiB head over the 16 KiB default: %d, want 431", resp.StatusCode)
+	}
+	r.closed(3 * time.Second)
+}
+
+// testHTTPPipelinedAfterClose: a request pipelined behind `Connection: close` is not
+// served; an HTTP/1.0 client asking for keep-alive gets it.
+func testHTTPPipelinedAfterClose(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["web"])
+	r.send([]byte("GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" +
+		"POST /api/demo.echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nextra"))
+	if resp, body := r.httpResponse(5*time.Second, ""); resp.StatusCode != 200 || !strings.Contains(body, `"/last"`) {
+		t.Fatalf("request with Connection: close: %d %q", resp.StatusCode, body)
+	}
+	r.closed(3 * time.Second)
+
+	r = dialDoor(t, fd.g.addrs["web"])
+	for i := 0; i < 2; i++ {
+		r.send([]byte("POST /api/demo.echo HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 4\r\n\r\nkeep"))
+		if resp, body := r.httpResponse(5*time.Second, ""); resp.StatusCode != 200 || body != "keep" || resp.Close {
+			t.Fatalf("HTTP/1.0 keep-alive request %d: %d %q close=%v", i, resp.StatusCode, body, resp.Close)
+		}
+	}
+}
+
+func testHTTPHandshakeTimeout(t *testing.T, fd *frontDoor) {
+	silent := dialDoor(t, fd.g.addrs["whs"])
+	start := time.Now()
+	silent.closed(5 * time.Second)
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Fatalf("closed after %s, before the 1s handshake timeout", d)
+	}
 }
 
 func testHTTPSmuggling(t *testing.T, fd *frontDoor) {
