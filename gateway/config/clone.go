@@ -31,8 +31,7 @@ func (c *Config) Clone() *Config {
 		n.Routes[i] = n.Routes[i].Clone()
 	}
 	n.Switches.MeshOnlyApps = slices.Clone(c.Switches.MeshOnlyApps)
-	n.Switches.Zones = clonePercentages(c.Switches.Zones)
-	n.Switches.Labels = clonePercentages(c.Switches.Labels)
+	n.Switches = c.Switches.Clone()
 	return &n
 }
 
@@ -63,6 +62,14 @@ func clonePtr[T any](p *T) *T {
 	}
 	v := *p
 	return &v
+}
+
+// Clone returns a deep copy of s, for the admin API's changes to start from.
+func (s Switches) Clone() Switches {
+	s.MeshOnlyApps = slices.Clone(s.MeshOnlyApps)
+	s.Zones = clonePercentages(s.Zones)
+	s.Labels = clonePercentages(s.Labels)
+	return s
 }
 
 func clonePercentages(m map[string]map[string]int) map[string]map[string]int {

@@ -205,7 +205,7 @@ type SwitchChange struct {
 }
 
 func switchesView(t *Table) SwitchesView {
-	s := cloneSwitches(t.cfg.Switches)
+	s := t.cfg.Switches.Clone()
 	if s.MeshOnlyApps == nil {
 		s.MeshOnlyApps = []string{}
 	}

@@ -22,7 +22,7 @@ func cloneConfig(cfg *config.Config) *config.Config {
 	for i := range c.Routes {
 		c.Routes[i] = cloneRoute(c.Routes[i])
 	}
-	c.Switches = cloneSwitches(cfg.Switches)
+	c.Switches = cfg.Switches.Clone()
 	return &c
 }
 
@@ -41,22 +41,4 @@ func cloneRoute(r config.Route) config.Route {
 	}
 	r.Filters = slices.Clone(r.Filters)
 	return r
-}
-
-func cloneSwitches(s config.Switches) config.Switches {
-	s.MeshOnlyApps = slices.Clone(s.MeshOnlyApps)
-	s.Zones = cloneTagMap(s.Zones)
-	s.Labels = cloneTagMap(s.Labels)
-	return s
-}
-
-func cloneTagMap(m map[string]map[string]int) map[string]map[string]int {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]map[string]int, len(m))
-	for k, v := range m {
-		out[k] = maps.Clone(v)
-	}
-	return out
 }

@@ -168,7 +168,7 @@ func (r *Router) UpdateRoute(api string, u RouteUpdate) (Effective, error) {
 // SetSwitches replaces all switches and returns every route's new effective split (for an
 // app that is not mesh-only).
 func (r *Router) SetSwitches(sw config.Switches) ([]Effective, error) {
-	return r.changeSwitches(func(s *config.Switches) { *s = cloneSwitches(sw) })
+	return r.changeSwitches(func(s *config.Switches) { *s = sw.Clone() })
 }
 
 // SetMeshOnlyApps replaces the mesh-only app list.
@@ -178,12 +178,12 @@ func (r *Router) SetMeshOnlyApps(apps []string) ([]Effective, error) {
 
 // SetZoneSwitches replaces the zone switches ({zone: {tag: percent}}).
 func (r *Router) SetZoneSwitches(zones map[string]map[string]int) ([]Effective, error) {
-	return r.changeSwitches(func(s *config.Switches) { s.Zones = cloneTagMap(zones) })
+	return r.changeSwitches(func(s *config.Switches) { s.Zones = config.Switches{Zones: zones}.Clone().Zones })
 }
 
 // SetLabelSwitches replaces the label switches ({"key" or "key=value": {tag: percent}}).
 func (r *Router) SetLabelSwitches(labels map[string]map[string]int) ([]Effective, error) {
-	return r.changeSwitches(func(s *config.Switches) { s.Labels = cloneTagMap(labels) })
+	return r.changeSwitches(func(s *config.Switches) { s.Labels = config.Switches{Labels: labels}.Clone().Labels })
 }
 
 func (r *Router) changeSwitches(change func(*config.Switches)) ([]Effective, error) {

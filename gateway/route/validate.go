@@ -2,7 +2,8 @@ package route
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/mgw-project/mgw/gateway/config"
@@ -233,11 +234,6 @@ func validateSwitches(field string, sw *config.Switches, tags map[string]bool) e
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
+// sortedKeys walks a map in a stable order, so errors and results do not change between
+// runs.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
