@@ -238,31 +238,9 @@ func (h *routeHeaderFlag) Set(v string) error {
 	return nil
 }
 
-func routeFmtPct(m map[string]float64) string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	parts := make([]string, len(ks))
-	for i, k := range ks {
-		parts[i] = fmt.Sprintf("%s %.4g%%", k, m[k])
-	}
-	return strings.Join(parts, ", ")
-}
+func routeFmtPct(m map[string]float64) string { return route.JoinSorted(m, "%s %.4g%%", ", ") }
 
-func routeFmtWeights(m map[string]int) string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	parts := make([]string, len(ks))
-	for i, k := range ks {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
-	}
-	return strings.Join(parts, ",")
-}
+func routeFmtWeights(m map[string]int) string { return route.JoinSorted(m, "%s=%d", ",") }
 
 func routeEffLine(e route.Effective) string {
 	by := e.DecidedBy

@@ -2,7 +2,8 @@ package route
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/mgw-project/mgw/codec"
@@ -88,14 +89,15 @@ func reason(ex *Explanation) string {
 }
 
 func fmtSplit(m map[string]float64) string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
+	return "{" + JoinSorted(m, "%s=%.4g%%", ", ") + "}"
+}
+
+// JoinSorted formats each entry of m with format (given the key, then the value), in key
+// order, joined by sep: how splits and shares are shown to people, stably.
+func JoinSorted[V any](m map[string]V, format, sep string) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf(format, k, m[k]))
 	}
-	sort.Strings(ks)
-	parts := make([]string, len(ks))
-	for i, k := range ks {
-		parts[i] = fmt.Sprintf("%s=%.4g%%", k, m[k])
-	}
-	return "{" + strings.Join(parts, ", ") + "}"
+	return strings.Join(parts, sep)
 }
