@@ -26,7 +26,8 @@ type httpSession struct {
 	l *listener
 	c netpoll.Conn
 
-	// Touched only by the reactor's worker.
+	// Touched only by the reactor's worker and onTimeout (the engine never runs onData
+	// and onTimeout at once).
 	needProxy bool
 	spoken    bool
 	ex        *httpExchange // the request being read; nil between requests
@@ -400,8 +401,9 @@ func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 		// that answer. A streamed body that stalls is bounded by the backend timeout.
 		return
 	}
-	if kind == netpoll.TimeoutPartial {
+	if kind == netpoll.TimeoutPartial && !s.needProxy {
 		// A client that began a request and stalls: slow headers or a body that stops.
+		// (Half a PROXY header gets no 408: its sender has not reached HTTP.)
 		s.reject(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request not completed in time"})
 		return
 	}

@@ -21,7 +21,8 @@ type mmtpSession struct {
 	l *listener
 	c netpoll.Conn
 
-	// Touched only by the reactor's worker (onData is never concurrent with itself).
+	// Touched only by the reactor's worker and onTimeout (the engine never runs onData
+	// and onTimeout at once).
 	needProxy bool
 	spoken    bool
 
@@ -263,6 +264,11 @@ func (s *mmtpSession) drain() {
 // GOAWAY, and the close comes once the requests in flight are answered, as GOAWAY's
 // last-stream-id promises.
 func (s *mmtpSession) onTimeout(kind netpoll.TimeoutKind) {
+	if s.needProxy {
+		// Still in the PROXY header: the peer has not reached MMTP, so no GOAWAY.
+		s.c.CloseWithReason(netpoll.ReasonTimeout)
+		return
+	}
 	s.mu.Lock()
 	inFlight, paused := len(s.streams) > 0, s.paused
 	s.mu.Unlock()
