@@ -38,13 +38,13 @@ admin: {listen: 127.0.0.1:0}
 listeners:
   - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp, max_body_bytes: 4096, max_in_flight: 4}
   - {name: mhello, listen: 127.0.0.1:0, protocol: mmtp, require_hello: true}
-  - {name: mproxy, listen: 127.0.0.1:0, protocol: mmtp, proxy_protocol: true}
+  - {name: mproxy, listen: 127.0.0.1:0, protocol: mmtp, proxy_protocol: true, frame_timeout: 1s}
   - {name: midle, listen: 127.0.0.1:0, protocol: mmtp, idle_timeout: 1s}
   - {name: mframe, listen: 127.0.0.1:0, protocol: mmtp, frame_timeout: 1s}
   - {name: mhs, listen: 127.0.0.1:0, protocol: mmtp, handshake_timeout: 1s}
   - {name: mcapft, listen: 127.0.0.1:0, protocol: mmtp, max_in_flight: 2, frame_timeout: 1s}
   - {name: web, listen: 127.0.0.1:0, protocol: http1}
-  - {name: wproxy, listen: 127.0.0.1:0, protocol: http1, proxy_protocol: true}
+  - {name: wproxy, listen: 127.0.0.1:0, protocol: http1, proxy_protocol: true, frame_timeout: 1s}
   - {name: wframe, listen: 127.0.0.1:0, protocol: http1, frame_timeout: 1s}
   - {name: widle, listen: 127.0.0.1:0, protocol: http1, idle_timeout: 1s}
   - {name: wcap, listen: 127.0.0.1:0, protocol: http1, max_conns: 5}
@@ -125,6 +125,7 @@ func TestFrontDoor(t *testing.T) {
 					{"MMTPHeldAtCapIsNotAStalledFrame", testMMTPHeldAtCapIsNotAStalledFrame},
 					{"HTTPPipelinedBehindSlowAnswer", testHTTPPipelinedBehindSlowAnswer},
 					{"ProxyProtocolSplit", testProxySplit},
+					{"ProxyProtocolStalled", testProxyStalled},
 					{"HTTPSlowHeaders", testHTTPSlowHeaders},
 					{"HTTPKeepAliveIdle", testHTTPKeepAliveIdle},
 					{"HTTPMaxConns", testHTTPMaxConns},
@@ -356,6 +357,20 @@ func testProxyRefused(t *testing.T, fd *frontDoor) {
 	}
 	if n := fd.spy.hits("refused"); n != 1 {
 		t.Fatalf("refused connections reached the backend: %d hits, want only the control's", n)
+	}
+}
+
+// testProxyStalled: half a PROXY header and then silence is closed by the frame timeout
+// without a word of MMTP or HTTP: the peer (an access layer) has not reached the protocol.
+func testProxyStalled(t *testing.T, fd *frontDoor) {
+	for _, l := range []string{"mproxy", "wproxy"} {
+		r := dialDoor(t, fd.g.addrs[l])
+		r.send([]byte("PROXY TCP4 192.0.2"))
+		start := time.Now()
+		r.closed(6 * time.Second)
+		if d := time.Since(start); d < 500*time.Millisecond {
+			t.Fatalf("%s: closed after %s, before the 1s frame timeout", l, d)
+		}
 	}
 }
 
