@@ -15,6 +15,7 @@
 #
 # Usage: scripts/bench-http.sh            (env: DURATION=10s CONNS=64 WARMUP=2s
 #                                           PROXY_CPU=0 LOAD_CPU=1 PROFILE=0 ONLY=regex)
+# MGW_BIN=path measures that mgw binary instead of building one (before/after runs).
 # PROFILE=1 also saves a 5 s CPU profile of mgw (epoll, API path) under the work
 # directory, printed at the end. Needs: go, wrk, taskset, curl, /usr/sbin/nginx
 # (scripts/deps.sh installs them). Listens on loopback only, on free ports.
@@ -29,6 +30,7 @@ LOAD_CPU=${LOAD_CPU:-1}
 PROFILE=${PROFILE:-0}
 ONLY=${ONLY:-.}
 NGINX=${NGINX:-/usr/sbin/nginx}
+MGW_BIN=${MGW_BIN:-}
 
 for bin in go wrk taskset curl "$NGINX"; do
   command -v "$bin" >/dev/null 2>&1 || { echo "bench-http: $bin not found (run scripts/deps.sh)" >&2; exit 1; }
@@ -91,7 +93,7 @@ wait_port() {
 }
 
 echo "== building mgw and the ReverseProxy baseline" >&2
-go build -o "$work/mgw" ./cmd/mgw
+if [ -n "$MGW_BIN" ]; then cp "$MGW_BIN" "$work/mgw"; else go build -o "$work/mgw" ./cmd/mgw; fi
 mkdir -p "$work/rp"
 cat >"$work/rp/main.go" <<'EOF'
 // The comparison floor: net/http/httputil.ReverseProxy with a keep-alive transport.

@@ -1,13 +1,11 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
+	"net"
+	"os"
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
@@ -34,26 +32,16 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 	if req.Operation == "" {
 		return nil, newError(Invalid, c.name, "", false, errors.New("operation type is empty"))
 	}
-	hdr := make(http.Header, len(req.Header)+4)
-	if err := copyHeader(hdr, req.Header, func(k string) bool { return skipAPIHeader(k, req.Gzip) }); err != nil {
+	bp := headPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledHead {
+			headPool.Put(bp)
+		}
+	}()
+	head, err := appendCallHead((*bp)[:0], c.pathPrefix, req)
+	*bp = head
+	if err != nil {
 		return nil, newError(Invalid, c.name, "", false, err)
-	}
-	if !validFieldValue(req.Operation) {
-		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("operation type %q holds a control byte", req.Operation))
-	}
-	hdr["Operation-Type"] = []string{req.Operation}
-	noDefaultUserAgent(hdr)
-	if req.Gzip {
-		hdr["Content-Encoding"] = []string{"gzip"}
-	}
-	var prior []string
-	if req.Protocol == codec.HTTP1 {
-		prior = hdr["X-Forwarded-For"]
-	}
-	if xff := forwardedFor(prior, req.Conn.ClientAddr); xff != "" {
-		hdr["X-Forwarded-For"] = []string{xff}
-	} else {
-		delete(hdr, "X-Forwarded-For")
 	}
 
 	h, e := c.acquire()
@@ -64,39 +52,63 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 	if timeout <= 0 {
 		timeout = c.timeout
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var st sendTrace
-	cctx = st.with(cctx)
+	deadline := start.Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	head = appendHostAndEnd(head, h.addr)
+	*bp = head
 
-	var body io.Reader = http.NoBody
-	if len(req.Body) > 0 {
-		body = bytes.NewReader(req.Body)
-	}
-	hreq, err := http.NewRequestWithContext(cctx, http.MethodPost, h.base+c.pathPrefix+"/"+url.PathEscape(req.Operation), body)
+	conn, err := h.pool.get(ctx, deadline)
 	if err != nil {
-		c.release(h, start, Invalid, 0)
-		return nil, newError(Invalid, c.name, h.name, false, fmt.Errorf("operation type %q: %w", req.Operation, err))
+		return nil, c.failCall(ctx, h, start, deadline, false, err)
 	}
-	hreq.Header = hdr
-
-	resp, err := c.roundTrip(hreq, &st)
-	if err != nil {
-		return nil, c.fail(ctx, cctx, h, start, st.gotConn.Load(), err)
+	if ctx.Done() != nil {
+		// The caller may give up before the deadline: unblock the exchange at once.
+		stop := context.AfterFunc(ctx, func() { conn.nc.SetDeadline(aLongTimeAgo) })
+		defer stop()
 	}
-	b, err := readBody(resp.Body, resp.ContentLength, c.maxResp)
-	resp.Body.Close()
+	r, err := exchange(conn, head, req.Body, c.maxResp)
 	if err != nil {
+		h.pool.discard(conn)
 		if errors.Is(err, errTooLarge) {
 			c.release(h, start, Failed, 0)
 			return nil, newError(Failed, c.name, h.name, true, fmt.Errorf("%w (%d bytes)", err, c.maxResp))
 		}
-		return nil, c.fail(ctx, cctx, h, start, true, err)
+		return nil, c.failCall(ctx, h, start, deadline, true, err)
 	}
-	out := &codec.Response{Status: resp.StatusCode, Body: b}
-	out.Header, out.Gzip = responseHeader(resp.Header)
-	c.release(h, start, 0, resp.StatusCode)
+	h.pool.put(conn, r.keepAlive && ctx.Err() == nil)
+	out := &codec.Response{Status: r.status, Header: r.header, Body: r.body, Gzip: r.gzip}
+	c.release(h, start, 0, r.status)
 	return out, nil
+}
+
+// aLongTimeAgo is a deadline in the past: setting it makes blocked I/O return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// exchange writes one request (head and body in one write when small) and reads the
+// whole answer.
+func exchange(conn *h1Conn, head, body []byte, maxResp int64) (*h1Response, error) {
+	var err error
+	if len(body) <= 16<<10 {
+		msg := append(head, body...)
+		_, err = conn.nc.Write(msg)
+	} else {
+		bufs := net.Buffers{head, body}
+		_, err = bufs.WriteTo(conn.nc)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing the request: %w", err)
+	}
+	return readResponse(conn.br, maxResp)
+}
+
+// failCall classifies a failed Call, releases the request and builds its error.
+func (c *Cluster) failCall(parent context.Context, h *host, start, deadline time.Time, sent bool, err error) *Error {
+	timedOut := errors.Is(err, errPoolWait) || errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(deadline)
+	kind := classify(parent, err, sent, timedOut)
+	c.release(h, start, kind, 0)
+	return newError(kind, c.name, h.name, sent, err)
 }
 
 // fail classifies a failed exchange, releases the request and builds its error.
@@ -116,38 +128,4 @@ func skipAPIHeader(k string, gzip bool) bool {
 		return gzip // set from the flag; any other coding passes as sent
 	}
 	return false
-}
-
-// readBody reads a whole response body of declared length n (-1: unknown) up to max.
-func readBody(r io.Reader, n, max int64) ([]byte, error) {
-	if n > max {
-		return nil, errTooLarge
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	if n > 0 {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, err
-		}
-		// Read on to EOF: net/http reuses the connection only when the body reported
-		// EOF before Close; a body closed "early" costs a new connection per call.
-		var one [1]byte
-		if k, err := r.Read(one[:]); k != 0 || err != io.EOF {
-			if err == nil || err == io.EOF {
-				err = errors.New("response body longer than its Content-Length")
-			}
-			return nil, err
-		}
-		return b, nil
-	}
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, errTooLarge
-	}
-	return b, nil
 }

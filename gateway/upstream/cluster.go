@@ -139,7 +139,10 @@ func New(cfg *config.Cluster, opts Options) (*Cluster, error) {
 			return nil, fmt.Errorf("cluster %q: hosts[%d]: %q is listed twice", cfg.Name, i, name)
 		}
 		seen[name] = true
-		h := &host{name: name, addr: addr, base: "http://" + addr, m: newHostMetrics(set, cfg.Name, name)}
+		h := &host{name: name, addr: addr, base: "http://" + addr, m: newHostMetrics(set, cfg.Name, name),
+			pool: newH1Pool(addr, orDuration(cfg.ConnectTimeout.D(), DefaultConnectTimeout),
+				orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost), orInt(cfg.MaxIdlePerHost, DefaultMaxIdlePerHost),
+				orDuration(cfg.IdleConnTimeout.D(), DefaultIdleConnTimeout))}
 		h.healthy.Store(true)
 		c.hosts = append(c.hosts, h)
 	}
@@ -287,6 +290,9 @@ func (c *Cluster) Close() error {
 		}
 	}
 	c.transport.CloseIdleConnections()
+	for _, h := range c.hosts {
+		h.pool.close()
+	}
 	return nil
 }
 

@@ -1,0 +1,237 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Call's own HTTP/1.1 client. Why not net/http's Transport: every exchange there crosses
+// three goroutines (the caller, the connection's writeLoop and readLoop) through channels,
+// and an idle connection keeps a goroutine blocked in read. Profiled under wrk that
+// hand-off was the largest single cost of an API call. Here the calling goroutine writes
+// the request and reads the answer itself, and an idle connection is only a socket and
+// its buffers. Forward (streaming both ways) and health probes keep the Transport: a
+// host therefore has two pools, each bounded by max_conns_per_host and max_idle_per_host.
+
+// h1Conn is one kept-alive connection, used by one call at a time.
+type h1Conn struct {
+	nc     net.Conn
+	rc     syscall.RawConn // for the liveness peek
+	br     *bufio.Reader
+	idleAt time.Time
+}
+
+// h1Pool is one host's connections for Call.
+type h1Pool struct {
+	addr        string
+	dialer      net.Dialer // Timeout: the connect timeout
+	sem         chan struct{}
+	maxIdle     int
+	idleTimeout time.Duration
+	waiters     atomic.Int32 // calls waiting for a connection slot
+
+	mu     sync.Mutex
+	idle   []*h1Conn // most recently used last
+	closed bool
+	sweep  *time.Timer
+}
+
+const connReadBuffer = 16 << 10
+
+func newH1Pool(addr string, connectTimeout time.Duration, maxConns, maxIdle int, idleTimeout time.Duration) *h1Pool {
+	return &h1Pool{
+		addr:        addr,
+		dialer:      net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
+		sem:         make(chan struct{}, maxConns),
+		maxIdle:     maxIdle,
+		idleTimeout: idleTimeout,
+	}
+}
+
+// errPoolWait is the cause when the deadline passes while all connection slots are busy.
+var errPoolWait = errors.New("no connection slot free before the deadline (max_conns_per_host)")
+
+// get returns a connection with its deadline set: a live idle one, else a new one.
+// fresh reports a new connection; err from dialing or waiting means nothing was sent.
+func (p *h1Pool) get(ctx context.Context, deadline time.Time) (c *h1Conn, err error) {
+	for {
+		c = p.popIdle()
+		if c == nil {
+			break
+		}
+		if c.nc.SetDeadline(deadline) == nil && c.alive() {
+			return c, nil
+		}
+		p.discard(c)
+	}
+	select {
+	case p.sem <- struct{}{}:
+	default:
+		if err := p.waitSlot(ctx, deadline); err != nil {
+			return nil, err
+		}
+	}
+	d := p.dialer
+	d.Deadline = deadline
+	nc, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		<-p.sem
+		return nil, err
+	}
+	c = &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, connReadBuffer)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
+	if err := nc.SetDeadline(deadline); err != nil {
+		p.discard(c)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (p *h1Pool) waitSlot(ctx context.Context, deadline time.Time) error {
+	p.waiters.Add(1)
+	defer p.waiters.Add(-1)
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case p.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errPoolWait
+	}
+}
+
+func (p *h1Pool) popIdle() *h1Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	c := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	if time.Since(c.idleAt) >= p.idleTimeout {
+		// The most recent is stale, so all are: close them all (outside the lock would
+		// be nicer, but closing a socket does not block).
+		for i, o := range p.idle {
+			o.nc.Close()
+			<-p.sem
+			p.idle[i] = nil
+		}
+		p.idle = p.idle[:0]
+		c.nc.Close()
+		<-p.sem
+		return nil
+	}
+	return c
+}
+
+// alive peeks at an idle connection without blocking: a backend that closed it while
+// idle has sent FIN (read returns 0), and one that sent bytes unasked broke the protocol.
+// Either way the connection is not used, and nothing was written to it. (net/http learns
+// the same from its per-connection read goroutine.) A close that races with the request
+// is caught by reading the answer, and counts as sent.
+func (c *h1Conn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.rc == nil {
+		return true
+	}
+	ok := false
+	var b [1]byte
+	err := c.rc.Read(func(fd uintptr) bool {
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		ok = n < 0 && (err == unix.EAGAIN || err == unix.EWOULDBLOCK)
+		return true
+	})
+	return err == nil && ok
+}
+
+// put returns a connection after a complete exchange. reuse is false when the answer
+// said close or its framing made reuse unsafe.
+func (p *h1Pool) put(c *h1Conn, reuse bool) {
+	if !reuse || p.waiters.Load() > 0 {
+		// A waiter needs a slot, not this connection in the idle list.
+		p.discard(c)
+		return
+	}
+	c.idleAt = time.Now()
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.maxIdle {
+		p.mu.Unlock()
+		p.discard(c)
+		return
+	}
+	p.idle = append(p.idle, c)
+	if p.sweep == nil {
+		p.sweep = time.AfterFunc(p.idleTimeout, p.sweepIdle)
+	}
+	p.mu.Unlock()
+}
+
+// discard closes a connection and frees its slot.
+func (p *h1Pool) discard(c *h1Conn) {
+	c.nc.Close()
+	<-p.sem
+}
+
+// sweepIdle closes connections idle for longer than the idle timeout, so a host that
+// gets no more calls does not keep its sockets forever.
+func (p *h1Pool) sweepIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	keep := p.idle[:0]
+	for _, c := range p.idle {
+		if now.Sub(c.idleAt) >= p.idleTimeout {
+			c.nc.Close()
+			<-p.sem
+			continue
+		}
+		keep = append(keep, c)
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	if len(p.idle) == 0 || p.closed {
+		p.sweep = nil
+		return
+	}
+	p.sweep.Reset(p.idle[0].idleAt.Add(p.idleTimeout).Sub(now))
+}
+
+// close closes the idle connections; connections in use close when they are put back.
+func (p *h1Pool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for i, c := range p.idle {
+		c.nc.Close()
+		<-p.sem
+		p.idle[i] = nil
+	}
+	p.idle = p.idle[:0]
+	if p.sweep != nil {
+		p.sweep.Stop()
+		p.sweep = nil
+	}
+}
+
+// idleCount is for tests.
+func (p *h1Pool) idleCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}

@@ -1,0 +1,121 @@
+package upstream
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/http1"
+)
+
+// headPool recycles request-head buffers; a head is written and done with in one call.
+var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledHead keeps one huge head from pinning its buffer in the pool.
+const maxPooledHead = 64 << 10
+
+// appendCallHead appends the request line and fields of an API call, as Call documents,
+// except Host, which is appended by appendHostAndEnd once the host is known. It fails
+// on a field HTTP cannot carry, naming it.
+func appendCallHead(dst []byte, pathPrefix string, req *codec.Request) ([]byte, error) {
+	if !validFieldValue(req.Operation) {
+		return dst, fmt.Errorf("operation type %q holds a control byte", req.Operation)
+	}
+	dst = append(dst, "POST "...)
+	dst = append(dst, pathPrefix...)
+	dst = append(dst, '/')
+	dst = append(dst, url.PathEscape(req.Operation)...)
+	dst = append(dst, " HTTP/1.1\r\n"...)
+
+	toks := connectionTokens(req.Header)
+	keepXFF := req.Protocol == codec.HTTP1
+	var xff []string
+	for _, f := range req.Header {
+		key := strings.ToLower(f.Key)
+		if http1.IsHopByHop(key) || isConnectionToken(toks, key) || skipAPIHeader(key, req.Gzip) {
+			continue
+		}
+		if !validFieldName(f.Key) {
+			return dst, fmt.Errorf("header %q: name is not an HTTP token", f.Key)
+		}
+		if !validFieldValue(f.Value) {
+			return dst, fmt.Errorf("header %q: value holds a control byte", f.Key)
+		}
+		if key == "x-forwarded-for" {
+			if keepXFF {
+				xff = append(xff, f.Value)
+			}
+			continue
+		}
+		dst = appendCanonicalKey(dst, f.Key)
+		dst = append(dst, ": "...)
+		dst = append(dst, f.Value...)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, "Operation-Type: "...)
+	dst = append(dst, req.Operation...)
+	dst = append(dst, "\r\n"...)
+	if req.Gzip {
+		dst = append(dst, "Content-Encoding: gzip\r\n"...)
+	}
+	dst = appendForwardedFor(dst, xff, req.Conn.ClientAddr)
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(req.Body)), 10)
+	dst = append(dst, "\r\n"...)
+	return dst, nil
+}
+
+// appendForwardedFor appends X-Forwarded-For as forwardedFor computes it, or nothing
+// when it would be empty.
+func appendForwardedFor(dst []byte, prior []string, client netip.AddrPort) []byte {
+	if len(prior) == 0 && !client.IsValid() {
+		return dst
+	}
+	start := len(dst)
+	dst = append(dst, "X-Forwarded-For: "...)
+	valueAt := len(dst)
+	for i, v := range prior {
+		if i > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, v...)
+	}
+	if client.IsValid() {
+		if len(prior) > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = client.Addr().Unmap().AppendTo(dst)
+	}
+	if len(dst) == valueAt {
+		return dst[:start] // prior values that were all empty
+	}
+	return append(dst, "\r\n"...)
+}
+
+func appendHostAndEnd(dst []byte, host string) []byte {
+	dst = append(dst, "Host: "...)
+	dst = append(dst, host...)
+	return append(dst, "\r\n\r\n"...)
+}
+
+// appendCanonicalKey appends a token field name in canonical form (textproto's
+// CanonicalMIMEHeaderKey: first letter and each after '-' upper, the rest lower),
+// without allocating.
+func appendCanonicalKey(dst []byte, key string) []byte {
+	upper := true
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if upper && 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+		upper = c == '-'
+	}
+	return dst
+}
