@@ -137,6 +137,10 @@ func TestFrontDoor(t *testing.T) {
 					{"HTTPExpectContinueTooLarge", testHTTPExpectContinueTooLarge},
 					{"MMTPLimitsFromThePrefix", testMMTPLimitsFromThePrefix},
 					{"MMTPPingBodyTooLong", testMMTPPingBodyTooLong},
+					{"MMTPStreamZero", testMMTPStreamZero},
+					{"HTTPHeadThenGet", testHTTPHeadThenGet},
+					{"HTTPChunkedBodies", testHTTPChunkedBodies},
+					{"HTTPPipelinedBurst", testHTTPPipelinedBurst},
 					{"HTTPHeadTooLarge", testHTTPHeadTooLarge},
 					{"HTTPPipelinedAfterClose", testHTTPPipelinedAfterClose},
 					{"HTTPHandshakeTimeout", testHTTPHandshakeTimeout},
@@ -211,8 +215,9 @@ func (r *doorConn) response(d time.Duration) (uint32, int, string, string) {
 	return f.StreamID, st, string(code), string(f.Body)
 }
 
-// goAway expects a GOAWAY with reason within d, then the close.
-func (r *doorConn) goAway(reason string, d time.Duration) {
+// goAway expects a GOAWAY with reason within d, then the close; it returns the GOAWAY's
+// last-stream-id.
+func (r *doorConn) goAway(reason string, d time.Duration) uint32 {
 	r.t.Helper()
 	f := r.frame(d)
 	if f.Type != mmtp.TypeGoAway {
@@ -221,10 +226,15 @@ func (r *doorConn) goAway(reason string, d time.Duration) {
 	if got, _ := f.Get("reason"); string(got) != reason {
 		r.t.Fatalf("GOAWAY reason %q, want %q", got, reason)
 	}
+	last, err := mmtp.LastStreamID(&f)
+	if err != nil {
+		r.t.Fatalf("GOAWAY last-stream-id: %v", err)
+	}
 	r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := r.d.ReadFrame(r.c); !doorClosed(err) {
 		r.t.Fatalf("after GOAWAY: %v, want the connection closed", err)
 	}
+	return last
 }
 
 // closed expects the peer to close within d without sending anything more.
@@ -458,7 +468,18 @@ func testMMTPFrameTooLarge(t *testing.T, fd *frontDoor) {
 		t.Fatalf("body at the limit: %d, %d bytes", st, len(body))
 	}
 	r.send(doorRequest(3, "demo.echo", nil, strings.Repeat("a", 4097)))
-	r.goAway(mmtp.ReasonFrameTooLarge, 5*time.Second)
+	if last := r.goAway(mmtp.ReasonFrameTooLarge, 5*time.Second); last != 1 {
+		t.Fatalf("GOAWAY last-stream-id %d, want 1 (the highest accepted)", last)
+	}
+}
+
+// testMMTPStreamZero: a REQUEST must have a non-zero stream id.
+func testMMTPStreamZero(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["mobile"])
+	r.send(doorRequest(0, "demo.echo", nil, "x"))
+	if last := r.goAway(mmtp.ReasonProtocolError, 5*time.Second); last != 0 {
+		t.Fatalf("GOAWAY last-stream-id %d, want 0 (none accepted)", last)
+	}
 }
 
 // testMMTPLimitsFromThePrefix: a frame declaring a body over the limit, or a header block
@@ -845,6 +866,62 @@ func testHTTPHandshakeTimeout(t *testing.T, fd *frontDoor) {
 	silent.closed(5 * time.Second)
 	if d := time.Since(start); d < 500*time.Millisecond {
 		t.Fatalf("closed after %s, before the 1s handshake timeout", d)
+	}
+}
+
+// testHTTPHeadThenGet: the answer to HEAD carries no body, or the pipelined GET behind
+// it would be misread.
+func testHTTPHeadThenGet(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["web"])
+	r.send([]byte("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if resp, body := r.httpResponse(5*time.Second, http.MethodHead); resp.StatusCode != 200 || body != "" {
+		t.Fatalf("HEAD: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := r.httpResponse(5*time.Second, ""); resp.StatusCode != 200 || !strings.Contains(body, `"/g"`) {
+		t.Fatalf("GET after HEAD: %d %q", resp.StatusCode, body)
+	}
+}
+
+func testHTTPChunkedBodies(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["web"])
+	r.send([]byte("POST /api/demo.echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n" +
+		"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"))
+	if resp, body := r.httpResponse(5*time.Second, ""); resp.StatusCode != 200 || body != "hello world" {
+		t.Fatalf("chunked API body: %d %q", resp.StatusCode, body)
+	}
+	resp, body := r.httpResponse(5*time.Second, "")
+	if resp.StatusCode != 200 || !strings.Contains(strings.ReplaceAll(body, " ", ""), `"body_bytes":7`) {
+		t.Fatalf("chunked proxied body: %d %q", resp.StatusCode, body)
+	}
+}
+
+// testHTTPPipelinedBurst: many requests in one write, API and proxied mixed, answered in
+// order (each answer resumes reading and the held bytes are handed back).
+func testHTTPPipelinedBurst(t *testing.T, fd *frontDoor) {
+	const n = 40
+	r := dialDoor(t, fd.g.addrs["web"])
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i%2 == 0 {
+			body := fmt.Sprintf("n%d", i)
+			fmt.Fprintf(&b, "POST /api/demo.echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		} else {
+			fmt.Fprintf(&b, "GET /burst/%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		}
+	}
+	r.send([]byte(b.String()))
+	for i := 0; i < n; i++ {
+		resp, body := r.httpResponse(10*time.Second, "")
+		want := fmt.Sprintf("n%d", i)
+		ok := body == want
+		if i%2 == 1 {
+			want = fmt.Sprintf(`"/burst/%d"`, i)
+			ok = strings.Contains(body, want)
+		}
+		if resp.StatusCode != 200 || !ok {
+			t.Fatalf("answer %d: %d %q, want %s", i, resp.StatusCode, body, want)
+		}
 	}
 }
 
