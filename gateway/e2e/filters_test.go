@@ -30,6 +30,7 @@ import (
 const (
 	walletSecret = "wallet-Secret-7c1e9a4f0b"
 	fileSecret   = "file-Secret-3d5b8e2a61"
+	inlineSecret = "inline-Secret-90ab17c3e5"
 )
 
 // authConfig has two MMTP listeners (one requiring HELLO), an HTTP listener, the app
@@ -47,13 +48,14 @@ listeners:
 apps:
   - {id: wallet, secret_env: WALLET_SECRET, apis: ["pay.*"]}
   - {id: filed, secret_file: %q}
+  - {id: inline, secret: %q}
 clusters:
   - {name: pay, hosts: [%q], timeout: 5s}
 routes:
   - {api: "pay.*", split: {pay: 100}, filters: [auth], auth: {skew: 10s, replay: true}}
   - {api: "vault.*", split: {pay: 100}, filters: [auth]}
   - {api: "try.*", split: {pay: 100}, filters: [auth], auth: {dry_run: true}}
-%s`, secretFile, backendAddr, extra)
+%s`, secretFile, inlineSecret, backendAddr, extra)
 }
 
 func startAuthGateway(t *testing.T, extra string) *gw {
@@ -271,8 +273,18 @@ func TestAuthMMTP(t *testing.T) {
 			t.Fatalf("signed call %d: %v %v", i, resp, err)
 		}
 	}
-	if n := g.upstreamCalls(t); n != n0+3 {
-		t.Fatalf("backend saw %v calls, want %v", n, n0+3)
+	// A gzip body is signed as sent, compressed.
+	resp, err := c.CallGzip(ctx, "pay.demo.echo", nil, []byte(strings.Repeat("zip", 100)))
+	if err != nil || resp.Status != 200 {
+		t.Fatalf("signed gzip call: %v %v", resp, err)
+	}
+	if n := g.upstreamCalls(t); n != n0+4 {
+		t.Fatalf("backend saw %v calls, want %v", n, n0+4)
+	}
+	// The inline secret works too.
+	ci := g.mmtpClient(t, "mobile", client.Options{AppID: "inline", DeviceID: "dev-i", Secret: []byte(inlineSecret), Hello: true})
+	if resp, err := ci.Call(ctx, "pay.demo.echo", nil, []byte("x")); err != nil || resp.Status != 200 {
+		t.Fatalf("inline-secret app: %v %v", resp, err)
 	}
 
 	// Requests relying on the HELLO: no app-id or device-id, signed with the HELLO's.
@@ -459,7 +471,7 @@ func assertNoSecret(t *testing.T, g *gw) {
 	}
 	sources = append(sources, struct{ name, text string }{"gateway output", out})
 	for _, src := range sources {
-		for _, sec := range []string{walletSecret, fileSecret} {
+		for _, sec := range []string{walletSecret, fileSecret, inlineSecret} {
 			for _, form := range []string{sec, hex.EncodeToString([]byte(sec)), strings.ToUpper(hex.EncodeToString([]byte(sec)))} {
 				if strings.Contains(src.text, form) {
 					t.Errorf("%s contains a secret (%.8s...)", src.name, form)
@@ -625,6 +637,7 @@ func TestAccessLogLines(t *testing.T) {
 		Listener   string `json:"listener"`
 		API        string `json:"api"`
 		Cluster    string `json:"cluster"`
+		DecidedBy  string `json:"decided_by"`
 		Status     int    `json:"status"`
 		Error      string `json:"error"`
 		RejectedBy string `json:"rejected_by"`
@@ -657,7 +670,7 @@ func TestAccessLogLines(t *testing.T) {
 		}
 		switch {
 		case l.Status == 200:
-			if l.Cluster != "pay" || *l.UpstreamUS <= 0 || l.App != "filed" || l.Device != "dev-l" {
+			if l.Cluster != "pay" || l.DecidedBy == "" || *l.UpstreamUS <= 0 || l.App != "filed" || l.Device != "dev-l" {
 				t.Errorf("line %d of a served request: %s", i, raw[i])
 			}
 		case l.Status == 401:
