@@ -90,13 +90,14 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 	x := &filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
 	path, _, _ := strings.Cut(req.Target, "?")
 	rt := tbl.MatchPath(path)
-	if rt == nil {
-		resp := codec.ErrorResponse(http.StatusNotFound, codec.ErrNoRoute, "no route for path "+quote(path))
-		g.m.request(req.Conn.Listener, x, resp.Status, time.Since(req.Received))
-		return nil, resp
+	key := ""
+	if rt != nil {
+		key = rt.Key
 	}
-	x.Route = rt.Key
-	chain := d.chain(req.Conn.Listener, rt.Key)
+	x.Route = key
+	// Unrouted requests pass the listener's filters too, as unrouted API calls do (handle),
+	// so a listener's access log sees every request on it.
+	chain := d.chain(req.Conn.Listener, key)
 	finish := func(status int, resp *codec.Response) {
 		if resp == nil {
 			resp = &codec.Response{Status: status}
@@ -115,6 +116,11 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 		return nil, resp
 	}
 	if resp := chain.Receive(ctx, req, x); resp != nil {
+		finish(resp.Status, resp)
+		return nil, resp
+	}
+	if rt == nil {
+		resp := codec.ErrorResponse(http.StatusNotFound, codec.ErrNoRoute, "no route for path "+quote(path))
 		finish(resp.Status, resp)
 		return nil, resp
 	}

@@ -914,3 +914,51 @@ routes:
 		t.Errorf("the backend saw %v requests, want 2", n)
 	}
 }
+
+// A listener's filters see every request on it, also those no route matches: an
+// unrouted API call and an unrouted proxied path each get an access line.
+func TestListenerFiltersSeeUnroutedRequests(t *testing.T) {
+	_, baddr := backend(t, "pay")
+	g := serve(t, fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - {name: web, listen: 127.0.0.1:0, protocol: http1, filters: [accesslog]}
+clusters:
+  - {name: pay, hosts: [%q], timeout: 5s}
+routes:
+  - {api: "demo.*", split: {pay: 100}}
+  - {path: /files, split: {pay: 100}}
+`, baddr))
+	web := "http://" + g.addrs["web"]
+	for _, u := range []string{"/api/demo.echo", "/files/a", "/api/nothing.here", "/nowhere"} {
+		if _, err := curl(t, "-d", "x", web+u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{`"status":200`, `"status":200`, `"status":404`, `"status":404`}
+	var got []string
+	waitFor(t, 5*time.Second, func() bool {
+		got = nil
+		for _, l := range strings.Split(g.output(), "\n") {
+			if strings.Contains(l, `"msg":"access"`) {
+				got = append(got, l)
+			}
+		}
+		return len(got) >= 3
+	})
+	time.Sleep(100 * time.Millisecond)
+	got = nil
+	for _, l := range strings.Split(g.output(), "\n") {
+		if strings.Contains(l, `"msg":"access"`) {
+			got = append(got, l)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d access lines, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i, w := range want {
+		if !strings.Contains(got[i], w) {
+			t.Errorf("line %d: %s, want %s", i, got[i], w)
+		}
+	}
+}
