@@ -394,6 +394,7 @@ func (s *httpSession) drain() {
 func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 	s.mu.Lock()
 	busy := s.serving
+	inBody := s.ex != nil && s.ex.headDone
 	s.mu.Unlock()
 	if busy {
 		// Bytes pending while an answer is produced are pipelined requests held back
@@ -401,9 +402,11 @@ func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 		// that answer. A streamed body that stalls is bounded by the backend timeout.
 		return
 	}
-	if kind == netpoll.TimeoutPartial && !s.needProxy {
-		// A client that began a request and stalls: slow headers or a body that stops.
-		// (Half a PROXY header gets no 408: its sender has not reached HTTP.)
+	if kind == netpoll.TimeoutPartial && !s.needProxy || inBody {
+		// A client that began a request and stalls: slow headers (the frame timeout), or
+		// an API body that stops (its bytes are taken as they come, so only the idle
+		// timeout sees it). Half a PROXY header gets no 408: its sender has not reached
+		// HTTP.
 		s.reject(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request not completed in time"})
 		return
 	}
