@@ -128,6 +128,7 @@ func TestFrontDoor(t *testing.T) {
 					{"ProxyProtocolStalled", testProxyStalled},
 					{"HTTPSlowHeaders", testHTTPSlowHeaders},
 					{"HTTPKeepAliveIdle", testHTTPKeepAliveIdle},
+					{"HTTPStalledBody", testHTTPStalledBody},
 					{"HTTPMaxConns", testHTTPMaxConns},
 					{"HTTPPipelined", testHTTPPipelined},
 					{"HTTPConnectionClose", testHTTPConnectionClose},
@@ -703,6 +704,21 @@ func testHTTPSlowHeaders(t *testing.T, fd *frontDoor) {
 		t.Fatalf("408 after %s, before the 1s frame timeout", d)
 	}
 	r.closed(5 * time.Second)
+}
+
+// testHTTPStalledBody: an API body that stops arriving is answered 408 once the
+// connection was idle for idle_timeout, then closed.
+func testHTTPStalledBody(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["widle"])
+	r.send([]byte("POST /api/demo.echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"))
+	start := time.Now()
+	if resp, _ := r.httpResponse(6*time.Second, ""); resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("stalled body: %d, want 408", resp.StatusCode)
+	}
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Fatalf("408 after %s, before the 1s idle timeout", d)
+	}
+	r.closed(3 * time.Second)
 }
 
 func testHTTPKeepAliveIdle(t *testing.T, fd *frontDoor) {
