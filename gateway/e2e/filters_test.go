@@ -791,6 +791,7 @@ routes:
 		{"bad skew", "", ", filters: [auth], auth: {skew: 1ms}", `routes[1].auth.skew`},
 		{"bad sample", "", ", filters: [accesslog], accesslog: {sample: 2}", `routes[1].accesslog.sample`},
 		{"filter twice", "", ", filters: [auth, auth]", `routes[1].filters[1]`},
+		{"ratelimit on a listener", ", filters: [ratelimit]", "", `listeners[0].ratelimit`},
 	}
 	dir := t.TempDir()
 	for i, c := range cases {
@@ -1033,5 +1034,39 @@ routes:
 		if !strings.Contains(got[i], w) {
 			t.Errorf("line %d: %s, want %s", i, got[i], w)
 		}
+	}
+}
+
+// accesslog sample: 0.3 logs about 30% of requests; off logs none.
+func TestAccessLogSampling(t *testing.T) {
+	_, baddr := backend(t, "pay")
+	g := serve(t, fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp}
+clusters:
+  - {name: pay, hosts: [%q], timeout: 5s}
+routes:
+  - {api: "some.*", split: {pay: 100}, filters: [accesslog], accesslog: {sample: 0.3}}
+  - {api: "none.*", split: {pay: 100}, filters: [accesslog], accesslog: {off: true}}
+`, baddr))
+	c := g.mmtpClient(t, "mobile", client.Options{})
+	for range 200 {
+		call(t, c, "some.demo.echo", nil)
+		call(t, c, "none.demo.echo", nil)
+	}
+	time.Sleep(200 * time.Millisecond) // the writer drains every 10 ms
+	some, none := 0, 0
+	for _, l := range strings.Split(g.output(), "\n") {
+		switch {
+		case strings.Contains(l, `"msg":"access"`) && strings.Contains(l, `"api":"some.demo.echo"`):
+			some++
+		case strings.Contains(l, `"msg":"access"`):
+			none++
+		}
+	}
+	// 200 draws at 0.3: mean 60, standard deviation 6.5; 30..90 is over 4.5 of them.
+	if some < 30 || some > 90 || none != 0 {
+		t.Errorf("sample 0.3 logged %d of 200, off logged %d", some, none)
 	}
 }
