@@ -8,6 +8,7 @@ package e2e
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -273,5 +274,67 @@ func testMMTPHeldAtCapIsNotAStalledFrame(t *testing.T, fd *frontDoor) {
 		if st, _ := mmtp.ResponseStatus(&f); st != 200 {
 			t.Fatalf("answer %d: status %d %q", k, st, f.Body)
 		}
+	}
+}
+
+// TestFrontDoorDrainAtCap: SIGTERM while a connection is at its in-flight cap with more
+// frames held back. GOAWAY's last-stream-id names the highest request taken, exactly those
+// requests are answered, and the held-back ones are neither answered nor sent on (the
+// client learns from last-stream-id to resend them elsewhere). It needs a gateway of its
+// own, since it stops it.
+func TestFrontDoorDrainAtCap(t *testing.T) {
+	for _, engine := range []string{"epoll", "rwloop"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			_, demoAddr := backend(t, "demo")
+			g := serve(t, fmt.Sprintf(`
+engine: %s
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp, max_in_flight: 4}
+clusters:
+  - {name: demo, hosts: [%q], timeout: 10s}
+routes:
+  - {api: "*", split: {demo: 100}}
+`, engine, demoAddr))
+			r := dialDoor(t, g.addrs["mobile"])
+			var batch []byte
+			for i := uint32(1); i <= 12; i++ {
+				batch = append(batch, doorRequest(2*i-1, "demo.sleep", nil, "1000")...)
+			}
+			r.send(batch)
+			waitFor(t, 10*time.Second, func() bool { return g.stats(t).InFlight >= 4 })
+			g.cmd.Process.Signal(syscall.SIGTERM)
+			f := r.frame(5 * time.Second)
+			if f.Type != mmtp.TypeGoAway {
+				t.Fatalf("got %s, want GOAWAY first", f.Type)
+			}
+			last, err := mmtp.LastStreamID(&f)
+			if reason, _ := f.Get("reason"); err != nil || last != 7 || string(reason) != mmtp.ReasonShutdown {
+				t.Fatalf("GOAWAY last-stream-id %d (%v) reason %q, want 7 shutdown", last, err, reason)
+			}
+			answered := map[uint32]bool{}
+			r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				f, err := r.d.ReadFrame(r.c)
+				if err != nil {
+					if !doorClosed(err) {
+						t.Fatalf("after %d answers: %v, want the close", len(answered), err)
+					}
+					break
+				}
+				st, _ := mmtp.ResponseStatus(&f)
+				if f.Type != mmtp.TypeResponse || st != 200 || f.StreamID > last || answered[f.StreamID] {
+					t.Fatalf("after GOAWAY: %s stream %d status %d", f.Type, f.StreamID, st)
+				}
+				answered[f.StreamID] = true
+			}
+			if len(answered) != 4 {
+				t.Fatalf("answered %v, want streams 1, 3, 5, 7", answered)
+			}
+			if code := g.wait(15 * time.Second); code != 0 {
+				t.Fatalf("mgw exited %d after the drain", code)
+			}
+		})
 	}
 }
