@@ -111,14 +111,6 @@ func (c *Cluster) failCall(parent context.Context, h *host, start, deadline time
 	return newError(kind, c.name, h.name, sent, err)
 }
 
-// fail classifies a failed exchange, releases the request and builds its error.
-func (c *Cluster) fail(parent, cctx context.Context, h *host, start time.Time, sent bool, err error) *Error {
-	timedOut := errors.Is(cctx.Err(), context.DeadlineExceeded) || context.Cause(cctx) == errHeaderTimeout
-	kind := classify(parent, err, sent, timedOut)
-	c.release(h, start, kind, 0)
-	return newError(kind, c.name, h.name, sent, err)
-}
-
 // skipAPIHeader lists the request fields Call does not copy (beyond hop-by-hop ones).
 func skipAPIHeader(k string, gzip bool) bool {
 	switch k {

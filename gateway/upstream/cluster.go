@@ -143,6 +143,7 @@ func New(cfg *config.Cluster, opts Options) (*Cluster, error) {
 			pool: newH1Pool(addr, orDuration(cfg.ConnectTimeout.D(), DefaultConnectTimeout),
 				orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost), orInt(cfg.MaxIdlePerHost, DefaultMaxIdlePerHost),
 				orDuration(cfg.IdleConnTimeout.D(), DefaultIdleConnTimeout))}
+		h.pool.stale = c.m.idleRetries
 		h.healthy.Store(true)
 		c.hosts = append(c.hosts, h)
 	}

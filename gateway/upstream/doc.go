@@ -1,10 +1,10 @@
 // Package upstream is the gateway's backend side: clusters of interchangeable HTTP/1.1
 // hosts with load balancing, keep-alive pools, active health checks, passive outlier
 // ejection and a per-cluster in-flight cap. It does not use the reactor: upstream
-// connections are few and busy, the opposite of the client side. Forward and health
-// probes use net/http's Transport; Call, the hot path, has its own HTTP/1.1 client
-// (h1pool.go, h1request.go, h1response.go) in which the calling goroutine writes the
-// request and reads the answer, with no per-connection goroutines (why: h1pool.go).
+// connections are few and busy, the opposite of the client side. Call and Forward run
+// on the package's own HTTP/1.1 client (h1pool.go, h1request.go, h1response.go), in
+// which the calling goroutine writes the request and reads the answer, with no
+// per-connection goroutines (why: h1pool.go); only health probes use net/http.
 //
 // The gateway calls a Cluster two ways: Call for an API call (MMTP or HTTP, mapped as
 // mmtp.md "Backend mapping" says, body buffered both ways) and Forward for a plain
@@ -18,10 +18,9 @@
 //     is down before any health check says so); Failed answers 502 upstream_error (the
 //     backend failed; a router with fallbacks returns it only when they failed too);
 //     Timeout answers 504 upstream_timeout; Invalid 400 bad_request.
-//   - "Sent": once the request has a connection (Call: from its pool; Forward: the
-//     Transport's, seen with httptrace), bytes may reach the backend, so the request
+//   - "Sent": once the request has a connection from its host's pool), bytes may reach the backend, so the request
 //     counts as sent. This is conservative on purpose: a payment retried twice is worse
-//     than one not retried. Call checks a pooled connection before use (a non-blocking
+//     than one not retried. A pooled connection is checked before use (a non-blocking
 //     peek): one the backend closed while idle is dropped and the call goes out on
 //     another, unsent.
 //   - Timeouts are per request (contexts), not Transport.ResponseHeaderTimeout, because a

@@ -137,6 +137,3 @@ func AsError(err error) (*Error, bool) {
 
 // errTooLarge is the cause of a Failed error for a response body over the limit.
 var errTooLarge = errors.New("response body over the size limit")
-
-// errHeaderTimeout is the cancel cause of a Forward whose response head came too late.
-var errHeaderTimeout = errors.New("no response head within the timeout")

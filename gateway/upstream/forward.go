@@ -2,16 +2,21 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/http1"
 )
 
 // ProxyRequest is a plain HTTP request that a path-prefix route forwards as is.
@@ -50,21 +55,46 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*http.Response,
 	if len(r.Target) == 0 || r.Target[0] != '/' {
 		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("request target %q is not origin-form", r.Target))
 	}
-	u, err := url.ParseRequestURI(r.Target)
-	if err != nil {
+	if _, err := url.ParseRequestURI(r.Target); err != nil || !validTarget(r.Target) {
+		if err == nil {
+			err = errors.New("holds a space or control byte")
+		}
 		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("request target %q: %w", r.Target, err))
 	}
 	if !validFieldValue(r.Host) {
 		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("host %q holds a control byte", r.Host))
 	}
-	hdr := make(http.Header, len(r.Header)+2)
-	if err := copyHeader(hdr, r.Header, skipProxyHeader); err != nil {
+	bp := headPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledHead {
+			headPool.Put(bp)
+		}
+	}()
+	head, err := appendForwardHead((*bp)[:0], r)
+	*bp = head
+	if err != nil {
 		return nil, newError(Invalid, c.name, "", false, err)
 	}
-	if xff := forwardedFor(hdr["X-Forwarded-For"], r.ClientAddr); xff != "" {
-		hdr["X-Forwarded-For"] = []string{xff}
+	var body io.Reader
+	length := r.ContentLength
+	if r.Body == nil || length == 0 {
+		length = 0
+	} else {
+		body = r.Body
 	}
-	noDefaultUserAgent(hdr)
+
+	var inline []byte
+	if body != nil && length > 0 && length <= inlineBody {
+		// A small body is read first and goes out with the head in one write; no
+		// goroutine streams it. A client that never sends it is the session's timeout.
+		ib := copyBufPool.Get().(*[]byte)
+		defer copyBufPool.Put(ib)
+		inline = (*ib)[:length]
+		if _, err := io.ReadFull(body, inline); err != nil {
+			return nil, newError(Canceled, c.name, "", false, fmt.Errorf("reading the request body: %w", err))
+		}
+		body = nil
+	}
 
 	h, e := c.acquire()
 	if e != nil {
@@ -75,49 +105,305 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*http.Response,
 	if timeout <= 0 {
 		timeout = c.timeout
 	}
-	cctx, cancel := context.WithCancelCause(ctx)
-	timer := time.AfterFunc(timeout, func() { cancel(errHeaderTimeout) })
-	var st sendTrace
-	tctx := st.with(cctx)
+	deadline := start.Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	host := r.Host
+	if host == "" {
+		host = h.addr
+	}
+	head = appendHostAndEnd(head, host)
+	head = append(head, inline...)
+	*bp = head
 
-	var body io.ReadCloser = http.NoBody
-	length := r.ContentLength
-	if r.Body != nil && length != 0 {
-		body = io.NopCloser(r.Body)
-	} else {
-		length = 0
-	}
-	u.Scheme, u.Host = "http", h.addr
-	hreq := (&http.Request{
-		Method:        r.Method,
-		URL:           u,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        hdr,
-		Body:          body,
-		ContentLength: length,
-		Host:          r.Host,
-	}).WithContext(tctx)
-	if r.Host == "" {
-		hreq.Host = h.addr
-	}
-
-	resp, err := c.roundTrip(hreq, &st)
-	fired := !timer.Stop()
-	if err == nil && fired {
-		// The head arrived just as the timer fired: the body is already canceled.
-		resp.Body.Close()
-		err = errHeaderTimeout
-	}
+	conn, err := h.pool.get(ctx, deadline)
 	if err != nil {
-		fe := c.fail(ctx, cctx, h, start, st.gotConn.Load(), err)
-		cancel(nil)
-		return nil, fe
+		return nil, c.failCall(ctx, h, start, deadline, false, err)
 	}
-	stripHopByHop(resp.Header)
-	resp.Body = &forwardBody{rc: resp.Body, c: c, h: h, parent: ctx, start: start, status: resp.StatusCode, cancel: cancel}
-	return resp, nil
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		// Until the body is closed, the caller giving up unblocks the exchange at once.
+		stop = context.AfterFunc(ctx, func() { conn.nc.SetDeadline(aLongTimeAgo) })
+	}
+	b := &h1Body{conn: conn, pool: h.pool, stop: stop}
+	b.refs.Store(1)
+	b.writerOK.Store(true) // until a streaming writer says otherwise
+	fail := func(err error) error {
+		stop()
+		conn.nc.Close() // ends a body still streaming; the last reference frees the slot
+		b.unref()
+		return c.failCall(ctx, h, start, deadline, true, err)
+	}
+	if _, err := conn.nc.Write(head); err != nil {
+		return nil, fail(fmt.Errorf("writing the request: %w", err))
+	}
+	var sent chan error // a streamed body's outcome, for the error path
+	if body != nil {
+		sent = make(chan error, 1)
+		b.refs.Add(1)
+		go func() {
+			err := writeBody(conn.nc, body, length)
+			sent <- err
+			b.writerOK.Store(err == nil)
+			b.unref()
+		}()
+	}
+	resp, framing, err := readFinalHead(conn.br)
+	if err != nil {
+		if sent != nil {
+			// A body that failed is the likelier cause of an answer that never came. One
+			// still streaming is not waited for: it may be blocked on a slow client, and
+			// closing the connection (in fail) ends it.
+			select {
+			case werr := <-sent:
+				if werr != nil {
+					err = werr
+				}
+			default:
+			}
+		}
+		return nil, fail(err)
+	}
+	if err := conn.nc.SetReadDeadline(time.Time{}); err != nil { // the head is in: only ctx bounds the body
+		return nil, fail(err)
+	}
+	if sent != nil {
+		conn.nc.SetWriteDeadline(time.Time{})
+	}
+	out := &http.Response{
+		Status:     strconv.Itoa(resp.status) + " " + http.StatusText(resp.status),
+		StatusCode: resp.status,
+		Proto:      "HTTP/1." + strconv.Itoa(resp.minor),
+		ProtoMajor: 1,
+		ProtoMinor: resp.minor,
+		Header:     httpHeader(resp.fields, resp.conn),
+	}
+	b.keepAlive = resp.keepAlive
+	switch {
+	case r.Method == http.MethodHead:
+		out.ContentLength = framing.length // what a GET would have had; no body follows
+		b.done.Store(true)
+	case resp.status == 204 || resp.status == 304:
+		b.done.Store(true) // no body whatever the head says (RFC 9112 6.3)
+	case framing.chunked:
+		out.ContentLength = -1
+		b.chunked = httputil.NewChunkedReader(conn.br)
+	case framing.length >= 0:
+		out.ContentLength = framing.length
+		b.remain = framing.length
+		if b.remain == 0 {
+			b.done.Store(true)
+		}
+	default:
+		out.ContentLength = -1
+		b.toEOF, b.keepAlive = true, false
+	}
+	out.Body = &forwardBody{rc: b, c: c, h: h, parent: ctx, start: start, status: resp.status}
+	return out, nil
+}
+
+// validTarget reports whether a request-target can go on the request line as is.
+func validTarget(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// appendForwardHead appends the request line and fields of a forwarded request, except
+// Host (appendHostAndEnd adds it once the host is known).
+func appendForwardHead(dst []byte, r *ProxyRequest) ([]byte, error) {
+	dst = append(dst, r.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, r.Target...)
+	dst = append(dst, " HTTP/1.1\r\n"...)
+	dst, xff, err := appendFields(dst, r.Header, skipProxyHeader, true)
+	if err != nil {
+		return dst, err
+	}
+	dst = appendForwardedFor(dst, xff, r.ClientAddr)
+	switch {
+	case r.Body == nil || r.ContentLength == 0:
+		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			dst = append(dst, "Content-Length: 0\r\n"...)
+		}
+	case r.ContentLength > 0:
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, r.ContentLength, 10)
+		dst = append(dst, "\r\n"...)
+	default:
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	}
+	return dst, nil
+}
+
+// httpHeader turns fields read off the wire into a canonical http.Header without
+// hop-by-hop fields and those Connection names (as stripHopByHop does).
+func httpHeader(fields codec.Header, conn []string) http.Header {
+	h := make(http.Header, len(fields))
+	for _, f := range fields {
+		if http1.IsHopByHop(f.Key) || isConnectionToken(conn, f.Key) {
+			continue
+		}
+		k := canonicalRespKey(f.Key)
+		h[k] = append(h[k], f.Value)
+	}
+	return h
+}
+
+// canonicalRespKey is textproto.CanonicalMIMEHeaderKey without its allocation for the
+// common response fields.
+func canonicalRespKey(lower string) string {
+	if k, ok := canonicalCommon[lower]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(lower)
+}
+
+var canonicalCommon = func() map[string]string {
+	m := make(map[string]string, len(commonRespKeys))
+	for _, k := range commonRespKeys {
+		m[k] = textproto.CanonicalMIMEHeaderKey(k)
+	}
+	return m
+}()
+
+// writeBody streams a request body: length bytes, or chunked until EOF when length is
+// -1. A body shorter than its declared length is an error (the backend would wait).
+func writeBody(w io.Writer, body io.Reader, length int64) error {
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	buf := *bp
+	if length >= 0 {
+		n, err := io.CopyBuffer(w, io.LimitReader(body, length), buf)
+		if err == nil && n < length {
+			err = fmt.Errorf("request body ended after %d of %d bytes: %w", n, length, io.ErrUnexpectedEOF)
+		}
+		return err
+	}
+	for {
+		// Room for the chunk-size line in front and the CRLF behind.
+		n, rerr := body.Read(buf[16 : len(buf)-2])
+		if n > 0 {
+			size := strconv.AppendInt(buf[:0:16], int64(n), 16)
+			size = append(size, "\r\n"...)
+			at := 16 - len(size)
+			copy(buf[at:], size)
+			buf[16+n], buf[16+n+1] = '\r', '\n'
+			if _, err := w.Write(buf[at : 16+n+2]); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			_, err := io.WriteString(w, "0\r\n\r\n")
+			return err
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// inlineBody is the largest known-length request body sent in the head's write.
+const inlineBody = 16 << 10
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// h1Body is a forwarded response's body on a pooled connection. Close gives the
+// connection back when the body was read to its end and the request body went out
+// whole; otherwise it closes it. Close may run on another goroutine than Read.
+type h1Body struct {
+	conn      *h1Conn
+	pool      *h1Pool
+	keepAlive bool
+	stop      func() bool
+
+	remain  int64     // bytes left with Content-Length framing
+	chunked io.Reader // chunked framing
+	toEOF   bool      // delimited by the backend's close
+
+	done   atomic.Bool // read to its end
+	closed atomic.Bool
+	// The connection goes back to the pool or is closed once both the reader (Close)
+	// and a streaming request body's writer are done with it: refs counts them.
+	refs     atomic.Int32
+	readerOK atomic.Bool
+	writerOK atomic.Bool
+}
+
+// unref drops one user of the connection; the last one decides its fate.
+func (b *h1Body) unref() {
+	if b.refs.Add(-1) != 0 {
+		return
+	}
+	if b.readerOK.Load() && b.writerOK.Load() {
+		b.pool.put(b.conn, true)
+	} else {
+		b.pool.discard(b.conn)
+	}
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done.Load() {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	switch {
+	case b.chunked != nil:
+		n, err := b.chunked.Read(p)
+		if err == io.EOF {
+			budget := maxRespHeadBytes
+			for { // the trailer section, dropped (as net/http's Transport would keep it, nobody reads it)
+				line, lerr := readChunkLine(b.conn.br, &budget)
+				if lerr != nil {
+					if lerr == io.EOF {
+						lerr = io.ErrUnexpectedEOF
+					}
+					return n, fmt.Errorf("chunked response trailer: %w", lerr)
+				}
+				if len(line) == 0 {
+					break
+				}
+			}
+			b.done.Store(true)
+		}
+		return n, err
+	case b.toEOF:
+		n, err := b.conn.br.Read(p)
+		if err == io.EOF {
+			b.done.Store(true)
+		}
+		return n, err
+	default:
+		if int64(len(p)) > b.remain {
+			p = p[:b.remain]
+		}
+		n, err := b.conn.br.Read(p)
+		b.remain -= int64(n)
+		if b.remain == 0 {
+			b.done.Store(true)
+			return n, io.EOF
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, err
+	}
+}
+
+func (b *h1Body) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.stop()
+	b.readerOK.Store(b.done.Load() && b.keepAlive)
+	b.unref()
+	return nil
 }
 
 // skipProxyHeader lists the request fields Forward does not copy (beyond hop-by-hop).
@@ -137,7 +423,6 @@ type forwardBody struct {
 	parent context.Context
 	start  time.Time
 	status int
-	cancel context.CancelCauseFunc
 
 	// readErr is the first read error other than EOF. Atomic because Close may run on
 	// another goroutine than Read (to abort a stream), which net/http allows.
@@ -164,7 +449,6 @@ func (b *forwardBody) Close() error {
 		if errp := b.readErr.Load(); errp != nil {
 			kind = classify(b.parent, *errp, true, false)
 		}
-		b.cancel(nil)
 		b.c.release(b.h, b.start, kind, b.status)
 	})
 	return err

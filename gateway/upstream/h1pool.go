@@ -10,16 +10,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/sys/unix"
 )
 
-// Call's own HTTP/1.1 client. Why not net/http's Transport: every exchange there crosses
-// three goroutines (the caller, the connection's writeLoop and readLoop) through channels,
-// and an idle connection keeps a goroutine blocked in read. Profiled under wrk that
-// hand-off was the largest single cost of an API call. Here the calling goroutine writes
-// the request and reads the answer itself, and an idle connection is only a socket and
-// its buffers. Forward (streaming both ways) and health probes keep the Transport: a
-// host therefore has two pools, each bounded by max_conns_per_host and max_idle_per_host.
+// The package's own HTTP/1.1 client, for Call and Forward. Why not net/http's Transport:
+// every exchange there crosses three goroutines (the caller, the connection's writeLoop
+// and readLoop) through channels, and an idle connection keeps a goroutine blocked in
+// read. Profiled under wrk, that hand-off was the largest single cost of a request. Here
+// the calling goroutine writes the request and reads the answer itself (a streamed
+// request body of unknown or large size gets one goroutine while it lasts), and an idle
+// connection is only a socket and its buffers. Health probes keep a net/http Transport
+// of their own, so a host has two pools; probes hold at most one connection.
 
 // h1Conn is one kept-alive connection, used by one call at a time.
 type h1Conn struct {
@@ -36,7 +38,8 @@ type h1Pool struct {
 	sem         chan struct{}
 	maxIdle     int
 	idleTimeout time.Duration
-	waiters     atomic.Int32 // calls waiting for a connection slot
+	waiters     atomic.Int32     // calls waiting for a connection slot
+	stale       *metrics.Counter // idle connections found closed by the backend
 
 	mu     sync.Mutex
 	idle   []*h1Conn // most recently used last
@@ -69,6 +72,9 @@ func (p *h1Pool) get(ctx context.Context, deadline time.Time) (c *h1Conn, err er
 		}
 		if c.nc.SetDeadline(deadline) == nil && c.alive() {
 			return c, nil
+		}
+		if p.stale != nil {
+			p.stale.Inc()
 		}
 		p.discard(c)
 	}

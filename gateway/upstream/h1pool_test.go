@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -100,5 +101,69 @@ func TestPoolSkipsConnectionClosedWhileIdle(t *testing.T) {
 	}
 	if n := opened.Load(); n != 2 {
 		t.Errorf("%d connections opened, want 2", n)
+	}
+}
+
+// A HEAD answer declares a length but carries no body: the connection stays usable, and
+// a chunked GET after it on the same connection reads whole.
+func TestForwardHeadThenChunkedReuse(t *testing.T) {
+	addr, opened, _, _ := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			w.Header().Set("Content-Length", "1000")
+			return
+		}
+		io.WriteString(w, "part one, ")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "part two")
+	}))
+	c := newCluster(t, config.Cluster{}, nil, addr)
+	for _, m := range []string{"HEAD", "GET", "HEAD", "GET"} {
+		resp, err := c.Forward(context.Background(), &ProxyRequest{Method: m, Target: "/x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s body: %v", m, err)
+		}
+		if m == "HEAD" && (len(b) != 0 || resp.ContentLength != 1000) {
+			t.Errorf("HEAD: %d bytes, ContentLength %d; want none and the declared 1000", len(b), resp.ContentLength)
+		}
+		if m == "GET" && (string(b) != "part one, part two" || resp.ContentLength != -1) {
+			t.Errorf("GET: %q ContentLength %d", b, resp.ContentLength)
+		}
+	}
+	if n := opened.Load(); n != 1 {
+		t.Errorf("%d connections for four sequential requests, want 1", n)
+	}
+}
+
+// A backend that answers before reading a streamed upload gets its answer through at
+// once; the connection, with the upload cut short, is not reused.
+func TestForwardEarlyAnswerDuringUpload(t *testing.T) {
+	addr, opened, _, _ := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+	}))
+	c := newCluster(t, config.Cluster{}, nil, addr)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte("the first bytes of an upload that never ends"))
+	resp, err := c.Forward(context.Background(), &ProxyRequest{Method: "POST", Target: "/up", Body: pr, ContentLength: -1, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("Forward: %v", err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	pw.CloseWithError(io.ErrClosedPipe)
+	if _, err := c.Call(context.Background(), apiReq("a.b"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := opened.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (the cut upload's is not reused)", n)
 	}
 }

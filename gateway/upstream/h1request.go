@@ -31,30 +31,11 @@ func appendCallHead(dst []byte, pathPrefix string, req *codec.Request) ([]byte, 
 	dst = append(dst, url.PathEscape(req.Operation)...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
 
-	toks := connectionTokens(req.Header)
-	keepXFF := req.Protocol == codec.HTTP1
+	var err error
 	var xff []string
-	for _, f := range req.Header {
-		key := strings.ToLower(f.Key)
-		if http1.IsHopByHop(key) || isConnectionToken(toks, key) || skipAPIHeader(key, req.Gzip) {
-			continue
-		}
-		if !validFieldName(f.Key) {
-			return dst, fmt.Errorf("header %q: name is not an HTTP token", f.Key)
-		}
-		if !validFieldValue(f.Value) {
-			return dst, fmt.Errorf("header %q: value holds a control byte", f.Key)
-		}
-		if key == "x-forwarded-for" {
-			if keepXFF {
-				xff = append(xff, f.Value)
-			}
-			continue
-		}
-		dst = appendCanonicalKey(dst, f.Key)
-		dst = append(dst, ": "...)
-		dst = append(dst, f.Value...)
-		dst = append(dst, "\r\n"...)
+	dst, xff, err = appendFields(dst, req.Header, func(k string) bool { return skipAPIHeader(k, req.Gzip) }, req.Protocol == codec.HTTP1)
+	if err != nil {
+		return dst, err
 	}
 	dst = append(dst, "Operation-Type: "...)
 	dst = append(dst, req.Operation...)
@@ -67,6 +48,38 @@ func appendCallHead(dst []byte, pathPrefix string, req *codec.Request) ([]byte, 
 	dst = strconv.AppendInt(dst, int64(len(req.Body)), 10)
 	dst = append(dst, "\r\n"...)
 	return dst, nil
+}
+
+// appendFields appends the end-to-end fields of in with canonical names, leaving out
+// hop-by-hop fields, those the Connection header names, those skip reports, and
+// X-Forwarded-For, whose values it returns when keepXFF (for the caller to append the
+// client address to). It fails on a name or value HTTP cannot carry, naming the field.
+func appendFields(dst []byte, in codec.Header, skip func(lowerKey string) bool, keepXFF bool) ([]byte, []string, error) {
+	toks := connectionTokens(in)
+	var xff []string
+	for _, f := range in {
+		key := strings.ToLower(f.Key)
+		if http1.IsHopByHop(key) || isConnectionToken(toks, key) || skip(key) {
+			continue
+		}
+		if !validFieldName(f.Key) {
+			return dst, nil, fmt.Errorf("header %q: name is not an HTTP token", f.Key)
+		}
+		if !validFieldValue(f.Value) {
+			return dst, nil, fmt.Errorf("header %q: value holds a control byte", f.Key)
+		}
+		if key == "x-forwarded-for" {
+			if keepXFF {
+				xff = append(xff, f.Value)
+			}
+			continue
+		}
+		dst = appendCanonicalKey(dst, f.Key)
+		dst = append(dst, ": "...)
+		dst = append(dst, f.Value...)
+		dst = append(dst, "\r\n"...)
+	}
+	return dst, xff, nil
 }
 
 // appendForwardedFor appends X-Forwarded-For as forwardedFor computes it, or nothing

@@ -29,6 +29,11 @@ type h1Response struct {
 	gzip      bool         // Content-Encoding was exactly gzip (and is not in header)
 	body      []byte       // nil when empty
 	keepAlive bool         // the connection may carry another request
+
+	// As read, for Forward's conversion: fields with lowercase keys, Connection tokens.
+	minor  int
+	fields codec.Header
+	conn   []string
 }
 
 var errRespMalformed = errors.New("malformed response")
@@ -38,25 +43,11 @@ var errRespMalformed = errors.New("malformed response")
 // (over it: errTooLarge). Field semantics follow responseHeader exactly: the two must
 // agree, because Forward's answers go through that one and Call's through this.
 func readResponse(br *bufio.Reader, maxBody int64) (*h1Response, error) {
-	var r *h1Response
-	var framing respFraming
-	for interim := 0; ; interim++ {
-		var err error
-		r, framing, err = readResponseHead(br)
-		if err != nil {
-			return nil, err
-		}
-		if r.status >= 200 {
-			break
-		}
-		if r.status == 101 {
-			return nil, fmt.Errorf("%w: 101 Switching Protocols to a request that asked for no upgrade", errRespMalformed)
-		}
-		if interim == maxInterim {
-			return nil, fmt.Errorf("%w: more than %d interim 1xx answers", errRespMalformed, maxInterim)
-		}
+	r, framing, err := readFinalHead(br)
+	if err != nil {
+		return nil, err
 	}
-	var err error
+	r.header, r.gzip = codecHeader(r.fields, r.conn)
 	switch {
 	case r.status == 204 || r.status == 304:
 		// No body whatever the head says (RFC 9112 6.3).
@@ -72,6 +63,25 @@ func readResponse(br *bufio.Reader, maxBody int64) (*h1Response, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// readFinalHead reads response heads until a final (non-1xx) one.
+func readFinalHead(br *bufio.Reader) (*h1Response, respFraming, error) {
+	for interim := 0; ; interim++ {
+		r, framing, err := readResponseHead(br)
+		if err != nil {
+			return nil, framing, err
+		}
+		if r.status >= 200 {
+			return r, framing, nil
+		}
+		if r.status == 101 {
+			return nil, framing, fmt.Errorf("%w: 101 Switching Protocols to a request that asked for no upgrade", errRespMalformed)
+		}
+		if interim == maxInterim {
+			return nil, framing, fmt.Errorf("%w: more than %d interim 1xx answers", errRespMalformed, maxInterim)
+		}
+	}
 }
 
 type respFraming struct {
@@ -153,7 +163,7 @@ func readResponseHead(br *bufio.Reader) (*h1Response, respFraming, error) {
 	if minor == 0 && fr.chunked {
 		return nil, fr, fmt.Errorf("%w: chunked HTTP/1.0 response", errRespMalformed)
 	}
-	r.header, r.gzip = codecHeader(fields, conn)
+	r.minor, r.fields, r.conn = minor, fields, conn
 	return r, fr, nil
 }
 

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/http1"
 )
 
 func parseResp(raw string, max int64) (*h1Response, error) {
@@ -169,4 +171,53 @@ func FuzzReadResponse(f *testing.F) {
 			t.Fatalf("header: Forward's conversion %q gzip=%v, Call's %q gzip=%v; input %q", want, gzip, r.header, r.gzip, raw)
 		}
 	})
+}
+
+// responseHeader is the reference codecHeader is held to (FuzzReadResponse): the
+// conversion Call made when it ran on net/http's Transport. It turns a backend's header into the codec's form: names lowercased,
+// hop-by-hop fields and Content-Length dropped (the codec frames the body itself), and a
+// Content-Encoding of exactly gzip turned into the Gzip flag. Repeated fields are joined
+// with ", " (MMTP allows a key once), except Set-Cookie, whose values may hold commas and
+// so stay separate entries. Keys come out sorted, so output is deterministic.
+func responseHeader(h http.Header) (codec.Header, bool) {
+	var toks []string
+	for _, v := range h["Connection"] {
+		http1.ConnectionTokens(v, func(name string) { toks = append(toks, name) })
+	}
+	keys := make([]string, 0, len(h))
+	n := 0
+	for k, vs := range h {
+		keys = append(keys, k)
+		n += len(vs)
+	}
+	slices.Sort(keys)
+	out := make(codec.Header, 0, n)
+	gzip := false
+	for _, k := range keys {
+		vs := h[k]
+		if len(vs) == 0 || http1.IsHopByHop(k) || isConnectionToken(toks, k) {
+			continue
+		}
+		lk := strings.ToLower(k)
+		switch lk {
+		case "content-length":
+			continue
+		case "content-encoding":
+			if len(vs) == 1 && strings.EqualFold(strings.TrimSpace(vs[0]), "gzip") {
+				gzip = true
+				continue
+			}
+		case "set-cookie":
+			for _, v := range vs {
+				out = append(out, codec.Field{Key: lk, Value: v})
+			}
+			continue
+		}
+		v := vs[0]
+		if len(vs) > 1 {
+			v = strings.Join(vs, ", ")
+		}
+		out = append(out, codec.Field{Key: lk, Value: v})
+	}
+	return out, gzip
 }

@@ -55,7 +55,7 @@ func (c *Cluster) healthLoop(ctx context.Context, h *host) {
 }
 
 // probe is one health check: GET path answered 2xx within timeout. It uses the
-// cluster's pool, so a healthy host's probe reuses a kept-alive connection.
+// cluster's probe Transport, so a healthy host's probe reuses a kept-alive connection.
 func (c *Cluster) probe(ctx context.Context, h *host, path string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

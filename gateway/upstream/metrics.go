@@ -26,7 +26,7 @@ type clusterMetrics struct {
 	hostsEjected *metrics.Gauge // mgw_upstream_hosts_ejected{cluster}
 	noHealthy    *metrics.Counter
 	overloaded   *metrics.Counter
-	idleRetries  *metrics.Counter // resent after the backend closed an idle connection
+	idleRetries  *metrics.Counter // pooled connections the backend had closed while idle, skipped before use
 	duration     *metrics.PrometheusHistogram
 }
 
