@@ -43,9 +43,15 @@ func testProxyMMTP(t *testing.T, fd *frontDoor) {
 }
 
 func testProxyHTTP(t *testing.T, fd *frontDoor) {
-	dst := netip.MustParseAddrPort(fd.g.addrs["wproxy"])
 	for i, v := range proxyVersions {
+		dst := netip.MustParseAddrPort(fd.g.addrs["wproxy"])
 		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(20 + i)}), 5151)
+		if i == 1 {
+			// An access layer reached over IPv6 (the header's addresses need not be the
+			// socket's family).
+			dst = netip.MustParseAddrPort("[2001:db8::1]:443")
+			src = netip.MustParseAddrPort("[2001:db8::7]:5151")
+		}
 		// A plain proxied GET, then an API call, on one keep-alive connection.
 		r := dialDoor(t, fd.g.addrs["wproxy"])
 		r.send(append(v.enc(src, dst), "GET /who HTTP/1.1\r\nHost: x\r\n\r\n"+
