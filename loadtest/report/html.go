@@ -102,16 +102,17 @@ func (r *Result) htmlTable(b *strings.Builder) {
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
 
-// charts builds every chart from the rows; rows share a chart so engines compare at a glance.
+// charts builds the charts: per row, latency percentiles and connections over time (a
+// row's own scale and a readable legend); across rows, the latency distribution, gateway
+// RSS over time, and RSS against connections for rows with a fit.
 func (r *Result) charts() []chart {
-	lat := chart{title: "Latency percentiles over time (from intended send time)", xLabel: "seconds", yLabel: "ms"}
+	var out []chart
 	dist := chart{title: "Latency distribution (percentile spectrum)", xLabel: "percentile", yLabel: "ms",
 		xTicks: []float64{0, 1, 2, 3, 4, 5},
 		xFmt: func(v float64) string {
 			return "p" + trimFloat(100*(1-math.Pow(10, -v)))
 		}}
-	rss := chart{title: "Gateway RSS over time", xLabel: "seconds", yLabel: "MiB"}
-	conns := chart{title: "Connections over time", xLabel: "seconds", yLabel: "connections"}
+	rss := chart{title: "Gateway RSS over time", xLabel: "seconds since the row started", yLabel: "MiB"}
 	mem := chart{title: "Gateway RSS against connections (dots measured, dashed fitted line)", xLabel: "connections", yLabel: "MiB"}
 	for _, row := range r.Rows {
 		label := strings.TrimSpace(row.Engine + " " + row.Name)
@@ -128,8 +129,16 @@ func (r *Result) charts() []chart {
 			}
 			cn = append(cn, [2]float64{s.T, float64(s.Conns)})
 		}
-		lat.series = append(lat.series, series{name: label + " p50", pts: p50},
-			series{name: label + " p99", pts: p99}, series{name: label + " p99.9", pts: p999})
+		out = append(out, chart{title: label + ": latency percentiles per second (from intended send time)",
+			xLabel: "seconds since the row started", yLabel: "ms", height: 240, width: 720,
+			series: []series{{name: "p50", color: "#1f77b4", pts: p50}, {name: "p99", color: "#ff7f0e", pts: p99},
+				{name: "p99.9", color: "#d62728", pts: p999}}})
+		conns := chart{title: label + ": connections", xLabel: "seconds since the row started", yLabel: "connections",
+			height: 200, width: 720, series: []series{{name: "held by the harness", color: "#2ca02c", pts: cn}}}
+		if len(gc) > 0 {
+			conns.series = append(conns.series, series{name: "counted by the gateway", color: "#9467bd", pts: gc, dash: true})
+		}
+		out = append(out, conns)
 		if row.Hist != nil && row.Hist.Count() > 0 {
 			var spec [][2]float64
 			for x := 0.0; x <= 5.0001; x += 0.05 {
@@ -138,22 +147,19 @@ func (r *Result) charts() []chart {
 			}
 			dist.series = append(dist.series, series{name: label, pts: spec})
 		}
-		rss.series = append(rss.series, series{name: label, pts: rs})
-		conns.series = append(conns.series, series{name: label + " (client)", pts: cn})
-		if len(gc) > 0 {
-			conns.series = append(conns.series, series{name: label + " (gateway)", pts: gc, dash: true})
+		if len(rs) > 0 {
+			rss.series = append(rss.series, series{name: label, pts: rs})
 		}
-		if len(row.MemPoints) > 0 {
+		if f := row.Projection; f != nil && len(row.MemPoints) > 0 {
+			col := palette[len(mem.series)/2%len(palette)]
 			var mp [][2]float64
 			for _, p := range row.MemPoints {
 				mp = append(mp, [2]float64{p.X, p.Y / (1 << 20)})
 			}
-			mem.series = append(mem.series, series{name: label, pts: mp, dots: true})
-			if f := row.Projection; f != nil {
-				mem.series = append(mem.series, series{name: label + " fit", dash: true,
+			mem.series = append(mem.series, series{name: label, color: col, pts: mp, dots: true},
+				series{name: fmt.Sprintf("%s fit: %.0f B/conn", label, f.Slope), color: col, dash: true,
 					pts: [][2]float64{{f.MinX, f.At(f.MinX) / (1 << 20)}, {f.MaxX, f.At(f.MaxX) / (1 << 20)}}})
-			}
 		}
 	}
-	return []chart{lat, dist, rss, conns, mem}
+	return append([]chart{dist, rss, mem}, out...)
 }

@@ -83,8 +83,8 @@ func TestHTMLIsSelfContained(t *testing.T) {
 	if m := bad.FindString(out); m != "" {
 		t.Fatalf("report references an external resource: %q", m)
 	}
-	for _, want := range []string{"<svg", "polyline", "Latency percentiles over time", "Latency distribution",
-		"Gateway RSS over time", "Connections over time", "RSS against connections", "reference: raw epoll",
+	for _, want := range []string{"<svg", "polyline", "latency percentiles per second", "Latency distribution",
+		"Gateway RSS over time", "steady: connections", "RSS against connections", "fit: 700 B/conn", "reference: raw epoll",
 		"Partial result", "&lt;script&gt;"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("html lacks %q", want)

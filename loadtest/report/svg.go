@@ -30,7 +30,8 @@ type chart struct {
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"}
 
 const (
-	padL, padR, padT, padB = 70, 20, 30, 45
+	padL, padR, padTop, padB = 70, 20, 30, 45
+	legendCols, legendRowH   = 3, 14
 )
 
 // niceTicks returns about n round tick values covering [lo, hi].
@@ -59,6 +60,10 @@ func (c chart) svg() string {
 	if w == 0 {
 		w, h = 720, 300
 	}
+	// The legend sits between the title and the plot, never over the lines.
+	legendRows := (len(c.series) + legendCols - 1) / legendCols
+	padT := padTop + legendRows*legendRowH
+	h += legendRows * legendRowH
 	if c.xFmt == nil {
 		c.xFmt = func(v float64) string { return trimFloat(v) }
 	}
@@ -140,8 +145,8 @@ func (c chart) svg() string {
 			}
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.6"%s points="%s"/>`, col, dash, strings.Join(pts, " "))
 		}
-		lx := padL + 10 + (i%3)*210
-		ly := padT + 14 + (i/3)*14
+		lx := padL + (i%legendCols)*210
+		ly := padTop + 4 + (i/legendCols)*legendRowH
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d" class="lg">%s</text>`,
 			lx, ly-9, col, lx+14, ly, esc(s.name))
 	}
