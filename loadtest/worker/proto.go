@@ -52,7 +52,7 @@ func KnownScenario(s string) bool {
 
 // Message types a worker writes, one JSON object per line on stdout.
 const (
-	MsgTick  = "tick"  // once a second: counters and the interval's histogram
+	MsgTick  = "tick"  // every TickEvery: counters and the interval's histogram
 	MsgReady = "ready" // the ramp is over; waiting for "go"
 	MsgFinal = "final" // the measured phase is over: totals
 	MsgFatal = "fatal" // the worker cannot go on
@@ -75,6 +75,9 @@ const (
 	CmdGo   = "go"
 	CmdStop = "stop"
 )
+
+// TickEvery is how often a worker reports its counters.
+const TickEvery = 250 * time.Millisecond
 
 // MaxLine bounds one message line; a histogram of every bucket is ~100 KB.
 const MaxLine = 4 << 20
