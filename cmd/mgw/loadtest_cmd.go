@@ -128,7 +128,7 @@ func loadtestRun(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Target, "target", "", "gateway listener to load, host:port (required)")
 	fs.StringVar(&o.Stats, "stats", "", "gateway admin address (host:port) or /v1/stats URL; \"\" runs without gateway figures")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mgw loadtest run: unexpected argument %q\n", fs.Arg(0))
@@ -155,7 +155,7 @@ func loadtestCompare(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&co.MGW, "mgw", "", "mgw binary to start as the gateway and backend (default: this one)")
 	fs.BoolVar(&co.KeepConfigs, "keep-configs", false, "keep the generated gateway configs")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mgw loadtest compare: unexpected argument %q\n", fs.Arg(0))
@@ -204,4 +204,12 @@ func conclude(cmd string, res *report.Result, err error, out outputs, stdout, st
 		return 1
 	}
 	return 0
+}
+
+// flagExit: -h asked for help (exit 0); anything else is a usage error (exit 2).
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }
