@@ -66,7 +66,7 @@ type Cluster struct {
 	leastRequests bool
 	rr            atomic.Uint64
 
-	transport *http.Transport
+	transport *http.Transport // health probes only
 	maxResp   int64
 
 	maxInFlight int64 // 0: no cap
@@ -183,7 +183,8 @@ func resolveHost(name string, resolve func(string) (string, error)) (string, err
 	return name, nil
 }
 
-// newTransport is the cluster's one connection pool. Its choices, and why:
+// newTransport is the health probes' connection pool (calls and forwarded requests use
+// each host's h1Pool). Its choices, and why:
 //   - no proxy from the environment: a gateway must not detour through HTTP_PROXY;
 //   - DisableCompression: gzip bodies pass through untouched (mmtp.md GZIP flag);
 //   - HTTP/1.1 only (ForceAttemptHTTP2 false, no TLS config);
