@@ -57,6 +57,10 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 		deadline = d
 	}
 	head = appendHostAndEnd(head, h.addr)
+	body := req.Body
+	if len(body) <= inlineBody {
+		head, body = append(head, body...), nil // one write; the grown buffer is pooled
+	}
 	*bp = head
 
 	conn, err := h.pool.get(ctx, deadline)
@@ -68,7 +72,7 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 		stop := context.AfterFunc(ctx, func() { conn.nc.SetDeadline(aLongTimeAgo) })
 		defer stop()
 	}
-	r, err := exchange(conn, head, req.Body, c.maxResp)
+	r, err := exchange(conn, head, body, c.maxResp)
 	if err != nil {
 		h.pool.discard(conn)
 		if errors.Is(err, errTooLarge) {
@@ -86,13 +90,12 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 // aLongTimeAgo is a deadline in the past: setting it makes blocked I/O return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// exchange writes one request (head and body in one write when small) and reads the
-// whole answer.
+// exchange writes one request (head, then body unless it is already in head) and reads
+// the whole answer.
 func exchange(conn *h1Conn, head, body []byte, maxResp int64) (*h1Response, error) {
 	var err error
-	if len(body) <= 16<<10 {
-		msg := append(head, body...)
-		_, err = conn.nc.Write(msg)
+	if len(body) == 0 {
+		_, err = conn.nc.Write(head)
 	} else {
 		bufs := net.Buffers{head, body}
 		_, err = bufs.WriteTo(conn.nc)

@@ -29,6 +29,8 @@ type h1Conn struct {
 	rc     syscall.RawConn // for the liveness peek
 	br     *bufio.Reader
 	idleAt time.Time
+	peek   func(fd uintptr) bool // c.peekFD
+	peekOK bool
 }
 
 // h1Pool is one host's connections for Call.
@@ -95,6 +97,7 @@ func (p *h1Pool) get(ctx context.Context, deadline time.Time) (c *h1Conn, err er
 	c = &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, connReadBuffer)}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()
+		c.peek = c.peekFD
 	}
 	if err := nc.SetDeadline(deadline); err != nil {
 		p.discard(c)
@@ -156,14 +159,17 @@ func (c *h1Conn) alive() bool {
 	if c.rc == nil {
 		return true
 	}
-	ok := false
+	c.peekOK = false
+	return c.rc.Read(c.peek) == nil && c.peekOK
+}
+
+// peekFD is the RawConn callback of alive, made once per connection so a check does not
+// allocate a closure.
+func (c *h1Conn) peekFD(fd uintptr) bool {
 	var b [1]byte
-	err := c.rc.Read(func(fd uintptr) bool {
-		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		ok = n < 0 && (err == unix.EAGAIN || err == unix.EWOULDBLOCK)
-		return true
-	})
-	return err == nil && ok
+	n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	c.peekOK = n < 0 && (err == unix.EAGAIN || err == unix.EWOULDBLOCK)
+	return true // never wait: the answer is in either way
 }
 
 // put returns a connection after a complete exchange. reuse is false when the answer
