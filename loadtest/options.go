@@ -28,6 +28,9 @@ type Options struct {
 	Rate     float64 // requests per second, all workers together (0 only for the idle scenario)
 	Arrival  string  // constant (default) or poisson
 	Duration time.Duration
+	// Warmup runs the steady scenario's load this long before measuring (upstream pools
+	// filled, caches warm); its requests are not in the result. 0: none.
+	Warmup   time.Duration
 	API      string // operation type; default demo.echo
 	BodySize int    // request body bytes; default 1024
 	AppID    string
@@ -92,6 +95,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Duration <= 0 || o.Duration > MaxDuration {
 		return o, fmt.Errorf("-duration %v: want more than 0 and at most %v", o.Duration, MaxDuration)
+	}
+	if o.Warmup < 0 || o.Warmup > MaxDuration {
+		return o, fmt.Errorf("-warmup %v: want 0..%v", o.Warmup, MaxDuration)
 	}
 	if o.Arrival == "" {
 		o.Arrival = "constant"

@@ -132,7 +132,7 @@ func (r *runner) specs(sc string, idx int) []worker.Spec {
 			Protocol: o.Protocol, API: o.API, Body: body, AppID: o.AppID, Secret: o.Secret, Hello: o.Hello,
 			Timeout: o.Timeout, Sources: sources, Scenario: sc, Ramp: o.Ramp / float64(w), Rate: o.Rate / float64(w),
 			Arrival: o.Arrival, Seed: o.Seed + uint64(idx)*1_000_003 + uint64(i)*7919, Duration: o.Duration,
-			PingEvery: o.PingEvery}
+			PingEvery: o.PingEvery, Warmup: r.warmup(sc)}
 	}
 	return out
 }

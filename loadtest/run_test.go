@@ -58,7 +58,7 @@ func TestRunEndToEnd(t *testing.T) {
 	stats, _ := fakeStats(t, srv)
 	var progress bytes.Buffer
 	res, err := Run(context.Background(), Options{Target: srv.Addr(), Conns: 40, Ramp: 20, Rate: 200,
-		Duration: 1500 * time.Millisecond, API: "demo.echo", BodySize: 1024, Workers: 2,
+		Duration: 1500 * time.Millisecond, Warmup: 500 * time.Millisecond, API: "demo.echo", BodySize: 1024, Workers: 2,
 		Scenarios: []string{"steady", "reconnect", "idle"}, PingEvery: 500 * time.Millisecond,
 		Stats: stats, Launcher: testLauncher(), Progress: &progress, Seed: 1})
 	if err != nil {
@@ -102,7 +102,7 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
 	}
-	if !strings.Contains(progress.String(), "ramp conns") || !strings.Contains(progress.String(), "qps") {
+	if !strings.Contains(progress.String(), "ramp conns") || !strings.Contains(progress.String(), "qps") || !strings.Contains(progress.String(), "warm-up done") {
 		t.Errorf("progress lacks ramp or live lines:\n%s", progress.String())
 	}
 	var page bytes.Buffer

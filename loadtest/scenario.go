@@ -29,22 +29,25 @@ type scenarioState struct {
 	ready    int
 	interval *hist.Histogram // merged interval histograms since the last sample
 
-	t0, tGo, tEnd time.Time
-	lastOK        uint64
-	lastT         time.Time
-	lastCPU       float64
-	lastCPUAt     time.Time
-	cpuGo         float64
-	cpuGoAt       time.Time
-	cpuEnd        float64
-	cpuEndAt      time.Time
-	k0            observe.Kernel
-	kEnd          observe.Kernel
-	row           *report.Row
-	clientCPU     float64 // summed worker CPU seconds at the last sample
-	clientCPUAt   time.Time
-	gwSeen        bool
-	stopping      bool
+	// t0: start; tSent: "go" sent (warm-up, if any, begins); tGo: the measured phase
+	// begins; tEnd: the first final report arrived.
+	t0, tSent, tGo, tEnd time.Time
+	measuring            int // workers past their warm-up
+	lastOK               uint64
+	lastT                time.Time
+	lastCPU              float64
+	lastCPUAt            time.Time
+	cpuGo                float64
+	cpuGoAt              time.Time
+	cpuEnd               float64
+	cpuEndAt             time.Time
+	k0                   observe.Kernel
+	kEnd                 observe.Kernel
+	row                  *report.Row
+	clientCPU            float64 // summed worker CPU seconds at the last sample
+	clientCPUAt          time.Time
+	gwSeen               bool
+	stopping             bool
 }
 
 func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Row, error) {
@@ -83,9 +86,13 @@ func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Ro
 			switch m.Type {
 			case worker.MsgTick:
 				st.latest[m.Worker] = m
-				if !st.tGo.IsZero() {
+				if !st.tSent.IsZero() {
 					st.interval.Merge(m.Hist)
 				}
+			case worker.MsgMeasure:
+				st.latest[m.Worker] = m
+				st.measuring++
+				r.maybeMeasure(st)
 			case worker.MsgReady:
 				st.latest[m.Worker] = m
 				st.ready++
@@ -120,7 +127,7 @@ func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Ro
 				st.stopping = true
 			}
 		case <-tick.C:
-			r.sample(ctx, st, st.tGo.IsZero())
+			r.sample(ctx, st, st.tSent.IsZero())
 		case <-done:
 			done = nil
 			st.stopping = true
@@ -141,24 +148,55 @@ func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Ro
 	return r.finish(st)
 }
 
-// maybeGo starts the measured phase once every live worker has ramped.
+// maybeGo sends "go" once every live worker has ramped. Without a warm-up the measured
+// phase starts then; with one, when every worker reports it is past it.
 func (r *runner) maybeGo(st *scenarioState) {
-	if !st.tGo.IsZero() || st.stopping || st.ready < len(st.procs)-len(st.dead) || st.ready == 0 {
+	if !st.tSent.IsZero() || st.stopping || st.ready < len(st.procs)-len(st.dead) || st.ready == 0 {
 		return
 	}
 	// The last point on the way up: every connection open, no request yet.
 	r.sample(context.Background(), st, true)
-	st.tGo = time.Now()
-	st.row.RampSeconds = st.tGo.Sub(st.t0).Seconds()
-	st.cpuGo, st.cpuGoAt = st.lastCPU, st.lastCPUAt
+	st.tSent = time.Now()
+	st.row.RampSeconds = st.tSent.Sub(st.t0).Seconds()
 	open := 0
 	for _, m := range st.latest {
 		open += m.Snap.Open
 	}
-	fmt.Fprintf(r.o.Progress, "[%s] ramp done: %d connections in %.1fs; running %v\n", st.name, open, st.row.RampSeconds, r.o.Duration)
+	warm := ""
+	if r.warmup(st.name) > 0 {
+		warm = fmt.Sprintf(" after a %v warm-up", r.warmup(st.name))
+	}
+	fmt.Fprintf(r.o.Progress, "[%s] ramp done: %d connections in %.1fs; measuring %v%s\n", st.name, open, st.row.RampSeconds, r.o.Duration, warm)
 	for _, p := range st.procs {
 		p.Send(worker.CmdGo)
 	}
+	if r.warmup(st.name) == 0 {
+		st.measuring = len(st.procs)
+		r.maybeMeasure(st)
+	}
+}
+
+// maybeMeasure starts the measured phase once every live worker is in it.
+func (r *runner) maybeMeasure(st *scenarioState) {
+	if !st.tGo.IsZero() || st.measuring < len(st.procs)-len(st.dead) {
+		return
+	}
+	st.tGo = time.Now()
+	st.cpuGo, st.cpuGoAt = st.lastCPU, st.lastCPUAt
+	st.interval.Reset()
+	st.lastOK = 0 // workers restarted their counters
+	if r.warmup(st.name) > 0 {
+		fmt.Fprintf(r.o.Progress, "[%s] warm-up done; measuring\n", st.name)
+	}
+}
+
+// warmup is the warm-up of scenario sc: only steady has one (the other scenarios measure
+// a transient on purpose, or send no requests).
+func (r *runner) warmup(sc string) time.Duration {
+	if sc == worker.Steady {
+		return r.o.Warmup
+	}
+	return 0
 }
 
 // sample takes one second's figures: the workers' counters, the merged interval
@@ -171,6 +209,8 @@ func (r *runner) sample(ctx context.Context, st *scenarioState, ramping bool) {
 		s.Phase = "ramp"
 	case !st.tEnd.IsZero():
 		s.Phase = "end"
+	case st.tGo.IsZero():
+		s.Phase = "warmup"
 	}
 	var ok, errs uint64
 	for _, m := range st.latest {

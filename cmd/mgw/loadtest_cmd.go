@@ -62,6 +62,7 @@ func runFlags(fs *flag.FlagSet, o *loadtest.Options, out *outputs, conns int) (s
 	fs.Float64Var(&o.Rate, "rate", 1000, "requests per second across all connections (open loop)")
 	fs.StringVar(&o.Arrival, "arrival", "constant", "constant or poisson")
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "length of the measured phase of each scenario")
+	fs.DurationVar(&o.Warmup, "warmup", 5*time.Second, "steady scenario: load this long before measuring (not in the result)")
 	fs.StringVar(&o.API, "api", "demo.echo", "operation type to call (demo.sleep/demo.size take -body as a number)")
 	fs.IntVar(&o.BodySize, "body", 1024, "request body bytes")
 	fs.StringVar(&o.AppID, "app", "", "app id for signing")

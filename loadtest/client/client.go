@@ -390,3 +390,19 @@ func (c *Client) FinishPings() {
 		c.countErr(ErrTimeout, uint64(n))
 	}
 }
+
+// ResetCounters zeroes sent, ok and the request errors, so a measured phase after a
+// warm-up starts from nothing. Connection failures of the ramp are kept: the report must
+// still say how many connections could not be made.
+func (c *Client) ResetCounters() {
+	c.sent.Store(0)
+	c.ok.Store(0)
+	c.pings.Store(0)
+	c.errMu.Lock()
+	for k := range c.errs {
+		if k != ErrConnect && k != ErrHelloRefus {
+			delete(c.errs, k)
+		}
+	}
+	c.errMu.Unlock()
+}

@@ -150,7 +150,7 @@ type Kernel struct {
 // Sample is one second of a row.
 type Sample struct {
 	T float64 `json:"t"` // seconds since the row started
-	// Phase is "ramp" (connecting), "load" (the measured phase) or "end" (after it).
+	// Phase is "ramp" (connecting), "warmup", "load" (the measured phase) or "end" (after it).
 	Phase      string  `json:"phase"`
 	Conns      int     `json:"conns"`
 	QPS        float64 `json:"qps"`

@@ -178,17 +178,23 @@ func (w *runner) drain(ctx context.Context) {
 }
 
 func (w *runner) load(ctx context.Context, start time.Time) {
+	w.loadFor(ctx, start, w.spec.Duration, 0)
+}
+
+// loadFor drives the request rate for d from start (seed offset so a warm-up and the
+// measured phase draw different arrivals).
+func (w *runner) loadFor(ctx context.Context, start time.Time, d time.Duration, seedOff uint64) {
 	s := &w.spec
 	if s.Rate <= 0 {
-		<-waitCtx(ctx, s.Duration)
+		<-waitCtx(ctx, d)
 		return
 	}
 	a, _ := openloop.ParseArrival(s.Arrival)
-	sched, err := openloop.NewSchedule(a, s.Rate, s.Seed)
+	sched, err := openloop.NewSchedule(a, s.Rate, s.Seed+seedOff)
 	if err != nil {
 		return
 	}
-	openloop.Run(ctx, sched, start, s.Duration, w.cl.Fire)
+	openloop.Run(ctx, sched, start, d, w.cl.Fire)
 }
 
 func waitCtx(ctx context.Context, d time.Duration) <-chan struct{} {
@@ -210,6 +216,15 @@ func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error
 	start := time.Now()
 	switch s.Scenario {
 	case Steady:
+		if s.Warmup > 0 {
+			w.loadFor(ctx, start, s.Warmup, 1)
+			w.drain(ctx)
+			w.cl.Sweep(time.Now().Add(time.Hour))
+			w.cl.ResetCounters()
+			w.rec.Reset()
+			w.send(Msg{Type: MsgMeasure, Phase: "load", Snap: w.cl.Snapshot()})
+			start = time.Now()
+		}
 		w.load(ctx, start)
 	case SlowRead:
 		w.cl.PauseReads()

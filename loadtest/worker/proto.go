@@ -29,8 +29,11 @@ type Spec struct {
 	Seed       uint64        `json:"seed"`
 	Duration   time.Duration `json:"duration"`
 	PingEvery  time.Duration `json:"ping_every,omitempty"`
-	Pollers    int           `json:"pollers,omitempty"`
-	PoolSize   int           `json:"pool_size,omitempty"`
+	// Warmup, for steady: load this long first, then reset the counters, report MsgMeasure
+	// and run Duration measured.
+	Warmup   time.Duration `json:"warmup,omitempty"`
+	Pollers  int           `json:"pollers,omitempty"`
+	PoolSize int           `json:"pool_size,omitempty"`
 }
 
 // Scenarios the worker knows.
@@ -52,10 +55,11 @@ func KnownScenario(s string) bool {
 
 // Message types a worker writes, one JSON object per line on stdout.
 const (
-	MsgTick  = "tick"  // every TickEvery: counters and the interval's histogram
-	MsgReady = "ready" // the ramp is over; waiting for "go"
-	MsgFinal = "final" // the measured phase is over: totals
-	MsgFatal = "fatal" // the worker cannot go on
+	MsgTick    = "tick"    // every TickEvery: counters and the interval's histogram
+	MsgReady   = "ready"   // the ramp is over; waiting for "go"
+	MsgMeasure = "measure" // the warm-up is over; counters restarted from zero
+	MsgFinal   = "final"   // the measured phase is over: totals
+	MsgFatal   = "fatal"   // the worker cannot go on
 )
 
 // Msg is one line from a worker.
