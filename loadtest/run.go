@@ -75,8 +75,12 @@ func Run(ctx context.Context, o Options) (*report.Result, error) {
 	defer func() {
 		res.Finished = time.Now()
 		load1, _ := observe.LoadAvg()
-		res.Notes = append(res.Notes, fmt.Sprintf("box: %d CPUs shared by the harness, the gateway and its backend; load average %.1f at start, %.1f at end (above the CPU count, latency and CPU figures include waiting for a CPU)",
-			cpus, load0, load1))
+		note := fmt.Sprintf("box: %d CPUs shared by the harness, the gateway and its backend; load average %.1f at start, %.1f at end",
+			cpus, load0, load1)
+		if max(load0, load1) > float64(cpus) {
+			note += " (above the CPU count: latency and CPU figures include waiting for a CPU)"
+		}
+		res.Notes = append(res.Notes, note)
 	}()
 	for i, sc := range o.Scenarios {
 		row, err := r.scenario(ctx, sc, i)
