@@ -110,12 +110,14 @@ func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Ro
 				st.dead[m.Worker] = m.Error
 				fmt.Fprintf(r.o.Progress, "[%s] worker %d: %s\n", name, m.Worker, m.Error)
 				r.maybeGo(st)
+				r.maybeMeasure(st)
 			case msgExit:
 				exited++
 				if _, ok := st.finals[m.Worker]; !ok {
 					if _, ok := st.dead[m.Worker]; !ok {
 						st.dead[m.Worker] = "exited without a final report: " + fmt.Sprint(st.procs[m.Worker].Err())
 						r.maybeGo(st)
+						r.maybeMeasure(st)
 					}
 				}
 			}
@@ -178,7 +180,7 @@ func (r *runner) maybeGo(st *scenarioState) {
 
 // maybeMeasure starts the measured phase once every live worker is in it.
 func (r *runner) maybeMeasure(st *scenarioState) {
-	if !st.tGo.IsZero() || st.measuring < len(st.procs)-len(st.dead) {
+	if !st.tGo.IsZero() || st.tSent.IsZero() || st.measuring == 0 || st.measuring < len(st.procs)-len(st.dead) {
 		return
 	}
 	st.tGo = time.Now()
