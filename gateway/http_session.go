@@ -102,12 +102,13 @@ func (s *httpSession) onData(data []byte) (int, error) {
 				s.spoken = true
 				s.c.SetIdleTimeout(s.l.idleTimeout())
 			}
-			if err := s.begin(ex); err != nil {
+			bodyDone, err := s.begin(ex)
+			if err != nil {
 				s.reject(err)
 				return len(data), nil
 			}
-			if ex.bodyDone {
-				continue
+			if bodyDone {
+				continue // ex may already be answered and recycled: not read again
 			}
 		}
 		chunk, n, done, err := ex.body.Decode(data[off:])
@@ -129,18 +130,21 @@ func (s *httpSession) onData(data []byte) (int, error) {
 			}
 		}
 		if done {
-			if !ex.api {
-				// Pause before the body counts as done: the answer may be written any
-				// moment now, and its ResumeRead must find the pause to undo.
+			// Once the body counts as done, a proxied request's answer may be written and
+			// ex recycled (next) at any moment: what is needed of it is read before.
+			api, pw := ex.api, ex.pw
+			if !api {
+				// Pause before the body counts as done: its ResumeRead must find the
+				// pause to undo.
 				s.c.PauseRead()
 			}
 			s.mu.Lock()
 			ex.bodyDone = true
 			s.mu.Unlock()
-			if ex.api {
+			if api {
 				s.serve(ex)
 			} else {
-				ex.pw.Close()
+				pw.Close()
 			}
 		} else if n == 0 {
 			return off, nil
@@ -150,15 +154,17 @@ func (s *httpSession) onData(data []byte) (int, error) {
 }
 
 // begin starts serving a request whose head is complete: an API request once its body is
-// in, a proxied one at once with its body streaming behind it.
-func (s *httpSession) begin(ex *httpExchange) error {
+// in, a proxied one at once with its body streaming behind it. bodyDone says the request
+// has no body to read; it is returned because once the request is submitted, its task may
+// answer and recycle ex before the caller looks at it again.
+func (s *httpSession) begin(ex *httpExchange) (bodyDone bool, err error) {
 	h := &ex.head
 	ex.api = http1.IsAPIRequest(h)
 	lim := &s.l.httpLimits
 	if ex.api {
 		lim = &s.l.apiLimits
 		if h.ContentLength > lim.MaxBodyBytes {
-			return &http1.Error{Status: http.StatusRequestEntityTooLarge,
+			return false, &http1.Error{Status: http.StatusRequestEntityTooLarge,
 				Reason: "Content-Length " + itoa(int(h.ContentLength)) + " over the API body limit of " + itoa(int(lim.MaxBodyBytes)) + " bytes"}
 		}
 	}
@@ -170,20 +176,21 @@ func (s *httpSession) begin(ex *httpExchange) error {
 	} else {
 		ex.bodyDone = true
 	}
+	bodyDone = ex.bodyDone
 	if ex.api {
-		if ex.bodyDone {
+		if bodyDone {
 			s.serve(ex)
 		}
-		return nil
+		return bodyDone, nil
 	}
 	var body io.Reader
-	if !ex.bodyDone {
+	if !bodyDone {
 		pr, pw := io.Pipe()
 		ex.pw, body = pw, pr
 	}
 	s.serve(ex)
 	s.proxy(ex, body)
-	return nil
+	return bodyDone, nil
 }
 
 // serve marks the connection busy. Reading stops once the request's body is in (at once
