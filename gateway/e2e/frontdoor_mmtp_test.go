@@ -283,6 +283,7 @@ func testMMTPHeldAtCapIsNotAStalledFrame(t *testing.T, fd *frontDoor) {
 // client learns from last-stream-id to resend them elsewhere). It needs a gateway of its
 // own, since it stops it.
 func TestFrontDoorDrainAtCap(t *testing.T) {
+	t.Parallel() // overlaps the other front-door gateway; the others here run first
 	for _, engine := range []string{"epoll", "rwloop"} {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
