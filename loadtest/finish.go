@@ -65,7 +65,7 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 			}
 			g.RSSBytes = max(g.RSSBytes, s.GatewayRSS)
 			g.Goroutines = max(g.Goroutines, s.GatewayGor)
-			g.Conns = s.GatewayCon
+			g.Conns = max(g.Conns, s.GatewayCon)
 		}
 		if dt := st.cpuEndAt.Sub(st.cpuGoAt).Seconds(); dt > 0 && !st.cpuGoAt.IsZero() {
 			g.CPUPercent = (st.cpuEnd - st.cpuGo) / dt * 100

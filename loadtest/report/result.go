@@ -123,7 +123,7 @@ type Gateway struct {
 	RSSBytes   uint64  `json:"rss_bytes"`
 	CPUPercent float64 `json:"cpu_percent"` // of one core, averaged over the measured phase
 	Goroutines int     `json:"goroutines"`
-	Conns      int64   `json:"conns"`
+	Conns      int64   `json:"conns"` // the most it counted during the measured phase
 	Nofile     uint64  `json:"nofile,omitempty"`
 }
 
