@@ -115,8 +115,8 @@ func Summarise(h *hist.Histogram) Latency {
 		P999: h.Percentile(99.9), Max: h.Max(), Mean: h.Mean()}
 }
 
-// Gateway is what /v1/stats said during the row: the peak RSS, the mean CPU, the most
-// goroutines, the connections it counted at the end.
+// Gateway is what /v1/stats said during the measured phase: the peak RSS, the mean CPU,
+// the most goroutines and the most connections.
 type Gateway struct {
 	Available  bool    `json:"available"` // false when the stats endpoint was not given or never answered
 	PID        int     `json:"pid,omitempty"`
