@@ -48,6 +48,11 @@ type Exchange struct {
 	BytesIn         int64         // gateway: request bytes on the wire (0: the access log uses len(Body))
 	BytesOut        int64         // gateway: response bytes on the wire (0: the access log uses len(Body))
 
+	// NonceRecorded is set by auth once it recorded this request's nonce, so a second
+	// auth filter on the chain (the listener's, then the route's) does not take the same
+	// request for its own replay.
+	NonceRecorded bool
+
 	// RejectedBy names the filter whose Receive answered early; "" when none did. Set by
 	// the chain.
 	RejectedBy string

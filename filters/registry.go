@@ -51,6 +51,10 @@ func (r *Registry) Names() []string {
 // requests: chains already built keep their stores.
 func (r *Registry) Sweep() int { return r.state.Sweep() }
 
+// State is the registry's store of filter state, for building a filter outside a chain
+// (the MMTP session's HELLO check) that shares stores with the chains.
+func (r *Registry) State() *State { return r.state }
+
 // Build validates names and the options in env and returns the chain, in the order given.
 // path is the configuration path of the route or listener ("routes[3]"), used in errors:
 // `routes[3].filters[1]: unknown filter "ratelimt"`. An empty names list gives an empty

@@ -52,7 +52,7 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 		AccessLogger: g.accessLg, Metrics: g.set}
 	if len(cfg.Apps) > 0 {
 		e := env
-		e.Path, e.Name = "apps", "hello"
+		e.Path, e.Name, e.State = "apps", "hello", reg.State()
 		a, err := auth.New(&e)
 		if err != nil {
 			d.close()

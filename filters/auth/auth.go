@@ -39,7 +39,7 @@ type Authenticator struct {
 	replay   bool
 	failOpen bool
 	dryRun   bool
-	nonces   *nonceStore // nil without replay protection
+	nonces   *nonceStore // shared by every Authenticator of the gateway
 	now      func() time.Time
 	log      *slog.Logger
 
@@ -87,17 +87,14 @@ func New(env *filters.Env) (*Authenticator, error) {
 		a.rejected[r] = a.counters.Rejections(reasonInfo[r].code)
 		a.failures[r] = a.counters.Metric("mgw_auth_failures_total", "reason", r.String())
 	}
-	if a.replay {
-		// The store outlives this Authenticator when the route is rebuilt on a reload:
-		// otherwise a request captured before the reload could be replayed after it.
-		scope := "route"
-		if e.Route == nil {
-			scope = "listener"
-		}
-		key := fmt.Sprintf("auth|nonces|%s|%s|max=%d", scope, e.Name, DefaultMaxNonces)
-		a.nonces = e.State.Get(key, func() any { return newNonceStore(DefaultMaxNonces) }).(*nonceStore)
-		e.Metrics.GetOrCreateGauge(filters.MetricName("mgw_auth_nonce_entries", "route", e.Name), storeLen(e.State, key, a.nonces))
-	}
+	// Nonces are per app across the whole gateway (mmtp.md: a nonce already seen for that
+	// app inside the window, on any connection, is refused), so every route's and the
+	// HELLO check's Authenticator share one store. It outlives rebuilds on a reload:
+	// otherwise a request captured before the reload could be replayed after it. It costs
+	// memory only for nonces actually sent.
+	key := fmt.Sprintf("auth|nonces|max=%d", DefaultMaxNonces)
+	a.nonces = e.State.Get(key, func() any { return newNonceStore(DefaultMaxNonces) }).(*nonceStore)
+	e.Metrics.GetOrCreateGauge("mgw_auth_nonce_entries", storeLen(e.State, key, a.nonces))
 	return a, nil
 }
 
@@ -124,7 +121,11 @@ func (a *Authenticator) Name() string { return Name }
 // allow-list. It answers 401, 403 or (replay store full, fail closed) 503; in dry-run mode
 // it only counts what it would refuse.
 func (a *Authenticator) Receive(ctx context.Context, req *codec.Request, x *filters.Exchange) *codec.Response {
-	return a.verdict(ctx, req, a.check(req, req.Operation, true, filters.Arrival(req, x, a.now)))
+	recorded := new(bool)
+	if x != nil {
+		recorded = &x.NonceRecorded
+	}
+	return a.verdict(ctx, req, a.check(req, req.Operation, true, filters.Arrival(req, x, a.now), recorded))
 }
 
 // Send implements filters.Filter; auth has nothing to do on the way out.
@@ -138,7 +139,7 @@ func (a *Authenticator) Send(context.Context, *codec.Request, *codec.Response, *
 // that decoded the HELLO. An Authenticator in dry-run mode accepts every HELLO (and
 // counts the ones it would refuse), so give the session one without dry_run.
 func (a *Authenticator) Hello(ctx context.Context, req *codec.Request) *codec.Response {
-	return a.verdict(ctx, req, a.check(req, mmtp.HelloOperation, false, filters.Arrival(req, nil, a.now)))
+	return a.verdict(ctx, req, a.check(req, mmtp.HelloOperation, false, filters.Arrival(req, nil, a.now), new(bool)))
 }
 
 // HelloRequired returns the 401 for a REQUEST that came before a successful HELLO on a
@@ -176,7 +177,7 @@ func (a *Authenticator) verdict(ctx context.Context, req *codec.Request, r reaso
 
 // check runs every test on req, signed as operation op, arrived at now, and returns the
 // first failure.
-func (a *Authenticator) check(req *codec.Request, op string, checkAllow bool, now time.Time) reason {
+func (a *Authenticator) check(req *codec.Request, op string, checkAllow bool, now time.Time, recorded *bool) reason {
 	// A REQUEST may omit app-id and device-id after HELLO, but may not contradict it.
 	if v := req.Header.Value("app-id"); v != "" && req.Conn.AppID != "" && v != req.Conn.AppID {
 		return identityMismatch
@@ -223,10 +224,12 @@ func (a *Authenticator) check(req *codec.Request, op string, checkAllow bool, no
 	if !ap.ver.verify(&f, sign) {
 		return badSign
 	}
-	// The nonce is remembered only once the signature holds, so strangers cannot fill the
-	// store. It is kept until its timestamp leaves the window: after that the timestamp
-	// check refuses a replay by itself.
-	if a.replay {
+	// A nonce, when sent, is remembered only once the signature holds, so strangers cannot
+	// fill the store; it is required only where the route asks for replay protection. It is
+	// kept until its timestamp leaves the window: after that the timestamp check refuses a
+	// replay by itself.
+	if nonce != "" && !*recorded {
+		*recorded = true
 		switch a.nonces.remember(appID, nonce, tsMs+a.skewMs, nowMs) {
 		case nonceReplay:
 			return replayedNonce

@@ -130,24 +130,24 @@ func TestSkewBoundaryAndConfig(t *testing.T) {
 func TestReplayedNonce(t *testing.T) {
 	for _, proto := range []codec.Protocol{codec.MMTP, codec.HTTP1} {
 		f := newFixture(t, &config.Auth{Replay: true})
-		req := build(f.good(proto))
-		if resp := f.do(req); resp.Status != 200 {
+		first := f.good(proto)
+		if resp := f.do(build(first)); resp.Status != 200 {
 			t.Fatalf("first: %d %s", resp.Status, resp.Body)
 		}
 		// The same signed request again, as an attacker would replay it.
-		resp := f.do(build(f.good(proto)))
+		resp := f.do(build(first))
 		if resp.Status != 401 || resp.Header.Value("error") != codec.ErrUnauthorized || string(resp.Body) != "replayed nonce" {
 			t.Fatalf("replay answered %d %s", resp.Status, resp.Body)
 		}
 		// Another app may use the same nonce.
 		s := f.good(proto)
-		s.app, s.secret = "shop", shopSecret
+		s.app, s.secret, s.nonce = "shop", shopSecret, first.nonce
 		if resp := f.do(build(s)); resp.Status != 200 {
 			t.Fatalf("same nonce, other app: %d %s", resp.Status, resp.Body)
 		}
 		// Once the window passed, the replay is refused by its stale timestamp.
 		f.clk.Add(301 * time.Second)
-		if resp := f.do(req); resp.Status != 401 || string(resp.Body) == "replayed nonce" {
+		if resp := f.do(build(first)); resp.Status != 401 || string(resp.Body) == "replayed nonce" {
 			t.Fatalf("late replay: %d %s", resp.Status, resp.Body)
 		}
 		if f.calls != 2 {
@@ -303,8 +303,8 @@ func TestReplayStoreSurvivesReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := build(f.good(codec.HTTP1))
-	if resp := build1.Receive(context.Background(), req, &filters.Exchange{}); resp != nil {
+	spec := f.good(codec.HTTP1)
+	if resp := build1.Receive(context.Background(), build(spec), &filters.Exchange{}); resp != nil {
 		t.Fatalf("first: %d", resp.Status)
 	}
 	reg.Sweep()
@@ -313,7 +313,7 @@ func TestReplayStoreSurvivesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg.Sweep()
-	if resp := build2.Receive(context.Background(), build(f.good(codec.HTTP1)), &filters.Exchange{}); resp == nil || resp.Status != 401 {
+	if resp := build2.Receive(context.Background(), build(spec), &filters.Exchange{}); resp == nil || resp.Status != 401 {
 		t.Fatal("replay accepted after a reload")
 	}
 }
@@ -362,5 +362,55 @@ func TestHTTPHeaderNames(t *testing.T) {
 	}
 	if resp := f.do(req); resp.Status != 200 {
 		t.Fatalf("canonical-case headers refused: %d %s", resp.Status, resp.Body)
+	}
+}
+
+// TestNonceReplayIsGatewayWide: a nonce, when sent, is refused the second time for its
+// app on any route and on HELLO too, even where the route does not require nonces
+// (mmtp.md: "already seen for that app inside that window — on any connection").
+func TestNonceReplayIsGatewayWide(t *testing.T) {
+	f := newFixture(t, nil) // no replay option: nonces optional
+	reg := filters.NewRegistry()
+	if err := reg.Register(Name, Factory); err != nil {
+		t.Fatal(err)
+	}
+	env := f.env
+	env.State = reg.State()
+	routeA, err := reg.Build("routes[0]", []string{Name}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Name = "other.*"
+	routeB, err := reg.Build("routes[1]", []string{Name}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := f.good(codec.MMTP)
+	if resp := routeA.Receive(context.Background(), build(spec), &filters.Exchange{}); resp != nil {
+		t.Fatalf("first: %d %s", resp.Status, resp.Body)
+	}
+	if resp := routeB.Receive(context.Background(), build(spec), &filters.Exchange{}); resp == nil || string(resp.Body) != "replayed nonce" {
+		t.Fatalf("same nonce on another route: %v", resp)
+	}
+	// Without a nonce a request still passes where the route does not ask for one.
+	spec = f.good(codec.MMTP)
+	spec.nonce = ""
+	if resp := routeA.Receive(context.Background(), build(spec), &filters.Exchange{}); resp != nil {
+		t.Fatalf("no nonce: %d %s", resp.Status, resp.Body)
+	}
+	// A HELLO replayed on another connection is refused.
+	helloEnv := f.env
+	helloEnv.State = reg.State()
+	a, err := New(&helloEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := f.good(codec.MMTP)
+	h.op, h.signOp, h.body = "", "mmtp.hello", ""
+	if resp := a.Hello(context.Background(), build(h)); resp != nil {
+		t.Fatalf("hello: %d %s", resp.Status, resp.Body)
+	}
+	if resp := a.Hello(context.Background(), build(h)); resp == nil || resp.Status != 401 {
+		t.Fatalf("replayed hello accepted: %v", resp)
 	}
 }

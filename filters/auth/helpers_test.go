@@ -149,9 +149,13 @@ func build(s reqSpec) *codec.Request {
 	return req
 }
 
-// good returns a valid spec for wallet calling demo.echo now.
+// nonceSeq makes every good request's nonce unique: a nonce sent twice is a replay.
+var nonceSeq atomic.Int64
+
+// good returns a valid spec for wallet calling demo.echo now, with a fresh nonce.
 func (f *fixture) good(proto codec.Protocol) reqSpec {
-	return reqSpec{proto: proto, op: "demo.echo", app: "wallet", device: "dev-1", ts: f.clk.Millis(), nonce: "n-1", body: `{"amount":1}`, secret: walletSecret}
+	return reqSpec{proto: proto, op: "demo.echo", app: "wallet", device: "dev-1", ts: f.clk.Millis(),
+		nonce: "n-" + strconv.FormatInt(nonceSeq.Add(1), 10), body: `{"amount":1}`, secret: walletSecret}
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

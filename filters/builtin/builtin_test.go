@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,12 +35,16 @@ func env(log *slog.Logger) filters.Env {
 	}
 }
 
+// nonceSeq keeps nonces unique: a nonce sent twice is a replay.
+var nonceSeq atomic.Int64
+
 func signedRequest(now time.Time, body []byte) *codec.Request {
 	ts := strconv.FormatInt(now.UnixMilli(), 10)
-	sig := mmtp.Sign([]byte(secret), &mmtp.SignFields{Operation: "demo.echo", AppID: "wallet", DeviceID: "dev-1", Timestamp: ts, Nonce: "n1", Body: body})
+	nonce := "n" + strconv.FormatInt(nonceSeq.Add(1), 10)
+	sig := mmtp.Sign([]byte(secret), &mmtp.SignFields{Operation: "demo.echo", AppID: "wallet", DeviceID: "dev-1", Timestamp: ts, Nonce: nonce, Body: body})
 	return &codec.Request{Protocol: codec.MMTP, Operation: "demo.echo", StreamID: 1, Body: body, Header: codec.Header{
 		{Key: "app-id", Value: "wallet"}, {Key: "device-id", Value: "dev-1"}, {Key: "timestamp", Value: ts},
-		{Key: "nonce", Value: "n1"}, {Key: "sign", Value: sig}}}
+		{Key: "nonce", Value: nonce}, {Key: "sign", Value: sig}}}
 }
 
 func TestBuiltins(t *testing.T) {
