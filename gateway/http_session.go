@@ -36,7 +36,15 @@ type httpSession struct {
 	info      codec.ConnInfo
 	serving   bool // a response is being produced
 	closeNext bool // drain: close after the current response
+	// answered: a proxied request was answered before its body was all in. The reactor
+	// reads the rest and drops it, then closes: closing at once would reset a client
+	// still sending before it read the answer.
+	answered bool
 }
+
+// maxLingerBytes bounds the body bytes dropped after an early answer before the
+// connection is closed anyway.
+const maxLingerBytes = 16 << 20
 
 // httpExchange is the state of one request while it is read. It lives only from the
 // first byte of a request to its response, so an idle keep-alive connection holds none.
@@ -48,6 +56,10 @@ type httpExchange struct {
 	buf      []byte         // an API request's body so far
 	pw       *io.PipeWriter // a proxied request's body on its way to the backend
 	bodyDone bool
+	// discard: the backend side stopped reading the body (it answered, or its call
+	// ended); the rest is read and dropped.
+	discard bool
+	dropped int64
 }
 
 var exchangePool = sync.Pool{New: func() any { return &httpExchange{head: http1.RequestHead{ContentLength: -1}} }}
@@ -117,16 +129,29 @@ func (s *httpSession) onData(data []byte) (int, error) {
 			if ex.pw != nil {
 				ex.pw.CloseWithError(err)
 			}
-			s.reject(err)
+			if s.isAnswered() {
+				s.c.CloseWithReason(netpoll.ReasonHandler) // no 400 behind the answer
+			} else {
+				s.reject(err)
+			}
 			return len(data), nil
 		}
 		if len(chunk) > 0 {
 			if ex.api {
 				ex.buf = append(ex.buf, chunk...)
-			} else if _, err := ex.pw.Write(chunk); err != nil {
-				// The backend side gave up (its answer is out or on its way); this
-				// connection cannot be reused with half a body unread.
-				return off, err
+			} else if !ex.discard {
+				if _, err := ex.pw.Write(chunk); err != nil {
+					// The backend side stopped reading: an answer is on its way (an
+					// error here used to close the connection at once, losing it).
+					ex.discard = true
+				}
+			}
+			if ex.discard {
+				ex.dropped += int64(len(chunk))
+				if ex.dropped > maxLingerBytes && s.isAnswered() {
+					s.c.CloseAfterFlush(netpoll.ReasonLocal)
+					return len(data), nil
+				}
 			}
 		}
 		if done {
@@ -140,10 +165,18 @@ func (s *httpSession) onData(data []byte) (int, error) {
 			}
 			s.mu.Lock()
 			ex.bodyDone = true
+			answered := s.answered
 			s.mu.Unlock()
-			if api {
+			switch {
+			case api:
 				s.serve(ex)
-			} else {
+			case answered:
+				// The answer went out before the body; now it is all in, close.
+				s.c.CloseAfterFlush(netpoll.ReasonLocal)
+				return len(data), nil
+			default:
+				// If the body was dropped (the backend stopped reading), the answer's
+				// next finds it done and keeps the connection.
 				pw.Close()
 			}
 		} else if n == 0 {
@@ -252,6 +285,12 @@ func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
 			return
 		}
 		s.writeStream(minor, resp, keep, head)
+		// The exchange is over: a body still streaming in has nobody left to read it,
+		// and the reactor's pipe write would block for good (the transport need not
+		// close a body it stopped sending). Failing it lets the reactor drop the rest.
+		if pr, ok := body.(*io.PipeReader); ok {
+			pr.CloseWithError(errAnswered)
+		}
 	})
 	if err != nil {
 		g.end()
@@ -357,16 +396,29 @@ func (s *httpSession) next(keep bool) {
 	ex := s.ex
 	bodyDone := ex == nil || ex.bodyDone
 	s.serving = false
-	if !keep || !bodyDone || s.closeNext {
+	if !bodyDone {
+		// Answered before the body was all in (reading goes on: a streamed body is
+		// never paused): the reactor drops the rest and closes.
+		s.answered = true
+		s.mu.Unlock()
+		return
+	}
+	if !keep || s.closeNext {
 		s.mu.Unlock()
 		s.c.CloseAfterFlush(netpoll.ReasonLocal)
 		return
 	}
 	s.ex = nil
 	s.mu.Unlock()
-	ex.buf, ex.pw, ex.bodyDone, ex.api, ex.headDone = nil, nil, false, false, false
+	ex.buf, ex.pw, ex.bodyDone, ex.api, ex.headDone, ex.discard, ex.dropped = nil, nil, false, false, false, false, 0
 	exchangePool.Put(ex)
 	s.c.ResumeRead()
+}
+
+func (s *httpSession) isAnswered() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answered
 }
 
 // reject answers a request the codec refused and closes the connection: after a framing
@@ -400,9 +452,13 @@ func (s *httpSession) drain() {
 
 func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 	s.mu.Lock()
-	busy := s.serving
+	busy, answered := s.serving, s.answered
 	inBody := s.ex != nil && s.ex.headDone
 	s.mu.Unlock()
+	if answered {
+		s.c.CloseWithReason(netpoll.ReasonTimeout) // the answer is out; no 408 behind it
+		return
+	}
 	if busy {
 		// Bytes pending while an answer is produced are pipelined requests held back
 		// until it is out, not a stalled head; and a 408 now would land in the middle of
