@@ -290,3 +290,29 @@ func testHTTPSmuggling(t *testing.T, fd *frontDoor) {
 		t.Fatalf("a smuggling attempt reached the backend (%d hits)", n)
 	}
 }
+
+// testHTTPEarlyAnswerWhileUploading: a backend that answers a proxied upload before reading
+// it. The client gets the answer, and its upload is read to the end rather than cut by a
+// reset (which would lose the answer in the client's receive queue).
+func testHTTPEarlyAnswerWhileUploading(t *testing.T, fd *frontDoor) {
+	const size = 4 << 20
+	r := dialDoor(t, fd.g.addrs["web"])
+	sent := make(chan error, 1)
+	go func() {
+		r.c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		_, err := r.c.Write([]byte(fmt.Sprintf("POST /spy/early HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)))
+		chunk := bytes.Repeat([]byte("u"), 64<<10)
+		for n := 0; err == nil && n < size; n += len(chunk) {
+			_, err = r.c.Write(chunk)
+		}
+		sent <- err
+	}()
+	resp, body := r.httpResponse(20*time.Second, "")
+	if resp.StatusCode != 200 || body != "early" {
+		t.Fatalf("early answer: %d %q", resp.StatusCode, body)
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("upload cut short after the early answer: %v", err)
+	}
+	r.closed(5 * time.Second)
+}

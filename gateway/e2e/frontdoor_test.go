@@ -69,6 +69,12 @@ func newDoorSpy(t *testing.T) *doorSpy {
 		s.mu.Lock()
 		s.paths = append(s.paths, r.URL.Path)
 		s.mu.Unlock()
+		if strings.Contains(r.URL.Path, "early") {
+			// Answers without reading the body, as a backend refusing an upload does.
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "early")
+			return
+		}
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "spy")
 	}))
@@ -131,6 +137,7 @@ func TestFrontDoor(t *testing.T) {
 					{"HTTP10", testHTTP10},
 					{"HTTPExpectContinue", testHTTPExpectContinue},
 					{"HTTPSmuggling", testHTTPSmuggling},
+					{"HTTPEarlyAnswerWhileUploading", testHTTPEarlyAnswerWhileUploading},
 					{"HTTPExpectContinueTooLarge", testHTTPExpectContinueTooLarge},
 					{"MMTPLimitsFromThePrefix", testMMTPLimitsFromThePrefix},
 					{"MMTPPingBodyTooLong", testMMTPPingBodyTooLong},
