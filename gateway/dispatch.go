@@ -163,3 +163,12 @@ func (d *dispatch) hello(req *codec.Request) *codec.Response {
 	}
 	return d.auth.Hello(context.Background(), req)
 }
+
+// helloRequired answers a REQUEST sent before HELLO on a listener that requires one,
+// counted with auth's failures when auth is configured.
+func (d *dispatch) helloRequired() *codec.Response {
+	if d.auth == nil {
+		return auth.HelloRequiredResponse()
+	}
+	return d.auth.HelloRequired()
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -130,7 +131,9 @@ func (s *mmtpSession) onHello(f *mmtp.Frame) {
 	}
 	s.mu.Lock()
 	s.hello = true
-	s.info.AppID, s.info.DeviceID = req.Header.Value("app-id"), req.Header.Value("device-id")
+	// Cloned: the values are slices of the HELLO's header copy, which an idle connection
+	// should not keep alive for the sake of two short strings.
+	s.info.AppID, s.info.DeviceID = strings.Clone(req.Header.Value("app-id")), strings.Clone(req.Header.Value("device-id"))
 	s.mu.Unlock()
 	s.answer(f.StreamID, &codec.Response{Status: http.StatusOK})
 }
@@ -195,7 +198,7 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame) bool {
 func (s *mmtpSession) checkIdentity(f *mmtp.Frame) *codec.Response {
 	if !s.hello {
 		if s.l.cfg.RequireHello {
-			return codec.ErrorResponse(http.StatusUnauthorized, codec.ErrUnauthorized, "HELLO is required before REQUEST on this listener")
+			return s.l.g.dispatch.Load().helloRequired()
 		}
 		return nil
 	}
