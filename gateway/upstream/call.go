@@ -67,12 +67,15 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 	if err != nil {
 		return nil, c.failCall(ctx, h, start, deadline, false, err)
 	}
+	stop := func() bool { return true }
 	if ctx.Done() != nil {
 		// The caller may give up before the deadline: unblock the exchange at once.
-		stop := context.AfterFunc(ctx, func() { conn.nc.SetDeadline(aLongTimeAgo) })
-		defer stop()
+		stop = context.AfterFunc(ctx, func() { conn.nc.SetDeadline(aLongTimeAgo) })
 	}
 	r, err := exchange(conn, head, body, c.maxResp)
+	// A watcher that already fired (or is firing) may still set the deadline: such a
+	// connection must not go back to the pool, where another call would inherit it.
+	unwatched := stop()
 	if err != nil {
 		h.pool.discard(conn)
 		if errors.Is(err, errTooLarge) {
@@ -81,7 +84,7 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 		}
 		return nil, c.failCall(ctx, h, start, deadline, true, err)
 	}
-	h.pool.put(conn, r.keepAlive && ctx.Err() == nil)
+	h.pool.put(conn, r.keepAlive && unwatched)
 	out := &codec.Response{Status: r.status, Header: r.header, Body: r.body, Gzip: r.gzip}
 	c.release(h, start, 0, r.status)
 	return out, nil

@@ -400,8 +400,8 @@ func (b *h1Body) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	b.stop()
-	b.readerOK.Store(b.done.Load() && b.keepAlive)
+	unwatched := b.stop() // false: the ctx watcher fired and may yet set the deadline
+	b.readerOK.Store(b.done.Load() && b.keepAlive && unwatched)
 	b.unref()
 	return nil
 }
