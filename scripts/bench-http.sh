@@ -243,7 +243,7 @@ done
 
 echo
 echo "wrk -t1 -c$CONNS -d$DURATION, POST body \"1024\" -> 1 KiB answer; proxy on cpu $PROXY_CPU, wrk+backend on cpu $LOAD_CPU"
-echo "machine: $(nproc) cpus, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); $(uname -r); mgw $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- . 2>/dev/null || echo +dirty)"
+echo "machine: $(nproc) cpus, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); $(uname -r); mgw ${MGW_BIN:-$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- . 2>/dev/null || echo +dirty)}"
 echo "load average at the start: $load0; at the end: $(uptime | sed 's/.*load average: //')"
 printf '%-22s %10s %8s %14s %9s %9s  %s\n' target "req/s" "cpu s" "req/s/core" p50 p99 errors
 for r in "${rows[@]}"; do echo "$r"; done
