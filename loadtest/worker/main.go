@@ -163,8 +163,17 @@ func (w *runner) run(cmds <-chan string) error {
 	w.cl.Sweep(time.Now().Add(time.Hour)) // whatever is still unanswered is a timeout
 	w.cl.FinishPings()
 	w.send(Msg{Type: MsgFinal, Phase: "done", Snap: w.cl.Snapshot(), Hist: w.rec.Total(), Metrics: metrics})
+	// Hold the connections until the parent has read the gateway one last time and closes
+	// our stdin: closing them now would put the gateway's teardown into that reading.
+	select {
+	case <-ctx.Done():
+	case <-time.After(finalHold):
+	}
 	return nil
 }
+
+// finalHold bounds how long a worker keeps its connections after its final report.
+const finalHold = 30 * time.Second
 
 // drain waits for answers in flight, up to the request timeout (at most 5 s).
 func (w *runner) drain(ctx context.Context) {
