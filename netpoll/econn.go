@@ -57,6 +57,7 @@ type econn struct {
 	mu         sync.Mutex
 	revents    uint32 // events of the dispatch in progress (written by the poller under mu)
 	pauses     int32  // PauseRead nesting
+	armed      uint32 // the IN/OUT bits of the registration as last set; 0 once an event fired
 	reason     CloseReason
 	flushWhy   CloseReason // reason for CloseAfterFlush
 	closed     bool        // no more I/O; OnClose owed
@@ -194,9 +195,15 @@ func (c *econn) rearmLocked() {
 	if c.busy || c.closed || !c.registered {
 		return
 	}
-	if err := c.p.mod(int(c.fd), c.gen, c.epollMaskLocked()); err != nil {
-		c.closeLocked(ReasonReadError)
+	m := c.epollMaskLocked()
+	if m&(epollIn|epollOut) == 0 && c.armed == 0 {
+		return // disarmed already (the one-shot fired): a MOD to nothing changes nothing
 	}
+	if err := c.p.mod(int(c.fd), c.gen, m); err != nil {
+		c.closeLocked(ReasonReadError)
+		return
+	}
+	c.armed = m & (epollIn | epollOut)
 }
 
 func (c *econn) QueuedBytes() int {

@@ -160,12 +160,14 @@ func (c *econn) register() {
 	c.mu.Lock()
 	if !c.closed {
 		var err error
+		m := c.epollMaskLocked()
 		if c.registered {
-			err = c.p.mod(int(c.fd), c.gen, c.epollMaskLocked())
+			err = c.p.mod(int(c.fd), c.gen, m)
 		} else {
-			err = c.p.add(int(c.fd), c.gen, c.epollMaskLocked())
+			err = c.p.add(int(c.fd), c.gen, m)
 			c.registered = err == nil
 		}
+		c.armed = m & (epollIn | epollOut)
 		if err != nil {
 			c.closeLocked(ReasonReadError)
 		}

@@ -119,6 +119,7 @@ func (c *econn) ready(events uint32) {
 		c.mu.Unlock()
 		return
 	}
+	c.armed = 0 // the one-shot registration fired
 	if c.dialing {
 		c.dialing = false
 		close(c.ctx.(chan struct{}))
