@@ -13,7 +13,6 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/http1"
-	"github.com/mgw-project/mgw/codec/proxyproto"
 	"github.com/mgw-project/mgw/netpoll"
 )
 
@@ -71,18 +70,9 @@ func newHTTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *httpSessi
 func (s *httpSession) onData(data []byte) (int, error) {
 	off := 0
 	if s.needProxy {
-		h, n, err := proxyproto.Parse(data)
-		if err != nil {
-			s.l.g.m.protocolError(s.l.cfg.Name, "proxy_protocol")
-			return len(data), err
-		}
-		if n == 0 {
-			return 0, nil
-		}
-		if !h.Local {
-			s.mu.Lock()
-			s.info.ClientAddr = h.Source
-			s.mu.Unlock()
+		n, err := s.l.proxyHeader(data, &s.mu, &s.info)
+		if err != nil || n == 0 {
+			return n, err
 		}
 		s.needProxy, off = false, n
 	}

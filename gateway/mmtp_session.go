@@ -11,7 +11,6 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
-	"github.com/mgw-project/mgw/codec/proxyproto"
 	"github.com/mgw-project/mgw/netpoll"
 )
 
@@ -43,20 +42,9 @@ func newMMTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *mmtpSessi
 func (s *mmtpSession) onData(data []byte) (int, error) {
 	off := 0
 	if s.needProxy {
-		h, n, err := proxyproto.Parse(data)
-		if err != nil {
-			// Not MMTP yet, so no GOAWAY: the access layer (or a stray client) gets a close.
-			s.l.g.m.protocolError(s.l.cfg.Name, "proxy_protocol")
-			s.l.g.log.Debug("closing connection without a valid PROXY header", "listener", s.l.cfg.Name, "err", err)
-			return len(data), err
-		}
-		if n == 0 {
-			return 0, nil
-		}
-		if !h.Local {
-			s.mu.Lock()
-			s.info.ClientAddr = h.Source
-			s.mu.Unlock()
+		n, err := s.l.proxyHeader(data, &s.mu, &s.info)
+		if err != nil || n == 0 {
+			return n, err
 		}
 		s.needProxy, off = false, n
 	}
