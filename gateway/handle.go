@@ -51,6 +51,22 @@ func (g *Gateway) callUpstream(ctx context.Context, tbl *route.Table, d *dispatc
 			"body of "+itoa(len(req.Body))+" bytes is over the route's limit of "+itoa(rc.MaxBodyBytes))
 	}
 	dec := tbl.Decide(rt, req)
+	var resp *codec.Response
+	if answer := g.tryClusters(&dec, x, true, func(cluster string) (err error) {
+		resp, err = d.clusters[cluster].Call(ctx, req, rc.Timeout.D())
+		return err
+	}); answer != nil {
+		return answer
+	}
+	return resp
+}
+
+// tryClusters calls try with the decided cluster, then down the route's fallback order
+// while a cluster cannot serve, and returns nil once one succeeds or else the answer for
+// the client. A request that may have reached a backend moves on only when the route
+// allows retries (Decision.Next enforces it) and the request can be sent again at all
+// (replayable: a streamed body cannot).
+func (g *Gateway) tryClusters(dec *route.Decision, x *filters.Exchange, replayable bool, try func(cluster string) error) *codec.Response {
 	x.DecidedBy = dec.DecidedBy
 	cluster := dec.Cluster
 	if cluster == "" {
@@ -58,25 +74,25 @@ func (g *Gateway) callUpstream(ctx context.Context, tbl *route.Table, d *dispatc
 	}
 	for {
 		x.Cluster = cluster
-		c := d.clusters[cluster]
 		t0 := time.Now()
-		resp, err := c.Call(ctx, req, rc.Timeout.D())
+		err := try(cluster)
 		x.UpstreamLatency += time.Since(t0)
 		if err == nil {
-			return resp
+			return nil
 		}
 		ue, ok := upstream.AsError(err)
 		if !ok {
-			return codec.ErrorResponse(http.StatusBadGateway, codec.ErrUpstream, "backend failed")
+			ue = &upstream.Error{Status: http.StatusBadGateway, Code: codec.ErrUpstream, Sent: true, Err: err}
 		}
-		if !ue.Sent && !ue.Retriable() {
-			return ue.Response() // invalid or canceled: another cluster would fare no better
+		next, more := "", false
+		// Invalid or canceled requests stop here: another cluster would fare no better.
+		if ue.Retriable() || (ue.Sent && replayable) {
+			next, more = dec.Next(ue.Sent)
 		}
-		next, more := dec.Next(ue.Sent)
 		if !more {
 			return ue.Response()
 		}
-		g.log.Debug("fallback", "api", rt.Key, "from", cluster, "to", next, "err", err)
+		g.log.Debug("fallback", "api", x.Route, "from", cluster, "to", next, "err", err)
 		cluster, x.DecidedBy = next, "fallback"
 	}
 }
@@ -125,39 +141,18 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 		return nil, resp
 	}
 	dec := tbl.Decide(rt, req)
-	x.DecidedBy = dec.DecidedBy
-	cluster := dec.Cluster
-	if cluster == "" {
-		resp := codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "no cluster may serve this request")
-		finish(resp.Status, resp)
-		return nil, resp
-	}
-	for {
-		x.Cluster = cluster
-		t0 := time.Now()
-		resp, err := d.clusters[cluster].Forward(ctx, &upstream.ProxyRequest{
+	var resp *http.Response
+	replayable := length == 0 && body == nil
+	if answer := g.tryClusters(&dec, x, replayable, func(cluster string) (err error) {
+		resp, err = d.clusters[cluster].Forward(ctx, &upstream.ProxyRequest{
 			Method: req.Method, Target: req.Target, Host: req.Header.Value("host"), Header: req.Header,
 			Body: body, ContentLength: length, ClientAddr: req.Conn.ClientAddr, Timeout: rt.Config().Timeout.D(),
 		})
-		x.UpstreamLatency += time.Since(t0)
-		if err == nil {
-			finish(resp.StatusCode, nil)
-			return resp, nil
-		}
-		ue, ok := upstream.AsError(err)
-		if !ok {
-			ue = &upstream.Error{Status: http.StatusBadGateway, Code: codec.ErrUpstream, Sent: true, Err: err}
-		}
-		next, more := "", false
-		// A streamed body cannot be replayed: only a request with none moves on after sending.
-		if ue.Retriable() || (ue.Sent && length == 0 && body == nil) {
-			next, more = dec.Next(ue.Sent)
-		}
-		if !more {
-			answer := ue.Response()
-			finish(answer.Status, answer)
-			return nil, answer
-		}
-		cluster, x.DecidedBy = next, "fallback"
+		return err
+	}); answer != nil {
+		finish(answer.Status, answer)
+		return nil, answer
 	}
+	finish(resp.StatusCode, nil)
+	return resp, nil
 }
