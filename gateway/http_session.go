@@ -22,17 +22,12 @@ import (
 // request (POST /api/<op> or an Operation-Type header) buffers its body, bounded by the
 // listener's limit; a plain proxied request streams its body to the backend as it arrives.
 type httpSession struct {
-	l *listener
-	c netpoll.Conn
+	sessionBase
 
-	// Touched only by the reactor's worker and onTimeout (the engine never runs onData
-	// and onTimeout at once).
-	needProxy bool
-	spoken    bool
-	ex        *httpExchange // the request being read; nil between requests
+	// Touched only by the reactor's worker and onTimeout.
+	ex *httpExchange // the request being read; nil between requests
 
-	mu        sync.Mutex
-	info      codec.ConnInfo
+	// Guarded by mu:
 	serving   bool // a response is being produced
 	closeNext bool // drain: close after the current response
 	// answered: a proxied request was answered before its body was all in. The reactor
@@ -64,17 +59,13 @@ type httpExchange struct {
 var exchangePool = sync.Pool{New: func() any { return &httpExchange{head: http1.RequestHead{ContentLength: -1}} }}
 
 func newHTTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *httpSession {
-	return &httpSession{l: l, c: c, info: info, needProxy: l.cfg.ProxyProtocol}
+	return &httpSession{sessionBase: newSessionBase(l, c, info)}
 }
 
 func (s *httpSession) onData(data []byte) (int, error) {
-	off := 0
-	if s.needProxy {
-		n, err := s.l.proxyHeader(data, &s.mu, &s.info)
-		if err != nil || n == 0 {
-			return n, err
-		}
-		s.needProxy, off = false, n
+	off, wait, err := s.readProxy(data)
+	if wait {
+		return off, err
 	}
 	for off < len(data) {
 		s.mu.Lock()
@@ -100,10 +91,7 @@ func (s *httpSession) onData(data []byte) (int, error) {
 			}
 			off += n
 			ex.headDone = true
-			if !s.spoken {
-				s.spoken = true
-				s.c.SetIdleTimeout(s.l.idleTimeout())
-			}
+			s.spoke()
 			bodyDone, err := s.begin(ex)
 			if err != nil {
 				s.reject(err)
@@ -228,12 +216,6 @@ func (s *httpSession) serve(ex *httpExchange) {
 	if ex.api {
 		s.runAPI(ex)
 	}
-}
-
-func (s *httpSession) connInfo() codec.ConnInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.info
 }
 
 func (s *httpSession) runAPI(ex *httpExchange) {

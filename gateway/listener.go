@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/http1"
 	"github.com/mgw-project/mgw/codec/mmtp"
-	"github.com/mgw-project/mgw/codec/proxyproto"
 	"github.com/mgw-project/mgw/gateway/config"
 	"github.com/mgw-project/mgw/netpoll"
 )
@@ -34,13 +32,6 @@ type listener struct {
 // maxProxiedBody bounds a streamed request body; it only guards against a length that
 // cannot be meant.
 const maxProxiedBody = 1 << 40
-
-// session is the per-connection state of one protocol.
-type session interface {
-	onData(data []byte) (int, error)
-	onTimeout(kind netpoll.TimeoutKind)
-	onClose(reason netpoll.CloseReason)
-}
 
 func (g *Gateway) listen(lc *config.Listener) (*listener, error) {
 	l := &listener{g: g, cfg: *lc, m: newListenerMetrics(g.set, lc.Name)}
@@ -103,23 +94,4 @@ func addrPort(a net.Addr) netip.AddrPort {
 	}
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
-}
-
-// proxyHeader reads the PROXY header a listener with proxy_protocol requires before
-// anything else, and makes its source the connection's client address. It returns 0 and
-// no error while the header is incomplete. A connection without a valid header is not
-// speaking the protocol yet, so it gets no GOAWAY or 400: the error closes it silently.
-func (l *listener) proxyHeader(data []byte, mu *sync.Mutex, info *codec.ConnInfo) (int, error) {
-	h, n, err := proxyproto.Parse(data)
-	if err != nil {
-		l.g.m.protocolError(l.cfg.Name, "proxy_protocol")
-		l.g.log.Debug("closing connection without a valid PROXY header", "listener", l.cfg.Name, "err", err)
-		return len(data), err
-	}
-	if n > 0 && !h.Local {
-		mu.Lock()
-		info.ClientAddr = h.Source
-		mu.Unlock()
-	}
-	return n, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -18,16 +17,9 @@ import (
 // requests run as their own pool tasks and answer through finish from any goroutine, so
 // the fields that both touch are under mu. An idle session holds no map and no buffer.
 type mmtpSession struct {
-	l *listener
-	c netpoll.Conn
+	sessionBase
 
-	// Touched only by the reactor's worker and onTimeout (the engine never runs onData
-	// and onTimeout at once).
-	needProxy bool
-	spoken    bool
-
-	mu        sync.Mutex
-	info      codec.ConnInfo
+	// Guarded by mu:
 	hello     bool
 	goingAway bool
 	paused    bool
@@ -36,17 +28,13 @@ type mmtpSession struct {
 }
 
 func newMMTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *mmtpSession {
-	return &mmtpSession{l: l, c: c, info: info, needProxy: l.cfg.ProxyProtocol}
+	return &mmtpSession{sessionBase: newSessionBase(l, c, info)}
 }
 
 func (s *mmtpSession) onData(data []byte) (int, error) {
-	off := 0
-	if s.needProxy {
-		n, err := s.l.proxyHeader(data, &s.mu, &s.info)
-		if err != nil || n == 0 {
-			return n, err
-		}
-		s.needProxy, off = false, n
+	off, wait, err := s.readProxy(data)
+	if wait {
+		return off, err
 	}
 	for off < len(data) {
 		f, n, err := mmtp.Parse(data[off:], &s.l.mmtpLimits)
@@ -61,10 +49,7 @@ func (s *mmtpSession) onData(data []byte) (int, error) {
 			break
 		}
 		off += n
-		if !s.spoken {
-			s.spoken = true
-			s.c.SetIdleTimeout(s.l.idleTimeout())
-		}
+		s.spoke()
 		switch f.Type {
 		case mmtp.TypePing:
 			s.write(func(b []byte) []byte { return mmtp.AppendPong(b, f.Body) })
@@ -100,11 +85,7 @@ func (s *mmtpSession) protocolError(err error) {
 	s.c.CloseAfterFlush(netpoll.ReasonHandler)
 }
 
-func (s *mmtpSession) clientAddr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.info.ClientAddr.String()
-}
+func (s *mmtpSession) clientAddr() string { return s.connInfo().ClientAddr.String() }
 
 // onHello binds the app and device to the connection once the gateway's auth accepts them.
 func (s *mmtpSession) onHello(f *mmtp.Frame) {
