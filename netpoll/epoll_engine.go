@@ -68,8 +68,7 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 			for _, q := range e.pollers {
 				q.wake()
 				<-q.done
-				unix.Close(q.epfd)
-				unix.Close(q.wakefd)
+				q.closeFDs()
 			}
 			pool.Release()
 			return nil, fmt.Errorf("epoll engine: poller %d: %w", i, err)
@@ -246,8 +245,7 @@ func (e *epollEngine) Close() error {
 		_ = e.pool.ReleaseTimeout(10 * time.Second)
 		e.drainInline()
 		for _, p := range e.pollers {
-			unix.Close(p.epfd)
-			unix.Close(p.wakefd)
+			p.closeFDs()
 		}
 	})
 	return nil
