@@ -323,7 +323,9 @@ func (s *httpSession) writeStream(minor int, resp *http.Response, keep, headOnly
 				return
 			}
 			b.B = b.B[:0]
-			waitWritable(s.c)
+			// A slow client slows the copy instead of growing the queue to the hard
+			// limit (which would close it); a closed one ends it at the next Write.
+			_ = s.c.WaitWritable(context.Background(), streamQueueHigh)
 		}
 		if err == io.EOF {
 			break
@@ -473,11 +475,6 @@ func (s *httpSession) onClose(netpoll.CloseReason) {
 	}
 }
 
-// waitWritable holds a streaming writer while the connection's write queue is over its
-// soft limit, so a slow client slows the copy instead of growing the queue to the hard
-// limit (which would close it).
-func waitWritable(c netpoll.Conn) {
-	for i := 0; c.QueuedBytes() > 256<<10 && !c.Closed(); i++ {
-		time.Sleep(time.Duration(min(i+1, 20)) * time.Millisecond)
-	}
-}
+// streamQueueHigh is how many bytes of a streamed answer may wait in a connection's write
+// queue before the copy from the backend waits for the client.
+const streamQueueHigh = 256 << 10

@@ -93,6 +93,19 @@ type econn struct {
 type writeQueue struct {
 	bufs [][]byte // oldest first
 	n    int      // bytes in bufs
+	// drained is closed once n falls to waitAt or below, or the connection closes; it
+	// exists only while a WaitWritable caller waits.
+	drained chan struct{}
+	waitAt  int
+}
+
+// signalLocked wakes WaitWritable callers whose threshold the queue has reached (all of
+// them when closing); each checks its own threshold again and may wait anew.
+func (q *writeQueue) signalLocked(closing bool) {
+	if q.drained != nil && (closing || q.n <= q.waitAt) {
+		close(q.drained)
+		q.drained, q.waitAt = nil, 0
+	}
 }
 
 // queuedLocked is the number of bytes waiting in the write queue.

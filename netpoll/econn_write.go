@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"context"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -139,6 +140,7 @@ func (c *econn) flushLocked() {
 		e.ctr.bytesOut.Add(uint64(n))
 		e.ctr.queuedBytes.Add(-int64(n))
 		q.n -= n
+		q.signalLocked(false)
 		for n > 0 {
 			if n >= len(q.bufs[0]) {
 				n -= len(q.bufs[0])
@@ -151,6 +153,36 @@ func (c *econn) flushLocked() {
 		}
 		if q.n == 0 {
 			c.wq = nil // drained: an idle connection holds no buffer
+		}
+	}
+}
+
+// WaitWritable blocks until at most below bytes are queued. It is how a producer streaming
+// a large body keeps pace with a slow client without polling or growing the queue.
+func (c *econn) WaitWritable(ctx context.Context, below int) error {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		q := c.wq
+		if q == nil || q.n <= below {
+			c.mu.Unlock()
+			return nil
+		}
+		if q.drained == nil {
+			q.drained = make(chan struct{})
+			q.waitAt = below
+		} else if below > q.waitAt {
+			q.waitAt = below // wake at the highest threshold; lower ones wait again
+		}
+		ch := q.drained
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

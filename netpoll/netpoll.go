@@ -114,6 +114,9 @@ type Conn interface {
 	// closed). A producer streaming a large body can wait while it is above a threshold
 	// instead of growing the queue to the hard limit.
 	QueuedBytes() int
+	// WaitWritable blocks until at most below bytes are queued (nil), the connection is
+	// closed (ErrClosed) or ctx ends (its error).
+	WaitWritable(ctx context.Context, below int) error
 	// Close closes the connection with ReasonLocal.
 	Close() error
 	// CloseWithReason closes with the given reason; only the first reason counts.
