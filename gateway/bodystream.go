@@ -1,0 +1,146 @@
+package gateway
+
+import (
+	"io"
+	"sync"
+)
+
+// readPauser is the part of netpoll.Conn a bodyStream steers.
+type readPauser interface {
+	PauseRead()
+	ResumeRead()
+}
+
+// bodyStream carries a proxied request's body from the reactor to the upstream call. The
+// reactor side never blocks: Write copies what arrived and, once more than high bytes
+// wait, pauses the connection's reads; the upstream side's Read takes bytes and resumes
+// reads once the buffer is down to low. So a slow backend slows the client through TCP,
+// not by holding a reactor worker (an io.Pipe write blocked the worker until the backend
+// read). A body that is already whole when its head is parsed is buffered in one go and
+// read without waiting at all.
+type bodyStream struct {
+	c         readPauser
+	high, low int
+
+	mu      sync.Mutex
+	buf     []byte
+	off     int           // read position in buf
+	werr    error         // writer finished: io.EOF, or why the body broke off
+	rerr    error         // reader gave up: later Writes fail with it
+	paused  bool          // this stream holds one PauseRead on c
+	waiting chan struct{} // a Read waits for bytes or the end
+}
+
+func newBodyStream(c readPauser, high int) *bodyStream {
+	return &bodyStream{c: c, high: high, low: high / 4}
+}
+
+// Write is the reactor's side: it buffers p and never blocks. It fails once the reader
+// gave up (the backend answered or the call ended), so the caller can drop the rest.
+func (b *bodyStream) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.rerr != nil {
+		err := b.rerr
+		b.mu.Unlock()
+		return 0, err
+	}
+	if b.werr != nil {
+		b.mu.Unlock()
+		return 0, io.ErrClosedPipe
+	}
+	if b.off > 0 && b.off == len(b.buf) {
+		b.buf, b.off = b.buf[:0], 0
+	}
+	b.buf = append(b.buf, p...)
+	pause := !b.paused && len(b.buf)-b.off > b.high
+	if pause {
+		b.paused = true
+	}
+	b.wakeLocked()
+	b.mu.Unlock()
+	if pause {
+		b.c.PauseRead()
+	}
+	return len(p), nil
+}
+
+// Finish ends the body: io.EOF when it is complete, another error when it broke off
+// (the reader sees it after the bytes before it).
+func (b *bodyStream) Finish(err error) {
+	if err == nil {
+		err = io.EOF
+	}
+	b.mu.Lock()
+	if b.werr == nil {
+		b.werr = err
+	}
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+// Read is the upstream's side.
+func (b *bodyStream) Read(p []byte) (int, error) {
+	for {
+		b.mu.Lock()
+		if b.rerr != nil {
+			err := b.rerr
+			b.mu.Unlock()
+			return 0, err
+		}
+		if n := len(b.buf) - b.off; n > 0 {
+			n = copy(p, b.buf[b.off:])
+			b.off += n
+			resume := b.paused && len(b.buf)-b.off <= b.low
+			if resume {
+				b.paused = false
+			}
+			b.mu.Unlock()
+			if resume {
+				b.c.ResumeRead()
+			}
+			return n, nil
+		}
+		if b.werr != nil {
+			err := b.werr
+			b.mu.Unlock()
+			return 0, err
+		}
+		if b.waiting == nil {
+			b.waiting = make(chan struct{})
+		}
+		ch := b.waiting
+		b.mu.Unlock()
+		<-ch
+	}
+}
+
+// Abandon is the reader giving up (like io.PipeReader.CloseWithError): buffered bytes
+// are dropped, later Writes fail with err, and reads held for this stream resume so the
+// reactor can read and drop the rest of the body.
+func (b *bodyStream) Abandon(err error) {
+	b.mu.Lock()
+	if b.rerr == nil {
+		b.rerr = err
+	}
+	b.buf, b.off = nil, 0
+	resume := b.paused
+	b.paused = false
+	b.wakeLocked()
+	b.mu.Unlock()
+	if resume {
+		b.c.ResumeRead()
+	}
+}
+
+// Close is Abandon for the upstream's io.ReadCloser use.
+func (b *bodyStream) Close() error {
+	b.Abandon(io.ErrClosedPipe)
+	return nil
+}
+
+func (b *bodyStream) wakeLocked() {
+	if b.waiting != nil {
+		close(b.waiting)
+		b.waiting = nil
+	}
+}

@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+type pauseCounter struct{ pauses atomic.Int32 }
+
+func (p *pauseCounter) PauseRead()  { p.pauses.Add(1) }
+func (p *pauseCounter) ResumeRead() { p.pauses.Add(-1) }
+
+// TestBodyStreamCarriesBody: a writer that never blocks and a slow reader; every byte
+// arrives in order, reads are paused while more than high bytes wait, and every pause is
+// matched by a resume.
+func TestBodyStreamCarriesBody(t *testing.T) {
+	var pc pauseCounter
+	b := newBodyStream(&pc, 64<<10)
+	want := make([]byte, 1<<20)
+	for i := range want {
+		want[i] = byte(rand.IntN(256))
+	}
+	var got bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 3000)
+		for {
+			n, err := b.Read(buf)
+			got.Write(buf[:n])
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Errorf("Read: %v", err)
+				return
+			}
+		}
+	}()
+	maxPaused := int32(0)
+	for off := 0; off < len(want); {
+		n := min(len(want)-off, 1+rand.IntN(20000))
+		if _, err := b.Write(want[off : off+n]); err != nil {
+			t.Fatal(err)
+		}
+		off += n
+		maxPaused = max(maxPaused, pc.pauses.Load())
+	}
+	b.Finish(nil)
+	wg.Wait()
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("got %d bytes, not the %d written in order", got.Len(), len(want))
+	}
+	if maxPaused > 1 || pc.pauses.Load() != 0 {
+		t.Fatalf("pauses: at most %d held, %d left; want at most 1, 0 left", maxPaused, pc.pauses.Load())
+	}
+}
+
+// TestBodyStreamPausesPastHigh: with no reader, the writer pauses reads once, past high.
+func TestBodyStreamPausesPastHigh(t *testing.T) {
+	var pc pauseCounter
+	b := newBodyStream(&pc, 1000)
+	b.Write(make([]byte, 1000))
+	if pc.pauses.Load() != 0 {
+		t.Fatal("paused at high, want past it")
+	}
+	b.Write(make([]byte, 10))
+	b.Write(make([]byte, 10))
+	if pc.pauses.Load() != 1 {
+		t.Fatalf("pauses = %d, want 1", pc.pauses.Load())
+	}
+	// The reader takes it down to low (250): reads resume.
+	p := make([]byte, 800)
+	b.Read(p)
+	if pc.pauses.Load() != 0 {
+		t.Fatalf("pauses = %d after reading down to low, want 0", pc.pauses.Load())
+	}
+}
+
+// TestBodyStreamAbandon: the reader gives up while reads are paused; reads resume, the
+// writer's next Write fails with the reader's error, and a waiting reader is woken.
+func TestBodyStreamAbandon(t *testing.T) {
+	var pc pauseCounter
+	b := newBodyStream(&pc, 10)
+	b.Write(make([]byte, 100))
+	if pc.pauses.Load() != 1 {
+		t.Fatalf("pauses = %d, want 1", pc.pauses.Load())
+	}
+	errGone := errors.New("answered")
+	b.Abandon(errGone)
+	if pc.pauses.Load() != 0 {
+		t.Fatalf("pauses = %d after Abandon, want 0", pc.pauses.Load())
+	}
+	if _, err := b.Write([]byte("x")); !errors.Is(err, errGone) {
+		t.Fatalf("Write after Abandon = %v", err)
+	}
+	if _, err := b.Read(make([]byte, 1)); !errors.Is(err, errGone) {
+		t.Fatalf("Read after Abandon = %v", err)
+	}
+
+	// A reader blocked on an empty stream is released by Finish with an error.
+	b2 := newBodyStream(&pc, 10)
+	done := make(chan error, 1)
+	go func() { _, err := b2.Read(make([]byte, 1)); done <- err }()
+	b2.Finish(io.ErrUnexpectedEOF)
+	if err := <-done; !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("Read after Finish(err) = %v", err)
+	}
+}
