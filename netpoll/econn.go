@@ -44,9 +44,16 @@ func resolveTimeout(override, def time.Duration) time.Duration {
 // (plus its 8-byte table slot): no goroutine, no buffer.
 //
 // Ownership: while busy is true exactly one goroutine (the opener, the dialer, or the
-// worker that got the ready event) owns the fd for reading and the pending buffer, and the
-// fd is not armed in epoll. Everything else is guarded by mu. close(2) on the fd happens
-// only when nobody owns it, so a worker never reads from a reused fd.
+// worker that got the ready event) owns the fd for reading and the pending buffer.
+// Everything else is guarded by mu. close(2) on the fd happens only when nobody owns it,
+// so a worker never reads from a reused fd.
+//
+// Registration is edge-triggered and made once (etMask): no epoll_ctl per request. An
+// edge that the connection cannot take now (a worker owns it, reads are paused, the write
+// queue is over its soft limit) is kept in owed, and whoever makes the connection able to
+// take it (the owner letting go, ResumeRead) hands it to a worker then. A read that
+// returns less than it asked for has drained the socket, so the next bytes make a new
+// edge; a read cut by the per-event budget owes itself another turn.
 type econn struct {
 	fd  int32
 	gen uint32 // with fd, names this connection in epoll data; stale events are dropped
@@ -57,12 +64,12 @@ type econn struct {
 	mu         sync.Mutex
 	revents    uint32 // events of the dispatch in progress (written by the poller under mu)
 	pauses     int32  // PauseRead nesting
-	armed      uint32 // the IN/OUT bits of the registration as last set; 0 once an event fired
+	owed       uint32 // edges not yet served (see above)
 	reason     CloseReason
 	flushWhy   CloseReason // reason for CloseAfterFlush
 	closed     bool        // no more I/O; OnClose owed
 	fdClosed   bool        // close(2) done
-	busy       bool        // owned by one goroutine and not armed (see above)
+	busy       bool        // owned by one goroutine (see above)
 	inTimeout  bool        // OnTimeout running on the sweeper
 	deferred   bool        // an event arrived during OnTimeout; dispatch after it
 	notified   bool        // OnClose delivered (or not owed, for a failed dial)
@@ -166,7 +173,7 @@ func (c *econn) ResumeRead() {
 				c.eng().dispatchOffPoller(c)
 				return
 			}
-			c.rearmLocked()
+			c.kickLocked()
 		}
 	}
 	c.mu.Unlock()
@@ -178,7 +185,7 @@ func (c *econn) redeliverNowLocked() bool {
 	if !c.redeliver || c.busy || c.closed || c.inTimeout || !c.registered || !c.readableLocked() {
 		return false
 	}
-	c.busy, c.revents = true, 0
+	c.busy, c.revents, c.owed = true, c.owed, 0
 	return true
 }
 
@@ -187,36 +194,39 @@ func (c *econn) readableLocked() bool {
 	return c.pauses == 0 && !c.eof && !c.afterFlush && c.queuedLocked() < c.eng().cfg.WriteSoftLimit
 }
 
-// epollMaskLocked is the one place the registration mask is computed, so no path can
-// re-arm with a wrong one: read interest unless paused, EPOLLOUT while writes are queued,
-// always one-shot (every event hands the connection to exactly one worker).
-func (c *econn) epollMaskLocked() uint32 {
-	m := uint32(epollOneShot)
-	if c.readableLocked() {
-		m |= epollIn | epollRdHup
+// etMask is the registration of every connection, made once when it is registered:
+// edge-triggered read, write and peer-close interest.
+const etMask = epollIn | epollOut | epollRdHup | epollET
+
+// wantsLocked says whether the owed edges are ones the connection can act on now: bytes
+// or a peer close to read while reading is on, room to write while writes are queued, a
+// dead socket always (it must be closed even while paused).
+func (c *econn) wantsLocked() bool {
+	if c.owed&(epollHup|epollErr) != 0 {
+		return true
 	}
-	if c.wq != nil {
-		m |= epollOut
+	if c.owed&(epollIn|epollRdHup) != 0 && c.readableLocked() {
+		return true
 	}
-	return m
+	return c.owed&epollOut != 0 && c.wq != nil
 }
 
-// rearmLocked re-registers the mask when the connection is parked in epoll. While a
-// goroutine owns the connection it re-arms at the end, so nothing is done here then (a MOD
-// now could hand the connection to a second worker).
-func (c *econn) rearmLocked() {
-	if c.busy || c.closed || !c.registered {
-		return
+// takeLocked makes the caller the owner for the owed edges, when there are ones it can
+// act on and nobody owns the connection; the caller then dispatches it.
+func (c *econn) takeLocked() bool {
+	if c.busy || c.closed || c.inTimeout || !c.registered || !c.wantsLocked() {
+		return false
 	}
-	m := c.epollMaskLocked()
-	if m&(epollIn|epollOut) == 0 && c.armed == 0 {
-		return // disarmed already (the one-shot fired): a MOD to nothing changes nothing
+	c.busy, c.revents, c.owed = true, c.owed, 0
+	return true
+}
+
+// kickLocked hands the connection to a worker when edges it could not take before can be
+// taken now (reads resumed, the queue under its soft limit). Called off the pollers.
+func (c *econn) kickLocked() {
+	if c.takeLocked() {
+		c.eng().dispatchOffPoller(c) // non-blocking
 	}
-	if err := c.p.mod(int(c.fd), c.gen, m); err != nil {
-		c.closeLocked(ReasonReadError)
-		return
-	}
-	c.armed = m & (epollIn | epollOut)
 }
 
 func (c *econn) QueuedBytes() int {

@@ -25,7 +25,6 @@ func (c *econn) CloseAfterFlush(r CloseReason) {
 		} else if !c.afterFlush {
 			c.afterFlush = true
 			c.flushWhy = r
-			c.rearmLocked()
 		}
 	}
 	c.mu.Unlock()
@@ -80,8 +79,8 @@ func (c *econn) freeLocked() {
 	}
 }
 
-// letGoLocked ends a goroutine's ownership: frees a closed connection, or re-arms an open
-// one with the current mask as the owner's last action.
+// letGoLocked ends a goroutine's ownership: frees a closed connection, or hands an open
+// one straight to a worker again when edges came meanwhile that it can act on.
 func (c *econn) letGoLocked() {
 	c.busy = false
 	if c.closed {
@@ -92,11 +91,9 @@ func (c *econn) letGoLocked() {
 		c.closeLocked(c.flushWhy)
 		return
 	}
-	if c.redeliverNowLocked() {
-		c.eng().dispatch(c) // non-blocking: the pool or the ready queue takes it
-		return
+	if c.redeliverNowLocked() || c.takeLocked() {
+		c.eng().dispatchOffPoller(c) // non-blocking: the pool or the ready queue takes it
 	}
-	c.rearmLocked()
 }
 
 // finish delivers OnClose exactly once, when the connection is closed and no goroutine

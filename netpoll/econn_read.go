@@ -37,6 +37,10 @@ func (c *econn) serve() {
 	redeliver := canRead && c.redeliver
 	if canRead {
 		c.redeliver = false
+	} else if !closed {
+		// Paused (or over the soft limit) meanwhile: the edge stays owed until reading
+		// is on again; the socket will not report those bytes a second time.
+		c.owed |= ev & (epollIn | epollRdHup)
 	}
 	c.mu.Unlock()
 	c.eng().ctr.events.Add(1)
@@ -44,7 +48,7 @@ func (c *econn) serve() {
 	switch {
 	case closed:
 	case canRead:
-		c.readAndDeliver(redeliver)
+		c.readAndDeliver(redeliver, ev&(epollRdHup|epollHup|epollErr) != 0)
 	case ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0:
 		// Not reading (paused), but the socket is dead: HUP/ERR would fire again on every
 		// re-arm, so close now with what the socket says.
@@ -68,7 +72,7 @@ func (c *econn) sockErrReason(fallback CloseReason) CloseReason {
 // readAndDeliver reads into the pending buffer (or a pooled one), calls OnData and keeps
 // only the unconsumed remainder. With redeliver, OnData sees the pending bytes even when
 // the socket had nothing new. Runs on the owning worker; the fd is safe to use.
-func (c *econn) readAndDeliver(redeliver bool) {
+func (c *econn) readAndDeliver(redeliver, hup bool) {
 	e := c.eng()
 	buf := c.pend
 	had := 0
@@ -107,9 +111,18 @@ func (c *econn) readAndDeliver(redeliver bool) {
 			eof = true
 			break
 		}
-		if n < chunk {
+		if n < chunk && !hup {
+			// A short read drained the socket: later bytes make a new edge. Not so the
+			// peer's close when it came with these bytes in one edge: read on to the EOF.
 			break
 		}
+	}
+	if budget <= 0 {
+		// Cut by the per-event budget, not drained: no new edge will say so. Another turn
+		// is owed, behind whoever waits for a worker now.
+		c.mu.Lock()
+		c.owed |= epollIn
+		c.mu.Unlock()
 	}
 	if got > 0 {
 		e.ctr.bytesIn.Add(uint64(got))

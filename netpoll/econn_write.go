@@ -65,6 +65,7 @@ func (c *econn) writeBufs(bufs [][]byte) error {
 	}
 	if c.wq == nil {
 		c.wq = &writeQueue{}
+		c.owed &^= epollOut // that room is taken; the full socket makes a new edge
 	}
 	for _, b := range bufs {
 		if skip >= len(b) {
@@ -76,7 +77,6 @@ func (c *econn) writeBufs(bufs [][]byte) error {
 	}
 	c.wq.n += rem
 	e.ctr.queuedBytes.Add(int64(rem))
-	c.rearmLocked() // arm EPOLLOUT (and drop read interest at the soft limit)
 	c.mu.Unlock()
 	return nil
 }

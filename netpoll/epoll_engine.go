@@ -158,15 +158,15 @@ func (e *epollEngine) listenerByFD(fd int) *elistener {
 func (c *econn) register() {
 	c.mu.Lock()
 	if !c.closed {
+		// The one registration of the connection's life (a dialed one changes its
+		// connect-time registration). Bytes already in the socket make an edge now.
 		var err error
-		m := c.epollMaskLocked()
 		if c.registered {
-			err = c.p.mod(int(c.fd), c.gen, m)
+			err = c.p.mod(int(c.fd), c.gen, etMask)
 		} else {
-			err = c.p.add(int(c.fd), c.gen, m)
+			err = c.p.add(int(c.fd), c.gen, etMask)
 			c.registered = err == nil
 		}
-		c.armed = m & (epollIn | epollOut)
 		if err != nil {
 			c.closeLocked(ReasonReadError)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -12,10 +13,12 @@ import (
 )
 
 const (
-	epollIn      = unix.EPOLLIN
-	epollOut     = unix.EPOLLOUT
-	epollRdHup   = unix.EPOLLRDHUP
-	epollOneShot = unix.EPOLLONESHOT
+	epollIn    = unix.EPOLLIN
+	epollOut   = unix.EPOLLOUT
+	epollRdHup = unix.EPOLLRDHUP
+	epollHup   = unix.EPOLLHUP
+	epollErr   = unix.EPOLLERR
+	epollET    = unix.EPOLLET
 )
 
 // poller is one epoll instance and the one goroutine that waits on it. It never does
@@ -33,6 +36,7 @@ type poller struct {
 	rc     syscall.RawConn // epf's, for the park-then-collect loop
 	wakefd int             // eventfd: wakes the loop for shutdown and ready-queue retries
 	done   chan struct{}
+	ctls   atomic.Uint64 // epoll_ctl calls, for tests: the steady state makes none
 }
 
 func newPoller(e *epollEngine) (*poller, error) {
@@ -103,6 +107,7 @@ func (p *poller) wait(events []unix.EpollEvent, retry bool) (int, error) {
 
 func (p *poller) ctl(op, fd int, gen uint32, mask uint32) error {
 	// The event data carries fd and generation only: never a Go pointer.
+	p.ctls.Add(1)
 	ev := unix.EpollEvent{Events: mask, Fd: int32(fd), Pad: int32(gen)}
 	if err := unix.EpollCtl(p.epfd, op, fd, &ev); err != nil {
 		return fmt.Errorf("epoll_ctl op %d fd %d: %w", op, fd, err)
@@ -165,28 +170,31 @@ func (p *poller) loop() {
 	}
 }
 
-// ready is called by the poller for an event on c. The one-shot registration has fired,
-// so c is disarmed; it goes to exactly one worker unless one already owns it (then the
-// owner's re-arm at its end will report the readiness again).
+// ready is called by the poller for an edge on c. It goes to exactly one worker, unless
+// a worker owns c already or c cannot act on it now: then it is owed, and served when c
+// can (see econn).
 func (c *econn) ready(events uint32) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	c.armed = 0 // the one-shot registration fired
 	if c.dialing {
 		c.dialing = false
 		close(c.ctx.(chan struct{}))
 		c.mu.Unlock()
 		return
 	}
-	if c.busy {
+	if c.wq == nil {
+		// Room to write matters only with writes queued; a write that queues later hit a
+		// full socket, whose next room makes a new edge.
+		events &^= epollOut
+	}
+	c.owed |= events
+	if !c.takeLocked() {
 		c.mu.Unlock()
 		return
 	}
-	c.busy = true
-	c.revents = events
 	c.mu.Unlock()
 	c.eng().dispatch(c)
 }

@@ -1,0 +1,50 @@
+package netpoll
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// TestNoEpollCtlPerMessage: a connection registered once serves many request/answer
+// round trips, with pauses between them as a session makes, without a single epoll_ctl:
+// the registration is edge-triggered and never re-armed.
+func TestNoEpollCtlPerMessage(t *testing.T) {
+	h := newTestHandler()
+	h.onData = func(c Conn, data []byte) (int, error) {
+		n, err := echoFrames(c, data)
+		if n > 0 {
+			// Pause and resume around the answer, as the HTTP session does per request.
+			c.PauseRead()
+			go c.ResumeRead()
+		}
+		return n, err
+	}
+	eng := newEngine(t, Config{Kind: "epoll", Pollers: 1})
+	addr, err := eng.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := eng.(*epollEngine)
+	c := dialTCP(t, addr)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	roundTrip := func(i int) {
+		msg := bytes.Repeat([]byte{byte(i)}, 1+i%300)
+		if _, err := c.Write(frame(msg)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readFrame(c)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("round trip %d: %q, %v", i, got, err)
+		}
+	}
+	roundTrip(0)
+	before := e.pollers[0].ctls.Load()
+	for i := 1; i <= 500; i++ {
+		roundTrip(i)
+	}
+	if n := e.pollers[0].ctls.Load() - before; n != 0 {
+		t.Fatalf("%d epoll_ctl calls for 500 round trips, want 0", n)
+	}
+}
