@@ -296,7 +296,9 @@ func (g *adminGuard) refuse(w http.ResponseWriter, status int, reason, msg strin
 func writeAdminErr(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)                        // "<token>" reads better than "\u003ctoken\u003e" in a terminal
+	_ = enc.Encode(map[string]string{"error": msg}) // the client went away; nothing left to tell it
 }
 
 func trunc(s string, n int) string {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -324,5 +325,51 @@ routes:
 	// A unix socket is not reachable from the network, so nothing listens on TCP for it.
 	if _, err := net.DialTimeout("unix", sock, time.Second); err != nil {
 		t.Errorf("dial the admin socket: %v", err)
+	}
+}
+
+// TestAdminTokenRotationOnReload: tokens are re-read on SIGHUP, so a token in a file is
+// rotated without a restart: the new one works at once, the old one stops working.
+func TestAdminTokenRotationOnReload(t *testing.T) {
+	_, baddr := backend(t, "b")
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "admin-token")
+	oldTok, newTok := adminToken+"-old", adminToken+"-new"
+	if err := os.WriteFile(tokFile, []byte(oldTok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(tokenConfig(baddr), "{name: ops, env: MGW_ADMIN_TOKEN}",
+		fmt.Sprintf("{name: deploy-bot, file: %q}", tokFile), 1)
+	g := serve(t, cfg)
+	a := g.addrs["admin"]
+	put := `{"sticky":"user"}`
+	if st, body := adminCall(t, a, "PUT", "/v1/routes/demo.*", put, bearer(oldTok)); st != 200 {
+		t.Fatalf("PUT with the file's token: %d %s", st, body)
+	}
+	if err := os.WriteFile(tokFile, []byte(newTok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The config file is the same; the reload re-reads the token file.
+	if err := os.WriteFile(filepath.Join(g.dir, "mgw.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, func() bool {
+		st, _ := adminCall(t, a, "GET", "/v1/routes/demo.*", "", bearer(newTok))
+		return st == 200
+	})
+	if st, _ := adminCall(t, a, "PUT", "/v1/routes/demo.*", put, bearer(oldTok)); st != 401 {
+		t.Errorf("PUT with the rotated-out token: %d, want 401", st)
+	}
+	if st, body := adminCall(t, a, "PUT", "/v1/routes/demo.*", `{"sticky":"device"}`, bearer(newTok)); st != 200 {
+		t.Errorf("PUT with the new token: %d %s", st, body)
+	}
+	if !regexp.MustCompile(`msg="admin change" .*token=deploy-bot`).MatchString(g.output()) {
+		t.Errorf("no audit line naming deploy-bot")
+	}
+	for _, s := range []string{oldTok, newTok} {
+		if strings.Contains(g.output(), s) {
+			t.Errorf("output contains a token")
+		}
 	}
 }
