@@ -88,9 +88,10 @@ func normHost(h string) string {
 }
 
 // hostAllowed reports whether hostport (a Host header or an Origin's host) names this
-// listener: localhost, a configured name, or the IP the client connected to. A DNS-
-// rebinding page carries its own name, which is none of these. The port is not compared:
-// a tunnel (ssh -L, kubectl port-forward) may change it and it says nothing about the name.
+// listener: localhost, a configured name, or the IP the client connected to (any loopback
+// IP on a unix socket). A DNS-rebinding page carries its own name, which is none of
+// these. The port is not compared: a tunnel (ssh -L, kubectl port-forward) may change it
+// and it says nothing about the name.
 func (p *adminPolicy) hostAllowed(hostport string, local net.Addr) bool {
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
@@ -107,10 +108,15 @@ func (p *adminPolicy) hostAllowed(hostport string, local net.Addr) bool {
 	if err != nil {
 		return false
 	}
-	if ta, ok := local.(*net.TCPAddr); ok {
-		if lip, ok := netip.AddrFromSlice(ta.IP); ok && lip.Unmap() == ip.Unmap() {
+	switch la := local.(type) {
+	case *net.TCPAddr:
+		if lip, ok := netip.AddrFromSlice(la.IP); ok && lip.Unmap() == ip.Unmap() {
 			return true
 		}
+	case *net.UnixAddr:
+		// A unix socket has no IP of its own; a tunnel to it (ssh -L 9901:/run/mgw/admin.sock)
+		// arrives with the loopback address its client dialled.
+		return ip.Unmap().IsLoopback()
 	}
 	return false
 }

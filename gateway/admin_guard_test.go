@@ -25,6 +25,12 @@ func TestAdminPolicyHosts(t *testing.T) {
 			t.Errorf("hostAllowed(%q) = %v, want %v", host, got, want)
 		}
 	}
+	unix := &net.UnixAddr{Name: "/run/mgw/admin.sock", Net: "unix"}
+	for host, want := range map[string]bool{"127.0.0.1:9901": true, "[::1]:80": true, "localhost": true, "10.1.2.3": false, "evil.example": false} {
+		if got := p.hostAllowed(host, unix); got != want {
+			t.Errorf("on a unix socket, hostAllowed(%q) = %v, want %v", host, got, want)
+		}
+	}
 	for origin, want := range map[string]bool{
 		"http://localhost:9901": true, "https://mgw-admin.internal": true, "http://10.1.2.3:9901": true,
 		"http://evil.example": false, "null": false, "file://": false, "chrome-extension://abc": false,
