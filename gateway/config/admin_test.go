@@ -1,10 +1,13 @@
 package config
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestAdminLocal(t *testing.T) {
@@ -81,5 +84,44 @@ func TestAdminDefaultsAndClone(t *testing.T) {
 	d.Admin.Hosts[0] = "changed"
 	if c.Admin.Tokens[0].Name != "ops" || c.Admin.Hosts[0] != "mgw.internal" {
 		t.Errorf("mutating the clone changed the original: %+v", c.Admin)
+	}
+}
+
+// TestKubernetesManifestConfig: the deploy kit's ConfigMap holds a valid config that
+// keeps control off the pod network and probes on the health listener.
+func TestKubernetesManifestConfig(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/kubernetes/mgw.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var cfgText string
+	for {
+		var doc struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := dec.Decode(&doc); err != nil {
+			break
+		}
+		if doc.Kind == "ConfigMap" {
+			cfgText = doc.Data["mgw.yaml"]
+		}
+	}
+	if cfgText == "" {
+		t.Fatal("no ConfigMap with mgw.yaml")
+	}
+	c, err := Parse([]byte(cfgText))
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		t.Fatalf("the manifest's config: %v", err)
+	}
+	if !c.Admin.Local() || len(c.Admin.Tokens) == 0 || c.Health.Listen == "" {
+		t.Errorf("admin %+v health %+v: want a loopback admin with a token and a health listener", c.Admin, c.Health)
+	}
+	if !strings.Contains(string(data), "path: /readyz, port: health") || !strings.Contains(string(data), "path: /healthz, port: health") {
+		t.Error("the probes do not use the health listener")
 	}
 }
