@@ -60,17 +60,24 @@ type Gateway struct {
 	reqPool  *ants.Pool
 	dispatch atomic.Pointer[dispatch] // clusters and filter chains, replaced on reload
 
-	mu        sync.Mutex // guards cfg, listeners, servers during start, reload and stop
-	cfg       *config.Config
-	listeners []*listener
-	admin     *http.Server
-	adminAddr net.Addr
-	demo      *http.Server
-	demoAddr  string
+	mu         sync.Mutex // guards cfg, listeners, servers during start, reload and stop
+	cfg        *config.Config
+	listeners  []*listener
+	admin      *http.Server
+	adminAddr  net.Addr
+	health     *http.Server
+	healthAddr net.Addr
+	// adminPolicy is built from the config in New (so --check resolves the tokens) and
+	// handed to the guard when the admin listener starts; Reload swaps the guard's copy.
+	adminPolicy *adminPolicy
+	adminGuard  *adminGuard
+	demo        *http.Server
+	demoAddr    string
 
 	inFlight atomic.Int64 // requests between decode and response, all listeners
 	requests atomic.Uint64
 	draining atomic.Bool
+	ready    atomic.Bool   // every listener bound (readyz)
 	idle     chan struct{} // signalled when inFlight drops to 0 while draining
 }
 
@@ -104,6 +111,13 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	// the dispatch table is built there. Validate the rest now, so --check is complete.
 	if _, err := buildDispatch(g, cfg, "127.0.0.1:1"); err != nil {
 		return nil, err
+	}
+	if cfg.Admin.Listen != "" {
+		p, err := newAdminPolicy(&cfg.Admin, opts.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		g.adminPolicy = p
 	}
 	return g, nil
 }
@@ -151,11 +165,18 @@ func (g *Gateway) Start() error {
 		g.listeners = append(g.listeners, l)
 	}
 	if cfg.Admin.Listen != "" {
-		if err := g.startAdmin(cfg.Admin.Listen); err != nil {
+		if err := g.startAdmin(&cfg.Admin); err != nil {
 			g.closeLocked()
 			return err
 		}
 	}
+	if cfg.Health.Listen != "" {
+		if err := g.startHealth(cfg.Health.Listen); err != nil {
+			g.closeLocked()
+			return err
+		}
+	}
+	g.ready.Store(true)
 	if cfg.Runtime.Gops {
 		if err := startGops(); err != nil {
 			g.log.Warn("gops agent did not start", "err", err)
@@ -234,6 +255,13 @@ func (g *Gateway) AdminAddr() net.Addr {
 	return g.adminAddr
 }
 
+// HealthAddr returns the health listener's bound address, or nil when it is off.
+func (g *Gateway) HealthAddr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.healthAddr
+}
+
 // Config returns the configuration in force.
 func (g *Gateway) Config() *config.Config {
 	g.mu.Lock()
@@ -251,6 +279,15 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	// Tokens and host names are re-read, so a token is rotated by a reload: add the new
+	// one, move the callers, remove the old one.
+	var pol *adminPolicy
+	if g.adminGuard != nil && cfg.Admin.Listen != "" {
+		var err error
+		if pol, err = newAdminPolicy(&cfg.Admin, g.opts.Getenv); err != nil {
+			return err
+		}
+	}
 	d, err := buildDispatch(g, cfg, g.demoAddr)
 	if err != nil {
 		return err
@@ -262,6 +299,9 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	d.start()
 	old := g.dispatch.Swap(d)
 	g.filters.Sweep() // free the stores of routes the new config no longer has
+	if pol != nil {
+		g.adminGuard.policy.Store(pol)
+	}
 	if !sameFrontDoor(g.cfg, cfg) {
 		g.log.Warn("reload: listener, engine or admin changes need a restart; kept the running ones")
 	}
@@ -274,7 +314,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 }
 
 func sameFrontDoor(a, b *config.Config) bool {
-	if a.Engine != b.Engine || a.Admin != b.Admin || len(a.Listeners) != len(b.Listeners) {
+	if a.Engine != b.Engine || a.Admin.Listen != b.Admin.Listen || a.Health != b.Health || len(a.Listeners) != len(b.Listeners) {
 		return false
 	}
 	for i := range a.Listeners {
@@ -341,6 +381,9 @@ func (g *Gateway) closeLocked() error {
 	}
 	if g.admin != nil {
 		errs = append(errs, g.admin.Close())
+	}
+	if g.health != nil {
+		errs = append(errs, g.health.Close())
 	}
 	if g.demo != nil {
 		errs = append(errs, g.demo.Close())

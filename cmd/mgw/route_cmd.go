@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +28,9 @@ const routeUsage = `Usage:
 
 X is an operation type (alipay.trade.pay), a route pattern (alipay.*, *) or, for a plain
 HTTP route, its path (/api/); get and explain find the route a call to X would take, set
-needs the route's own key. ADDR is the gateway's admin listener (default 127.0.0.1:9901).
+needs the route's own key. ADDR is the gateway's admin listener: host:port, a URL, or
+unix:/path (default 127.0.0.1:9901). When the gateway has admin.tokens, set
+MGW_ADMIN_TOKEN to one of them; it is sent as a bearer token and never printed.
 `
 
 // runRoute is `mgw route ...`: it talks to a running gateway's admin API and prints a
@@ -43,7 +48,7 @@ func runRoute(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mgw route "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, routeUsage) }
-	admin := fs.String("admin", "127.0.0.1:9901", "admin listener address (host:port or URL)")
+	admin := fs.String("admin", "127.0.0.1:9901", "admin listener address (host:port, URL or unix:/path)")
 	api := fs.String("api", "", "operation type, route pattern or path")
 	app := fs.String("app", "", "calling app id")
 	device := fs.String("device", "", "device id (explain)")
@@ -62,7 +67,7 @@ func runRoute(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mgw route %s: unexpected argument %q\n", sub, fs.Arg(0))
 		return 2
 	}
-	c := routeClient{base: routeAdminBase(*admin), http: &http.Client{Timeout: 10 * time.Second}}
+	c := newAdminClient(*admin, os.Getenv("MGW_ADMIN_TOKEN"))
 	if sub != "list" && *api == "" {
 		fmt.Fprintf(stderr, "mgw route %s: --api is required\n", sub)
 		return 2
@@ -153,22 +158,35 @@ func routeFail(stderr io.Writer, sub string, err error) int {
 	return 1
 }
 
-// routeAdminBase accepts "host:port" or a URL.
-func routeAdminBase(admin string) string {
+// adminClient calls a gateway's admin API, for every command that does.
+type adminClient struct {
+	base  string
+	http  *http.Client
+	token string // MGW_ADMIN_TOKEN; "" sends none
+}
+
+// newAdminClient accepts "host:port", a URL, or "unix:/path" (then the requests go to
+// http://localhost over the socket, a Host the gateway accepts).
+func newAdminClient(admin, token string) adminClient {
+	c := adminClient{http: &http.Client{Timeout: 10 * time.Second}, token: token}
+	if path, ok := strings.CutPrefix(admin, "unix:"); ok {
+		c.base = "http://localhost"
+		c.http.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}
+		return c
+	}
 	if !strings.Contains(admin, "://") {
 		admin = "http://" + admin
 	}
-	return strings.TrimRight(admin, "/")
-}
-
-type routeClient struct {
-	base string
-	http *http.Client
+	c.base = strings.TrimRight(admin, "/")
+	return c
 }
 
 // do sends one admin request; a non-2xx answer becomes an error carrying the gateway's
 // own {"error": ...} text.
-func (c routeClient) do(method, path string, in, out any) error {
+func (c adminClient) do(method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -184,6 +202,9 @@ func (c routeClient) do(method, path string, in, out any) error {
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
@@ -198,6 +219,9 @@ func (c routeClient) do(method, path string, in, out any) error {
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
+				return fmt.Errorf("%s (%d; MGW_ADMIN_TOKEN is not set)", e.Error, resp.StatusCode)
+			}
 			return fmt.Errorf("%s (%d)", e.Error, resp.StatusCode)
 		}
 		return fmt.Errorf("admin API: %s: %.200s", resp.Status, b)

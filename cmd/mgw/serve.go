@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -111,7 +112,17 @@ func printReady(w io.Writer, g *gateway.Gateway, cfg *config.Config) {
 		}
 	}
 	if a := g.AdminAddr(); a != nil {
-		fmt.Fprintf(w, "  admin          %s   metrics: curl http://%s/metrics\n", a, a)
+		if ua, ok := a.(*net.UnixAddr); ok {
+			fmt.Fprintf(w, "  admin          unix:%s   metrics: curl --unix-socket %s http://localhost/metrics\n", ua.Name, ua.Name)
+		} else {
+			fmt.Fprintf(w, "  admin          %s   metrics: curl http://%s/metrics\n", a, a)
+		}
+		if len(cfg.Admin.Tokens) > 0 {
+			fmt.Fprintln(w, "                 changes need a token: mgw route ... reads MGW_ADMIN_TOKEN")
+		}
+	}
+	if a := g.HealthAddr(); a != nil {
+		fmt.Fprintf(w, "  health         %s   probes: /healthz /readyz /metrics\n", a)
 	}
 	fmt.Fprintln(w, "  Ctrl-C drains and stops; SIGHUP reloads the config file")
 }

@@ -9,6 +9,8 @@ import (
 // edited (by the admin API, or SubstituteDemoHost) while c is read elsewhere.
 func (c *Config) Clone() *Config {
 	n := *c
+	n.Admin.Tokens = slices.Clone(c.Admin.Tokens)
+	n.Admin.Hosts = slices.Clone(c.Admin.Hosts)
 	n.Instance.Labels = maps.Clone(c.Instance.Labels)
 	n.Listeners = slices.Clone(c.Listeners)
 	for i := range n.Listeners {

@@ -48,6 +48,7 @@ func (c *Config) ApplyDefaults() {
 	setStr(&c.Log.Format, DefaultLogFormat)
 	setDur(&c.Runtime.DrainTime, DefaultDrainTimeout)
 	setStr(&c.Demo.Listen, DefaultDemoListen)
+	c.Admin.applyDefaults()
 	for i := range c.Listeners {
 		c.Listeners[i].applyDefaults()
 	}

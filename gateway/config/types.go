@@ -10,6 +10,7 @@ type Config struct {
 	// Engine is "epoll" (default) or "rwloop".
 	Engine    string     `yaml:"engine" json:"engine"`
 	Admin     Admin      `yaml:"admin" json:"admin"`
+	Health    Health     `yaml:"health" json:"health"`
 	Instance  Instance   `yaml:"instance" json:"instance"`
 	Log       Log        `yaml:"log" json:"log"`
 	Runtime   Runtime    `yaml:"runtime" json:"runtime"`
@@ -19,11 +20,6 @@ type Config struct {
 	Clusters  []Cluster  `yaml:"clusters" json:"clusters"`
 	Routes    []Route    `yaml:"routes" json:"routes"`
 	Switches  Switches   `yaml:"switches" json:"switches"`
-}
-
-// Admin is the admin listener: metrics, stats, config, pprof, route changes.
-type Admin struct {
-	Listen string `yaml:"listen" json:"listen"` // "" disables
 }
 
 // Instance describes this gateway instance, for zone and label switches.

@@ -66,9 +66,7 @@ func (v *validator) nonNegDur(path string, d Duration) {
 func (v *validator) top() {
 	c := v.c
 	v.oneOf("engine", c.Engine, "epoll", "rwloop")
-	if c.Admin.Listen != "" {
-		v.check("admin.listen", checkListenAddr(c.Admin.Listen))
-	}
+	v.admin()
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	if c.Runtime.GOMEMLIMIT != "" {
@@ -99,6 +97,12 @@ func (v *validator) listeners() {
 	addrs := map[string]string{}
 	if c.Admin.Listen != "" {
 		addrs[c.Admin.Listen] = "admin.listen"
+	}
+	if h := c.Health.Listen; h != "" {
+		if other, dup := addrs[h]; dup && !strings.HasSuffix(h, ":0") {
+			v.add("health.listen", "%q is already used by %s", h, other)
+		}
+		addrs[h] = "health.listen"
 	}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
