@@ -70,3 +70,47 @@ func TestTargetFormRejects(t *testing.T) {
 		}
 	}
 }
+
+// RFC 9112 7.1.1 allows BWS around ';' and '=' in chunk extensions, and quoted-string
+// values with quoted-pairs; all of them are parsed and ignored.
+func TestChunkExtensionsRFC9112(t *testing.T) {
+	const te = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	for _, ext := range []string{
+		`;name="a;b"`,
+		`;name="a\"b\\c"`,
+		` ;a`,
+		"\t; a = b",
+		` ; name = "x y" ; last`,
+		`;a= "q";b =t`,
+		`;a="` + "\t" + `caf` + "\xc3\xa9" + `"`,
+	} {
+		in := te + "5" + ext + "\r\nhello\r\n0" + ext + "\r\n\r\n"
+		for _, sp := range []func(int) int{whole, oneByte} {
+			reqs, rest, err := parseStream([]byte(in), nil, sp)
+			if err != nil || len(reqs) != 1 || len(rest) != 0 || string(reqs[0].body) != "hello" {
+				t.Errorf("ext %q: %d requests, rest %q, err %v", ext, len(reqs), rest, err)
+			}
+		}
+	}
+	for _, tt := range []struct{ ext, reason string }{
+		{` `, `invalid byte ' ' in chunk size at offset 1`}, // BWS only before ';'
+		{`;a `, `' ' in chunk extension at offset 2`},       // ... or '='
+		{`;a=b `, `' ' in chunk extension at offset 4`},
+		{`;a="b" c`, `'c' in chunk extension`},
+		{`; `, `' ' in chunk extension at offset 1`},
+		{`;a=`, "empty chunk extension value"},
+		{`;a= `, `' ' in chunk extension at offset 3`},
+		{`;a="b`, "unterminated quoted string"},
+		{`;a="b\`, "unterminated quoted string"},
+		{`;a="` + "\x7f" + `"`, `'\x7f' in chunk extension at offset 4`},
+		{`;a="b\` + "\x01" + `"`, `'\x01' in chunk extension at offset 6`},
+		{`;a@b`, `'@' in chunk extension at offset 2`},
+		{";" + strings.Repeat("a", maxChunkLine), "chunk-size line longer"},
+	} {
+		in := te + "5" + tt.ext + "\r\nhello\r\n0\r\n\r\n"
+		_, _, err := parseStream([]byte(in), nil, whole)
+		if e := AsError(err); e == nil || e.Status != 400 || !strings.Contains(e.Reason, tt.reason) {
+			t.Errorf("ext %q: %v; want 400 containing %q", tt.ext, err, tt.reason)
+		}
+	}
+}
