@@ -83,7 +83,10 @@ func findHeadEnd(b []byte, start, resume, maxHead int) (end, firstLF, next int, 
 		if lf == 0 || b[lf-1] != '\r' {
 			return 0, firstLF, 0, errf(400, "bare LF without CR at offset %d", lf)
 		}
-		if firstLF < 0 && i == start {
+		if i == start {
+			if lf+1 > maxHead {
+				return 0, firstLF, 0, lineTooLong(maxHead)
+			}
 			firstLF = lf
 		}
 		if lf == i+1 && i > start {
@@ -95,9 +98,20 @@ func findHeadEnd(b []byte, start, resume, maxHead int) (end, firstLF, next int, 
 		i = lf + 1
 	}
 	if len(b) > maxHead {
+		if i == start {
+			return 0, firstLF, 0, lineTooLong(maxHead)
+		}
 		return 0, firstLF, 0, errf(431, "request head larger than %d bytes", maxHead)
 	}
 	return 0, firstLF, i, nil
+}
+
+// lineTooLong is the error for a request line that alone passes the head limit: 414 URI
+// Too Long (RFC 9112 3: a server answers 414 to a request-target longer than any it
+// accepts; the method and version add a few bytes to what the target may take), not
+// 431, which is about header fields.
+func lineTooLong(maxHead int) error {
+	return errf(414, "request line longer than %d bytes", maxHead)
 }
 
 // checkPartialHead rejects an incomplete head whose beginning is already invalid (a TLS

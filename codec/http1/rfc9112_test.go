@@ -114,3 +114,28 @@ func TestChunkExtensionsRFC9112(t *testing.T) {
 		}
 	}
 }
+
+// A request line longer than the head limit is 414 URI Too Long (RFC 9112 3), whole or
+// arriving slowly; 431 stays for header fields over it.
+func TestRequestLineTooLong(t *testing.T) {
+	lim := &Limits{MaxHeadBytes: 100}
+	long := "GET /" + strings.Repeat("a", 120) + " HTTP/1.1\r\nHost: a\r\n\r\n"
+	for _, in := range []string{long, long[:110], "\r\n" + long, "GET /" + strings.Repeat("a", 96)} {
+		for _, sp := range []func(int) int{whole, oneByte} {
+			_, _, err := parseStream([]byte(in), lim, sp)
+			if e := AsError(err); e == nil || e.Status != 414 || !strings.Contains(e.Reason, "request line longer than 100 bytes") {
+				t.Errorf("%d-byte input: %v, want 414", len(in), err)
+			}
+		}
+	}
+	// The line fits, the fields do not: 431.
+	fields := "GET /" + strings.Repeat("a", 60) + " HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("v", 40) + "\r\n\r\n"
+	for _, sp := range []func(int) int{whole, oneByte} {
+		if _, _, err := parseStream([]byte(fields), lim, sp); AsError(err) == nil || AsError(err).Status != 431 {
+			t.Errorf("fields over the limit: %v, want 431", err)
+		}
+	}
+	if StatusText(414) != "URI Too Long" {
+		t.Errorf("StatusText(414) = %q", StatusText(414))
+	}
+}
