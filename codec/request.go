@@ -106,7 +106,9 @@ type Request struct {
 	// Content-Encoding: gzip).
 	Gzip bool
 
-	// HTTP only: the method and request-target as received, and the protocol minor version.
+	// HTTP only: the method, the request-target in origin-form (an absolute-form target is
+	// reduced to its path and query, its authority going to the host field, RFC 9112
+	// 3.2.2), and the protocol minor version.
 	Method string
 	Target string
 	Minor  int

@@ -109,9 +109,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	// The demo backend's address is known only once it listens; the config names it @demo
 	// and the clusters resolve it at build time, so the demo starts first (in Start) and
 	// the dispatch table is built there. Validate the rest now, so --check is complete.
-	if _, err := buildDispatch(g, cfg, "127.0.0.1:1"); err != nil {
+	d, err := buildDispatch(g, cfg, "127.0.0.1:1")
+	if err != nil {
 		return nil, err
 	}
+	d.close() // built to validate only: Start builds the one that serves
 	if cfg.Admin.Listen != "" {
 		p, err := newAdminPolicy(&cfg.Admin, opts.Getenv)
 		if err != nil {
@@ -142,6 +144,7 @@ func (g *Gateway) Start() error {
 	}
 	g.router = router
 	g.dispatch.Store(d)
+	g.clusterGauges(nil, d)
 	d.start()
 
 	workers := cfg.Runtime.Workers
@@ -298,6 +301,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	}
 	d.start()
 	old := g.dispatch.Swap(d)
+	g.clusterGauges(old, d)
 	g.filters.Sweep() // free the stores of routes the new config no longer has
 	if pol != nil {
 		g.adminGuard.policy.Store(pol)

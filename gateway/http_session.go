@@ -413,7 +413,8 @@ func (s *httpSession) reject(err error) {
 		status, reason = he.Status, he.Reason
 	}
 	code := codec.ErrBadRequest
-	if status == http.StatusRequestEntityTooLarge || status == http.StatusRequestHeaderFieldsTooLarge {
+	if status == http.StatusRequestEntityTooLarge || status == http.StatusRequestURITooLong ||
+		status == http.StatusRequestHeaderFieldsTooLarge {
 		code = codec.ErrTooLarge
 	}
 	s.l.g.m.protocolError(s.l.cfg.Name, "http_"+itoa(status))

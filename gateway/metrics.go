@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/mgw-project/mgw/filters"
+	"github.com/mgw-project/mgw/gateway/upstream"
 	"github.com/mgw-project/mgw/netpoll"
 )
 
@@ -91,6 +92,27 @@ func (m *gwMetrics) registerEngine(g *Gateway) {
 	m.set.GetOrCreateGauge("mgw_requests_in_flight", func() float64 { return float64(g.inFlight.Load()) })
 	m.set.GetOrCreateGauge("mgw_request_pool_running", func() float64 { return float64(g.reqPool.Running()) })
 	m.set.GetOrCreateGauge("mgw_goroutines", func() float64 { return float64(runtime.NumGoroutine()) })
+}
+
+// clusterGauges keeps the gauges that describe the clusters in step with the live config:
+// each cluster of d gets its host gauges, read at scrape time from the dispatch in force
+// then (so a reload counts the new cluster alone, not the old one still finishing its
+// requests as well), and the clusters prev had and d has not lose theirs. Called with
+// g.mu held, after d was made live.
+func (g *Gateway) clusterGauges(prev, d *dispatch) {
+	for name := range d.clusters {
+		upstream.RegisterHostGauges(g.set, name, func() *upstream.Cluster {
+			return g.dispatch.Load().clusters[name]
+		})
+	}
+	if prev == nil {
+		return
+	}
+	for name := range prev.clusters {
+		if _, ok := d.clusters[name]; !ok {
+			upstream.UnregisterHostGauges(g.set, name)
+		}
+	}
 }
 
 // listenerMetrics are one listener's connection series.

@@ -156,9 +156,8 @@ func (d *BodyDecoder) Decode(b []byte) (data []byte, consumed int, done bool, er
 }
 
 // parseChunkSize parses "chunk-size [ chunk-ext ]" (without CRLF): 1*HEXDIG, then
-// nothing or ";" and extensions, which are checked (checkChunkExt) and ignored. No
-// sign, no "0x", no whitespace (RFC 9112 allows BWS before ';', but senders must not
-// produce it and parsers disagree on it, so we refuse it), no value over 2^60.
+// nothing or extensions, which are checked (checkChunkExt) and ignored. No sign, no "0x",
+// no value over 2^60, and whitespace after the size only as the BWS before a ';'.
 func parseChunkSize(line []byte) (int64, error) {
 	var n int64
 	i := 0
@@ -190,7 +189,7 @@ ext:
 	if i == len(line) {
 		return n, nil
 	}
-	if line[i] != ';' {
+	if j := skipBWS(line, i); j == len(line) || line[j] != ';' {
 		return 0, errf(400, "invalid byte %s in chunk size at offset %d", quoteByte(line[i]), i)
 	}
 	if err := checkChunkExt(line[i:]); err != nil {
@@ -199,20 +198,42 @@ ext:
 	return n, nil
 }
 
-// checkChunkExt validates chunk extensions, which we otherwise ignore:
-// *( ";" token [ "=" ( token / quoted-string ) ] ) with no whitespace. Parsers that honour
-// quoted strings and parsers that do not disagree on where a line like `5;a="` ends, so
-// an unterminated quote or a stray byte is refused rather than skipped over.
+// checkChunkExt validates chunk extensions, which we otherwise ignore (RFC 9112 7.1.1):
+//
+//	chunk-ext     = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//	chunk-ext-val = token / quoted-string
+//
+// with quoted-pairs inside quoted strings. BWS is accepted as RFC 9110 5.6.3 requires;
+// it cannot move the end of the line, which only CRLF decides. Parsers that honour quoted
+// strings and parsers that do not disagree on where a line like `5;a="` ends, so an
+// unterminated quote or a stray byte (whitespace included where BWS is not allowed) is
+// refused, named by its offset, rather than skipped over. The chunk-size line limit
+// (maxChunkLine) bounds the extensions' length.
 func checkChunkExt(ext []byte) error {
 	bad := func(i int) error {
 		return errf(400, "invalid byte %s in chunk extension at offset %d", quoteByte(ext[i]), i)
 	}
+	// bws skips BWS that must be followed by something: whitespace that ends the line is
+	// the stray byte.
+	bws := func(i int) (int, error) {
+		j := skipBWS(ext, i)
+		if j == len(ext) && j > i {
+			return j, bad(i)
+		}
+		return j, nil
+	}
 	i := 0
 	for i < len(ext) {
+		var err error
+		if i, err = bws(i); err != nil {
+			return err
+		}
 		if ext[i] != ';' {
 			return bad(i)
 		}
-		i++
+		if i, err = bws(i + 1); err != nil {
+			return err
+		}
 		start := i
 		for i < len(ext) && isTchar[ext[i]] {
 			i++
@@ -223,13 +244,20 @@ func checkChunkExt(ext []byte) error {
 			}
 			return bad(i)
 		}
-		if i == len(ext) || ext[i] == ';' {
-			continue
+		if i == len(ext) {
+			break
 		}
-		if ext[i] != '=' {
-			return bad(i)
+		j, err := bws(i)
+		if err != nil {
+			return err
 		}
-		i++
+		if ext[j] != '=' {
+			i = j
+			continue // the next extension's ';', or a stray byte the loop names
+		}
+		if i, err = bws(j + 1); err != nil {
+			return err
+		}
 		switch {
 		case i == len(ext):
 			return errf(400, "empty chunk extension value")
@@ -267,6 +295,14 @@ func checkChunkExt(ext []byte) error {
 		}
 	}
 	return nil
+}
+
+// skipBWS returns the offset of the first byte at or after i that is not SP or HTAB.
+func skipBWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+		i++
+	}
+	return i
 }
 
 // checkField validates a trailer line "name: value" without modifying it (it lies in the

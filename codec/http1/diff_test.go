@@ -28,8 +28,8 @@ import (
 //     host[:port] (net/http checks these in its server, not in ReadRequest);
 //   - Transfer-Encoding in an HTTP/1.0 request (it ignores the field there, we refuse the
 //     ambiguity; an unknown coding there is our 501), chunked with parameters;
-//   - chunk-size lines with whitespace after the size (even before a ";"), and chunk
-//     extensions holding control bytes;
+//   - chunk-size lines with whitespace after the size that is not BWS before a ";", and
+//     chunk extensions holding control bytes or malformed quoted strings;
 //   - trailer fields that are malformed (it reads them with textproto rules) and trailer
 //     or header sections over our limits (its limits are larger);
 //   - an empty-element Content-Length/Transfer-Encoding list;
@@ -39,7 +39,11 @@ import (
 //   - Content-Length as a list of identical values in one field ("5, 5"), which RFC 9110
 //     8.6 allows a recipient to collapse (it collapses only repeated fields);
 //   - empty lines before the request line, which RFC 9112 2.2 tells a server to skip
-//     (it skips them in its server loop, not in ReadRequest).
+//     (it skips them in its server loop, not in ReadRequest);
+//   - BWS in chunk extensions ("5 ; a = b"), which the RFC 9112 7.1.1 grammar allows and
+//     RFC 9110 5.6.3 tells a recipient to accept (its chunked reader trims whitespace
+//     only at the end of the line, so "5 " is left before the ";"). The gateway decodes
+//     and re-frames every body, so no second parser ever sees these lines.
 
 // stdRequest is the result of net/http's parser in our terms.
 type stdRequest struct {
@@ -174,6 +178,35 @@ func weAcceptTheyReject(in []byte, ours parsed) bool {
 	}
 	if v, ok := ours.head.Header.Get("content-length"); ok && strings.Contains(v, ",") {
 		return true
+	}
+	if ours.head.Chunked && chunkLinesHaveBWS(in) {
+		return true
+	}
+	return false
+}
+
+// chunkLinesHaveBWS reports whether a chunk-size line of the chunked request at the start
+// of in (head included) holds whitespace.
+func chunkLinesHaveBWS(in []byte) bool {
+	_, b, ok := bytes.Cut(in, []byte("\r\n\r\n"))
+	for ok {
+		var line []byte
+		line, b, ok = bytes.Cut(b, []byte("\r\n"))
+		if bytes.ContainsAny(line, " \t") {
+			return true
+		}
+		size := 0
+		for _, c := range line {
+			v := strings.IndexByte("0123456789abcdef", lower(c))
+			if v < 0 || size > 1<<24 {
+				break
+			}
+			size = size<<4 | v
+		}
+		if size == 0 || size+2 > len(b) {
+			return false
+		}
+		b = b[size+2:]
 	}
 	return false
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // Error is a request the gateway must refuse. Status is the HTTP status to answer with
-// (400, 413, 431, 501 or 505); Reason names the offending field, byte or offset and is
+// (400, 413, 414, 431, 501 or 505); Reason names the offending field, byte or offset and is
 // safe to send back to the client. After an Error the connection must be closed: the
 // parser no longer knows where the next request would start.
 type Error struct {

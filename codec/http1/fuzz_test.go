@@ -19,6 +19,8 @@ var fuzzSeeds = []string{
 	"OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n",
 	"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
 	"GET http://h:80/p?q HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2, 2\r\n\r\nab",
+	"GET https://h/ HTTP/1.1\r\nHost: x\r\n\r\nOPTIONS http://h HTTP/1.1\r\nHost: y\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 ; n = \"a;b\\\"c\"\r\nhello\r\n0;x\r\n\r\n",
 }
 
 // FuzzParse feeds arbitrary bytes through ParseHead and BodyDecoder as the reactor

@@ -10,8 +10,8 @@ import "github.com/mgw-project/mgw/codec"
 // does not (ToRequest copies it).
 type RequestHead struct {
 	Method string
-	// Target is the request-target exactly as received (origin-, absolute-, authority- or
-	// asterisk-form).
+	// Target is the request-target exactly as received: origin-, absolute- (http only) or
+	// asterisk-form (OPTIONS only). ToRequest turns absolute-form into origin-form.
 	Target string
 	// Minor is the protocol minor version: 0 or 1 (HTTP/1.0 or HTTP/1.1).
 	Minor int
@@ -30,9 +30,8 @@ type RequestHead struct {
 	// 100-continue; the server should answer Append100Continue before reading the body
 	// (or answer the final status at once and close, RFC 9110 10.1.1).
 	ExpectContinue bool
-	// Host is the Host field, or the authority of an absolute-form target or a CONNECT
-	// target (which override Host, RFC 9112 3.2.2). Empty when absent (only allowed in
-	// HTTP/1.0).
+	// Host is the Host field, or the authority of an absolute-form target (which overrides
+	// Host, RFC 9112 3.2.2). Empty when absent (only allowed in HTTP/1.0).
 	Host string
 
 	// scanned is where the search for the end of an incomplete head resumes, so a head

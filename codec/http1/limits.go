@@ -14,8 +14,10 @@ const maxChunkLine = 4096
 // Limits bound what one request may cost. A zero field takes its default.
 type Limits struct {
 	// MaxHeadBytes bounds the request line plus header fields plus the final CRLF; over it
-	// (even while the head is still incomplete) the request fails with 431. It also bounds
-	// the trailer section of a chunked body.
+	// (even while the head is still incomplete) the request fails with 431, or with 414
+	// when the request line alone is over it (there is no separate request-line limit:
+	// a target as long as the whole head budget is already one no backend wants). It also
+	// bounds the trailer section of a chunked body.
 	MaxHeadBytes int
 	// MaxHeaders bounds the number of header fields (and trailer fields); over it: 431.
 	MaxHeaders int

@@ -83,7 +83,10 @@ func findHeadEnd(b []byte, start, resume, maxHead int) (end, firstLF, next int, 
 		if lf == 0 || b[lf-1] != '\r' {
 			return 0, firstLF, 0, errf(400, "bare LF without CR at offset %d", lf)
 		}
-		if firstLF < 0 && i == start {
+		if i == start {
+			if lf+1 > maxHead {
+				return 0, firstLF, 0, lineTooLong(maxHead)
+			}
 			firstLF = lf
 		}
 		if lf == i+1 && i > start {
@@ -95,9 +98,20 @@ func findHeadEnd(b []byte, start, resume, maxHead int) (end, firstLF, next int, 
 		i = lf + 1
 	}
 	if len(b) > maxHead {
+		if i == start {
+			return 0, firstLF, 0, lineTooLong(maxHead)
+		}
 		return 0, firstLF, 0, errf(431, "request head larger than %d bytes", maxHead)
 	}
 	return 0, firstLF, i, nil
+}
+
+// lineTooLong is the error for a request line that alone passes the head limit: 414 URI
+// Too Long (RFC 9112 3: a server answers 414 to a request-target longer than any it
+// accepts; the method and version add a few bytes to what the target may take), not
+// 431, which is about header fields.
+func lineTooLong(maxHead int) error {
+	return errf(414, "request line longer than %d bytes", maxHead)
 }
 
 // checkPartialHead rejects an incomplete head whose beginning is already invalid (a TLS
@@ -252,6 +266,17 @@ func parseVersion(v []byte) (int, error) {
 
 // checkTargetForm enforces RFC 9112 3.2: origin-form or absolute-form for ordinary
 // methods, authority-form only (and always) for CONNECT, asterisk-form only for OPTIONS.
+//
+// CONNECT asks for a tunnel, which the gateway does not offer: a well-formed one is 501
+// (RFC 9110 9.3.6 lets a server refuse the method), and closing after it keeps tunnel
+// bytes the client may already be sending from being read as requests.
+//
+// Absolute-form is accepted (RFC 9112 3.2.2 requires a server to) for the http scheme
+// only: the client is talking plain HTTP to us, so an https URI is not one we can serve
+// as asked. Its authority becomes Host, whatever the Host field says: RFC 9112 3.2.2 has
+// a server ignore the field and a proxy replace it from the target, and the gateway is
+// both. Rejecting a disagreeing Host instead would refuse requests the RFC says to serve.
+// ToRequest then hands on the origin-form target, as a proxy must forward it.
 func checkTargetForm(h *RequestHead) error {
 	t := h.Target
 	switch {
@@ -259,8 +284,7 @@ func checkTargetForm(h *RequestHead) error {
 		if colon := strings.LastIndexByte(t, ':'); !validHost(t) || colon < 0 || colon == len(t)-1 || colon < strings.LastIndexByte(t, ']') {
 			return errf(400, "CONNECT needs an authority-form target (host:port), got %q", clipS(t))
 		}
-		h.Host = t // the target names the authority, as in absolute-form
-		return nil
+		return errf(501, "CONNECT (tunnelling to %q) is not implemented", clipS(t))
 	case t == "*":
 		if h.Method != "OPTIONS" {
 			return errf(400, "asterisk-form target only allowed with OPTIONS")
@@ -269,9 +293,15 @@ func checkTargetForm(h *RequestHead) error {
 	case t[0] == '/':
 		return nil
 	}
-	auth, ok := absoluteAuthority(t)
+	scheme, auth, _, ok := splitAbsolute(t)
 	if !ok {
 		return errf(400, "request-target %q is neither origin-form nor absolute-form", clipS(t))
+	}
+	if !equalFoldASCII(scheme, "http") {
+		return errf(400, "absolute-form target with scheme %q: only http is served", clipS(scheme))
+	}
+	if auth == "" {
+		return errf(400, "absolute-form target %q has an empty authority", clipS(t))
 	}
 	if !validHost(auth) {
 		return errf(400, "invalid authority %q in request-target", clipS(auth))
@@ -280,22 +310,42 @@ func checkTargetForm(h *RequestHead) error {
 	return nil
 }
 
-// absoluteAuthority returns the authority of an absolute-form target "scheme://auth/...".
-func absoluteAuthority(t string) (string, bool) {
+// splitAbsolute splits an absolute-form target "scheme://authority[/path][?query]" into
+// its scheme, authority and the rest (path and query, possibly empty).
+func splitAbsolute(t string) (scheme, auth, rest string, ok bool) {
 	i := 0
 	for i < len(t) && (isAlpha(t[i]) || i > 0 && (isDigit(t[i]) || t[i] == '+' || t[i] == '-' || t[i] == '.')) {
 		i++
 	}
 	if i == 0 || len(t) < i+3 || t[i:i+3] != "://" {
-		return "", false
+		return "", "", "", false
 	}
-	rest := t[i+3:]
+	scheme, rest = t[:i], t[i+3:]
 	for j := 0; j < len(rest); j++ {
 		if rest[j] == '/' || rest[j] == '?' {
-			return rest[:j], true
+			return scheme, rest[:j], rest[j:], true
 		}
 	}
-	return rest, true
+	return scheme, rest, "", true
+}
+
+// originForm is the target to forward for an accepted request-target (RFC 9112 3.2.4):
+// an absolute-form target loses its scheme and authority, an empty path becomes "/",
+// or "*" for an OPTIONS without path or query.
+func originForm(method, target string) string {
+	if target == "*" || target[0] == '/' {
+		return target
+	}
+	_, _, rest, ok := splitAbsolute(target)
+	switch {
+	case !ok: // not a target ParseHead accepts; nothing to rewrite
+		return target
+	case rest != "" && rest[0] == '/':
+		return rest
+	case rest == "" && method == "OPTIONS":
+		return "*"
+	}
+	return "/" + rest
 }
 
 func isAlpha(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }

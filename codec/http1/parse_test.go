@@ -77,7 +77,6 @@ func TestParseHeadSemantics(t *testing.T) {
 		{"empty host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", -1, false, true, false, ""},
 		{"absolute-form wins over Host", "GET http://b.example:80/x HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "b.example:80"},
 		{"options asterisk", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
-		{"connect", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", -1, false, true, false, "a.example:443"},
 		{"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
 		{"percent-encoded target", "GET /a%2Fb%41?q=%7e HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
 		{"ipv6 host", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", -1, false, true, false, "[::1]:8080"},

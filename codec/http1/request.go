@@ -14,19 +14,28 @@ import (
 //
 // Operation is <op> for POST /api/<op> (op non-empty and without '/', query ignored),
 // else the Operation-Type field, else "".
+//
+// The request is the one a proxy forwards (RFC 9112 3.2.2): Target is in origin-form (an
+// absolute-form target keeps only its path and query) and the host field holds h.Host,
+// so an absolute-form target's authority replaces whatever Host the client sent.
 func ToRequest(h *RequestHead, body []byte, conn codec.ConnInfo) *codec.Request {
-	hdr := make(codec.Header, len(h.Header))
+	hdr := make(codec.Header, len(h.Header), len(h.Header)+1)
 	copy(hdr, h.Header)
+	target := h.Target
+	if target != "" && target[0] != '/' && target != "*" {
+		target = originForm(h.Method, target)
+		hdr.Set("host", h.Host)
+	}
 	r := &codec.Request{
 		Protocol: codec.HTTP1,
 		Header:   hdr,
 		Body:     body,
 		Method:   h.Method,
-		Target:   h.Target,
+		Target:   target,
 		Minor:    h.Minor,
 		Conn:     conn,
 	}
-	r.Operation = apiOperation(h.Method, h.Target)
+	r.Operation = apiOperation(h.Method, target)
 	if r.Operation == "" {
 		r.Operation = hdr.Value("operation-type")
 	}

@@ -29,7 +29,7 @@ func TestToRequest(t *testing.T) {
 		if r.Operation != tt.op || r.Gzip != tt.gzip {
 			t.Errorf("%q: op %q gzip %v, want %q %v", tt.in, r.Operation, r.Gzip, tt.op, tt.gzip)
 		}
-		if r.Protocol != codec.HTTP1 || r.Method != h.Method || r.Target != h.Target || r.Minor != 1 ||
+		if r.Protocol != codec.HTTP1 || r.Method != h.Method || r.Target != originForm(h.Method, h.Target) || r.Minor != 1 ||
 			r.Conn != conn || &r.Body[0] != &body[0] || r.Header.Value("host") != "a" {
 			t.Errorf("%q: request %+v", tt.in, r)
 		}

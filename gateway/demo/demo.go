@@ -7,7 +7,8 @@
 // /demo.echo, /api/demo.echo and /v1/demo.echo all work):
 //
 //	demo.echo    200 with the request body, echoing Content-Type and Content-Encoding
-//	demo.sleep   body N: waits N ms (0..60000, ends early if the client goes away), 200 "slept N ms"
+//	demo.sleep   body "N" or "N tag": waits N ms (0..60000, ends early if the client goes
+//	             away), then 200 with the request body, so concurrent sleeps can be told apart
 //	demo.status  body N: answers status N (200..599)
 //	demo.size    body N: answers exactly N bytes (0..64 MiB)
 //

@@ -118,15 +118,22 @@ func TestSleep(t *testing.T) {
 	s := newServer(t, "b")
 	start := time.Now()
 	resp, body := do(t, s, "POST", "/demo.sleep", "30", nil)
-	if resp.StatusCode != 200 || body != "slept 30 ms\n" {
+	if resp.StatusCode != 200 || body != "30" {
 		t.Fatalf("%d %q", resp.StatusCode, body)
 	}
 	if time.Since(start) < 30*time.Millisecond {
 		t.Errorf("answered before sleeping")
 	}
-	for _, bad := range []string{"-1", "60001", "soon"} {
-		if resp, _ := do(t, s, "POST", "/demo.sleep", bad, nil); resp.StatusCode != 400 {
-			t.Errorf("sleep %q: %d", bad, resp.StatusCode)
+	// The answer is the body, whatever follows the number, so concurrent sleeps of one
+	// length can be told apart.
+	for _, in := range []string{"0 first", "0\tsecond call\n", " 1\n", "2 " + strings.Repeat("t", 1000)} {
+		if resp, body := do(t, s, "POST", "/demo.sleep", in, nil); resp.StatusCode != 200 || body != in {
+			t.Errorf("sleep %q: %d %q, want the body back", in, resp.StatusCode, body)
+		}
+	}
+	for _, bad := range []string{"-1", "60001", "soon", "", "5x", "1 " + strings.Repeat("t", 1100)} {
+		if resp, body := do(t, s, "POST", "/demo.sleep", bad, nil); resp.StatusCode != 400 || !strings.HasPrefix(body, "demo.sleep: ") {
+			t.Errorf("sleep %.20q: %d %q", bad, resp.StatusCode, body)
 		}
 	}
 }

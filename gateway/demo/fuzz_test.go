@@ -34,11 +34,11 @@ func (c *countWriter) WriteHeader(code int) {
 }
 
 // FuzzHandler sends arbitrary operations and bodies (the decoders here are the small
-// integer bodies of sleep/status/size). The handler must not panic, must answer a final
+// integer bodies of sleep/status/size; sleep's may carry a tag). The handler must not panic, must answer a final
 // status with X-Demo-Backend, and must send exactly Content-Length bytes.
 func FuzzHandler(f *testing.F) {
 	for _, s := range [][2]string{
-		{"demo.echo", "hi"}, {"demo.size", "1024"}, {"demo.status", "503"}, {"demo.sleep", "1"},
+		{"demo.echo", "hi"}, {"demo.size", "1024"}, {"demo.status", "503"}, {"demo.sleep", "1"}, {"demo.sleep", " 1\ttag"},
 		{"demo.size", "-1"}, {"demo.status", " 200\n"}, {"demo.nope", ""}, {"x.y", "zz"}, {"", ""},
 	} {
 		f.Add(s[0], []byte(s[1]))

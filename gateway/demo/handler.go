@@ -151,8 +151,22 @@ func intBody(r *http.Request) (int, error) {
 	return v, nil
 }
 
+// maxSleepBody bounds a demo.sleep body: the milliseconds and a short tag.
+const maxSleepBody = 1024
+
+// sleep waits the milliseconds the body starts with, then answers the body itself: "N",
+// or "N" and whitespace and a tag, so the answers of concurrent sleeps of one length can
+// be told apart.
 func sleep(w http.ResponseWriter, r *http.Request) {
-	ms, err := intBody(r)
+	var a [128]byte
+	body, err := readAll(a[:0], r.Body, maxSleepBody)
+	if errors.Is(err, errTooLarge) {
+		err = errors.New("body over " + strconv.Itoa(maxSleepBody) + " bytes")
+	}
+	var ms int
+	if err == nil {
+		ms, err = leadingInt(body)
+	}
 	if err == nil && (ms < 0 || time.Duration(ms)*time.Millisecond > MaxSleep) {
 		err = errors.New(strconv.Itoa(ms) + " is not in 0.." + strconv.Itoa(int(MaxSleep/time.Millisecond)))
 	}
@@ -167,7 +181,29 @@ func sleep(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return // the client went away: nobody reads an answer
 	}
-	reply(w, http.StatusOK, "slept "+strconv.Itoa(ms)+" ms\n")
+	reply(w, http.StatusOK, string(body))
+}
+
+// leadingInt reads the decimal integer a body starts with (after optional whitespace),
+// which whitespace or the end must follow.
+func leadingInt(b []byte) (int, error) {
+	s := strings.TrimLeft(string(b), " \t\r\n")
+	num := s
+	if i := strings.IndexAny(s, " \t\r\n"); i >= 0 {
+		num = s[:i]
+	}
+	v, err := strconv.Atoi(num)
+	if err != nil {
+		return 0, errors.New("body " + strconv.Quote(clipTag(num)) + " does not start with an integer")
+	}
+	return v, nil
+}
+
+func clipTag(s string) string {
+	if len(s) > 32 {
+		return s[:32]
+	}
+	return s
 }
 
 // status answers a final status. 1xx codes are rejected: they are informational in

@@ -20,7 +20,7 @@ func testHTTPPipelinedBehindSlowAnswer(t *testing.T, fd *frontDoor) {
 	r := dialDoor(t, fd.g.addrs["wframe"])
 	r.send([]byte("POST /api/demo.sleep HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n2500" +
 		"GET /behind HTTP/1.1\r\nHost: x\r\n\r\n"))
-	if resp, body := r.httpResponse(10*time.Second, ""); resp.StatusCode != 200 || !strings.Contains(body, "slept 2500") {
+	if resp, body := r.httpResponse(10*time.Second, ""); resp.StatusCode != 200 || body != "2500" {
 		t.Fatalf("slow first answer: %d %q", resp.StatusCode, body)
 	}
 	if resp, body := r.httpResponse(10*time.Second, ""); resp.StatusCode != 200 || !strings.Contains(body, `"/behind"`) {
@@ -111,7 +111,7 @@ func testHTTPPipelined(t *testing.T, fd *frontDoor) {
 			t.Fatalf("pipelined %s: %d %q", what, resp.StatusCode, body)
 		}
 	}
-	check("sleep", func(b string) bool { return strings.Contains(b, "slept 200") })
+	check("sleep", func(b string) bool { return b == "200" })
 	check("/p2", func(b string) bool { return strings.Contains(b, `"/p2"`) })
 	check("echo", func(b string) bool { return b == "three" })
 	check("/p4", func(b string) bool { return strings.Contains(b, `"/p4"`) })

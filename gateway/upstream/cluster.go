@@ -147,7 +147,6 @@ func New(cfg *config.Cluster, opts Options) (*Cluster, error) {
 		h.healthy.Store(true)
 		c.hosts = append(c.hosts, h)
 	}
-	c.m.hostsHealthy.Add(float64(len(c.hosts)))
 
 	if o := cfg.Outlier; o != nil {
 		c.consecutiveFailures = int64(orInt(o.ConsecutiveFailures, DefaultConsecutiveFailures))
@@ -260,10 +259,10 @@ func (c *Cluster) Start(ctx context.Context) {
 	}
 }
 
-// Close stops health checks and ejection timers, closes idle connections and takes this
-// cluster's share out of the shared gauges. Requests in flight finish normally and their
-// connections are closed as they end; new calls after Close still work (the gateway
-// closes a cluster only once no new request can reach it). Safe to call more than once.
+// Close stops health checks and ejection timers and closes idle connections. Requests in
+// flight finish normally and their connections are closed as they end; new calls after
+// Close still work (the gateway closes a cluster only once no new request can reach it).
+// Safe to call more than once.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
 	if c.closed.Load() {
@@ -282,14 +281,8 @@ func (c *Cluster) Close() error {
 			h.ejectTimer.Stop()
 			h.ejectTimer = nil
 		}
-		if h.ejected.Load() {
-			h.ejected.Store(false)
-			c.m.hostsEjected.Dec()
-		}
+		h.ejected.Store(false)
 		h.mu.Unlock()
-		if h.healthy.Load() {
-			c.m.hostsHealthy.Dec()
-		}
 	}
 	c.transport.CloseIdleConnections()
 	for _, h := range c.hosts {

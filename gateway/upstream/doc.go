@@ -41,8 +41,9 @@
 //     idle_conn_timeout below the backend's keep-alive timeout.
 //
 // Metrics (registered in Options.Metrics with GetOrCreate, so an old and a new Cluster of
-// one name share series across a reload; gauges move by deltas and Close removes the old
-// cluster's part):
+// one name share series across a reload; in_flight moves by deltas, counting both; the
+// two host gauges are registered by the gateway with RegisterHostGauges and read the
+// cluster of the live config):
 //
 //	mgw_upstream_requests_total{cluster,host,outcome="ok|connect_error|timeout|error|canceled"}
 //	mgw_upstream_ejections_total{cluster,host}

@@ -38,7 +38,6 @@ func (c *Cluster) healthLoop(ctx context.Context, h *host) {
 			okRun, failRun = okRun+1, 0
 			if !h.healthy.Load() && okRun >= healthyN {
 				h.healthy.Store(true)
-				c.m.hostsHealthy.Inc()
 				c.log.Info("upstream host healthy", "host", h.name)
 			}
 		} else {
@@ -46,7 +45,6 @@ func (c *Cluster) healthLoop(ctx context.Context, h *host) {
 			h.m.healthChecksFailed.Inc()
 			if h.healthy.Load() && failRun >= unhealthyN {
 				h.healthy.Store(false)
-				c.m.hostsHealthy.Dec()
 				c.log.Warn("upstream host unhealthy", "host", h.name, "err", err)
 			}
 		}

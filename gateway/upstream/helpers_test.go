@@ -25,6 +25,9 @@ func newCluster(t testing.TB, cfg config.Cluster, set *metrics.Set, addrs ...str
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
+	if set != nil {
+		RegisterHostGauges(set, cfg.Name, func() *Cluster { return c })
+	}
 	return c
 }
 

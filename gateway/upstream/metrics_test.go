@@ -40,15 +40,31 @@ func TestMetricsSeries(t *testing.T) {
 	}
 }
 
-// A reload builds the new cluster before closing the old one; both share series by name,
-// and the gauges end up counting only the live cluster.
+// A reload builds the new cluster before closing the old one, which lives on for its
+// requests in flight; both share series by name. The host gauges count the live cluster
+// alone at every step: not the sum of both while the old one winds down, and not hosts of
+// a cluster built and never started or closed.
 func TestReloadSharesSeries(t *testing.T) {
 	set := metrics.NewSet()
 	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	cfg := config.Cluster{Name: "x", Hosts: []string{addr}}
+	var live atomic.Pointer[Cluster]
+	RegisterHostGauges(set, "x", live.Load)
+	healthy := func() string { return gaugeLine(set, `mgw_upstream_hosts_healthy{cluster="x"}`) }
+	if got := healthy(); got != "0" {
+		t.Errorf("hosts_healthy with no live cluster = %s, want 0", got)
+	}
+	if _, err := New(&cfg, Options{Metrics: set}); err != nil { // validation only, never closed
+		t.Fatal(err)
+	}
 	old, err := New(&cfg, Options{Metrics: set})
 	if err != nil {
 		t.Fatal(err)
+	}
+	live.Store(old)
+	RegisterHostGauges(set, "x", live.Load) // again, as after every reload: a no-op
+	if got := healthy(); got != "1" {
+		t.Errorf("hosts_healthy with one host = %s, want 1", got)
 	}
 	cfg.Hosts = []string{addr, closedPort(t)}
 	nu, err := New(&cfg, Options{Metrics: set})
@@ -56,10 +72,18 @@ func TestReloadSharesSeries(t *testing.T) {
 		t.Fatalf("second cluster of the same name on one set: %v", err)
 	}
 	defer nu.Close()
+	live.Store(nu)
+	if got := healthy(); got != "2" {
+		t.Errorf("hosts_healthy after reload, old cluster still open = %s, want 2", got)
+	}
 	old.Close()
 	old.Close()
-	if got := gaugeLine(set, `mgw_upstream_hosts_healthy{cluster="x"}`); got != "2" {
-		t.Errorf("hosts_healthy after reload = %s, want 2", got)
+	if got := healthy(); got != "2" {
+		t.Errorf("hosts_healthy after the old cluster closed = %s, want 2", got)
+	}
+	UnregisterHostGauges(set, "x")
+	if got := healthy(); got != "<absent>" {
+		t.Errorf("hosts_healthy after unregistering = %s", got)
 	}
 }
 

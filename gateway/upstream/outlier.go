@@ -60,7 +60,6 @@ func (c *Cluster) eject(h *host) {
 	h.ejectedUntil = time.Now().Add(c.ejectFor)
 	h.consecutive.Store(0)
 	h.m.ejections.Inc()
-	c.m.hostsEjected.Inc()
 	h.ejectTimer = time.AfterFunc(c.ejectFor, func() { c.uneject(h) })
 	c.log.Warn("upstream host ejected", "host", h.name, "for", c.ejectFor, "ejections", h.ejections)
 }
@@ -75,6 +74,5 @@ func (c *Cluster) uneject(h *host) {
 	h.ejectTimer = nil
 	h.consecutive.Store(0)
 	c.ejectedCount.Add(-1)
-	c.m.hostsEjected.Dec()
 	c.log.Info("upstream host back from ejection", "host", h.name)
 }
