@@ -4,7 +4,7 @@ PKGS    ?= ./...
 BIN     := bin/mgw
 FUZZTIME ?= 30s
 
-.PHONY: run build test race bench fuzz lint deps clean
+.PHONY: run build test race bench bench-http bench-latency fuzz lint deps clean
 
 run: ## run the gateway on its compiled-in default config
 	$(GO) run ./cmd/mgw serve
@@ -23,6 +23,12 @@ race: test
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+bench-http: ## HTTP and MMTP throughput per proxy core: mgw beside nginx (env: DURATION, ONLY, ...)
+	./scripts/bench-http.sh
+
+bench-latency: ## latency added by mgw's hop at a fixed rate (env: DURATION, RATE, ENGINES)
+	./scripts/bench-latency.sh
 
 fuzz: ## run each fuzz target for FUZZTIME
 	./scripts/fuzz.sh $(FUZZTIME)

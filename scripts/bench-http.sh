@@ -6,7 +6,11 @@
 #   (d) through mgw's HTTP listener, engine epoll: an API call (POST /api/demo.size,
 #       buffered, upstream.Call) and a plain proxied path (POST /p/demo.size, streamed,
 #       upstream.Forward),
-#   (e) the same through mgw with engine rwloop.
+#   (e) the same through mgw with engine rwloop,
+#   (f) mgw's MMTP listener on each engine (mgw-epoll-mmtp, mgw-rwloop-mmtp): the API call
+#       demo.size with body "1024" from `mgw loadtest closed`, MMTP_CONNS connections x
+#       MMTP_STREAMS streams, each stream sending its next call as soon as the previous
+#       answer arrives (wrk's closed loop, with many calls in flight per connection).
 # Every proxy is pinned to one core (PROXY_CPU, default 0; mgw with GOMAXPROCS=1); the
 # backend and wrk share the other (LOAD_CPU, default 1). Because wrk and the backend
 # compete for their core, raw req/s is bounded by them; "req/s per proxy core" divides
@@ -14,7 +18,8 @@
 # /proc/PID/stat over the measured run), which is the proxy's own cost.
 #
 # Usage: scripts/bench-http.sh            (env: DURATION=10s CONNS=64 WARMUP=2s
-#                                           PROXY_CPU=0 LOAD_CPU=1 PROFILE=0 ONLY=regex)
+#                                           PROXY_CPU=0 LOAD_CPU=1 PROFILE=0 ONLY=regex
+#                                           MMTP_CONNS=8 MMTP_STREAMS=32)
 # MGW_BIN=path measures that mgw binary instead of building one (before/after runs).
 # PROFILE=1 also saves a 5 s CPU profile of mgw (epoll, API path) under the work
 # directory, printed at the end. Needs: go, wrk, taskset, curl, /usr/sbin/nginx
@@ -31,6 +36,8 @@ PROFILE=${PROFILE:-0}
 ONLY=${ONLY:-.}
 NGINX=${NGINX:-/usr/sbin/nginx}
 MGW_BIN=${MGW_BIN:-}
+MMTP_CONNS=${MMTP_CONNS:-8}
+MMTP_STREAMS=${MMTP_STREAMS:-32}
 
 for bin in go wrk taskset curl "$NGINX"; do
   command -v "$bin" >/dev/null 2>&1 || { echo "bench-http: $bin not found (run scripts/deps.sh)" >&2; exit 1; }
@@ -155,6 +162,24 @@ measure() {
   rows+=("$(printf '%-22s %10s %8s %14s %9s %9s  %s' "$name" "$rps" "$cpu" "$per" "$p50" "$p99" "$errs")")
 }
 
+# measure_mmtp NAME ADDR PID: the closed-loop MMTP client, warm-up and measured window in
+# one run; it reads PID's CPU time over the window itself (same /proc/PID/stat fields).
+measure_mmtp() {
+  local name=$1 addr=$2 pid=$3 out res
+  [[ $name =~ $ONLY ]] || return 0
+  echo "== $name: mmtp $addr, $MMTP_CONNS conns x $MMTP_STREAMS streams (load: uptime $(uptime | sed 's/.*load average: //'))" >&2
+  out=$(taskset -c "$LOAD_CPU" "$work/mgw" loadtest closed -target "$addr" -protocol mmtp \
+    -conns "$MMTP_CONNS" -streams "$MMTP_STREAMS" -duration "$DURATION" -warmup "$WARMUP" \
+    -api demo.size -body 1024 -pid "$pid") || { echo "bench-http: $name failed: $out" >&2; exit 1; }
+  echo "$out" >"$work/closed-$name.txt"
+  res=$(grep '^result ' <<<"$out")
+  field() { sed -nE "s/.* $1=([^ ]*).*/\1/p" <<<"$res"; }
+  local errs
+  errs=$(field errors)
+  [ "$errs" = 0 ] && errs=""
+  rows+=("$(printf '%-22s %10s %8s %14s %9s %9s  %s' "$name" "$(field rate)" "$(field cpu_s)" "$(field per_cpu_s)" "$(field p50)" "$(field p99)" "$errs")")
+}
+
 # (a) the backend straight; its own CPU time is "the proxy's" here.
 measure direct "http://$backend/api/demo.size" "$backend_pid"
 
@@ -212,13 +237,14 @@ fi
 
 # (d, e) mgw on each engine: the API path and the plain reverse-proxy path.
 for engine in epoll rwloop; do
-  [[ "mgw-$engine-api mgw-$engine-proxy" =~ $ONLY ]] || continue
+  [[ "mgw-$engine-api mgw-$engine-proxy mgw-$engine-mmtp" =~ $ONLY ]] || continue
   cat >"$work/mgw-$engine.yaml" <<EOF
 engine: $engine
 log: {level: warn}
 admin: {listen: 127.0.0.1:0}
 listeners:
   - {name: web, listen: 127.0.0.1:0, protocol: http1}
+  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp}
 clusters:
   - {name: backend, hosts: ["$backend"], timeout: 5s}
 routes:
@@ -229,6 +255,7 @@ EOF
   pids+=($!)
   mgw_pid=$!
   web=$(wait_line "$work/mgw-$engine.out" 'web +http1 (127\.0\.0\.1:[0-9]+)')
+  mobile=$(wait_line "$work/mgw-$engine.out" 'mobile +mmtp +(127\.0\.0\.1:[0-9]+)')
   admin=$(wait_line "$work/mgw-$engine.out" 'admin +(127\.0\.0\.1:[0-9]+)')
   if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ]; then
     (sleep 3; curl -sS -o "$work/mgw-epoll-api.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
@@ -238,15 +265,17 @@ EOF
     (sleep 3; curl -sS -o "$work/mgw-epoll-proxy.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
   fi
   measure "mgw-$engine-proxy" "http://$web/p/demo.size" "$mgw_pid"
+  measure_mmtp "mgw-$engine-mmtp" "$mobile" "$mgw_pid"
   kill "$mgw_pid"
 done
 
 echo
 echo "wrk -t1 -c$CONNS -d$DURATION, POST body \"1024\" -> 1 KiB answer; proxy on cpu $PROXY_CPU, wrk+backend on cpu $LOAD_CPU"
+echo "*-mmtp: mgw loadtest closed, $MMTP_CONNS conns x $MMTP_STREAMS streams, MMTP demo.size body \"1024\" -> 1 KiB answer, $WARMUP warm-up + $DURATION window, on cpu $LOAD_CPU"
 echo "machine: $(nproc) cpus, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); $(uname -r); mgw ${MGW_BIN:-$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- . 2>/dev/null || echo +dirty)}"
 echo "load average at the start: $load0; at the end: $(uptime | sed 's/.*load average: //')"
 printf '%-22s %10s %8s %14s %9s %9s  %s\n' target "req/s" "cpu s" "req/s/core" p50 p99 errors
 for r in "${rows[@]}"; do echo "$r"; done
-echo "(req/s/core: requests / CPU seconds of the proxy process; for direct, of the backend)"
+echo "(req/s/core: requests / CPU seconds of the proxy process; for direct, of the backend; for *-mmtp, API calls over MMTP / CPU seconds of mgw)"
 [ "$PROFILE" = 1 ] && echo "profiles and wrk output: $work"
 exit 0

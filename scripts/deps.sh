@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks run against for real: curl and wrk as clients,
-# nginx as a third-party upstream and reverse proxy to compare with. Go modules come
+# nginx as a third-party upstream and reverse proxy to compare with, jq for benchmark JSON. Go modules come
 # through `go` itself. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
@@ -9,6 +9,7 @@ command -v curl  >/dev/null 2>&1 || need+=(curl)
 command -v wrk   >/dev/null 2>&1 || need+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+command -v jq    >/dev/null 2>&1 || need+=(jq) # bench-latency.sh reads loadtest's JSON
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -20,6 +20,7 @@ import (
 const loadtestUsage = `Usage:
   mgw loadtest run -target HOST:PORT [flags]   hold N connections, drive an open-loop rate, report
   mgw loadtest compare [flags]                 start the gateway per engine (epoll, rwloop) and compare
+  mgw loadtest closed -target HOST:PORT [flags] closed loop: N conns x M streams, calls per target CPU second
 
 Run "mgw loadtest run -h" or "mgw loadtest compare -h" for flags.
 `
@@ -36,6 +37,8 @@ func runLoadtest(args []string, stdout, stderr io.Writer) int {
 		return loadtestRun(args[1:], stdout, stderr)
 	case "compare":
 		return loadtestCompare(args[1:], stdout, stderr)
+	case "closed":
+		return loadtestClosed(args[1:], stdout, stderr)
 	case "worker":
 		// The parent decides when to stop (it sends "stop" or closes stdin); the terminal's
 		// Ctrl-C reaches the whole process group, so a worker ignores it and reports instead.

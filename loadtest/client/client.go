@@ -75,6 +75,8 @@ type Client struct {
 	rr   atomic.Uint64
 	// pings counts PINGs sent and not yet answered by a PONG.
 	pings atomic.Int64
+	// closedLoop: each answer sends the next request on its connection (closed.go).
+	closedLoop atomic.Bool
 
 	errMu sync.Mutex
 	errs  map[string]uint64

@@ -110,6 +110,10 @@ func (cn *conn) answered(t time.Time, status int) {
 	} else {
 		cn.cl.countErr(statusKind(status), 1)
 	}
+	if cn.cl.closedLoop.Load() && cn.live.Load() { // not after a GOAWAY
+		cn.cl.sent.Add(1)
+		cn.send(time.Now())
+	}
 }
 
 // sweep forgets requests intended before cutoff and returns how many.
