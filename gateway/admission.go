@@ -82,9 +82,9 @@ type admission struct {
 	mu       sync.Mutex // one window closes at a time
 	est      float64    // the limit before rounding; guarded by mu
 
-	counts   [nRefusals]atomic.Uint64 // admitted at 0, refusals by reason
-	m        *admissionMetrics
-	answers  [nRefusals]*codec.Response // the refusals sent from the reactor; read-only
+	counts  [nRefusals]atomic.Uint64 // admitted at 0, refusals by reason
+	m       *admissionMetrics
+	answers [nRefusals]*codec.Response // the refusals sent from the reactor; read-only
 }
 
 func newAdmission(c config.Admission, poolCap int, m *admissionMetrics) *admission {

@@ -62,7 +62,7 @@ type Gateway struct {
 	access   *accesslog.Writer // access lines, written off the request path
 	accessLg *slog.Logger
 	reqPool  *ants.Pool
-	adm      *admission // built in Start, with the request pool
+	adm      *admission               // built in Start, with the request pool
 	dispatch atomic.Pointer[dispatch] // clusters and filter chains, replaced on reload
 
 	mu        sync.Mutex // guards cfg, listeners, servers during start, reload and stop
