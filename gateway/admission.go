@@ -56,6 +56,7 @@ const (
 	// smoothing: the share of a window's gradient applied, so one noisy window (a GC
 	// pause) moves the limit by at most a tenth.
 	admissionSmoothing = 0.2
+	initialLimit       = 1024
 )
 
 // admission is the gateway's overload control. admit and done run on every request; they
@@ -98,9 +99,10 @@ func newAdmission(c config.Admission, poolCap int, m *admissionMetrics) *admissi
 	case a.fixed:
 		a.est = float64(c.Limit)
 	default:
-		// Start low and grow while the limit binds: a limit far above the box's capacity
-		// would let the first surge park that many tasks before the wait could shrink it.
-		a.est = float64(min(max(2*a.min, 32), a.max))
+		// Start high enough that a client's honest burst (hundreds of parallel calls to
+		// an idle gateway) is not refused before any window has measured a wait; a
+		// surge past the box's capacity shrinks it within a few windows.
+		a.est = float64(min(max(a.min, initialLimit), a.max))
 	}
 	a.limit.Store(int64(a.est))
 	for r := refusedLimit; r < nRefusals; r++ {

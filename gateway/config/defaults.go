@@ -14,9 +14,9 @@ const (
 	DefaultMaxHeaderEntries = 64
 	DefaultMaxInFlight      = 64
 
-	DefaultAdmissionMinLimit    = 16
+	DefaultAdmissionMinLimit    = 128
 	DefaultAdmissionQueueTarget = Duration(2 * time.Millisecond)
-	DefaultAdmissionShedAfter   = Duration(20 * time.Millisecond)
+	DefaultAdmissionShedAfter   = Duration(time.Second)
 
 	DefaultMMTPIdleTimeout            = Duration(300 * time.Second)
 	DefaultMMTPFrameTimeout           = Duration(30 * time.Second)

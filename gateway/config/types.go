@@ -58,14 +58,14 @@ type Admission struct {
 	// Limit fixes the gateway-wide limit on requests in flight; 0 adapts it between
 	// MinLimit and MaxLimit.
 	Limit int `yaml:"limit" json:"limit"`
-	// MinLimit is the adaptive limit's floor; default 16.
+	// MinLimit is the adaptive limit's floor; default 128.
 	MinLimit int `yaml:"min_limit" json:"min_limit"`
 	// MaxLimit is its ceiling; 0 = the request pool's size.
 	MaxLimit int `yaml:"max_limit" json:"max_limit"`
 	// QueueTarget is the wait for a worker that counts as a queue; default 2ms.
 	QueueTarget Duration `yaml:"queue_target" json:"queue_target"`
 	// ShedAfter: while the queue stands (a window's average wait over QueueTarget), an
-	// admitted request that waited longer than this is answered 503 unserved; default 20ms.
+	// admitted request that waited longer than this is answered 503 unserved; default 1s.
 	ShedAfter Duration `yaml:"shed_after" json:"shed_after"`
 	// Off turns admission off: only the per-connection max_in_flight and the request pool
 	// bound requests (the behaviour before admission existed).
