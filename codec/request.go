@@ -158,6 +158,7 @@ const (
 	ErrUpstream        = "upstream_error"
 	ErrUnavailable     = "unavailable"
 	ErrUpstreamTimeout = "upstream_timeout"
+	ErrInternal        = "internal" // 500: the gateway failed (a request task panicked)
 )
 
 // ErrorResponse builds a gateway-made error answer: the status, the `error` header with

@@ -216,6 +216,9 @@ func (g *Gateway) Stats() Stats {
 	if g.reqPool != nil {
 		s.Pool.RequestRunning, s.Pool.RequestCap = g.reqPool.Running(), g.reqPool.Cap()
 	}
+	if g.adm != nil {
+		s.Admission = g.adm.stats()
+	}
 	return s
 }
 

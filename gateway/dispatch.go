@@ -156,6 +156,17 @@ func (d *dispatch) maxTimeout() time.Duration {
 	return m
 }
 
+// timeout is a request's deadline on a route: the route's own timeout, else its cluster's.
+func (d *dispatch) timeout(route time.Duration, cluster string) time.Duration {
+	if route > 0 {
+		return route
+	}
+	if c := d.clusters[cluster]; c != nil {
+		return c.Timeout()
+	}
+	return 0
+}
+
 // hello checks an MMTP HELLO; nil means accepted.
 func (d *dispatch) hello(req *codec.Request) *codec.Response {
 	if d.auth == nil {

@@ -42,6 +42,10 @@ type Options struct {
 	Getenv func(string) string
 	// AccessLog receives the access log's JSON lines; nil means stdout.
 	AccessLog io.Writer
+	// Filters is the registry the config's filter names are looked up in; nil means the
+	// built-in filters (builtin.NewRegistry). A program embedding the gateway registers
+	// its own filters there.
+	Filters *filters.Registry
 }
 
 // Gateway is one running gateway. Build it with New, then Start; Drain or Close to stop.
@@ -58,6 +62,7 @@ type Gateway struct {
 	access   *accesslog.Writer // access lines, written off the request path
 	accessLg *slog.Logger
 	reqPool  *ants.Pool
+	adm      *admission               // built in Start, with the request pool
 	dispatch atomic.Pointer[dispatch] // clusters and filter chains, replaced on reload
 
 	mu         sync.Mutex // guards cfg, listeners, servers during start, reload and stop
@@ -99,7 +104,10 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		debug.SetMemoryLimit(lim)
 	}
 	g.m = newGWMetrics(g.set)
-	g.filters = builtin.NewRegistry()
+	g.filters = opts.Filters
+	if g.filters == nil {
+		g.filters = builtin.NewRegistry()
+	}
 	out := opts.AccessLog
 	if out == nil {
 		out = os.Stdout
@@ -153,6 +161,8 @@ func (g *Gateway) Start() error {
 	if err != nil {
 		return fmt.Errorf("request pool: %w", err)
 	}
+	g.adm = newAdmission(cfg.Admission, g.reqPool.Cap(), g.m.adm)
+	g.m.registerAdmission(g.adm)
 	g.engine, err = netpoll.New(netpoll.Config{Kind: cfg.Engine, Pollers: cfg.Runtime.Pollers,
 		Workers: workers, MaxConns: cfg.Runtime.MaxConns, MaxPending: maxPending(cfg)})
 	if err != nil {
@@ -191,6 +201,7 @@ func (g *Gateway) Start() error {
 // requestPoolSize bounds the goroutines that run requests (filters and upstream calls).
 // They block on backends, so the bound is the number of requests in flight per instance,
 // not a CPU count; above it a request is answered 503 unavailable rather than queued.
+// Admission (admission.go) keeps requests in flight under it; it is the last bound.
 func requestPoolSize(workers int) int {
 	if workers > 0 {
 		return workers * 4
@@ -402,8 +413,8 @@ func (g *Gateway) closeLocked() error {
 	return errors.Join(errs...)
 }
 
-// quietLogger keeps ants from printing panics in tasks to stdout; the gateway recovers
-// and logs them itself.
+// quietLogger keeps ants from printing to stdout; a panic in a request task never reaches
+// ants: Gateway.submit recovers, logs and answers it.
 type quietLogger struct{}
 
 func (quietLogger) Printf(string, ...any) {}

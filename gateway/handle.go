@@ -51,6 +51,9 @@ func (g *Gateway) callUpstream(ctx context.Context, tbl *route.Table, d *dispatc
 			"body of "+itoa(len(req.Body))+" bytes is over the route's limit of "+itoa(rc.MaxBodyBytes))
 	}
 	dec := tbl.Decide(rt, req)
+	if late := g.pastDeadline(req, d.timeout(rc.Timeout.D(), dec.Cluster)); late != nil {
+		return late
+	}
 	var resp *codec.Response
 	if answer := g.tryClusters(&dec, x, true, func(cluster string) (err error) {
 		resp, err = d.clusters[cluster].Call(ctx, req, rc.Timeout.D())
@@ -141,6 +144,10 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 		return nil, resp
 	}
 	dec := tbl.Decide(rt, req)
+	if late := g.pastDeadline(req, d.timeout(rt.Config().Timeout.D(), dec.Cluster)); late != nil {
+		finish(late.Status, late)
+		return nil, late
+	}
 	var resp *http.Response
 	replayable := length == 0 && body == nil
 	if answer := g.tryClusters(&dec, x, replayable, func(cluster string) (err error) {

@@ -224,16 +224,14 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 	ex.buf = nil // the request owns it now
 	minor, keep := ex.head.Minor, ex.head.KeepAlive
 	g := s.l.g
-	g.begin()
-	err := g.reqPool.Submit(func() {
-		resp := g.handle(context.Background(), req)
-		s.writeWhole(minor, resp, keep)
-		g.end()
-	})
-	if err != nil {
-		g.end()
-		s.writeWhole(minor, codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "gateway overloaded"), keep)
+	answer := func(resp *codec.Response) { s.writeWhole(minor, resp, keep) }
+	// Admission before work, on the reactor worker; requests on one connection are
+	// served one at a time, so it holds none when this one comes.
+	if r := g.adm.admit(0); r != admitted {
+		answer(g.adm.answers[r])
+		return
 	}
+	g.submit(req, func() { answer(g.handle(context.Background(), req)) }, answer, g.adm.connIdle)
 }
 
 func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
@@ -245,32 +243,38 @@ func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
 	}
 	minor, keep, head := ex.head.Minor, ex.head.KeepAlive, ex.head.Method == http.MethodHead
 	g := s.l.g
-	g.begin()
-	err := g.reqPool.Submit(func() {
-		defer g.end()
-		resp, answer := g.proxy(context.Background(), req, body, length)
-		if answer != nil {
-			if pr, ok := body.(*io.PipeReader); ok {
-				pr.CloseWithError(errAnswered)
-			}
-			s.writeWhole(minor, answer, keep)
+	// The exchange is over once answered: a body still streaming in has nobody left to
+	// read it, and the reactor's pipe write would block for good (the transport need not
+	// close a body it stopped sending). Failing it lets the reactor drop the rest.
+	endBody := func() {
+		if pr, ok := body.(*io.PipeReader); ok {
+			pr.CloseWithError(errAnswered)
+		}
+	}
+	streaming := false // set by the task before the backend's answer starts out
+	answer := func(resp *codec.Response) {
+		endBody()
+		if streaming {
+			// Half a response is out: the client can only be told by a close.
+			s.c.CloseWithReason(netpoll.ReasonHandler)
 			return
 		}
-		s.writeStream(minor, resp, keep, head)
-		// The exchange is over: a body still streaming in has nobody left to read it,
-		// and the reactor's pipe write would block for good (the transport need not
-		// close a body it stopped sending). Failing it lets the reactor drop the rest.
-		if pr, ok := body.(*io.PipeReader); ok {
-			pr.CloseWithError(errAnswered)
-		}
-	})
-	if err != nil {
-		g.end()
-		if pr, ok := body.(*io.PipeReader); ok {
-			pr.CloseWithError(errAnswered)
-		}
-		s.writeWhole(minor, codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "gateway overloaded"), keep)
+		s.writeWhole(minor, resp, keep)
 	}
+	if r := g.adm.admit(0); r != admitted {
+		answer(g.adm.answers[r])
+		return
+	}
+	g.submit(req, func() {
+		resp, ans := g.proxy(context.Background(), req, body, length)
+		if ans != nil {
+			answer(ans)
+			return
+		}
+		streaming = true
+		s.writeStream(minor, resp, keep, head)
+		endBody()
+	}, answer, g.adm.connIdle)
 }
 
 var errAnswered = errors.New("answered before the request body was read")

@@ -22,6 +22,35 @@ type gwMetrics struct {
 	reqs      sync.Map // reqKey -> *metrics.Counter
 	lat       sync.Map // latKey -> *metrics.Histogram
 	protoErrs sync.Map // listener/reason -> *metrics.Counter
+	adm       *admissionMetrics
+}
+
+// admissionMetrics are admission control's series (admission.go).
+type admissionMetrics struct {
+	admitted *metrics.Counter
+	refused  [nRefusals]*metrics.Counter
+	queue    *metrics.Histogram // wait from decode to the task's start
+	panics   *metrics.Counter
+}
+
+func newAdmissionMetrics(set *metrics.Set) *admissionMetrics {
+	m := &admissionMetrics{
+		admitted: set.GetOrCreateCounter("mgw_admission_admitted_total"),
+		queue:    set.GetOrCreateHistogram("mgw_admission_queue_seconds"),
+		panics:   set.GetOrCreateCounter("mgw_request_panics_total"),
+	}
+	for r := refusedLimit; r < nRefusals; r++ {
+		m.refused[r] = set.GetOrCreateCounter(fmt.Sprintf(`mgw_admission_refused_total{reason=%q}`, r.String()))
+	}
+	return m
+}
+
+// registerAdmission exports the limit and what holds it as gauges read at scrape time.
+func (m *gwMetrics) registerAdmission(a *admission) {
+	m.set.GetOrCreateGauge("mgw_admission_limit", func() float64 { return float64(a.limit.Load()) })
+	m.set.GetOrCreateGauge("mgw_admission_in_flight", func() float64 { return float64(a.inFlight.Load()) })
+	m.set.GetOrCreateGauge("mgw_admission_active_connections", func() float64 { return float64(a.active.Load()) })
+	m.set.GetOrCreateGauge("mgw_admission_queue_wait_seconds", func() float64 { return float64(a.lastWait.Load()) / 1e9 })
 }
 
 type reqKey struct {
@@ -31,7 +60,9 @@ type reqKey struct {
 
 type latKey struct{ api, cluster string }
 
-func newGWMetrics(set *metrics.Set) *gwMetrics { return &gwMetrics{set: set} }
+func newGWMetrics(set *metrics.Set) *gwMetrics {
+	return &gwMetrics{set: set, adm: newAdmissionMetrics(set)}
+}
 
 func (m *gwMetrics) request(listener string, x *filters.Exchange, status int, took time.Duration) {
 	api := x.Route

@@ -127,6 +127,14 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame) bool {
 		s.answer(f.StreamID, reject)
 		return true
 	}
+	g := s.l.g
+	// Admission before work, here on the reactor worker: a refused request costs its
+	// decode and a 503, no task.
+	if r := g.adm.admit(len(s.streams)); r != admitted {
+		s.mu.Unlock()
+		s.answer(f.StreamID, g.adm.answers[r])
+		return true
+	}
 	if s.streams == nil {
 		s.streams = make(map[uint32]struct{}, 4)
 	}
@@ -143,21 +151,13 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame) bool {
 	req := mmtp.ToRequest(f, info)
 	req.Received = time.Now()
 	if req.Operation == "" {
+		g.adm.done()
 		s.finish(req.StreamID, codec.ErrorResponse(http.StatusBadRequest, codec.ErrBadRequest,
 			"header operation-type is required and must not be empty"))
 		return !full
 	}
-	g := s.l.g
-	g.begin()
-	err := g.reqPool.Submit(func() {
-		resp := g.handle(context.Background(), req)
-		s.finish(req.StreamID, resp)
-		g.end()
-	})
-	if err != nil {
-		g.end()
-		s.finish(req.StreamID, codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "gateway overloaded"))
-	}
+	answer := func(resp *codec.Response) { s.finish(req.StreamID, resp) }
+	g.submit(req, func() { answer(g.handle(context.Background(), req)) }, answer, nil)
 	return !full
 }
 
@@ -183,12 +183,20 @@ func (s *mmtpSession) checkIdentity(f *mmtp.Frame) *codec.Response {
 // finish writes a request's response and releases its stream id; it resumes reading when
 // the connection was at its cap, and closes a connection that is going away once its last
 // request is answered.
+// A stream already answered is left alone (a task that panicked after answering).
 func (s *mmtpSession) finish(stream uint32, resp *codec.Response) {
+	s.mu.Lock()
+	_, open := s.streams[stream]
+	s.mu.Unlock()
+	if !open {
+		return
+	}
 	s.answer(stream, resp)
 	s.mu.Lock()
 	delete(s.streams, stream)
 	if len(s.streams) == 0 {
 		s.streams = nil // a map never shrinks: drop it so an idle connection holds none
+		s.l.g.adm.connIdle()
 	}
 	resume := s.paused && !s.goingAway && len(s.streams) < s.l.cfg.MaxInFlight
 	if resume {

@@ -26,6 +26,7 @@ type Stats struct {
 	Pool             PoolStats        `json:"pool"`
 	QueuedWriteBytes int64            `json:"queued_write_bytes"`
 	OpenFilesLimit   uint64           `json:"open_files_limit"`
+	Admission        AdmissionStats   `json:"admission"`
 }
 
 // PoolStats is the occupancy of the reactor's worker pool and the request pool.

@@ -64,6 +64,10 @@ type Options struct {
 	Command string
 	// Seed makes Poisson arrivals repeatable.
 	Seed uint64
+	// Capacity, for the overload scenario, is what the gateway serves per second; 0
+	// measures it first as the OK answers per second while Rate is offered (so Rate
+	// should be above capacity). The steps offer multiples of it.
+	Capacity float64
 }
 
 // Limits on input, so a typo fails at once instead of after a long ramp.
@@ -125,7 +129,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for _, s := range o.Scenarios {
 		if !worker.KnownScenario(s) {
-			return o, fmt.Errorf("-scenario %q: want steady, reconnect, slowread or idle", s)
+			return o, fmt.Errorf("-scenario %q: want steady, reconnect, slowread, idle or overload", s)
 		}
 		if s != worker.Idle && o.Rate == 0 {
 			return o, fmt.Errorf("-rate 0: scenario %q needs a request rate above 0", s)
@@ -136,6 +140,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Rate < 0 || o.Rate > openloop.MaxRate || o.Rate != o.Rate {
 		return o, fmt.Errorf("-rate %v: want 0..%v requests/s", o.Rate, openloop.MaxRate)
+	}
+	if o.Capacity < 0 || o.Capacity > openloop.MaxRate/3 || o.Capacity != o.Capacity {
+		return o, fmt.Errorf("-capacity %v: want 0 (measure it) .. %v requests/s", o.Capacity, openloop.MaxRate/3)
 	}
 	if o.PingEvery == 0 {
 		o.PingEvery = 5 * time.Second

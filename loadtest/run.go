@@ -83,7 +83,15 @@ func Run(ctx context.Context, o Options) (*report.Result, error) {
 		res.Notes = append(res.Notes, note)
 	}()
 	for i, sc := range o.Scenarios {
-		row, err := r.scenario(ctx, sc, i)
+		var row *report.Row
+		var err error
+		if sc == worker.Overload {
+			var rows []report.Row
+			rows, err = r.overload(ctx, i, res)
+			res.Rows = append(res.Rows, rows...)
+		} else {
+			row, err = r.scenario(ctx, sc, i)
+		}
 		if row != nil {
 			res.Rows = append(res.Rows, *row)
 		}

@@ -14,6 +14,10 @@ const (
 	DefaultMaxHeaderEntries = 64
 	DefaultMaxInFlight      = 64
 
+	DefaultAdmissionMinLimit    = 128
+	DefaultAdmissionQueueTarget = Duration(2 * time.Millisecond)
+	DefaultAdmissionShedAfter   = Duration(time.Second)
+
 	DefaultMMTPIdleTimeout            = Duration(300 * time.Second)
 	DefaultMMTPFrameTimeout           = Duration(30 * time.Second)
 	DefaultHTTPIdleTimeout            = Duration(75 * time.Second)
@@ -49,6 +53,9 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.Runtime.DrainTime, DefaultDrainTimeout)
 	setStr(&c.Demo.Listen, DefaultDemoListen)
 	c.Admin.applyDefaults()
+	setInt(&c.Admission.MinLimit, DefaultAdmissionMinLimit)
+	setDur(&c.Admission.QueueTarget, DefaultAdmissionQueueTarget)
+	setDur(&c.Admission.ShedAfter, DefaultAdmissionShedAfter)
 	for i := range c.Listeners {
 		c.Listeners[i].applyDefaults()
 	}

@@ -45,6 +45,10 @@ func TestFullValues(t *testing.T) {
 	if n, ok := c.Runtime.MemoryLimit(); !ok || n != 2<<30 {
 		t.Errorf("MemoryLimit = %d %v", n, ok)
 	}
+	if a := c.Admission; a.MinLimit != 8 || a.MaxLimit != 4096 || a.QueueTarget.D() != time.Millisecond ||
+		a.ShedAfter.D() != 10*time.Millisecond || a.Limit != 0 || a.Off {
+		t.Errorf("admission = %+v", a)
+	}
 	if cl := c.Cluster("mesh"); cl.HealthCheck.Interval != DefaultHealthInterval || cl.Policy != "round_robin" {
 		t.Errorf("mesh cluster defaults = %+v %+v", cl, cl.HealthCheck)
 	}

@@ -14,6 +14,7 @@ type Config struct {
 	Instance  Instance   `yaml:"instance" json:"instance"`
 	Log       Log        `yaml:"log" json:"log"`
 	Runtime   Runtime    `yaml:"runtime" json:"runtime"`
+	Admission Admission  `yaml:"admission" json:"admission"`
 	Demo      Demo       `yaml:"demo" json:"demo"`
 	Listeners []Listener `yaml:"listeners" json:"listeners"`
 	Apps      []App      `yaml:"apps" json:"apps"`
@@ -42,6 +43,29 @@ type Runtime struct {
 	MaxConns   int      `yaml:"max_conns" json:"max_conns"`   // across listeners; 0: engine default
 	Gops       bool     `yaml:"gops" json:"gops"`             // start the gops agent
 	DrainTime  Duration `yaml:"drain_timeout" json:"drain_timeout"`
+}
+
+// Admission bounds the requests the gateway takes on at once, gateway-wide and per
+// connection, and refuses the rest at once with 503 unavailable (docs/operations.md,
+// "Overload"). The limit adapts to the time admitted requests wait for a worker: it shrinks
+// while that wait stays above QueueTarget and grows while the limit is what holds requests
+// back and they do not wait.
+type Admission struct {
+	// Limit fixes the gateway-wide limit on requests in flight; 0 adapts it between
+	// MinLimit and MaxLimit.
+	Limit int `yaml:"limit" json:"limit"`
+	// MinLimit is the adaptive limit's floor; default 128.
+	MinLimit int `yaml:"min_limit" json:"min_limit"`
+	// MaxLimit is its ceiling; 0 = the request pool's size.
+	MaxLimit int `yaml:"max_limit" json:"max_limit"`
+	// QueueTarget is the wait for a worker that counts as a queue; default 2ms.
+	QueueTarget Duration `yaml:"queue_target" json:"queue_target"`
+	// ShedAfter: while the queue stands (a window's average wait over QueueTarget), an
+	// admitted request that waited longer than this is answered 503 unserved; default 1s.
+	ShedAfter Duration `yaml:"shed_after" json:"shed_after"`
+	// Off turns admission off: only the per-connection max_in_flight and the request pool
+	// bound requests (the behaviour before admission existed).
+	Off bool `yaml:"off" json:"off"`
 }
 
 // Demo runs the demo backend in-process, for the default config.

@@ -77,6 +77,7 @@ func (v *validator) top() {
 	v.nonNeg("runtime.workers", c.Runtime.Workers)
 	v.nonNeg("runtime.max_conns", c.Runtime.MaxConns)
 	v.nonNegDur("runtime.drain_timeout", c.Runtime.DrainTime)
+	v.admission()
 	if c.Demo.Enabled {
 		v.check("demo.listen", checkListenAddr(c.Demo.Listen))
 	}
@@ -86,6 +87,18 @@ func (v *validator) top() {
 	for _, k := range sortedKeys(c.Instance.Labels) {
 		v.check("instance.labels."+k, checkLabelKey(k))
 	}
+}
+
+func (v *validator) admission() {
+	a := &v.c.Admission
+	v.nonNeg("admission.limit", a.Limit)
+	v.nonNeg("admission.min_limit", a.MinLimit)
+	v.nonNeg("admission.max_limit", a.MaxLimit)
+	if a.MaxLimit > 0 && a.MinLimit > a.MaxLimit {
+		v.add("admission.min_limit", "%d is above admission.max_limit %d", a.MinLimit, a.MaxLimit)
+	}
+	v.nonNegDur("admission.queue_target", a.QueueTarget)
+	v.nonNegDur("admission.shed_after", a.ShedAfter)
 }
 
 func (v *validator) listeners() {

@@ -43,6 +43,9 @@ type Config struct {
 	ConnOffset int
 	// DevicePrefix names devices: device-id is DevicePrefix + global index.
 	DevicePrefix string
+	// OKLatencyOnly records the latency of 2xx answers only: past capacity most answers
+	// are instant refusals, which would hide what the answered callers waited.
+	OKLatencyOnly bool
 }
 
 // Error kinds counted by the client. Statuses count as "status_NNN".
@@ -77,6 +80,9 @@ type Client struct {
 	pings atomic.Int64
 	// closedLoop: each answer sends the next request on its connection (closed.go).
 	closedLoop atomic.Bool
+	// refusalMax is the slowest 503 answer (ns); slowRefusals counts those over 10 ms.
+	refusalMax   atomic.Int64
+	slowRefusals atomic.Uint64
 
 	errMu sync.Mutex
 	errs  map[string]uint64
@@ -384,6 +390,15 @@ func (c *Client) InFlight() int {
 		cn.mu.Unlock()
 	})
 	return n
+}
+
+// SlowRefusal is how long a refusal (503) may take before it counts as slow: a gateway
+// that refuses what it cannot serve should say so at once.
+const SlowRefusal = 10 * time.Millisecond
+
+// Refusals returns the slowest 503 answer's latency and how many took over SlowRefusal.
+func (c *Client) Refusals() (slowest time.Duration, slow uint64) {
+	return time.Duration(c.refusalMax.Load()), c.slowRefusals.Load()
 }
 
 // FinishPings counts PINGs still unanswered as timeouts; call it once, at the end.

@@ -104,11 +104,22 @@ func (cn *conn) hello(ctx context.Context, nc netpoll.Conn) error {
 
 // answered records the outcome of one request intended at t.
 func (cn *conn) answered(t time.Time, status int) {
-	cn.cl.rec.Record(int64(time.Since(t)))
-	if status >= 200 && status < 300 {
+	lat := int64(time.Since(t))
+	ok := status >= 200 && status < 300
+	if ok || !cn.cl.cfg.OKLatencyOnly {
+		cn.cl.rec.Record(lat)
+	}
+	if ok {
 		cn.cl.ok.Add(1)
-	} else {
-		cn.cl.countErr(statusKind(status), 1)
+		return
+	}
+	cn.cl.countErr(statusKind(status), 1)
+	if status == 503 {
+		for m := cn.cl.refusalMax.Load(); lat > m && !cn.cl.refusalMax.CompareAndSwap(m, lat); m = cn.cl.refusalMax.Load() {
+		}
+		if lat > int64(SlowRefusal) {
+			cn.cl.slowRefusals.Add(1)
+		}
 	}
 	if cn.cl.closedLoop.Load() && cn.live.Load() { // not after a GOAWAY
 		cn.cl.sent.Add(1)

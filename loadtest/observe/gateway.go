@@ -32,6 +32,13 @@ type GatewayStats struct {
 		Cap     int `json:"cap"`
 	} `json:"pool"`
 	OpenFilesLimit uint64 `json:"open_files_limit"`
+	InFlight       int64  `json:"in_flight"`
+	// Admission is the gateway's admission control; zero from a gateway without it.
+	Admission struct {
+		Limit    int64             `json:"limit"`
+		InFlight int64             `json:"in_flight"`
+		Refused  map[string]uint64 `json:"refused_total"`
+	} `json:"admission"`
 }
 
 // maxStatsBody bounds the stats document; it is a few hundred bytes.

@@ -63,6 +63,9 @@ func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
 	if err := writeMarkdown(w, rows); err != nil {
 		return err
 	}
+	if err := writeOverload(w, r.Rows); err != nil {
+		return err
+	}
 	for _, row := range r.Rows {
 		label := strings.TrimSpace(row.Engine + " " + row.Name)
 		if row.Kernel.TCPInuse > 0 || row.Kernel.SlabReadable {
@@ -176,4 +179,50 @@ func writeMarkdown(w io.Writer, rows [][]string) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeOverload writes the overload scenario's steps (rows named "overload ..."), one line
+// each: what was offered, what was answered OK per second and how that compares with the
+// best of the lower rates, what was refused and how fast, what timed out, and what the
+// gateway cost. Nothing is written when the run had no such rows.
+func writeOverload(w io.Writer, rows []Row) error {
+	tbl := [][]string{{"step", "offered/s", "OK/s", "vs best below", "refused 503", "timeouts", "other errors",
+		"p50 OK", "p99 OK", "slowest 503", "503 >10ms", "goroutines", "gw RSS", "in flight before"}}
+	best := 0.0
+	for _, row := range rows {
+		if !strings.HasPrefix(row.Name, "overload") {
+			continue
+		}
+		vs := "-"
+		if best > 0 {
+			vs = fmt.Sprintf("%.0f%%", row.QPS/best*100)
+		}
+		if row.Name != "overload probe" {
+			best = max(best, row.QPS)
+		}
+		other := map[string]uint64{}
+		for k, v := range row.Errors {
+			if k != "status_503" && k != "timeout" {
+				other[k] = v
+			}
+		}
+		gor, rss := "n/a", "n/a"
+		if row.Gateway.Available {
+			gor, rss = fmt.Sprint(row.Gateway.Goroutines), fmtBytes(float64(row.Gateway.RSSBytes))
+		}
+		before := "n/a"
+		if v, ok := row.Metrics["gw_in_flight_before"]; ok {
+			before = fmt.Sprintf("%.0f", v)
+		}
+		tbl = append(tbl, []string{row.Name, fmt.Sprintf("%.0f", row.TargetQPS), fmt.Sprintf("%.0f", row.QPS), vs,
+			fmt.Sprint(row.Errors["status_503"]), fmt.Sprint(row.Errors["timeout"]), fmtErrors(other),
+			FmtDur(row.Latency.P50), FmtDur(row.Latency.P99),
+			FmtDur(int64(row.Metrics["refusal_max_ms"] * 1e6)), fmt.Sprintf("%.0f", row.Metrics["refusals_over_10ms"]),
+			gor, rss, before})
+	}
+	if len(tbl) == 1 {
+		return nil
+	}
+	fmt.Fprintln(w, "\noverload: OK/s against the best of the lower offered rates; latency of OK answers only")
+	return writeMarkdown(w, tbl)
 }

@@ -90,7 +90,7 @@ func (w *runner) run(cmds <-chan string) error {
 	w.rec = hist.NewRecorder()
 	w.cl, err = client.New(client.Config{Target: s.Target, Protocol: s.Protocol, API: s.API, Body: s.Body,
 		AppID: s.AppID, Secret: s.Secret, Hello: s.Hello, Timeout: s.Timeout, SourceAddrs: srcs,
-		ConnOffset: s.ConnOffset}, s.Conns, eng, w.rec)
+		ConnOffset: s.ConnOffset, OKLatencyOnly: s.Scenario == Overload}, s.Conns, eng, w.rec)
 	if err != nil {
 		return err
 	}
@@ -235,6 +235,12 @@ func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error
 			start = time.Now()
 		}
 		w.load(ctx, start)
+	case Overload:
+		w.load(ctx, start)
+		w.drain(ctx)
+		mx, slow := w.cl.Refusals()
+		metrics[MetricRefusalMaxMs] = float64(mx) / 1e6
+		metrics[MetricRefusalsOver10ms] = float64(slow)
 	case SlowRead:
 		w.cl.PauseReads()
 		w.load(ctx, start)

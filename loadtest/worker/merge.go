@@ -38,11 +38,17 @@ func Merge(msgs []Msg) Merged {
 	return m
 }
 
+// Metrics of the overload scenario.
+const (
+	MetricRefusalMaxMs     = "refusal_max_ms"     // the slowest 503 answer, from its intended send time
+	MetricRefusalsOver10ms = "refusals_over_10ms" // 503 answers that took longer than 10 ms
+)
+
 // MergeMetric combines one scenario metric from two workers: durations take the longest
 // (the storm is over when the last worker is back), counts add up.
 func MergeMetric(key string, a, b float64) float64 {
 	switch key {
-	case "reconnect_seconds":
+	case "reconnect_seconds", MetricRefusalMaxMs:
 		return max(a, b)
 	}
 	return a + b

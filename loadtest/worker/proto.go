@@ -42,12 +42,16 @@ const (
 	Reconnect = "reconnect" // drop every connection at once, reconnect, under the request rate
 	SlowRead  = "slowread"  // stop reading every connection while responses flow
 	Idle      = "idle"      // no requests, a PING on every connection every PingEvery
+	// Overload is one step of the overload scenario: the request rate for Duration, the
+	// latency of OK answers only, and how long the slowest refusal (503) took. The parent
+	// runs it once per offered rate (loadtest/overload.go).
+	Overload = "overload"
 )
 
 // KnownScenario reports whether s is a scenario name.
 func KnownScenario(s string) bool {
 	switch s {
-	case Steady, Reconnect, SlowRead, Idle:
+	case Steady, Reconnect, SlowRead, Idle, Overload:
 		return true
 	}
 	return false

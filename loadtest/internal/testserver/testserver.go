@@ -184,6 +184,11 @@ func (s *MMTP) answer(f *mmtp.Frame, write func([]byte)) {
 		case "demo.sleep":
 			ms, _ := strconv.Atoi(string(bytes.TrimSpace(f.Body)))
 			time.Sleep(time.Duration(ms) * time.Millisecond)
+		case "demo.half":
+			// Refuses every other request as an overloaded gateway does.
+			if f.StreamID%2 == 1 {
+				resp = codec.ErrorResponse(503, codec.ErrUnavailable, "gateway overloaded")
+			}
 		case "demo.size":
 			n, _ := strconv.Atoi(string(bytes.TrimSpace(f.Body)))
 			resp.Body = make([]byte, min(max(n, 0), 4<<20))

@@ -1,0 +1,303 @@
+package gateway
+
+import (
+	"math"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/gateway/config"
+)
+
+// Admission control (issue 19; docs/operations.md, "Overload").
+//
+// Past its capacity a gateway that takes every request parks them all as tasks: latency
+// grows until callers give up, and the core is spent on answers nobody waits for. So a
+// request is admitted before any work is done for it, on the reactor worker that decoded
+// it: over the gateway-wide limit, or over its connection's fair share of it, it is
+// answered 503 unavailable at once, with no task and no goroutine.
+//
+// The limit adapts to the one signal that says the box is past its capacity: how long an
+// admitted request waits between its decode and its task starting (Breakwater's queueing
+// delay, CoDel's target). Every window, a wait above the target shrinks the limit in
+// proportion (a gradient, as in Netflix's concurrency-limits, smoothed); a limit that is
+// what holds requests back while they do not wait grows by its square root. The wait for
+// a backend does not count, so a slow backend gets as much concurrency as the box allows.
+//
+// Admitted requests that waited too long are not served either: while the queue stands
+// (the last window's average wait over the target) one that waited over shed_after is
+// answered 503 when its task starts, and one that waited past its route's timeout is
+// answered 503 before the backend is called.
+
+// refusal is why a request was not served.
+type refusal uint8
+
+const (
+	admitted        refusal = iota
+	refusedLimit            // the gateway-wide limit is reached
+	refusedConn             // the connection holds its share of a limit under pressure
+	refusedQueue            // it waited in a standing queue longer than shed_after
+	refusedDeadline         // it waited longer than its route's timeout
+	refusedPool             // the request pool had no worker (admission off, or a ceiling above the pool)
+	nRefusals
+)
+
+var refusalNames = [nRefusals]string{"", "limit", "connection", "queue", "deadline", "pool"}
+
+func (r refusal) String() string { return refusalNames[r] }
+
+// Tuning of the adaptive limit that is not worth a knob.
+const (
+	admissionWindow     = 100 * time.Millisecond
+	admissionMinSamples = 16
+	// smoothing: the share of a window's gradient applied, so one noisy window (a GC
+	// pause) moves the limit by at most a tenth.
+	admissionSmoothing = 0.2
+	initialLimit       = 1024
+)
+
+// admission is the gateway's overload control. admit and done run on every request; they
+// touch only atomics and allocate nothing.
+type admission struct {
+	off, fixed bool
+	min, max   int64
+	target     int64 // ns
+	shedAfter  time.Duration
+
+	inFlight atomic.Int64 // admitted and not yet done
+	active   atomic.Int64 // connections holding at least one admitted request
+	limit    atomic.Int64
+
+	// The current window: waits of the tasks that started in it, and the most requests
+	// in flight at an admission.
+	winStart atomic.Int64 // monotonic ns since base
+	winSum   atomic.Int64
+	winN     atomic.Int64
+	winPeak  atomic.Int64
+	lastWait atomic.Int64 // the last closed window's average wait, ns
+	standing atomic.Bool  // ... and whether it was over the target
+	base     time.Time
+	mu       sync.Mutex // one window closes at a time
+	est      float64    // the limit before rounding; guarded by mu
+
+	counts  [nRefusals]atomic.Uint64 // admitted at 0, refusals by reason
+	m       *admissionMetrics
+	answers [nRefusals]*codec.Response // the refusals sent from the reactor; read-only
+}
+
+func newAdmission(c config.Admission, poolCap int, m *admissionMetrics) *admission {
+	a := &admission{off: c.Off, fixed: c.Limit > 0, min: int64(max(1, c.MinLimit)), max: int64(c.MaxLimit),
+		target: int64(c.QueueTarget.D()), shedAfter: c.ShedAfter.D(), base: time.Now(), m: m}
+	if a.max <= 0 || a.max > int64(poolCap) {
+		a.max = int64(poolCap)
+	}
+	a.min = min(a.min, a.max)
+	switch {
+	case a.fixed:
+		a.est = float64(c.Limit)
+	default:
+		// Start high enough that a client's honest burst (hundreds of parallel calls to
+		// an idle gateway) is not refused before any window has measured a wait; a
+		// surge past the box's capacity shrinks it within a few windows.
+		a.est = float64(min(max(a.min, initialLimit), a.max))
+	}
+	a.limit.Store(int64(a.est))
+	for r := refusedLimit; r < nRefusals; r++ {
+		a.answers[r] = overloaded(r)
+	}
+	return a
+}
+
+// overloaded is the answer to a request refused for r: 503 unavailable with a reason that
+// says overloaded (mmtp.md, Errors) and a hint to retry after a second.
+func overloaded(r refusal) *codec.Response {
+	var why string
+	switch r {
+	case refusedLimit:
+		why = "gateway overloaded: requests in flight at the gateway's limit"
+	case refusedConn:
+		why = "gateway overloaded: this connection holds its share of the requests in flight"
+	case refusedQueue:
+		why = "gateway overloaded: the request waited too long in the gateway's queue"
+	case refusedDeadline:
+		why = "gateway overloaded: the request waited in the gateway's queue past its timeout"
+	default:
+		why = "gateway overloaded: no worker free"
+	}
+	resp := codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, why)
+	resp.Header = append(resp.Header, codec.Field{Key: "retry-after", Value: "1"})
+	return resp
+}
+
+// admit takes a slot for one request of a connection that holds `held` admitted requests
+// already. It returns admitted, or the refusal to answer at once. Past half the limit a
+// connection may hold at most limit/(active connections + 1): one with 64 streams cannot
+// crowd out a thousand with one each, and room is kept for a connection that comes next.
+func (a *admission) admit(held int) refusal {
+	n := a.inFlight.Add(1)
+	if !a.off {
+		lim := a.limit.Load()
+		if n > lim {
+			a.inFlight.Add(-1)
+			return a.refuse(refusedLimit)
+		}
+		if held > 0 && n > lim/2 && int64(held) >= max(1, lim/(a.active.Load()+1)) {
+			a.inFlight.Add(-1)
+			return a.refuse(refusedConn)
+		}
+	}
+	if held == 0 {
+		a.active.Add(1)
+	}
+	for p := a.winPeak.Load(); n > p && !a.winPeak.CompareAndSwap(p, n); p = a.winPeak.Load() {
+	}
+	a.counts[admitted].Add(1)
+	a.m.admitted.Inc()
+	return admitted
+}
+
+func (a *admission) refuse(r refusal) refusal {
+	a.counts[r].Add(1)
+	a.m.refused[r].Inc()
+	return r
+}
+
+// done gives back an admitted request's slot.
+func (a *admission) done() { a.inFlight.Add(-1) }
+
+// connIdle: a connection's last admitted request is done.
+func (a *admission) connIdle() { a.active.Add(-1) }
+
+// started is called as an admitted request's task starts, received being when it was
+// decoded. It feeds the wait to the limit and returns refusedQueue when the request is
+// to be shed unserved.
+func (a *admission) started(received time.Time) refusal {
+	now := time.Now()
+	wait := now.Sub(received)
+	a.m.queue.Update(wait.Seconds())
+	a.winSum.Add(int64(wait))
+	n := a.winN.Add(1)
+	t := int64(now.Sub(a.base))
+	if t-a.winStart.Load() >= int64(admissionWindow) && n >= admissionMinSamples && a.mu.TryLock() {
+		a.closeWindow(t)
+		a.mu.Unlock()
+	}
+	if !a.off && a.standing.Load() && wait > a.shedAfter {
+		return a.refuse(refusedQueue)
+	}
+	return admitted
+}
+
+// closeWindow ends the current window at t (ns since base) and moves the limit. Called
+// under mu.
+func (a *admission) closeWindow(t int64) {
+	if t-a.winStart.Load() < int64(admissionWindow) {
+		return // another task closed it first
+	}
+	a.winStart.Store(t)
+	sum, n := a.winSum.Swap(0), a.winN.Swap(0)
+	peak := a.winPeak.Swap(a.inFlight.Load())
+	if n <= 0 {
+		return
+	}
+	wait := sum / n
+	a.lastWait.Store(wait)
+	a.standing.Store(wait > a.target)
+	if a.off || a.fixed {
+		return
+	}
+	a.est = nextLimit(a.est, float64(wait), float64(a.target), float64(peak), float64(a.min), float64(a.max))
+	a.limit.Store(int64(a.est))
+}
+
+// nextLimit is one window's step of the adaptive limit: over the target wait, shrink by
+// the gradient target/wait (at most halved, smoothed); under it, grow by sqrt(limit) when
+// the window came near the limit (the limit, not the load, was what bound); else hold.
+func nextLimit(est, wait, target, peak, lo, hi float64) float64 {
+	switch {
+	case wait > target:
+		g := max(0.5, target/wait)
+		est = est*(1-admissionSmoothing) + est*g*admissionSmoothing
+	case peak >= 0.8*est:
+		est += max(1, math.Sqrt(est))
+	}
+	return min(max(est, lo), hi)
+}
+
+// AdmissionStats is the admission part of /v1/stats.
+type AdmissionStats struct {
+	Off      bool              `json:"off"`
+	Adaptive bool              `json:"adaptive"`
+	Limit    int64             `json:"limit"`
+	InFlight int64             `json:"in_flight"`
+	Active   int64             `json:"active_connections"`
+	Admitted uint64            `json:"admitted_total"`
+	Refused  map[string]uint64 `json:"refused_total"`
+	// QueueWaitMs is the average wait of the requests that started in the last window.
+	QueueWaitMs float64 `json:"queue_wait_ms"`
+	Standing    bool    `json:"queue_standing"`
+	Panics      uint64  `json:"request_panics_total"`
+}
+
+func (a *admission) stats() AdmissionStats {
+	s := AdmissionStats{Off: a.off, Adaptive: !a.off && !a.fixed, Limit: a.limit.Load(), InFlight: a.inFlight.Load(),
+		Active: a.active.Load(), Admitted: a.counts[admitted].Load(), Refused: map[string]uint64{},
+		QueueWaitMs: float64(a.lastWait.Load()) / 1e6, Standing: a.standing.Load(), Panics: a.m.panics.Get()}
+	for r := refusedLimit; r < nRefusals; r++ {
+		s.Refused[r.String()] = a.counts[r].Load()
+	}
+	return s
+}
+
+// submit runs serve as the request task of an admitted request. It is the one place a
+// request task begins and ends:
+//   - a request shed at its start (started) is answered with answer, unserved;
+//   - a panic in serve is recovered here, logged with its stack, counted, and answered
+//     500 internal (answer must cope with a request already answered);
+//   - at the end the admission slot and the drain's count are given back, and done runs.
+//
+// When the pool takes no task, the request is answered 503 on the caller's goroutine.
+func (g *Gateway) submit(req *codec.Request, serve func(), answer func(*codec.Response), done func()) {
+	g.begin()
+	finish := func() {
+		g.adm.done()
+		if done != nil {
+			done()
+		}
+		g.end()
+	}
+	err := g.reqPool.Submit(func() {
+		defer func() {
+			if p := recover(); p != nil {
+				g.m.adm.panics.Inc()
+				g.log.Error("request task panicked", "listener", req.Conn.Listener, "operation", req.Operation,
+					"target", req.Target, "panic", p, "stack", string(debug.Stack()))
+				answer(codec.ErrorResponse(http.StatusInternalServerError, codec.ErrInternal, "internal error"))
+			}
+			finish()
+		}()
+		if r := g.adm.started(req.Received); r != admitted {
+			answer(g.adm.answers[r])
+			return
+		}
+		serve()
+	})
+	if err != nil {
+		g.adm.refuse(refusedPool)
+		answer(g.adm.answers[refusedPool])
+		finish()
+	}
+}
+
+// pastDeadline answers a request that waited longer than timeout since it was decoded:
+// its caller has given up or is about to, so the backend is not called for it.
+func (g *Gateway) pastDeadline(req *codec.Request, timeout time.Duration) *codec.Response {
+	if timeout <= 0 || g.adm.off || time.Since(req.Received) <= timeout {
+		return nil
+	}
+	g.adm.refuse(refusedDeadline)
+	return overloaded(refusedDeadline) // fresh: the send phase of the filters may edit it
+}

@@ -1,0 +1,363 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/mmtp/client"
+	"github.com/mgw-project/mgw/filters"
+	"github.com/mgw-project/mgw/filters/builtin"
+	"github.com/mgw-project/mgw/gateway/config"
+)
+
+// boom is a filter that panics on the operation demo.boom (and on POST /boom for the
+// proxy path), and lets everything else through.
+type boom struct{}
+
+func (boom) Name() string { return "boom" }
+func (boom) Receive(_ context.Context, req *codec.Request, _ *filters.Exchange) *codec.Response {
+	if req.Operation == "demo.boom" || strings.HasPrefix(req.Target, "/boom") {
+		panic("boom: a filter bug")
+	}
+	return nil
+}
+func (boom) Send(context.Context, *codec.Request, *codec.Response, *filters.Exchange) {}
+
+// startGateway runs an in-process gateway on loopback (port 0) with the demo backend, an
+// MMTP and an HTTP listener, both with the boom filter, and the admission block given.
+func startGateway(t *testing.T, admission string, logs io.Writer) *Gateway {
+	t.Helper()
+	cfg, err := config.Parse([]byte(`
+admission: ` + admission + `
+demo: {enabled: true}
+listeners:
+  - {name: mobile, listen: "127.0.0.1:0", protocol: mmtp, filters: [boom]}
+  - {name: web, listen: "127.0.0.1:0", protocol: http1, filters: [boom]}
+clusters:
+  - {name: demo, hosts: ["@demo"], timeout: 5s}
+routes:
+  - {api: demo.*, split: {demo: 100}}
+  - {path: /, split: {demo: 100}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := builtin.NewRegistry()
+	if err := reg.Register("boom", func(*filters.Env) (filters.Filter, error) { return boom{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if logs == nil {
+		logs = io.Discard
+	}
+	g, err := New(cfg, Options{Filters: reg, AccessLog: io.Discard,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestRequestTaskPanic: a panic in a request task is answered 500 internal, logged with its
+// stack and counted; the connection goes on serving and the drain does not wait for it.
+func TestRequestTaskPanic(t *testing.T) {
+	logs := &syncBuf{}
+	g := startGateway(t, "{}", logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, err := client.Dial(ctx, g.Addr("mobile").String(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp, err := c.Call(ctx, "demo.boom", nil, []byte("x"))
+	if err != nil {
+		t.Fatalf("MMTP call that panics: %v (never answered)", err)
+	}
+	if resp.Status != 500 || resp.Header.Value("error") != codec.ErrInternal {
+		t.Fatalf("MMTP panic answered %d %q %q, want 500 internal", resp.Status, resp.Header.Value("error"), resp.Body)
+	}
+	if resp, err = c.Call(ctx, "demo.echo", nil, []byte("still here")); err != nil || resp.Status != 200 || string(resp.Body) != "still here" {
+		t.Fatalf("MMTP call after the panic: %v %+v", err, resp)
+	}
+
+	// HTTP: an API call and a proxied one that panic, then a call, on one connection.
+	hc, err := net.Dial("tcp", g.Addr("web").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Close()
+	hc.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(hc)
+	for _, tc := range []struct {
+		req    string
+		status int
+	}{
+		{"POST /api/demo.boom HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", 500},
+		{"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n", 500},
+		{"POST /api/demo.echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok", 200},
+	} {
+		if _, err := io.WriteString(hc, tc.req); err != nil {
+			t.Fatal(err)
+		}
+		r, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%q: %v (never answered)", tc.req, err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != tc.status {
+			t.Fatalf("%q answered %d %q, want %d", tc.req, r.StatusCode, body, tc.status)
+		}
+		if tc.status == 500 && r.Header.Get("Error") != codec.ErrInternal {
+			t.Errorf("%q: error header %q, want %q", tc.req, r.Header.Get("Error"), codec.ErrInternal)
+		}
+	}
+
+	if n := g.m.adm.panics.Get(); n != 3 {
+		t.Errorf("mgw_request_panics_total = %d, want 3", n)
+	}
+	if s := g.Stats(); s.InFlight != 0 || s.Admission.InFlight != 0 || s.Admission.Active != 0 || s.Admission.Panics != 3 {
+		t.Errorf("after the panics: in_flight %d, admission %+v; want nothing held", s.InFlight, s.Admission)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "request task panicked") ||
+		!strings.Contains(out, "boom: a filter bug") || !strings.Contains(out, "admission_test.go") {
+		t.Errorf("panic not logged at error level with its stack:\n%s", out)
+	}
+	// Nothing is left in flight: the drain ends as soon as the connections close, well
+	// before this deadline (before the fix it waited it out and failed).
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	if err := g.Drain(dctx); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+}
+
+// mmtpBurst sends n REQUESTs for op with body on one new connection at once and returns
+// their answers in the order they arrived.
+func mmtpBurst(t *testing.T, addr, op, body string, n int) []*codec.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var mu sync.Mutex
+	var out []*codec.Response
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := c.Call(ctx, op, nil, []byte(body))
+			if err != nil {
+				t.Errorf("%s: %v", op, err)
+				return
+			}
+			mu.Lock()
+			out = append(out, r)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func overloadReason(r *codec.Response) bool {
+	return r.Status == 503 && r.Header.Value("error") == codec.ErrUnavailable &&
+		strings.Contains(string(r.Body), "overloaded") && r.Header.Value("retry-after") == "1"
+}
+
+// TestAdmissionLimitRefusesAtOnce: over the gateway-wide limit a request is answered 503
+// unavailable, overloaded, at once: the refusals arrive before any admitted request (each
+// sleeps 300 ms at the backend) is answered.
+func TestAdmissionLimitRefusesAtOnce(t *testing.T) {
+	g := startGateway(t, "{limit: 4}", nil)
+	// Four connections, three requests each: the fair share never binds below the limit
+	// (a connection holding one is under limit/(active+1) until the gateway is full).
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var all [][]*codec.Response
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs := mmtpBurst(t, g.Addr("mobile").String(), "demo.sleep", "300", 3)
+			mu.Lock()
+			all = append(all, rs)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	ok, refused := 0, 0
+	for _, rs := range all {
+		seenOK := false
+		for _, r := range rs {
+			switch {
+			case r.Status == 200:
+				ok++
+				seenOK = true
+			case overloadReason(r):
+				refused++
+				if seenOK {
+					t.Errorf("a refusal came after an admitted request's answer on its connection")
+				}
+			default:
+				t.Errorf("answer %d %q %q", r.Status, r.Header.Value("error"), r.Body)
+			}
+		}
+	}
+	if ok != 4 || refused != 8 {
+		t.Errorf("ok %d refused %d, want 4 and 8 (limit 4 of 12)", ok, refused)
+	}
+	st := g.Stats().Admission
+	if st.Refused["limit"]+st.Refused["connection"] != 8 || st.Admitted != 4 || st.Limit != 4 || st.Adaptive {
+		t.Errorf("stats %+v", st)
+	}
+	// HTTP: the same refusal carries Retry-After.
+	g2 := startGateway(t, "{limit: 1}", nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r, err := http.Post("http://"+g2.Addr("web").String()+"/api/demo.sleep", "text/plain", strings.NewReader("500"))
+		if err == nil {
+			r.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for g2.adm.inFlight.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	r, err := http.Post("http://"+g2.Addr("web").String()+"/api/demo.echo", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 503 || r.Header.Get("Retry-After") != "1" || r.Header.Get("Error") != codec.ErrUnavailable ||
+		!strings.Contains(string(body), "overloaded") {
+		t.Errorf("HTTP over the limit: %d %v %q", r.StatusCode, r.Header, body)
+	}
+	<-done
+}
+
+// TestAdmissionFairShare: under pressure one connection cannot hold the whole limit; a
+// connection that comes later is still admitted.
+func TestAdmissionFairShare(t *testing.T) {
+	g := startGateway(t, "{limit: 8}", nil)
+	addr := g.Addr("mobile").String()
+	heavy := make(chan []*codec.Response)
+	go func() { heavy <- mmtpBurst(t, addr, "demo.sleep", "500", 8) }()
+	// The heavy connection holds its share (limit/(1+1) = 4) once past half the limit.
+	deadline := time.Now().Add(5 * time.Second)
+	for g.adm.counts[refusedConn].Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	light := mmtpBurst(t, addr, "demo.sleep", "10", 1)
+	if len(light) != 1 || light[0].Status != 200 {
+		t.Fatalf("the light connection was not served: %+v", light)
+	}
+	ok, refused := 0, 0
+	for _, r := range <-heavy {
+		if r.Status == 200 {
+			ok++
+		} else if overloadReason(r) && strings.Contains(string(r.Body), "share") {
+			refused++
+		}
+	}
+	if ok != 4 || refused != 4 {
+		t.Errorf("heavy connection: ok %d refused-for-share %d, want 4 and 4", ok, refused)
+	}
+}
+
+// TestAdmissionAdaptiveLimit steps the limit the way windows do: it shrinks while the
+// wait for a worker is over the target, grows while the limit binds and nothing waits,
+// holds when the load is under it, and stays within its floor and ceiling.
+func TestAdmissionAdaptiveLimit(t *testing.T) {
+	const target = float64(2 * time.Millisecond)
+	est := 200.0
+	for range 50 {
+		est = nextLimit(est, 4*target, target, est, 16, 1000)
+	}
+	if est != 16 {
+		t.Errorf("after 50 windows with waits of 4x the target: limit %v, want the floor 16", est)
+	}
+	prev := est
+	est = nextLimit(est, target/2, target, est, 16, 1000)
+	if est <= prev {
+		t.Errorf("binding, no wait: limit %v did not grow from %v", est, prev)
+	}
+	for range 200 {
+		est = nextLimit(est, target/2, target, est, 16, 1000)
+	}
+	if est != 1000 {
+		t.Errorf("binding for 200 windows: limit %v, want the ceiling 1000", est)
+	}
+	if got := nextLimit(300, target/2, target, 10, 16, 1000); got != 300 {
+		t.Errorf("load far under the limit: limit %v, want it held at 300", got)
+	}
+	// One noisy window moves it by at most a tenth.
+	if got := nextLimit(300, 100*target, target, 300, 16, 1000); got < 270 {
+		t.Errorf("one window of a huge wait: %v, want at least 270", got)
+	}
+}
+
+// TestAdmissionSheds: a request that waited past its route's timeout is answered 503
+// without calling the backend; while the queue stands, one that waited past shed_after is
+// shed when its task starts.
+func TestAdmissionSheds(t *testing.T) {
+	g := startGateway(t, "{}", nil)
+	req := &codec.Request{Operation: "demo.echo", Body: []byte("x"), Received: time.Now().Add(-6 * time.Second),
+		Conn: codec.ConnInfo{Listener: "mobile"}}
+	resp := g.handle(context.Background(), req)
+	if !overloadReason(resp) || !strings.Contains(string(resp.Body), "past its timeout") {
+		t.Fatalf("request older than its 5s timeout: %d %q", resp.Status, resp.Body)
+	}
+	if n := g.adm.counts[refusedDeadline].Load(); n != 1 {
+		t.Errorf("deadline refusals %d, want 1", n)
+	}
+	req.Received = time.Now()
+	if resp := g.handle(context.Background(), req); resp.Status != 200 {
+		t.Fatalf("fresh request: %d %q", resp.Status, resp.Body)
+	}
+
+	// A standing queue: shed_after applies at the task's start.
+	g.adm.standing.Store(true)
+	var got *codec.Response
+	served := false
+	done := make(chan struct{})
+	g.adm.admit(0)
+	g.submit(&codec.Request{Operation: "demo.echo", Received: time.Now().Add(-time.Second)},
+		func() { served = true }, func(r *codec.Response) { got = r }, func() { g.adm.connIdle(); close(done) })
+	<-done
+	if served || got == nil || !strings.Contains(string(got.Body), "waited too long") {
+		t.Fatalf("in a standing queue, a request that waited 1s: served %v, answer %+v", served, got)
+	}
+	if g.adm.inFlight.Load() != 0 {
+		t.Errorf("in flight %d after the shed, want 0", g.adm.inFlight.Load())
+	}
+}
