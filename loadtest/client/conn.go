@@ -109,17 +109,18 @@ func (cn *conn) answered(t time.Time, status int) {
 	if ok || !cn.cl.cfg.OKLatencyOnly {
 		cn.cl.rec.Record(lat)
 	}
-	if ok {
+	switch {
+	case ok:
 		cn.cl.ok.Add(1)
-		return
-	}
-	cn.cl.countErr(statusKind(status), 1)
-	if status == 503 {
+	case status == 503:
+		cn.cl.countErr(statusKind(status), 1)
 		for m := cn.cl.refusalMax.Load(); lat > m && !cn.cl.refusalMax.CompareAndSwap(m, lat); m = cn.cl.refusalMax.Load() {
 		}
 		if lat > int64(SlowRefusal) {
 			cn.cl.slowRefusals.Add(1)
 		}
+	default:
+		cn.cl.countErr(statusKind(status), 1)
 	}
 	if cn.cl.closedLoop.Load() && cn.live.Load() { // not after a GOAWAY
 		cn.cl.sent.Add(1)
