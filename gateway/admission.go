@@ -133,25 +133,23 @@ func overloaded(r refusal) *codec.Response {
 }
 
 // admit takes a slot for one request of a connection that holds `held` admitted requests
-// already. It returns admitted, or the refusal to answer at once.
-//   - Past half the limit a connection may hold at most its fair share, limit/(active
-//     connections): one with 64 streams cannot crowd out a thousand with one each, while
-//     balanced load (every connection at its share) is never refused for fairness, and a
-//     lone connection may use the whole limit.
-//   - Over the limit, a connection with nothing in flight still gets its first request in,
-//     up to limit/16 (at least 1) over: a newcomer is not locked out by connections that
-//     filled the limit before it came.
+// already. It returns admitted, or the refusal to answer at once. Under the limit every
+// request goes: with room to spare, an uneven spread over connections hurts nobody. At the
+// limit, a connection below its fair share, limit/(active connections), may still go, up
+// to limit/4 (at least 1) over, and one at or over its share is refused: a connection
+// with 64 streams cannot lock out a thousand with one each, and a newcomer finds room.
 func (a *admission) admit(held int) refusal {
 	n := a.inFlight.Add(1)
 	if !a.off {
-		lim := a.limit.Load()
-		if n > lim/2 && int64(held) > max(1, lim/max(1, a.active.Load())) {
-			a.inFlight.Add(-1)
-			return a.refuse(refusedConn)
-		}
-		if n > lim && (held > 0 || n > lim+max(1, lim/16)) {
-			a.inFlight.Add(-1)
-			return a.refuse(refusedLimit)
+		if lim := a.limit.Load(); n > lim {
+			if int64(held) >= max(1, lim/max(1, a.active.Load())) {
+				a.inFlight.Add(-1)
+				return a.refuse(refusedConn)
+			}
+			if n > lim+max(1, lim/4) {
+				a.inFlight.Add(-1)
+				return a.refuse(refusedLimit)
+			}
 		}
 	}
 	if held == 0 {
