@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,16 +36,20 @@ type h1Conn struct {
 type h1Pool struct {
 	addr        string
 	dialer      net.Dialer // Timeout: the connect timeout
-	sem         chan struct{}
+	maxConns    int
 	maxIdle     int
 	idleTimeout time.Duration
-	waiters     atomic.Int32     // calls waiting for a connection slot
 	stale       *metrics.Counter // idle connections found closed by the backend
 
 	mu     sync.Mutex
+	open   int       // connections counted against maxConns: in use, idle or dialing
 	idle   []*h1Conn // most recently used last
 	closed bool
 	sweep  *time.Timer
+	// waitq holds callers waiting for a connection at the cap, oldest first. A connection
+	// put back goes to the oldest as it is (no close, no dial, no TIME_WAIT); a slot freed
+	// by a close goes as nil, to dial with.
+	waitq []chan *h1Conn
 }
 
 const connReadBuffer = 16 << 10
@@ -55,7 +58,7 @@ func newH1Pool(addr string, connectTimeout time.Duration, maxConns, maxIdle int,
 	return &h1Pool{
 		addr:        addr,
 		dialer:      net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
-		sem:         make(chan struct{}, maxConns),
+		maxConns:    maxConns,
 		maxIdle:     maxIdle,
 		idleTimeout: idleTimeout,
 	}
@@ -64,14 +67,17 @@ func newH1Pool(addr string, connectTimeout time.Duration, maxConns, maxIdle int,
 // errPoolWait is the cause when the deadline passes while all connection slots are busy.
 var errPoolWait = errors.New("no connection slot free before the deadline (max_conns_per_host)")
 
-// get returns a connection with its deadline set: a live idle one, else a new one.
-// fresh reports a new connection; err from dialing or waiting means nothing was sent.
+// get returns a connection with its deadline set: a live idle one, else a new one, else
+// one handed over by a caller that is done with it. err from dialing or waiting means
+// nothing was sent.
 func (p *h1Pool) get(ctx context.Context, deadline time.Time) (c *h1Conn, err error) {
 	for {
-		c = p.popIdle()
+		p.mu.Lock()
+		c = p.popIdleLocked()
 		if c == nil {
 			break
 		}
+		p.mu.Unlock()
 		if c.nc.SetDeadline(deadline) == nil && c.alive() {
 			return c, nil
 		}
@@ -80,18 +86,32 @@ func (p *h1Pool) get(ctx context.Context, deadline time.Time) (c *h1Conn, err er
 		}
 		p.discard(c)
 	}
-	select {
-	case p.sem <- struct{}{}:
-	default:
-		if err := p.waitSlot(ctx, deadline); err != nil {
+	if p.open < p.maxConns {
+		p.open++
+		p.mu.Unlock()
+	} else {
+		ch := make(chan *h1Conn, 1)
+		p.waitq = append(p.waitq, ch)
+		p.mu.Unlock()
+		c, err = p.wait(ctx, deadline, ch)
+		if err != nil {
 			return nil, err
 		}
+		if c != nil {
+			// Handed over straight from a finished exchange: nothing to peek at.
+			if err := c.nc.SetDeadline(deadline); err != nil {
+				p.discard(c)
+				return nil, err
+			}
+			return c, nil
+		}
+		// nil: a slot to dial with.
 	}
 	d := p.dialer
 	d.Deadline = deadline
 	nc, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
-		<-p.sem
+		p.release()
 		return nil, err
 	}
 	c = &h1Conn{nc: nc, br: bufio.NewReaderSize(nc, connReadBuffer)}
@@ -106,24 +126,58 @@ func (p *h1Pool) get(ctx context.Context, deadline time.Time) (c *h1Conn, err er
 	return c, nil
 }
 
-func (p *h1Pool) waitSlot(ctx context.Context, deadline time.Time) error {
-	p.waiters.Add(1)
-	defer p.waiters.Add(-1)
+// wait waits in the queue for a connection or a slot. When it gives up, what was handed
+// to it meanwhile is passed on.
+func (p *h1Pool) wait(ctx context.Context, deadline time.Time, ch chan *h1Conn) (*h1Conn, error) {
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
+	var err error
 	select {
-	case p.sem <- struct{}{}:
-		return nil
+	case c := <-ch:
+		return c, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	case <-t.C:
-		return errPoolWait
+		err = errPoolWait
 	}
+	p.mu.Lock()
+	for i, w := range p.waitq {
+		if w == ch {
+			p.waitq = append(p.waitq[:i], p.waitq[i+1:]...)
+			p.mu.Unlock()
+			return nil, err
+		}
+	}
+	p.mu.Unlock()
+	// Already handed something: pass it on to the next in line.
+	if c := <-ch; c != nil {
+		p.put(c, true)
+	} else {
+		p.release()
+	}
+	return nil, err
 }
 
-func (p *h1Pool) popIdle() *h1Conn {
+// release frees one connection's slot: to the oldest waiter, to dial with, or to the cap.
+func (p *h1Pool) release() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.releaseLocked()
+	p.mu.Unlock()
+}
+
+func (p *h1Pool) releaseLocked() {
+	if len(p.waitq) > 0 {
+		ch := p.waitq[0]
+		p.waitq = p.waitq[1:]
+		ch <- nil // buffered: never blocks
+		return
+	}
+	p.open--
+}
+
+// popIdleLocked takes the most recently used idle connection, or nil. When that one has
+// been idle past the idle timeout, all have: they are closed.
+func (p *h1Pool) popIdleLocked() *h1Conn {
 	n := len(p.idle)
 	if n == 0 {
 		return nil
@@ -132,16 +186,14 @@ func (p *h1Pool) popIdle() *h1Conn {
 	p.idle[n-1] = nil
 	p.idle = p.idle[:n-1]
 	if time.Since(c.idleAt) >= p.idleTimeout {
-		// The most recent is stale, so all are: close them all (outside the lock would
-		// be nicer, but closing a socket does not block).
 		for i, o := range p.idle {
 			o.nc.Close()
-			<-p.sem
+			p.releaseLocked()
 			p.idle[i] = nil
 		}
 		p.idle = p.idle[:0]
 		c.nc.Close()
-		<-p.sem
+		p.releaseLocked()
 		return nil
 	}
 	return c
@@ -173,20 +225,27 @@ func (c *h1Conn) peekFD(fd uintptr) bool {
 }
 
 // put returns a connection after a complete exchange. reuse is false when the answer
-// said close or its framing made reuse unsafe.
+// said close or its framing made reuse unsafe. A caller waiting for a connection gets it
+// as it is.
 func (p *h1Pool) put(c *h1Conn, reuse bool) {
-	if !reuse || p.waiters.Load() > 0 {
-		// A waiter needs a slot, not this connection in the idle list.
+	if !reuse {
 		p.discard(c)
 		return
 	}
-	c.idleAt = time.Now()
 	p.mu.Lock()
+	if len(p.waitq) > 0 && !p.closed {
+		ch := p.waitq[0]
+		p.waitq = p.waitq[1:]
+		p.mu.Unlock()
+		ch <- c // buffered: never blocks
+		return
+	}
 	if p.closed || len(p.idle) >= p.maxIdle {
 		p.mu.Unlock()
 		p.discard(c)
 		return
 	}
+	c.idleAt = time.Now()
 	p.idle = append(p.idle, c)
 	if p.sweep == nil {
 		p.sweep = time.AfterFunc(p.idleTimeout, p.sweepIdle)
@@ -197,7 +256,7 @@ func (p *h1Pool) put(c *h1Conn, reuse bool) {
 // discard closes a connection and frees its slot.
 func (p *h1Pool) discard(c *h1Conn) {
 	c.nc.Close()
-	<-p.sem
+	p.release()
 }
 
 // sweepIdle closes connections idle for longer than the idle timeout, so a host that
@@ -210,7 +269,7 @@ func (p *h1Pool) sweepIdle() {
 	for _, c := range p.idle {
 		if now.Sub(c.idleAt) >= p.idleTimeout {
 			c.nc.Close()
-			<-p.sem
+			p.releaseLocked()
 			continue
 		}
 		keep = append(keep, c)
@@ -231,7 +290,7 @@ func (p *h1Pool) close() {
 	p.closed = true
 	for i, c := range p.idle {
 		c.nc.Close()
-		<-p.sem
+		p.releaseLocked()
 		p.idle[i] = nil
 	}
 	p.idle = p.idle[:0]

@@ -61,6 +61,32 @@ func TestPoolMaxConnsPerHost(t *testing.T) {
 	}
 }
 
+// At the per-host cap, a connection put back goes to a caller waiting for one: 32
+// callers making 20 calls each through 2 connections open exactly 2, and close none.
+func TestPoolHandsConnectionToWaiter(t *testing.T) {
+	addr, opened, closed, _ := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Millisecond)
+	}))
+	c := newCluster(t, config.Cluster{MaxConnsPerHost: 2}, nil, addr)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if _, err := c.Call(context.Background(), apiReq("a.b"), 10*time.Second); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if o, cl := opened.Load(), closed.Load(); o != 2 || cl != 0 {
+		t.Errorf("640 calls at max_conns_per_host 2: %d connections opened, %d closed; want 2 and 0", o, cl)
+	}
+}
+
 // Idle connections close after idle_conn_timeout without any further call.
 func TestPoolIdleTimeout(t *testing.T) {
 	addr, opened, closed, _ := countConns(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
