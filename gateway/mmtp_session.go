@@ -25,6 +25,7 @@ type mmtpSession struct {
 	paused    bool
 	last      uint32              // highest request stream id accepted
 	streams   map[uint32]struct{} // requests in flight; nil when none
+	backstop  *time.Timer         // after GOAWAY: closes if the answers never come
 }
 
 func newMMTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *mmtpSession {
@@ -81,8 +82,11 @@ func (s *mmtpSession) protocolError(err error) {
 	reason := mmtp.GoAwayReason(err)
 	s.l.g.m.protocolError(s.l.cfg.Name, reason)
 	s.l.g.log.Debug("mmtp protocol error", "listener", s.l.cfg.Name, "client", s.clientAddr(), "err", err)
-	s.goAway(reason)
-	s.c.CloseAfterFlush(netpoll.ReasonHandler)
+	// GOAWAY's last-stream-id promises an answer to every request accepted so far: the
+	// close waits for the last of them (finish), bounded by goAway's backstop.
+	if s.goAway(reason) {
+		s.c.CloseAfterFlush(netpoll.ReasonHandler)
+	}
 }
 
 func (s *mmtpSession) clientAddr() string { return s.connInfo().ClientAddr.String() }
@@ -195,6 +199,10 @@ func (s *mmtpSession) finish(stream uint32, resp *codec.Response) {
 		s.paused = false
 	}
 	done := s.goingAway && len(s.streams) == 0
+	if done && s.backstop != nil {
+		s.backstop.Stop()
+		s.backstop = nil
+	}
 	s.mu.Unlock()
 	if resume {
 		s.c.ResumeRead()
@@ -217,6 +225,15 @@ func (s *mmtpSession) goAway(reason string) (idle bool) {
 	if !s.paused {
 		s.paused = true
 		s.c.PauseRead()
+	}
+	if !idle {
+		// Each request is bounded by its route's timeout, so finish comes; this backstop
+		// only keeps a gateway bug (a request that never ends) from holding the
+		// connection open for good.
+		s.backstop = time.AfterFunc(s.l.g.requestBound(), func() {
+			s.l.g.log.Warn("mmtp: closing after GOAWAY with requests still unanswered", "listener", s.l.cfg.Name, "client", s.clientAddr())
+			s.c.CloseWithReason(netpoll.ReasonTimeout)
+		})
 	}
 	s.mu.Unlock()
 	s.write(func(b []byte) []byte { return mmtp.AppendGoAway(b, last, reason) })
@@ -258,4 +275,11 @@ func (s *mmtpSession) onTimeout(kind netpoll.TimeoutKind) {
 	}
 }
 
-func (s *mmtpSession) onClose(netpoll.CloseReason) {}
+func (s *mmtpSession) onClose(netpoll.CloseReason) {
+	s.mu.Lock()
+	if s.backstop != nil {
+		s.backstop.Stop()
+		s.backstop = nil
+	}
+	s.mu.Unlock()
+}

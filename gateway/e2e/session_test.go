@@ -12,8 +12,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mgw-project/mgw/codec/mmtp"
 )
 
 func sessionConfig(engine, demoAddr string) string {
@@ -131,4 +134,93 @@ func testTrickledHTTP(t *testing.T, addr, prefix string) {
 			return
 		}
 	}
+}
+
+// goAwayThenAnswer expects GOAWAY with reason and last-stream-id want, then the answer to
+// the request in flight on that stream, then the close: last-stream-id is a promise.
+func (r *doorConn) goAwayThenAnswer(reason string, want uint32, d time.Duration) (status int, body string) {
+	r.t.Helper()
+	f := r.frame(d)
+	if f.Type != mmtp.TypeGoAway {
+		r.t.Fatalf("got %s, want GOAWAY %s", f.Type, reason)
+	}
+	if got, _ := f.Get("reason"); string(got) != reason {
+		r.t.Fatalf("GOAWAY reason %q, want %q", got, reason)
+	}
+	if last, err := mmtp.LastStreamID(&f); err != nil || last != want {
+		r.t.Fatalf("GOAWAY last-stream-id %d (%v), want %d", last, err, want)
+	}
+	stream, st, _, body := r.response(d)
+	if stream != want {
+		r.t.Fatalf("answer on stream %d, want %d", stream, want)
+	}
+	r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.d.ReadFrame(r.c); !doorClosed(err) {
+		r.t.Fatalf("after the answer: %v, want the connection closed", err)
+	}
+	return st, body
+}
+
+// TestSessionGoAwayKeepsItsPromise: every GOAWAY names the highest stream the gateway will
+// still answer, and the gateway answers it before it closes: after a protocol error, on a
+// stalled frame, and on drain.
+func TestSessionGoAwayKeepsItsPromise(t *testing.T) {
+	t.Parallel()
+	_, demoAddr := backend(t, "demo")
+	cfg := fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp}
+  - {name: mframe, listen: 127.0.0.1:0, protocol: mmtp, frame_timeout: 1s}
+clusters:
+  - {name: demo, hosts: [%q], timeout: 10s}
+routes:
+  - {api: "demo.sleep", split: {demo: 100}, timeout: 3s}
+  - {api: "*", split: {demo: 100}}
+`, demoAddr)
+	g := serve(t, cfg)
+	t.Run("protocol error", func(t *testing.T) {
+		r := dialDoor(t, g.addrs["mobile"])
+		r.send(doorRequest(1, "demo.sleep", nil, "700"))
+		time.Sleep(100 * time.Millisecond) // accepted before the bad frame arrives
+		r.send([]byte("XX not mmtp at all......"))
+		if st, body := r.goAwayThenAnswer(mmtp.ReasonProtocolError, 1, 5*time.Second); st != 200 || !strings.Contains(body, "slept 700") {
+			t.Fatalf("stream 1: %d %q, want the sleep answered", st, body)
+		}
+	})
+	t.Run("stalled frame", func(t *testing.T) {
+		r := dialDoor(t, g.addrs["mframe"])
+		r.send(doorRequest(1, "demo.sleep", nil, "2500"))
+		half := doorRequest(3, "demo.echo", nil, "x")
+		r.send(half[:10])
+		if st, body := r.goAwayThenAnswer(mmtp.ReasonTimeout, 1, 8*time.Second); st != 200 || !strings.Contains(body, "slept 2500") {
+			t.Fatalf("stream 1: %d %q, want the sleep answered", st, body)
+		}
+	})
+	t.Run("stuck backend", func(t *testing.T) {
+		// The wait for an answer is bounded by the route's timeout: the backend sleeps
+		// past it and the promised answer is a 504, not a connection held open.
+		r := dialDoor(t, g.addrs["mobile"])
+		r.send(doorRequest(1, "demo.sleep", nil, "20000"))
+		time.Sleep(100 * time.Millisecond)
+		r.send([]byte("XX not mmtp at all......"))
+		if st, _ := r.goAwayThenAnswer(mmtp.ReasonProtocolError, 1, 10*time.Second); st != 504 {
+			t.Fatalf("stream 1: %d, want 504", st)
+		}
+	})
+	t.Run("drain", func(t *testing.T) {
+		r := dialDoor(t, g.addrs["mobile"])
+		r.send(doorRequest(1, "demo.sleep", nil, "700"))
+		time.Sleep(100 * time.Millisecond)
+		g.cmd.Process.Signal(syscall.SIGTERM)
+		if st, body := r.goAwayThenAnswer(mmtp.ReasonShutdown, 1, 5*time.Second); st != 200 || !strings.Contains(body, "slept 700") {
+			t.Fatalf("stream 1: %d %q, want the sleep answered", st, body)
+		}
+		if code := g.wait(10 * time.Second); code != 0 {
+			t.Fatalf("mgw exited %d after the drain", code)
+		}
+		if out := g.output(); !strings.Contains(out, `msg="drain finished" answered=1 left_unanswered=0`) {
+			t.Fatalf("no drain summary with 1 answered, 0 left in the log:\n%s", out)
+		}
+	})
 }
