@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
 )
 
@@ -223,4 +224,40 @@ routes:
 			t.Fatalf("no drain summary with 1 answered, 0 left in the log:\n%s", out)
 		}
 	})
+}
+
+// TestSessionHelloFollowsTheListenersFilters: configured apps alone do not make a HELLO
+// need a signature; auth in the listener's filter chain (or a route's) does.
+func TestSessionHelloFollowsTheListenersFilters(t *testing.T) {
+	t.Parallel()
+	_, demoAddr := backend(t, "demo")
+	g := serve(t, fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - {name: open, listen: 127.0.0.1:0, protocol: mmtp}
+  - {name: guarded, listen: 127.0.0.1:0, protocol: mmtp, filters: [auth]}
+apps:
+  - {id: inline, secret: %q}
+clusters:
+  - {name: demo, hosts: [%q], timeout: 5s}
+routes:
+  - {api: "*", split: {demo: 100}}
+`, inlineSecret, demoAddr))
+	hello := func(listener string, h codec.Header) (int, string) {
+		r := dialDoor(t, g.addrs[listener])
+		r.send(mmtp.AppendFrame(nil, mmtp.TypeHello, 0, 1, h, nil))
+		_, st, _, body := r.response(5 * time.Second)
+		return st, body
+	}
+	bare := codec.Header{{Key: "app-id", Value: "inline"}, {Key: "device-id", Value: "d1"}}
+	if st, body := hello("open", bare); st != 200 {
+		t.Fatalf("unsigned HELLO on a listener without auth: %d %q, want 200", st, body)
+	}
+	if st, _ := hello("guarded", bare); st != 401 {
+		t.Fatalf("unsigned HELLO on a listener with auth: %d, want 401", st)
+	}
+	h, _ := (&signed{app: "inline", dev: "d1", secret: inlineSecret}).fields()
+	if st, body := hello("guarded", h); st != 200 {
+		t.Fatalf("signed HELLO on a listener with auth: %d %q, want 200", st, body)
+	}
 }
