@@ -334,10 +334,12 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	owed := inFlight + int64(g.requests.Load()-begun)
 	g.log.Info("drain finished", "answered", owed-left, "left_unanswered", left,
 		"took", time.Since(start).Round(time.Millisecond), "deadline_hit", err != nil)
-	// Responses are written; give the sockets a moment to flush before closing them.
+	// Responses are written; give the sockets a moment to flush, and the sessions to
+	// close their connections themselves (an idle MMTP one lingers after its GOAWAY),
+	// before closing what is left.
 	if eng != nil {
 		deadline := time.Now().Add(time.Second)
-		for eng.Stats().QueuedBytes > 0 && time.Now().Before(deadline) {
+		for st := eng.Stats(); (st.QueuedBytes > 0 || st.Open > 0) && time.Now().Before(deadline) && ctx.Err() == nil; st = eng.Stats() {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

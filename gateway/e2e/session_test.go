@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -259,5 +260,54 @@ routes:
 	h, _ := (&signed{app: "inline", dev: "d1", secret: inlineSecret}).fields()
 	if st, body := hello("guarded", h); st != 200 {
 		t.Fatalf("signed HELLO on a listener with auth: %d %q, want 200", st, body)
+	}
+}
+
+// TestSessionDrainReadsWhatComesAfterGoAway: a client that goes on sending after the drain's
+// GOAWAY (its requests crossed it on the wire) still reads the GOAWAY, the answer it was
+// promised and an orderly close. Bytes the gateway left unread made its kernel reset the
+// connection, and the reset destroyed what the client had not read yet.
+func TestSessionDrainReadsWhatComesAfterGoAway(t *testing.T) {
+	t.Parallel()
+	_, demoAddr := backend(t, "demo")
+	g := serve(t, sessionConfig("epoll", demoAddr))
+	r := dialDoor(t, g.addrs["mobile"])
+	r.send(doorRequest(1, "demo.sleep", nil, "600"))
+	time.Sleep(100 * time.Millisecond)
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	// Requests the client sends before it reads the GOAWAY: refused, but must be read.
+	for id := uint32(3); id < 40; id += 2 {
+		r.send(doorRequest(id, "demo.echo", nil, "late"))
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The signal may land after a few of them were accepted: every stream up to
+	// last-stream-id must be answered, then the connection must end in an orderly close.
+	answered := map[uint32]int{}
+	var last uint32
+	away := false
+	r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		f, err := r.d.ReadFrame(r.c)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("after GOAWAY %v (last %d) and answers %v: %v, want an orderly close", away, last, answered, err)
+			}
+			break
+		}
+		switch f.Type {
+		case mmtp.TypeGoAway:
+			away = true
+			last, _ = mmtp.LastStreamID(&f)
+		case mmtp.TypeResponse:
+			answered[f.StreamID], _ = mmtp.ResponseStatus(&f)
+		}
+	}
+	if !away || answered[1] != 200 {
+		t.Fatalf("GOAWAY seen %v, answers %v: want GOAWAY and stream 1 answered", away, answered)
+	}
+	for id := uint32(1); id <= last; id += 2 {
+		if answered[id] != 200 {
+			t.Fatalf("stream %d is at or below last-stream-id %d but got %d (answers %v)", id, last, answered[id], answered)
+		}
 	}
 }
