@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
@@ -22,8 +23,13 @@ type dispatch struct {
 	joined    map[chainKey]*filters.Chain
 	// auth checks MMTP HELLOs; nil when no app is configured (a demo or trusted setup),
 	// where a HELLO binds its app and device unverified.
-	auth   *auth.Authenticator
-	cancel context.CancelFunc
+	auth *auth.Authenticator
+	// helloAuth names the listeners whose HELLOs auth checks: those with auth in their
+	// own filter chain, all of them when a route has it (its requests may come on any
+	// listener and sign with the HELLO's identity, and push trusts that identity). Apps
+	// being configured is not enough: a listener without auth is a trusted one.
+	helloAuth map[string]bool
+	cancel    context.CancelFunc
 }
 
 func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, error) {
@@ -50,7 +56,19 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 	reg := g.filters
 	env := filters.Env{Apps: cfg.Apps, Getenv: g.opts.Getenv, Logger: g.log,
 		AccessLogger: g.accessLg, Metrics: g.set}
-	if len(cfg.Apps) > 0 {
+	routeAuth, anyAuth := false, false
+	for i := range cfg.Routes {
+		routeAuth = routeAuth || slices.Contains(cfg.Routes[i].Filters, auth.Name)
+	}
+	d.helloAuth = make(map[string]bool, len(cfg.Listeners))
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		d.helloAuth[l.Name] = routeAuth || slices.Contains(l.Filters, auth.Name)
+		anyAuth = anyAuth || d.helloAuth[l.Name]
+	}
+	if len(cfg.Apps) > 0 || anyAuth {
+		// Also with no apps where auth is configured: then no HELLO passes, as no
+		// request does.
 		e := env
 		e.Path, e.Name, e.State = "apps", "hello", reg.State()
 		a, err := auth.New(&e)
@@ -169,7 +187,7 @@ func (d *dispatch) timeout(route time.Duration, cluster string) time.Duration {
 
 // hello checks an MMTP HELLO; nil means accepted.
 func (d *dispatch) hello(req *codec.Request) *codec.Response {
-	if d.auth == nil {
+	if d.auth == nil || !d.helloAuth[req.Conn.Listener] {
 		return nil
 	}
 	return d.auth.Hello(context.Background(), req)

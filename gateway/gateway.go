@@ -250,6 +250,19 @@ func (g *Gateway) end() {
 	}
 }
 
+// requestBound is how long a request accepted now may take at most: the longest cluster
+// or route timeout, once per cluster it may fall back to, plus a second.
+func (g *Gateway) requestBound() time.Duration {
+	d := g.dispatch.Load()
+	m := d.maxTimeout()
+	if tbl := g.router.Load(); tbl != nil {
+		for _, rt := range tbl.Routes() {
+			m = max(m, rt.Config().Timeout.D())
+		}
+	}
+	return time.Duration(max(len(d.clusters), 1))*m + time.Second
+}
+
 // Addr returns the bound address of the named listener, or nil.
 func (g *Gateway) Addr(name string) net.Addr {
 	g.mu.Lock()
@@ -358,7 +371,9 @@ func (g *Gateway) Drain(ctx context.Context) error {
 			return true
 		})
 	}
-	g.log.Info("draining", "in_flight", g.inFlight.Load())
+	start, begun := time.Now(), g.requests.Load()
+	inFlight := g.inFlight.Load()
+	g.log.Info("draining", "in_flight", inFlight)
 	var err error
 	for g.inFlight.Load() > 0 && err == nil {
 		select {
@@ -368,10 +383,18 @@ func (g *Gateway) Drain(ctx context.Context) error {
 			err = fmt.Errorf("drain: %d requests still in flight: %w", g.inFlight.Load(), ctx.Err())
 		}
 	}
-	// Responses are written; give the sockets a moment to flush before closing them.
+	// What the drain had to finish: the requests in flight when it began and those
+	// accepted since (behind GOAWAY's last-stream-id, or HTTP requests already read).
+	left := g.inFlight.Load()
+	owed := inFlight + int64(g.requests.Load()-begun)
+	g.log.Info("drain finished", "answered", owed-left, "left_unanswered", left,
+		"took", time.Since(start).Round(time.Millisecond), "deadline_hit", err != nil)
+	// Responses are written; give the sockets a moment to flush, and the sessions to
+	// close their connections themselves (an idle MMTP one lingers after its GOAWAY),
+	// before closing what is left.
 	if eng != nil {
 		deadline := time.Now().Add(time.Second)
-		for eng.Stats().QueuedBytes > 0 && time.Now().Before(deadline) {
+		for st := eng.Stats(); (st.QueuedBytes > 0 || st.Open > 0) && time.Now().Before(deadline) && ctx.Err() == nil; st = eng.Stats() {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

@@ -103,6 +103,16 @@ func (s *httpSession) onData(data []byte) (int, error) {
 		}
 		chunk, n, done, err := ex.body.Decode(data[off:])
 		off += n
+		if done && err == nil && !ex.api {
+			// The body's last bytes: the request counts as whole before they reach the
+			// pipe, since a backend that knows the length may answer as soon as it has
+			// them. Marked after, that answer found the body unfinished and closed the
+			// connection with pipelined requests behind it unanswered.
+			if !s.finishBody(ex, chunk) {
+				return len(data), nil
+			}
+			continue
+		}
 		if err != nil {
 			if ex.pw != nil {
 				ex.pw.CloseWithError(err)
@@ -133,35 +143,40 @@ func (s *httpSession) onData(data []byte) (int, error) {
 			}
 		}
 		if done {
-			// Once the body counts as done, a proxied request's answer may be written and
-			// ex recycled (next) at any moment: what is needed of it is read before.
-			api, pw := ex.api, ex.pw
-			if !api {
-				// Pause before the body counts as done: its ResumeRead must find the
-				// pause to undo.
-				s.c.PauseRead()
-			}
 			s.mu.Lock()
 			ex.bodyDone = true
-			answered := s.answered
 			s.mu.Unlock()
-			switch {
-			case api:
-				s.serve(ex)
-			case answered:
-				// The answer went out before the body; now it is all in, close.
-				s.c.CloseAfterFlush(netpoll.ReasonLocal)
-				return len(data), nil
-			default:
-				// If the body was dropped (the backend stopped reading), the answer's
-				// next finds it done and keeps the connection.
-				pw.Close()
-			}
+			s.serve(ex)
 		} else if n == 0 {
 			return off, nil
 		}
 	}
 	return off, nil
+}
+
+// finishBody ends a proxied request's streamed body with its last chunk. It returns false
+// when the connection is closing. Once the body counts as done, the request's answer may be
+// written and ex recycled (next) at any moment: what is needed of it is read before.
+func (s *httpSession) finishBody(ex *httpExchange, last []byte) bool {
+	pw, discard := ex.pw, ex.discard
+	// Pause before the body counts as done: its ResumeRead must find the pause to undo.
+	s.c.PauseRead()
+	s.mu.Lock()
+	ex.bodyDone = true
+	answered := s.answered
+	s.mu.Unlock()
+	if answered {
+		// The answer went out before the body; now it is all in, close.
+		s.c.CloseAfterFlush(netpoll.ReasonLocal)
+		return false
+	}
+	if len(last) > 0 && !discard {
+		// An error means the backend side stopped reading: its answer is on its way,
+		// and next finds the body done and keeps the connection.
+		_, _ = pw.Write(last)
+	}
+	pw.Close()
+	return true
 }
 
 // begin starts serving a request whose head is complete: an API request once its body is

@@ -25,6 +25,7 @@ type mmtpSession struct {
 	paused    bool
 	last      uint32              // highest request stream id accepted
 	streams   map[uint32]struct{} // requests in flight; nil when none
+	backstop  *time.Timer         // after GOAWAY: closes if the answers never come
 }
 
 func newMMTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *mmtpSession {
@@ -35,6 +36,16 @@ func (s *mmtpSession) onData(data []byte) (int, error) {
 	off, wait, err := s.readProxy(data)
 	if wait {
 		return off, err
+	}
+	s.mu.Lock()
+	away := s.goingAway
+	s.mu.Unlock()
+	if away {
+		// After GOAWAY nothing more is taken (last-stream-id told the client so), but
+		// what comes is still read: bytes left unread in the socket when it closes make
+		// the kernel reset the connection, and a reset can destroy the GOAWAY and the
+		// answers still on their way to the client.
+		return len(data), nil
 	}
 	for off < len(data) {
 		f, n, err := mmtp.Parse(data[off:], &s.l.mmtpLimits)
@@ -81,8 +92,11 @@ func (s *mmtpSession) protocolError(err error) {
 	reason := mmtp.GoAwayReason(err)
 	s.l.g.m.protocolError(s.l.cfg.Name, reason)
 	s.l.g.log.Debug("mmtp protocol error", "listener", s.l.cfg.Name, "client", s.clientAddr(), "err", err)
-	s.goAway(reason)
-	s.c.CloseAfterFlush(netpoll.ReasonHandler)
+	// GOAWAY's last-stream-id promises an answer to every request accepted so far: the
+	// close waits for the last of them (finish), bounded by goAway's backstop.
+	if s.goAway(reason) {
+		s.c.CloseAfterFlush(netpoll.ReasonHandler)
+	}
 }
 
 func (s *mmtpSession) clientAddr() string { return s.connInfo().ClientAddr.String() }
@@ -203,6 +217,10 @@ func (s *mmtpSession) finish(stream uint32, resp *codec.Response) {
 		s.paused = false
 	}
 	done := s.goingAway && len(s.streams) == 0
+	if done && s.backstop != nil {
+		s.backstop.Stop()
+		s.backstop = nil
+	}
 	s.mu.Unlock()
 	if resume {
 		s.c.ResumeRead()
@@ -212,8 +230,9 @@ func (s *mmtpSession) finish(stream uint32, resp *codec.Response) {
 	}
 }
 
-// goAway sends GOAWAY once, with the highest stream id accepted, and stops reading. The
-// requests in flight are still answered.
+// goAway sends GOAWAY once, with the highest stream id accepted; the requests in flight
+// are still answered. From then on what the client sends is read and dropped (onData), so
+// reading resumes if the in-flight cap had paused it.
 func (s *mmtpSession) goAway(reason string) (idle bool) {
 	s.mu.Lock()
 	if s.goingAway {
@@ -222,19 +241,37 @@ func (s *mmtpSession) goAway(reason string) (idle bool) {
 	}
 	s.goingAway = true
 	last, idle := s.last, len(s.streams) == 0
-	if !s.paused {
-		s.paused = true
-		s.c.PauseRead()
+	resume := s.paused
+	s.paused = false
+	if !idle {
+		// Each request is bounded by its route's timeout, so finish comes; this backstop
+		// only keeps a gateway bug (a request that never ends) from holding the
+		// connection open for good.
+		s.backstop = time.AfterFunc(s.l.g.requestBound(), func() {
+			s.l.g.log.Warn("mmtp: closing after GOAWAY with requests still unanswered", "listener", s.l.cfg.Name, "client", s.clientAddr())
+			s.c.CloseWithReason(netpoll.ReasonTimeout)
+		})
 	}
 	s.mu.Unlock()
 	s.write(func(b []byte) []byte { return mmtp.AppendGoAway(b, last, reason) })
+	if resume {
+		s.c.ResumeRead()
+	}
 	return idle
 }
 
-// drain is the SIGTERM path: GOAWAY, then close once the last request is answered.
+// drainLinger is how long an MMTP connection with nothing in flight stays open after the
+// drain's GOAWAY: long enough for the client to read it and stop sending. Closed at once,
+// a request already on its way would be left unread, and the reset that an unread byte
+// makes the kernel send can destroy the GOAWAY before the client reads it: the client
+// could then not tell that its request was refused.
+const drainLinger = 500 * time.Millisecond
+
+// drain is the SIGTERM path: GOAWAY, then close once the last request is answered (an
+// idle connection after drainLinger, reading and dropping what comes meanwhile).
 func (s *mmtpSession) drain() {
 	if s.goAway(mmtp.ReasonShutdown) {
-		s.c.CloseAfterFlush(netpoll.ReasonShutdown)
+		time.AfterFunc(drainLinger, func() { s.c.CloseAfterFlush(netpoll.ReasonShutdown) })
 	}
 }
 
@@ -266,4 +303,11 @@ func (s *mmtpSession) onTimeout(kind netpoll.TimeoutKind) {
 	}
 }
 
-func (s *mmtpSession) onClose(netpoll.CloseReason) {}
+func (s *mmtpSession) onClose(netpoll.CloseReason) {
+	s.mu.Lock()
+	if s.backstop != nil {
+		s.backstop.Stop()
+		s.backstop = nil
+	}
+	s.mu.Unlock()
+}

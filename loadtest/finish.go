@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mgw-project/mgw/loadtest/client"
 	"github.com/mgw-project/mgw/loadtest/project"
 	"github.com/mgw-project/mgw/loadtest/report"
 	"github.com/mgw-project/mgw/loadtest/worker"
@@ -37,6 +38,10 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 	row.Conns = mg.Snap.Open
 	row.Sent, row.OK, row.Errors, row.Hist = mg.Snap.Sent, mg.Snap.OK, mg.Snap.Errors, mg.Hist
 	row.Latency = report.Summarise(mg.Hist)
+	if mg.Snap.Retried > 0 || mg.Snap.Errors[client.ErrLost] > 0 {
+		row.Notes = append(row.Notes, fmt.Sprintf("GOAWAY: %d requests refused (above last-stream-id, never processed) and sent again; %d accepted and lost",
+			mg.Snap.Retried, mg.Snap.Errors[client.ErrLost]))
+	}
 	if len(mg.Metrics) > 0 {
 		row.Metrics = mg.Metrics
 	}

@@ -165,7 +165,10 @@ func (c *econn) ResumeRead() {
 	if c.pauses > 0 {
 		c.pauses--
 		if c.pauses == 0 {
-			if c.pendSince.Load() != 0 {
+			// While a worker owns the connection its OnData may not have returned yet, so
+			// the bytes it leaves are not stored as pending: owe a redelivery anyway, and
+			// let the owner drop it if nothing is left (redeliverNowLocked).
+			if c.busy || c.pendSince.Load() != 0 {
 				c.redeliver = true
 			}
 			if c.redeliverNowLocked() {
@@ -183,6 +186,11 @@ func (c *econn) ResumeRead() {
 // and nobody owns the connection; the caller then dispatches it.
 func (c *econn) redeliverNowLocked() bool {
 	if !c.redeliver || c.busy || c.closed || c.inTimeout || !c.registered || !c.readableLocked() {
+		return false
+	}
+	// Nobody owns the connection (busy is false under mu), so pend is stable here.
+	if c.pend == nil {
+		c.redeliver = false
 		return false
 	}
 	c.busy, c.revents, c.owed = true, c.owed, 0

@@ -24,7 +24,7 @@ const (
 	DefaultHTTPHeaderTimeout          = Duration(10 * time.Second)
 	DefaultHandshakeTimeout           = Duration(10 * time.Second)
 	DefaultClusterTimeout             = Duration(10 * time.Second)
-	DefaultConnectTimeout             = Duration(1 * time.Second)
+	DefaultConnectTimeout             = Duration(3500 * time.Millisecond) // outlasts two SYN retransmits (1 s, 3 s)
 	DefaultMaxConnsPerHost            = 1024
 	DefaultMaxIdlePerHost             = 256
 	DefaultIdleConnTimeout            = Duration(90 * time.Second)

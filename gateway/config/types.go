@@ -122,7 +122,7 @@ type Cluster struct {
 	Policy     string `yaml:"policy" json:"policy"` // round_robin (default) or least_requests
 
 	Timeout         Duration `yaml:"timeout" json:"timeout"`                       // whole request; default 10s
-	ConnectTimeout  Duration `yaml:"connect_timeout" json:"connect_timeout"`       // default 1s
+	ConnectTimeout  Duration `yaml:"connect_timeout" json:"connect_timeout"`       // default 3.5s
 	MaxConnsPerHost int      `yaml:"max_conns_per_host" json:"max_conns_per_host"` // default 1024
 	MaxIdlePerHost  int      `yaml:"max_idle_per_host" json:"max_idle_per_host"`   // default 256
 	IdleConnTimeout Duration `yaml:"idle_conn_timeout" json:"idle_conn_timeout"`   // default 90s

@@ -44,17 +44,16 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 		return nil, newError(Invalid, c.name, "", false, err)
 	}
 
-	h, e := c.acquire()
-	if e != nil {
-		return nil, e
-	}
-	start := time.Now()
 	if timeout <= 0 {
 		timeout = c.timeout
 	}
-	deadline := start.Add(timeout)
+	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
+	}
+	h, conn, start, e := c.connect(ctx, deadline)
+	if e != nil {
+		return nil, e
 	}
 	head = appendHostAndEnd(head, h.addr)
 	body := req.Body
@@ -63,10 +62,6 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 	}
 	*bp = head
 
-	conn, err := h.pool.get(ctx, deadline)
-	if err != nil {
-		return nil, c.failCall(ctx, h, start, deadline, false, err)
-	}
 	stop := func() bool { return true }
 	if ctx.Done() != nil {
 		// The caller may give up before the deadline: unblock the exchange at once.
@@ -88,6 +83,68 @@ func (c *Cluster) Call(ctx context.Context, req *codec.Request, timeout time.Dur
 	out := &codec.Response{Status: r.status, Header: r.header, Body: r.body, Gzip: r.gzip}
 	c.release(h, start, 0, r.status)
 	return out, nil
+}
+
+// Connect retries: a connect that failed sent nothing, so trying again is always safe.
+const (
+	maxConnectAttempts = 3
+	connectBackoff     = 25 * time.Millisecond // doubled per attempt on the same host
+)
+
+// connect picks a host and gets a connection to it, with the request counted in flight
+// from start. A connect failure is tried again before the caller sees it (and before the
+// route's fallback chain): on another host when the cluster has one available, else on
+// the same one after a short backoff, up to maxConnectAttempts and within the deadline.
+// Each failed attempt is released and counted against its host, so outlier detection
+// and the metrics still see it.
+func (c *Cluster) connect(ctx context.Context, deadline time.Time) (h *host, conn *h1Conn, start time.Time, e *Error) {
+	var failed *Error
+	for attempt := 1; ; attempt++ {
+		h, e = c.acquire()
+		if e != nil {
+			if failed != nil {
+				// The earlier connect failure says more than "no host left" (its host
+				// may just have been ejected for it).
+				return nil, nil, start, failed
+			}
+			return nil, nil, start, e
+		}
+		start = time.Now()
+		var err error
+		conn, err = h.pool.get(ctx, deadline)
+		if err == nil {
+			return h, conn, start, nil
+		}
+		failed = c.failCall(ctx, h, start, deadline, false, err)
+		if failed.Kind != ConnectFailed || attempt >= maxConnectAttempts {
+			return nil, nil, start, failed
+		}
+		c.m.connectRetries.Inc()
+		if c.otherHostAvailable(h) {
+			continue
+		}
+		wait := connectBackoff << (attempt - 1)
+		if time.Until(deadline) <= wait {
+			return nil, nil, start, failed
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, start, failed
+		}
+	}
+}
+
+// otherHostAvailable says whether a pick could land on a host other than h.
+func (c *Cluster) otherHostAvailable(h *host) bool {
+	for _, o := range c.hosts {
+		if o != h && o.available() {
+			return true
+		}
+	}
+	return false
 }
 
 // aLongTimeAgo is a deadline in the past: setting it makes blocked I/O return at once.

@@ -18,8 +18,11 @@ import (
 
 // Defaults for zero config fields (gateway/config/types.go documents the same values).
 const (
-	DefaultTimeout            = 10 * time.Second
-	DefaultConnectTimeout     = 1 * time.Second
+	DefaultTimeout = 10 * time.Second
+	// DefaultConnectTimeout outlasts two SYN retransmits (Linux sends them 1 s and 3 s
+	// after the first SYN): a backend whose accept queue is full drops SYNs, and a 1 s
+	// timeout gave up at the very moment the first retransmit could have got through.
+	DefaultConnectTimeout     = 3500 * time.Millisecond
 	DefaultMaxConnsPerHost    = 1024
 	DefaultMaxIdlePerHost     = 256
 	DefaultIdleConnTimeout    = 90 * time.Second

@@ -96,18 +96,17 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*http.Response,
 		body = nil
 	}
 
-	h, e := c.acquire()
-	if e != nil {
-		return nil, e
-	}
-	start := time.Now()
 	timeout := r.Timeout
 	if timeout <= 0 {
 		timeout = c.timeout
 	}
-	deadline := start.Add(timeout)
+	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
+	}
+	h, conn, start, e := c.connect(ctx, deadline)
+	if e != nil {
+		return nil, e
 	}
 	host := r.Host
 	if host == "" {
@@ -117,10 +116,6 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*http.Response,
 	head = append(head, inline...)
 	*bp = head
 
-	conn, err := h.pool.get(ctx, deadline)
-	if err != nil {
-		return nil, c.failCall(ctx, h, start, deadline, false, err)
-	}
 	stop := func() bool { return true }
 	if ctx.Done() != nil {
 		// Until the body is closed, the caller giving up unblocks the exchange at once.

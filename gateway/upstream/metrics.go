@@ -25,7 +25,9 @@ type clusterMetrics struct {
 	noHealthy   *metrics.Counter
 	overloaded  *metrics.Counter
 	idleRetries *metrics.Counter // pooled connections the backend had closed while idle, skipped before use
-	duration    *metrics.PrometheusHistogram
+	// connectRetries: connect failures tried again (nothing had been sent).
+	connectRetries *metrics.Counter
+	duration       *metrics.PrometheusHistogram
 }
 
 // hostMetrics are per-host series; a cluster has a handful of hosts, so this stays small.
@@ -38,11 +40,12 @@ type hostMetrics struct {
 func newClusterMetrics(s *metrics.Set, cluster string) clusterMetrics {
 	l := `{cluster=` + labelValue(cluster) + `}`
 	return clusterMetrics{
-		inFlight:    s.GetOrCreateGauge("mgw_upstream_in_flight"+l, nil),
-		noHealthy:   s.GetOrCreateCounter("mgw_upstream_no_healthy_host_total" + l),
-		overloaded:  s.GetOrCreateCounter("mgw_upstream_overloaded_total" + l),
-		idleRetries: s.GetOrCreateCounter("mgw_upstream_idle_close_retries_total" + l),
-		duration:    s.GetOrCreatePrometheusHistogram("mgw_upstream_request_duration_seconds" + l),
+		inFlight:       s.GetOrCreateGauge("mgw_upstream_in_flight"+l, nil),
+		noHealthy:      s.GetOrCreateCounter("mgw_upstream_no_healthy_host_total" + l),
+		overloaded:     s.GetOrCreateCounter("mgw_upstream_overloaded_total" + l),
+		idleRetries:    s.GetOrCreateCounter("mgw_upstream_idle_close_retries_total" + l),
+		connectRetries: s.GetOrCreateCounter("mgw_upstream_connect_retries_total" + l),
+		duration:       s.GetOrCreatePrometheusHistogram("mgw_upstream_request_duration_seconds" + l),
 	}
 }
 

@@ -50,11 +50,16 @@ type Config struct {
 
 // Error kinds counted by the client. Statuses count as "status_NNN".
 const (
-	ErrConnect    = "connect"
-	ErrTimeout    = "timeout"
-	ErrClosed     = "conn_closed"   // a connection closed under requests in flight, or by the peer
-	ErrProtocol   = "protocol"      // the target sent something that is not valid MMTP/HTTP
-	ErrGoAway     = "goaway"        // the gateway sent GOAWAY
+	ErrConnect  = "connect"
+	ErrTimeout  = "timeout"
+	ErrClosed   = "conn_closed" // a connection closed under requests in flight, or by the peer
+	ErrProtocol = "protocol"    // the target sent something that is not valid MMTP/HTTP
+	ErrGoAway   = "goaway"      // the gateway sent GOAWAY
+	// ErrLost: a request the gateway accepted (at or below its GOAWAY's last-stream-id)
+	// whose connection closed without its answer. A gateway keeping its promise loses none.
+	ErrLost = "lost"
+	// ErrRefused: a request refused by GOAWAY on maxResends connections in a row.
+	ErrRefused    = "refused"
 	ErrWrite      = "write"         // writing the request failed
 	ErrNoConn     = "no_connection" // the schedule fired while no connection was open
 	ErrHelloRefus = "hello_refused"
@@ -83,6 +88,9 @@ type Client struct {
 	// refusalMax is the slowest 503 answer (ns); slowRefusals counts those over 10 ms.
 	refusalMax   atomic.Int64
 	slowRefusals atomic.Uint64
+	// retried counts requests sent again because the gateway never took them: above a
+	// GOAWAY's last-stream-id, or never written.
+	retried atomic.Uint64
 
 	errMu sync.Mutex
 	errs  map[string]uint64
@@ -251,7 +259,30 @@ func (c *Client) Fire(intended time.Time) {
 		c.countErr(ErrNoConn, 1)
 		return
 	}
-	cn.send(intended)
+	cn.send(intended, 0)
+}
+
+// maxResends bounds how often one request is sent again after refusals, so a request
+// cannot bounce between connections that all go away.
+const maxResends = 3
+
+// resend sends again a request the gateway never took (refused by GOAWAY, or never
+// written), on another open connection; tries counts the sends so far.
+func (c *Client) resend(intended time.Time, tries int, from *conn) {
+	if tries >= maxResends {
+		c.countErr(ErrRefused, 1)
+		return
+	}
+	c.retried.Add(1)
+	cn := c.pick()
+	if cn == from {
+		cn = c.pick() // a connection failing a write may still count as open
+	}
+	if cn == nil || cn == from {
+		c.countErr(ErrNoConn, 1)
+		return
+	}
+	cn.send(intended, tries+1)
 }
 
 // PingAll sends one PING on every open MMTP connection; the PONG's latency (from this
@@ -344,11 +375,15 @@ type Snapshot struct {
 	Sent   uint64            `json:"sent"`
 	OK     uint64            `json:"ok"`
 	Errors map[string]uint64 `json:"errors"`
+	// Retried counts requests the gateway refused (GOAWAY) that were sent again on
+	// another connection; their outcome is counted once, in OK or Errors.
+	Retried uint64 `json:"retried,omitempty"`
 }
 
 // Snapshot returns the counters now.
 func (c *Client) Snapshot() Snapshot {
-	s := Snapshot{Open: int(c.open.Load()), Sent: c.sent.Load(), OK: c.ok.Load(), Errors: map[string]uint64{}}
+	s := Snapshot{Open: int(c.open.Load()), Sent: c.sent.Load(), OK: c.ok.Load(), Errors: map[string]uint64{},
+		Retried: c.retried.Load()}
 	c.errMu.Lock()
 	for k, v := range c.errs {
 		s.Errors[k] = v
@@ -414,6 +449,7 @@ func (c *Client) FinishPings() {
 func (c *Client) ResetCounters() {
 	c.sent.Store(0)
 	c.ok.Store(0)
+	c.retried.Store(0)
 	c.pings.Store(0)
 	c.errMu.Lock()
 	for k := range c.errs {

@@ -31,7 +31,7 @@ func (c *Client) StartClosed(streams int) int {
 	for s := 0; s < streams; s++ {
 		for _, cn := range live {
 			c.sent.Add(1)
-			cn.send(time.Now())
+			cn.send(time.Now(), 0)
 			n++
 		}
 	}

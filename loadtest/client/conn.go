@@ -30,7 +30,12 @@ type conn struct {
 	mu       sync.Mutex
 	next     uint32               // last stream id used (MMTP)
 	inflight map[uint32]time.Time // MMTP: stream -> intended send time
-	fifo     []time.Time          // HTTP: intended send times, answered in order
+	tries    map[uint32]int       // MMTP: stream -> earlier sends of that request; nil when none
+	// MMTP GOAWAY: after one, streams above last were refused (safe to send again), those
+	// at or below it are owed an answer.
+	away bool
+	last uint32
+	fifo []time.Time // HTTP: intended send times, answered in order
 
 	// HTTP response parsing state; touched only by OnData.
 	inBody bool
@@ -40,25 +45,43 @@ type conn struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
-// send writes one request intended at t.
-func (cn *conn) send(t time.Time) {
+// send writes one request intended at t; tries is how often it was sent before (a
+// request the gateway refused goes out again on another connection).
+func (cn *conn) send(t time.Time, tries int) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	cn.mu.Lock()
 	if cn.cl.cfg.Protocol == "mmtp" {
+		if cn.away {
+			// Picked as GOAWAY came: the gateway would not take it.
+			cn.mu.Unlock()
+			cn.cl.resend(t, tries, cn)
+			return
+		}
 		cn.next++
 		if cn.next <= helloStream {
 			cn.next = helloStream + 1
 		}
 		s := cn.next
 		cn.inflight[s] = t
+		if tries > 0 {
+			if cn.tries == nil {
+				cn.tries = map[uint32]int{}
+			}
+			cn.tries[s] = tries
+		}
 		*bp = cn.cl.reqs.build((*bp)[:0], cn, s)
 		cn.mu.Unlock()
 		if err := cn.nc.Write(*bp); err != nil {
 			cn.mu.Lock()
+			_, mine := cn.inflight[s] // else OnClose or a GOAWAY accounted for it
 			delete(cn.inflight, s)
+			delete(cn.tries, s)
 			cn.mu.Unlock()
-			cn.cl.countErr(writeErrKind(err), 1)
+			if mine {
+				// The reactor queued nothing: the gateway never saw it.
+				cn.cl.resend(t, tries, cn)
+			}
 		}
 		return
 	}
@@ -124,7 +147,7 @@ func (cn *conn) answered(t time.Time, status int) {
 	}
 	if cn.cl.closedLoop.Load() && cn.live.Load() { // not after a GOAWAY
 		cn.cl.sent.Add(1)
-		cn.send(time.Now())
+		cn.send(time.Now(), 0)
 	}
 }
 
@@ -136,6 +159,7 @@ func (cn *conn) sweep(cutoff time.Time) uint64 {
 	for s, t := range cn.inflight {
 		if t.Before(cutoff) {
 			delete(cn.inflight, s)
+			delete(cn.tries, s)
 			n++
 		}
 	}
@@ -168,7 +192,9 @@ func (cn *conn) OnData(c netpoll.Conn, data []byte) (int, error) {
 // OnTimeout is not armed for client connections (the engine's idle timeout is off).
 func (cn *conn) OnTimeout(c netpoll.Conn, _ netpoll.TimeoutKind) {}
 
-// OnClose counts the requests lost with the connection.
+// OnClose counts the requests lost with the connection. After a GOAWAY, those at or below
+// its last-stream-id were owed an answer (lost); any above it were refused and go out
+// again. Without one, whether the gateway took them is unknown (conn_closed).
 func (cn *conn) OnClose(c netpoll.Conn, r netpoll.CloseReason) {
 	cn.mu.Lock()
 	n := len(cn.inflight)
@@ -177,10 +203,31 @@ func (cn *conn) OnClose(c netpoll.Conn, r netpoll.CloseReason) {
 			n++
 		}
 	}
+	var lost uint64
+	type refusal struct {
+		t     time.Time
+		tries int
+	}
+	var refused []refusal
+	if cn.away {
+		for s, t := range cn.inflight {
+			if s > cn.last {
+				refused = append(refused, refusal{t, cn.tries[s]})
+			} else {
+				lost++
+			}
+		}
+		n = 0
+	}
 	clear(cn.inflight)
+	cn.tries = nil
 	cn.fifo = nil
 	cn.mu.Unlock()
+	cn.cl.countErr(ErrLost, lost)
 	cn.cl.dropped(cn, r, n)
+	for _, f := range refused {
+		cn.cl.resend(f.t, f.tries, cn)
+	}
 }
 
 // writeErrKind classifies a failed write: a connection that was closing when the schedule

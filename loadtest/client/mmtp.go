@@ -85,6 +85,7 @@ func (cn *conn) onMMTP(c netpoll.Conn, data []byte) (int, error) {
 			cn.mu.Lock()
 			t, ok := cn.inflight[f.StreamID]
 			delete(cn.inflight, f.StreamID)
+			delete(cn.tries, f.StreamID)
 			cn.mu.Unlock()
 			if ok { // else it timed out already and was counted then
 				cn.answered(t, st)
@@ -109,6 +110,34 @@ func (cn *conn) onMMTP(c netpoll.Conn, data []byte) (int, error) {
 			if cn.live.Swap(false) {
 				cn.cl.open.Add(-1)
 			}
+			cn.goAway(&f)
 		}
+	}
+}
+
+// goAway applies a GOAWAY's last-stream-id: the requests above it were refused, never
+// processed, and go out again on another connection; those at or below it stay in flight,
+// owed an answer. A later GOAWAY may only lower last-stream-id.
+func (cn *conn) goAway(f *mmtp.Frame) {
+	last, _ := mmtp.LastStreamID(f) // validated by CheckServerFrame
+	type refusal struct {
+		t     time.Time
+		tries int
+	}
+	var refused []refusal
+	cn.mu.Lock()
+	if !cn.away || last < cn.last {
+		cn.away, cn.last = true, last
+	}
+	for s, t := range cn.inflight {
+		if s > cn.last {
+			refused = append(refused, refusal{t, cn.tries[s]})
+			delete(cn.inflight, s)
+			delete(cn.tries, s)
+		}
+	}
+	cn.mu.Unlock()
+	for _, r := range refused {
+		cn.cl.resend(r.t, r.tries, cn)
 	}
 }

@@ -22,6 +22,7 @@ func Merge(msgs []Msg) Merged {
 		m.Snap.Open += w.Snap.Open
 		m.Snap.Sent += w.Snap.Sent
 		m.Snap.OK += w.Snap.OK
+		m.Snap.Retried += w.Snap.Retried
 		for k, v := range w.Snap.Errors {
 			m.Snap.Errors[k] += v
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -60,6 +61,12 @@ func (c *Client) call(ctx context.Context, typ mmtp.Type, op string, hdr codec.H
 		return mmtp.AppendFrame(b, typ, flags, id, h, body)
 	}); err != nil {
 		c.unregister(id)
+		c.mu.Lock()
+		away := c.away
+		c.mu.Unlock()
+		if away != nil && id > away.LastStreamID {
+			return nil, &GoAwayError{LastStreamID: away.LastStreamID, Reason: away.Reason}
+		}
 		return nil, err
 	}
 	select {
@@ -121,11 +128,13 @@ func (c *Client) requestHeader(typ mmtp.Type, op string, hdr codec.Header, body 
 func (c *Client) register(ch chan result) (uint32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.away != nil {
+		// Before broken: after GOAWAY the gateway closes, and a call refused now was
+		// still never sent (retryable), whatever ended the connection since.
+		return 0, &GoAwayError{LastStreamID: c.away.LastStreamID, Reason: c.away.Reason}
+	}
 	if c.broken != nil {
 		return 0, c.broken
-	}
-	if c.away != nil {
-		return 0, &GoAwayError{LastStreamID: c.away.LastStreamID, Reason: c.away.Reason}
 	}
 	for {
 		c.next++
@@ -215,16 +224,40 @@ func (c *Client) writeRaw(b []byte) error {
 }
 
 func (c *Client) writeLocked(b []byte) error {
+	c.mu.Lock()
+	broken := c.broken
+	c.mu.Unlock()
+	if broken != nil {
+		// A call that registered before the connection broke: it is not sent.
+		var ce *ConnError
+		if errors.As(broken, &ce) {
+			return &ConnError{Op: ce.Op, Err: ce.Err, Unsent: true}
+		}
+		return broken
+	}
 	if c.opts.Timeout > 0 {
 		_ = c.conn.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
 	}
 	if _, err := c.conn.Write(b); err != nil {
-		ce := &ConnError{Op: "write", Err: err}
-		c.fail(ce)
-		_ = c.conn.Close()
+		// This frame did not (wholly) leave, so the gateway never took it, and nothing
+		// more can be written after half a frame. The calls sent before may still be
+		// answered, though (a gateway that sent GOAWAY answers what it accepted, then
+		// closes): stop writing, and let the reader take those answers until the peer
+		// closes. Failing them now turned answered requests into lost ones.
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.broken
+		if c.broken == nil {
+			c.broken = &ConnError{Op: "write", Err: err}
+		}
+		c.mu.Unlock()
+		if cw, ok := c.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			if c.opts.Timeout > 0 {
+				_ = c.conn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+			}
+		} else {
+			c.fail(&ConnError{Op: "write", Err: err})
+			_ = c.conn.Close()
+		}
+		return &ConnError{Op: "write", Err: err, Unsent: true}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -436,5 +437,42 @@ func TestCloseWhileCalling(t *testing.T) {
 	}
 	if _, err := c.Ping(ctx5(t)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("ping after close: %v", err)
+	}
+}
+
+// TestWriteFailureKeepsAnswersComing: when a call's frame cannot be written, that call
+// fails retryably (never sent), but a call sent before it still gets its answer: the
+// gateway answers what it accepted before it closes.
+func TestWriteFailureKeepsAnswersComing(t *testing.T) {
+	release := make(chan struct{})
+	s := newTestServer(t, 0, func(sc *srvConn, f mmtp.Frame) {
+		if f.Type == mmtp.TypeRequest {
+			<-release // answered only after the client's next write failed
+			sc.respond(f.StreamID, 200, "first")
+		}
+	})
+	c := dial(t, s, Options{})
+	type out struct {
+		resp *codec.Response
+		err  error
+	}
+	first := make(chan out, 1)
+	go func() {
+		r, err := c.Call(ctx5(t), "op", nil, nil)
+		first <- out{r, err}
+	}()
+	sc := <-s.conns
+	<-sc.got
+	// The next write fails: the client's sending half is shut.
+	c.conn.(*net.TCPConn).CloseWrite()
+	_, err := c.Call(ctx5(t), "op", nil, nil)
+	var ce *ConnError
+	if !errors.As(err, &ce) || !ce.Retryable() {
+		t.Fatalf("call whose write failed: %v, want a retryable ConnError", err)
+	}
+	close(release)
+	o := <-first
+	if o.err != nil || string(o.resp.Body) != "first" {
+		t.Fatalf("call sent before the failed write: %+v %v, want its answer", o.resp, o.err)
 	}
 }

@@ -25,14 +25,27 @@ func (e *GoAwayError) Error() string {
 func (e *GoAwayError) Retryable() bool { return true }
 
 // ConnError fails calls in flight when the connection breaks (read error, protocol error
-// from the gateway, write failure). Whether the gateway processed such a call is unknown.
+// from the gateway, write failure). Whether the gateway processed such a call is unknown,
+// except for the call whose own frame could not be written (Unsent).
 type ConnError struct {
 	Op  string // "read", "write", "protocol"
 	Err error
+	// Unsent: this call's frame did not wholly reach the gateway, which therefore did not
+	// process it.
+	Unsent bool
 }
 
-func (e *ConnError) Error() string { return "mmtp client: connection " + e.Op + ": " + e.Err.Error() }
+func (e *ConnError) Error() string {
+	s := "mmtp client: connection " + e.Op + ": " + e.Err.Error()
+	if e.Unsent {
+		s += " (call not sent, retry on a new connection)"
+	}
+	return s
+}
 func (e *ConnError) Unwrap() error { return e.Err }
+
+// Retryable reports whether the gateway surely did not process the call (Unsent).
+func (e *ConnError) Retryable() bool { return e.Unsent }
 
 // HelloError is returned by Dial when the gateway answers HELLO with a status other than 200.
 type HelloError struct {

@@ -1,0 +1,101 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/gateway/config"
+)
+
+// backlogServer is a backend whose accept queue holds only backlog connections and whose
+// accept loop is slow, so under load the kernel drops SYNs and the client's connect waits
+// for a SYN retransmit. Every answer closes its connection: each request connects anew.
+func backlogServer(t *testing.T, backlog int, acceptEvery time.Duration) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "backlog-listener")
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				req.Body.Close()
+				c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"))
+			}()
+			time.Sleep(acceptEvery)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestConnectSurvivesFullAcceptQueue: a backend with a full accept queue drops SYNs, and
+// the client's kernel sends the SYN again after a second. With the defaults every call
+// still gets its 200: the connect timeout outlasts that retransmit, and a connect that
+// fails anyway (nothing sent) is tried again.
+func TestConnectSurvivesFullAcceptQueue(t *testing.T) {
+	addr := backlogServer(t, 5, time.Millisecond)
+	c := newCluster(t, config.Cluster{Timeout: dur(20 * time.Second)}, nil, addr)
+	const workers, total = 32, 2000
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= total {
+				resp, err := c.Call(context.Background(), &codec.Request{Operation: "x.y"}, 0)
+				if err != nil || resp.Status != 200 {
+					failed.Add(1)
+					if err != nil {
+						firstErr.CompareAndSwap(nil, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of %d calls failed; first: %v", n, total, firstErr.Load())
+	}
+}
