@@ -47,8 +47,8 @@ type httpExchange struct {
 	body     http1.BodyDecoder
 	headDone bool
 	api      bool
-	buf      []byte         // an API request's body so far
-	pw       *io.PipeWriter // a proxied request's body on its way to the backend
+	buf      []byte      // an API request's body so far
+	bs       *bodyStream // a proxied request's body on its way to the backend
 	bodyDone bool
 	// discard: the backend side stopped reading the body (it answered, or its call
 	// ended); the rest is read and dropped.
@@ -105,7 +105,7 @@ func (s *httpSession) onData(data []byte) (int, error) {
 		off += n
 		if done && err == nil && !ex.api {
 			// The body's last bytes: the request counts as whole before they reach the
-			// pipe, since a backend that knows the length may answer as soon as it has
+			// backend, since a backend that knows the length may answer as soon as it has
 			// them. Marked after, that answer found the body unfinished and closed the
 			// connection with pipelined requests behind it unanswered.
 			if !s.finishBody(ex, chunk) {
@@ -114,8 +114,8 @@ func (s *httpSession) onData(data []byte) (int, error) {
 			continue
 		}
 		if err != nil {
-			if ex.pw != nil {
-				ex.pw.CloseWithError(err)
+			if ex.bs != nil {
+				ex.bs.Finish(err)
 			}
 			if s.isAnswered() {
 				s.c.CloseWithReason(netpoll.ReasonHandler) // no 400 behind the answer
@@ -128,7 +128,7 @@ func (s *httpSession) onData(data []byte) (int, error) {
 			if ex.api {
 				ex.buf = append(ex.buf, chunk...)
 			} else if !ex.discard {
-				if _, err := ex.pw.Write(chunk); err != nil {
+				if _, err := ex.bs.Write(chunk); err != nil {
 					// The backend side stopped reading: an answer is on its way (an
 					// error here used to close the connection at once, losing it).
 					ex.discard = true
@@ -158,7 +158,7 @@ func (s *httpSession) onData(data []byte) (int, error) {
 // when the connection is closing. Once the body counts as done, the request's answer may be
 // written and ex recycled (next) at any moment: what is needed of it is read before.
 func (s *httpSession) finishBody(ex *httpExchange, last []byte) bool {
-	pw, discard := ex.pw, ex.discard
+	bs, discard := ex.bs, ex.discard
 	// Pause before the body counts as done: its ResumeRead must find the pause to undo.
 	s.c.PauseRead()
 	s.mu.Lock()
@@ -173,9 +173,9 @@ func (s *httpSession) finishBody(ex *httpExchange, last []byte) bool {
 	if len(last) > 0 && !discard {
 		// An error means the backend side stopped reading: its answer is on its way,
 		// and next finds the body done and keeps the connection.
-		_, _ = pw.Write(last)
+		_, _ = bs.Write(last)
 	}
-	pw.Close()
+	bs.Finish(nil)
 	return true
 }
 
@@ -211,8 +211,8 @@ func (s *httpSession) begin(ex *httpExchange) (bodyDone bool, err error) {
 	}
 	var body io.Reader
 	if !bodyDone {
-		pr, pw := io.Pipe()
-		ex.pw, body = pw, pr
+		bs := newBodyStream(s.c, bodyStreamHigh)
+		ex.bs, body = bs, bs
 	}
 	s.serve(ex)
 	s.proxy(ex, body)
@@ -259,11 +259,11 @@ func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
 	minor, keep, head := ex.head.Minor, ex.head.KeepAlive, ex.head.Method == http.MethodHead
 	g := s.l.g
 	// The exchange is over once answered: a body still streaming in has nobody left to
-	// read it, and the reactor's pipe write would block for good (the transport need not
-	// close a body it stopped sending). Failing it lets the reactor drop the rest.
+	// read it (the transport need not close a body it stopped sending). Abandoning it
+	// resumes reads it held and lets the reactor drop the rest.
 	endBody := func() {
-		if pr, ok := body.(*io.PipeReader); ok {
-			pr.CloseWithError(errAnswered)
+		if bs, ok := body.(*bodyStream); ok {
+			bs.Abandon(errAnswered)
 		}
 	}
 	streaming := false // set by the task before the backend's answer starts out
@@ -413,7 +413,7 @@ func (s *httpSession) next(keep bool) {
 	}
 	s.ex = nil
 	s.mu.Unlock()
-	ex.buf, ex.pw, ex.bodyDone, ex.api, ex.headDone, ex.discard, ex.dropped = nil, nil, false, false, false, false, 0
+	ex.buf, ex.bs, ex.bodyDone, ex.api, ex.headDone, ex.discard, ex.dropped = nil, nil, false, false, false, false, 0
 	exchangePool.Put(ex)
 	s.c.ResumeRead()
 }
@@ -484,16 +484,20 @@ func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 // the engine's timeout goroutine while a request task is in next, which recycles the
 // exchange: the exchange is read under mu.
 func (s *httpSession) onClose(netpoll.CloseReason) {
-	var pw *io.PipeWriter
+	var bs *bodyStream
 	s.mu.Lock()
 	if ex := s.ex; ex != nil && !ex.bodyDone {
-		pw = ex.pw
+		bs = ex.bs
 	}
 	s.mu.Unlock()
-	if pw != nil {
-		pw.CloseWithError(io.ErrUnexpectedEOF)
+	if bs != nil {
+		bs.Finish(io.ErrUnexpectedEOF)
 	}
 }
+
+// bodyStreamHigh is how many bytes of a proxied request body may wait for the backend
+// before the client's connection stops being read.
+const bodyStreamHigh = 256 << 10
 
 // streamQueueHigh is how many bytes of a streamed answer may wait in a connection's write
 // queue before the copy from the backend waits for the client.

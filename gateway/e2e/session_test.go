@@ -79,7 +79,7 @@ func TestSessionTrickledPipelining(t *testing.T) {
 				const n = 7 // over the cap of 2
 				var batch []byte
 				for i := 0; i < n; i++ {
-					batch = append(batch, doorRequest(uint32(i+1), "demo.sleep", nil, "20")...)
+					batch = append(batch, doorRequest(uint32(i+1), "demo.sleep", nil, fmt.Sprintf("20 s%d", i+1))...)
 				}
 				for _, tiny := range []bool{false, true} {
 					r := dialDoor(t, g.addrs["mobile"])
@@ -91,7 +91,7 @@ func TestSessionTrickledPipelining(t *testing.T) {
 					seen := map[uint32]bool{}
 					for k := 0; k < n; k++ {
 						stream, st, _, body := r.response(10 * time.Second)
-						if st != 200 || !strings.Contains(body, "slept 20") || seen[stream] {
+						if st != 200 || body != fmt.Sprintf("20 s%d", stream) || seen[stream] {
 							t.Fatalf("tiny=%v answer %d: stream %d status %d %q", tiny, k, stream, st, body)
 						}
 						seen[stream] = true
@@ -183,19 +183,19 @@ routes:
 	g := serve(t, cfg)
 	t.Run("protocol error", func(t *testing.T) {
 		r := dialDoor(t, g.addrs["mobile"])
-		r.send(doorRequest(1, "demo.sleep", nil, "700"))
+		r.send(doorRequest(1, "demo.sleep", nil, "700 first"))
 		time.Sleep(100 * time.Millisecond) // accepted before the bad frame arrives
 		r.send([]byte("XX not mmtp at all......"))
-		if st, body := r.goAwayThenAnswer(mmtp.ReasonProtocolError, 1, 5*time.Second); st != 200 || !strings.Contains(body, "slept 700") {
+		if st, body := r.goAwayThenAnswer(mmtp.ReasonProtocolError, 1, 5*time.Second); st != 200 || body != "700 first" {
 			t.Fatalf("stream 1: %d %q, want the sleep answered", st, body)
 		}
 	})
 	t.Run("stalled frame", func(t *testing.T) {
 		r := dialDoor(t, g.addrs["mframe"])
-		r.send(doorRequest(1, "demo.sleep", nil, "2500"))
+		r.send(doorRequest(1, "demo.sleep", nil, "2500 first"))
 		half := doorRequest(3, "demo.echo", nil, "x")
 		r.send(half[:10])
-		if st, body := r.goAwayThenAnswer(mmtp.ReasonTimeout, 1, 8*time.Second); st != 200 || !strings.Contains(body, "slept 2500") {
+		if st, body := r.goAwayThenAnswer(mmtp.ReasonTimeout, 1, 8*time.Second); st != 200 || body != "2500 first" {
 			t.Fatalf("stream 1: %d %q, want the sleep answered", st, body)
 		}
 	})
@@ -212,10 +212,10 @@ routes:
 	})
 	t.Run("drain", func(t *testing.T) {
 		r := dialDoor(t, g.addrs["mobile"])
-		r.send(doorRequest(1, "demo.sleep", nil, "700"))
+		r.send(doorRequest(1, "demo.sleep", nil, "700 first"))
 		time.Sleep(100 * time.Millisecond)
 		g.cmd.Process.Signal(syscall.SIGTERM)
-		if st, body := r.goAwayThenAnswer(mmtp.ReasonShutdown, 1, 5*time.Second); st != 200 || !strings.Contains(body, "slept 700") {
+		if st, body := r.goAwayThenAnswer(mmtp.ReasonShutdown, 1, 5*time.Second); st != 200 || body != "700 first" {
 			t.Fatalf("stream 1: %d %q, want the sleep answered", st, body)
 		}
 		if code := g.wait(10 * time.Second); code != 0 {
