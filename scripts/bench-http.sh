@@ -75,20 +75,7 @@ free_port() {
   done
 }
 
-# wait_line FILE REGEX: waits for a line in FILE matching REGEX; prints its first group.
-wait_line() {
-  local file=$1 re=$2 i
-  for i in $(seq 1 300); do
-    if [ -s "$file" ] && grep -Eq "$re" "$file"; then
-      sed -nE "s/^.*${re#^}.*\$/\1/p" "$file" | head -1
-      return
-    fi
-    sleep 0.1
-  done
-  echo "bench-http: no line matching '$re' in $file:" >&2
-  cat "$file" >&2
-  exit 1
-}
+. scripts/lib/bench.sh # the scripts run from the repository root (cd above)
 
 wait_port() {
   local i
@@ -238,25 +225,7 @@ fi
 # (d, e) mgw on each engine: the API path and the plain reverse-proxy path.
 for engine in epoll rwloop; do
   [[ "mgw-$engine-api mgw-$engine-proxy mgw-$engine-mmtp" =~ $ONLY ]] || continue
-  cat >"$work/mgw-$engine.yaml" <<EOF
-engine: $engine
-log: {level: warn}
-admin: {listen: 127.0.0.1:0}
-listeners:
-  - {name: web, listen: 127.0.0.1:0, protocol: http1}
-  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp}
-clusters:
-  - {name: backend, hosts: ["$backend"], timeout: 5s}
-routes:
-  - {api: "demo.*", split: {backend: 100}}
-  - {path: /p/, split: {backend: 100}}
-EOF
-  GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$work/mgw" serve -c "$work/mgw-$engine.yaml" >"$work/mgw-$engine.out" 2>&1 &
-  pids+=($!)
-  mgw_pid=$!
-  web=$(wait_line "$work/mgw-$engine.out" 'web +http1 (127\.0\.0\.1:[0-9]+)')
-  mobile=$(wait_line "$work/mgw-$engine.out" 'mobile +mmtp +(127\.0\.0\.1:[0-9]+)')
-  admin=$(wait_line "$work/mgw-$engine.out" 'admin +(127\.0\.0\.1:[0-9]+)')
+  start_mgw "$engine" "$backend"
   if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ]; then
     (sleep 3; curl -sS -o "$work/mgw-epoll-api.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
   fi

@@ -44,20 +44,7 @@ trap cleanup EXIT
 
 load0=$(uptime | sed 's/.*load average: //')
 
-# wait_line FILE REGEX: waits for a line in FILE matching REGEX; prints its first group.
-wait_line() {
-  local file=$1 re=$2 i
-  for i in $(seq 1 300); do
-    if [ -s "$file" ] && grep -Eq "$re" "$file"; then
-      sed -nE "s/^.*${re#^}.*\$/\1/p" "$file" | head -1
-      return
-    fi
-    sleep 0.1
-  done
-  echo "bench-latency: no line matching '$re' in $file:" >&2
-  cat "$file" >&2
-  exit 1
-}
+. scripts/lib/bench.sh # the scripts run from the repository root (cd above)
 
 echo "== building mgw" >&2
 if [ -n "$MGW_BIN" ]; then cp "$MGW_BIN" "$work/mgw"; else go build -o "$work/mgw" ./cmd/mgw; fi
@@ -90,23 +77,7 @@ measure() {
 measure direct-http http1 "$backend"
 
 for engine in $ENGINES; do
-  cat >"$work/mgw-$engine.yaml" <<EOF
-engine: $engine
-log: {level: warn}
-admin: {listen: 127.0.0.1:0}
-listeners:
-  - {name: web, listen: 127.0.0.1:0, protocol: http1}
-  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp}
-clusters:
-  - {name: backend, hosts: ["$backend"], timeout: 5s}
-routes:
-  - {api: "demo.*", split: {backend: 100}}
-EOF
-  GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$work/mgw" serve -c "$work/mgw-$engine.yaml" >"$work/mgw-$engine.out" 2>&1 &
-  pids+=($!)
-  mgw_pid=$!
-  web=$(wait_line "$work/mgw-$engine.out" 'web +http1 (127\.0\.0\.1:[0-9]+)')
-  mobile=$(wait_line "$work/mgw-$engine.out" 'mobile +mmtp +(127\.0\.0\.1:[0-9]+)')
+  start_mgw "$engine" "$backend"
   body=$(curl -sS -d 1024 "http://$web/api/demo.size" | wc -c)
   [ "$body" = 1024 ] || { echo "bench-latency: mgw answered $body bytes, not 1024" >&2; exit 1; }
   measure "mgw-$engine-http" http1 "$web"

@@ -288,14 +288,7 @@ func (c *Client) resend(intended time.Time, tries int, from *conn) {
 // PingAll sends one PING on every open MMTP connection; the PONG's latency (from this
 // call's time) is recorded like a response's. It is the heartbeat of idle connections.
 func (c *Client) PingAll(intended time.Time) int {
-	c.mu.Lock()
-	live := make([]*conn, 0, len(c.conns))
-	for _, cn := range c.conns {
-		if cn != nil && cn.live.Load() {
-			live = append(live, cn)
-		}
-	}
-	c.mu.Unlock()
+	live := c.liveConns()
 	for _, cn := range live {
 		c.sent.Add(1)
 		c.pings.Add(1)
@@ -458,4 +451,17 @@ func (c *Client) ResetCounters() {
 		}
 	}
 	c.errMu.Unlock()
+}
+
+// liveConns is a snapshot of the open connections.
+func (c *Client) liveConns() []*conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := make([]*conn, 0, len(c.conns))
+	for _, cn := range c.conns {
+		if cn != nil && cn.live.Load() {
+			live = append(live, cn)
+		}
+	}
+	return live
 }

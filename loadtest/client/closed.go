@@ -18,14 +18,7 @@ import "time"
 func (c *Client) StartClosed(streams int) int {
 	c.closedLoop.Store(true)
 	n := 0
-	c.mu.Lock()
-	live := make([]*conn, 0, len(c.conns))
-	for _, cn := range c.conns {
-		if cn != nil && cn.live.Load() {
-			live = append(live, cn)
-		}
-	}
-	c.mu.Unlock()
+	live := c.liveConns()
 	// Round by round rather than connection by connection, so every connection has work
 	// from the first moment.
 	for s := 0; s < streams; s++ {
