@@ -31,32 +31,7 @@ func TestResumeRedeliversPendingBytes(t *testing.T) {
 			}()
 			return n, nil // one frame per delivery, however many are there
 		}
-		e := newEngine(t, Config{Kind: kind})
-		addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := net.Dial("tcp", addr.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		var all []byte
-		const n = 50
-		for i := 0; i < n; i++ {
-			all = append(all, frame([]byte(fmt.Sprint("msg-", i)))...)
-		}
-		conn.Write(all) // one write: the frames arrive together
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for i := 0; i < n; i++ {
-			got, err := readFrame(conn)
-			if err != nil {
-				t.Fatalf("answer %d: %v", i, err)
-			}
-			if want := fmt.Sprint("msg-", i); string(got) != want {
-				t.Fatalf("answer %d = %q, want %q", i, got, want)
-			}
-		}
+		pipelinedEcho(t, kind, h, 50, 10*time.Second)
 	})
 }
 
@@ -85,31 +60,37 @@ func TestResumeBeforeOnDataReturns(t *testing.T) {
 			<-done
 			return n, nil
 		}
-		e := newEngine(t, Config{Kind: kind})
-		addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := net.Dial("tcp", addr.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		var all []byte
-		const n = 20
-		for i := 0; i < n; i++ {
-			all = append(all, frame([]byte(fmt.Sprint("msg-", i)))...)
-		}
-		conn.Write(all)
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		for i := 0; i < n; i++ {
-			got, err := readFrame(conn)
-			if err != nil {
-				t.Fatalf("answer %d: %v", i, err)
-			}
-			if want := fmt.Sprint("msg-", i); string(got) != want {
-				t.Fatalf("answer %d = %q, want %q", i, got, want)
-			}
-		}
+		pipelinedEcho(t, kind, h, 20, 5*time.Second)
 	})
+}
+
+// pipelinedEcho sends n frames in one write to a listener served by h and expects them
+// echoed in order within d.
+func pipelinedEcho(t *testing.T, kind string, h Handler, n int, d time.Duration) {
+	t.Helper()
+	e := newEngine(t, Config{Kind: kind})
+	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var all []byte
+	for i := 0; i < n; i++ {
+		all = append(all, frame([]byte(fmt.Sprint("msg-", i)))...)
+	}
+	conn.Write(all) // one write: the frames arrive together
+	conn.SetReadDeadline(time.Now().Add(d))
+	for i := 0; i < n; i++ {
+		got, err := readFrame(conn)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if want := fmt.Sprint("msg-", i); string(got) != want {
+			t.Fatalf("answer %d = %q, want %q", i, got, want)
+		}
+	}
 }
