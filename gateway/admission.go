@@ -56,7 +56,6 @@ const (
 	// smoothing: the share of a window's gradient applied, so one noisy window (a GC
 	// pause) moves the limit by at most a tenth.
 	admissionSmoothing = 0.2
-	initialLimit       = 1024
 )
 
 // admission is the gateway's overload control. admit and done run on every request; they
@@ -99,10 +98,11 @@ func newAdmission(c config.Admission, poolCap int, m *admissionMetrics) *admissi
 	case a.fixed:
 		a.est = float64(c.Limit)
 	default:
-		// Start high enough that a client's honest burst (hundreds of parallel calls to
-		// an idle gateway) is not refused before any window has measured a wait; a
-		// surge past the box's capacity shrinks it within a few windows.
-		a.est = float64(min(max(a.min, initialLimit), a.max))
+		// Start at the floor and grow while the limit binds and nothing waits (by
+		// sqrt(limit) a window). Starting high let a first surge take a thousand request
+		// tasks, whose goroutines outlived it; a burst at the floor still gets limit/4 more
+		// for connections below their share (admit).
+		a.est = float64(a.min)
 	}
 	a.limit.Store(int64(a.est))
 	for r := refusedLimit; r < nRefusals; r++ {

@@ -157,7 +157,7 @@ func (g *Gateway) Start() error {
 
 	workers := cfg.Runtime.Workers
 	g.reqPool, err = ants.NewPool(requestPoolSize(workers), ants.WithNonblocking(true),
-		ants.WithExpiryDuration(10*time.Second), ants.WithLogger(quietLogger{}))
+		ants.WithExpiryDuration(requestWorkerExpiry), ants.WithLogger(quietLogger{}))
 	if err != nil {
 		return fmt.Errorf("request pool: %w", err)
 	}
@@ -197,6 +197,10 @@ func (g *Gateway) Start() error {
 	}
 	return nil
 }
+
+// requestWorkerExpiry is how long an idle request worker lives: after a surge the pool
+// shrinks back within about two of these, so the goroutines of an overload do not stay.
+const requestWorkerExpiry = time.Second
 
 // requestPoolSize bounds the goroutines that run requests (filters and upstream calls).
 // They block on backends, so the bound is the number of requests in flight per instance,

@@ -26,6 +26,11 @@ type mmtpSession struct {
 	last      uint32              // highest request stream id accepted
 	streams   map[uint32]struct{} // requests in flight; nil when none
 	backstop  *time.Timer         // after GOAWAY: closes if the answers never come
+
+	// refusals gathers the 503s of one read event, sent in one write as onData returns:
+	// under overload a read brings many requests and refusing each with its own write
+	// was most of the cost of refusing. Only the reactor's worker touches it.
+	refusals *bytebufferpool.ByteBuffer
 }
 
 func newMMTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *mmtpSession {
@@ -33,6 +38,28 @@ func newMMTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *mmtpSessi
 }
 
 func (s *mmtpSession) onData(data []byte) (int, error) {
+	n, err := s.readFrames(data)
+	s.flushRefusals()
+	return n, err
+}
+
+// refuse answers a request the gateway did not take, in the read event's batch.
+func (s *mmtpSession) refuse(stream uint32, r *codec.Response) {
+	if s.refusals == nil {
+		s.refusals = bytebufferpool.Get()
+	}
+	s.refusals.B = mmtp.AppendResponse(s.refusals.B, stream, r)
+}
+
+func (s *mmtpSession) flushRefusals() {
+	if b := s.refusals; b != nil {
+		s.refusals = nil
+		s.c.Write(b.B)
+		bytebufferpool.Put(b)
+	}
+}
+
+func (s *mmtpSession) readFrames(data []byte) (int, error) {
 	off, wait, err := s.readProxy(data)
 	if wait {
 		return off, err
@@ -89,6 +116,7 @@ func (s *mmtpSession) answer(stream uint32, r *codec.Response) {
 }
 
 func (s *mmtpSession) protocolError(err error) {
+	s.flushRefusals() // answered before the GOAWAY that follows them
 	reason := mmtp.GoAwayReason(err)
 	s.l.g.m.protocolError(s.l.cfg.Name, reason)
 	s.l.g.log.Debug("mmtp protocol error", "listener", s.l.cfg.Name, "client", s.clientAddr(), "err", err)
@@ -146,7 +174,7 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame) bool {
 	// decode and a 503, no task.
 	if r := g.adm.admit(len(s.streams)); r != admitted {
 		s.mu.Unlock()
-		s.answer(f.StreamID, g.adm.answers[r])
+		s.refuse(f.StreamID, g.adm.answers[r])
 		return true
 	}
 	if s.streams == nil {
