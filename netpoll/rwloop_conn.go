@@ -176,8 +176,7 @@ func (c *rwConn) writeLoop() {
 			for _, b := range bufs {
 				total += len(b)
 			}
-			n, err := bufs.WriteTo(c.nc)
-			c.e.ctr.bytesOut.Add(uint64(n))
+			err := c.writeAll(bufs)
 			c.mu.Lock()
 			if !c.closed {
 				c.queued -= total
@@ -195,9 +194,33 @@ func (c *rwConn) writeLoop() {
 	}
 }
 
+// writeAll writes bufs to the socket. With a write stall timeout each write gets that
+// long as its deadline; one that ran out having written something is progress and goes
+// on with a new deadline, one that wrote nothing in the whole period is a stall.
+func (c *rwConn) writeAll(bufs net.Buffers) error {
+	stall := c.own.stall
+	for {
+		if stall > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(stall))
+		}
+		n, err := bufs.WriteTo(c.nc) // consumes what it wrote from bufs
+		c.e.ctr.bytesOut.Add(uint64(n))
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		if n == 0 {
+			return errWriteStall
+		}
+	}
+}
+
+var errWriteStall = errors.New("netpoll: write made no progress for the write stall timeout")
+
 // ioReason maps a net.Conn error to a close reason.
 func ioReason(err error, fallback CloseReason) CloseReason {
 	switch {
+	case errors.Is(err, errWriteStall):
+		return ReasonWriteStall
 	case errors.Is(err, io.EOF):
 		return ReasonPeerEOF
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
