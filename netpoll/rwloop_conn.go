@@ -194,21 +194,26 @@ func (c *rwConn) writeLoop() {
 	}
 }
 
-// writeAll writes bufs to the socket. With a write stall timeout each write gets that
-// long as its deadline; one that ran out having written something is progress and goes
-// on with a new deadline, one that wrote nothing in the whole period is a stall.
+// writeAll writes bufs to the socket. With a write stall timeout it writes in slices of a
+// quarter of it, each with its own deadline: a slice that wrote something is progress,
+// and once none did for the whole timeout the write is a stall. Counting from the end of
+// the last slice that wrote is never early and at most a slice late.
 func (c *rwConn) writeAll(bufs net.Buffers) error {
 	stall := c.own.stall
+	slice := max(stall/4, time.Millisecond)
+	last := time.Now()
 	for {
 		if stall > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(stall))
+			_ = c.nc.SetWriteDeadline(time.Now().Add(slice))
 		}
 		n, err := bufs.WriteTo(c.nc) // consumes what it wrote from bufs
 		c.e.ctr.bytesOut.Add(uint64(n))
 		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}
-		if n == 0 {
+		if n > 0 {
+			last = time.Now()
+		} else if time.Since(last) >= stall {
 			return errWriteStall
 		}
 	}
