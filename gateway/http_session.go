@@ -54,6 +54,9 @@ type httpExchange struct {
 	// ended); the rest is read and dropped.
 	discard bool
 	dropped int64
+	// bodyBy is when the body must be all in (the listener's body_timeout after the end
+	// of the head); zero without a body or a timeout.
+	bodyBy time.Time
 }
 
 var exchangePool = sync.Pool{New: func() any { return &httpExchange{head: http1.RequestHead{ContentLength: -1}} }}
@@ -101,6 +104,10 @@ func (s *httpSession) onData(data []byte) (int, error) {
 				continue // ex may already be answered and recycled: not read again
 			}
 		}
+		if !ex.bodyBy.IsZero() && !time.Now().Before(ex.bodyBy) {
+			s.bodyLate(ex)
+			return len(data), nil
+		}
 		chunk, n, done, err := ex.body.Decode(data[off:])
 		off += n
 		if done && err == nil && !ex.api {
@@ -146,8 +153,10 @@ func (s *httpSession) onData(data []byte) (int, error) {
 			s.mu.Lock()
 			ex.bodyDone = true
 			s.mu.Unlock()
+			s.bodyIn(ex)
 			s.serve(ex)
 		} else if n == 0 {
+			s.aimBodyClock(ex)
 			return off, nil
 		}
 	}
@@ -159,6 +168,7 @@ func (s *httpSession) onData(data []byte) (int, error) {
 // written and ex recycled (next) at any moment: what is needed of it is read before.
 func (s *httpSession) finishBody(ex *httpExchange, last []byte) bool {
 	bs, discard := ex.bs, ex.discard
+	s.bodyIn(ex)
 	// Pause before the body counts as done: its ResumeRead must find the pause to undo.
 	s.c.PauseRead()
 	s.mu.Lock()
@@ -196,6 +206,10 @@ func (s *httpSession) begin(ex *httpExchange) (bodyDone bool, err error) {
 	}
 	if h.HasBody() {
 		ex.body.Reset(h, lim)
+		if d := s.l.cfg.BodyTimeout.D(); d > 0 {
+			ex.bodyBy = time.Now().Add(d)
+			s.aimBodyClock(ex)
+		}
 		if h.ExpectContinue {
 			s.c.Write(http1.Append100Continue(nil))
 		}
@@ -414,6 +428,7 @@ func (s *httpSession) next(keep bool) {
 	s.ex = nil
 	s.mu.Unlock()
 	ex.buf, ex.bs, ex.bodyDone, ex.api, ex.headDone, ex.discard, ex.dropped = nil, nil, false, false, false, false, 0
+	ex.bodyBy = time.Time{}
 	exchangePool.Put(ex)
 	s.c.ResumeRead()
 }
@@ -426,7 +441,10 @@ func (s *httpSession) isAnswered() bool {
 
 // reject answers a request the codec refused and closes the connection: after a framing
 // error the next request's first byte is unknowable.
-func (s *httpSession) reject(err error) {
+func (s *httpSession) reject(err error) { s.rejectWith(err, netpoll.ReasonHandler) }
+
+// rejectWith is reject closing with the given reason.
+func (s *httpSession) rejectWith(err error, why netpoll.CloseReason) {
 	status, reason := http.StatusBadRequest, err.Error()
 	if he := http1.AsError(err); he != nil {
 		status, reason = he.Status, he.Reason
@@ -441,7 +459,7 @@ func (s *httpSession) reject(err error) {
 	b.B = http1.AppendResponse(b.B[:0], 1, codec.ErrorResponse(status, code, reason), false)
 	s.c.Write(b.B)
 	bytebufferpool.Put(b)
-	s.c.CloseAfterFlush(netpoll.ReasonHandler)
+	s.c.CloseAfterFlush(why)
 }
 
 func (s *httpSession) drain() {
@@ -458,7 +476,20 @@ func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 	s.mu.Lock()
 	busy, answered := s.serving, s.answered
 	inBody := s.ex != nil && s.ex.headDone
+	// The exchange is recycled only once its body is done, and bodyDone is set under mu.
+	var reading *httpExchange
+	if ex := s.ex; inBody && !ex.bodyDone && !ex.bodyBy.IsZero() {
+		reading = ex
+	}
 	s.mu.Unlock()
+	if reading != nil {
+		// The idle timeout is aimed at the body deadline while a body is read.
+		if !time.Now().Before(reading.bodyBy) {
+			s.bodyLate(reading)
+			return
+		}
+		s.aimBodyClock(reading)
+	}
 	if answered {
 		s.c.CloseWithReason(netpoll.ReasonTimeout) // the answer is out; no 408 behind it
 		return
@@ -477,6 +508,44 @@ func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 		s.reject(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request not completed in time"})
 		return
 	}
+	s.c.CloseWithReason(netpoll.ReasonTimeout)
+}
+
+// aimBodyClock points the idle timeout at the body deadline, when that comes first, so a
+// body that trickles or stops is ended at its deadline by the engine's timeout sweep:
+// no timer per request. Called on each arrival of body bytes (the engine counts idle
+// time from the last bytes read).
+func (s *httpSession) aimBodyClock(ex *httpExchange) {
+	if ex.bodyBy.IsZero() {
+		return
+	}
+	left := max(time.Until(ex.bodyBy), time.Millisecond)
+	if idle := s.l.idleTimeout(); idle > 0 && idle < left {
+		left = idle
+	}
+	s.c.SetIdleTimeout(left)
+}
+
+// bodyIn gives the connection its idle timeout back once a body timed by aimBodyClock is in.
+func (s *httpSession) bodyIn(ex *httpExchange) {
+	if !ex.bodyBy.IsZero() {
+		s.c.SetIdleTimeout(s.l.idleTimeout())
+	}
+}
+
+// bodyLate ends a request whose body missed its deadline. An API request is not served
+// before its body is in, so it gets a 408. A proxied request is already at the backend
+// and its answer may be on its way: the connection is closed, which also fails the body
+// stream and so the backend call (onClose).
+func (s *httpSession) bodyLate(ex *httpExchange) {
+	s.l.g.log.Debug("request body not in by body_timeout", "listener", s.l.cfg.Name,
+		"body_timeout", s.l.cfg.BodyTimeout.D().String(), "api", ex.api)
+	if ex.api {
+		s.rejectWith(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request body not completed within body_timeout"},
+			netpoll.ReasonTimeout)
+		return
+	}
+	s.l.g.m.protocolError(s.l.cfg.Name, "http_body_timeout")
 	s.c.CloseWithReason(netpoll.ReasonTimeout)
 }
 

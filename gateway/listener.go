@@ -41,6 +41,7 @@ func (g *Gateway) listen(lc *config.Listener) (*listener, error) {
 	addr, err := g.engine.Listen(lc.Name, lc.Listen, l, netpoll.ListenerOptions{
 		ReusePort: lc.ReusePort, MaxConns: lc.MaxConns,
 		IdleTimeout: lc.HandshakeTimeout.D(), PartialTimeout: lc.FrameTimeout.D(),
+		WriteStallTimeout: lc.WriteStallTimeout.D(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listeners %q: listen %s: %w", lc.Name, lc.Listen, err)

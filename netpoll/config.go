@@ -15,6 +15,7 @@ const (
 	DefaultMaxConns       = 1 << 20
 	DefaultTimerTick      = time.Second
 	DefaultKeepAlive      = 60 * time.Second
+	DefaultWriteStall     = 30 * time.Second
 )
 
 // withDefaults returns cfg with zero fields set to their defaults, or an error naming the
@@ -47,6 +48,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.TimerTick == 0 {
 		cfg.TimerTick = DefaultTimerTick
+	}
+	if cfg.WriteStallTimeout == 0 {
+		cfg.WriteStallTimeout = DefaultWriteStall
+	} else if cfg.WriteStallTimeout < 0 {
+		cfg.WriteStallTimeout = 0 // resolveTimeout reads 0 as off
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = DefaultKeepAlive

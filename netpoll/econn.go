@@ -17,15 +17,19 @@ type owner struct {
 	l       *elistener // nil for dialed connections
 	idle    time.Duration
 	partial time.Duration
-	// partialTicks is partial in the epoll engine's coarse ticks.
+	stall   time.Duration // write stall timeout; 0 disables
+	// partialTicks and stallTicks are partial and stall in the epoll engine's coarse ticks.
 	partialTicks uint32
+	stallTicks   uint32
 }
 
 // newOwner resolves a listener's timeout overrides against the engine's defaults.
-func newOwner(name string, h Handler, cfg *Config, idle, partial time.Duration) *owner {
+func newOwner(name string, h Handler, cfg *Config, idle, partial, stall time.Duration) *owner {
 	o := &owner{name: name, h: h, idle: resolveTimeout(idle, cfg.IdleTimeout),
-		partial: resolveTimeout(partial, cfg.PartialTimeout)}
+		partial: resolveTimeout(partial, cfg.PartialTimeout),
+		stall:   resolveTimeout(stall, cfg.WriteStallTimeout)}
 	o.partialTicks = ticksFor(o.partial, cfg.TimerTick)
+	o.stallTicks = ticksFor(o.stall, cfg.TimerTick)
 	return o
 }
 
@@ -82,6 +86,9 @@ type econn struct {
 	lport      uint16
 	rport      uint16
 	idleTicks  atomic.Uint32 // idle timeout in ticks; 0 disables
+	// flushedAt is the coarse-clock tick the write queue last made progress: set when it
+	// becomes non-empty and whenever a flush writes bytes, 0 while it is empty.
+	flushedAt atomic.Uint32
 
 	pend *bytebufferpool.ByteBuffer // unconsumed bytes of an incomplete frame; owner only
 	wq   *writeQueue                // nil unless writes are queued

@@ -55,6 +55,7 @@ func (c *econn) closeLocked(r CloseReason) bool {
 		e.ctr.queuedBytes.Add(-int64(c.wq.n))
 		c.wq.signalLocked(true)
 		c.wq = nil
+		c.flushedAt.Store(0)
 	}
 	if c.busy {
 		_ = unix.Shutdown(int(c.fd), unix.SHUT_RDWR)

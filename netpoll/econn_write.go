@@ -66,6 +66,7 @@ func (c *econn) writeBufs(bufs [][]byte) error {
 	if c.wq == nil {
 		c.wq = &writeQueue{}
 		c.owed &^= epollOut // that room is taken; the full socket makes a new edge
+		c.flushedAt.Store(e.tick.Load())
 	}
 	for _, b := range bufs {
 		if skip >= len(b) {
@@ -139,6 +140,9 @@ func (c *econn) flushLocked() {
 		}
 		e.ctr.bytesOut.Add(uint64(n))
 		e.ctr.queuedBytes.Add(-int64(n))
+		if n > 0 {
+			c.flushedAt.Store(e.tick.Load())
+		}
 		q.n -= n
 		q.signalLocked(false)
 		for n > 0 {
@@ -153,6 +157,7 @@ func (c *econn) flushLocked() {
 		}
 		if q.n == 0 {
 			c.wq = nil // drained: an idle connection holds no buffer
+			c.flushedAt.Store(0)
 		}
 	}
 }

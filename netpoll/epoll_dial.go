@@ -47,7 +47,7 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 		}
 	}
 	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), p: e.pickPoller(),
-		own: newOwner("", h, &e.cfg, 0, 0)}
+		own: newOwner("", h, &e.cfg, 0, 0, 0)}
 	c.busy = true
 	err = unix.Connect(fd, rsa)
 	for err == unix.EINTR {

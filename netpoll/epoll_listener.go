@@ -41,7 +41,7 @@ func (e *epollEngine) Listen(name, addr string, h Handler, opts ListenerOptions)
 		eng: e, fd: fd, p: e.pickPoller(), addr: bound, max: opts.MaxConns,
 		wakeCh: make(chan struct{}, 1), stopCh: make(chan struct{}), exited: make(chan struct{}),
 	}
-	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout)
+	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout, opts.WriteStallTimeout)
 	l.own.l = l
 	e.lmu.Lock()
 	e.listeners[fd] = l

@@ -3,9 +3,9 @@ package netpoll
 import "time"
 
 // sweeper advances the coarse clock and, each tick, walks the fd table for connections
-// whose idle or partial-frame deadline passed. One goroutine and one ticker for the whole
-// engine instead of a timer per connection; the walk touches two atomics per connection,
-// about a millisecond per 100k.
+// whose idle or partial-frame deadline passed, or whose write queue stalled. One goroutine
+// and one ticker for the whole engine instead of a timer per connection; the walk touches
+// three atomics per connection, about a millisecond per 100k.
 func (e *epollEngine) sweeper() {
 	defer close(e.sweepDone)
 	t := time.NewTicker(e.cfg.TimerTick)
@@ -47,6 +47,11 @@ func (e *epollEngine) sweep(now uint32) {
 				c.fireTimeout(TimeoutPartial, now)
 			}
 		}
+		if stall := c.own.stallTicks; stall > 0 {
+			if fa := c.flushedAt.Load(); fa != 0 && now-fa > stall {
+				c.closeStalled(fa)
+			}
+		}
 		return true
 	})
 }
@@ -82,5 +87,18 @@ func (c *econn) fireTimeout(kind TimeoutKind, now uint32) {
 	if deferred {
 		c.eng().dispatchOffPoller(c)
 	}
+	c.finish()
+}
+
+// closeStalled closes a connection whose write queue made no progress since tick since:
+// its peer stopped reading. The stamp is checked again under the lock, since a flush may
+// have written bytes after the sweeper read it. No handler callback: the engine closes by
+// itself, as it does at the hard write limit.
+func (c *econn) closeStalled(since uint32) {
+	c.mu.Lock()
+	if c.wq != nil && c.flushedAt.Load() == since {
+		c.closeLocked(ReasonWriteStall)
+	}
+	c.mu.Unlock()
 	c.finish()
 }

@@ -71,11 +71,12 @@ const (
 	ReasonHandler                  // OnData returned an error
 	ReasonTimeout                  // closed after OnTimeout
 	ReasonShutdown                 // the engine is shutting down
+	ReasonWriteStall               // queued write bytes made no progress for the write stall timeout
 	numReasons
 )
 
 var reasonNames = [...]string{"none", "local", "peer_eof", "peer_reset", "read_error",
-	"write_error", "write_limit", "pending_limit", "handler", "timeout", "shutdown"}
+	"write_error", "write_limit", "pending_limit", "handler", "timeout", "shutdown", "write_stall"}
 
 func (r CloseReason) String() string {
 	if int(r) < len(reasonNames) {
@@ -152,6 +153,8 @@ type ListenerOptions struct {
 	// 0 keeps the engine's, negative disables.
 	IdleTimeout    time.Duration
 	PartialTimeout time.Duration
+	// WriteStallTimeout overrides Config's: 0 keeps the engine's, negative disables.
+	WriteStallTimeout time.Duration
 }
 
 // Engine serves listeners and dialed connections with one Handler per listener.
@@ -197,6 +200,14 @@ type Config struct {
 	IdleTimeout time.Duration
 	// PartialTimeout: OnTimeout(TimeoutPartial) when pending bytes waited this long; 0 disables.
 	PartialTimeout time.Duration
+	// WriteStallTimeout closes a connection with ReasonWriteStall when bytes wait in its
+	// write queue and none of them reached the socket for this long: a peer that stopped
+	// reading would otherwise hold its queue (up to WriteHardLimit) for as long as TCP
+	// keeps the connection. The kernel takes bytes from a queue in batches as the peer
+	// frees room in its socket buffer, so a reader far slower than that buffer per period
+	// counts as stalled too. Default 30 s; negative disables. The epoll engine counts it
+	// in TimerTick steps.
+	WriteStallTimeout time.Duration
 	// TimerTick is the timing wheel's resolution; default 1 s.
 	TimerTick time.Duration
 	// KeepAlive is the TCP keepalive period; default 60 s, negative disables.

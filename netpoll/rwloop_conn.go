@@ -176,8 +176,7 @@ func (c *rwConn) writeLoop() {
 			for _, b := range bufs {
 				total += len(b)
 			}
-			n, err := bufs.WriteTo(c.nc)
-			c.e.ctr.bytesOut.Add(uint64(n))
+			err := c.writeAll(bufs)
 			c.mu.Lock()
 			if !c.closed {
 				c.queued -= total
@@ -195,9 +194,38 @@ func (c *rwConn) writeLoop() {
 	}
 }
 
+// writeAll writes bufs to the socket. With a write stall timeout it writes in slices of a
+// quarter of it, each with its own deadline: a slice that wrote something is progress,
+// and once none did for the whole timeout the write is a stall. Counting from the end of
+// the last slice that wrote is never early and at most a slice late.
+func (c *rwConn) writeAll(bufs net.Buffers) error {
+	stall := c.own.stall
+	slice := max(stall/4, time.Millisecond)
+	last := time.Now()
+	for {
+		if stall > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(slice))
+		}
+		n, err := bufs.WriteTo(c.nc) // consumes what it wrote from bufs
+		c.e.ctr.bytesOut.Add(uint64(n))
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		if n > 0 {
+			last = time.Now()
+		} else if time.Since(last) >= stall {
+			return errWriteStall
+		}
+	}
+}
+
+var errWriteStall = errors.New("netpoll: write made no progress for the write stall timeout")
+
 // ioReason maps a net.Conn error to a close reason.
 func ioReason(err error, fallback CloseReason) CloseReason {
 	switch {
+	case errors.Is(err, errWriteStall):
+		return ReasonWriteStall
 	case errors.Is(err, io.EOF):
 		return ReasonPeerEOF
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),

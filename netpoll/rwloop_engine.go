@@ -64,7 +64,7 @@ func (e *rwEngine) Listen(name, addr string, h Handler, opts ListenerOptions) (n
 		return nil, fmt.Errorf("listener %q: %w", name, err)
 	}
 	l := &rwListener{ln: ln, max: opts.MaxConns, done: make(chan struct{})}
-	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout)
+	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout, opts.WriteStallTimeout)
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
@@ -126,7 +126,7 @@ func (e *rwEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (Con
 		return nil, fmt.Errorf("dial %q: %w", addr, err)
 	}
 	e.ctr.dialed.Add(1)
-	return e.start(nc, newOwner("", h, &e.cfg, 0, 0), nil), nil
+	return e.start(nc, newOwner("", h, &e.cfg, 0, 0, 0), nil), nil
 }
 
 // start registers a connection, calls OnOpen on this goroutine, then starts its two loops.

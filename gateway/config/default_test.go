@@ -43,6 +43,12 @@ func TestDefaultParsesAndValidates(t *testing.T) {
 	if l := c.Listener("mobile"); l.IdleTimeout.D() != 300*time.Second || l.MaxInFlight != 64 {
 		t.Errorf("mobile defaults = %+v", l)
 	}
+	if l := c.Listener("web"); l.WriteStallTimeout.D() != 30*time.Second || l.BodyTimeout.D() != 60*time.Second {
+		t.Errorf("web write_stall_timeout, body_timeout = %v, %v; want 30s, 60s", l.WriteStallTimeout, l.BodyTimeout)
+	}
+	if l := c.Listener("mobile"); l.WriteStallTimeout.D() != 30*time.Second || l.BodyTimeout != 0 {
+		t.Errorf("mobile write_stall_timeout, body_timeout = %v, %v; want 30s, 0", l.WriteStallTimeout, l.BodyTimeout)
+	}
 }
 
 func TestDefaultIsFresh(t *testing.T) {

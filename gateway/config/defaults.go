@@ -23,6 +23,8 @@ const (
 	DefaultHTTPIdleTimeout            = Duration(75 * time.Second)
 	DefaultHTTPHeaderTimeout          = Duration(10 * time.Second)
 	DefaultHandshakeTimeout           = Duration(10 * time.Second)
+	DefaultWriteStallTimeout          = Duration(30 * time.Second)
+	DefaultHTTPBodyTimeout            = Duration(60 * time.Second)
 	DefaultClusterTimeout             = Duration(10 * time.Second)
 	DefaultConnectTimeout             = Duration(3500 * time.Millisecond) // outlasts two SYN retransmits (1 s, 3 s)
 	DefaultMaxConnsPerHost            = 1024
@@ -73,6 +75,7 @@ func (l *Listener) applyDefaults() {
 	setInt(&l.MaxHeaderEntries, DefaultMaxHeaderEntries)
 	setInt(&l.MaxInFlight, DefaultMaxInFlight)
 	setDur(&l.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDur(&l.WriteStallTimeout, DefaultWriteStallTimeout)
 	switch l.Protocol {
 	case "mmtp":
 		setDur(&l.IdleTimeout, DefaultMMTPIdleTimeout)
@@ -80,6 +83,7 @@ func (l *Listener) applyDefaults() {
 	case "http1":
 		setDur(&l.IdleTimeout, DefaultHTTPIdleTimeout)
 		setDur(&l.FrameTimeout, DefaultHTTPHeaderTimeout)
+		setDur(&l.BodyTimeout, DefaultHTTPBodyTimeout)
 	}
 }
 

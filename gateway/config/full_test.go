@@ -52,6 +52,12 @@ func TestFullValues(t *testing.T) {
 	if cl := c.Cluster("mesh"); cl.HealthCheck.Interval != DefaultHealthInterval || cl.Policy != "round_robin" {
 		t.Errorf("mesh cluster defaults = %+v %+v", cl, cl.HealthCheck)
 	}
+	if l := c.Listener("web"); l.WriteStallTimeout.D() != 15*time.Second || l.BodyTimeout.D() != 45*time.Second {
+		t.Errorf("web write_stall_timeout, body_timeout = %v, %v; want 15s, 45s", l.WriteStallTimeout, l.BodyTimeout)
+	}
+	if l := c.Listener("mobile"); l.WriteStallTimeout.D() != 20*time.Second {
+		t.Errorf("mobile write_stall_timeout = %v, want 20s", l.WriteStallTimeout)
+	}
 	if c.Cluster("nope") != nil || c.Listener("nope") != nil || c.App("nope") != nil {
 		t.Error("lookup of an unknown name returned non-nil")
 	}

@@ -97,6 +97,12 @@ type Listener struct {
 	IdleTimeout      Duration `yaml:"idle_timeout" json:"idle_timeout"`           // default 300s (http1: keep-alive idle, default 75s)
 	FrameTimeout     Duration `yaml:"frame_timeout" json:"frame_timeout"`         // a begun frame/head must complete; default 30s (http1: header read, default 10s)
 	HandshakeTimeout Duration `yaml:"handshake_timeout" json:"handshake_timeout"` // first complete frame (and PROXY header); default 10s
+	// WriteStallTimeout closes a connection whose queued answer bytes made no progress for
+	// this long (a client that stopped reading); default 30s.
+	WriteStallTimeout Duration `yaml:"write_stall_timeout" json:"write_stall_timeout"`
+	// BodyTimeout (http1 only) bounds the time from the end of a request head to the end of
+	// its body: past it the request is answered 408 and the connection closed; default 60s.
+	BodyTimeout Duration `yaml:"body_timeout" json:"body_timeout"`
 }
 
 // App is a calling app and its credentials.

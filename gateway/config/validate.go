@@ -146,6 +146,11 @@ func (v *validator) listeners() {
 		v.nonNegDur(p+".idle_timeout", l.IdleTimeout)
 		v.nonNegDur(p+".frame_timeout", l.FrameTimeout)
 		v.nonNegDur(p+".handshake_timeout", l.HandshakeTimeout)
+		v.nonNegDur(p+".write_stall_timeout", l.WriteStallTimeout)
+		v.nonNegDur(p+".body_timeout", l.BodyTimeout)
+		if l.BodyTimeout != 0 && l.Protocol == "mmtp" {
+			v.add(p+".body_timeout", "applies only to protocol http1 (an MMTP frame is bounded by frame_timeout)")
+		}
 		v.filterList(p+".filters", l.Filters)
 	}
 }
