@@ -18,6 +18,10 @@ type readPauser interface {
 // not by holding a reactor worker (an io.Pipe write blocked the worker until the backend
 // read). A body that is already whole when its head is parsed is buffered in one go and
 // read without waiting at all.
+//
+// PauseRead and ResumeRead are called under mu, so the connection sees them in the order
+// the stream decided them: a resume decided after a pause can never reach the connection
+// before it (that left a connection paused for good, its upload stalled).
 type bodyStream struct {
 	c         readPauser
 	high, low int
@@ -48,19 +52,19 @@ func (b *bodyStream) Write(p []byte) (int, error) {
 		b.mu.Unlock()
 		return 0, io.ErrClosedPipe
 	}
-	if b.off > 0 && b.off == len(b.buf) {
-		b.buf, b.off = b.buf[:0], 0
+	if b.off > 0 && b.off >= len(b.buf)/2 {
+		// Move the unread bytes down, so a reader that keeps a little behind does not
+		// make the buffer grow with the whole body.
+		n := copy(b.buf, b.buf[b.off:])
+		b.buf, b.off = b.buf[:n], 0
 	}
 	b.buf = append(b.buf, p...)
-	pause := !b.paused && len(b.buf)-b.off > b.high
-	if pause {
+	if !b.paused && len(b.buf)-b.off > b.high {
 		b.paused = true
+		b.c.PauseRead()
 	}
 	b.wakeLocked()
 	b.mu.Unlock()
-	if pause {
-		b.c.PauseRead()
-	}
 	return len(p), nil
 }
 
@@ -90,14 +94,11 @@ func (b *bodyStream) Read(p []byte) (int, error) {
 		if n := len(b.buf) - b.off; n > 0 {
 			n = copy(p, b.buf[b.off:])
 			b.off += n
-			resume := b.paused && len(b.buf)-b.off <= b.low
-			if resume {
+			if b.paused && len(b.buf)-b.off <= b.low {
 				b.paused = false
-			}
-			b.mu.Unlock()
-			if resume {
 				b.c.ResumeRead()
 			}
+			b.mu.Unlock()
 			return n, nil
 		}
 		if b.werr != nil {
@@ -123,13 +124,12 @@ func (b *bodyStream) Abandon(err error) {
 		b.rerr = err
 	}
 	b.buf, b.off = nil, 0
-	resume := b.paused
-	b.paused = false
-	b.wakeLocked()
-	b.mu.Unlock()
-	if resume {
+	if b.paused {
+		b.paused = false
 		b.c.ResumeRead()
 	}
+	b.wakeLocked()
+	b.mu.Unlock()
 }
 
 // Close is Abandon for the upstream's io.ReadCloser use.

@@ -10,10 +10,29 @@ import (
 	"testing"
 )
 
-type pauseCounter struct{ pauses atomic.Int32 }
+// pauseCounter counts pauses as netpoll's connections do: a ResumeRead with no pause to
+// undo is ignored, so a resume that overtakes its pause leaves the connection paused.
+type pauseCounter struct {
+	mu     sync.Mutex
+	n      int32
+	pauses atomic.Int32 // n, readable without mu
+}
 
-func (p *pauseCounter) PauseRead()  { p.pauses.Add(1) }
-func (p *pauseCounter) ResumeRead() { p.pauses.Add(-1) }
+func (p *pauseCounter) PauseRead() {
+	p.mu.Lock()
+	p.n++
+	p.pauses.Store(p.n)
+	p.mu.Unlock()
+}
+
+func (p *pauseCounter) ResumeRead() {
+	p.mu.Lock()
+	if p.n > 0 {
+		p.n--
+	}
+	p.pauses.Store(p.n)
+	p.mu.Unlock()
+}
 
 // TestBodyStreamCarriesBody: a writer that never blocks and a slow reader; every byte
 // arrives in order, reads are paused while more than high bytes wait, and every pause is
@@ -111,5 +130,34 @@ func TestBodyStreamAbandon(t *testing.T) {
 	b2.Finish(io.ErrUnexpectedEOF)
 	if err := <-done; !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("Read after Finish(err) = %v", err)
+	}
+}
+
+// TestBodyStreamPauseResumeOrder: a fast reader racing a writer that crosses the high mark
+// over and over must never leave the connection paused once the body is read (a resume
+// that reached the connection before its pause stalled uploads for good).
+func TestBodyStreamPauseResumeOrder(t *testing.T) {
+	for round := 0; round < 300; round++ {
+		var pc pauseCounter
+		b := newBodyStream(&pc, 64)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			buf := make([]byte, 256)
+			for {
+				if _, err := b.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		chunk := make([]byte, 100)
+		for i := 0; i < 50; i++ {
+			b.Write(chunk)
+		}
+		b.Finish(nil)
+		<-done
+		if n := pc.pauses.Load(); n != 0 {
+			t.Fatalf("round %d: %d pauses left after the body was read", round, n)
+		}
 	}
 }
