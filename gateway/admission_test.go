@@ -138,6 +138,12 @@ func TestRequestTaskPanic(t *testing.T) {
 	if n := g.m.adm.panics.Get(); n != 3 {
 		t.Errorf("mgw_request_panics_total = %d, want 3", n)
 	}
+	// The answer is written before its task lets go of its slot: wait for the let-go.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if s := g.Stats(); s.InFlight == 0 && s.Admission.InFlight == 0 && s.Admission.Active == 0 {
+			break
+		}
+	}
 	if s := g.Stats(); s.InFlight != 0 || s.Admission.InFlight != 0 || s.Admission.Active != 0 || s.Admission.Panics != 3 {
 		t.Errorf("after the panics: in_flight %d, admission %+v; want nothing held", s.InFlight, s.Admission)
 	}
