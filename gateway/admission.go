@@ -258,19 +258,26 @@ func (a *admission) stats() AdmissionStats {
 // submit runs serve as the request task of an admitted request. It is the one place a
 // request task begins and ends:
 //   - a request shed at its start (started) is answered with answer, unserved;
+//   - serve returns the answer, which answer writes once the admission slot is given back
+//     and done has run: a client that sends its next request as soon as it reads this
+//     answer finds the slot free. serve returns nil when it wrote the answer itself (a
+//     streamed proxy answer), and the slot goes when it returns;
 //   - a panic in serve is recovered here, logged with its stack, counted, and answered
 //     500 internal (answer must cope with a request already answered);
-//   - at the end the admission slot and the drain's count are given back, and done runs.
+//   - at the end the drain's count is given back.
 //
 // When the pool takes no task, the request is answered 503 on the caller's goroutine.
-func (g *Gateway) submit(req *codec.Request, serve func(), answer func(*codec.Response), done func()) {
+func (g *Gateway) submit(req *codec.Request, serve func() *codec.Response, answer func(*codec.Response), done func()) {
 	g.begin()
-	finish := func() {
-		g.adm.done()
-		if done != nil {
-			done()
+	released := false // only the task's goroutine (or, without a task, the caller's) sees it
+	release := func() {
+		if !released {
+			released = true
+			g.adm.done()
+			if done != nil {
+				done()
+			}
 		}
-		g.end()
 	}
 	err := g.reqPool.Submit(func() {
 		defer func() {
@@ -278,20 +285,27 @@ func (g *Gateway) submit(req *codec.Request, serve func(), answer func(*codec.Re
 				g.m.adm.panics.Inc()
 				g.log.Error("request task panicked", "listener", req.Conn.Listener, "operation", req.Operation,
 					"target", req.Target, "panic", p, "stack", string(debug.Stack()))
+				release()
 				answer(codec.ErrorResponse(http.StatusInternalServerError, codec.ErrInternal, "internal error"))
 			}
-			finish()
+			release()
+			g.end()
 		}()
 		if r := g.adm.started(req.Received); r != admitted {
+			release()
 			answer(g.adm.answers[r])
 			return
 		}
-		serve()
+		if resp := serve(); resp != nil {
+			release()
+			answer(resp)
+		}
 	})
 	if err != nil {
 		g.adm.refuse(refusedPool)
+		release()
 		answer(g.adm.answers[refusedPool])
-		finish()
+		g.end()
 	}
 }
 

@@ -362,7 +362,7 @@ func TestAdmissionSheds(t *testing.T) {
 	done := make(chan struct{})
 	g.adm.admit(0)
 	g.submit(&codec.Request{Operation: "demo.echo", Received: time.Now().Add(-time.Second)},
-		func() { served = true }, func(r *codec.Response) { got = r }, func() { g.adm.connIdle(); close(done) })
+		func() *codec.Response { served = true; return nil }, func(r *codec.Response) { got = r; close(done) }, g.adm.connIdle)
 	<-done
 	if served || got == nil || !strings.Contains(string(got.Body), "waited too long") {
 		t.Fatalf("in a standing queue, a request that waited 1s: served %v, answer %+v", served, got)

@@ -260,7 +260,7 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 		answer(g.adm.answers[r])
 		return
 	}
-	g.submit(req, func() { answer(g.handle(context.Background(), req)) }, answer, g.adm.connIdle)
+	g.submit(req, func() *codec.Response { return g.handle(context.Background(), req) }, answer, g.adm.connIdle)
 }
 
 func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
@@ -294,15 +294,15 @@ func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
 		answer(g.adm.answers[r])
 		return
 	}
-	g.submit(req, func() {
+	g.submit(req, func() *codec.Response {
 		resp, ans := g.proxy(context.Background(), req, body, length)
 		if ans != nil {
-			answer(ans)
-			return
+			return ans
 		}
 		streaming = true
 		s.writeStream(minor, resp, keep, head)
 		endBody()
+		return nil
 	}, answer, g.adm.connIdle)
 }
 

@@ -199,7 +199,7 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame) bool {
 		return !full
 	}
 	answer := func(resp *codec.Response) { s.finish(req.StreamID, resp) }
-	g.submit(req, func() { answer(g.handle(context.Background(), req)) }, answer, nil)
+	g.submit(req, func() *codec.Response { return g.handle(context.Background(), req) }, answer, nil)
 	return !full
 }
 

@@ -34,6 +34,7 @@ func adminCall(t *testing.T, addr, method, path, body string, hdr map[string]str
 		}
 		req.Header.Set(k, v)
 	}
+	req.Close = true // a fresh connection each call: a kept-alive one may be reset under load
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
