@@ -36,6 +36,7 @@ fuzz: ## run each fuzz target for FUZZTIME
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
+	$(GO) mod tidy -diff
 
 clean:
 	rm -rf bin
