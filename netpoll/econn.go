@@ -1,3 +1,5 @@
+//go:build linux
+
 package netpoll
 
 import (
@@ -8,41 +10,6 @@ import (
 
 	"github.com/valyala/bytebufferpool"
 )
-
-// owner is what a connection shares with its siblings from the same listener (or dial):
-// the handler and the name. Keeping it behind one pointer keeps econn small.
-type owner struct {
-	name    string
-	h       Handler
-	l       *elistener // nil for dialed connections
-	idle    time.Duration
-	partial time.Duration
-	stall   time.Duration // write stall timeout; 0 disables
-	// partialTicks and stallTicks are partial and stall in the epoll engine's coarse ticks.
-	partialTicks uint32
-	stallTicks   uint32
-}
-
-// newOwner resolves a listener's timeout overrides against the engine's defaults.
-func newOwner(name string, h Handler, cfg *Config, idle, partial, stall time.Duration) *owner {
-	o := &owner{name: name, h: h, idle: resolveTimeout(idle, cfg.IdleTimeout),
-		partial: resolveTimeout(partial, cfg.PartialTimeout),
-		stall:   resolveTimeout(stall, cfg.WriteStallTimeout)}
-	o.partialTicks = ticksFor(o.partial, cfg.TimerTick)
-	o.stallTicks = ticksFor(o.stall, cfg.TimerTick)
-	return o
-}
-
-// resolveTimeout: a positive override wins, a negative one disables, zero keeps def.
-func resolveTimeout(override, def time.Duration) time.Duration {
-	switch {
-	case override < 0:
-		return 0
-	case override > 0:
-		return override
-	}
-	return def
-}
 
 // econn is one epoll-served connection. It is all an idle connection costs in user space
 // (plus its 8-byte table slot): no goroutine, no buffer.

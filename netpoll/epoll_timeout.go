@@ -1,3 +1,5 @@
+//go:build linux
+
 package netpoll
 
 import "time"
@@ -22,14 +24,6 @@ func (e *epollEngine) sweeper() {
 			e.sweep(now)
 		}
 	}
-}
-
-// ticksFor is the number of ticks a timeout spans, rounded up.
-func ticksFor(d, tick time.Duration) uint32 {
-	if d <= 0 {
-		return 0
-	}
-	return uint32(min((d+tick-1)/tick, 1<<30))
 }
 
 // sweep fires the timeouts due at tick now. A stamp taken during tick t may be up to a
