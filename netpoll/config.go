@@ -2,7 +2,9 @@ package netpoll
 
 import (
 	"fmt"
+	"math"
 	"runtime"
+	"runtime/debug"
 	"time"
 )
 
@@ -16,7 +18,19 @@ const (
 	DefaultTimerTick      = time.Second
 	DefaultKeepAlive      = 60 * time.Second
 	DefaultWriteStall     = 30 * time.Second
+	DefaultQueuedBudget   = 256 << 20 // without a Go memory limit
+	DefaultPendingBudget  = 256 << 20 // without a Go memory limit
 )
+
+// budgetDefault is a budget's default: a quarter of the Go memory limit when one is set
+// (math.MaxInt64 means none), so queued writes and pending reads together stay within half
+// of it; else def.
+func budgetDefault(def int64) int64 {
+	if lim := debug.SetMemoryLimit(-1); lim > 0 && lim != math.MaxInt64 {
+		return lim / 4
+	}
+	return def
+}
 
 // withDefaults returns cfg with zero fields set to their defaults, or an error naming the
 // first field whose value is unusable.
@@ -53,6 +67,12 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.WriteStallTimeout = DefaultWriteStall
 	} else if cfg.WriteStallTimeout < 0 {
 		cfg.WriteStallTimeout = 0 // resolveTimeout reads 0 as off
+	}
+	if cfg.QueuedBudget == 0 {
+		cfg.QueuedBudget = budgetDefault(DefaultQueuedBudget)
+	}
+	if cfg.PendingBudget == 0 {
+		cfg.PendingBudget = budgetDefault(DefaultPendingBudget)
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = DefaultKeepAlive
