@@ -22,6 +22,18 @@ const (
 	DefaultPendingBudget  = 256 << 20 // without a Go memory limit
 )
 
+// Budgets resolves Config.QueuedBudget and PendingBudget as New does: 0 takes the
+// default, a negative value (off) stays negative.
+func Budgets(queued, pending int64) (int64, int64) {
+	if queued == 0 {
+		queued = budgetDefault(DefaultQueuedBudget)
+	}
+	if pending == 0 {
+		pending = budgetDefault(DefaultPendingBudget)
+	}
+	return queued, pending
+}
+
 // budgetDefault is a budget's default: a quarter of the Go memory limit when one is set
 // (math.MaxInt64 means none), so queued writes and pending reads together stay within half
 // of it; else def.
@@ -68,12 +80,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	} else if cfg.WriteStallTimeout < 0 {
 		cfg.WriteStallTimeout = 0 // resolveTimeout reads 0 as off
 	}
-	if cfg.QueuedBudget == 0 {
-		cfg.QueuedBudget = budgetDefault(DefaultQueuedBudget)
-	}
-	if cfg.PendingBudget == 0 {
-		cfg.PendingBudget = budgetDefault(DefaultPendingBudget)
-	}
+	cfg.QueuedBudget, cfg.PendingBudget = Budgets(cfg.QueuedBudget, cfg.PendingBudget)
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = DefaultKeepAlive
 	}
