@@ -163,8 +163,11 @@ func (g *Gateway) Start() error {
 	}
 	g.adm = newAdmission(cfg.Admission, g.reqPool.Cap(), g.m.adm)
 	g.m.registerAdmission(g.adm)
+	// After SetMemoryLimit above: the budgets' defaults derive from the limit.
+	queuedBudget, pendingBudget := cfg.Runtime.Budgets()
 	g.engine, err = netpoll.New(netpoll.Config{Kind: cfg.Engine, Pollers: cfg.Runtime.Pollers,
-		Workers: workers, MaxConns: cfg.Runtime.MaxConns, MaxPending: maxPending(cfg)})
+		Workers: workers, MaxConns: cfg.Runtime.MaxConns, MaxPending: maxPending(cfg),
+		QueuedBudget: queuedBudget, PendingBudget: pendingBudget})
 	if err != nil {
 		return fmt.Errorf("engine %q: %w", cfg.Engine, err)
 	}

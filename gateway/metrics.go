@@ -115,6 +115,10 @@ func (m *gwMetrics) registerEngine(g *Gateway) {
 	f("mgw_engine_pool_running", func(s *netpoll.Stats) float64 { return float64(s.PoolRunning) })
 	f("mgw_engine_pool_waiting", func(s *netpoll.Stats) float64 { return float64(s.PoolWaiting) })
 	f("mgw_engine_pool_capacity", func(s *netpoll.Stats) float64 { return float64(s.PoolCap) })
+	// The budgets in force (-1: off), resolved as the engine did, after the memory limit.
+	qb, pb := netpoll.Budgets(g.cfg.Runtime.Budgets())
+	m.set.GetOrCreateGauge("mgw_engine_queued_budget_bytes", func() float64 { return float64(qb) })
+	m.set.GetOrCreateGauge("mgw_engine_pending_budget_bytes", func() float64 { return float64(pb) })
 	for _, r := range netpoll.AllCloseReasons() {
 		r := r
 		f(fmt.Sprintf(`mgw_engine_closed_total{reason=%q}`, r.String()),

@@ -2,7 +2,9 @@ package netpoll
 
 import (
 	"fmt"
+	"math"
 	"runtime"
+	"runtime/debug"
 	"time"
 )
 
@@ -16,7 +18,31 @@ const (
 	DefaultTimerTick      = time.Second
 	DefaultKeepAlive      = 60 * time.Second
 	DefaultWriteStall     = 30 * time.Second
+	DefaultQueuedBudget   = 256 << 20 // without a Go memory limit
+	DefaultPendingBudget  = 256 << 20 // without a Go memory limit
 )
+
+// Budgets resolves Config.QueuedBudget and PendingBudget as New does: 0 takes the
+// default, a negative value (off) stays negative.
+func Budgets(queued, pending int64) (int64, int64) {
+	if queued == 0 {
+		queued = budgetDefault(DefaultQueuedBudget)
+	}
+	if pending == 0 {
+		pending = budgetDefault(DefaultPendingBudget)
+	}
+	return queued, pending
+}
+
+// budgetDefault is a budget's default: a quarter of the Go memory limit when one is set
+// (math.MaxInt64 means none), so queued writes and pending reads together stay within half
+// of it; else def.
+func budgetDefault(def int64) int64 {
+	if lim := debug.SetMemoryLimit(-1); lim > 0 && lim != math.MaxInt64 {
+		return lim / 4
+	}
+	return def
+}
 
 // withDefaults returns cfg with zero fields set to their defaults, or an error naming the
 // first field whose value is unusable.
@@ -54,6 +80,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	} else if cfg.WriteStallTimeout < 0 {
 		cfg.WriteStallTimeout = 0 // resolveTimeout reads 0 as off
 	}
+	cfg.QueuedBudget, cfg.PendingBudget = Budgets(cfg.QueuedBudget, cfg.PendingBudget)
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = DefaultKeepAlive
 	}

@@ -173,7 +173,8 @@ func (c *econn) redeliverNowLocked() bool {
 
 // readableLocked says whether the connection wants read events now.
 func (c *econn) readableLocked() bool {
-	return c.pauses == 0 && !c.eof && !c.afterFlush && c.queuedLocked() < c.eng().cfg.WriteSoftLimit
+	return c.pauses == 0 && !c.eof && !c.afterFlush && c.queuedLocked() < c.eng().cfg.WriteSoftLimit &&
+		!c.overBudgetLocked()
 }
 
 // etMask is the registration of every connection, made once when it is registered:

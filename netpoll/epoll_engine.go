@@ -33,6 +33,10 @@ type epollEngine struct {
 	lmu       sync.RWMutex
 	listeners map[int]*elistener // by fd; few, looked up only for listener events
 
+	// budgetStopped is set when a connection was refused reading for an engine-wide
+	// budget; the sweeper then serves the stopped ones once the engine is back under.
+	budgetStopped atomic.Bool
+
 	closing   atomic.Bool
 	closeOnce sync.Once
 	sweepStop chan struct{}

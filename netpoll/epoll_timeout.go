@@ -48,6 +48,7 @@ func (e *epollEngine) sweep(now uint32) {
 		}
 		return true
 	})
+	e.enforceBudgets()
 }
 
 // fireTimeout calls OnTimeout unless a worker owns the connection (it is not idle then).

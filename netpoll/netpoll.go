@@ -60,23 +60,26 @@ func (k TimeoutKind) String() string {
 type CloseReason uint8
 
 const (
-	ReasonNone         CloseReason = iota
-	ReasonLocal                    // Close called by the handler or the gateway
-	ReasonPeerEOF                  // the peer half-closed or closed (read returned 0 / RDHUP)
-	ReasonPeerReset                // ECONNRESET, EPIPE
-	ReasonReadError                // another read error
-	ReasonWriteError               // another write error
-	ReasonWriteLimit               // queued write bytes passed the hard limit: a slow reader
-	ReasonPendingLimit             // an incomplete frame exceeded Config.MaxPending
-	ReasonHandler                  // OnData returned an error
-	ReasonTimeout                  // closed after OnTimeout
-	ReasonShutdown                 // the engine is shutting down
-	ReasonWriteStall               // queued write bytes made no progress for the write stall timeout
+	ReasonNone          CloseReason = iota
+	ReasonLocal                     // Close called by the handler or the gateway
+	ReasonPeerEOF                   // the peer half-closed or closed (read returned 0 / RDHUP)
+	ReasonPeerReset                 // ECONNRESET, EPIPE
+	ReasonReadError                 // another read error
+	ReasonWriteError                // another write error
+	ReasonWriteLimit                // queued write bytes passed the hard limit: a slow reader
+	ReasonPendingLimit              // an incomplete frame exceeded Config.MaxPending
+	ReasonHandler                   // OnData returned an error
+	ReasonTimeout                   // closed after OnTimeout
+	ReasonShutdown                  // the engine is shutting down
+	ReasonWriteStall                // queued write bytes made no progress for the write stall timeout
+	ReasonQueuedBudget              // the engine's queued write bytes passed Config.QueuedBudget; this was among the largest queues
+	ReasonPendingBudget             // the engine's pending bytes passed Config.PendingBudget; this was among the largest incomplete frames
 	numReasons
 )
 
 var reasonNames = [...]string{"none", "local", "peer_eof", "peer_reset", "read_error",
-	"write_error", "write_limit", "pending_limit", "handler", "timeout", "shutdown", "write_stall"}
+	"write_error", "write_limit", "pending_limit", "handler", "timeout", "shutdown", "write_stall",
+	"queued_budget", "pending_budget"}
 
 func (r CloseReason) String() string {
 	if int(r) < len(reasonNames) {
@@ -208,6 +211,18 @@ type Config struct {
 	// counts as stalled too. Default 30 s; negative disables. The epoll engine counts it
 	// in TimerTick steps.
 	WriteStallTimeout time.Duration
+	// QueuedBudget and PendingBudget bound the sum over all connections of queued write
+	// bytes and of incomplete-frame bytes: the per-connection limits alone let a few
+	// hundred slow readers or half-sent frames take gigabytes. While a sum is over its
+	// budget the epoll engine stops reading the connections that hold such bytes (they are
+	// the ones growing it; the others go on), and each TimerTick the engine closes the
+	// largest holders first, with ReasonQueuedBudget / ReasonPendingBudget, until the sum
+	// is back under. Connections stopped meanwhile are served again once it is. The rwloop
+	// engine only does the closing. 0 takes the default: a quarter of the Go memory limit
+	// (GOMEMLIMIT / debug.SetMemoryLimit) each when one is set, else DefaultQueuedBudget /
+	// DefaultPendingBudget; negative disables.
+	QueuedBudget  int64
+	PendingBudget int64
 	// TimerTick is the timing wheel's resolution; default 1 s.
 	TimerTick time.Duration
 	// KeepAlive is the TCP keepalive period; default 60 s, negative disables.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -40,6 +41,7 @@ type rwConn struct {
 	idle       time.Duration // idle timeout; 0 disables
 	writeSig   chan struct{}
 	done       chan struct{}
+	pendN      atomic.Int64 // len of readLoop's buffer (pending bytes), for the budget loop
 }
 
 var _ Conn = (*rwConn)(nil)
@@ -297,6 +299,7 @@ func (c *rwConn) readLoop() {
 				continue
 			}
 			e.ctr.pendingBytes.Add(-int64(consumed))
+			c.pendN.Add(-int64(consumed))
 			buf = buf[:copy(buf, buf[consumed:])]
 			if consumed > 0 {
 				continue // the handler may have paused again; wait before reading
@@ -324,6 +327,7 @@ func (c *rwConn) readLoop() {
 			c.mu.Unlock()
 			buf = buf[:len(buf)+n]
 			e.ctr.pendingBytes.Add(int64(n)) // the counter holds len(buf) throughout
+			c.pendN.Add(int64(n))
 			consumed, herr, panicked := callOnData(c.own.h, c, buf)
 			switch {
 			case herr != nil || panicked || consumed < 0 || consumed > len(buf):
@@ -331,6 +335,7 @@ func (c *rwConn) readLoop() {
 				continue
 			default:
 				e.ctr.pendingBytes.Add(-int64(consumed))
+				c.pendN.Add(-int64(consumed))
 				buf = buf[:copy(buf, buf[consumed:])]
 				if len(buf) == 0 && cap(buf) > 4*rwInitialBuf {
 					buf = make([]byte, 0, rwInitialBuf)
@@ -365,6 +370,7 @@ func (c *rwConn) readLoop() {
 		c.CloseWithReason(reason)
 	}
 	e.ctr.pendingBytes.Add(-int64(len(buf)))
+	c.pendN.Add(-int64(len(buf)))
 	<-c.done // a half-closed connection may still be flushing its last answers
 	c.mu.Lock()
 	r := c.reason

@@ -21,12 +21,13 @@ type rwEngine struct {
 	ctr    counters
 	nextID atomic.Uint64
 
-	mu        sync.Mutex
-	capCond   *sync.Cond // signalled when a connection closes or listeners stop
-	listeners map[*rwListener]struct{}
-	conns     map[*rwConn]struct{}
-	closing   bool
-	wg        sync.WaitGroup
+	mu         sync.Mutex
+	capCond    *sync.Cond // signalled when a connection closes or listeners stop
+	listeners  map[*rwListener]struct{}
+	conns      map[*rwConn]struct{}
+	closing    bool
+	wg         sync.WaitGroup
+	stopBudget chan struct{}
 }
 
 type rwListener struct {
@@ -42,6 +43,11 @@ func newRWLoopEngine(cfg Config) *rwEngine {
 	e := &rwEngine{cfg: cfg, listeners: make(map[*rwListener]struct{}),
 		conns: make(map[*rwConn]struct{})}
 	e.capCond = sync.NewCond(&e.mu)
+	if e.cfg.QueuedBudget > 0 || e.cfg.PendingBudget > 0 {
+		e.stopBudget = make(chan struct{})
+		e.wg.Add(1)
+		go e.budgetLoop(e.stopBudget)
+	}
 	return e
 }
 
@@ -214,6 +220,9 @@ func (e *rwEngine) Close() error {
 	}
 	e.closing = true
 	e.mu.Unlock()
+	if e.stopBudget != nil {
+		close(e.stopBudget)
+	}
 	e.StopAccepting()
 	e.Range(func(c Conn) bool {
 		c.CloseWithReason(ReasonShutdown)

@@ -42,6 +42,9 @@ func TestFullValues(t *testing.T) {
 	if c.Switches.Labels["mesh=on"]["mesh"] != 50 || c.Switches.Zones["zone-b"]["mesh"] != 0 {
 		t.Errorf("switches = %+v", c.Switches)
 	}
+	if q, p := c.Runtime.Budgets(); q != 512<<20 || p != -1 {
+		t.Errorf("runtime budgets = %d, %d; want 512MiB, -1 (off)", q, p)
+	}
 	if n, ok := c.Runtime.MemoryLimit(); !ok || n != 2<<30 {
 		t.Errorf("MemoryLimit = %d %v", n, ok)
 	}

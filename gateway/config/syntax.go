@@ -66,6 +66,35 @@ func (r Runtime) MemoryLimit() (int64, bool) {
 	return n, err == nil
 }
 
+// Budgets returns runtime.queued_budget and runtime.pending_budget as netpoll takes them:
+// 0 for the default, -1 for "off".
+func (r Runtime) Budgets() (queued, pending int64) {
+	return parseBudget(r.QueuedBudget), parseBudget(r.PendingBudget)
+}
+
+func parseBudget(s string) int64 {
+	if s == "off" {
+		return -1
+	}
+	if s == "" {
+		return 0
+	}
+	n, _ := ParseByteSize(s) // validated
+	return n
+}
+
+// checkBudget accepts a budget: "" (default), "off", or a size.
+func checkBudget(s string) error {
+	if s == "" || s == "off" {
+		return nil
+	}
+	_, err := ParseByteSize(s)
+	if err != nil {
+		return fmt.Errorf("%w, or off", err)
+	}
+	return nil
+}
+
 // checkName accepts the names of listeners, clusters, tags and filters: they show up in
 // metrics labels and log lines, so they are short and plain.
 func checkName(s string) error {

@@ -43,6 +43,12 @@ type Runtime struct {
 	MaxConns   int      `yaml:"max_conns" json:"max_conns"`   // across listeners; 0: engine default
 	Gops       bool     `yaml:"gops" json:"gops"`             // start the gops agent
 	DrainTime  Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// QueuedBudget and PendingBudget bound, across all connections, the answer bytes
+	// waiting for slow readers and the bytes of incomplete frames (docs/operations.md,
+	// "Memory budgets"). A size like 512MiB; "" takes a quarter of gomemlimit (or of
+	// GOMEMLIMIT), else 256MiB; "off" disables.
+	QueuedBudget  string `yaml:"queued_budget" json:"queued_budget,omitempty"`
+	PendingBudget string `yaml:"pending_budget" json:"pending_budget,omitempty"`
 }
 
 // Admission bounds the requests the gateway takes on at once, gateway-wide and per

@@ -77,6 +77,8 @@ func (v *validator) top() {
 	v.nonNeg("runtime.workers", c.Runtime.Workers)
 	v.nonNeg("runtime.max_conns", c.Runtime.MaxConns)
 	v.nonNegDur("runtime.drain_timeout", c.Runtime.DrainTime)
+	v.check("runtime.queued_budget", checkBudget(c.Runtime.QueuedBudget))
+	v.check("runtime.pending_budget", checkBudget(c.Runtime.PendingBudget))
 	v.admission()
 	if c.Demo.Enabled {
 		v.check("demo.listen", checkListenAddr(c.Demo.Listen))
