@@ -212,6 +212,7 @@ func (g *Gateway) Stats() Stats {
 		es := eng.Stats()
 		s.Pool = PoolStats{Running: es.PoolRunning, Waiting: es.PoolWaiting, Cap: es.PoolCap}
 		s.QueuedWriteBytes = es.QueuedBytes
+		s.PendingReadBytes = es.PendingBytes
 	}
 	if g.reqPool != nil {
 		s.Pool.RequestRunning, s.Pool.RequestCap = g.reqPool.Running(), g.reqPool.Cap()

@@ -25,6 +25,7 @@ type mmtpSession struct {
 	paused    bool
 	last      uint32              // highest request stream id accepted
 	streams   map[uint32]struct{} // requests in flight; nil when none
+	answering int                 // answers taken out of streams and not yet written
 	backstop  *time.Timer         // after GOAWAY: closes if the answers never come
 
 	// refusals gathers the 503s of one read event, sent in one write as onData returns:
@@ -227,24 +228,29 @@ func (s *mmtpSession) checkIdentity(f *mmtp.Frame) *codec.Response {
 // request is answered.
 // A stream already answered is left alone (a task that panicked after answering).
 func (s *mmtpSession) finish(stream uint32, resp *codec.Response) {
+	// The stream id is free before the answer goes out: a client may reuse it as soon as
+	// it reads the answer. Until the answer is written it counts in answering, so a
+	// GOAWAY does not close the connection in front of it.
 	s.mu.Lock()
-	_, open := s.streams[stream]
-	s.mu.Unlock()
-	if !open {
+	if _, open := s.streams[stream]; !open {
+		s.mu.Unlock()
 		return
 	}
-	s.answer(stream, resp)
-	s.mu.Lock()
 	delete(s.streams, stream)
 	if len(s.streams) == 0 {
 		s.streams = nil // a map never shrinks: drop it so an idle connection holds none
 		s.l.g.adm.connIdle()
 	}
+	s.answering++
+	s.mu.Unlock()
+	s.answer(stream, resp)
+	s.mu.Lock()
+	s.answering--
 	resume := s.paused && !s.goingAway && len(s.streams) < s.l.cfg.MaxInFlight
 	if resume {
 		s.paused = false
 	}
-	done := s.goingAway && len(s.streams) == 0
+	done := s.goingAway && len(s.streams) == 0 && s.answering == 0
 	if done && s.backstop != nil {
 		s.backstop.Stop()
 		s.backstop = nil
@@ -268,7 +274,7 @@ func (s *mmtpSession) goAway(reason string) (idle bool) {
 		return false
 	}
 	s.goingAway = true
-	last, idle := s.last, len(s.streams) == 0
+	last, idle := s.last, len(s.streams) == 0 && s.answering == 0
 	resume := s.paused
 	s.paused = false
 	if !idle {
@@ -315,7 +321,7 @@ func (s *mmtpSession) onTimeout(kind netpoll.TimeoutKind) {
 		return
 	}
 	s.mu.Lock()
-	inFlight, paused := len(s.streams) > 0, s.paused
+	inFlight, paused := len(s.streams) > 0 || s.answering > 0, s.paused
 	s.mu.Unlock()
 	reason := mmtp.ReasonIdle
 	if kind == netpoll.TimeoutPartial {

@@ -25,6 +25,7 @@ type Stats struct {
 	InFlight         int64            `json:"in_flight"`
 	Pool             PoolStats        `json:"pool"`
 	QueuedWriteBytes int64            `json:"queued_write_bytes"`
+	PendingReadBytes int64            `json:"pending_read_bytes"`
 	OpenFilesLimit   uint64           `json:"open_files_limit"`
 	Admission        AdmissionStats   `json:"admission"`
 }
