@@ -48,3 +48,35 @@ func TestNoEpollCtlPerMessage(t *testing.T) {
 		t.Fatalf("%d epoll_ctl calls for 500 round trips, want 0", n)
 	}
 }
+
+// TestEdgeDuringTimeoutIsServed: bytes that arrive while OnTimeout runs cannot be taken
+// then (OnTimeout never overlaps OnData); once it returns they must be served, though the
+// peer sends nothing more (edge-triggered: the socket will not report them again).
+func TestEdgeDuringTimeoutIsServed(t *testing.T) {
+	inTimeout := make(chan struct{}, 1)
+	h := newTestHandler()
+	h.onTimeout = func(c Conn, k TimeoutKind) {
+		select {
+		case inTimeout <- struct{}{}:
+			time.Sleep(300 * time.Millisecond) // the client's frame arrives meanwhile
+		default:
+		}
+	}
+	eng := newEngine(t, Config{Kind: "epoll", IdleTimeout: 100 * time.Millisecond,
+		TimerTick: 20 * time.Millisecond})
+	addr, err := eng.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialTCP(t, addr)
+	defer c.Close()
+	<-inTimeout
+	if _, err := c.Write(frame([]byte("late"))); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got, err := readFrame(c)
+	if err != nil || string(got) != "late" {
+		t.Fatalf("frame sent during OnTimeout: %q, %v", got, err)
+	}
+}

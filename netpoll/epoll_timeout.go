@@ -76,10 +76,12 @@ func (c *econn) fireTimeout(kind TimeoutKind, now uint32) {
 	} else if c.pendSince.Load() != 0 {
 		c.pendSince.Store(now)
 	}
-	deferred := c.deferred
+	// Edges (or a ResumeRead's redelivery) that came during OnTimeout could not be taken
+	// then (takeLocked refuses while inTimeout): take them now, or nothing would.
+	dispatch := c.deferred || c.redeliverNowLocked() || c.takeLocked()
 	c.deferred = false
 	c.mu.Unlock()
-	if deferred {
+	if dispatch {
 		c.eng().dispatchOffPoller(c)
 	}
 	c.finish()
