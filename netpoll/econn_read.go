@@ -124,6 +124,9 @@ func (c *econn) readAndDeliver(redeliver, hup bool) {
 		// is owed, behind whoever waits for a worker now.
 		c.mu.Lock()
 		c.owed |= epollIn
+		if hup {
+			c.owed |= epollRdHup // the FIN is behind those bytes: its edge will not come again
+		}
 		c.mu.Unlock()
 	}
 	if got > 0 {

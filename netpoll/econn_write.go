@@ -38,7 +38,8 @@ func (c *econn) writeBufs(bufs [][]byte) error {
 	}
 	e := c.eng()
 	skip := 0
-	if c.wq == nil && len(bufs) <= maxIOV {
+	tried := c.wq == nil && len(bufs) <= maxIOV
+	if tried {
 		n, err := c.writeDirect(bufs)
 		if n < 0 { // write(2) returns -1 with EAGAIN: never slice with it
 			n = 0
@@ -65,9 +66,17 @@ func (c *econn) writeBufs(bufs [][]byte) error {
 		c.finish()
 		return ErrWriteLimit
 	}
+	kick := false
 	if c.wq == nil {
 		c.wq = &writeQueue{}
-		c.owed &^= epollOut // that room is taken; the full socket makes a new edge
+		if tried {
+			c.owed &^= epollOut // that room is taken; the full socket makes a new edge
+		} else {
+			// Too many buffers for one writev: nothing was tried, the socket may have
+			// room and no edge would say so. Flush from a worker (or the owner's let-go).
+			c.owed |= epollOut
+			kick = true
+		}
 		c.flushedAt.Store(e.tick.Load())
 	}
 	for _, b := range bufs {
@@ -80,6 +89,9 @@ func (c *econn) writeBufs(bufs [][]byte) error {
 	}
 	c.wq.n += rem
 	e.ctr.queuedBytes.Add(int64(rem))
+	if kick {
+		c.kickLocked()
+	}
 	c.mu.Unlock()
 	return nil
 }

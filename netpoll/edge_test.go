@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"bytes"
+	"io"
 	"testing"
 	"time"
 )
@@ -78,5 +79,54 @@ func TestEdgeDuringTimeoutIsServed(t *testing.T) {
 	got, err := readFrame(c)
 	if err != nil || string(got) != "late" {
 		t.Fatalf("frame sent during OnTimeout: %q, %v", got, err)
+	}
+}
+
+// TestFinBehindBudgetCutIsRead: data and FIN come in one edge with more bytes than one
+// read event may take; the FIN must still be read once the rest is (edge-triggered, no
+// new edge says it again), and the connection reported closed by the peer.
+func TestFinBehindBudgetCutIsRead(t *testing.T) {
+	h := newTestHandler()
+	h.onData = func(c Conn, data []byte) (int, error) { return len(data), nil }
+	eng := newEngine(t, Config{Kind: "epoll", ReadPerEvent: 4096})
+	addr, err := eng.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialTCP(t, addr)
+	defer c.Close()
+	if _, err := c.Write(make([]byte, 6000)); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseWrite()
+	if r := h.waitClose(t, 3*time.Second); r != ReasonPeerEOF {
+		t.Fatalf("closed with %v, want peer_eof", r)
+	}
+}
+
+// TestWritevOverIOVMaxIsSent: a Writev of more buffers than one writev takes, on an idle
+// connection with nothing queued, must reach the peer without waiting for another event.
+func TestWritevOverIOVMaxIsSent(t *testing.T) {
+	h := newTestHandler()
+	conns := make(chan Conn, 1)
+	h.onOpen = func(c Conn) { conns <- c }
+	eng := newEngine(t, Config{Kind: "epoll"})
+	addr, err := eng.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := dialTCP(t, addr)
+	defer cl.Close()
+	sc := <-conns
+	bufs := make([][]byte, maxIOV+76)
+	for i := range bufs {
+		bufs[i] = []byte{'x'}
+	}
+	if err := sc.Writev(bufs...); err != nil {
+		t.Fatal(err)
+	}
+	cl.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.ReadFull(cl, make([]byte, len(bufs))); err != nil {
+		t.Fatalf("reading %d bytes written as %d buffers: %v (queued %d)", len(bufs), len(bufs), err, sc.QueuedBytes())
 	}
 }
