@@ -22,6 +22,13 @@ const (
 	DefaultPendingBudget  = 256 << 20 // without a Go memory limit
 )
 
+// defaultWorkersPerProc sizes the reactor's pool. A worker never blocks (OnData hands slow
+// work on; a proxied body goes into a bounded buffer), so a few dozen per core keep every
+// core busy; more only add goroutines when a flood makes many connections ready at once
+// (256 per core let a flood of 1,000 half frames raise 500 of them). Connections beyond
+// the pool wait in the ready queue, which costs nothing.
+const defaultWorkersPerProc = 32
+
 // Budgets resolves Config.QueuedBudget and PendingBudget as New does: 0 takes the
 // default, a negative value (off) stays negative.
 func Budgets(queued, pending int64) (int64, int64) {
@@ -55,7 +62,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Pollers = procs
 	}
 	if cfg.Workers == 0 {
-		cfg.Workers = 256 * procs
+		cfg.Workers = defaultWorkersPerProc * procs
 	}
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns

@@ -186,7 +186,7 @@ type Config struct {
 	Kind string
 	// Pollers is the number of epoll loops; default runtime.GOMAXPROCS(0).
 	Pollers int
-	// Workers bounds the goroutine pool that runs reads and handlers; default 256 * GOMAXPROCS.
+	// Workers bounds the goroutine pool that runs reads and handlers; default 32 * GOMAXPROCS.
 	Workers int
 	// MaxConns caps open connections across listeners; default 1<<20.
 	MaxConns int
