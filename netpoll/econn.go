@@ -42,7 +42,6 @@ type econn struct {
 	fdClosed   bool        // close(2) done
 	busy       bool        // owned by one goroutine (see above)
 	inTimeout  bool        // OnTimeout running on the sweeper
-	deferred   bool        // an event arrived during OnTimeout; dispatch after it
 	notified   bool        // OnClose delivered (or not owed, for a failed dial)
 	opened     bool        // OnOpen delivered and counted
 	dialing    bool        // connect(2) in progress; ctx holds the chan the poller closes
@@ -72,21 +71,9 @@ type econn struct {
 // writeQueue holds what the socket did not take. Only connections with a backlog pay
 // for it; it is dropped when drained.
 type writeQueue struct {
-	bufs [][]byte // oldest first
-	n    int      // bytes in bufs
-	// drained is closed once n falls to waitAt or below, or the connection closes; it
-	// exists only while a WaitWritable caller waits.
-	drained chan struct{}
-	waitAt  int
-}
-
-// signalLocked wakes WaitWritable callers whose threshold the queue has reached (all of
-// them when closing); each checks its own threshold again and may wait anew.
-func (q *writeQueue) signalLocked(closing bool) {
-	if q.drained != nil && (closing || q.n <= q.waitAt) {
-		close(q.drained)
-		q.drained, q.waitAt = nil, 0
-	}
+	bufs    [][]byte     // oldest first
+	n       int          // bytes in bufs
+	drained drainWaiters // WaitWritable callers
 }
 
 // queuedLocked is the number of bytes waiting in the write queue.

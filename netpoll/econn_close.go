@@ -55,7 +55,7 @@ func (c *econn) closeLocked(r CloseReason) bool {
 	e.table.clear(c)
 	if c.wq != nil {
 		e.ctr.queuedBytes.Add(-int64(c.wq.n))
-		c.wq.signalLocked(true)
+		c.wq.drained.signal(c.wq.n, true)
 		c.wq = nil
 		c.flushedAt.Store(0)
 	}

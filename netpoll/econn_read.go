@@ -23,13 +23,6 @@ func (c *econn) serve() {
 		c.finish()
 		return
 	}
-	if c.inTimeout {
-		// OnTimeout is running; it dispatches us again when it returns, so that OnData
-		// never overlaps it.
-		c.deferred = true
-		c.mu.Unlock()
-		return
-	}
 	ev := c.revents
 	if c.wq != nil {
 		c.flushLocked()

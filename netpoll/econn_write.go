@@ -158,7 +158,7 @@ func (c *econn) flushLocked() {
 			c.flushedAt.Store(e.tick.Load())
 		}
 		q.n -= n
-		q.signalLocked(false)
+		q.drained.signal(q.n, false)
 		for n > 0 {
 			if n >= len(q.bufs[0]) {
 				n -= len(q.bufs[0])
@@ -179,29 +179,10 @@ func (c *econn) flushLocked() {
 // WaitWritable blocks until at most below bytes are queued. It is how a producer streaming
 // a large body keeps pace with a slow client without polling or growing the queue.
 func (c *econn) WaitWritable(ctx context.Context, below int) error {
-	for {
-		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
-			return ErrClosed
+	return waitDrained(ctx, &c.mu, below, func() (bool, int, *drainWaiters) {
+		if c.wq == nil {
+			return c.closed, 0, nil
 		}
-		q := c.wq
-		if q == nil || q.n <= below {
-			c.mu.Unlock()
-			return nil
-		}
-		if q.drained == nil {
-			q.drained = make(chan struct{})
-			q.waitAt = below
-		} else if below > q.waitAt {
-			q.waitAt = below // wake at the highest threshold; lower ones wait again
-		}
-		ch := q.drained
-		c.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+		return c.closed, c.wq.n, &c.wq.drained
+	})
 }

@@ -52,9 +52,9 @@ func (e *epollEngine) sweep(now uint32) {
 }
 
 // fireTimeout calls OnTimeout unless a worker owns the connection (it is not idle then).
-// OnTimeout never overlaps OnData: an event arriving meanwhile is deferred until it
-// returns. The deadline restarts, so a handler that keeps the connection hears again
-// after another period.
+// OnTimeout never overlaps OnData: nobody takes the connection while it runs (takeLocked),
+// and what came meanwhile is taken as it returns. The deadline restarts, so a handler
+// that keeps the connection hears again after another period.
 func (c *econn) fireTimeout(kind TimeoutKind, now uint32) {
 	c.mu.Lock()
 	if c.closed || c.busy || c.inTimeout || !c.opened {
@@ -78,8 +78,7 @@ func (c *econn) fireTimeout(kind TimeoutKind, now uint32) {
 	}
 	// Edges (or a ResumeRead's redelivery) that came during OnTimeout could not be taken
 	// then (takeLocked refuses while inTimeout): take them now, or nothing would.
-	dispatch := c.deferred || c.redeliverNowLocked() || c.takeLocked()
-	c.deferred = false
+	dispatch := c.redeliverNowLocked() || c.takeLocked()
 	c.mu.Unlock()
 	if dispatch {
 		c.eng().dispatchOffPoller(c)

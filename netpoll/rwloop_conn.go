@@ -27,9 +27,8 @@ type rwConn struct {
 	mu         sync.Mutex
 	cond       *sync.Cond // read pause / resume
 	wq         net.Buffers
-	queued     int           // queued plus in flight in writeLoop
-	drained    chan struct{} // closed when queued falls to waitAt, or on close; see WaitWritable
-	waitAt     int
+	queued     int          // queued plus in flight in writeLoop
+	drained    drainWaiters // WaitWritable callers
 	pauses     int
 	resumed    bool // a ResumeRead since the last OnData: pending bytes are owed a delivery
 	closed     bool
@@ -152,7 +151,7 @@ func (c *rwConn) closeLocked(r CloseReason) {
 	c.closed, c.reason = true, r
 	c.e.ctr.queuedBytes.Add(-int64(c.queued))
 	c.wq, c.queued = nil, 0
-	c.signalLocked(true)
+	c.drained.signal(c.queued, true)
 	close(c.done)
 	c.cond.Broadcast()
 	_ = c.nc.Close()
@@ -189,7 +188,7 @@ func (c *rwConn) writeLoop() {
 					c.closeLocked(c.flushWhy)
 				}
 				c.cond.Broadcast() // below the soft limit again, perhaps
-				c.signalLocked(false)
+				c.drained.signal(c.queued, false)
 			}
 			c.mu.Unlock()
 		}
@@ -405,35 +404,8 @@ func (c *rwConn) QueuedBytes() int {
 	return c.queued
 }
 
-func (c *rwConn) signalLocked(closing bool) {
-	if c.drained != nil && (closing || c.queued <= c.waitAt) {
-		close(c.drained)
-		c.drained, c.waitAt = nil, 0
-	}
-}
-
 func (c *rwConn) WaitWritable(ctx context.Context, below int) error {
-	for {
-		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
-			return ErrClosed
-		}
-		if c.queued <= below {
-			c.mu.Unlock()
-			return nil
-		}
-		if c.drained == nil {
-			c.drained, c.waitAt = make(chan struct{}), below
-		} else if below > c.waitAt {
-			c.waitAt = below
-		}
-		ch := c.drained
-		c.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return waitDrained(ctx, &c.mu, below, func() (bool, int, *drainWaiters) {
+		return c.closed, c.queued, &c.drained
+	})
 }
