@@ -16,7 +16,6 @@ import (
 	"github.com/mgw-project/mgw/codec/mmtp/client"
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/builtin"
-	"github.com/mgw-project/mgw/gateway/config"
 )
 
 // boom is a filter that panics on the operation demo.boom (and on POST /boom for the
@@ -36,8 +35,15 @@ func (boom) Send(context.Context, *codec.Request, *codec.Response, *filters.Exch
 // MMTP and an HTTP listener, both with the boom filter, and the admission block given.
 func startGateway(t *testing.T, admission string, logs io.Writer) *Gateway {
 	t.Helper()
-	cfg, err := config.Parse([]byte(`
-admission: ` + admission + `
+	reg := builtin.NewRegistry()
+	if err := reg.Register("boom", func(*filters.Env) (filters.Filter, error) { return boom{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if logs == nil {
+		logs = io.Discard
+	}
+	return runGateway(t, `
+admission: `+admission+`
 demo: {enabled: true}
 listeners:
   - {name: mobile, listen: "127.0.0.1:0", protocol: mmtp, filters: [boom]}
@@ -47,27 +53,7 @@ clusters:
 routes:
   - {api: demo.*, split: {demo: 100}}
   - {path: /, split: {demo: 100}}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := builtin.NewRegistry()
-	if err := reg.Register("boom", func(*filters.Env) (filters.Filter, error) { return boom{}, nil }); err != nil {
-		t.Fatal(err)
-	}
-	if logs == nil {
-		logs = io.Discard
-	}
-	g, err := New(cfg, Options{Filters: reg, AccessLog: io.Discard,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	return g
+`, Options{Filters: reg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 
 type syncBuf struct {

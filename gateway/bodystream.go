@@ -132,12 +132,6 @@ func (b *bodyStream) Abandon(err error) {
 	b.mu.Unlock()
 }
 
-// Close is Abandon for the upstream's io.ReadCloser use.
-func (b *bodyStream) Close() error {
-	b.Abandon(io.ErrClosedPipe)
-	return nil
-}
-
 func (b *bodyStream) wakeLocked() {
 	if b.waiting != nil {
 		close(b.waiting)

@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mgw-project/mgw/gateway/config"
 )
 
 // TestSlowBackendDoesNotHoldReactor: with a single reactor worker, a 4 MiB upload proxied
@@ -39,7 +36,7 @@ func TestSlowBackendDoesNotHoldReactor(t *testing.T) {
 			close(release)
 		}
 	}()
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	g := runGateway(t, fmt.Sprintf(`
 runtime: {workers: 1}
 listeners:
   - {name: web, listen: "127.0.0.1:0", protocol: http1}
@@ -47,19 +44,7 @@ clusters:
   - {name: be, hosts: [%q], timeout: 20s}
 routes:
   - {path: /, split: {be: 100}}
-`, be.Listener.Addr().String())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(cfg, Options{AccessLog: io.Discard,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+`, be.Listener.Addr().String()), Options{})
 	addr := g.Addr("web").String()
 
 	const size = 4 << 20

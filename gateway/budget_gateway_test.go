@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mgw-project/mgw/gateway/config"
 	"github.com/mgw-project/mgw/netpoll"
 )
 
@@ -22,7 +20,7 @@ func TestQueuedBudgetGateway(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			const budget = 2 << 20
 			be := timeoutsBackend(t, 16<<20)
-			cfg, err := config.Parse([]byte(fmt.Sprintf(`
+			g := runGateway(t, fmt.Sprintf(`
 engine: %s
 runtime: {queued_budget: 2MiB, pending_budget: "off"}
 listeners:
@@ -31,19 +29,7 @@ clusters:
   - {name: be, hosts: [%q], timeout: 20s}
 routes:
   - {path: /, split: {be: 100}}
-`, engine, be.Listener.Addr().String())))
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := New(cfg, Options{AccessLog: io.Discard,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := g.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { g.Close() })
+`, engine, be.Listener.Addr().String()), Options{})
 
 			var conns []net.Conn
 			for range 20 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mgw-project/mgw/gateway/config"
 	"github.com/mgw-project/mgw/netpoll"
 )
 
@@ -40,7 +38,7 @@ func timeoutsBackend(t *testing.T, size int) *httptest.Server {
 // routes go to backend, with the listener options given as YAML flow fields.
 func startTimeoutsGateway(t *testing.T, engine, backend, listenerOpts string) *Gateway {
 	t.Helper()
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+	return runGateway(t, fmt.Sprintf(`
 engine: %s
 listeners:
   - {name: web, listen: "127.0.0.1:0", protocol: http1, %s}
@@ -49,20 +47,7 @@ clusters:
 routes:
   - {api: "*", split: {be: 100}}
   - {path: /, split: {be: 100}}
-`, engine, listenerOpts, backend)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(cfg, Options{AccessLog: io.Discard,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	return g
+`, engine, listenerOpts, backend), Options{})
 }
 
 // trickle sends head, then body one byte every gap, stopping early once the gateway

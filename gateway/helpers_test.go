@@ -1,0 +1,34 @@
+package gateway
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/mgw-project/mgw/gateway/config"
+)
+
+// runGateway parses yml, builds and starts an in-process gateway with opts (its logs and
+// access log discarded unless opts gives them), and closes it when the test ends.
+func runGateway(t testing.TB, yml string, opts Options) *Gateway {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.AccessLog == nil {
+		opts.AccessLog = io.Discard
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	g, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
