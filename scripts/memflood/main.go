@@ -53,43 +53,36 @@ func main() {
 	keep := func(c net.Conn) { mu.Lock(); conns = append(conns, c); mu.Unlock() }
 	var opened, failed atomic.Int64
 	var wg sync.WaitGroup
-	for i := 0; i < *slow; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := net.DialTimeout("tcp", *target, 5*time.Second)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			c.(*net.TCPConn).SetReadBuffer(4096)
-			var b []byte
-			for s := 0; s < *streams; s++ {
-				b = mmtp.AppendRequest(b, uint32(2*s+1), "demo.size", nil, []byte(fmt.Sprint(*answer)), false)
-			}
-			c.Write(b)
-			opened.Add(1)
-			keep(c)
-		}()
+	// flood opens n connections that each send msg once and are then left alone.
+	flood := func(n int, msg []byte, rcvBuf int) {
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.DialTimeout("tcp", *target, 5*time.Second)
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				if rcvBuf > 0 {
+					c.(*net.TCPConn).SetReadBuffer(rcvBuf)
+				}
+				c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				c.Write(msg)
+				opened.Add(1)
+				keep(c)
+			}()
+		}
 	}
+	// Slow readers: several large answers asked for, never read (a small receive buffer).
+	var asks []byte
+	for s := 0; s < *streams; s++ {
+		asks = mmtp.AppendRequest(asks, uint32(2*s+1), "demo.size", nil, []byte(fmt.Sprint(*answer)), false)
+	}
+	flood(*slow, asks, 4096)
 	// A half frame: a REQUEST whose head declares frame bytes of body, cut after sent.
 	whole := mmtp.AppendRequest(nil, 1, "demo.echo", nil, make([]byte, *frame), false)
-	part := whole[:min(len(whole), len(whole)-*frame+*sent)]
-	for i := 0; i < *half; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := net.DialTimeout("tcp", *target, 5*time.Second)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			c.Write(part)
-			opened.Add(1)
-			keep(c)
-		}()
-	}
+	flood(*half, whole[:min(len(whole), len(whole)-*frame+*sent)], 0)
 
 	// Fresh clients, one every 200 ms, each must be answered within 2 s.
 	var fresh, freshFailed atomic.Int64
