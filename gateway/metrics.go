@@ -18,7 +18,6 @@ import (
 // through a cache so the hot path does not format names.
 type gwMetrics struct {
 	set       *metrics.Set
-	mu        sync.Mutex
 	reqs      sync.Map // reqKey -> *metrics.Counter
 	lat       sync.Map // latKey -> *metrics.Histogram
 	protoErrs sync.Map // listener/reason -> *metrics.Counter
