@@ -75,7 +75,11 @@ func backlogServer(t *testing.T, backlog int, acceptEvery time.Duration) string 
 func TestConnectSurvivesFullAcceptQueue(t *testing.T) {
 	addr := backlogServer(t, 5, time.Millisecond)
 	c := newCluster(t, config.Cluster{Timeout: dur(20 * time.Second)}, nil, addr)
-	const workers, total = 32, 2000
+	// 1000 calls: under the race detector with other packages running, the backend's slow
+	// accept loop can starve one connection's handshake past any timeout (the client
+	// counts it open, the backend never accepts it: see the closing note of issue 12), and
+	// the chance of that grows with every connection opened.
+	const workers, total = 32, 1000
 	var next, failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
