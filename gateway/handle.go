@@ -103,7 +103,7 @@ func (g *Gateway) tryClusters(dec *route.Decision, x *filters.Exchange, replayab
 // proxy forwards a plain HTTP request on the route its path matches, streaming body. It
 // returns the backend's response to stream back, or a gateway-made answer. A request
 // whose body has started on its way is never resent to a fallback cluster.
-func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader, length int64) (*http.Response, *codec.Response) {
+func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader, length int64) (*upstream.ProxyResponse, *codec.Response) {
 	d := g.dispatch.Load()
 	tbl := g.router.Load()
 	x := &filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
@@ -148,7 +148,7 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 		finish(late.Status, late)
 		return nil, late
 	}
-	var resp *http.Response
+	var resp *upstream.ProxyResponse
 	replayable := length == 0 && body == nil
 	if answer := g.tryClusters(&dec, x, replayable, func(cluster string) (err error) {
 		resp, err = d.clusters[cluster].Forward(ctx, &upstream.ProxyRequest{
@@ -160,6 +160,6 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 		finish(answer.Status, answer)
 		return nil, answer
 	}
-	finish(resp.StatusCode, nil)
+	finish(resp.Status, nil)
 	return resp, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/http1"
+	"github.com/mgw-project/mgw/gateway/upstream"
 	"github.com/mgw-project/mgw/netpoll"
 )
 
@@ -319,17 +319,16 @@ func (s *httpSession) writeWhole(minor int, resp *codec.Response, keep bool) {
 
 // writeStream copies a backend's response to the client as it arrives, waiting for the
 // socket when the client reads slower than the backend sends.
-func (s *httpSession) writeStream(minor int, resp *http.Response, keep, headOnly bool) {
+func (s *httpSession) writeStream(minor int, resp *upstream.ProxyResponse, keep, headOnly bool) {
 	defer resp.Body.Close()
-	hdr := responseHeader(resp.Header)
 	length := resp.ContentLength
 	keep = keep && s.keepOpen()
-	chunked := length < 0 && minor == 1 && !headOnly && bodyAllowed(resp.StatusCode)
-	keep = http1.ResponseKeepAlive(minor, resp.StatusCode, length, keep)
+	chunked := length < 0 && minor == 1 && !headOnly && bodyAllowed(resp.Status)
+	keep = http1.ResponseKeepAlive(minor, resp.Status, length, keep)
 	b := bytebufferpool.Get()
 	defer bytebufferpool.Put(b)
-	b.B = http1.AppendResponseHead(b.B[:0], minor, resp.StatusCode, hdr, length, keep)
-	if headOnly || !bodyAllowed(resp.StatusCode) {
+	b.B = http1.AppendResponseHead(b.B[:0], minor, resp.Status, resp.Header, length, keep)
+	if headOnly || !bodyAllowed(resp.Status) {
 		err := s.c.Write(b.B)
 		s.next(keep && err == nil)
 		return
@@ -378,26 +377,6 @@ var streamBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); retur
 
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
-}
-
-// responseHeader turns a backend's header into the client's: lowercase names, hop-by-hop
-// fields and those named in Connection dropped, framing left to the response writer.
-func responseHeader(h http.Header) codec.Header {
-	drop := map[string]bool{}
-	for _, v := range h["Connection"] {
-		http1.ConnectionTokens(v, func(name string) { drop[name] = true })
-	}
-	out := make(codec.Header, 0, len(h))
-	for k, vs := range h {
-		lk := strings.ToLower(k)
-		if http1.IsHopByHop(lk) || drop[lk] || lk == "content-length" {
-			continue
-		}
-		for _, v := range vs {
-			out = append(out, codec.Field{Key: lk, Value: v})
-		}
-	}
-	return out
 }
 
 // keepOpen says whether the connection may take another request (not while draining).

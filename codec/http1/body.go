@@ -11,10 +11,11 @@ const (
 	chunkData
 	chunkDataEnd
 	chunkTrailer
+	bodyUntilClose
 )
 
-// BodyDecoder removes the framing of one request body (Content-Length or chunked) as the
-// bytes arrive, so a large body can be streamed without being buffered whole. It keeps no
+// BodyDecoder removes the framing of one message body (Content-Length or chunked, and for
+// a response also a body delimited by the connection's close) as the bytes arrive, so a large body can be streamed without being buffered whole. It keeps no
 // buffer: what it cannot use yet (a partial chunk-size line) it leaves unconsumed, for
 // the caller to present again with more bytes. One BodyDecoder per connection, used by
 // the goroutine reading it; Reset it for each request.
@@ -44,8 +45,42 @@ func (d *BodyDecoder) Reset(h *RequestHead, lim *Limits) {
 	}
 }
 
+// ResetResponse prepares d for the body of the response whose head is h, sent to a
+// request with the given method. Framing follows RFC 9112 6.3: no body after HEAD or with
+// 1xx, 204 or 304; chunked; Content-Length; otherwise the body runs until the backend
+// closes the connection (UntilClose). maxBody bounds the decoded body of a chunked or
+// close-delimited body (over it: a 413 Error); a declared Content-Length over it is the
+// caller's to refuse up front. maxBody <= 0 means no bound, for a streamed download.
+func (d *BodyDecoder) ResetResponse(h *ResponseHead, method string, maxBody int64, lim *Limits) {
+	if maxBody <= 0 {
+		maxBody = 1<<63 - 1
+	}
+	*d = BodyDecoder{maxBody: maxBody, maxTrailer: lim.headBytes(), maxFields: lim.headers()}
+	switch {
+	case method == "HEAD" || h.Status < 200 || h.Status == 204 || h.Status == 304:
+	case h.Chunked:
+		d.state = chunkSize
+	case h.ContentLength > 0:
+		d.state = bodyLength
+		d.remaining = h.ContentLength
+	case h.ContentLength < 0:
+		d.state = bodyUntilClose
+	}
+}
+
 // Done reports whether the whole body has been decoded.
 func (d *BodyDecoder) Done() bool { return d.state == bodyDone }
+
+// UntilClose reports whether the body ends where the connection does: the end of the
+// stream is then the body's end, not a truncation.
+func (d *BodyDecoder) UntilClose() bool { return d.state == bodyUntilClose }
+
+// Finish ends a body delimited by the connection's close, once the stream has ended.
+func (d *BodyDecoder) Finish() {
+	if d.state == bodyUntilClose {
+		d.state = bodyDone
+	}
+}
 
 // Decode consumes body bytes from the start of b. It returns after delivering one piece
 // of body (data, a subslice of b: copy it if it must outlive b), when the body is done
@@ -56,20 +91,31 @@ func (d *BodyDecoder) Done() bool { return d.state == bodyDone }
 // Any error is an *Error (400 for bad framing, 413 over the body limit, 431 over the
 // trailer limits) and the connection must be closed.
 func (d *BodyDecoder) Decode(b []byte) (data []byte, consumed int, done bool, err error) {
+	return d.DecodeUpTo(b, len(b))
+}
+
+// DecodeUpTo is Decode delivering at most max bytes of body per call, for a caller that
+// copies it into a buffer of its own (BodyReader).
+func (d *BodyDecoder) DecodeUpTo(b []byte, max int) (data []byte, consumed int, done bool, err error) {
 	for {
 		rest := b[consumed:]
 		switch d.state {
 		case bodyDone:
 			return nil, consumed, true, nil
 
+		case bodyUntilClose:
+			n := min(len(rest), max)
+			if int64(n) > d.maxBody-d.total {
+				return nil, consumed, false, errf(413, "body over the %d byte limit", d.maxBody)
+			}
+			d.total += int64(n)
+			return rest[:n], consumed + n, false, nil
+
 		case bodyLength, chunkData:
-			if len(rest) == 0 {
+			if len(rest) == 0 || max <= 0 {
 				return nil, consumed, false, nil
 			}
-			n := int64(len(rest))
-			if n > d.remaining {
-				n = d.remaining
-			}
+			n := min(int64(len(rest)), d.remaining, int64(max))
 			d.remaining -= n
 			consumed += int(n)
 			if d.state == chunkData {

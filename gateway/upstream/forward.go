@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"sync"
@@ -43,13 +41,25 @@ type ProxyRequest struct {
 	Timeout time.Duration
 }
 
+// ProxyResponse is a backend's answer to Forward: its head, and its body streaming.
+type ProxyResponse struct {
+	Status int
+	// Header is the backend's fields as received (lowercase keys, in order), without the
+	// hop-by-hop ones, those Connection names, and Content-Length: the framing towards
+	// the client is the gateway's to write.
+	Header codec.Header
+	// ContentLength is the body's length when the backend declared one (for a HEAD
+	// request: what a GET would have had), else -1.
+	ContentLength int64
+	// Body must be closed: the request counts as in flight until then.
+	Body io.ReadCloser
+}
+
 // Forward sends r to a host of the cluster and returns the backend's response head with
-// its body streaming: nothing is buffered whole either way. The returned response's
-// Header has hop-by-hop fields removed; ContentLength is -1 when the backend did not
-// declare one. The caller must Close resp.Body (the request counts as in flight until
-// then) and must not use resp.Request. On failure the error is an *Error.
-func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*http.Response, error) {
-	if !validFieldName(r.Method) {
+// its body streaming: nothing is buffered whole either way. The caller must Close
+// resp.Body. On failure the error is an *Error.
+func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*ProxyResponse, error) {
+	if !http1.ValidFieldName(r.Method) {
 		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("method %q is not an HTTP token", r.Method))
 	}
 	if len(r.Target) == 0 || r.Target[0] != '/' {
@@ -61,7 +71,7 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*http.Response,
 		}
 		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("request target %q: %w", r.Target, err))
 	}
-	if !validFieldValue(r.Host) {
+	if !http1.ValidFieldValue(r.Host) {
 		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("host %q holds a control byte", r.Host))
 	}
 	bp := headPool.Get().(*[]byte)
@@ -144,8 +154,8 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*http.Response,
 			b.unref()
 		}()
 	}
-	resp, framing, err := readFinalHead(conn.br)
-	if err != nil {
+	var rh http1.ResponseHead
+	if err := readFinalHead(conn.br, &rh); err != nil {
 		if sent != nil {
 			// A body that failed is the likelier cause of an answer that never came. One
 			// still streaming is not waited for: it may be blocked on a slow client, and
@@ -166,35 +176,22 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*http.Response,
 	if sent != nil {
 		conn.nc.SetWriteDeadline(time.Time{})
 	}
-	out := &http.Response{
-		Status:     strconv.Itoa(resp.status) + " " + http.StatusText(resp.status),
-		StatusCode: resp.status,
-		Proto:      "HTTP/1." + strconv.Itoa(resp.minor),
-		ProtoMajor: 1,
-		ProtoMinor: resp.minor,
-		Header:     httpHeader(resp.fields, resp.conn),
-	}
-	b.keepAlive = resp.keepAlive
+	out := &ProxyResponse{Status: rh.Status, Header: proxyHeader(rh.Header, rh.Connection), ContentLength: -1}
+	b.keepAlive = rh.KeepAlive
+	b.dec.ResetResponse(&rh, r.Method, 0, &respLimits)
 	switch {
 	case r.Method == http.MethodHead:
-		out.ContentLength = framing.length // what a GET would have had; no body follows
-		b.done.Store(true)
-	case resp.status == 204 || resp.status == 304:
-		b.done.Store(true) // no body whatever the head says (RFC 9112 6.3)
-	case framing.chunked:
-		out.ContentLength = -1
-		b.chunked = httputil.NewChunkedReader(conn.br)
-	case framing.length >= 0:
-		out.ContentLength = framing.length
-		b.remain = framing.length
-		if b.remain == 0 {
-			b.done.Store(true)
-		}
-	default:
-		out.ContentLength = -1
-		b.toEOF, b.keepAlive = true, false
+		out.ContentLength = rh.ContentLength // what a GET would have had; no body follows
+	case b.dec.UntilClose():
+		b.keepAlive = false
+	case !rh.Chunked && rh.ContentLength >= 0:
+		out.ContentLength = rh.ContentLength
 	}
-	out.Body = &forwardBody{rc: b, c: c, h: h, parent: ctx, start: start, status: resp.status}
+	if b.dec.Done() {
+		b.done.Store(true)
+	}
+	b.body = http1.NewBodyReader(conn.br, &b.dec)
+	out.Body = &forwardBody{rc: b, c: c, h: h, parent: ctx, start: start, status: rh.Status}
 	return out, nil
 }
 
@@ -211,10 +208,7 @@ func validTarget(t string) bool {
 // appendForwardHead appends the request line and fields of a forwarded request, except
 // Host (appendHostAndEnd adds it once the host is known).
 func appendForwardHead(dst []byte, r *ProxyRequest) ([]byte, error) {
-	dst = append(dst, r.Method...)
-	dst = append(dst, ' ')
-	dst = append(dst, r.Target...)
-	dst = append(dst, " HTTP/1.1\r\n"...)
+	dst = http1.AppendRequestLine(dst, r.Method, r.Target)
 	dst, xff, err := appendFields(dst, r.Header, skipProxyHeader, true)
 	if err != nil {
 		return dst, err
@@ -235,36 +229,19 @@ func appendForwardHead(dst []byte, r *ProxyRequest) ([]byte, error) {
 	return dst, nil
 }
 
-// httpHeader turns fields read off the wire into a canonical http.Header without
-// hop-by-hop fields and those Connection names (as stripHopByHop does).
-func httpHeader(fields codec.Header, conn []string) http.Header {
-	h := make(http.Header, len(fields))
+// proxyHeader keeps the end-to-end fields of a backend's answer, in order and as read:
+// the one conversion they go through on their way to the client is the canonical-case
+// writing of the response head.
+func proxyHeader(fields codec.Header, conn []string) codec.Header {
+	out := fields[:0] // filtering in place: out never overtakes the read index
 	for _, f := range fields {
-		if http1.IsHopByHop(f.Key) || isConnectionToken(conn, f.Key) {
+		if http1.IsHopByHop(f.Key) || http1.IsConnectionToken(conn, f.Key) || f.Key == "content-length" {
 			continue
 		}
-		k := canonicalRespKey(f.Key)
-		h[k] = append(h[k], f.Value)
+		out = append(out, f)
 	}
-	return h
+	return out
 }
-
-// canonicalRespKey is textproto.CanonicalMIMEHeaderKey without its allocation for the
-// common response fields.
-func canonicalRespKey(lower string) string {
-	if k, ok := canonicalCommon[lower]; ok {
-		return k
-	}
-	return textproto.CanonicalMIMEHeaderKey(lower)
-}
-
-var canonicalCommon = func() map[string]string {
-	m := make(map[string]string, len(commonRespKeys))
-	for _, k := range commonRespKeys {
-		m[k] = textproto.CanonicalMIMEHeaderKey(k)
-	}
-	return m
-}()
 
 // writeBody streams a request body: length bytes, or chunked until EOF when length is
 // -1. A body shorter than its declared length is an error (the backend would wait).
@@ -316,9 +293,8 @@ type h1Body struct {
 	keepAlive bool
 	stop      func() bool
 
-	remain  int64     // bytes left with Content-Length framing
-	chunked io.Reader // chunked framing
-	toEOF   bool      // delimited by the backend's close
+	dec  http1.BodyDecoder
+	body *http1.BodyReader
 
 	done   atomic.Bool // read to its end
 	closed atomic.Bool
@@ -345,50 +321,14 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done.Load() {
 		return 0, io.EOF
 	}
-	if len(p) == 0 {
-		return 0, nil
-	}
+	n, err := b.body.Read(p)
 	switch {
-	case b.chunked != nil:
-		n, err := b.chunked.Read(p)
-		if err == io.EOF {
-			budget := maxRespHeadBytes
-			for { // the trailer section, dropped (as net/http's Transport would keep it, nobody reads it)
-				line, lerr := readChunkLine(b.conn.br, &budget)
-				if lerr != nil {
-					if lerr == io.EOF {
-						lerr = io.ErrUnexpectedEOF
-					}
-					return n, fmt.Errorf("chunked response trailer: %w", lerr)
-				}
-				if len(line) == 0 {
-					break
-				}
-			}
-			b.done.Store(true)
-		}
-		return n, err
-	case b.toEOF:
-		n, err := b.conn.br.Read(p)
-		if err == io.EOF {
-			b.done.Store(true)
-		}
-		return n, err
-	default:
-		if int64(len(p)) > b.remain {
-			p = p[:b.remain]
-		}
-		n, err := b.conn.br.Read(p)
-		b.remain -= int64(n)
-		if b.remain == 0 {
-			b.done.Store(true)
-			return n, io.EOF
-		}
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return n, err
+	case err == io.EOF:
+		b.done.Store(true)
+	case err != nil:
+		err = bodyError(err)
 	}
+	return n, err
 }
 
 func (b *h1Body) Close() error {

@@ -68,10 +68,10 @@ func TestForwardHeadersAndTarget(t *testing.T) {
 	if s.header.Get("X-App") != "a" {
 		t.Errorf("X-App lost")
 	}
-	if resp.StatusCode != 207 || string(b) != "pong" {
-		t.Errorf("response %d %q", resp.StatusCode, b)
+	if resp.Status != 207 || string(b) != "pong" {
+		t.Errorf("response %d %q", resp.Status, b)
 	}
-	if resp.Header.Get("X-Hop") != "" || resp.Header.Get("Connection") != "" || resp.Header.Get("X-Kept") != "k" {
+	if resp.Header.Value("x-hop") != "" || resp.Header.Value("connection") != "" || resp.Header.Value("x-kept") != "k" {
 		t.Errorf("response header %v", resp.Header)
 	}
 	if n := c.InFlight(); n != 0 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/http1"
 )
 
 // FuzzForwardHead checks the request head Forward writes from a client's request (its
@@ -26,7 +27,7 @@ func FuzzForwardHead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, target, k1, v1, k2, v2 string) {
 		r := &ProxyRequest{Method: method, Target: target, Host: "h.example",
 			Header: codec.Header{{Key: k1, Value: v1}, {Key: k2, Value: v2}}, ClientAddr: client}
-		if !validFieldName(method) || len(target) == 0 || target[0] != '/' || !validTarget(target) {
+		if !http1.ValidFieldName(method) || len(target) == 0 || target[0] != '/' || !validTarget(target) {
 			return // Forward refuses these before writing anything
 		}
 		head, err := appendForwardHead(nil, r)
@@ -49,7 +50,7 @@ func FuzzForwardHead(f *testing.F) {
 		expected := map[string]bool{"X-Forwarded-For": true, "Content-Length": true}
 		for _, fld := range r.Header {
 			lk := strings.ToLower(fld.Key)
-			if !isConnectionToken(toks, lk) && !skipProxyHeader(lk) && lk != "connection" && lk != "te" &&
+			if !http1.IsConnectionToken(toks, lk) && !skipProxyHeader(lk) && lk != "connection" && lk != "te" &&
 				lk != "keep-alive" && lk != "upgrade" && lk != "trailer" && lk != "transfer-encoding" &&
 				lk != "proxy-connection" && lk != "proxy-authenticate" && lk != "proxy-authorization" {
 				expected[textproto.CanonicalMIMEHeaderKey(fld.Key)] = true

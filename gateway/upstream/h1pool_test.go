@@ -182,8 +182,8 @@ func TestForwardEarlyAnswerDuringUpload(t *testing.T) {
 	}
 	io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Errorf("status %d", resp.StatusCode)
+	if resp.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d", resp.Status)
 	}
 	pw.CloseWithError(io.ErrClosedPipe)
 	if _, err := c.Call(context.Background(), apiReq("a.b"), 0); err != nil {

@@ -22,7 +22,7 @@ const maxPooledHead = 64 << 10
 // except Host, which is appended by appendHostAndEnd once the host is known. It fails
 // on a field HTTP cannot carry, naming it.
 func appendCallHead(dst []byte, pathPrefix string, req *codec.Request) ([]byte, error) {
-	if !validFieldValue(req.Operation) {
+	if !http1.ValidFieldValue(req.Operation) {
 		return dst, fmt.Errorf("operation type %q holds a control byte", req.Operation)
 	}
 	dst = append(dst, "POST "...)
@@ -37,9 +37,7 @@ func appendCallHead(dst []byte, pathPrefix string, req *codec.Request) ([]byte, 
 	if err != nil {
 		return dst, err
 	}
-	dst = append(dst, "Operation-Type: "...)
-	dst = append(dst, req.Operation...)
-	dst = append(dst, "\r\n"...)
+	dst = http1.AppendField(dst, "operation-type", req.Operation)
 	if req.Gzip {
 		dst = append(dst, "Content-Encoding: gzip\r\n"...)
 	}
@@ -59,13 +57,13 @@ func appendFields(dst []byte, in codec.Header, skip func(lowerKey string) bool, 
 	var xff []string
 	for _, f := range in {
 		key := strings.ToLower(f.Key)
-		if http1.IsHopByHop(key) || isConnectionToken(toks, key) || skip(key) {
+		if http1.IsHopByHop(key) || http1.IsConnectionToken(toks, key) || skip(key) {
 			continue
 		}
-		if !validFieldName(f.Key) {
+		if !http1.ValidFieldName(f.Key) {
 			return dst, nil, fmt.Errorf("header %q: name is not an HTTP token", f.Key)
 		}
-		if !validFieldValue(f.Value) {
+		if !http1.ValidFieldValue(f.Value) {
 			return dst, nil, fmt.Errorf("header %q: value holds a control byte", f.Key)
 		}
 		if key == "x-forwarded-for" {
@@ -74,10 +72,7 @@ func appendFields(dst []byte, in codec.Header, skip func(lowerKey string) bool, 
 			}
 			continue
 		}
-		dst = appendCanonicalKey(dst, f.Key)
-		dst = append(dst, ": "...)
-		dst = append(dst, f.Value...)
-		dst = append(dst, "\r\n"...)
+		dst = http1.AppendField(dst, f.Key, f.Value)
 	}
 	return dst, xff, nil
 }
@@ -113,22 +108,4 @@ func appendHostAndEnd(dst []byte, host string) []byte {
 	dst = append(dst, "Host: "...)
 	dst = append(dst, host...)
 	return append(dst, "\r\n\r\n"...)
-}
-
-// appendCanonicalKey appends a token field name in canonical form (textproto's
-// CanonicalMIMEHeaderKey: first letter and each after '-' upper, the rest lower),
-// without allocating.
-func appendCanonicalKey(dst []byte, key string) []byte {
-	upper := true
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if upper && 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		} else if !upper && 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-		upper = c == '-'
-	}
-	return dst
 }

@@ -10,15 +10,8 @@ import (
 	"testing"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/http1"
 )
-
-func TestAppendCanonicalKey(t *testing.T) {
-	for _, k := range []string{"x-a", "CONTENT-TYPE", "x--b", "a", "-x", "x_under.dot", "Trace-ID", "9-lives"} {
-		if got, want := string(appendCanonicalKey(nil, k)), textproto.CanonicalMIMEHeaderKey(k); got != want {
-			t.Errorf("%q: %q, want %q", k, got, want)
-		}
-	}
-}
 
 // FuzzCallHead checks the one encoder of this package that takes client bytes: the
 // request head Call writes from a codec header (MMTP values are arbitrary bytes). Either
@@ -68,7 +61,7 @@ func FuzzCallHead(f *testing.F) {
 		}
 		for _, fld := range req.Header {
 			lk := strings.ToLower(fld.Key)
-			if !isConnectionToken(toks, lk) && !skipAPIHeader(lk, gzip) && lk != "connection" && lk != "te" &&
+			if !http1.IsConnectionToken(toks, lk) && !skipAPIHeader(lk, gzip) && lk != "connection" && lk != "te" &&
 				lk != "keep-alive" && lk != "upgrade" && lk != "trailer" && lk != "transfer-encoding" &&
 				lk != "proxy-connection" && lk != "proxy-authenticate" && lk != "proxy-authorization" {
 				expected[textproto.CanonicalMIMEHeaderKey(fld.Key)] = true

@@ -46,7 +46,8 @@ func TestReadResponse(t *testing.T) {
 		{"fields as responseHeader has them", "HTTP/1.1 200 OK\r\nX-Multi: 1\r\nSet-Cookie: a=1, b\r\nConnection: X-Hop\r\nX-Hop: drop\r\n" +
 			"Keep-Alive: timeout=5\r\nx-multi:  2 \r\nSet-Cookie: c=3\r\nContent-Encoding: GZIP\r\nContent-Length: 0\r\n\r\n",
 			200, "", true, codec.Header{{Key: "set-cookie", Value: "a=1, b"}, {Key: "set-cookie", Value: "c=3"}, {Key: "x-multi", Value: "1, 2"}}, true},
-		{"bare LF lines", "HTTP/1.1 200 OK\nContent-Length: 2\n\nhi", 200, "hi", true, nil, false},
+		{"head longer than the read buffer", "HTTP/1.1 200 OK\r\nX-A: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 2\r\n\r\nhi", 200, "hi", true,
+			codec.Header{{Key: "x-a", Value: strings.Repeat("a", 5000)}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := parseResp(tc.raw, 1<<20)
@@ -85,7 +86,9 @@ func TestReadResponseRejects(t *testing.T) {
 		"control byte":       "HTTP/1.1 200 OK\r\nX-A: a\x00b\r\n\r\n",
 		"101 unasked":        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
 		"chunked 1.0":        "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-		"head line too long": "HTTP/1.1 200 OK\r\nX-A: " + strings.Repeat("a", 5000) + "\r\n\r\n",
+		"head too long":      "HTTP/1.1 200 OK\r\nX-A: " + strings.Repeat("a", maxRespHeadBytes) + "\r\n\r\n",
+		"bare LF lines":      "HTTP/1.1 200 OK\nContent-Length: 2\n\nhi",
+		"bare LF in chunk":   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\na\r\n0\r\n\r\n",
 		"endless 1xx":        strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 10) + "HTTP/1.1 200 OK\r\n\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -195,7 +198,7 @@ func responseHeader(h http.Header) (codec.Header, bool) {
 	gzip := false
 	for _, k := range keys {
 		vs := h[k]
-		if len(vs) == 0 || http1.IsHopByHop(k) || isConnectionToken(toks, k) {
+		if len(vs) == 0 || http1.IsHopByHop(k) || http1.IsConnectionToken(toks, strings.ToLower(k)) {
 			continue
 		}
 		lk := strings.ToLower(k)

@@ -87,8 +87,8 @@ func TestForwardStreamsBothWays(t *testing.T) {
 				t.Fatalf("Forward: %v", err)
 			}
 			defer resp.Body.Close()
-			if resp.StatusCode != 200 || resp.Header.Get("X-Upload") != strconv.Itoa(streamSize) {
-				t.Fatalf("status %d, backend received %s bytes", resp.StatusCode, resp.Header.Get("X-Upload"))
+			if resp.Status != 200 || resp.Header.Value("x-upload") != strconv.Itoa(streamSize) {
+				t.Fatalf("status %d, backend received %s bytes", resp.Status, resp.Header.Value("x-upload"))
 			}
 			if got := upReadAtFirstMiB.Load(); got >= streamSize {
 				t.Errorf("backend saw its first MiB only after all %d bytes were read from the client", got)
