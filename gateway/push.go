@@ -128,8 +128,12 @@ type pushState struct {
 	s   *mmtpSession
 	key push.Key
 
+	// bound: the device's current connection, new pushes go here. Atomic, not under mu:
+	// unbind runs from onClose, which a Write inside pump (holding mu) may call on its
+	// own goroutine when the write fails.
+	bound atomic.Bool
+
 	mu       sync.Mutex
-	bound    bool   // the device's current connection: new pushes go here
 	sent     uint64 // highest seq sent on this connection
 	stream   uint32 // last PUSH stream id used
 	inflight map[uint32]sentPush
@@ -143,9 +147,7 @@ type sentPush struct {
 // bind makes p its device's current connection; the previous one stops getting pushes
 // (its unacknowledged ones are still acknowledged to the store if their acks come).
 func (h *pushHub) bind(p *pushState) {
-	p.mu.Lock()
-	p.bound = true
-	p.mu.Unlock()
+	p.bound.Store(true)
 	sh := h.shard(p.key)
 	sh.mu.Lock()
 	old := sh.m[p.key]
@@ -155,14 +157,14 @@ func (h *pushHub) bind(p *pushState) {
 		h.connected.Add(1)
 		return
 	}
-	old.mu.Lock()
-	old.bound = false
-	old.mu.Unlock()
+	old.bound.Store(false)
 }
 
 // unbind ends p's push side: its connection closed or said HELLO again. Its
-// unacknowledged pushes stay in the log for the device's next connection.
+// unacknowledged pushes stay in the log for the device's next connection. It takes no
+// pushState lock (see bound).
 func (h *pushHub) unbind(p *pushState) {
+	p.bound.Store(false)
 	sh := h.shard(p.key)
 	sh.mu.Lock()
 	if sh.m[p.key] == p {
@@ -170,10 +172,6 @@ func (h *pushHub) unbind(p *pushState) {
 		h.connected.Add(-1)
 	}
 	sh.mu.Unlock()
-	p.mu.Lock()
-	p.bound = false
-	p.inflight = nil
-	p.mu.Unlock()
 }
 
 // notify sends k's new messages on its current connection, if it has one.
@@ -193,7 +191,7 @@ func (h *pushHub) pump(p *pushState) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	room := push.Window - len(p.inflight)
-	if !p.bound || room <= 0 {
+	if !p.bound.Load() || room <= 0 {
 		return
 	}
 	ds := h.store.Next(p.key, p.sent, room, time.Now())

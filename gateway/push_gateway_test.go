@@ -490,3 +490,38 @@ listeners:
 		t.Fatalf("with the token: %d %v", st, out)
 	}
 }
+
+// TestPushToResetConnection publishes to devices whose connection the client has just
+// reset: the gateway's write fails and the connection closes on the publishing goroutine
+// itself (netpoll runs OnClose there), inside the send. The publish must still answer,
+// and the device must come unbound.
+func TestPushToResetConnection(t *testing.T) {
+	g := runPushGateway(t, "")
+	for i := range 50 {
+		c := dialPush(t, g)
+		c.hello("shop", "d")
+		c.c.(*net.TCPConn).SetLinger(0) // close sends RST
+		c.c.Close()
+		done := make(chan struct{})
+		body := `{"app":"shop","device":"d","topic":"t","body":"` + strings.Repeat("x", 60000) + `"}`
+		go func() { // not publish: t.Fatal belongs to the test's goroutine
+			defer close(done)
+			resp, err := http.Post("http://"+g.AdminAddr().String()+"/v1/push", "application/json", strings.NewReader(body))
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("publish %d to a reset connection never answered", i)
+		}
+	}
+	waitConnected := time.Now().Add(10 * time.Second)
+	for g.Stats().Push.Connected != 0 {
+		if time.Now().After(waitConnected) {
+			t.Fatalf("%d devices still bound to closed connections", g.Stats().Push.Connected)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
