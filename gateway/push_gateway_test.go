@@ -20,6 +20,7 @@ import (
 // gateway, with a raw client built on codec/mmtp's encoder and parser only.
 
 const pushTestConfig = `
+engine: %s
 admin: {listen: "127.0.0.1:0"}
 listeners:
   - {name: m, listen: "127.0.0.1:0", protocol: mmtp}
@@ -28,7 +29,12 @@ listeners:
 
 func runPushGateway(t *testing.T, extra string) *Gateway {
 	t.Helper()
-	return runGateway(t, fmt.Sprintf(pushTestConfig, extra), Options{})
+	return runPushGatewayOn(t, "epoll", extra)
+}
+
+func runPushGatewayOn(t *testing.T, engine, extra string) *Gateway {
+	t.Helper()
+	return runGateway(t, fmt.Sprintf(pushTestConfig, engine, extra), Options{})
 }
 
 type pushFrame struct {
@@ -189,7 +195,13 @@ func mustPublish(t *testing.T, g *Gateway, dev, topic, body string) (uint64, str
 // three pushes arrive in order with seq 1-3; acknowledge two, reconnect with push-seq 2
 // and receive 3, then a fourth published meanwhile.
 func TestPushDoneWhen(t *testing.T) {
-	g := runPushGateway(t, "")
+	for _, engine := range []string{"epoll", "rwloop"} {
+		t.Run(engine, func(t *testing.T) { testPushDoneWhen(t, engine) })
+	}
+}
+
+func testPushDoneWhen(t *testing.T, engine string) {
+	g := runPushGatewayOn(t, engine, "")
 	a := dialPush(t, g)
 	h := a.hello("shop", "phone-1")
 	epoch := h["push-epoch"]
