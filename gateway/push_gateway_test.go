@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -536,4 +538,40 @@ func TestPushToResetConnection(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestPushBodyNotInAuditLog: an accepted publish is not an info audit line, and its body
+// appears in no log line.
+func TestPushBodyNotInAuditLog(t *testing.T) {
+	var logs lockedBuffer
+	g := runGateway(t, fmt.Sprintf(pushTestConfig, "epoll", ""), Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	const marker = "secret-order-body-5f1c"
+	if st, out := publish(t, g, `{"device":"d","topic":"t","body":"`+marker+`"}`); st != http.StatusAccepted {
+		t.Fatalf("%d %v", st, out)
+	}
+	if s := logs.String(); strings.Contains(s, marker) || strings.Contains(s, "admin change") {
+		t.Fatalf("publish logged at info:\n%s", s)
+	}
+	var m bytes.Buffer
+	g.set.WritePrometheus(&m)
+	if !strings.Contains(m.String(), `mgw_admin_changes_total{endpoint="/v1/push"} 1`) {
+		t.Error("publish not counted in mgw_admin_changes_total")
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
