@@ -204,7 +204,7 @@ func (m *Memory) Ack(k Key, epoch string, seq uint64) bool {
 	return true
 }
 
-func (m *Memory) Resume(k Key, epoch string, seq uint64, hasEpoch bool, max int, now time.Time) Resumed {
+func (m *Memory) Resume(k Key, epoch string, seq uint64, hasEpoch bool, limit int, now time.Time) Resumed {
 	s := m.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -237,11 +237,11 @@ func (m *Memory) Resume(k Key, epoch string, seq uint64, hasEpoch bool, max int,
 			m.resets.Add(1)
 		}
 	}
-	r.Pending = m.take(d, r.Epoch, r.After, max)
+	r.Pending = m.take(d, r.Epoch, r.After, limit)
 	return r
 }
 
-func (m *Memory) Next(k Key, after uint64, max int, now time.Time) []Delivery {
+func (m *Memory) Next(k Key, after uint64, limit int, now time.Time) []Delivery {
 	s := m.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -250,14 +250,14 @@ func (m *Memory) Next(k Key, after uint64, max int, now time.Time) []Delivery {
 		return nil
 	}
 	m.dropExpired(d, now.UnixMilli())
-	return m.take(d, m.epoch(d.gen), after, max)
+	return m.take(d, m.epoch(d.gen), after, limit)
 }
 
-// take hands out up to max messages after seq, in order; called with the shard locked
+// take hands out up to limit messages after seq, in order; called with the shard locked
 // and expired messages already dropped.
-func (m *Memory) take(d *device, epoch string, after uint64, max int) []Delivery {
+func (m *Memory) take(d *device, epoch string, after uint64, limit int) []Delivery {
 	i, _ := slices.BinarySearchFunc(d.log, after+1, func(e entry, s uint64) int { return cmpU64(e.seq, s) })
-	n := min(len(d.log)-i, max)
+	n := min(len(d.log)-i, limit)
 	if n <= 0 {
 		return nil
 	}

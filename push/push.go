@@ -45,7 +45,7 @@ type Resumed struct {
 	// After is the seq after which the log's messages are to be sent: the client's
 	// push-seq when it resumes, else 0 (everything the log holds).
 	After uint64
-	// Pending is the first of them, in seq order, at most the max asked for; the rest
+	// Pending is the first of them, in seq order, at most the limit asked for; the rest
 	// come from Next.
 	Pending []Delivery
 }
@@ -63,12 +63,12 @@ type Store interface {
 	// log's (another process's) acknowledges nothing.
 	Ack(k Key, epoch string, seq uint64) bool
 	// Resume applies a HELLO's push-epoch and push-seq (hasEpoch false: the HELLO had no
-	// push-epoch) and returns the response's headers and the first max messages to send.
+	// push-epoch) and returns the response's headers and the first limit messages to send.
 	// Messages up to a resuming client's push-seq count as processed and leave the log.
-	Resume(k Key, epoch string, seq uint64, hasEpoch bool, max int, now time.Time) Resumed
-	// Next returns up to max unexpired messages with seq above after, in seq order, and
+	Resume(k Key, epoch string, seq uint64, hasEpoch bool, limit int, now time.Time) Resumed
+	// Next returns up to limit unexpired messages with seq above after, in seq order, and
 	// marks them taken.
-	Next(k Key, after uint64, max int, now time.Time) []Delivery
+	Next(k Key, after uint64, limit int, now time.Time) []Delivery
 	// Sweep drops expired messages of every log and returns how many it dropped; the
 	// other methods drop a log's expired messages as they touch it.
 	Sweep(now time.Time) int
