@@ -575,3 +575,46 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestPushWithAuth: with auth on, only a HELLO whose signature holds binds the device;
+// push-epoch and push-seq ride along outside the signature (mmtp.md signs six fields).
+func TestPushWithAuth(t *testing.T) {
+	const secret = "push-auth-secret-0123456789"
+	g := runGateway(t, `
+admin: {listen: "127.0.0.1:0"}
+listeners:
+  - {name: m, listen: "127.0.0.1:0", protocol: mmtp, filters: [auth]}
+apps:
+  - {id: shop, secret: `+secret+`}
+`, Options{})
+	signedHello := func(secret string, extra ...codec.Field) []byte {
+		ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+		nonce := fmt.Sprint("n-", time.Now().UnixNano())
+		sign := mmtp.Sign([]byte(secret), &mmtp.SignFields{Operation: mmtp.HelloOperation, AppID: "shop",
+			DeviceID: "d", Timestamp: ts, Nonce: nonce})
+		hdr := codec.Header{{Key: "app-id", Value: "shop"}, {Key: "device-id", Value: "d"},
+			{Key: "timestamp", Value: ts}, {Key: "nonce", Value: nonce}, {Key: "sign", Value: sign}}
+		return mmtp.AppendFrame(nil, mmtp.TypeHello, 0, 1, append(hdr, extra...), nil)
+	}
+	mustPublish(t, g, "d", "t", "x")
+
+	bad := dialPush(t, g)
+	bad.write(signedHello("wrong-secret-0123456789"))
+	f := bad.read()
+	if h := headers(&f); h["status"] != "401" || h["push-epoch"] != "" {
+		t.Fatalf("forged HELLO answered %v", h)
+	}
+	if got := bad.pushesUntilPong(); len(got) != 0 {
+		t.Fatalf("a forged HELLO got pushes: %+v", got)
+	}
+
+	c := dialPush(t, g)
+	c.write(signedHello(secret, codec.Field{Key: "push-epoch", Value: "elsewhere"}, codec.Field{Key: "push-seq", Value: "3"}))
+	f = c.read()
+	if h := headers(&f); h["status"] != "200" || h["push-reset"] != "1" || h["push-seq"] != "1" {
+		t.Fatalf("signed HELLO answered %v %s", h, f.Body)
+	}
+	if p := c.nextPush(); p.seq != 1 || p.body != "x" {
+		t.Fatalf("got %+v", p)
+	}
+}
