@@ -40,6 +40,7 @@ func (g *Gateway) startAdmin(cfg *config.Admin) error {
 		}
 		writeJSON(w, out)
 	})
+	mux.HandleFunc("POST /v1/push", g.push.servePublish)
 	rh := route.AdminHandler(g.router)
 	mux.Handle("/v1/routes", rh)
 	mux.Handle("/v1/routes/", rh)
@@ -60,7 +61,7 @@ func (g *Gateway) startAdmin(cfg *config.Admin) error {
 		tokens[i] = t.Name
 	}
 	g.log.Info("admin listening", "addr", listenName(addr), "tokens", tokens, "reads", cfg.Reads,
-		"endpoints", "/metrics /v1/stats /v1/config /v1/routes /v1/switches /healthz /readyz /debug/pprof/")
+		"endpoints", "/metrics /v1/stats /v1/config /v1/routes /v1/switches /v1/push /healthz /readyz /debug/pprof/")
 	return nil
 }
 
@@ -220,6 +221,7 @@ func (g *Gateway) Stats() Stats {
 	if g.adm != nil {
 		s.Admission = g.adm.stats()
 	}
+	s.Push = g.push.stats()
 	return s
 }
 

@@ -64,6 +64,7 @@ type Gateway struct {
 	reqPool  *ants.Pool
 	adm      *admission               // built in Start, with the request pool
 	dispatch atomic.Pointer[dispatch] // clusters and filter chains, replaced on reload
+	push     *pushHub                 // device push logs (push.go); push settings need a restart
 
 	mu         sync.Mutex // guards cfg, listeners, servers during start, reload and stop
 	cfg        *config.Config
@@ -104,6 +105,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		debug.SetMemoryLimit(lim)
 	}
 	g.m = newGWMetrics(g.set)
+	g.push = newPushHub(cfg.Push, g.set)
 	g.filters = opts.Filters
 	if g.filters == nil {
 		g.filters = builtin.NewRegistry()
@@ -172,6 +174,7 @@ func (g *Gateway) Start() error {
 		return fmt.Errorf("engine %q: %w", cfg.Engine, err)
 	}
 	g.m.registerEngine(g)
+	g.push.start()
 	for i := range cfg.Listeners {
 		l, err := g.listen(&cfg.Listeners[i])
 		if err != nil {
@@ -439,6 +442,7 @@ func (g *Gateway) closeLocked() error {
 	if g.reqPool != nil {
 		g.reqPool.Release()
 	}
+	g.push.close()
 	errs = append(errs, g.access.Close())
 	return errors.Join(errs...)
 }

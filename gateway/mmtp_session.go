@@ -27,6 +27,7 @@ type mmtpSession struct {
 	streams   map[uint32]struct{} // requests in flight; nil when none
 	answering int                 // answers taken out of streams and not yet written
 	backstop  *time.Timer         // after GOAWAY: closes if the answers never come
+	push      *pushState          // after a HELLO naming a device (push.go); else nil
 
 	// refusals gathers the 503s of one read event, sent in one write as onData returns:
 	// under overload a read brings many requests and refusing each with its own write
@@ -98,8 +99,10 @@ func (s *mmtpSession) readFrames(data []byte) (int, error) {
 			if !s.onRequest(&f) {
 				return off, nil // at the in-flight cap: the rest waits in the reactor
 			}
+		case mmtp.TypePushAck:
+			s.onPushAck(f.StreamID)
 		}
-		// PONG and PUSH_ACK need no answer.
+		// PONG needs no answer.
 	}
 	return off, nil
 }
@@ -141,13 +144,21 @@ func (s *mmtpSession) onHello(f *mmtp.Frame) {
 		s.answer(f.StreamID, resp)
 		return
 	}
+	resume, bad := parsePushResume(f)
+	if bad != nil {
+		s.answer(f.StreamID, bad)
+		return
+	}
 	s.mu.Lock()
 	s.hello = true
 	// Cloned: the values are slices of the HELLO's header copy, which an idle connection
 	// should not keep alive for the sake of two short strings.
 	s.info.AppID, s.info.DeviceID = strings.Clone(req.Header.Value("app-id")), strings.Clone(req.Header.Value("device-id"))
 	s.mu.Unlock()
-	s.answer(f.StreamID, &codec.Response{Status: http.StatusOK})
+	ok := &codec.Response{Status: http.StatusOK}
+	bind := s.pushHello(ok, resume)
+	s.answer(f.StreamID, ok)
+	bind()
 }
 
 // onRequest accepts one REQUEST and runs it as a pool task. It returns false when the
@@ -338,6 +349,7 @@ func (s *mmtpSession) onTimeout(kind netpoll.TimeoutKind) {
 }
 
 func (s *mmtpSession) onClose(netpoll.CloseReason) {
+	s.pushClosed()
 	s.mu.Lock()
 	if s.backstop != nil {
 		s.backstop.Stop()

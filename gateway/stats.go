@@ -28,6 +28,7 @@ type Stats struct {
 	PendingReadBytes int64            `json:"pending_read_bytes"`
 	OpenFilesLimit   uint64           `json:"open_files_limit"`
 	Admission        AdmissionStats   `json:"admission"`
+	Push             *PushStats       `json:"push"`
 }
 
 // PoolStats is the occupancy of the reactor's worker pool and the request pool.

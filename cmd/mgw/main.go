@@ -19,6 +19,7 @@ Usage:
   mgw call [flags] OPERATION [BODY|-]       call an API over MMTP (a curl for MMTP)
   mgw backend [--listen ADDR] [--name N]    run the demo backend on its own
   mgw route explain|get|set ...             read and change routing through the admin API
+  mgw push -device D -topic T [-body B]     publish a push to devices through the admin API
   mgw loadtest run|compare ...              the 100k-connection load-test harness
   mgw version
 
@@ -43,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBackend(args, stdout, stderr)
 	case "route":
 		return runRoute(args, stdout, stderr)
+	case "push":
+		return runPush(args, os.Stdin, stdout, stderr)
 	case "loadtest":
 		return runLoadtest(args, stdout, stderr)
 	case "version":

@@ -18,6 +18,12 @@ const (
 	DefaultAdmissionQueueTarget = Duration(2 * time.Millisecond)
 	DefaultAdmissionShedAfter   = Duration(time.Second)
 
+	DefaultPushMaxMessages = 64
+	DefaultPushMaxBytes    = "64KiB"
+	DefaultPushBudget      = "64MiB"
+	DefaultPushTTL         = Duration(24 * time.Hour)
+	DefaultPushMaxTTL      = Duration(7 * 24 * time.Hour)
+
 	DefaultMMTPIdleTimeout            = Duration(300 * time.Second)
 	DefaultMMTPFrameTimeout           = Duration(30 * time.Second)
 	DefaultHTTPIdleTimeout            = Duration(75 * time.Second)
@@ -58,6 +64,11 @@ func (c *Config) ApplyDefaults() {
 	setInt(&c.Admission.MinLimit, DefaultAdmissionMinLimit)
 	setDur(&c.Admission.QueueTarget, DefaultAdmissionQueueTarget)
 	setDur(&c.Admission.ShedAfter, DefaultAdmissionShedAfter)
+	setInt(&c.Push.MaxMessages, DefaultPushMaxMessages)
+	setStr(&c.Push.MaxBytes, DefaultPushMaxBytes)
+	setStr(&c.Push.Budget, DefaultPushBudget)
+	setDur(&c.Push.DefaultTTL, DefaultPushTTL)
+	setDur(&c.Push.MaxTTL, DefaultPushMaxTTL)
 	for i := range c.Listeners {
 		c.Listeners[i].applyDefaults()
 	}

@@ -52,6 +52,12 @@ func TestFullValues(t *testing.T) {
 		a.ShedAfter.D() != 10*time.Millisecond || a.Limit != 0 || a.Off {
 		t.Errorf("admission = %+v", a)
 	}
+	if p := c.Push; p.MaxMessages != 32 || p.DefaultTTL.D() != time.Hour || p.MaxTTL.D() != 48*time.Hour {
+		t.Errorf("push = %+v", p)
+	}
+	if mb, b := c.Push.Bytes(); mb != 32<<10 || b != 16<<20 {
+		t.Errorf("push bytes = %d, %d; want 32KiB, 16MiB", mb, b)
+	}
 	if cl := c.Cluster("mesh"); cl.HealthCheck.Interval != DefaultHealthInterval || cl.Policy != "round_robin" {
 		t.Errorf("mesh cluster defaults = %+v %+v", cl, cl.HealthCheck)
 	}

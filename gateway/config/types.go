@@ -15,6 +15,7 @@ type Config struct {
 	Log       Log        `yaml:"log" json:"log"`
 	Runtime   Runtime    `yaml:"runtime" json:"runtime"`
 	Admission Admission  `yaml:"admission" json:"admission"`
+	Push      Push       `yaml:"push" json:"push"`
 	Demo      Demo       `yaml:"demo" json:"demo"`
 	Listeners []Listener `yaml:"listeners" json:"listeners"`
 	Apps      []App      `yaml:"apps" json:"apps"`
@@ -72,6 +73,24 @@ type Admission struct {
 	// Off turns admission off: only the per-connection max_in_flight and the request pool
 	// bound requests (the behaviour before admission existed).
 	Off bool `yaml:"off" json:"off"`
+}
+
+// Push bounds the per-device push logs (mmtp.md "Push delivery", docs/push.md). Sizes
+// are written like runtime.gomemlimit: 64KiB, 64MiB, or a number of bytes.
+type Push struct {
+	// MaxMessages is how many messages a device's log holds; past it the oldest is
+	// evicted and the device's epoch changes. Default 64.
+	MaxMessages int `yaml:"max_messages" json:"max_messages"`
+	// MaxBytes bounds the body bytes of one device's log, as MaxMessages does its
+	// count; a single body over it is refused. Default 64KiB.
+	MaxBytes string `yaml:"max_bytes" json:"max_bytes"`
+	// Budget bounds the body bytes of all logs together; a publish past it is refused
+	// with 503 naming push.budget. Default 64MiB.
+	Budget string `yaml:"budget" json:"budget"`
+	// DefaultTTL is a message's time to live when its publisher gives none. Default 24h.
+	DefaultTTL Duration `yaml:"default_ttl" json:"default_ttl"`
+	// MaxTTL bounds the ttl a publisher may ask for. Default 7 days.
+	MaxTTL Duration `yaml:"max_ttl" json:"max_ttl"`
 }
 
 // Demo runs the demo backend in-process, for the default config.

@@ -80,6 +80,7 @@ func (v *validator) top() {
 	v.check("runtime.queued_budget", checkBudget(c.Runtime.QueuedBudget))
 	v.check("runtime.pending_budget", checkBudget(c.Runtime.PendingBudget))
 	v.admission()
+	v.push()
 	if c.Demo.Enabled {
 		v.check("demo.listen", checkListenAddr(c.Demo.Listen))
 	}
@@ -101,6 +102,34 @@ func (v *validator) admission() {
 	}
 	v.nonNegDur("admission.queue_target", a.QueueTarget)
 	v.nonNegDur("admission.shed_after", a.ShedAfter)
+}
+
+func (v *validator) push() {
+	p := &v.c.Push
+	v.positive("push.max_messages", p.MaxMessages)
+	maxBytes, err := ParseByteSize(p.MaxBytes)
+	if err == nil && maxBytes <= 0 {
+		err = fmt.Errorf("%q must be above 0", p.MaxBytes)
+	}
+	v.check("push.max_bytes", err)
+	budget, err := ParseByteSize(p.Budget)
+	if err == nil && budget < maxBytes {
+		err = fmt.Errorf("%q is below push.max_bytes %q: not even one device's log would fit", p.Budget, p.MaxBytes)
+	}
+	v.check("push.budget", err)
+	v.positiveDur("push.default_ttl", p.DefaultTTL)
+	v.positiveDur("push.max_ttl", p.MaxTTL)
+	if p.MaxTTL > 0 && p.DefaultTTL > p.MaxTTL {
+		v.add("push.default_ttl", "%s is above push.max_ttl %s", p.DefaultTTL, p.MaxTTL)
+	}
+}
+
+// Bytes returns push.max_bytes and push.budget in bytes (0 for one that does not
+// parse, which Validate reports).
+func (p Push) Bytes() (maxBytes, budget int64) {
+	maxBytes, _ = ParseByteSize(p.MaxBytes)
+	budget, _ = ParseByteSize(p.Budget)
+	return maxBytes, budget
 }
 
 func (v *validator) listeners() {
