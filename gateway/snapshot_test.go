@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mgw-project/mgw/codec/mmtp/client"
 	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/gateway/route"
 )
 
 // TestReloadNeverMixesConfigs reloads between two configs in a loop while unsigned API
@@ -22,13 +25,21 @@ import (
 //     routing with A's filter chains would reach it unsigned.
 //   - pay.moved goes to cluster a in A, and to cluster fresh (which only B has) with auth
 //     in B, so a request that paired B's routing with A's clusters would find no cluster.
+//   - the proxied path /p/ goes to a in A and to fresh in B (auth cannot guard a path
+//     route), so a proxied request must be answered by whichever backend its config names.
 //
-// Every request is unsigned, so no request may ever reach guard or fresh, and none may be
-// answered 5xx: each must be served by A (200 from a) or refused by B's auth (401).
+// The API calls come over HTTP and MMTP, all unsigned, so none may ever reach guard or
+// fresh, and none may be answered 5xx: each must be served by A (200 from a) or refused
+// by B's auth (401). Meanwhile the admin API changes a route in a loop: each change
+// publishes a snapshot too, and must never pair the table with another config's clusters.
 func TestReloadNeverMixesConfigs(t *testing.T) {
 	var served, guard, fresh atomic.Int64
 	be := func(n *atomic.Int64) *httptest.Server {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/p/") {
+				io.WriteString(w, "proxied") // the proxied route: either backend may answer
+				return
+			}
 			n.Add(1)
 			io.WriteString(w, "ok")
 		}))
@@ -40,6 +51,7 @@ func TestReloadNeverMixesConfigs(t *testing.T) {
 log: {level: error}
 listeners:
   - {name: web, listen: "127.0.0.1:0", protocol: http1}
+  - {name: mobile, listen: "127.0.0.1:0", protocol: mmtp}
 apps:
   - {id: wallet, secret_env: WALLET_SECRET}
 clusters:
@@ -50,11 +62,13 @@ clusters:
 routes:
   - {api: pay.guarded, split: {a: 100}}
   - {api: pay.moved, split: {a: 100}}
+  - {path: /p/, split: {a: 100}}
 `
 	cfgB := head + fmt.Sprintf(`  - {name: fresh, hosts: [%q]}
 routes:
   - {api: pay.guarded, split: {guard: 100}, filters: [auth]}
   - {api: pay.moved, split: {fresh: 100}, filters: [auth]}
+  - {path: /p/, split: {fresh: 100}}
 `, f1.Listener.Addr())
 	parse := func(y string) *config.Config {
 		c, err := config.Parse([]byte(y))
@@ -70,47 +84,101 @@ routes:
 		return ""
 	}
 	g := runGateway(t, cfgA, Options{Getenv: env})
-	url := "http://" + g.Addr("web").String() + "/api/"
+	web := "http://" + g.Addr("web").String()
+	mobile := g.Addr("mobile").String()
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var requests, refused atomic.Int64
 	var mu sync.Mutex
 	var bad []string
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &http.Client{Timeout: 10 * time.Second}
-			op := []string{"pay.guarded", "pay.moved"}[w%2]
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := c.Post(url+op, "text/plain", strings.NewReader("x"))
-				if err != nil {
-					mu.Lock()
-					bad = append(bad, op+": "+err.Error())
-					mu.Unlock()
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				requests.Add(1)
-				switch resp.StatusCode {
-				case http.StatusOK:
-				case http.StatusUnauthorized:
-					refused.Add(1)
-				default:
-					mu.Lock()
-					bad = append(bad, fmt.Sprintf("%s: %d %s", op, resp.StatusCode, body))
-					mu.Unlock()
-				}
-			}
-		}()
+	fail := func(s string) {
+		mu.Lock()
+		bad = append(bad, s)
+		mu.Unlock()
 	}
+	// call makes one request and returns its status and body.
+	type call func() (int, string, error)
+	httpCall := func(method, path string) call {
+		c := &http.Client{Timeout: 10 * time.Second}
+		return func() (int, string, error) {
+			req, _ := http.NewRequest(method, web+path, strings.NewReader("x"))
+			resp, err := c.Do(req)
+			if err != nil {
+				return 0, "", err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body), err
+		}
+	}
+	mmtpCall := func(op string) call {
+		c, err := client.Dial(context.Background(), mobile, client.Options{AppID: "wallet", DeviceID: "d1", Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return func() (int, string, error) {
+			resp, err := c.Call(context.Background(), op, nil, []byte("x"))
+			if err != nil {
+				return 0, "", err
+			}
+			return resp.Status, string(resp.Body), nil
+		}
+	}
+	for _, w := range []struct {
+		name string
+		do   call
+		want map[int]bool
+	}{
+		{"http pay.guarded", httpCall("POST", "/api/pay.guarded"), map[int]bool{200: true, 401: true}},
+		{"http pay.moved", httpCall("POST", "/api/pay.moved"), map[int]bool{200: true, 401: true}},
+		{"mmtp pay.guarded", mmtpCall("pay.guarded"), map[int]bool{200: true, 401: true}},
+		{"mmtp pay.moved", mmtpCall("pay.moved"), map[int]bool{200: true, 401: true}},
+		{"proxy /p/", httpCall("GET", "/p/x"), map[int]bool{200: true}},
+	} {
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					status, body, err := w.do()
+					if err != nil {
+						fail(w.name + ": " + err.Error())
+						return
+					}
+					requests.Add(1)
+					if status == http.StatusUnauthorized {
+						refused.Add(1)
+					}
+					if !w.want[status] {
+						fail(fmt.Sprintf("%s: %d %s", w.name, status, body))
+					}
+				}
+			}()
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			retry := i%2 == 0
+			if _, err := g.router.UpdateRoute("pay.moved", route.RouteUpdate{Retry: &retry}); err != nil {
+				fail("admin change: " + err.Error())
+				return
+			}
+		}
+	}()
 	// Reload until both configs have served and been refused plenty, with a floor on
 	// reloads so that the window between them is crossed many times.
 	for i := 0; i < 400 || refused.Load() < 50 || served.Load() < 50; i++ {
