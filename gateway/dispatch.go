@@ -13,9 +13,10 @@ import (
 	"github.com/mgw-project/mgw/gateway/upstream"
 )
 
-// dispatch is everything a request needs beyond the routing table, built from one config
-// and swapped whole on reload: the upstream clusters and the filter chains. A request loads
-// it once and uses that one throughout, so a reload never mixes two configs in one request.
+// dispatch is everything a request needs beyond the routing table, built from one config:
+// the upstream clusters and the filter chains. It is half of a snapshot (snapshot.go),
+// published with its table in one store; a routing change through the admin API makes a
+// new snapshot that shares it.
 type dispatch struct {
 	clusters  map[string]*upstream.Cluster
 	routes    map[string]*filters.Chain // by route key (its API pattern or path prefix)

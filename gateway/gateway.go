@@ -57,13 +57,13 @@ type Gateway struct {
 	start time.Time
 
 	engine   netpoll.Engine
-	router   *route.Router
+	router   *route.Router     // serialises changes to the table; it lives in snap
 	filters  *filters.Registry // one for the process, so rate-limit and nonce stores survive reloads
 	access   *accesslog.Writer // access lines, written off the request path
 	accessLg *slog.Logger
 	reqPool  *ants.Pool
 	adm      *admission               // built in Start, with the request pool
-	dispatch atomic.Pointer[dispatch] // clusters and filter chains, replaced on reload
+	snap     atomic.Pointer[snapshot] // everything a request consults; see snapshot
 	push     *pushHub                 // device push logs (push.go); push settings need a restart
 
 	mu         sync.Mutex // guards cfg, listeners, servers during start, reload and stop
@@ -91,7 +91,7 @@ type Gateway struct {
 // config field at fault.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, err // before the logger and limits below are built from cfg
 	}
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
@@ -116,14 +116,16 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.access = accesslog.NewWriter(out, 0, g.set)
 	g.accessLg = slog.New(slog.NewJSONHandler(g.access, nil))
+	g.router = route.New(route.RouterOptions{Logger: g.log, Metrics: g.set, Holder: snapHolder{g}})
 	// The demo backend's address is known only once it listens; the config names it @demo
 	// and the clusters resolve it at build time, so the demo starts first (in Start) and
-	// the dispatch table is built there. Validate the rest now, so --check is complete.
-	d, err := buildDispatch(g, cfg, "127.0.0.1:1")
+	// the snapshot that serves is built there. Build one now all the same, so that --check
+	// runs exactly what Start runs.
+	s, err := g.buildSnapshot(cfg, "127.0.0.1:1")
 	if err != nil {
 		return nil, err
 	}
-	d.close() // built to validate only: Start builds the one that serves
+	s.close() // built to validate only
 	if cfg.Admin.Listen != "" {
 		p, err := newAdminPolicy(&cfg.Admin, opts.Getenv)
 		if err != nil {
@@ -144,20 +146,22 @@ func (g *Gateway) Start() error {
 			return err
 		}
 	}
-	d, err := buildDispatch(g, cfg, g.demoAddr)
-	if err != nil {
+	if err := g.router.Apply(func(*route.Table) (*route.Table, error) {
+		s, err := g.buildSnapshot(cfg, g.demoAddr)
+		if err != nil {
+			return nil, err
+		}
+		g.snap.Store(s)
+		return s.table, nil
+	}); err != nil {
 		return err
 	}
-	router, err := route.NewRouter(cfg, route.RouterOptions{Logger: g.log, Metrics: g.set})
-	if err != nil {
-		return err
-	}
-	g.router = router
-	g.dispatch.Store(d)
-	g.clusterGauges(nil, d)
-	d.start()
+	s := g.snap.Load()
+	g.clusterGauges(nil, s.dispatch)
+	s.start()
 
 	workers := cfg.Runtime.Workers
+	var err error
 	g.reqPool, err = ants.NewPool(requestPoolSize(workers), ants.WithNonblocking(true),
 		ants.WithExpiryDuration(requestWorkerExpiry), ants.WithLogger(quietLogger{}))
 	if err != nil {
@@ -263,14 +267,12 @@ func (g *Gateway) end() {
 // requestBound is how long a request accepted now may take at most: the longest cluster
 // or route timeout, once per cluster it may fall back to, plus a second.
 func (g *Gateway) requestBound() time.Duration {
-	d := g.dispatch.Load()
-	m := d.maxTimeout()
-	if tbl := g.router.Load(); tbl != nil {
-		for _, rt := range tbl.Routes() {
-			m = max(m, rt.Config().Timeout.D())
-		}
+	s := g.snap.Load()
+	m := s.maxTimeout()
+	for _, rt := range s.table.Routes() {
+		m = max(m, rt.Config().Timeout.D())
 	}
-	return time.Duration(max(len(d.clusters), 1))*m + time.Second
+	return time.Duration(max(len(s.clusters), 1))*m + time.Second
 }
 
 // Addr returns the bound address of the named listener, or nil.
@@ -311,6 +313,8 @@ func (g *Gateway) Config() *config.Config {
 // they started with). Listeners, engine and admin settings need a restart; a change to
 // them is reported and otherwise ignored.
 func (g *Gateway) Reload(cfg *config.Config) error {
+	// buildSnapshot validates too; this first pass keeps the admin policy below from
+	// reading a config that is invalid elsewhere.
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -325,17 +329,21 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 			return err
 		}
 	}
-	d, err := buildDispatch(g, cfg, g.demoAddr)
-	if err != nil {
+	// Under the router's change lock, so that no admin routing change lands between the
+	// build and the publication (it would derive its snapshot from the one replaced).
+	var old *snapshot
+	if err := g.router.Apply(func(*route.Table) (*route.Table, error) {
+		s, err := g.buildSnapshot(cfg, g.demoAddr)
+		if err != nil {
+			return nil, err
+		}
+		s.start()
+		old = g.snap.Swap(s)
+		return s.table, nil
+	}); err != nil {
 		return err
 	}
-	if err := g.router.Replace(cfg); err != nil {
-		d.close()
-		return err
-	}
-	d.start()
-	old := g.dispatch.Swap(d)
-	g.clusterGauges(old, d)
+	g.clusterGauges(old.dispatch, g.snap.Load().dispatch)
 	g.filters.Sweep() // free the stores of routes the new config no longer has
 	if pol != nil {
 		g.adminGuard.policy.Store(pol)
@@ -436,8 +444,8 @@ func (g *Gateway) closeLocked() error {
 	if g.demo != nil {
 		errs = append(errs, g.demo.Close())
 	}
-	if d := g.dispatch.Load(); d != nil {
-		d.close()
+	if s := g.snap.Load(); s != nil {
+		s.close()
 	}
 	if g.reqPool != nil {
 		g.reqPool.Release()

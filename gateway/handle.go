@@ -18,18 +18,17 @@ import (
 // router, the upstream call with its fallback order, the send phase. It always returns a
 // response. It runs on a request-pool worker and may block on the backend.
 func (g *Gateway) handle(ctx context.Context, req *codec.Request) *codec.Response {
-	d := g.dispatch.Load()
-	tbl := g.router.Load()
+	s := g.snap.Load() // the one load of this request: table, filters and clusters agree
 	x := &filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
-	rt := tbl.Match(req.Operation)
+	rt := s.table.Match(req.Operation)
 	var resp *codec.Response
 	if rt == nil {
-		resp = d.chain(req.Conn.Listener, "").Handle(ctx, req, x, noRoute)
+		resp = s.chain(req.Conn.Listener, "").Handle(ctx, req, x, noRoute)
 	} else {
 		x.Route = rt.Key
-		resp = d.chain(req.Conn.Listener, rt.Key).Handle(ctx, req, x,
+		resp = s.chain(req.Conn.Listener, rt.Key).Handle(ctx, req, x,
 			func(ctx context.Context, req *codec.Request, x *filters.Exchange) *codec.Response {
-				return g.callUpstream(ctx, tbl, d, rt, req, x)
+				return g.callUpstream(ctx, s, rt, req, x)
 			})
 	}
 	g.m.request(req.Conn.Listener, x, resp.Status, time.Since(req.Received))
@@ -43,20 +42,20 @@ func noRoute(_ context.Context, req *codec.Request, _ *filters.Exchange) *codec.
 // callUpstream sends req to the cluster the router decides, and down the route's fallback
 // order while a cluster cannot serve. A request that may have reached a backend moves on
 // only when the route allows retries (Decision.Next enforces it).
-func (g *Gateway) callUpstream(ctx context.Context, tbl *route.Table, d *dispatch, rt *route.Route,
+func (g *Gateway) callUpstream(ctx context.Context, s *snapshot, rt *route.Route,
 	req *codec.Request, x *filters.Exchange) *codec.Response {
 	rc := rt.Config()
 	if rc.MaxBodyBytes > 0 && len(req.Body) > rc.MaxBodyBytes {
 		return codec.ErrorResponse(http.StatusRequestEntityTooLarge, codec.ErrTooLarge,
 			"body of "+itoa(len(req.Body))+" bytes is over the route's limit of "+itoa(rc.MaxBodyBytes))
 	}
-	dec := tbl.Decide(rt, req)
-	if late := g.pastDeadline(req, d.timeout(rc.Timeout.D(), dec.Cluster)); late != nil {
+	dec := s.table.Decide(rt, req)
+	if late := g.pastDeadline(req, s.timeout(rc.Timeout.D(), dec.Cluster)); late != nil {
 		return late
 	}
 	var resp *codec.Response
 	if answer := g.tryClusters(&dec, x, true, func(cluster string) (err error) {
-		resp, err = d.clusters[cluster].Call(ctx, req, rc.Timeout.D())
+		resp, err = s.clusters[cluster].Call(ctx, req, rc.Timeout.D())
 		return err
 	}); answer != nil {
 		return answer
@@ -104,11 +103,10 @@ func (g *Gateway) tryClusters(dec *route.Decision, x *filters.Exchange, replayab
 // returns the backend's response to stream back, or a gateway-made answer. A request
 // whose body has started on its way is never resent to a fallback cluster.
 func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader, length int64) (*upstream.ProxyResponse, *codec.Response) {
-	d := g.dispatch.Load()
-	tbl := g.router.Load()
+	s := g.snap.Load() // the one load of this request, as in handle
 	x := &filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
 	path, _, _ := strings.Cut(req.Target, "?")
-	rt := tbl.MatchPath(path)
+	rt := s.table.MatchPath(path)
 	key := ""
 	if rt != nil {
 		key = rt.Key
@@ -116,7 +114,7 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 	x.Route = key
 	// Unrouted requests pass the listener's filters too, as unrouted API calls do (handle),
 	// so a listener's access log sees every request on it.
-	chain := d.chain(req.Conn.Listener, key)
+	chain := s.chain(req.Conn.Listener, key)
 	finish := func(status int, resp *codec.Response) {
 		if resp == nil {
 			resp = &codec.Response{Status: status}
@@ -143,15 +141,15 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 		finish(resp.Status, resp)
 		return nil, resp
 	}
-	dec := tbl.Decide(rt, req)
-	if late := g.pastDeadline(req, d.timeout(rt.Config().Timeout.D(), dec.Cluster)); late != nil {
+	dec := s.table.Decide(rt, req)
+	if late := g.pastDeadline(req, s.timeout(rt.Config().Timeout.D(), dec.Cluster)); late != nil {
 		finish(late.Status, late)
 		return nil, late
 	}
 	var resp *upstream.ProxyResponse
 	replayable := length == 0 && body == nil
 	if answer := g.tryClusters(&dec, x, replayable, func(cluster string) (err error) {
-		resp, err = d.clusters[cluster].Forward(ctx, &upstream.ProxyRequest{
+		resp, err = s.clusters[cluster].Forward(ctx, &upstream.ProxyRequest{
 			Method: req.Method, Target: req.Target, Host: req.Header.Value("host"), Header: req.Header,
 			Body: body, ContentLength: length, ClientAddr: req.Conn.ClientAddr, Timeout: rt.Config().Timeout.D(),
 		})

@@ -136,7 +136,7 @@ func (m *gwMetrics) registerEngine(g *Gateway) {
 func (g *Gateway) clusterGauges(prev, d *dispatch) {
 	for name := range d.clusters {
 		upstream.RegisterHostGauges(g.set, name, func() *upstream.Cluster {
-			return g.dispatch.Load().clusters[name]
+			return g.snap.Load().clusters[name]
 		})
 	}
 	if prev == nil {

@@ -140,7 +140,7 @@ func (s *mmtpSession) onHello(f *mmtp.Frame) {
 	s.mu.Unlock()
 	req := mmtp.ToRequest(f, info)
 	req.Received = time.Now()
-	if resp := s.l.g.dispatch.Load().hello(req); resp != nil {
+	if resp := s.l.g.snap.Load().hello(req); resp != nil {
 		s.answer(f.StreamID, resp)
 		return
 	}
@@ -221,7 +221,7 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame) bool {
 func (s *mmtpSession) checkIdentity(f *mmtp.Frame) *codec.Response {
 	if !s.hello {
 		if s.l.cfg.RequireHello {
-			return s.l.g.dispatch.Load().helloRequired()
+			return s.l.g.snap.Load().helloRequired()
 		}
 		return nil
 	}

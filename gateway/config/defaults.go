@@ -42,12 +42,8 @@ const (
 	DefaultUnhealthyThreshold         = 3
 	DefaultConsecutiveFailures        = 5
 	DefaultEjectFor                   = Duration(30 * time.Second)
-	DefaultAuthSkew                   = Duration(300 * time.Second)
-	DefaultRateLimitMaxKeys           = 100000
-	DefaultAccessLogSample            = 1.0
 	DefaultSticky                     = "device"
 	DefaultPolicy                     = "round_robin"
-	DefaultRateLimitKey               = "api"
 	DefaultLogLevel, DefaultLogFormat = "info", "text"
 )
 
@@ -117,24 +113,11 @@ func (cl *Cluster) applyDefaults() {
 	}
 }
 
+// applyDefaults leaves the filters' options (auth, ratelimit, accesslog) as written: each
+// filter defaults its own (auth.DefaultSkew, ratelimit's one second of rate and
+// DefaultMaxKeys, ...), so a default is defined once, where it is used.
 func (r *Route) applyDefaults() {
 	setStr(&r.Sticky, DefaultSticky)
-	if a := r.Auth; a != nil {
-		setDur(&a.Skew, DefaultAuthSkew)
-	}
-	if rl := r.RateLimit; rl != nil {
-		setStr(&rl.Key, DefaultRateLimitKey)
-		setInt(&rl.MaxKeys, DefaultRateLimitMaxKeys)
-		if rl.Burst == 0 {
-			// One second of rate, at least 1; an unparsable rate is left for Validate.
-			if n, per, err := ParseRate(rl.Rate); err == nil {
-				rl.Burst = max(1, int((int64(n)*int64(time.Second)+int64(per)-1)/int64(per)))
-			}
-		}
-	}
-	if al := r.AccessLog; al != nil && al.Sample == 0 {
-		al.Sample = DefaultAccessLogSample
-	}
 }
 
 func setStr(p *string, v string) {

@@ -35,9 +35,9 @@ func TestFullValues(t *testing.T) {
 	if f := r.Force[1]; f.Header == nil || f.Header.Name != "x-canary" || !f.Never {
 		t.Errorf("force[1] = %+v", f)
 	}
-	// Burst defaults to one second of rate: 100/m rounds up to 2.
-	if rl := c.Routes[1].RateLimit; rl.Burst != 2 || rl.MaxKeys != DefaultRateLimitMaxKeys {
-		t.Errorf("route 1 ratelimit defaults = %+v", rl)
+	// The filter defaults its own options (filters/ratelimit), so the config keeps zeros.
+	if rl := c.Routes[1].RateLimit; rl.Burst != 0 || rl.MaxKeys != 0 {
+		t.Errorf("route 1 ratelimit = %+v, want the unset options left for the filter", rl)
 	}
 	if c.Switches.Labels["mesh=on"]["mesh"] != 50 || c.Switches.Zones["zone-b"]["mesh"] != 0 {
 		t.Errorf("switches = %+v", c.Switches)

@@ -67,3 +67,27 @@ func TestApplyDefaultsKeepsNegatives(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// TestFilterOptionsLeftToFilters: options a filter defaults itself are left unset by
+// ApplyDefaults and accepted unset by Validate (a ratelimit with only a rate, an auth with
+// no skew), so the filter's default is the only one.
+func TestFilterOptionsLeftToFilters(t *testing.T) {
+	c, err := Parse([]byte(`
+listeners:
+  - {name: web, listen: "127.0.0.1:0", protocol: http1}
+clusters:
+  - {name: a, hosts: ["127.0.0.1:1"]}
+routes:
+  - {api: pay.*, split: {a: 1}, filters: [ratelimit, auth], ratelimit: {rate: 10/s}, auth: {replay: true}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	r := c.Routes[0]
+	if *r.RateLimit != (RateLimit{Rate: "10/s"}) || r.Auth.Skew != 0 {
+		t.Fatalf("defaults filled in: ratelimit %+v, auth %+v", *r.RateLimit, *r.Auth)
+	}
+}

@@ -225,7 +225,7 @@ type HeaderMatch struct {
 
 // Auth options of the auth filter on a route.
 type Auth struct {
-	Skew     Duration `yaml:"skew" json:"skew"`           // default 300s
+	Skew     Duration `yaml:"skew" json:"skew"`           // 0: the filter's default, 300s
 	Replay   bool     `yaml:"replay" json:"replay"`       // require a nonce and reject repeats
 	FailOpen bool     `yaml:"fail_open" json:"fail_open"` // when the nonce store is full
 	DryRun   bool     `yaml:"dry_run" json:"dry_run"`
@@ -234,16 +234,16 @@ type Auth struct {
 // RateLimit options of the ratelimit filter on a route.
 type RateLimit struct {
 	Rate     string `yaml:"rate" json:"rate"`         // "2000/s", "100/m"
-	Burst    int    `yaml:"burst" json:"burst"`       // default: one second of rate
-	Key      string `yaml:"key" json:"key"`           // api (default), app, device, user, client
-	MaxKeys  int    `yaml:"max_keys" json:"max_keys"` // bound on keyed buckets; default 100000
+	Burst    int    `yaml:"burst" json:"burst"`       // 0: the filter's default, one second of rate
+	Key      string `yaml:"key" json:"key"`           // api ("": the default), app, device, user, client
+	MaxKeys  int    `yaml:"max_keys" json:"max_keys"` // bound on keyed buckets; 0: the filter's default, 100000
 	FailOpen bool   `yaml:"fail_open" json:"fail_open"`
 	DryRun   bool   `yaml:"dry_run" json:"dry_run"`
 }
 
 // AccessLog options of the accesslog filter.
 type AccessLog struct {
-	Sample float64 `yaml:"sample" json:"sample"` // fraction logged, default 1
+	Sample float64 `yaml:"sample" json:"sample"` // fraction logged; 0: the filter's default, 1
 	Off    bool    `yaml:"off" json:"off"`
 }
 

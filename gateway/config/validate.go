@@ -12,21 +12,48 @@ import (
 // gateway substitutes it (SubstituteDemoHost) once the demo server listens.
 const DemoHost = "@demo"
 
-// MaxWeight bounds one split weight so that sums cannot overflow.
-const MaxWeight = 1_000_000
+// Limits on what routing may hold. They bound the per-request work (one hash per split
+// cluster) and the size of what the admin API accepts.
+const (
+	MaxWeight        = 1_000_000 // one split weight, so that sums cannot overflow
+	MaxSplitClusters = 64        // clusters in one split or fallback list
+	MaxForceEntries  = 64
+	MaxForceIDs      = 10_000 // devices + users in one force entry
+	MaxRoutePath     = 256    // a path route's prefix: it names the route in metrics and the admin API
+	MaxRoutes        = 10_000
+)
 
 // Validate checks the whole config and returns every problem found, joined with
 // errors.Join, each as `field.path: what is wrong with "value"`. Call it after
 // ApplyDefaults (Parse does that). Secrets never appear in its errors.
+//
+// It is the one validator: `mgw serve -check`, start and reload run it (through the
+// gateway's one snapshot builder), and its routing rules are ValidateRouting's, which the
+// routing table runs on every admin API change, so no path accepts what another refuses.
 func (c *Config) Validate() error {
 	v := &validator{c: c}
 	v.top()
 	v.listeners()
 	v.apps()
 	v.clusters()
+	v.routing()
+	return errors.Join(v.errs...)
+}
+
+// ValidateRouting checks what a routing table is built from (cluster names and tags,
+// routes, switches) with exactly the rules Validate applies to them; the rest of the config
+// is not looked at. The routing table runs it on every build, including each admin API
+// change, which alters only these parts of a config Validate accepted.
+func (c *Config) ValidateRouting() error {
+	v := &validator{c: c}
+	v.clusterNames()
+	v.routing()
+	return errors.Join(v.errs...)
+}
+
+func (v *validator) routing() {
 	v.routes()
 	v.switches()
-	return errors.Join(v.errs...)
 }
 
 type validator struct {
@@ -231,7 +258,8 @@ func (v *validator) apps() {
 	}
 }
 
-func (v *validator) clusters() {
+// clusterNames checks the names and tags that routes and switches refer to.
+func (v *validator) clusterNames() {
 	names := map[string]int{}
 	for i := range v.c.Clusters {
 		cl := &v.c.Clusters[i]
@@ -243,6 +271,17 @@ func (v *validator) clusters() {
 		} else {
 			names[cl.Name] = i
 		}
+		for j, t := range cl.Tags {
+			v.check(fmt.Sprintf("%s.tags[%d]", p, j), checkName(t))
+		}
+	}
+}
+
+func (v *validator) clusters() {
+	v.clusterNames()
+	for i := range v.c.Clusters {
+		cl := &v.c.Clusters[i]
+		p := fmt.Sprintf("clusters[%d]", i)
 		if len(cl.Hosts) == 0 {
 			v.add(p+".hosts", "at least one host:port is required")
 		}
@@ -261,9 +300,6 @@ func (v *validator) clusters() {
 				v.add(hp, "%q is listed twice", truncate(h, 128))
 			}
 			seen[h] = true
-		}
-		for j, t := range cl.Tags {
-			v.check(fmt.Sprintf("%s.tags[%d]", p, j), checkName(t))
 		}
 		if cl.PathPrefix != "" {
 			if err := checkPath(cl.PathPrefix); err != nil {
@@ -312,6 +348,10 @@ func (v *validator) positiveDur(path string, d Duration) {
 }
 
 func (v *validator) routes() {
+	if len(v.c.Routes) > MaxRoutes {
+		v.add("routes", "%d routes, over the limit of %d", len(v.c.Routes), MaxRoutes)
+		return
+	}
 	apis := map[string]int{}
 	paths := map[string]int{}
 	for i := range v.c.Routes {
@@ -333,6 +373,8 @@ func (v *validator) routes() {
 		default:
 			if err := checkPath(r.Path); err != nil {
 				v.check(p+".path", err)
+			} else if len(r.Path) > MaxRoutePath {
+				v.add(p+".path", "%q is longer than %d bytes", truncate(r.Path, 64), MaxRoutePath)
 			} else if j, dup := paths[r.Path]; dup {
 				v.add(p+".path", "%q duplicates routes[%d]", r.Path, j)
 			} else {
@@ -340,7 +382,12 @@ func (v *validator) routes() {
 			}
 		}
 		v.split(p+".split", r.Split)
-		v.oneOf(p+".sticky", r.Sticky, "device", "user", "app", "client", "none")
+		if r.Sticky != "" { // "": the default, for a config built without ApplyDefaults
+			v.oneOf(p+".sticky", r.Sticky, "device", "user", "app", "client", "none")
+		}
+		if len(r.Fallback) > MaxSplitClusters {
+			v.add(p+".fallback", "%d clusters, over the limit of %d", len(r.Fallback), MaxSplitClusters)
+		}
 		seen := map[string]bool{}
 		for j, f := range r.Fallback {
 			fp := fmt.Sprintf("%s.fallback[%d]", p, j)
@@ -350,6 +397,9 @@ func (v *validator) routes() {
 				v.add(fp, "%q is listed twice", f)
 			}
 			seen[f] = true
+		}
+		if len(r.Force) > MaxForceEntries {
+			v.add(p+".force", "%d entries, over the limit of %d", len(r.Force), MaxForceEntries)
 		}
 		for j := range r.Force {
 			v.force(fmt.Sprintf("%s.force[%d]", p, j), &r.Force[j])
@@ -363,7 +413,9 @@ func (v *validator) routes() {
 			_, _, err := ParseRate(rl.Rate)
 			v.check(rp+".rate", err)
 			v.nonNeg(rp+".burst", rl.Burst)
-			v.oneOf(rp+".key", rl.Key, "api", "app", "device", "user", "client")
+			if rl.Key != "" { // "": the filter's default
+				v.oneOf(rp+".key", rl.Key, "api", "app", "device", "user", "client")
+			}
 			v.nonNeg(rp+".max_keys", rl.MaxKeys)
 		}
 		if al := r.AccessLog; al != nil && !(al.Sample >= 0 && al.Sample <= 1) {
@@ -376,8 +428,11 @@ func (v *validator) routes() {
 
 func (v *validator) split(p string, split map[string]int) {
 	if len(split) == 0 {
-		v.add(p, "at least one cluster: weight is required")
+		v.add(p, "empty; name at least one cluster with a positive weight")
 		return
+	}
+	if len(split) > MaxSplitClusters {
+		v.add(p, "%d clusters, over the limit of %d", len(split), MaxSplitClusters)
 	}
 	total := 0
 	for _, name := range sortedKeys(split) {
@@ -385,14 +440,17 @@ func (v *validator) split(p string, split map[string]int) {
 		if v.c.Cluster(name) == nil {
 			v.add(p+"."+name, "unknown cluster %q", truncate(name, 64))
 		}
-		if w < 0 || w > MaxWeight {
-			v.add(p+"."+name, "weight %d is not in 0..%d", w, MaxWeight)
-		} else {
+		switch {
+		case w < 0:
+			v.add(p+"."+name, "weight %d is negative", w)
+		case w > MaxWeight:
+			v.add(p+"."+name, "weight %d is over the limit of %d", w, MaxWeight)
+		default:
 			total += w
 		}
 	}
 	if total == 0 {
-		v.add(p, "every weight is 0: at least one must be positive")
+		v.add(p, "all weights are zero; at least one must be positive")
 	}
 }
 
@@ -403,7 +461,10 @@ func (v *validator) force(p string, f *Force) {
 		v.add(p+".cluster", "unknown cluster %q", truncate(f.Cluster, 64))
 	}
 	if len(f.Devices) == 0 && len(f.Users) == 0 && f.Header == nil {
-		v.add(p, "needs at least one matcher: devices, users or header")
+		v.add(p, "matches nothing; give devices, users or header")
+	}
+	if n := len(f.Devices) + len(f.Users); n > MaxForceIDs {
+		v.add(p, "%d device and user ids, over the limit of %d", n, MaxForceIDs)
 	}
 	for j, d := range f.Devices {
 		if d == "" {
@@ -417,6 +478,8 @@ func (v *validator) force(p string, f *Force) {
 	}
 	if h := f.Header; h != nil && h.Name == "" {
 		v.add(p+".header.name", "must not be empty")
+	} else if h != nil && len(h.Name) > MaxAPILen {
+		v.add(p+".header.name", "%q is longer than %d bytes", truncate(h.Name, 64), MaxAPILen)
 	}
 }
 
@@ -439,18 +502,29 @@ func (v *validator) switches() {
 	v.percentages("switches.labels", s.Labels, checkLabelSelector)
 }
 
+// percentages checks switches of one kind, each {tag: percent}: the percents of one
+// switch share the traffic, so together they may not pass 100.
 func (v *validator) percentages(p string, m map[string]map[string]int, checkKey func(string) error) {
 	for _, k := range sortedKeys(m) {
 		kp := p + "." + k
 		v.check(kp, checkKey(k))
+		if len(m[k]) == 0 {
+			v.add(kp, "empty; give {tag: percent}")
+		}
+		sum, valid := 0, true
 		for _, tag := range sortedKeys(m[k]) {
 			pct := m[k][tag]
 			if pct < 0 || pct > 100 {
-				v.add(kp+"."+tag, "%d is not a percentage 0..100", pct)
+				v.add(kp+"."+tag, "percent %d is not within 0..100", pct)
+				valid = false
 			}
+			sum += pct
 			if !v.hasTag(tag) {
 				v.add(kp+"."+tag, "no cluster has tag %q", truncate(tag, 64))
 			}
+		}
+		if valid && sum > 100 {
+			v.add(kp, "percents add up to %d, over 100", sum)
 		}
 	}
 }

@@ -31,6 +31,8 @@ instance: {zone: zone-a, labels: {canary: "yes"}}
 listeners:
   - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp, max_in_flight: 256}
   - {name: web, listen: 127.0.0.1:0, protocol: http1}
+apps:
+  - {id: wallet} # a mesh-only switch names a configured app, through the admin API as in a file
 clusters:
   - {name: old, hosts: [%q], timeout: 5s, health_check: {path: /healthz, interval: 500ms, timeout: 500ms, unhealthy_threshold: 2}}
   - {name: new, hosts: [%q], timeout: 5s, tags: [mesh]}

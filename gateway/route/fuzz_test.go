@@ -25,6 +25,8 @@ func FuzzAdminPut(f *testing.F) {
 		`/v1/switches/mesh_only_apps ["wallet",""]`,
 		`/v1/switches/zones {"zone-a":{"mesh":1e99}}`,
 		`/v1/routes/* {"split":{"central":1}} {}`,
+		`/v1/switches/zones {"zone-a":{"mesh":80,"central":80}}`,
+		`/v1/switches/mesh_only_apps ["ghost"]`,
 	} {
 		path, body, _ := strings.Cut(s, " ")
 		f.Add(path, body)

@@ -14,6 +14,8 @@ import (
 func testConfig() *config.Config {
 	return &config.Config{
 		Instance: config.Instance{Zone: "zone-a", Labels: map[string]string{"rack": "r1"}},
+		// Mesh-only switches may name only configured apps, as in a file.
+		Apps: []config.App{{ID: "wallet"}, {ID: "merchant"}},
 		Clusters: []config.Cluster{
 			{Name: "decentralized"},
 			{Name: "mesh", Tags: []string{"mesh"}},

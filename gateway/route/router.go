@@ -26,40 +26,98 @@ type RouterOptions struct {
 	// Rand is the random source of `sticky: none` routes (and of requests with no sticky
 	// key); nil: math/rand/v2. It is called from many goroutines at once.
 	Rand func() uint64
+	// Holder keeps the table in force; nil: the Router keeps it in its own atomic pointer.
+	// A gateway keeps it inside the one snapshot of everything a request consults, so that
+	// a change publishes the table together with the clusters and filters it names.
+	Holder Holder
 }
+
+// Holder keeps a Router's table in force. The Router calls Store only with its change
+// lock held, so stores are serialised; Load may be called from any goroutine.
+type Holder interface {
+	Load() *Table
+	// Store publishes t, built from the table in force by a routing change (a split,
+	// sticky, fallback, retry or switch change: clusters, apps and filters are as before).
+	// An error refuses the change and leaves the table in force.
+	Store(t *Table) error
+}
+
+// ownHolder is the Holder of a Router used on its own (tests, tools).
+type ownHolder struct{ p atomic.Pointer[Table] }
+
+func (h *ownHolder) Load() *Table { return h.p.Load() }
+
+func (h *ownHolder) Store(t *Table) error { h.p.Store(t); return nil }
 
 // Router holds the routing table in force and applies changes to it. Requests call Load
 // (lock-free) and keep the returned Table; changes (admin API, SIGHUP reload) are
 // serialised, validated, build a new Table and publish it atomically, so a request in
 // flight finishes on the table it started with and none fails because of a change.
 type Router struct {
-	cur  atomic.Pointer[Table]
+	h    Holder
 	mu   sync.Mutex // serialises changes, not reads
 	log  *slog.Logger
 	m    *routeMetrics
 	rand func() uint64
 }
 
-// NewRouter validates cfg's routing parts and builds the first table.
-func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
-	r := &Router{log: opts.Logger, m: newRouteMetrics(opts.Metrics), rand: opts.Rand}
+// New returns a Router with no table yet: publish the first with Replace or Apply before
+// the first Load.
+func New(opts RouterOptions) *Router {
+	r := &Router{h: opts.Holder, log: opts.Logger, m: newRouteMetrics(opts.Metrics), rand: opts.Rand}
+	if r.h == nil {
+		r.h = &ownHolder{}
+	}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
 	if r.rand == nil {
 		r.rand = rand.Uint64
 	}
-	t, err := newTable(cfg, r.rand, r.m)
+	return r
+}
+
+// NewRouter validates cfg's routing parts and builds the first table.
+func NewRouter(cfg *config.Config, opts RouterOptions) (*Router, error) {
+	r := New(opts)
+	t, err := r.Build(cfg)
 	if err != nil {
 		return nil, err
 	}
-	r.cur.Store(t)
+	if err := r.h.Store(t); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// Build validates cfg's routing parts and compiles them into a table that counts its
+// decisions in this Router's metrics. It publishes nothing.
+func (r *Router) Build(cfg *config.Config) (*Table, error) {
+	return newTable(cfg, r.rand, r.m)
+}
+
+// Apply runs publish with the change lock held, so no other change interleaves: publish
+// gets the table in force (nil before the first), builds its successor (with Build) and
+// publishes it by its own means, and returns it; Apply then logs what changed. A gateway
+// reloads this way, publishing the table in one store with the clusters and filters of
+// the same config. On error nothing may have been published.
+func (r *Router) Apply(publish func(old *Table) (*Table, error)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.h.Load()
+	t, err := publish(old)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		r.logDiff(old, t)
+	}
+	return nil
 }
 
 // Load returns the table in force. Call it once per request and use that table for the
 // whole request, fallbacks included.
-func (r *Router) Load() *Table { return r.cur.Load() }
+func (r *Router) Load() *Table { return r.h.Load() }
 
 // Decide is the gateway's one call per request: it loads the table, matches req (see
 // Table.MatchRequest) and decides. ok is false when no route matches (answer 404
@@ -84,16 +142,13 @@ func (r *Router) CountFallback(api, from, to string) {
 // Replace validates cfg and makes it the table in force (SIGHUP reload). On error the old
 // table stays. Every route and switch that differs is logged with old and new values.
 func (r *Router) Replace(cfg *config.Config) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	t, err := newTable(cfg, r.rand, r.m)
-	if err != nil {
-		return fmt.Errorf("routing config: %w", err)
-	}
-	old := r.cur.Load()
-	r.cur.Store(t)
-	r.logDiff(old, t)
-	return nil
+	return r.Apply(func(*Table) (*Table, error) {
+		t, err := r.Build(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("routing config: %w", err)
+		}
+		return t, r.h.Store(t)
+	})
 }
 
 // RouteUpdate is a partial change to one route: nil fields keep their value.
@@ -105,17 +160,18 @@ type RouteUpdate struct {
 }
 
 // SetSplit replaces the split of the route whose Key is api and returns its new effective
-// split on this instance. Errors name the field: `split.mesh: weight -1 is negative`.
+// split on this instance. Errors name the field: `routes[0].split.mesh: weight -1 is negative`.
 func (r *Router) SetSplit(api string, split map[string]int) (Effective, error) {
 	return r.UpdateRoute(api, RouteUpdate{Split: split})
 }
 
 // UpdateRoute changes the split, sticky kind, fallback order or retry permission of the
-// route whose Key is api, validated like the file, and returns its new effective split.
+// route whose Key is api, validated like the file (errors name the field as in the file:
+// `routes[0].split.mesh: weight -1 is negative`), and returns its new effective split.
 func (r *Router) UpdateRoute(api string, u RouteUpdate) (Effective, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := r.cur.Load()
+	old := r.h.Load()
 	idx := -1
 	for i := range old.cfg.Routes {
 		if routeKey(&old.cfg.Routes[i]) == api {
@@ -125,22 +181,6 @@ func (r *Router) UpdateRoute(api string, u RouteUpdate) (Effective, error) {
 	}
 	if idx < 0 {
 		return Effective{}, fmt.Errorf("route %q: %w", api, ErrNoSuchRoute)
-	}
-	clusters := old.clusterSet()
-	if u.Split != nil {
-		if err := validateSplit("split", u.Split, clusters); err != nil {
-			return Effective{}, err
-		}
-	}
-	if u.Sticky != nil {
-		if err := validateSticky("sticky", *u.Sticky); err != nil {
-			return Effective{}, err
-		}
-	}
-	if u.Fallback != nil {
-		if err := validateFallback("fallback", *u.Fallback, clusters); err != nil {
-			return Effective{}, err
-		}
 	}
 	cfg := cloneConfig(old.cfg)
 	rc := &cfg.Routes[idx]
@@ -160,7 +200,9 @@ func (r *Router) UpdateRoute(api string, u RouteUpdate) (Effective, error) {
 	if err != nil {
 		return Effective{}, err
 	}
-	r.cur.Store(t)
+	if err := r.h.Store(t); err != nil {
+		return Effective{}, err
+	}
 	r.logDiff(old, t)
 	return t.Effective(t.byKey[api], ""), nil
 }
@@ -189,17 +231,16 @@ func (r *Router) SetLabelSwitches(labels map[string]map[string]int) ([]Effective
 func (r *Router) changeSwitches(change func(*config.Switches)) ([]Effective, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := r.cur.Load()
+	old := r.h.Load()
 	cfg := cloneConfig(old.cfg)
 	change(&cfg.Switches)
-	if err := validateSwitches("switches", &cfg.Switches, old.ti.tags()); err != nil {
-		return nil, err
-	}
 	t, err := newTable(cfg, r.rand, r.m)
 	if err != nil {
 		return nil, err
 	}
-	r.cur.Store(t)
+	if err := r.h.Store(t); err != nil {
+		return nil, err
+	}
 	r.logDiff(old, t)
 	return t.allEffective(), nil
 }
@@ -210,14 +251,6 @@ func (t *Table) allEffective() []Effective {
 		out = append(out, t.Effective(rt, ""))
 	}
 	return out
-}
-
-func (t *Table) clusterSet() map[string]*config.Cluster {
-	m := make(map[string]*config.Cluster, len(t.cfg.Clusters))
-	for i := range t.cfg.Clusters {
-		m[t.cfg.Clusters[i].Name] = &t.cfg.Clusters[i]
-	}
-	return m
 }
 
 // logDiff logs every route and switch that differs between two tables, old and new.

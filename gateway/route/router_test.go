@@ -118,7 +118,7 @@ func TestRouterChangesValidatedAndLogged(t *testing.T) {
 		t.Fatalf("UpdateRoute: %+v, %v", e, err)
 	}
 	bad := "ip"
-	if _, err := r.UpdateRoute(payAPI, RouteUpdate{Sticky: &bad}); err == nil || !strings.HasPrefix(err.Error(), "sticky:") {
+	if _, err := r.UpdateRoute(payAPI, RouteUpdate{Sticky: &bad}); err == nil || !strings.HasPrefix(err.Error(), "routes[0].sticky:") {
 		t.Fatalf("bad sticky: %v", err)
 	}
 

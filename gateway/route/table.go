@@ -65,24 +65,12 @@ func NewTable(cfg *config.Config) (*Table, error) {
 
 func newTable(cfg *config.Config, rnd func() uint64, m *routeMetrics) (*Table, error) {
 	cfg = cloneConfig(cfg)
-	clusters := map[string]*config.Cluster{}
-	for i := range cfg.Clusters {
-		c := &cfg.Clusters[i]
-		if c.Name == "" {
-			return nil, fmt.Errorf("clusters[%d].name: empty", i)
-		}
-		if _, dup := clusters[c.Name]; dup {
-			return nil, fmt.Errorf("clusters[%d].name: %q defined twice", i, c.Name)
-		}
-		clusters[c.Name] = c
-	}
-	if len(cfg.Routes) > MaxRoutes {
-		return nil, fmt.Errorf("routes: %d routes, over the limit of %d", len(cfg.Routes), MaxRoutes)
-	}
-	ti := newTagIndex(cfg.Clusters)
-	if err := validateSwitches("switches", &cfg.Switches, ti.tags()); err != nil {
+	// The config's own rules, the ones Validate applies to a file: a change through the
+	// admin API cannot pass what --check and start refuse, or the other way round.
+	if err := cfg.ValidateRouting(); err != nil {
 		return nil, err
 	}
+	ti := newTagIndex(cfg.Clusters)
 	t := &Table{
 		cfg:      cfg,
 		byKey:    map[string]*Route{},
@@ -96,14 +84,11 @@ func newTable(cfg *config.Config, rnd func() uint64, m *routeMetrics) (*Table, e
 		t.meshApps[a] = true
 	}
 	for i := range cfg.Routes {
-		field := fmt.Sprintf("routes[%d]", i)
-		rc := &cfg.Routes[i]
-		if err := validateRoute(field, rc, clusters); err != nil {
-			return nil, err
-		}
-		rt := t.compile(rc)
+		rt := t.compile(&cfg.Routes[i])
 		if prev, dup := t.byKey[rt.Key]; dup {
-			return nil, fmt.Errorf("%s: %q is also %s", field, rt.Key, describe(prev))
+			// ValidateRouting refuses duplicates; this keeps a gap there from turning
+			// into a route that can never be reached.
+			return nil, fmt.Errorf("routes[%d]: %q is also %s", i, rt.Key, describe(prev))
 		}
 		t.byKey[rt.Key] = rt
 		t.routes = append(t.routes, rt)

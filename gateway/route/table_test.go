@@ -100,8 +100,8 @@ func TestValidationNamesField(t *testing.T) {
 		{"sticky", func(c *cfgT) { c.Routes[0].Sticky = "ip" }, `routes[0].sticky: "ip"`},
 		{"fallback", func(c *cfgT) { c.Routes[0].Fallback = []string{"mesh", "gone"} }, `routes[0].fallback[1]: unknown cluster "gone"`},
 		{"pattern", func(c *cfgT) { c.Routes[1].API = "a.*.b" }, `routes[1].api: "a.*.b"`},
-		{"dup", func(c *cfgT) { c.Routes[1].API = "alipay.trade.pay" }, `routes[1]: "alipay.trade.pay" is also`},
-		{"both", func(c *cfgT) { c.Routes[1].Path = "/x" }, "routes[1]: both api"},
+		{"dup", func(c *cfgT) { c.Routes[1].API = "alipay.trade.pay" }, `routes[1].api: "alipay.trade.pay" duplicates routes[0]`},
+		{"both", func(c *cfgT) { c.Routes[1].Path = "/x" }, "routes[1]: set only one of api"},
 		{"path", func(c *cfgT) { c.Routes[4].Path = "api" }, "routes[4].path"},
 		{"forcecluster", func(c *cfgT) { c.Routes[0].Force = []forceT{{Devices: []string{"d"}, Cluster: "x"}} }, `routes[0].force[0].cluster: unknown cluster "x"`},
 		{"forceempty", func(c *cfgT) { c.Routes[0].Force = []forceT{{Cluster: "mesh"}} }, "routes[0].force[0]: matches nothing"},
@@ -112,7 +112,7 @@ func TestValidationNamesField(t *testing.T) {
 			c.Switches.MeshOnlyApps = []string{"wallet"}
 			c.Clusters[1].Tags, c.Clusters[2].Tags = nil, nil
 		}, `switches.mesh_only_apps: no cluster has tag "mesh"`},
-		{"dupcluster", func(c *cfgT) { c.Clusters[1].Name = "decentralized" }, `clusters[1].name: "decentralized" defined twice`},
+		{"dupcluster", func(c *cfgT) { c.Clusters[1].Name = "decentralized" }, `clusters[1].name: "decentralized" is already the name of clusters[0]`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
