@@ -70,11 +70,7 @@ func (s *mmtpSession) readFrames(data []byte) (int, error) {
 	away := s.goingAway
 	s.mu.Unlock()
 	if away {
-		// After GOAWAY nothing more is taken (last-stream-id told the client so), but
-		// what comes is still read: bytes left unread in the socket when it closes make
-		// the kernel reset the connection, and a reset can destroy the GOAWAY and the
-		// answers still on their way to the client.
-		return len(data), nil
+		return s.readAfterGoAway(data, off), nil
 	}
 	for off < len(data) {
 		f, n, err := mmtp.Parse(data[off:], &s.l.mmtpLimits)
@@ -105,6 +101,28 @@ func (s *mmtpSession) readFrames(data []byte) (int, error) {
 		// PONG needs no answer.
 	}
 	return off, nil
+}
+
+// readAfterGoAway reads what a client sends after GOAWAY. Nothing more is taken
+// (last-stream-id told the client so), but what comes is still read: bytes left unread in
+// the socket when it closes make the kernel reset the connection, and a reset can destroy
+// the GOAWAY and the answers still on their way to the client. PUSH_ACKs still count: a
+// push the client acknowledged while the connection winds down is not sent again.
+func (s *mmtpSession) readAfterGoAway(data []byte, off int) int {
+	for off < len(data) {
+		f, n, err := mmtp.Parse(data[off:], &s.l.mmtpLimits)
+		if err != nil {
+			return len(data) // unframed from here on: drop the rest
+		}
+		if n == 0 {
+			return off // the rest of a frame is still coming
+		}
+		off += n
+		if f.Type == mmtp.TypePushAck {
+			s.onPushAck(f.StreamID)
+		}
+	}
+	return off
 }
 
 // write encodes one frame into a pooled buffer and sends it whole.
@@ -285,6 +303,11 @@ func (s *mmtpSession) goAway(reason string) (idle bool) {
 		return false
 	}
 	s.goingAway = true
+	if s.push != nil {
+		// No new pushes on a connection that is going: they wait for the next one.
+		// Acks of those already sent still count (readAfterGoAway).
+		defer s.l.g.push.unbind(s.push)
+	}
 	last, idle := s.last, len(s.streams) == 0 && s.answering == 0
 	resume := s.paused
 	s.paused = false

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -616,5 +617,45 @@ apps:
 	}
 	if p := c.nextPush(); p.seq != 1 || p.body != "x" {
 		t.Fatalf("got %+v", p)
+	}
+}
+
+// After GOAWAY a connection gets no new pushes (they wait for the device's next
+// connection), and the acks its client still sends count: those pushes leave the log.
+func TestPushAcksAfterGoAwayCount(t *testing.T) {
+	g := runPushGateway(t, "")
+	r := dialPush(t, g)
+	r.hello("shop", "gone")
+	mustPublish(t, g, "gone", "t", "one")
+	mustPublish(t, g, "gone", "t", "two")
+	ps := r.pushesUntilPong()
+	if pushSeqs(ps) != "1,2" {
+		t.Fatalf("pushes %s, want 1,2", pushSeqs(ps))
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- g.Drain(context.Background()) }()
+	if f := r.read(); f.Type != mmtp.TypeGoAway {
+		t.Fatalf("got %v, want GOAWAY", f.Type)
+	}
+	// Published after the GOAWAY: kept for the next connection, not sent on this one.
+	mustPublish(t, g, "gone", "t", "three")
+	for _, p := range ps {
+		r.ack(p.stream)
+	}
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		f, err := r.dec.ReadFrame(r.c)
+		if err != nil {
+			break // closed by the drain
+		}
+		if f.Type == mmtp.TypePush {
+			t.Fatalf("PUSH seq %s sent after GOAWAY", headers(&f)["seq"])
+		}
+	}
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	if st := g.push.stats(); st.Pending != 1 || st.Acked != 2 {
+		t.Fatalf("after the drain: %d pending, %d acked; want 1 (seq 3) and 2", st.Pending, st.Acked)
 	}
 }
