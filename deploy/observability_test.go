@@ -26,6 +26,9 @@ var notMgw = map[string]string{
 	"up": "Prometheus itself, one per scrape target (alerts.yaml MgwDown)",
 }
 
+// metricsEnv is the environment metricsConfig needs.
+var metricsEnv = []string{"KIT_WALLET_SECRET=" + strings.Repeat("s3cr3t", 6)}
+
 // metricsConfig: a gateway with both listener kinds, an auth-filtered route, a real
 // backend cluster with health checks, and a Go memory limit (as in the Deployment), so
 // that the series the dashboard and rules read exist.
@@ -51,7 +54,7 @@ routes:
 // refused by the auth filter, a malformed HTTP request, an MMTP call.
 func startObservedGateway(t *testing.T) *gateway {
 	t.Helper()
-	g := serve(t, metricsConfig(startBackend(t)), "GOMEMLIMIT=1GiB", "KIT_WALLET_SECRET="+strings.Repeat("s3cr3t", 6))
+	g := serve(t, metricsConfig(startBackend(t)), append(metricsEnv, "GOMEMLIMIT=1GiB")...)
 	web := "http://" + g.addrs["web"]
 	for body, want := range map[string]int{"hi": 200} {
 		if code, got := post(t, web+"/api/demo.echo", body); code != want {
