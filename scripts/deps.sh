@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks run against for real: curl and wrk as clients,
-# nginx as a third-party upstream and reverse proxy to compare with, jq for benchmark JSON. Go modules come
-# through `go` itself. Safe to run again: it installs only what is missing.
+# nginx as a third-party upstream and reverse proxy to compare with, jq for benchmark JSON,
+# prometheus (promtool and the server) and chromium for deploy/'s checks of the dashboard,
+# alert rules and HTML load report. Go modules come through `go` itself. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 need=()
@@ -10,6 +11,8 @@ command -v wrk   >/dev/null 2>&1 || need+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 command -v jq    >/dev/null 2>&1 || need+=(jq) # bench-latency.sh reads loadtest's JSON
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""
@@ -19,3 +22,5 @@ $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The package starts a system nginx on port 80; tests run their own on free ports.
 $sudo systemctl disable --now nginx >/dev/null 2>&1 || $sudo service nginx stop >/dev/null 2>&1 || true
+# Likewise prometheus on 9090; deploy's test runs its own on a free port.
+$sudo systemctl disable --now prometheus >/dev/null 2>&1 || $sudo service prometheus stop >/dev/null 2>&1 || true

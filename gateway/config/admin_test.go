@@ -90,7 +90,11 @@ func TestAdminDefaultsAndClone(t *testing.T) {
 // TestKubernetesManifestConfig: the deploy kit's ConfigMap holds a valid config that
 // keeps control off the pod network and probes on the health listener.
 func TestKubernetesManifestConfig(t *testing.T) {
-	data, err := os.ReadFile("../../deploy/kubernetes/mgw.yaml")
+	data, err := os.ReadFile("../../deploy/k8s/configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployment, err := os.ReadFile("../../deploy/k8s/deployment.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +125,7 @@ func TestKubernetesManifestConfig(t *testing.T) {
 	if !c.Admin.Local() || len(c.Admin.Tokens) == 0 || c.Health.Listen == "" {
 		t.Errorf("admin %+v health %+v: want a loopback admin with a token and a health listener", c.Admin, c.Health)
 	}
-	if !strings.Contains(string(data), "path: /readyz, port: health") || !strings.Contains(string(data), "path: /healthz, port: health") {
+	if !strings.Contains(string(deployment), "path: /readyz, port: health") || !strings.Contains(string(deployment), "path: /healthz, port: health") {
 		t.Error("the probes do not use the health listener")
 	}
 }
