@@ -18,7 +18,7 @@ import (
 
 // gwMaxMisses is how many seconds in a row a gateway process may leave /v1/stats
 // unanswered before the run fails: one slow answer on a loaded box is not a dead gateway.
-const gwMaxMisses = 5
+const gwMaxMisses = 10
 
 // gwProc is one gateway process the run reads /v1/stats from (-stats is a comma list when
 // several processes share the listener).
@@ -266,7 +266,8 @@ func (r *runner) gatewayTotals(ctx context.Context) (observe.GatewayStats, error
 
 // gatewayNote says how many gateway processes held the connections and why.
 func gatewayNote(procs int, nofile uint64, conns int) string {
+	room := int(nofile) - GatewayFDMargin
 	per := gatewayCapacity(nofile, procs) / procs
-	return fmt.Sprintf("%d gateway processes shared the MMTP listener (reuse_port) to hold %d connections: each may open %d files, %d of them kept for listeners, upstream and epoll; SO_REUSEPORT hands connections out by a hash of their addresses, not evenly, so each process was planned for at most %d (its share plus %d standard deviations, %.0f%% of its room)",
-		procs, conns, nofile, GatewayFDMargin, per, spreadSigmas, 100*float64(per)/float64(int(nofile)-GatewayFDMargin))
+	return fmt.Sprintf("%d gateway processes shared the MMTP listener (reuse_port) to hold %d connections: each may open %d files, %d of them kept for listeners, upstream and epoll, so it has room for %d; SO_REUSEPORT hands connections out by a hash of their addresses, not evenly, so each process was planned for at most %d (its share plus %d standard deviations): %d each on average, %.0f%% of its room",
+		procs, conns, nofile, GatewayFDMargin, room, per, spreadSigmas, conns/procs, 100*float64(conns)/float64(procs*room))
 }

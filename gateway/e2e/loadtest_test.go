@@ -44,6 +44,9 @@ func TestLoadtestCompareSharesListener(t *testing.T) {
 	if len(res.Rows) != 2 || res.Partial || res.Limits.GatewayProcs != 3 || res.Limits.GatewayNofile != 1800 {
 		t.Fatalf("rows %d partial %v limits %+v\n%s", len(res.Rows), res.Partial, res.Limits, b)
 	}
+	if !strings.Contains(strings.Join(res.Notes, "\n"), "epoll: 3 gateway processes shared the MMTP listener (reuse_port) to hold 3000 connections") {
+		t.Fatalf("no note says how many processes held the connections and why: %q", res.Notes)
+	}
 	for _, row := range res.Rows {
 		g := row.Gateway
 		if row.Conns != 3000 || len(row.Errors) != 0 || row.OK == 0 || g.Procs != 3 || len(g.Processes) != 3 || g.Conns != 3000 {
