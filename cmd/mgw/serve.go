@@ -47,14 +47,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "config %s is valid\n", configName(*path))
 		return 0
 	}
+	// Before the ready line: a signal sent by whoever waited for that line (a supervisor, a
+	// test) must not meet the default action, which for SIGHUP ends the process.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	if err := g.Start(); err != nil {
 		fmt.Fprintf(stderr, "mgw: %v\n", err)
 		return 1
 	}
 	printReady(stdout, g, cfg)
-
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for s := range sig {
 		if s == syscall.SIGHUP {
 			if *path == "" {
