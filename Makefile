@@ -4,7 +4,7 @@ PKGS    ?= ./...
 BIN     := bin/mgw
 FUZZTIME ?= 30s
 
-.PHONY: run build test race bench bench-http bench-latency fuzz lint deps clean
+.PHONY: run build test race bench bench-http bench-latency loadtest-100k fuzz lint deps clean
 
 run: ## run the gateway on its compiled-in default config
 	$(GO) run ./cmd/mgw serve
@@ -29,6 +29,10 @@ bench-http: ## HTTP and MMTP throughput per proxy core: mgw beside nginx (env: D
 
 bench-latency: ## latency added by mgw's hop at a fixed rate (env: DURATION, RATE, ENGINES)
 	./scripts/bench-latency.sh
+
+LT100K ?= loadtest-100k
+loadtest-100k: build ## 100k connections + 1000 req/s on both engines, over as many gateway processes as the open-file limit needs; writes $(LT100K).json and .html
+	$(BIN) loadtest compare -conns 100000 -hello -rate 1000 -duration 20s -json $(LT100K).json -html $(LT100K).html
 
 fuzz: ## run each fuzz target for FUZZTIME
 	./scripts/fuzz.sh $(FUZZTIME)

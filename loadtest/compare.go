@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/mgw-project/mgw/loadtest/observe"
@@ -22,6 +24,9 @@ type CompareOptions struct {
 	// afterwards unless KeepConfigs.
 	ConfigDir   string
 	KeepConfigs bool
+	// GatewayNofile lowers each gateway process's open-file limit (0: inherit this
+	// process's), to exercise several processes on one listener on a small box.
+	GatewayNofile uint64
 }
 
 // Compare starts a demo backend (`mgw backend`), then for each engine a gateway
@@ -47,6 +52,12 @@ func Compare(ctx context.Context, co CompareOptions) (*report.Result, error) {
 	progress := co.Run.Progress
 	if progress == nil {
 		progress = io.Discard
+	}
+	if own := observe.OwnNofile(); co.GatewayNofile > 0 && own > 0 && co.GatewayNofile > own {
+		return nil, fmt.Errorf("-gateway-nofile %d: above this process's open-file limit %d (it can only lower it)", co.GatewayNofile, own)
+	}
+	if co.GatewayNofile > 0 && co.GatewayNofile <= GatewayFDMargin {
+		return nil, fmt.Errorf("-gateway-nofile %d: leaves no room for connections (%d are kept for listeners, upstream and epoll)", co.GatewayNofile, GatewayFDMargin)
 	}
 	// Validate everything that does not depend on the gateway before starting anything.
 	probe := co.Run
@@ -82,6 +93,7 @@ func Compare(ctx context.Context, co CompareOptions) (*report.Result, error) {
 			if res.Limits.GatewayNofile > 0 {
 				all.Limits.GatewayNofile = res.Limits.GatewayNofile
 			}
+			all.Limits.GatewayProcs = max(all.Limits.GatewayProcs, res.Limits.GatewayProcs)
 			all.Rows = append(all.Rows, res.Rows...)
 		}
 		if err != nil {
@@ -113,19 +125,76 @@ func compareOne(ctx context.Context, co CompareOptions, eng, backend string, pro
 	if !co.KeepConfigs {
 		defer os.Remove(cfg)
 	}
-	fmt.Fprintf(progress, "compare: starting gateway, engine %s: %s serve -c %s\n", eng, co.MGW, cfg)
-	gw, err := startChild("mgw serve ("+eng+")", co.MGW, "serve", "-c", cfg)
+	var gws gateways
+	defer gws.stop(15 * time.Second)
+	// The first process tells how many files a gateway may open here; when the connections
+	// do not fit it, more processes join its listener (reuse_port) with the same config.
+	if err := gws.start(ctx, co, eng, cfg, admin, progress); err != nil {
+		return nil, err
+	}
+	_, nofile, err := gatewayNofile(ctx, httpClient, observe.StatsURL(admin), true)
 	if err != nil {
 		return nil, err
 	}
-	defer gw.stop(15 * time.Second)
-	if err := waitStats(ctx, gw, admin); err != nil {
-		return nil, err
+	procs := 1
+	if nofile > 0 {
+		if procs, err = gatewayProcs(co.Run.Conns, nofile); err != nil {
+			return nil, err
+		}
+	}
+	for len(gws.admins) < procs {
+		a, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if err := gws.start(ctx, co, eng, cfg, a, progress); err != nil {
+			return nil, err
+		}
 	}
 	ro := co.Run
-	ro.Target, ro.Stats, ro.Label = mobile, admin, eng
+	ro.Target, ro.Stats, ro.Label = mobile, strings.Join(gws.admins, ","), eng
 	ro.Progress = progress
-	return Run(ctx, ro)
+	res, err := Run(ctx, ro)
+	if res != nil && procs > 1 {
+		res.Notes = append([]string{gatewayNote(procs, nofile, res.Limits.RunConns)}, res.Notes...)
+	}
+	return res, err
+}
+
+// gateways are the `mgw serve` processes of one engine, all on one config.
+type gateways struct {
+	procs  []*child
+	admins []string
+}
+
+// start starts one more gateway with its own admin address and waits for its /v1/stats.
+func (g *gateways) start(ctx context.Context, co CompareOptions, eng, cfg, admin string, progress io.Writer) error {
+	name := fmt.Sprintf("mgw serve (%s #%d, admin %s)", eng, len(g.procs)+1, admin)
+	args := []string{"serve", "-c", cfg, "-admin", admin}
+	fmt.Fprintf(progress, "compare: starting gateway, engine %s: %s %s\n", eng, co.MGW, strings.Join(args, " "))
+	path := co.MGW
+	if co.GatewayNofile > 0 {
+		// The limit is set before exec, so the gateway never runs above it.
+		fmt.Fprintf(progress, "compare: its open-file limit lowered to %d (-gateway-nofile)\n", co.GatewayNofile)
+		args = append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, co.GatewayNofile), path}, args...)
+		path = "/bin/sh"
+	}
+	gw, err := startChild(name, path, args...)
+	if err != nil {
+		return err
+	}
+	g.procs, g.admins = append(g.procs, gw), append(g.admins, admin)
+	return waitStats(ctx, gw, admin)
+}
+
+// stop stops every gateway at once: each drains in parallel, within grace.
+func (g *gateways) stop(grace time.Duration) {
+	var wg sync.WaitGroup
+	for _, c := range g.procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.stop(grace) }()
+	}
+	wg.Wait()
 }
 
 // waitStats waits until the gateway's admin listener answers /v1/stats.

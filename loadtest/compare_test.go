@@ -57,6 +57,9 @@ func fakeServe(path string) int {
 	}
 	engine := find(`(?m)^engine: (\S+)`)
 	admin := find(`(?m)^admin:\n  listen: (\S+)`)
+	if len(os.Args) >= 6 && os.Args[4] == "-admin" {
+		admin = os.Args[5]
+	}
 	mobile := find(`(?m)- name: mobile\n    listen: (\S+)`)
 	backend := find(`hosts: \["([^"]+)"\]`)
 	if engine == "" || admin == "" || mobile == "" || backend == "" {

@@ -75,6 +75,7 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 		if dt := st.cpuEndAt.Sub(st.cpuGoAt).Seconds(); dt > 0 && !st.cpuGoAt.IsZero() {
 			g.CPUPercent = (st.cpuEnd - st.cpuGo) / dt * 100
 		}
+		r.summariseGateways(st, row)
 	}
 	// The harness's own cost over the measured phase.
 	row.Client.Workers = len(st.procs)
@@ -120,7 +121,7 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 	}
 	if st.index == 0 {
 		r.projection(row)
-		if p := row.Projection; p != nil && row.Kernel.SlabReadable && row.PeakConns > 0 {
+		if p := row.Projection; p != nil && p.Extrapolated && row.Kernel.SlabReadable && row.PeakConns > 0 {
 			socks := row.PeakConns
 			if isLoopback(r.o.Target) {
 				socks *= 2
@@ -153,6 +154,11 @@ func (r *runner) projection(row *report.Row) {
 		target = max(target, 100000)
 	}
 	p := fit.To(target)
+	if target <= float64(r.plan.Conns) && row.Conns >= r.plan.Conns {
+		// Every connection was held and measured: the ramp's last point may count a few
+		// fewer (not yet accepted), which does not make the figure a projection.
+		p.Extrapolated = false
+	}
 	row.Projection = &p
 }
 

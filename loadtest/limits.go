@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 
 	"github.com/mgw-project/mgw/loadtest/observe"
@@ -13,6 +14,52 @@ import (
 // epoll fds, backend connections and logs: the connections it can hold are the rest.
 const GatewayFDMargin = 512
 
+// MaxGatewayProcs bounds the gateway processes compare starts for one engine: past it, the
+// connections are more than this box is for, and the run says so with a projection.
+const MaxGatewayProcs = 64
+
+// spreadSigmas is the headroom of processes sharing a listener. SO_REUSEPORT hands each new
+// connection to a process chosen by a hash of its addresses, not in turn: a process's count
+// is binomial around its share, and one planned for its share plus this many standard
+// deviations practically never meets its open-file limit.
+const spreadSigmas = 6
+
+// gatewayCapacity is how many connections procs gateway processes, each allowed nofile
+// open files, can be planned to hold together. One process holds all but GatewayFDMargin;
+// processes sharing a listener hold less each (see spreadSigmas).
+func gatewayCapacity(nofile uint64, procs int) int {
+	c := int(min(nofile, 1<<40)) - GatewayFDMargin
+	if c < 1 {
+		return 0
+	}
+	if procs <= 1 {
+		return c
+	}
+	// The largest share s with s + spreadSigmas*sqrt(s) <= c (the binomial's deviation is
+	// at most sqrt(s)).
+	r := (-spreadSigmas + math.Sqrt(spreadSigmas*spreadSigmas+4*float64(c))) / 2
+	return procs * int(r*r)
+}
+
+// gatewayProcs is how many gateway processes, each allowed nofile open files, hold conns
+// connections: one when they fit it, otherwise the fewest that hold them with headroom for
+// the uneven spread, split as client workers are. At most MaxGatewayProcs.
+func gatewayProcs(conns int, nofile uint64) (int, error) {
+	one := gatewayCapacity(nofile, 1)
+	if one < 1 {
+		return 0, fmt.Errorf("gateway open-file limit %d leaves no room for connections (%d kept for listeners, upstream and epoll)", nofile, GatewayFDMargin)
+	}
+	if conns <= one {
+		return 1, nil
+	}
+	per := gatewayCapacity(nofile, 2) / 2
+	plan, err := worker.Split(conns, per, 2)
+	if err != nil {
+		return 0, fmt.Errorf("gateway open-file limit %d: %w", nofile, err)
+	}
+	return min(len(plan.PerWorker), MaxGatewayProcs), nil
+}
+
 // autoPerAddr is how many connections an automatically chosen source address carries.
 const autoPerAddr = 4000
 
@@ -20,19 +67,27 @@ const autoPerAddr = 4000
 const portSlack = 0.9
 
 // planLimits decides how many connections the box allows and how to spread them: the
-// client's open-file limit sets connections per worker, the gateway's caps N, and the
-// ephemeral port range caps connections per source address. Every cap is written down.
-func planLimits(o *Options, gwNofile uint64) (worker.Plan, report.Limits, []netip.Addr, error) {
+// client's open-file limit sets connections per worker, the gateway processes' (gwProcs of
+// them, each allowed gwNofile files) cap N, and the ephemeral port range caps connections
+// per source address. Every cap is written down.
+func planLimits(o *Options, gwNofile uint64, gwProcs int) (worker.Plan, report.Limits, []netip.Addr, error) {
 	lim := report.Limits{ClientNofile: observe.OwnNofile(), GatewayNofile: gwNofile, RequestedConns: o.Conns}
+	if gwProcs > 1 {
+		lim.GatewayProcs = gwProcs
+	}
 	lo, hi := observe.PortRange()
 	lim.PortRange = [2]int{lo, hi}
 	n := o.Conns
 	if gwNofile > 0 {
-		gwMax := int(gwNofile) - GatewayFDMargin
+		gwMax := gatewayCapacity(gwNofile, gwProcs)
 		if gwMax < 1 {
 			return worker.Plan{}, lim, nil, fmt.Errorf("gateway open-file limit %d leaves no room for connections", gwNofile)
 		}
-		if n > gwMax {
+		if n > gwMax && gwProcs > 1 {
+			lim.Notes = append(lim.Notes, fmt.Sprintf("%d gateway processes with an open-file limit of %d each can hold about %d connections (SO_REUSEPORT spreads them unevenly), so this run holds %d of the %d asked; figures at %d are a projection",
+				gwProcs, gwNofile, gwMax, gwMax, o.Conns, o.Conns))
+			n = gwMax
+		} else if n > gwMax {
 			lim.Notes = append(lim.Notes, fmt.Sprintf("gateway open-file limit is %d: it can hold about %d connections, so this run holds %d of the %d asked; figures at %d are a projection",
 				gwNofile, gwMax, gwMax, o.Conns, o.Conns))
 			n = gwMax

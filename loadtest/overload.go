@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/mgw-project/mgw/loadtest/observe"
 	"github.com/mgw-project/mgw/loadtest/report"
@@ -57,10 +56,8 @@ func (r *runner) overloadStep(ctx context.Context, name string, rate float64, id
 	r.o.Rate = rate
 	defer func() { r.o.Rate = saved }()
 	var before *observe.GatewayStats
-	if r.statsURL != "" {
-		if gs, err := observe.FetchStats(ctx, r.http, r.statsURL, time.Second); err == nil {
-			before = &gs
-		}
+	if gs, err := r.gatewayTotals(ctx); err == nil {
+		before = &gs
 	}
 	fmt.Fprintf(r.o.Progress, "[overload] %s: offering %.0f requests/s\n", name, rate)
 	row, err := r.scenario(ctx, worker.Overload, idx)

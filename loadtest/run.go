@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
@@ -37,26 +36,20 @@ func Run(ctx context.Context, o Options) (*report.Result, error) {
 	if err := client.Probe(o.Target, o.Protocol, 3*time.Second); err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, http: &http.Client{Timeout: 2 * time.Second}, statsURL: observe.StatsURL(o.Stats)}
-	var gwNofile uint64
-	if r.statsURL != "" {
-		st, err := observe.FetchStats(ctx, r.http, r.statsURL, 2*time.Second)
-		if err != nil {
-			return nil, fmt.Errorf("-stats: %w", err)
-		}
-		gwNofile = st.OpenFilesLimit
-		// The kernel's word beats the gateway's, but only when the gateway runs on this box:
-		// a remote pid names some other local process.
-		if u, err := url.Parse(r.statsURL); err == nil && st.PID > 0 && isLoopback(u.Host) {
-			if n, err := observe.ProcNofile(st.PID); err == nil {
-				gwNofile = n
-			}
+	r := &runner{o: o, http: &http.Client{Timeout: 2 * time.Second}}
+	if r.gws, err = parseStats(o.Stats); err != nil {
+		return nil, err
+	}
+	if len(r.gws) > 0 {
+		var engine string
+		if r.gwNofile, engine, err = r.openGateways(ctx); err != nil {
+			return nil, err
 		}
 		if r.o.Label == "" {
-			r.o.Label = st.Engine
+			r.o.Label = engine
 		}
 	}
-	plan, lim, srcs, err := planLimits(&r.o, gwNofile)
+	plan, lim, srcs, err := planLimits(&r.o, r.gwNofile, len(r.gws))
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +103,8 @@ func Run(ctx context.Context, o Options) (*report.Result, error) {
 type runner struct {
 	o        Options
 	http     *http.Client
-	statsURL string
+	gws      []*gwProc // the gateway processes behind the target, from -stats
+	gwNofile uint64    // the smallest open-file limit among them
 	plan     worker.Plan
 	srcs     []netip.Addr
 }

@@ -194,7 +194,7 @@ func TestBadInputFailsFast(t *testing.T) {
 
 func TestPlanLimits(t *testing.T) {
 	o := Options{Target: "127.0.0.1:9000", Conns: 100000, SourcesAuto: true}
-	plan, lim, srcs, err := planLimits(&o, 20000)
+	plan, lim, srcs, err := planLimits(&o, 20000, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,12 +217,12 @@ func TestPlanLimits(t *testing.T) {
 	_ = srcs
 	// No gateway limit: a loopback target past one address's ports gets a source range.
 	o = Options{Target: "127.0.0.1:9000", Conns: 60000, SourcesAuto: true}
-	_, lim, srcs, _ = planLimits(&o, 0)
+	_, lim, srcs, _ = planLimits(&o, 0, 1)
 	if len(srcs) < 2 || lim.RunConns != 60000 {
 		t.Fatalf("srcs %v run %d notes %v", srcs, lim.RunConns, lim.Notes)
 	}
 	o = Options{Target: "10.0.0.1:9000", Conns: 60000}
-	_, lim, _, _ = planLimits(&o, 0)
+	_, lim, _, _ = planLimits(&o, 0, 1)
 	if lim.RunConns >= 60000 || !strings.Contains(fmt.Sprint(lim.Notes), "-src") {
 		t.Fatalf("one address, 60000 conns: run %d notes %v", lim.RunConns, lim.Notes)
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/mgw-project/mgw/loadtest/hist"
 	"github.com/mgw-project/mgw/loadtest/observe"
-	"github.com/mgw-project/mgw/loadtest/project"
 	"github.com/mgw-project/mgw/loadtest/report"
 	"github.com/mgw-project/mgw/loadtest/worker"
 )
@@ -48,14 +47,20 @@ type scenarioState struct {
 	clientCPUAt          time.Time
 	gwSeen               bool
 	stopping             bool
+	gw                   gwState
 }
 
-func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Row, error) {
+func (r *runner) scenario(parent context.Context, name string, idx int) (*report.Row, error) {
+	// A gateway process that dies or stops answering stops the scenario as Ctrl-C does,
+	// and is its error.
+	ctx, fail := context.WithCancelCause(parent)
+	defer fail(nil)
 	specs := r.specs(name, idx)
 	st := &scenarioState{name: name, index: idx, latest: make([]worker.Msg, len(specs)), finals: map[int]worker.Msg{},
 		dead: map[int]string{}, interval: hist.New(), t0: time.Now(),
 		row: &report.Row{Name: name, Engine: r.o.Label, TargetQPS: r.o.Rate, Errors: map[string]uint64{}}}
 	st.lastT = st.t0
+	st.gw.fail = fail
 	st.k0, _ = observe.ReadKernel()
 	msgs := make(chan worker.Msg, 1024)
 	for _, sp := range specs {
@@ -133,7 +138,11 @@ func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Ro
 		case <-done:
 			done = nil
 			st.stopping = true
-			fmt.Fprintf(r.o.Progress, "[%s] interrupted: stopping workers, collecting what they measured\n", name)
+			why := "interrupted"
+			if st.gw.err != nil {
+				why = st.gw.err.Error()
+			}
+			fmt.Fprintf(r.o.Progress, "[%s] %s: stopping workers, collecting what they measured\n", name, why)
 			for _, p := range st.procs {
 				p.Send(worker.CmdStop)
 				p.CloseInput()
@@ -147,7 +156,11 @@ func (r *runner) scenario(ctx context.Context, name string, idx int) (*report.Ro
 		}
 	}
 	r.sample(context.WithoutCancel(ctx), st, false)
-	return r.finish(st)
+	row, err := r.finish(st)
+	if st.gw.err != nil && parent.Err() == nil {
+		return row, st.gw.err
+	}
+	return row, err
 }
 
 // maybeGo sends "go" once every live worker has ramped. Without a warm-up the measured
@@ -232,27 +245,7 @@ func (r *runner) sample(ctx context.Context, st *scenarioState, ramping bool) {
 		s.P50, s.P99, s.P999, s.Max = st.interval.Percentile(50), st.interval.Percentile(99), st.interval.Percentile(99.9), st.interval.Max()
 		st.interval.Reset()
 	}
-	if r.statsURL != "" {
-		gs, err := observe.FetchStats(ctx, r.http, r.statsURL, 800*time.Millisecond)
-		if err == nil {
-			st.gwSeen = true
-			s.GatewayRSS, s.GatewayGor, s.GatewayCon = gs.RSSBytes, gs.Goroutines, gs.ConnectionsTotal
-			if !st.lastCPUAt.IsZero() {
-				if dt := now.Sub(st.lastCPUAt).Seconds(); dt > 0 {
-					s.GatewayCPU = (gs.CPUSeconds - st.lastCPU) / dt * 100
-				}
-			}
-			st.lastCPU, st.lastCPUAt = gs.CPUSeconds, now
-			if !st.tGo.IsZero() && st.tEnd.IsZero() {
-				st.cpuEnd, st.cpuEndAt = gs.CPUSeconds, now
-			}
-			st.row.Gateway.PID = gs.PID
-			st.row.Gateway.Nofile = gs.OpenFilesLimit
-			if ramping {
-				st.row.MemPoints = append(st.row.MemPoints, project.Point{X: float64(gs.ConnectionsTotal), Y: float64(gs.RSSBytes)})
-			}
-		}
-	}
+	r.sampleGateways(ctx, st, &s, now, ramping)
 	var ccpu float64
 	for _, p := range st.procs {
 		if c, err := observe.ProcCPU(p.PID()); err == nil {

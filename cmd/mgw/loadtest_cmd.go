@@ -131,7 +131,7 @@ func loadtestRun(args []string, stdout, stderr io.Writer) int {
 	var out outputs
 	scenarios, src, secretEnv := runFlags(fs, &o, &out, 1000)
 	fs.StringVar(&o.Target, "target", "", "gateway listener to load, host:port (required)")
-	fs.StringVar(&o.Stats, "stats", "", "gateway admin address (host:port) or /v1/stats URL; \"\" runs without gateway figures")
+	fs.StringVar(&o.Stats, "stats", "", "gateway admin address (host:port) or /v1/stats URL; a comma list when several gateway processes share the listener (figures summed); \"\" runs without gateway figures")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
@@ -159,6 +159,7 @@ func loadtestCompare(args []string, stdout, stderr io.Writer) int {
 	engines := fs.String("engines", "epoll,rwloop", "engines to compare, in order")
 	fs.StringVar(&co.MGW, "mgw", "", "mgw binary to start as the gateway and backend (default: this one)")
 	fs.BoolVar(&co.KeepConfigs, "keep-configs", false, "keep the generated gateway configs")
+	fs.Uint64Var(&co.GatewayNofile, "gateway-nofile", 0, "lower each gateway process's open-file limit to this, to exercise several processes on one listener on a small box (0: inherit)")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}

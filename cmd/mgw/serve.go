@@ -23,6 +23,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("c", "", "config file (YAML); empty runs the compiled-in default")
 	check := fs.Bool("check", false, "validate the config and exit")
 	printDefault := fs.Bool("print-default", false, "print the compiled-in default config and exit")
+	// Several processes sharing one listener (reuse_port) run one config file but each needs
+	// its own admin address: a systemd template gives it from the instance name.
+	admin := fs.String("admin", "", "admin listen address (host:port or unix:/path), overriding admin.listen of the config")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -30,7 +33,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		stdout.Write(config.DefaultYAML())
 		return 0
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(*path, *admin)
 	if err != nil {
 		fmt.Fprintf(stderr, "mgw: %v\n", err)
 		return 1
@@ -44,21 +47,22 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "config %s is valid\n", configName(*path))
 		return 0
 	}
+	// Before the ready line: a signal sent by whoever waited for that line (a supervisor, a
+	// test) must not meet the default action, which for SIGHUP ends the process.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	if err := g.Start(); err != nil {
 		fmt.Fprintf(stderr, "mgw: %v\n", err)
 		return 1
 	}
 	printReady(stdout, g, cfg)
-
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for s := range sig {
 		if s == syscall.SIGHUP {
 			if *path == "" {
 				fmt.Fprintln(stderr, "mgw: SIGHUP: running on the compiled-in default, nothing to reload")
 				continue
 			}
-			next, err := config.Load(*path)
+			next, err := loadConfig(*path, *admin)
 			if err == nil {
 				err = g.Reload(next)
 			}
@@ -82,11 +86,20 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Default(), nil
+// loadConfig reads path (or the compiled-in default) and applies -admin, so a reload keeps
+// the address the process was started with.
+func loadConfig(path, admin string) (*config.Config, error) {
+	cfg := config.Default()
+	if path != "" {
+		var err error
+		if cfg, err = config.Load(path); err != nil {
+			return nil, err
+		}
 	}
-	return config.Load(path)
+	if admin != "" {
+		cfg.Admin.Listen = admin // validated with the rest, as admin.listen
+	}
+	return cfg, nil
 }
 
 func configName(path string) string {

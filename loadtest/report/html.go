@@ -74,27 +74,22 @@ func (r *Result) WriteHTML(w io.Writer) error {
 }
 
 func (r *Result) htmlTable(b *strings.Builder) {
-	b.WriteString("<table><tr><th>model</th><th>conns</th><th>QPS</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>gw RSS</th><th>CPU</th><th>goroutines</th></tr>\n")
+	b.WriteString("<table><tr><th>model</th><th>conns</th><th>QPS</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>gw procs</th><th>gw RSS</th><th>idle RSS</th><th>RSS/conn</th><th>CPU</th><th>goroutines</th></tr>\n")
 	for _, row := range r.Rows {
 		name := strings.TrimSpace(row.Engine + " " + row.Name)
-		gwRSS, cpu, gor := "n/a", "n/a", "n/a"
-		if row.Gateway.Available {
-			gwRSS = fmtBytes(float64(row.Gateway.RSSBytes))
-			cpu = fmt.Sprintf("%.0f%%", row.Gateway.CPUPercent)
-			gor = fmt.Sprint(row.Gateway.Goroutines)
-		}
-		fmt.Fprintf(b, "<tr><td>%s</td><td>%d</td><td>%.0f</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+		g := gatewayCells(row.Gateway)
+		fmt.Fprintf(b, "<tr><td>%s</td><td>%d</td><td>%.0f</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
 			esc(name), row.Conns, row.QPS, FmtDur(row.Latency.P50), FmtDur(row.Latency.P99), FmtDur(row.Latency.P999),
-			FmtDur(row.Latency.Max), esc(fmtErrors(row.Errors)), gwRSS, cpu, gor)
+			FmtDur(row.Latency.Max), esc(fmtErrors(row.Errors)), g.procs, g.rss, g.idle, g.perConn, g.cpu, g.gor)
 	}
 	for _, row := range r.Rows {
 		if p := row.Projection; p != nil && p.Extrapolated {
-			fmt.Fprintf(b, "<tr class=\"ref\"><td>%s PROJECTED (%.0f B/conn, R&sup2;=%.3f)</td><td>%.0f</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>~%s</td><td>-</td><td>-</td></tr>\n",
+			fmt.Fprintf(b, "<tr class=\"ref\"><td>%s PROJECTED (%.0f B/conn, R&sup2;=%.3f)</td><td>%.0f</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>~%s</td><td>-</td><td>-</td><td>-</td><td>-</td></tr>\n",
 				esc(strings.TrimSpace(row.Engine+" "+row.Name)), p.Slope, p.R2, p.Target, fmtBytes(p.Value))
 		}
 	}
 	for _, ref := range References {
-		fmt.Fprintf(b, "<tr class=\"ref\"><td>%s</td><td>%d</td><td>%.0f</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>%s</td><td>%.0f%%</td><td>%d</td></tr>\n",
+		fmt.Fprintf(b, "<tr class=\"ref\"><td>%s</td><td>%d</td><td>%.0f</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>-</td><td>%s</td><td>-</td><td>-</td><td>%.0f%%</td><td>%d</td></tr>\n",
 			esc(ref.Model), ref.Conns, ref.QPS, fmtBytes(ref.RSSBytes), ref.CPUPercent, ref.Goroutines)
 	}
 	b.WriteString("</table>\n")

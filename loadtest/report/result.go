@@ -55,6 +55,7 @@ type Params struct {
 type Limits struct {
 	ClientNofile   uint64   `json:"client_nofile"`
 	GatewayNofile  uint64   `json:"gateway_nofile,omitempty"`
+	GatewayProcs   int      `json:"gateway_procs,omitempty"` // processes sharing the listener, when more than one
 	PortRange      [2]int   `json:"port_range"`
 	RequestedConns int      `json:"requested_conns"`
 	RunConns       int      `json:"run_conns"`
@@ -116,7 +117,9 @@ func Summarise(h *hist.Histogram) Latency {
 }
 
 // Gateway is what /v1/stats said during the measured phase: the peak RSS, the mean CPU,
-// the most goroutines and the most connections.
+// the most goroutines and the most connections. When several gateway processes share the
+// listener, each figure is their sum (per second, then the peak), PID is the first one's,
+// Nofile the open-file limit of each, and Processes holds each process's own figures.
 type Gateway struct {
 	Available  bool    `json:"available"` // false when the stats endpoint was not given or never answered
 	PID        int     `json:"pid,omitempty"`
@@ -125,6 +128,27 @@ type Gateway struct {
 	Goroutines int     `json:"goroutines"`
 	Conns      int64   `json:"conns"` // the most it counted during the measured phase
 	Nofile     uint64  `json:"nofile,omitempty"`
+	// Procs is how many gateway processes the figures are summed over.
+	Procs int `json:"procs,omitempty"`
+	// IdleRSSBytes and IdleGoroutines are the processes' sum before the run's first
+	// connection; PerConnBytes is (RSSBytes - IdleRSSBytes) / the row's connections.
+	IdleRSSBytes   uint64        `json:"idle_rss_bytes,omitempty"`
+	IdleGoroutines int           `json:"idle_goroutines,omitempty"`
+	PerConnBytes   float64       `json:"per_conn_bytes,omitempty"`
+	Processes      []GatewayProc `json:"processes,omitempty"`
+}
+
+// GatewayProc is one gateway process's own figures: peaks over the measured phase, CPU
+// averaged over it, idle RSS before the run's first connection.
+type GatewayProc struct {
+	Admin        string  `json:"admin"`
+	PID          int     `json:"pid"`
+	Nofile       uint64  `json:"nofile,omitempty"`
+	IdleRSSBytes uint64  `json:"idle_rss_bytes"`
+	RSSBytes     uint64  `json:"rss_bytes"`
+	CPUPercent   float64 `json:"cpu_percent"`
+	Goroutines   int     `json:"goroutines"`
+	Conns        int64   `json:"conns"`
 }
 
 // Client is what the harness's worker processes cost while they held the connections:

@@ -32,32 +32,27 @@ var References = []Reference{
 // (when withRefs), then the kernel's side, projections, limits and notes. Nothing measured
 // is left out: a projection is printed as one, and a partial run says it is partial.
 func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
-	rows := [][]string{{"model", "conns", "QPS", "p50", "p99", "p99.9", "max", "errors", "gw RSS", "CPU", "goroutines"}}
+	rows := [][]string{{"model", "conns", "QPS", "p50", "p99", "p99.9", "max", "errors", "gw procs", "gw RSS", "idle RSS", "RSS/conn", "CPU", "goroutines"}}
 	for _, row := range r.Rows {
 		name := row.Name
 		if row.Engine != "" {
 			name = row.Engine + " " + row.Name
 		}
-		gwRSS, cpu, gor := "n/a", "n/a", "n/a"
-		if row.Gateway.Available {
-			gwRSS = fmtBytes(float64(row.Gateway.RSSBytes))
-			cpu = fmt.Sprintf("%.0f%%", row.Gateway.CPUPercent)
-			gor = fmt.Sprint(row.Gateway.Goroutines)
-		}
+		g := gatewayCells(row.Gateway)
 		rows = append(rows, []string{name, fmt.Sprint(row.Conns), fmt.Sprintf("%.0f", row.QPS),
 			FmtDur(row.Latency.P50), FmtDur(row.Latency.P99), FmtDur(row.Latency.P999), FmtDur(row.Latency.Max),
-			fmtErrors(row.Errors), gwRSS, cpu, gor})
+			fmtErrors(row.Errors), g.procs, g.rss, g.idle, g.perConn, g.cpu, g.gor})
 	}
 	for _, row := range r.Rows {
 		if p := row.Projection; p != nil && p.Extrapolated {
 			rows = append(rows, []string{strings.TrimSpace(row.Engine+" "+row.Name) + " PROJECTED", fmt.Sprintf("%.0f", p.Target),
-				"-", "-", "-", "-", "-", "-", "~" + fmtBytes(p.Value), "-", "-"})
+				"-", "-", "-", "-", "-", "-", "-", "~" + fmtBytes(p.Value), "-", "-", "-", "-"})
 		}
 	}
 	if withRefs {
 		for _, ref := range References {
 			rows = append(rows, []string{ref.Model, fmt.Sprint(ref.Conns), fmt.Sprintf("%.0f", ref.QPS),
-				"-", "-", "-", "-", "-", fmtBytes(ref.RSSBytes), fmt.Sprintf("%.0f%%", ref.CPUPercent), fmt.Sprint(ref.Goroutines)})
+				"-", "-", "-", "-", "-", "-", fmtBytes(ref.RSSBytes), "-", "-", fmt.Sprintf("%.0f%%", ref.CPUPercent), fmt.Sprint(ref.Goroutines)})
 		}
 	}
 	if err := writeMarkdown(w, rows); err != nil {
@@ -75,6 +70,16 @@ func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
 			}
 			fmt.Fprintf(w, "kernel (%s): %d TCP sockets in use, TCP buffers %s, %s (kernel memory, not in gateway RSS)\n",
 				label, row.Kernel.TCPInuse, fmtBytes(float64(row.Kernel.TCPMemBytes)), slab)
+		}
+		if g := row.Gateway; len(g.Processes) > 1 {
+			var conns, rss []string
+			for _, p := range g.Processes {
+				conns = append(conns, fmt.Sprint(p.Conns))
+				rss = append(rss, fmtBytes(float64(p.RSSBytes)))
+			}
+			fmt.Fprintf(w, "gateways (%s): %d processes on one listener, RSS %s idle -> %s summed; per process: conns %s, RSS %s\n",
+				label, len(g.Processes), fmtBytes(float64(g.IdleRSSBytes)), fmtBytes(float64(g.RSSBytes)),
+				strings.Join(conns, " / "), strings.Join(rss, " / "))
 		}
 		if c := row.Client; c.Workers > 0 {
 			fmt.Fprintf(w, "harness (%s): %d worker process(es), RSS %s, CPU %.0f%% (the client side, on the same box)\n",
@@ -99,6 +104,27 @@ func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
 		fmt.Fprintf(w, "PARTIAL RESULT: %s\n", r.Reason)
 	}
 	return nil
+}
+
+// gwCells are a row's gateway columns, as text.
+type gwCells struct{ procs, rss, idle, perConn, cpu, gor string }
+
+// gatewayCells formats the gateway's columns: "n/a" when it gave no figures, "-" for what
+// a row from before several processes (or without an idle reading) lacks.
+func gatewayCells(g Gateway) gwCells {
+	if !g.Available {
+		return gwCells{"n/a", "n/a", "n/a", "n/a", "n/a", "n/a"}
+	}
+	c := gwCells{procs: "-", rss: fmtBytes(float64(g.RSSBytes)), idle: "-", perConn: "-",
+		cpu: fmt.Sprintf("%.0f%%", g.CPUPercent), gor: fmt.Sprint(g.Goroutines)}
+	if g.Procs > 0 {
+		c.procs = fmt.Sprint(g.Procs)
+	}
+	if g.IdleRSSBytes > 0 {
+		c.idle = fmtBytes(float64(g.IdleRSSBytes))
+		c.perConn = fmt.Sprintf("%.0f B", g.PerConnBytes)
+	}
+	return c
 }
 
 // FmtDur formats nanoseconds compactly: 850µs, 12.3ms, 1.20s.
