@@ -81,15 +81,15 @@ Flags:`)
 		fmt.Fprintf(stderr, "mgw watch: push history was lost (new epoch %s): re-sync from the backend\n", epoch)
 	}
 	var connected func(*client.Client)
-	var lost func(error, time.Duration)
 	if *cf.verbose {
 		connected = func(c *client.Client) {
 			l := c.PushLog()
 			fmt.Fprintf(stderr, "mgw watch: connected to %s: push-epoch %q push-seq %d reset %v\n", c.RemoteAddr(), l.Epoch, l.Seq, l.Reset)
 		}
-		lost = func(err error, wait time.Duration) {
-			fmt.Fprintf(stderr, "mgw watch: %v; reconnecting in %s\n", err, wait)
-		}
+	}
+	// Always said: a watch that silently retries a wrong address looks like a quiet device.
+	lost := func(err error, wait time.Duration) {
+		fmt.Fprintf(stderr, "mgw watch: %v; reconnecting in %s\n", err, wait)
 	}
 	err = client.Redial(ctx, *cf.addr, opts, connected, lost)
 	epoch, seq := cursor.Position()
