@@ -89,6 +89,10 @@ Flags:`)
 	}
 	// Always said: a watch that silently retries a wrong address looks like a quiet device.
 	lost := func(err error, wait time.Duration) {
+		var ge *client.GoAwayError
+		if errors.As(err, &ge) { // its own text speaks of calls, which a watch has none of
+			err = fmt.Errorf("gateway sent GOAWAY (reason %q)", ge.Reason)
+		}
 		fmt.Fprintf(stderr, "mgw watch: %v; reconnecting in %s\n", err, wait)
 	}
 	err = client.Redial(ctx, *cf.addr, opts, connected, lost)

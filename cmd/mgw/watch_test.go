@@ -163,6 +163,9 @@ func TestWatchPrintsAcksAndResumes(t *testing.T) {
 			if stdout.String() != tc.want {
 				t.Fatalf("stdout:\n%s\nwant:\n%s\nstderr:\n%s", stdout.String(), tc.want, stderr.String())
 			}
+			if !strings.Contains(stderr.String(), `mgw watch: gateway sent GOAWAY (reason "shutdown"); reconnecting in 0s`) {
+				t.Fatalf("stderr lacks the GOAWAY line:\n%s", stderr.String())
+			}
 			if !strings.Contains(stderr.String(), "3 pushes printed; resume with -resume E:3") {
 				t.Fatalf("stderr lacks the resume hint:\n%s", stderr.String())
 			}
