@@ -78,7 +78,10 @@ func (c *Client) await(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.Done():
-		return c.Err()
+		if _, _, away := c.GoAwayInfo(); !away {
+			return c.Err()
+		}
+		// Both ready: the close that follows a GOAWAY is still an orderly end.
 	case <-c.GoAway():
 	}
 	grace := goAwayGrace
