@@ -197,6 +197,14 @@ func (r *runner) scenarioNotes(row *report.Row, st *scenarioState) {
 		}
 	case worker.Idle:
 		row.Notes = append(row.Notes, fmt.Sprintf("idle: PING every %v on every connection; latency is PING to PONG", r.o.PingEvery))
+	case worker.Push:
+		m := func(k string) uint64 { return uint64(row.Metrics[k]) }
+		row.Notes = append(row.Notes, fmt.Sprintf("push: %d published (of %d attempts), %d received, %d processed, %d acked; "+
+			"%d forced reconnects brought %d redeliveries, %d duplicates dropped, %d stale, %d epoch resets; LOST %d (must be 0); "+
+			"latency is publish to receipt",
+			m(worker.MetricPushPublished), row.Sent, m(worker.MetricPushReceived), m(worker.MetricPushProcessed),
+			m(worker.MetricPushAcked), m(worker.MetricPushReconnects), m(worker.MetricPushRedelivered),
+			m(worker.MetricPushDuplicates), m(worker.MetricPushStale), m(worker.MetricPushResets), m(worker.MetricPushLost)))
 	}
 	if row.Conns < r.plan.Conns && row.Name != worker.Reconnect {
 		row.Notes = append(row.Notes, fmt.Sprintf("held %d of %d connections attempted (see errors)", row.Conns, r.plan.Conns))

@@ -64,6 +64,12 @@ type Options struct {
 	Command string
 	// Seed makes Poisson arrivals repeatable.
 	Seed uint64
+	// Admin is the gateway's admin listener (host:port or URL) the push scenario publishes
+	// through (POST /v1/push); "" takes the -stats address. AdminToken is its bearer token.
+	Admin, AdminToken string
+	// PushCrash is the share of pushes (0..0.5) on which a device drops its connection
+	// before processing them, to come back and have them redelivered; default 0.01, <0 none.
+	PushCrash float64
 	// Capacity, for the overload scenario, is what the gateway serves per second; 0
 	// measures it first as the OK answers per second while Rate is offered (so Rate
 	// should be above capacity). The steps offer multiples of it.
@@ -129,7 +135,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for _, s := range o.Scenarios {
 		if !worker.KnownScenario(s) {
-			return o, fmt.Errorf("-scenario %q: want steady, reconnect, slowread, idle or overload", s)
+			return o, fmt.Errorf("-scenario %q: want steady, reconnect, slowread, idle, overload or push", s)
 		}
 		if s != worker.Idle && o.Rate == 0 {
 			return o, fmt.Errorf("-rate 0: scenario %q needs a request rate above 0", s)
@@ -137,6 +143,25 @@ func (o Options) withDefaults() (Options, error) {
 		if s == worker.Idle && o.Protocol != "mmtp" {
 			return o, fmt.Errorf("-scenario idle: PING is MMTP; not available with -protocol %s", o.Protocol)
 		}
+		if s == worker.Push {
+			if o.Protocol != "mmtp" {
+				return o, fmt.Errorf("-scenario push: push is MMTP; not available with -protocol %s", o.Protocol)
+			}
+			if o.Admin == "" {
+				o.Admin = o.Stats
+			}
+			if o.Admin == "" {
+				return o, errors.New("-scenario push: -admin (or -stats) must name the admin listener to publish through")
+			}
+		}
+	}
+	switch {
+	case o.PushCrash == 0:
+		o.PushCrash = 0.01
+	case o.PushCrash < 0:
+		o.PushCrash = 0
+	case o.PushCrash > 0.5 || o.PushCrash != o.PushCrash:
+		return o, fmt.Errorf("-push-crash %v: want 0..0.5 (a share of the pushes), or negative for none", o.PushCrash)
 	}
 	if o.Rate < 0 || o.Rate > openloop.MaxRate || o.Rate != o.Rate {
 		return o, fmt.Errorf("-rate %v: want 0..%v requests/s", o.Rate, openloop.MaxRate)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -132,15 +133,42 @@ func (r *runner) specs(sc string, idx int) []worker.Spec {
 	if o.API == "demo.sleep" || o.API == "demo.size" {
 		body = []byte(strings.TrimSpace(string(bodyOrNumber(o))))
 	}
+	hello, app := o.Hello, o.AppID
+	var push *client.PushConfig
+	if sc == worker.Push {
+		if app == "" {
+			app = "loadtest" // push is addressed to an app's device
+		}
+		// Push is addressed to a HELLO's device. The topic tells this run's pushes from
+		// what earlier runs left in the devices' logs.
+		hello = true
+		push = &client.PushConfig{AdminURL: adminURL(o.Admin), Token: o.AdminToken,
+			Topic: fmt.Sprintf("loadtest.push.%d.%d", time.Now().UnixNano(), idx)}
+		if o.PushCrash > 0 {
+			push.CrashEvery = uint64(math.Round(1 / o.PushCrash))
+		}
+	}
 	out := make([]worker.Spec, w)
 	for i := range out {
 		out[i] = worker.Spec{Index: i, Conns: r.plan.PerWorker[i], ConnOffset: r.plan.Offsets[i], Target: o.Target,
-			Protocol: o.Protocol, API: o.API, Body: body, AppID: o.AppID, Secret: o.Secret, Hello: o.Hello,
+			Protocol: o.Protocol, API: o.API, Body: body, AppID: app, Secret: o.Secret, Hello: hello,
 			Timeout: o.Timeout, Sources: sources, Scenario: sc, Ramp: o.Ramp / float64(w), Rate: o.Rate / float64(w),
 			Arrival: o.Arrival, Seed: o.Seed + uint64(idx)*1_000_003 + uint64(i)*7919, Duration: o.Duration,
-			PingEvery: o.PingEvery, Warmup: r.warmup(sc)}
+			PingEvery: o.PingEvery, Warmup: r.warmup(sc), Push: push}
 	}
 	return out
+}
+
+// adminURL makes an admin address (host:port, or a URL) a base URL.
+func adminURL(a string) string {
+	if !strings.Contains(a, "://") {
+		a = "http://" + a
+	}
+	if u, err := url.Parse(a); err == nil {
+		u.Path, u.RawQuery = "", "" // a -stats URL names /v1/stats; the base is wanted
+		return u.String()
+	}
+	return a
 }
 
 // bodyOrNumber: demo.sleep and demo.size take a number as body; -body then means that

@@ -43,17 +43,12 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: mgw call [flags] OPERATION [BODY | -]\n\nBODY - reads the body from stdin.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	addr := fs.String("addr", "127.0.0.1:9000", "gateway MMTP address")
+	cf := addConnFlags(fs, " and the request")
 	var hdr headerFlags
 	fs.Var(&hdr, "H", "request header key:value (repeatable)")
-	app := fs.String("app", "", "app-id (sent on HELLO and the request)")
-	device := fs.String("device", "", "device-id")
-	user := fs.String("user", "", "user-id")
-	secretEnv := fs.String("secret-env", "", "environment variable holding the app's secret; signs HELLO and the request")
 	hello := fs.Bool("hello", false, "send a HELLO first (implied by -app with a secret)")
 	gz := fs.Bool("gzip", false, "gzip the body and set the GZIP flag")
 	timeout := fs.Duration("timeout", 10*time.Second, "time allowed for the whole call")
-	verbose := fs.Bool("v", false, "print every frame sent and received on stderr")
 	include := fs.Bool("i", false, "print the response status and headers before the body")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -76,21 +71,16 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			body = []byte(fs.Arg(1))
 		}
 	}
-	opts := client.Options{AppID: *app, DeviceID: *device, UserID: *user, Hello: *hello, Timeout: *timeout}
-	if *secretEnv != "" {
-		s := os.Getenv(*secretEnv)
-		if s == "" {
-			fmt.Fprintf(stderr, "mgw call: -secret-env %s: the variable is empty or unset\n", *secretEnv)
-			return 2
-		}
-		opts.Secret, opts.Hello = []byte(s), true
+	opts, err := cf.options(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "mgw call: %v\n", err)
+		return 2
 	}
-	if *verbose {
-		opts.Trace = func(dir string, f *mmtp.Frame) { traceFrame(stderr, dir, f) }
-	}
+	opts.Hello = opts.Hello || *hello
+	opts.Timeout = *timeout
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	c, err := client.Dial(ctx, *addr, opts)
+	c, err := client.Dial(ctx, *cf.addr, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "mgw call: %v\n", err)
 		return 1
@@ -109,7 +99,7 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mgw call: %s: %v\n", op, err)
 		return 1
 	}
-	if *include || *verbose {
+	if *include || *cf.verbose {
 		fmt.Fprintf(stdout, "status: %d\n", resp.Status)
 		for _, f := range resp.Header {
 			fmt.Fprintf(stdout, "%s: %s\n", f.Key, f.Value)
@@ -132,6 +122,42 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// connFlags say how to reach the gateway and as whom: the flags `mgw call` and `mgw watch`
+// share.
+type connFlags struct {
+	addr, app, device, user, secretEnv *string
+	verbose                            *bool
+}
+
+// addConnFlags registers the connection flags; also names what besides HELLO carries the
+// identity and signature (" and the request"), if anything.
+func addConnFlags(fs *flag.FlagSet, also string) *connFlags {
+	return &connFlags{
+		addr:      fs.String("addr", "127.0.0.1:9000", "gateway MMTP address"),
+		app:       fs.String("app", "", "app-id (sent on HELLO"+also+")"),
+		device:    fs.String("device", "", "device-id"),
+		user:      fs.String("user", "", "user-id"),
+		secretEnv: fs.String("secret-env", "", "environment variable holding the app's secret; signs HELLO"+also),
+		verbose:   fs.Bool("v", false, "print every frame sent and received on stderr"),
+	}
+}
+
+// options builds the client options the flags describe; a secret implies HELLO.
+func (cf *connFlags) options(stderr io.Writer) (client.Options, error) {
+	opts := client.Options{AppID: *cf.app, DeviceID: *cf.device, UserID: *cf.user}
+	if *cf.secretEnv != "" {
+		s := os.Getenv(*cf.secretEnv)
+		if s == "" {
+			return opts, fmt.Errorf("-secret-env %s: the variable is empty or unset", *cf.secretEnv)
+		}
+		opts.Secret, opts.Hello = []byte(s), true
+	}
+	if *cf.verbose {
+		opts.Trace = func(dir string, f *mmtp.Frame) { traceFrame(stderr, dir, f) }
+	}
+	return opts, nil
 }
 
 // traceFrame prints one frame as -v shows it: direction, type, stream, flags, headers

@@ -72,9 +72,12 @@ func runFlags(fs *flag.FlagSet, o *loadtest.Options, out *outputs, conns int) (s
 	secretEnv = fs.String("secret-env", "", "environment variable holding the app secret (signs every request)")
 	fs.BoolVar(&o.Hello, "hello", false, "send an MMTP HELLO on each connection first")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "a request unanswered this long counts as a timeout")
-	scenarios = fs.String("scenario", "steady", "comma list: steady, reconnect, slowread, idle, overload")
+	scenarios = fs.String("scenario", "steady", "comma list: steady, reconnect, slowread, idle, overload, push")
 	fs.Float64Var(&o.Capacity, "capacity", 0, "overload scenario: the gateway's capacity in requests/s (0: measure it first, offering -rate)")
 	fs.DurationVar(&o.PingEvery, "ping-every", 5*time.Second, "idle scenario: PING period per connection")
+	fs.StringVar(&o.Admin, "admin", "", "push scenario: admin listener to publish through, POST /v1/push (default: -stats)")
+	fs.StringVar(&o.AdminToken, "admin-token", "", "push scenario: admin bearer token (default: $MGW_ADMIN_TOKEN, which keeps it out of ps)")
+	fs.Float64Var(&o.PushCrash, "push-crash", 0.01, "push scenario: share of pushes on which a device drops its connection unacknowledged, to come back (negative: none)")
 	fs.IntVar(&o.Workers, "workers", 0, "least number of worker processes (more when the open-file limit needs)")
 	fs.IntVar(&o.PerWorker, "per-worker", 0, "at most this many connections per worker (0: the open-file limit)")
 	src = fs.String("src", "auto", "source addresses to bind: auto, none, or a range like 127.0.0.2-127.0.0.50")
@@ -96,6 +99,9 @@ func finishFlags(o *loadtest.Options, scenarios, src, secretEnv string) error {
 			return fmt.Errorf("-src: %w", err)
 		}
 		o.Sources = a
+	}
+	if o.AdminToken == "" {
+		o.AdminToken = os.Getenv("MGW_ADMIN_TOKEN")
 	}
 	if secretEnv != "" {
 		o.Secret = os.Getenv(secretEnv)

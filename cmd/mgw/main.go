@@ -17,6 +17,7 @@ const usage = `mgw — a mobile API gateway for very many long-lived connections
 Usage:
   mgw [serve] [-c config.yaml] [--check]   run the gateway (default config: listeners on 127.0.0.1)
   mgw call [flags] OPERATION [BODY|-]       call an API over MMTP (a curl for MMTP)
+  mgw watch -device D [flags]               print pushes to a device as they arrive (acks, resumes)
   mgw backend [--listen ADDR] [--name N]    run the demo backend on its own
   mgw route explain|get|set ...             read and change routing through the admin API
   mgw push -device D -topic T [-body B]     publish a push to devices through the admin API
@@ -40,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServe(args, stdout, stderr)
 	case "call":
 		return runCall(args, os.Stdin, stdout, stderr)
+	case "watch":
+		return runWatch(args, stdout, stderr)
 	case "backend":
 		return runBackend(args, stdout, stderr)
 	case "route":

@@ -46,6 +46,10 @@ type Config struct {
 	// OKLatencyOnly records the latency of 2xx answers only: past capacity most answers
 	// are instant refusals, which would hide what the answered callers waited.
 	OKLatencyOnly bool
+	// Push, with MMTP and Hello, makes the connections devices that receive pushes and
+	// enables Publish (push.go); OK then counts pushes processed, latency is publish to
+	// receipt.
+	Push *PushConfig
 }
 
 // Error kinds counted by the client. Statuses count as "status_NNN".
@@ -94,6 +98,8 @@ type Client struct {
 
 	errMu sync.Mutex
 	errs  map[string]uint64
+
+	push *pushState // nil unless Config.Push
 }
 
 // New returns a client that will hold up to n connections on eng and record latencies in
@@ -116,6 +122,12 @@ func New(cfg Config, n int, eng netpoll.Engine, rec *hist.Recorder) (*Client, er
 	}
 	if cfg.API == "" {
 		return nil, errors.New("api: empty operation type")
+	}
+	if cfg.Push != nil {
+		if cfg.Protocol != "mmtp" || !cfg.Hello {
+			return nil, errors.New("push: needs protocol mmtp with HELLO (push is addressed to a HELLO's device)")
+		}
+		c.push = newPushState(n, cfg.Timeout)
 	}
 	return c, nil
 }
@@ -147,7 +159,7 @@ func (c *Client) laddr(g int) string {
 // the connection is established (and, with Hello, greeted) or failed; failures are counted.
 func (c *Client) Dial(ctx context.Context, i int) error {
 	g := c.cfg.ConnOffset + i
-	cn := &conn{cl: c, idx: i, device: c.cfg.DevicePrefix + strconv.Itoa(g), inflight: map[uint32]time.Time{}}
+	cn := &conn{cl: c, idx: i, device: c.deviceID(i), inflight: map[uint32]time.Time{}}
 	if c.cfg.Hello && c.cfg.Protocol == "mmtp" {
 		cn.helloCh = make(chan int, 1)
 	}
@@ -168,8 +180,14 @@ func (c *Client) Dial(ctx context.Context, i int) error {
 		_ = nc.Write(appendPing(nil, openPing[:]))
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cn.closed.Load() {
+		// Closed while greeting (a push device that crashed on a push right behind the
+		// HELLO's answer): registering it would leave its slot taken by a dead connection.
+		return errors.New("connection closed during HELLO")
+	}
 	c.conns[i] = cn
-	c.mu.Unlock()
+	// Under c.mu, so that an OnClose racing this (dropped takes c.mu first) sees it live.
 	c.open.Add(1)
 	cn.live.Store(true)
 	return nil

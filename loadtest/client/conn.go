@@ -24,6 +24,7 @@ type conn struct {
 	device string
 	nc     netpoll.Conn
 	live   atomic.Bool
+	closed atomic.Bool // set when OnClose begins
 
 	helloCh chan int // status of the HELLO's answer, when a HELLO is sent
 
@@ -196,6 +197,7 @@ func (cn *conn) OnTimeout(c netpoll.Conn, _ netpoll.TimeoutKind) {}
 // its last-stream-id were owed an answer (lost); any above it were refused and go out
 // again. Without one, whether the gateway took them is unknown (conn_closed).
 func (cn *conn) OnClose(c netpoll.Conn, r netpoll.CloseReason) {
+	cn.closed.Store(true)
 	cn.mu.Lock()
 	n := len(cn.inflight)
 	for _, t := range cn.fifo {

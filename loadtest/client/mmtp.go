@@ -48,6 +48,12 @@ func (m *mmtpRequests) hello(dst []byte, cn *conn) []byte {
 			hdr = append(hdr, codec.Field{Key: "app-id", Value: m.cfg.AppID})
 		}
 	}
+	if p := cn.cl.push; p != nil {
+		if epoch, seq := p.resumeHeader(cn.idx); epoch != "" {
+			hdr = append(hdr, codec.Field{Key: "push-epoch", Value: epoch},
+				codec.Field{Key: "push-seq", Value: strconv.FormatUint(seq, 10)})
+		}
+	}
 	return mmtp.AppendFrame(dst, mmtp.TypeHello, 0, helloStream, hdr, nil)
 }
 
@@ -76,6 +82,10 @@ func (cn *conn) onMMTP(c netpoll.Conn, data []byte) (int, error) {
 		case mmtp.TypeResponse:
 			st, _ := mmtp.ResponseStatus(&f)
 			if f.StreamID == helloStream && cn.helloCh != nil {
+				if cn.cl.push != nil && st == 200 {
+					// Here, not in the dialer: the pushes right behind the answer must see it.
+					cn.cl.push.helloAnswered(cn.idx, &f)
+				}
 				select {
 				case cn.helloCh <- st:
 				default:
@@ -103,7 +113,11 @@ func (cn *conn) onMMTP(c netpoll.Conn, data []byte) (int, error) {
 		case mmtp.TypePing:
 			_ = c.Write(mmtp.AppendPong(nil, f.Body))
 		case mmtp.TypePush:
-			_ = c.Write(mmtp.AppendPushAck(nil, f.StreamID))
+			if cn.cl.push == nil {
+				_ = c.Write(mmtp.AppendPushAck(nil, f.StreamID))
+			} else if cn.onPush(c, &f) {
+				return off, nil // closed: the rest is never processed, as in a crashed app
+			}
 		case mmtp.TypeGoAway:
 			cn.cl.countErr(ErrGoAway, 1)
 			// Send nothing new here; the gateway answers what it accepted and closes.

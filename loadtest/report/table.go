@@ -61,6 +61,9 @@ func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
 	if err := writeOverload(w, r.Rows); err != nil {
 		return err
 	}
+	if err := writePush(w, r.Rows); err != nil {
+		return err
+	}
 	for _, row := range r.Rows {
 		label := strings.TrimSpace(row.Engine + " " + row.Name)
 		if row.Kernel.TCPInuse > 0 || row.Kernel.SlabReadable {
@@ -250,5 +253,28 @@ func writeOverload(w io.Writer, rows []Row) error {
 		return nil
 	}
 	fmt.Fprintln(w, "\noverload: OK/s against the best of the lower offered rates; latency of OK answers only")
+	return writeMarkdown(w, tbl)
+}
+
+// writePush writes the push scenario's figures (rows with push_* metrics), one line each:
+// what was published, what the devices received, processed and acknowledged, what forced
+// reconnects brought again, what was lost, and the delivery latency.
+func writePush(w io.Writer, rows []Row) error {
+	tbl := [][]string{{"scenario", "devices", "published", "received", "processed", "acked", "reconnects",
+		"redelivered", "duplicates", "resets", "lost", "p50", "p99"}}
+	for _, row := range rows {
+		if _, ok := row.Metrics["push_published"]; !ok {
+			continue
+		}
+		m := func(k string) string { return fmt.Sprintf("%.0f", row.Metrics[k]) }
+		tbl = append(tbl, []string{strings.TrimSpace(row.Engine + " " + row.Name), fmt.Sprint(row.Conns),
+			m("push_published"), m("push_received"), m("push_processed"), m("push_acked"), m("push_reconnects"),
+			m("push_redelivered"), m("push_duplicates"), m("push_resets"), m("push_lost"),
+			FmtDur(row.Latency.P50), FmtDur(row.Latency.P99)})
+	}
+	if len(tbl) == 1 {
+		return nil
+	}
+	fmt.Fprintln(w, "\npush: devices held, pushes published through the admin API and delivered; latency publish to receipt")
 	return writeMarkdown(w, tbl)
 }

@@ -90,7 +90,7 @@ func (w *runner) run(cmds <-chan string) error {
 	w.rec = hist.NewRecorder()
 	w.cl, err = client.New(client.Config{Target: s.Target, Protocol: s.Protocol, API: s.API, Body: s.Body,
 		AppID: s.AppID, Secret: s.Secret, Hello: s.Hello, Timeout: s.Timeout, SourceAddrs: srcs,
-		ConnOffset: s.ConnOffset, OKLatencyOnly: s.Scenario == Overload}, s.Conns, eng, w.rec)
+		ConnOffset: s.ConnOffset, OKLatencyOnly: s.Scenario == Overload, Push: s.Push}, s.Conns, eng, w.rec)
 	if err != nil {
 		return err
 	}
@@ -262,6 +262,11 @@ func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error
 			return err
 		}
 		openloop.Run(ctx, sched, start, s.Duration, w.cl.PingNext)
+	case Push:
+		if s.Push == nil {
+			return fmt.Errorf("scenario %s: the spec has no push settings", Push)
+		}
+		w.push(ctx, start, metrics)
 	case Reconnect:
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -279,4 +284,30 @@ func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error
 		wg.Wait()
 	}
 	return nil
+}
+
+// pushDrain bounds how long the push scenario waits, after the last publish, for devices
+// to receive what was published (crashed ones must come back first).
+const pushDrain = 10 * time.Second
+
+// push publishes at the spec's rate for its duration while devices that dropped their
+// connection are dialled again, then waits until every published push was processed
+// (or pushDrain passed) and reports the figures.
+func (w *runner) push(ctx context.Context, start time.Time, metrics map[string]float64) {
+	s := &w.spec
+	rctx, stopRedial := context.WithCancel(ctx)
+	redialed := make(chan struct{})
+	go func() { defer close(redialed); w.cl.KeepDialed(rctx, 100*time.Millisecond) }()
+	a, _ := openloop.ParseArrival(s.Arrival)
+	if sched, err := openloop.NewSchedule(a, s.Rate, s.Seed); err == nil {
+		openloop.Run(ctx, sched, start, s.Duration, w.cl.Publish)
+	}
+	w.cl.WaitPublished()
+	deadline := time.Now().Add(min(s.Timeout, pushDrain))
+	for time.Now().Before(deadline) && ctx.Err() == nil && w.cl.PushFigures().Lost > 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopRedial()
+	<-redialed
+	PushMetrics(w.cl.PushFigures(), metrics)
 }

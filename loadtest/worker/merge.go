@@ -45,6 +45,30 @@ const (
 	MetricRefusalsOver10ms = "refusals_over_10ms" // 503 answers that took longer than 10 ms
 )
 
+// Metrics of the push scenario (client.PushFigures, summed over the workers).
+const (
+	MetricPushPublished   = "push_published"
+	MetricPushReceived    = "push_received"
+	MetricPushProcessed   = "push_processed"
+	MetricPushAcked       = "push_acked"
+	MetricPushDuplicates  = "push_duplicates"
+	MetricPushRedelivered = "push_redelivered"
+	MetricPushStale       = "push_stale"
+	MetricPushResets      = "push_resets"
+	MetricPushReconnects  = "push_reconnects"
+	MetricPushLost        = "push_lost"
+)
+
+// PushMetrics puts f into metrics under the names above.
+func PushMetrics(f client.PushFigures, metrics map[string]float64) {
+	for k, v := range map[string]uint64{MetricPushPublished: f.Published, MetricPushReceived: f.Received,
+		MetricPushProcessed: f.Processed, MetricPushAcked: f.Acked, MetricPushDuplicates: f.Duplicates,
+		MetricPushRedelivered: f.Redelivered, MetricPushStale: f.Stale, MetricPushResets: f.Resets,
+		MetricPushReconnects: f.Crashes, MetricPushLost: f.Lost} {
+		metrics[k] = float64(v)
+	}
+}
+
 // MergeMetric combines one scenario metric from two workers: durations take the longest
 // (the storm is over when the last worker is back), counts add up.
 func MergeMetric(key string, a, b float64) float64 {

@@ -34,6 +34,9 @@ type Spec struct {
 	Warmup   time.Duration `json:"warmup,omitempty"`
 	Pollers  int           `json:"pollers,omitempty"`
 	PoolSize int           `json:"pool_size,omitempty"`
+	// Push, for the push scenario: the connections are devices and Rate is pushes
+	// published a second through the admin API (a token travels here, on stdin).
+	Push *client.PushConfig `json:"push,omitempty"`
 }
 
 // Scenarios the worker knows.
@@ -46,12 +49,17 @@ const (
 	// latency of OK answers only, and how long the slowest refusal (503) took. The parent
 	// runs it once per offered rate (loadtest/overload.go).
 	Overload = "overload"
+	// Push: every connection is a device (HELLO); pushes are published to them at Rate
+	// through the admin API, each device acknowledges and drops redeliveries it already
+	// processed, some devices drop their connection mid-push and come back; latency is
+	// publish to receipt, and at the end nothing published may be missing.
+	Push = "push"
 )
 
 // KnownScenario reports whether s is a scenario name.
 func KnownScenario(s string) bool {
 	switch s {
-	case Steady, Reconnect, SlowRead, Idle, Overload:
+	case Steady, Reconnect, SlowRead, Idle, Overload, Push:
 		return true
 	}
 	return false

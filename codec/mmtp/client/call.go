@@ -31,7 +31,7 @@ func (c *Client) CallGzip(ctx context.Context, op string, hdr codec.Header, body
 }
 
 func (c *Client) hello(ctx context.Context) error {
-	resp, err := c.call(ctx, mmtp.TypeHello, "", nil, nil, false)
+	resp, err := c.call(ctx, mmtp.TypeHello, "", c.resumeHeader(), nil, false)
 	if err != nil {
 		return fmt.Errorf("mmtp client: HELLO: %w", err)
 	}
@@ -49,7 +49,7 @@ func (c *Client) call(ctx context.Context, typ mmtp.Type, op string, hdr codec.H
 	}
 	h := c.requestHeader(typ, op, hdr, body)
 	ch := make(chan result, 1)
-	id, err := c.register(ch)
+	id, err := c.register(ch, typ == mmtp.TypeHello)
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +124,9 @@ func (c *Client) requestHeader(typ mmtp.Type, op string, hdr codec.Header, body 
 	return h
 }
 
-// register hands out a stream id not in flight and records ch for its response.
-func (c *Client) register(ch chan result) (uint32, error) {
+// register hands out a stream id not in flight and records ch for its response (and,
+// for a HELLO, the stream whose response the reader reads push fields from).
+func (c *Client) register(ch chan result, hello bool) (uint32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.away != nil {
@@ -146,6 +147,9 @@ func (c *Client) register(ch chan result) (uint32, error) {
 		}
 	}
 	c.calls[c.next] = ch
+	if hello {
+		c.helloID = c.next
+	}
 	return c.next, nil
 }
 

@@ -1,6 +1,7 @@
 // Package client is a Go client for MMTP/1 (docs/mmtp.md): one multiplexed connection to
 // the gateway, concurrent calls matched by stream id, HELLO and request signing, push
-// delivery with automatic PUSH_ACK, PING, and GOAWAY handling. It uses an ordinary
+// delivery with automatic PUSH_ACK and resume across connections (PushCursor, Redial),
+// PING, and GOAWAY handling. It uses an ordinary
 // net.Conn and one reader goroutine per client; it is meant for apps, tools (`mgw call`)
 // and tests, not for holding 100k connections (the load-test harness does that itself).
 package client
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
@@ -32,7 +34,25 @@ type Options struct {
 	// when the GZIP flag was set). It runs on the reader goroutine, so it must not block
 	// for long or call the client synchronously in a way that waits on a response; the
 	// PUSH_ACK is sent after it returns. Nil: pushes are acknowledged and dropped.
+	// With Push set, a redelivered push already processed does not reach it.
 	OnPush func(topic string, hdr codec.Header, body []byte)
+	// OnPushMessage is OnPush with the push's fields parsed (seq, epoch, message-id,
+	// expires); when set, it is called instead of OnPush, under the same rules. Returning
+	// an error declines the push and stops delivery on this connection: this push and every
+	// later one are left unacknowledged and unrecorded, and the gateway sends them again
+	// on the device's next connection (not on this one, so reconnect).
+	OnPushMessage func(p *Push) error
+	// Push, when set, makes push delivery resumable (mmtp.md revision 2): HELLO carries
+	// the cursor's `push-epoch`/`push-seq`, the HELLO response's epoch is adopted, a PUSH
+	// whose (epoch, seq) was already processed is acknowledged but not handed to the app,
+	// and each handled push advances the cursor. Keep the same cursor across connections
+	// to one device. Nil: every PUSH is handed over and acknowledged (revision 1).
+	Push *PushCursor
+	// OnPushReset tells the app that the gateway lost push history it had not delivered
+	// (HELLO `push-reset: 1`, or the epoch changed): re-sync from the backend. epoch is
+	// the new epoch; the cursor has moved to its start. It runs on the reader goroutine,
+	// before any push of that epoch is handed over; for a HELLO, before Dial returns.
+	OnPushReset func(epoch string)
 	// OnGoAway is called once, on the reader goroutine, when the gateway sends GOAWAY.
 	OnGoAway func(lastStreamID uint32, reason string)
 	// Limits bound the frames the client accepts (nil: mmtp.DefaultLimits).
@@ -62,6 +82,14 @@ type Client struct {
 	pingSeq uint64
 	away    *GoAwayError // set once GOAWAY arrived
 	broken  error        // set once the connection is done
+	helloID uint32       // the HELLO's stream while it is unanswered
+	pushLog PushLog      // from the HELLO's response
+
+	// pushMu is held while a push is handled and acknowledged, so that Close never cuts
+	// between the two: a push the app has handled is acknowledged.
+	pushMu   sync.Mutex
+	closing  atomic.Bool // set by Close before it waits for pushMu: hand over no more
+	declined bool        // guarded by pushMu: OnPushMessage declined a push; hand over no more
 
 	goaway chan struct{} // closed on GOAWAY
 	done   chan struct{} // closed when the reader goroutine has exited
@@ -149,12 +177,16 @@ func (c *Client) Err() error {
 	return c.broken
 }
 
-// Close closes the connection and fails calls in flight with ErrClosed. It waits for the
+// Close closes the connection and fails calls in flight with ErrClosed. A push being
+// handled is let finish and acknowledged first; no other is handed over. It waits for the
 // reader goroutine to exit, so no callback runs after it returns; hence it must not be
-// called from OnPush, OnGoAway or Trace themselves (start a goroutine for that). It may be
-// called any number of times.
+// called from a callback (OnPush, OnGoAway, Trace, ...) itself (start a goroutine for
+// that). It may be called any number of times.
 func (c *Client) Close() error {
+	c.closing.Store(true)
+	c.pushMu.Lock()
 	c.fail(ErrClosed)
+	c.pushMu.Unlock()
 	err := c.conn.Close()
 	<-c.done
 	return err

@@ -9,6 +9,12 @@ import (
 	"github.com/mgw-project/mgw/codec/mmtp/client"
 )
 
+// savedEpoch and savedSeq stand for a PushCursor position the app persisted.
+const (
+	savedEpoch = ""
+	savedSeq   = 0
+)
+
 func ExampleDial() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -18,6 +24,9 @@ func ExampleDial() {
 		OnPush: func(topic string, hdr codec.Header, body []byte) {
 			fmt.Println("push", topic, len(body)) // PUSH_ACK is sent after this returns
 		},
+		// Resume where the last connection stopped; redelivered pushes are dropped.
+		Push:        client.NewPushCursor(savedEpoch, savedSeq),
+		OnPushReset: func(epoch string) { fmt.Println("push history lost: re-sync") },
 	})
 	if err != nil {
 		fmt.Println(err)

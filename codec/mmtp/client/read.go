@@ -3,7 +3,6 @@ package client
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 
@@ -57,9 +56,20 @@ func (c *Client) dispatch(f *mmtp.Frame) error {
 		c.mu.Lock()
 		ch, ok := c.calls[f.StreamID]
 		delete(c.calls, f.StreamID)
+		hello := ok && f.StreamID == c.helloID
+		if hello {
+			c.helloID = 0
+		}
 		c.mu.Unlock()
 		if ok { // else the call timed out or was refused: drop the late answer
-			ch <- result{resp: toResponse(f)}
+			r := toResponse(f)
+			if hello && r.Status == 200 {
+				if err := c.helloAnswered(r); err != nil {
+					ch <- result{err: &ConnError{Op: "protocol", Err: err}} // no longer in calls for fail to find
+					return err
+				}
+			}
+			ch <- result{resp: r}
 		}
 	case mmtp.TypePush:
 		return c.push(f)
@@ -117,33 +127,6 @@ func (c *Client) goAway(f *mmtp.Frame) {
 			c.opts.OnGoAway(last, ge.Reason)
 		}
 	}
-}
-
-func (c *Client) push(f *mmtp.Frame) error {
-	var topic string
-	hdr := make(codec.Header, 0, f.Entries)
-	f.Each(func(k, v []byte) bool {
-		if string(k) == "topic" {
-			topic = string(v)
-		} else {
-			hdr = append(hdr, codec.Field{Key: string(k), Value: string(v)})
-		}
-		return true
-	})
-	body := append([]byte(nil), f.Body...)
-	if f.Gzip() {
-		plain, err := mmtp.Decompress(nil, f.Body, c.lim.MaxBodyBytes)
-		if err != nil {
-			return fmt.Errorf("PUSH stream %d: %w", f.StreamID, err)
-		}
-		body = plain
-	}
-	stream := f.StreamID
-	if c.opts.OnPush != nil {
-		c.opts.OnPush(topic, hdr, body)
-	}
-	_ = c.writeFrame(func(b []byte) []byte { return mmtp.AppendPushAck(b, stream) })
-	return nil
 }
 
 // toResponse copies a RESPONSE out of the read buffer.
