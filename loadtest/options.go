@@ -147,6 +147,11 @@ func (o Options) withDefaults() (Options, error) {
 			if o.Protocol != "mmtp" {
 				return o, fmt.Errorf("-scenario push: push is MMTP; not available with -protocol %s", o.Protocol)
 			}
+			if strings.Contains(o.Stats, ",") {
+				// Each process keeps its own device logs: a publish reaches a device only
+				// through the process that holds its connection.
+				return o, errors.New("-scenario push: -stats lists several gateway processes, and each keeps its own push logs; run push against one")
+			}
 			if o.Admin == "" {
 				o.Admin = o.Stats
 			}

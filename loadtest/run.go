@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
