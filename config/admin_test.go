@@ -90,7 +90,7 @@ func TestAdminDefaultsAndClone(t *testing.T) {
 // TestKubernetesManifestConfig: the deploy kit's ConfigMap holds a valid config that
 // keeps control off the pod network and probes on the health listener.
 func TestKubernetesManifestConfig(t *testing.T) {
-	data, err := os.ReadFile("../../deploy/kubernetes/mgw.yaml")
+	data, err := os.ReadFile("../deploy/kubernetes/mgw.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
