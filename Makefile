@@ -41,6 +41,8 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
 	$(GO) mod tidy -diff
+	@# layers (design.md): nothing below the gateway imports it (config/layers_test.go too)
+	@! $(GO) list -deps ./codec/... ./netpoll/... ./filters/... ./config/... | grep '^github.com/mgw-project/mgw/gateway' || { echo 'a package under codec/, netpoll/, filters/ or config/ imports gateway/'; exit 1; }
 
 clean:
 	rm -rf bin

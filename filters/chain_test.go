@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // recorder is a filter that logs its phases into a shared trace and may answer early.

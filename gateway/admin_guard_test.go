@@ -4,7 +4,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 func TestAdminPolicyHosts(t *testing.T) {

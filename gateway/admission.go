@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // Admission control (issue 19; docs/operations.md, "Overload").

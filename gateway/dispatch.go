@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/auth"
-	"github.com/mgw-project/mgw/gateway/config"
 	"github.com/mgw-project/mgw/gateway/upstream"
 )
 

@@ -25,10 +25,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/panjf2000/ants/v2"
 
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/accesslog"
 	"github.com/mgw-project/mgw/filters/builtin"
-	"github.com/mgw-project/mgw/gateway/config"
 	"github.com/mgw-project/mgw/gateway/demo"
 	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/netpoll"

@@ -9,7 +9,7 @@ import (
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/http1"
 	"github.com/mgw-project/mgw/codec/mmtp"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/netpoll"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // FuzzDecodePublish feeds POST /v1/push bodies to the request checker: it must never

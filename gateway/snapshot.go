@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/gateway/route"
 )
 

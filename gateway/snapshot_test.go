@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec/mmtp/client"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/gateway/route"
 )
 

@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/gateway"
-	"github.com/mgw-project/mgw/gateway/config"
 )
 
 // runServe runs the gateway until SIGTERM or SIGINT (graceful drain) and reloads its

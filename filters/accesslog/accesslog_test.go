@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
-	"github.com/mgw-project/mgw/gateway/config"
 )
 
 func newLogger(t *testing.T, o *config.AccessLog, buf *bytes.Buffer, now time.Time) *Logger {

@@ -17,8 +17,8 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
-	"github.com/mgw-project/mgw/gateway/config"
 )
 
 // Name is the filter's registered name.

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
-	"github.com/mgw-project/mgw/gateway/config"
 )
 
 func TestValidSignaturesPass(t *testing.T) {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
-	"github.com/mgw-project/mgw/gateway/config"
 )
 
 const (

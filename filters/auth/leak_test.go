@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // TestSecretsNeverLeak drives every path that logs, counts or reports (valid requests,

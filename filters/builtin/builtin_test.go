@@ -14,9 +14,9 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/accesslog"
-	"github.com/mgw-project/mgw/gateway/config"
 )
 
 const secret = "bench-secret-0123456789"

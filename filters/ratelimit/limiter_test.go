@@ -16,8 +16,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
-	"github.com/mgw-project/mgw/gateway/config"
 )
 
 type clock struct{ ns atomic.Int64 }

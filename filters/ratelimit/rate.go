@@ -3,7 +3,7 @@ package ratelimit
 import (
 	"time"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // parseRate reads a rate as config validation does ("N/s", "N/m" or "N/h", N from 1 to

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // maxAdminBody bounds a PUT body; a route's split or the switches are small.

@@ -4,7 +4,7 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // cloneConfig copies the parts of cfg a Table reads or a Router changes (instance,

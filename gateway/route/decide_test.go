@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 const payAPI = "alipay.trade.pay"

@@ -2,7 +2,7 @@ package route
 
 import (
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // force is a compiled tester override.

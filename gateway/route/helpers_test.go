@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // testConfig is a small fleet: two untagged clusters, two mesh clusters, one route per

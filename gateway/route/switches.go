@@ -4,7 +4,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // Decided-by values, in the order they are checked for a request.

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // Route is one compiled route of a Table. It is read-only; its methods may be called from

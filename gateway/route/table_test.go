@@ -1,7 +1,7 @@
 package route
 
 import (
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 	"strings"
 	"testing"
 

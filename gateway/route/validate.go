@@ -4,7 +4,7 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // Limits on what a route or switch may hold; the config package defines and checks

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // named is a backend that answers its own name, and blocks requests carrying x-block

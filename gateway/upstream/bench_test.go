@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // BenchmarkCall measures one API call through the cluster against a local echo backend

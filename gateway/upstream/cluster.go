@@ -13,10 +13,10 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
-// Defaults for zero config fields (gateway/config/types.go documents the same values).
+// Defaults for zero config fields (config/types.go documents the same values).
 const (
 	DefaultTimeout = 10 * time.Second
 	// DefaultConnectTimeout outlasts two SYN retransmits (Linux sends them 1 s and 3 s

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 func TestForwardHeadersAndTarget(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // countConns serves h and counts the connections opened and closed.

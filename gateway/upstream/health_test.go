@@ -11,7 +11,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // waitFor polls cond until it holds or 5 s pass.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 // idleCloser is a backend that answers one request per connection with keep-alive

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mgw-project/mgw/gateway/config"
+	"github.com/mgw-project/mgw/config"
 )
 
 const streamSize = 32 << 20

@@ -90,11 +90,11 @@ func TestAdminDefaultsAndClone(t *testing.T) {
 // TestKubernetesManifestConfig: the deploy kit's ConfigMap holds a valid config that
 // keeps control off the pod network and probes on the health listener.
 func TestKubernetesManifestConfig(t *testing.T) {
-	data, err := os.ReadFile("../../deploy/k8s/configmap.yaml")
+	data, err := os.ReadFile("../deploy/k8s/configmap.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	deployment, err := os.ReadFile("../../deploy/k8s/deployment.yaml")
+	deployment, err := os.ReadFile("../deploy/k8s/deployment.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
