@@ -190,11 +190,14 @@ func (c *Client) push(f *mmtp.Frame) error {
 	} else {
 		track = false // a duplicate: nothing to record
 	}
-	stream := f.StreamID
-	_ = c.writeFrame(func(b []byte) []byte { return mmtp.AppendPushAck(b, stream) })
+	// Processed, so recorded before the ack goes out: whoever sees the ack sees the
+	// cursor past it. An ack that is lost makes the gateway send the push again, and
+	// the cursor then drops it as a duplicate (and acks it).
 	if track {
 		cur.advance(p.Epoch, p.Seq)
 	}
+	stream := f.StreamID
+	_ = c.writeFrame(func(b []byte) []byte { return mmtp.AppendPushAck(b, stream) })
 	return nil
 }
 
