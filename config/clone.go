@@ -14,7 +14,7 @@ func (c *Config) Clone() *Config {
 	n.Instance.Labels = maps.Clone(c.Instance.Labels)
 	n.Listeners = slices.Clone(c.Listeners)
 	for i := range n.Listeners {
-		n.Listeners[i].Filters = slices.Clone(n.Listeners[i].Filters)
+		n.Listeners[i].Filters = n.Listeners[i].Filters.Clone()
 	}
 	n.Apps = slices.Clone(c.Apps)
 	for i := range n.Apps {
@@ -51,10 +51,10 @@ func (r Route) Clone() Route {
 		}
 		r.Force = fs
 	}
-	r.Filters = slices.Clone(r.Filters)
-	r.Auth = clonePtr(r.Auth)
-	r.RateLimit = clonePtr(r.RateLimit)
-	r.AccessLog = clonePtr(r.AccessLog)
+	r.Filters = r.Filters.Clone()
+	r.Auth = r.Auth.Clone()
+	r.RateLimit = r.RateLimit.Clone()
+	r.AccessLog = r.AccessLog.Clone()
 	return r
 }
 

@@ -29,14 +29,14 @@ func TestFullValues(t *testing.T) {
 		!reflect.DeepEqual(r.Fallback, []string{"mesh", "central"}) || r.Timeout.D() != 1500*time.Millisecond {
 		t.Errorf("route 0 = %+v", r)
 	}
-	if r.RateLimit == nil || r.RateLimit.Rate != "2000/s" || r.RateLimit.Burst != 200 {
+	if r.RateLimit["rate"] != "2000/s" || r.RateLimit["burst"] != 200 {
 		t.Errorf("ratelimit = %+v", r.RateLimit)
 	}
 	if f := r.Force[1]; f.Header == nil || f.Header.Name != "x-canary" || !f.Never {
 		t.Errorf("force[1] = %+v", f)
 	}
 	// The filter defaults its own options (filters/ratelimit), so the config keeps zeros.
-	if rl := c.Routes[1].RateLimit; rl.Burst != 0 || rl.MaxKeys != 0 {
+	if rl := c.Routes[1].RateLimit; len(rl) != 2 || rl["burst"] != nil || rl["max_keys"] != nil {
 		t.Errorf("route 1 ratelimit = %+v, want the unset options left for the filter", rl)
 	}
 	if c.Switches.Labels["mesh=on"]["mesh"] != 50 || c.Switches.Zones["zone-b"]["mesh"] != 0 {
@@ -125,7 +125,7 @@ func TestClone(t *testing.T) {
 		t.Fatal("clone differs")
 	}
 	d.Instance.Labels["x"] = "y"
-	d.Listeners[0].Filters[0] = "changed"
+	d.Listeners[0].Filters[0].Name = "changed"
 	d.Apps[1].APIs[0] = "changed"
 	d.Clusters[0].Hosts[0] = "changed:1"
 	d.Clusters[0].Tags[0] = "changed"
@@ -137,10 +137,10 @@ func TestClone(t *testing.T) {
 	r.Force[0].Devices[0] = "changed"
 	r.Force[0].Users[0] = "changed"
 	r.Force[1].Header.Value = "changed"
-	r.Filters[0] = "changed"
-	r.Auth.Replay = false
-	r.RateLimit.Rate = "1/s"
-	r.AccessLog.Sample = 0.5
+	r.Filters[0].Name = "changed"
+	r.Auth["replay"] = false
+	r.RateLimit["rate"] = "1/s"
+	r.AccessLog["sample"] = 0.5
 	d.Switches.MeshOnlyApps[0] = "changed"
 	d.Switches.Zones["zone-b"]["mesh"] = 7
 	d.Switches.Labels["canary"]["mesh"] = 7

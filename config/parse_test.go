@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -87,7 +88,7 @@ routes:
 		t.Fatalf("Validate: %v", err)
 	}
 	r := c.Routes[0]
-	if *r.RateLimit != (RateLimit{Rate: "10/s"}) || r.Auth.Skew != 0 {
-		t.Fatalf("defaults filled in: ratelimit %+v, auth %+v", *r.RateLimit, *r.Auth)
+	if !reflect.DeepEqual(r.RateLimit, FilterOptions{"rate": "10/s"}) || !reflect.DeepEqual(r.Auth, FilterOptions{"replay": true}) {
+		t.Fatalf("defaults filled in: ratelimit %+v, auth %+v", r.RateLimit, r.Auth)
 	}
 }

@@ -6,35 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 )
-
-// MaxRate bounds N in a rate "N/s" so that rate arithmetic cannot overflow.
-const MaxRate = 1_000_000_000
-
-// ParseRate reads a rate limit such as "2000/s", "100/m" or "5/h": N > 0 requests per
-// second, minute or hour.
-func ParseRate(s string) (n int, per time.Duration, err error) {
-	num, unit, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, 0, fmt.Errorf("%q is not a rate like 2000/s, 100/m, 5/h", truncate(s, 64))
-	}
-	switch unit {
-	case "s":
-		per = time.Second
-	case "m":
-		per = time.Minute
-	case "h":
-		per = time.Hour
-	default:
-		return 0, 0, fmt.Errorf("%q: the unit after / must be s, m or h", truncate(s, 64))
-	}
-	n, err = strconv.Atoi(num)
-	if err != nil || n <= 0 || n > MaxRate {
-		return 0, 0, fmt.Errorf("%q: the count must be an integer from 1 to %d", truncate(s, 64), MaxRate)
-	}
-	return n, per, nil
-}
 
 // ParseByteSize reads a size as GOMEMLIMIT does: an integer with an optional unit B, KiB,
 // MiB, GiB or TiB.

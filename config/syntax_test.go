@@ -87,20 +87,6 @@ func TestCommonPath(t *testing.T) {
 	}
 }
 
-func TestParseRate(t *testing.T) {
-	for in, want := range map[string][2]int64{"2000/s": {2000, int64(time.Second)}, "100/m": {100, int64(time.Minute)}, "5/h": {5, int64(time.Hour)}} {
-		n, per, err := ParseRate(in)
-		if err != nil || int64(n) != want[0] || int64(per) != want[1] {
-			t.Errorf("%s: %d %v %v", in, n, per, err)
-		}
-	}
-	for _, in := range []string{"", "/s", "0/s", "-1/s", "1/d", "1.5/s", "1/", "2000", "1000000001/s"} {
-		if _, _, err := ParseRate(in); err == nil {
-			t.Errorf("%q accepted", in)
-		}
-	}
-}
-
 func TestParseByteSize(t *testing.T) {
 	for in, want := range map[string]int64{"0": 0, "1024": 1024, "2GiB": 2 << 30, "512MiB": 512 << 20, "7B": 7, "1TiB": 1 << 40} {
 		if n, err := ParseByteSize(in); err != nil || n != want {

@@ -107,8 +107,9 @@ type Listener struct {
 	ProxyProtocol bool   `yaml:"proxy_protocol" json:"proxy_protocol"`
 	ReusePort     bool   `yaml:"reuse_port" json:"reuse_port"`
 	MaxConns      int    `yaml:"max_conns" json:"max_conns"`
-	// Filters run for every request on this listener, before the route's own.
-	Filters []string `yaml:"filters" json:"filters"`
+	// Filters run for every request on this listener, before the route's own. An entry
+	// is a name or a name with its options: [{auth: {replay: true}}, accesslog].
+	Filters FilterList `yaml:"filters" json:"filters"`
 	// RequireHello: an MMTP REQUEST before a successful HELLO is answered 401.
 	RequireHello bool `yaml:"require_hello" json:"require_hello"`
 
@@ -195,10 +196,15 @@ type Route struct {
 	// Force sends testers' traffic to a named cluster (or away from it) before the split.
 	Force []Force `yaml:"force" json:"force,omitempty"`
 
-	Filters   []string   `yaml:"filters" json:"filters,omitempty"`
-	Auth      *Auth      `yaml:"auth" json:"auth,omitempty"`
-	RateLimit *RateLimit `yaml:"ratelimit" json:"ratelimit,omitempty"`
-	AccessLog *AccessLog `yaml:"accesslog" json:"accesslog,omitempty"`
+	// Filters run, after the listener's, for the requests of this route: names or names
+	// with options, [auth, {ratelimit: {rate: 2000/s}}]. Each filter decodes and checks
+	// its own options (docs/filters.md).
+	Filters FilterList `yaml:"filters" json:"filters,omitempty"`
+	// Auth, RateLimit and AccessLog are the first format's place for the options of the
+	// filter of that name in Filters; still read, but the filters entry is preferred.
+	Auth      FilterOptions `yaml:"auth,omitempty" json:"auth,omitempty"`
+	RateLimit FilterOptions `yaml:"ratelimit,omitempty" json:"ratelimit,omitempty"`
+	AccessLog FilterOptions `yaml:"accesslog,omitempty" json:"accesslog,omitempty"`
 
 	// MaxBodyBytes is the route's own body limit (413 over it); 0 = the listener's.
 	MaxBodyBytes int `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
@@ -221,30 +227,6 @@ type Force struct {
 type HeaderMatch struct {
 	Name  string `yaml:"name" json:"name"`
 	Value string `yaml:"value" json:"value"`
-}
-
-// Auth options of the auth filter on a route.
-type Auth struct {
-	Skew     Duration `yaml:"skew" json:"skew"`           // 0: the filter's default, 300s
-	Replay   bool     `yaml:"replay" json:"replay"`       // require a nonce and reject repeats
-	FailOpen bool     `yaml:"fail_open" json:"fail_open"` // when the nonce store is full
-	DryRun   bool     `yaml:"dry_run" json:"dry_run"`
-}
-
-// RateLimit options of the ratelimit filter on a route.
-type RateLimit struct {
-	Rate     string `yaml:"rate" json:"rate"`         // "2000/s", "100/m"
-	Burst    int    `yaml:"burst" json:"burst"`       // 0: the filter's default, one second of rate
-	Key      string `yaml:"key" json:"key"`           // api ("": the default), app, device, user, client
-	MaxKeys  int    `yaml:"max_keys" json:"max_keys"` // bound on keyed buckets; 0: the filter's default, 100000
-	FailOpen bool   `yaml:"fail_open" json:"fail_open"`
-	DryRun   bool   `yaml:"dry_run" json:"dry_run"`
-}
-
-// AccessLog options of the accesslog filter.
-type AccessLog struct {
-	Sample float64 `yaml:"sample" json:"sample"` // fraction logged; 0: the filter's default, 1
-	Off    bool    `yaml:"off" json:"off"`
 }
 
 // Switches override route splits without editing routes, most specific first.

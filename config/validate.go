@@ -213,16 +213,28 @@ func (v *validator) listeners() {
 	}
 }
 
-func (v *validator) filterList(p string, fs []string) {
+// filterList checks a filters list: names, each once. The options are each filter's to
+// check, when the chain is built.
+func (v *validator) filterList(p string, fs FilterList) {
 	seen := map[string]bool{}
 	for j, f := range fs {
 		fp := fmt.Sprintf("%s[%d]", p, j)
-		if err := checkFilterName(f); err != nil {
+		if err := checkFilterName(f.Name); err != nil {
 			v.check(fp, err)
-		} else if seen[f] {
-			v.add(fp, "%q is listed twice", f)
+		} else if seen[f.Name] {
+			v.add(fp, "%q is listed twice", f.Name)
 		}
-		seen[f] = true
+		seen[f.Name] = true
+	}
+}
+
+// routeFilterOptions refuses a filter's options written both in its filters entry and in
+// the route-level key of the first format: one of them would be silently ignored.
+func (v *validator) routeFilterOptions(p string, r *Route) {
+	for _, k := range r.routeOptionKeys() {
+		if i := r.Filters.Index(k.name); k.opts != nil && i >= 0 && r.Filters[i].Options != nil {
+			v.add(p+"."+k.name, "%s's options are also given in %s.filters[%d]; keep one (the filters entry is preferred)", k.name, p, i)
+		}
 	}
 }
 
@@ -405,22 +417,7 @@ func (v *validator) routes() {
 			v.force(fmt.Sprintf("%s.force[%d]", p, j), &r.Force[j])
 		}
 		v.filterList(p+".filters", r.Filters)
-		if a := r.Auth; a != nil {
-			v.nonNegDur(p+".auth.skew", a.Skew)
-		}
-		if rl := r.RateLimit; rl != nil {
-			rp := p + ".ratelimit"
-			_, _, err := ParseRate(rl.Rate)
-			v.check(rp+".rate", err)
-			v.nonNeg(rp+".burst", rl.Burst)
-			if rl.Key != "" { // "": the filter's default
-				v.oneOf(rp+".key", rl.Key, "api", "app", "device", "user", "client")
-			}
-			v.nonNeg(rp+".max_keys", rl.MaxKeys)
-		}
-		if al := r.AccessLog; al != nil && !(al.Sample >= 0 && al.Sample <= 1) {
-			v.add(p+".accesslog.sample", "%v is not a fraction from 0 to 1", al.Sample)
-		}
+		v.routeFilterOptions(p, r)
 		v.nonNeg(p+".max_body_bytes", r.MaxBodyBytes)
 		v.nonNegDur(p+".timeout", r.Timeout)
 	}

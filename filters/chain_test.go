@@ -98,7 +98,7 @@ func TestRegistryBuildErrors(t *testing.T) {
 		t.Fatal("duplicate registration accepted")
 	}
 	if err := r.Register("bad", func(env *Env) (Filter, error) {
-		return nil, env.Errorf("ratelimit.rate", "%q is not N/s", "fast")
+		return nil, env.OptionErrorf("rate", "%q is not N/s", "fast")
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,15 +108,15 @@ func TestRegistryBuildErrors(t *testing.T) {
 	}{
 		{[]string{"rec", "ratelimt"}, `routes[3].filters[1]: unknown filter "ratelimt"`},
 		{[]string{"rec", "rec"}, `routes[3].filters[1]: filter "rec" already listed at filters[0]`},
-		{[]string{"bad"}, `routes[3].ratelimit.rate: "fast" is not N/s`},
+		{[]string{"bad"}, `routes[3].filters[0].bad.rate: "fast" is not N/s`},
 	}
 	for _, c := range cases {
-		_, err := r.Build("routes[3]", c.names, Env{Route: &config.Route{API: "x"}})
+		_, err := r.Build("routes[3]", names(c.names...), Env{})
 		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("Build(%v) = %v, want prefix %q", c.names, err, c.want)
 		}
 	}
-	c, err := r.Build("routes[0]", []string{"rec"}, Env{})
+	c, err := r.Build("routes[0]", names("rec"), Env{})
 	if err != nil || c.Len() != 1 {
 		t.Fatalf("Build: %v, %d filters", err, c.Len())
 	}
@@ -167,4 +167,9 @@ func TestArrival(t *testing.T) {
 	if got := Arrival(req, &Exchange{Start: t0}, clock); !got.Equal(t0) {
 		t.Fatalf("Start: %v", got)
 	}
+}
+
+// names is a filters list of names without options, as a route lists them.
+func names(ns ...string) []config.FilterUse {
+	return (&config.Route{Filters: config.Filters(ns...)}).FilterUses("routes[3]")
 }

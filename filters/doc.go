@@ -2,9 +2,11 @@
 // limits, access logs, ...) is added without touching the core.
 //
 // A Filter sees the protocol-neutral request on the way in (Receive) and the response on
-// the way out (Send). Filters are configured by name per listener and per route; a
-// Registry turns a list of names plus the route's typed options into a Chain, validating
-// every option at load time so that errors name the route and the field.
+// the way out (Send). Filters are configured by name per listener and per route, each
+// with options that only the filter reads: a Registry turns a list of filters
+// (config.FilterUse: name, raw options, where they are written) into a Chain, and each
+// filter's Factory decodes its options (Env.DecodeOptions), defaults and checks them at
+// load time, so that errors name the route and the option (docs/filters.md).
 //
 // # Semantics
 //
@@ -26,8 +28,8 @@
 // At configuration load (and on every reload, before applying it):
 //
 //	reg := builtin.NewRegistry()                         // once, kept for the process
-//	lc, err := reg.Build("listeners[0]", l.Filters, filters.Env{Name: l.Name, Listener: &l, Apps: cfg.Apps, ...})
-//	rc, err := reg.Build("routes[3]", r.Filters, filters.Env{Name: r.API, Route: &r, Apps: cfg.Apps, ...})
+//	lc, err := reg.Build("listeners[0]", l.FilterUses("listeners[0]"), filters.Env{Name: l.Name, Apps: cfg.Apps, ...})
+//	rc, err := reg.Build("routes[3]", r.FilterUses("routes[3]"), filters.Env{Name: r.API, Apps: cfg.Apps, ...})
 //	chain := filters.Join(lc, rc)                         // per (listener, route) in use
 //	reg.Sweep()                                           // after all Builds of the new config succeeded
 //
@@ -45,7 +47,8 @@
 // or equivalently chain.Handle(ctx, req, x, next).
 //
 // MMTP HELLO is not a request: the session checks it with an auth.Authenticator built for
-// the listener (auth.New with Route nil), binds ConnInfo.AppID/DeviceID on success, and on
+// the listener (auth.New with the options of the listener's auth entry, if any; its
+// ForHello never dry-runs), binds ConnInfo.AppID/DeviceID on success, and on
 // a listener with require_hello answers a REQUEST that comes first with
 // Authenticator.HelloRequired().
 //

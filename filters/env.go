@@ -21,11 +21,14 @@ type Env struct {
 	// Name labels the filter's metrics and logs: the route's API pattern or path prefix, or
 	// the listener's name. Defaults to Path.
 	Name string
-	// Route holds the route's typed options (Auth, RateLimit, AccessLog). nil for a
-	// listener's chain: filters then use their defaults.
-	Route *config.Route
-	// Listener is set when building a listener's chain.
-	Listener *config.Listener
+	// Options are this filter's options as written in the config, nil when none were.
+	// The filter is their only owner: it decodes them (DecodeOptions), applies its
+	// defaults and checks them, so that a default or a rule is defined once.
+	Options config.FilterOptions
+	// OptionsPath is where the options are written, or would be, for error messages:
+	// "routes[3].filters[1].ratelimit" (or "routes[3].ratelimit", the route-level key of
+	// the first config format). Set by Build.
+	OptionsPath string
 	// Apps are the configured apps. The auth filter resolves their secrets with
 	// (*config.App).ResolveSecret(Getenv) at Build; a filter never logs them.
 	Apps []config.App
@@ -47,10 +50,31 @@ type Env struct {
 }
 
 // Errorf returns an error naming the field under the route or listener:
-// env.Errorf("ratelimit.rate", "%q is not N/s", v) reads
-// `routes[3].ratelimit.rate: "fast" is not N/s`.
+// env.Errorf("filters[1]", "...") reads `routes[3].filters[1]: ...`. For a filter's own
+// options use OptionErrorf.
 func (e *Env) Errorf(field, format string, args ...any) error {
 	return fmt.Errorf("%s.%s: %s", e.Path, field, fmt.Sprintf(format, args...))
+}
+
+// OptionErrorf returns an error naming one of the filter's options where it is written:
+// env.OptionErrorf("rate", "%q is not N/s", v) reads
+// `routes[3].filters[1].ratelimit.rate: "fast" is not N/s`.
+func (e *Env) OptionErrorf(option, format string, args ...any) error {
+	return fmt.Errorf("%s.%s: %s", e.optionsPath(), option, fmt.Sprintf(format, args...))
+}
+
+// DecodeOptions decodes e.Options into v, a pointer to the filter's options struct (yaml
+// tags name the options), strictly: an unknown option or a value of the wrong type is an
+// error naming it (`routes[3].filters[0].ratelimit.burts: unknown option "burts" (known:
+// rate, burst, ...)`). Options not written leave v's fields as they were, so set defaults
+// before or apply them after.
+func (e *Env) DecodeOptions(v any) error { return e.Options.Decode(e.optionsPath(), v) }
+
+func (e *Env) optionsPath() string {
+	if e.OptionsPath != "" {
+		return e.OptionsPath
+	}
+	return e.Path
 }
 
 // WithDefaults returns a copy of e with nil hooks replaced by their defaults (Build applies it;

@@ -1,8 +1,11 @@
 package filters
 
 import (
+	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/mgw-project/mgw/config"
 )
 
 // Factory builds one filter instance for one route or listener from env. It validates the
@@ -55,35 +58,49 @@ func (r *Registry) Sweep() int { return r.state.Sweep() }
 // (the MMTP session's HELLO check) that shares stores with the chains.
 func (r *Registry) State() *State { return r.state }
 
-// Build validates names and the options in env and returns the chain, in the order given.
-// path is the configuration path of the route or listener ("routes[3]"), used in errors:
-// `routes[3].filters[1]: unknown filter "ratelimt"`. An empty names list gives an empty
-// chain. Build registers the filters' metrics in env.Metrics (idempotently, so rebuilding
-// on a reload reuses the same series) and, through the registry's State, reuses the
-// stores of a route built before under the same label (env.Name) and parameters.
-func (r *Registry) Build(path string, names []string, env Env) (*Chain, error) {
+// Build builds the chain of a route or listener from its filters, in the order given
+// (config.Route.FilterUses, config.Listener.FilterUses): each filter's factory gets env
+// with the filter's Options and OptionsPath and decodes and checks them. path is the
+// configuration path of the route or listener ("routes[3]"), used in errors:
+// `routes[3].filters[1]: unknown filter "ratelimt"`. Every problem is reported, joined.
+// An empty list gives an empty chain. Build registers the filters' metrics in env.Metrics
+// (idempotently, so rebuilding on a reload reuses the same series) and, through the
+// registry's State, reuses the stores of a route built before under the same label
+// (env.Name) and parameters.
+func (r *Registry) Build(path string, uses []config.FilterUse, env Env) (*Chain, error) {
 	env.Path = path
 	if env.State == nil {
 		env.State = r.state
 	}
 	env = env.WithDefaults()
-	fs := make([]Filter, 0, len(names))
-	seen := make(map[string]int, len(names))
-	for i, n := range names {
-		if j, dup := seen[n]; dup {
-			return nil, fmt.Errorf("%s.filters[%d]: filter %q already listed at filters[%d]", path, i, n, j)
+	fs := make([]Filter, 0, len(uses))
+	seen := make(map[string]int, len(uses))
+	var errs []error
+	for i, u := range uses {
+		if j, dup := seen[u.Name]; dup {
+			errs = append(errs, fmt.Errorf("%s.filters[%d]: filter %q already listed at filters[%d]", path, i, u.Name, j))
+			continue
 		}
-		seen[n] = i
-		fac, ok := r.factories[n]
+		seen[u.Name] = i
+		fac, ok := r.factories[u.Name]
 		if !ok {
-			return nil, fmt.Errorf("%s.filters[%d]: unknown filter %q (known: %v)", path, i, n, r.Names())
+			errs = append(errs, fmt.Errorf("%s.filters[%d]: unknown filter %q (known: %v)", path, i, u.Name, r.Names()))
+			continue
 		}
 		e := env
+		e.Options, e.OptionsPath = u.Options, u.OptionsPath
+		if e.OptionsPath == "" {
+			e.OptionsPath = fmt.Sprintf("%s.filters[%d].%s", path, i, u.Name)
+		}
 		f, err := fac(&e)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		fs = append(fs, f)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return &Chain{filters: fs}, nil
 }

@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/config"
@@ -22,14 +25,16 @@ type dispatch struct {
 	routes    map[string]*filters.Chain // by route key (its API pattern or path prefix)
 	listeners map[string]*filters.Chain // by listener name
 	joined    map[chainKey]*filters.Chain
-	// auth checks MMTP HELLOs; nil when no app is configured (a demo or trusted setup),
-	// where a HELLO binds its app and device unverified.
+	// auth counts REQUESTs sent before HELLO; nil when no app is configured (a demo or
+	// trusted setup).
 	auth *auth.Authenticator
-	// helloAuth names the listeners whose HELLOs auth checks: those with auth in their
-	// own filter chain, all of them when a route has it (its requests may come on any
-	// listener and sign with the HELLO's identity, and push trusts that identity). Apps
-	// being configured is not enough: a listener without auth is a trusted one.
-	helloAuth map[string]bool
+	// helloAuth checks the HELLOs of a listener, by name: of those with auth in their
+	// own filter chain (with that entry's options: a listener's {auth: {replay: true}}
+	// makes its HELLOs carry a fresh nonce), and of all of them when a route has auth
+	// (its requests may come on any listener and sign with the HELLO's identity, and push
+	// trusts that identity). Apps being configured is not enough: a listener without auth
+	// is a trusted one, and its HELLO binds its app and device unverified.
+	helloAuth map[string]*auth.Authenticator
 	cancel    context.CancelFunc
 }
 
@@ -59,14 +64,15 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 		AccessLogger: g.accessLg, Metrics: g.set}
 	routeAuth, anyAuth := false, false
 	for i := range cfg.Routes {
-		routeAuth = routeAuth || slices.Contains(cfg.Routes[i].Filters, auth.Name)
+		routeAuth = routeAuth || cfg.Routes[i].Filters.Has(auth.Name)
 	}
-	d.helloAuth = make(map[string]bool, len(cfg.Listeners))
 	for i := range cfg.Listeners {
-		l := &cfg.Listeners[i]
-		d.helloAuth[l.Name] = routeAuth || slices.Contains(l.Filters, auth.Name)
-		anyAuth = anyAuth || d.helloAuth[l.Name]
+		anyAuth = anyAuth || routeAuth || cfg.Listeners[i].Filters.Has(auth.Name)
 	}
+	// Each filter checks its own options, so a config's mistakes are found as its chains
+	// are built: report them all, as config.Validate does its own.
+	var errs []error
+	d.helloAuth = make(map[string]*auth.Authenticator, len(cfg.Listeners))
 	if len(cfg.Apps) > 0 || anyAuth {
 		// Also with no apps where auth is configured: then no HELLO passes, as no
 		// request does.
@@ -81,29 +87,56 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 	}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
+		path := fmt.Sprintf("listeners[%d]", i)
+		j := l.Filters.Index(auth.Name)
+		switch {
+		case j >= 0 && l.Filters[j].Options != nil:
+			e := env
+			e.Path, e.Name, e.State = path, "hello", reg.State()
+			e.Options, e.OptionsPath = l.Filters[j].Options, l.FilterUses(path)[j].OptionsPath
+			a, err := auth.New(&e)
+			if err != nil {
+				continue // the listener's chain, built from the same options, reports it
+			}
+			d.helloAuth[l.Name] = a.ForHello()
+		case j >= 0 || routeAuth:
+			d.helloAuth[l.Name] = d.auth
+		}
+	}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
 		e := env
-		e.Name, e.Listener = l.Name, l
-		ch, err := reg.Build(fmt.Sprintf("listeners[%d]", i), l.Filters, e)
+		e.Name = l.Name
+		path := fmt.Sprintf("listeners[%d]", i)
+		ch, err := reg.Build(path, l.FilterUses(path), e)
 		if err != nil {
-			d.close()
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		d.listeners[l.Name] = ch
 	}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		if err := checkPathAuth(i, r); err != nil {
-			d.close()
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		e := env
-		e.Name, e.Route = routeKey(r), r
-		ch, err := reg.Build(fmt.Sprintf("routes[%d]", i), r.Filters, e)
+		e.Name = routeKey(r)
+		path := fmt.Sprintf("routes[%d]", i)
+		ch, err := reg.Build(path, r.FilterUses(path), e)
 		if err != nil {
-			d.close()
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		d.routes[routeKey(r)] = ch
+		if err := checkUnusedOptions(reg, path, r, e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		d.close()
+		return nil, errors.Join(errs...)
 	}
 	for l, lc := range d.listeners {
 		for r, rc := range d.routes {
@@ -113,6 +146,32 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 	return d, nil
 }
 
+// checkUnusedOptions checks the options a route gives, in the route-level key of the
+// first config format, for a filter it does not list (`filters: [auth]` beside
+// `ratelimit: {rate: 100/m}`). They were always checked and ignored, and still are: built
+// once, apart from the live stores and metrics, then dropped. A filter not registered
+// has no one to check them.
+func checkUnusedOptions(reg *filters.Registry, path string, r *config.Route, e filters.Env) error {
+	var uses []config.FilterUse
+	for _, u := range r.UnusedFilterOptions(path) {
+		if slices.Contains(reg.Names(), u.Name) {
+			uses = append(uses, u)
+		}
+	}
+	if len(uses) == 0 {
+		return nil
+	}
+	e.State, e.Metrics = filters.NewState(), metrics.NewSet()
+	if _, err := reg.Build(path, uses, e); err != nil {
+		return err
+	}
+	for _, u := range uses {
+		e.Logger.Warn("options for a filter the route does not list: checked, not used",
+			"field", u.OptionsPath, "filter", u.Name)
+	}
+	return nil
+}
+
 // checkPathAuth refuses auth on a path route. A proxied request has no operation type and
 // streams its body past the filters, so its signature could cover neither its method,
 // path nor body: one signature over nothing would admit any request under the prefix.
@@ -120,10 +179,8 @@ func checkPathAuth(i int, r *config.Route) error {
 	if r.Path == "" {
 		return nil
 	}
-	for j, n := range r.Filters {
-		if n == auth.Name {
-			return fmt.Errorf("routes[%d].filters[%d]: %q cannot guard path route %q: a proxied request's method, path and streamed body are not signed; put auth on an api route", i, j, n, r.Path)
-		}
+	if j := r.Filters.Index(auth.Name); j >= 0 {
+		return fmt.Errorf("routes[%d].filters[%d]: %q cannot guard path route %q: a proxied request's method, path and streamed body are not signed; put auth on an api route", i, j, auth.Name, r.Path)
 	}
 	return nil
 }
@@ -188,10 +245,11 @@ func (d *dispatch) timeout(route time.Duration, cluster string) time.Duration {
 
 // hello checks an MMTP HELLO; nil means accepted.
 func (d *dispatch) hello(req *codec.Request) *codec.Response {
-	if d.auth == nil || !d.helloAuth[req.Conn.Listener] {
+	a := d.helloAuth[req.Conn.Listener]
+	if a == nil {
 		return nil
 	}
-	return d.auth.Hello(context.Background(), req)
+	return a.Hello(context.Background(), req)
 }
 
 // helloRequired answers a REQUEST sent before HELLO on a listener that requires one,

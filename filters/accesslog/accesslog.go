@@ -31,24 +31,31 @@ type Logger struct {
 	now    func() time.Time
 }
 
-// Factory is the filters.Factory of "accesslog": options from env.Route.AccessLog
-// (sample 1 and on when unset), lines to env.AccessLogger.
+// Options are the accesslog filter's options: `{accesslog: {sample: 0.1}}`.
+type Options struct {
+	// Sample is the fraction of requests logged, within 0..1; 0 means 1 (all). Use Off
+	// to silence a route.
+	Sample float64 `yaml:"sample" json:"sample,omitempty"`
+	Off    bool    `yaml:"off" json:"off,omitempty"`
+}
+
+// Factory is the filters.Factory of "accesslog": options from env.Options (every
+// request logged when unset), lines to env.AccessLogger.
 func Factory(env *filters.Env) (filters.Filter, error) { return New(env) }
 
-// New builds a Logger. sample must be within 0..1, 0 meaning the default 1 (use off to
-// silence a route).
+// New builds a Logger from env.Options. Errors name the option.
 func New(env *filters.Env) (*Logger, error) {
 	e := env.WithDefaults()
-	l := &Logger{log: e.AccessLogger, sample: 1, now: e.Now}
-	if e.Route != nil && e.Route.AccessLog != nil {
-		o := e.Route.AccessLog
-		if !(o.Sample >= 0 && o.Sample <= 1) {
-			return nil, e.Errorf("accesslog.sample", "%v is not a fraction from 0 to 1", o.Sample)
-		}
-		if o.Sample > 0 {
-			l.sample = o.Sample
-		}
-		l.off = o.Off
+	var o Options
+	if err := e.DecodeOptions(&o); err != nil {
+		return nil, err
+	}
+	if !(o.Sample >= 0 && o.Sample <= 1) {
+		return nil, e.OptionErrorf("sample", "%v is not a fraction from 0 to 1", o.Sample)
+	}
+	l := &Logger{log: e.AccessLogger, sample: 1, off: o.Off, now: e.Now}
+	if o.Sample > 0 {
+		l.sample = o.Sample
 	}
 	return l, nil
 }

@@ -15,9 +15,16 @@ import (
 	"github.com/mgw-project/mgw/filters"
 )
 
-func newLogger(t *testing.T, o *config.AccessLog, buf *bytes.Buffer, now time.Time) *Logger {
+func newLogger(t *testing.T, o *Options, buf *bytes.Buffer, now time.Time) *Logger {
 	t.Helper()
-	env := filters.Env{Path: "routes[0]", Route: &config.Route{AccessLog: o},
+	var opts config.FilterOptions
+	if o != nil {
+		var err error
+		if opts, err = config.EncodeOptions(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := filters.Env{Path: "routes[0]", Options: opts,
 		Logger: slog.New(slog.NewJSONHandler(buf, nil)), Now: func() time.Time { return now }}
 	l, err := New(&env)
 	if err != nil {
@@ -77,14 +84,14 @@ func TestRejectedRequestLogged(t *testing.T) {
 
 func TestSamplingAndOff(t *testing.T) {
 	var buf bytes.Buffer
-	l := newLogger(t, &config.AccessLog{Off: true}, &buf, time.Now())
+	l := newLogger(t, &Options{Off: true}, &buf, time.Now())
 	for i := 0; i < 100; i++ {
 		l.Send(context.Background(), &codec.Request{}, &codec.Response{}, &filters.Exchange{})
 	}
 	if buf.Len() != 0 {
 		t.Fatal("off logger wrote")
 	}
-	l = newLogger(t, &config.AccessLog{Sample: 0.25}, &buf, time.Now())
+	l = newLogger(t, &Options{Sample: 0.25}, &buf, time.Now())
 	const n = 20000
 	for i := 0; i < n; i++ {
 		l.Send(context.Background(), &codec.Request{}, &codec.Response{}, &filters.Exchange{})
@@ -93,7 +100,7 @@ func TestSamplingAndOff(t *testing.T) {
 	if got < n/4-600 || got > n/4+600 { // ±8 sigma
 		t.Fatalf("sampled %d of %d at 0.25", got, n)
 	}
-	env := filters.Env{Path: "routes[1]", Route: &config.Route{AccessLog: &config.AccessLog{Sample: 1.5}}}
+	env := filters.Env{Path: "routes[1]", Options: config.FilterOptions{"sample": 1.5}, OptionsPath: "routes[1].accesslog"}
 	if _, err := New(&env); err == nil || !strings.HasPrefix(err.Error(), "routes[1].accesslog.sample: 1.5") {
 		t.Fatalf("bad sample: %v", err)
 	}

@@ -48,25 +48,38 @@ type Authenticator struct {
 	failures [numReasons]*metrics.Counter // mgw_auth_failures_total{route,reason}
 }
 
-// Factory is the filters.Factory of "auth": options from env.Route.Auth (defaults when
-// nil), apps from env.Apps.
+// Options are the auth filter's options, on a route or a listener:
+// `{auth: {skew: 60s, replay: true}}`. Every one may be left out.
+type Options struct {
+	// Skew is the clock-skew window for the timestamp, 1s to 24h; 0 means DefaultSkew.
+	Skew config.Duration `yaml:"skew" json:"skew,omitempty"`
+	// Replay requires a nonce and refuses one already seen inside the window.
+	Replay bool `yaml:"replay" json:"replay,omitempty"`
+	// FailOpen admits a request whose nonce the full replay store cannot record (the
+	// default refuses it with 503).
+	FailOpen bool `yaml:"fail_open" json:"fail_open,omitempty"`
+	// DryRun counts what would be refused and refuses nothing (never for HELLO).
+	DryRun bool `yaml:"dry_run" json:"dry_run,omitempty"`
+}
+
+// Factory is the filters.Factory of "auth": options from env.Options, apps from env.Apps.
 func Factory(env *filters.Env) (filters.Filter, error) { return New(env) }
 
-// New builds an Authenticator from env: env.Route.Auth's options (defaults when Route or
-// Auth is nil, as for a listener's HELLO check) and env.Apps' keys. env need not have
-// been through Build: nil hooks take their defaults. Errors name the field.
+// New builds an Authenticator from env: its Options (all defaults when nil, as for the
+// HELLO check of a listener without auth options) and env.Apps' keys. env need not have
+// been through Build: nil hooks take their defaults. Errors name the option.
 func New(env *filters.Env) (*Authenticator, error) {
 	e := env.WithDefaults()
-	opts := config.Auth{}
-	if e.Route != nil && e.Route.Auth != nil {
-		opts = *e.Route.Auth
+	var opts Options
+	if err := e.DecodeOptions(&opts); err != nil {
+		return nil, err
 	}
 	skew := opts.Skew.D()
 	switch {
 	case skew == 0:
 		skew = DefaultSkew
 	case skew < time.Second || skew > maxSkew:
-		return nil, e.Errorf("auth.skew", "%v is not between 1s and %v", skew, maxSkew)
+		return nil, e.OptionErrorf("skew", "%v is not between 1s and %v", skew, maxSkew)
 	}
 	apps, err := loadApps(e.Apps, e.Getenv, e.Logger)
 	if err != nil {
@@ -111,6 +124,18 @@ func storeLen(st *filters.State, key string, own *nonceStore) func() float64 {
 		}
 		return 0
 	}
+}
+
+// ForHello returns the Authenticator to check HELLOs with: a itself, or a copy that
+// refuses for real when a is in dry-run mode. A HELLO binds the identity that later
+// requests and push deliveries trust, so it is never waved through.
+func (a *Authenticator) ForHello() *Authenticator {
+	if !a.dryRun {
+		return a
+	}
+	h := *a
+	h.dryRun = false
+	return &h
 }
 
 // Name implements filters.Filter.

@@ -14,7 +14,7 @@ import (
 func TestValidSignaturesPass(t *testing.T) {
 	for _, proto := range []codec.Protocol{codec.MMTP, codec.HTTP1} {
 		t.Run(proto.String(), func(t *testing.T) {
-			f := newFixture(t, &config.Auth{Replay: true})
+			f := newFixture(t, &Options{Replay: true})
 			s := f.good(proto)
 			if resp := f.do(build(s)); resp.Status != 200 {
 				t.Fatalf("valid request answered %d %s", resp.Status, resp.Body)
@@ -65,7 +65,7 @@ func TestFailures(t *testing.T) {
 	for _, proto := range []codec.Protocol{codec.MMTP, codec.HTTP1} {
 		for _, c := range cases {
 			t.Run(proto.String()+"/"+c.name, func(t *testing.T) {
-				f := newFixture(t, &config.Auth{Replay: true})
+				f := newFixture(t, &Options{Replay: true})
 				s := f.good(proto)
 				var req *codec.Request
 				if c.mutate != nil {
@@ -104,7 +104,7 @@ func reasonByLabel(t *testing.T, label string) reason {
 }
 
 func TestSkewBoundaryAndConfig(t *testing.T) {
-	f := newFixture(t, &config.Auth{Skew: config.Duration(10 * time.Second)})
+	f := newFixture(t, &Options{Skew: config.Duration(10 * time.Second)})
 	for _, d := range []time.Duration{-10 * time.Second, 10 * time.Second} {
 		s := f.good(codec.MMTP)
 		s.ts = f.clk.MillisAt(d)
@@ -121,15 +121,26 @@ func TestSkewBoundaryAndConfig(t *testing.T) {
 	}
 	env := f.env
 	env.Path = "routes[2]"
-	env.Route = &config.Route{Auth: &config.Auth{Skew: config.Duration(time.Millisecond)}}
-	if _, err := New(&env); err == nil || !strings.HasPrefix(err.Error(), "routes[2].auth.skew: ") {
+	env.Options = encodeOptions(t, &Options{Skew: config.Duration(time.Millisecond)})
+	env.OptionsPath = "routes[2].filters[0].auth"
+	if _, err := New(&env); err == nil || !strings.HasPrefix(err.Error(), "routes[2].filters[0].auth.skew: ") {
 		t.Fatalf("tiny skew: %v", err)
+	}
+	env.Options = config.FilterOptions{"skew": "10s", "replay": "yes please", "rplay": true}
+	_, err := New(&env)
+	for _, want := range []string{
+		`routes[2].filters[0].auth.rplay: unknown option "rplay" (known: skew, replay, fail_open, dry_run)`,
+		"routes[2].filters[0].auth.replay: cannot unmarshal",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad options: %v, want %q", err, want)
+		}
 	}
 }
 
 func TestReplayedNonce(t *testing.T) {
 	for _, proto := range []codec.Protocol{codec.MMTP, codec.HTTP1} {
-		f := newFixture(t, &config.Auth{Replay: true})
+		f := newFixture(t, &Options{Replay: true})
 		first := f.good(proto)
 		if resp := f.do(build(first)); resp.Status != 200 {
 			t.Fatalf("first: %d %s", resp.Status, resp.Body)
@@ -160,7 +171,7 @@ func TestHello(t *testing.T) {
 	f := newFixture(t, nil)
 	// The listener's HELLO check: an Authenticator without route options.
 	env := f.env
-	env.Path, env.Route = "listeners[0]", nil
+	env.Path, env.Options = "listeners[0]", nil
 	h, err := New(&env)
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +191,19 @@ func TestHello(t *testing.T) {
 	bad.secret = "guess"
 	if resp := h.Hello(context.Background(), build(bad)); resp == nil || resp.Status != 401 {
 		t.Fatalf("HELLO with a wrong secret accepted")
+	}
+	// A listener's auth in dry-run mode waves requests through, but its HELLO check
+	// refuses: the identity a HELLO binds is trusted later.
+	env.Options = encodeOptions(t, &Options{DryRun: true})
+	dry, err := New(&env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := dry.Hello(context.Background(), build(bad)); resp != nil {
+		t.Fatalf("dry-run Authenticator refused a HELLO: it should only count")
+	}
+	if resp := dry.ForHello().Hello(context.Background(), build(bad)); resp == nil || resp.Status != 401 {
+		t.Fatalf("ForHello of a dry-run Authenticator accepted a HELLO with a wrong secret")
 	}
 	// After HELLO the session binds the identity; REQUESTs may omit it.
 	conn := codec.ConnInfo{AppID: "wallet", DeviceID: "dev-1"}
@@ -211,7 +235,7 @@ func TestHello(t *testing.T) {
 }
 
 func TestDryRun(t *testing.T) {
-	f := newFixture(t, &config.Auth{DryRun: true})
+	f := newFixture(t, &Options{DryRun: true})
 	s := f.good(codec.HTTP1)
 	s.secret = "wrong"
 	if resp := f.do(build(s)); resp.Status != 200 {
@@ -224,7 +248,7 @@ func TestDryRun(t *testing.T) {
 
 func TestNonceStoreFull(t *testing.T) {
 	for _, failOpen := range []bool{false, true} {
-		f := newFixture(t, &config.Auth{Replay: true, FailOpen: failOpen})
+		f := newFixture(t, &Options{Replay: true, FailOpen: failOpen})
 		f.a.nonces = newNonceStore(nonceShards) // one nonce per shard
 		refused := 0
 		for i := 0; i < 4*nonceShards; i++ {
@@ -294,12 +318,12 @@ func itoa(i int) string {
 // TestReplayStoreSurvivesReload rebuilds the route's chain, as a config reload does: a
 // request seen before must still be refused as a replay after.
 func TestReplayStoreSurvivesReload(t *testing.T) {
-	f := newFixture(t, &config.Auth{Replay: true})
+	f := newFixture(t, &Options{Replay: true})
 	reg := filters.NewRegistry()
 	if err := reg.Register(Name, Factory); err != nil {
 		t.Fatal(err)
 	}
-	build1, err := reg.Build("routes[0]", []string{Name}, f.env)
+	build1, err := reg.Build("routes[0]", []config.FilterUse{{Name: Name, Options: f.env.Options}}, f.env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +332,7 @@ func TestReplayStoreSurvivesReload(t *testing.T) {
 		t.Fatalf("first: %d", resp.Status)
 	}
 	reg.Sweep()
-	build2, err := reg.Build("routes[5]", []string{Name}, f.env) // moved in the list, same label
+	build2, err := reg.Build("routes[5]", []config.FilterUse{{Name: Name, Options: f.env.Options}}, f.env) // moved in the list, same label
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +378,7 @@ func TestAllowList(t *testing.T) {
 // TestHTTPHeaderNames: HTTP clients send App-Id, Device-Id, Timestamp, Nonce and Sign;
 // the filter finds them whatever their case.
 func TestHTTPHeaderNames(t *testing.T) {
-	f := newFixture(t, &config.Auth{Replay: true})
+	f := newFixture(t, &Options{Replay: true})
 	req := build(f.good(codec.HTTP1))
 	names := map[string]string{"app-id": "App-Id", "device-id": "Device-Id", "timestamp": "Timestamp", "nonce": "Nonce", "sign": "Sign"}
 	for i := range req.Header {
@@ -376,12 +400,12 @@ func TestNonceReplayIsGatewayWide(t *testing.T) {
 	}
 	env := f.env
 	env.State = reg.State()
-	routeA, err := reg.Build("routes[0]", []string{Name}, env)
+	routeA, err := reg.Build("routes[0]", []config.FilterUse{{Name: Name, Options: env.Options}}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	env.Name = "other.*"
-	routeB, err := reg.Build("routes[1]", []string{Name}, env)
+	routeB, err := reg.Build("routes[1]", []config.FilterUse{{Name: Name, Options: env.Options}}, env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,13 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
-	"github.com/mgw-project/mgw/config"
 )
 
 // FuzzReceive feeds arbitrary auth headers and bodies to the filter: it must never panic,
 // must answer only 401, 403 or 503, and must let a request through only when its sign is
 // the reference signature of its fields under the named app's key, at an acceptable time.
 func FuzzReceive(f *testing.F) {
-	fx := newFixture(f, &config.Auth{Replay: true})
+	fx := newFixture(f, &Options{Replay: true})
 	now := fx.clk.Millis()
 	good := mmtp.Sign([]byte(walletSecret), &mmtp.SignFields{Operation: "demo.echo", AppID: "wallet", DeviceID: "d", Timestamp: now, Nonce: "n", Body: []byte("b")})
 	f.Add("demo.echo", "wallet", "d", now, "n", good, []byte("b"), "", "")

@@ -52,7 +52,7 @@ type fixture struct {
 	calls int // backend calls
 }
 
-func newFixture(t testing.TB, opts *config.Auth) *fixture {
+func newFixture(t testing.TB, opts *Options) *fixture {
 	t.Helper()
 	f := &fixture{t: t, clk: newClock(), set: metrics.NewSet(), logs: &bytes.Buffer{}}
 	dir := t.TempDir()
@@ -61,8 +61,8 @@ func newFixture(t testing.TB, opts *config.Auth) *fixture {
 		t.Fatal(err)
 	}
 	f.env = filters.Env{
-		Name:  "demo.*",
-		Route: &config.Route{API: "demo.*", Auth: opts},
+		Name:    "demo.*",
+		Options: encodeOptions(t, opts),
 		Apps: []config.App{
 			{ID: "wallet", SecretEnv: "WALLET_SECRET"},
 			{ID: "shop", SecretFile: path, APIs: []string{"demo.*"}},
@@ -82,7 +82,7 @@ func newFixture(t testing.TB, opts *config.Auth) *fixture {
 	if err := reg.Register(Name, Factory); err != nil {
 		t.Fatal(err)
 	}
-	c, err := reg.Build("routes[0]", []string{Name}, f.env)
+	c, err := reg.Build("routes[0]", []config.FilterUse{{Name: Name, Options: f.env.Options}}, f.env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,3 +159,16 @@ func (f *fixture) good(proto codec.Protocol) reqSpec {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// encodeOptions writes opts as a config holds them; nil stays nil (no options written).
+func encodeOptions(t testing.TB, opts *Options) config.FilterOptions {
+	t.Helper()
+	if opts == nil {
+		return nil
+	}
+	o, err := config.EncodeOptions(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}

@@ -19,7 +19,7 @@ import (
 // secrets, and for any sign value, in the logs, the metrics, the admin config JSON, the
 // responses and printed filter state.
 func TestSecretsNeverLeak(t *testing.T) {
-	f := newFixture(t, &config.Auth{Replay: true})
+	f := newFixture(t, &Options{Replay: true})
 	var out bytes.Buffer
 	var signs []string
 	record := func(req *codec.Request, resp *codec.Response) {

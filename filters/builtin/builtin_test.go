@@ -23,16 +23,22 @@ const secret = "bench-secret-0123456789"
 
 func env(log *slog.Logger) filters.Env {
 	return filters.Env{
-		Name: "demo.*",
-		Route: &config.Route{API: "demo.*",
-			Auth:      &config.Auth{},
-			RateLimit: &config.RateLimit{Rate: "1000000000/s", Burst: 1 << 20, Key: "device"},
-		},
+		Name:    "demo.*",
 		Apps:    []config.App{{ID: "wallet", Secret: secret}},
 		Logger:  log,
 		Metrics: metrics.NewSet(),
 		Now:     time.Now, // auth checks the timestamp against it; the rate limit never binds at 10^9/s
 	}
+}
+
+// route is the filters of a route written in the first config format: names, and the
+// options of ratelimit beside them (rl; nil: a limit that never binds).
+func route(rl config.FilterOptions, names ...string) []config.FilterUse {
+	if rl == nil {
+		rl = config.FilterOptions{"rate": "1000000000/s", "burst": 1 << 20, "key": "device"}
+	}
+	r := config.Route{API: "demo.*", Filters: config.Filters(names...), RateLimit: rl}
+	return r.FilterUses("routes[3]")
 }
 
 // nonceSeq keeps nonces unique: a nonce sent twice is a replay.
@@ -56,7 +62,7 @@ func TestBuiltins(t *testing.T) {
 		t.Fatalf("names %s", got)
 	}
 	now := time.Now()
-	c, err := r.Build("routes[0]", []string{"accesslog", "auth", "ratelimit"}, env(nil))
+	c, err := r.Build("routes[3]", route(nil, "accesslog", "auth", "ratelimit"), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +75,10 @@ func TestBuiltins(t *testing.T) {
 		t.Fatalf("status %d calls %d", resp.Status, calls)
 	}
 	e := env(nil)
-	e.Route.RateLimit.Rate = "fast"
-	if _, err := r.Build("routes[3]", []string{"auth", "ratelimit"}, e); err == nil || !strings.HasPrefix(err.Error(), `routes[3].ratelimit.rate: "fast"`) {
+	if _, err := r.Build("routes[3]", route(config.FilterOptions{"rate": "fast"}, "auth", "ratelimit"), e); err == nil || !strings.HasPrefix(err.Error(), `routes[3].ratelimit.rate: "fast"`) {
 		t.Fatalf("bad rate: %v", err)
 	}
-	if _, err := r.Build("routes[3]", []string{"auth", "ratelimt"}, e); err == nil || !strings.HasPrefix(err.Error(), `routes[3].filters[1]: unknown filter "ratelimt"`) {
+	if _, err := r.Build("routes[3]", route(nil, "auth", "ratelimt"), e); err == nil || !strings.HasPrefix(err.Error(), `routes[3].filters[1]: unknown filter "ratelimt"`) {
 		t.Fatalf("unknown filter: %v", err)
 	}
 }
@@ -84,8 +89,7 @@ func TestBuiltins(t *testing.T) {
 func TestRefusedEarlyLeavesLaterFiltersAlone(t *testing.T) {
 	var logs strings.Builder
 	e := env(slog.New(slog.NewJSONHandler(&logs, nil)))
-	e.Route.RateLimit = &config.RateLimit{Rate: "1/m", Burst: 1, Key: "device"}
-	c, err := NewRegistry().Build("routes[0]", []string{"accesslog", "auth", "ratelimit"}, e)
+	c, err := NewRegistry().Build("routes[3]", route(config.FilterOptions{"rate": "1/m", "burst": 1, "key": "device"}, "accesslog", "auth", "ratelimit"), e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +127,7 @@ func benchChain(b *testing.B, names []string, bodySize int, parallel bool) {
 	w := accesslog.NewWriter(io.Discard, 0, nil)
 	defer w.Close()
 	log := slog.New(slog.NewJSONHandler(w, nil))
-	c, err := NewRegistry().Build("routes[0]", names, env(log))
+	c, err := NewRegistry().Build("routes[3]", route(nil, names...), env(log))
 	if err != nil {
 		b.Fatal(err)
 	}

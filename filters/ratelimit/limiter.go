@@ -73,44 +73,64 @@ type Limiter struct {
 	rejected *metrics.Counter
 }
 
-// Factory is the filters.Factory of "ratelimit": options from env.Route.RateLimit, which
-// must be set (rate is required).
+// Options are the ratelimit filter's options: `{ratelimit: {rate: 2000/s, key: device}}`.
+// Rate is required.
+type Options struct {
+	// Rate is N/s, N/m or N/h, N from 1 to MaxRate.
+	Rate string `yaml:"rate" json:"rate"`
+	// Burst is how many requests may come at once; 0 means one second of Rate (at least 1).
+	Burst int `yaml:"burst" json:"burst,omitempty"`
+	// Key is what the buckets are counted by: api (the default), app, device, user, client.
+	Key string `yaml:"key" json:"key,omitempty"`
+	// MaxKeys bounds the buckets, 1 to 2^26; 0 means DefaultMaxKeys.
+	MaxKeys int `yaml:"max_keys" json:"max_keys,omitempty"`
+	// FailOpen evicts a live bucket when the table is full instead of refusing a new key.
+	FailOpen bool `yaml:"fail_open" json:"fail_open,omitempty"`
+	// DryRun counts what would be refused and refuses nothing.
+	DryRun bool `yaml:"dry_run" json:"dry_run,omitempty"`
+}
+
+// Factory is the filters.Factory of "ratelimit": options from env.Options, which must
+// give the rate.
 func Factory(env *filters.Env) (filters.Filter, error) { return New(env) }
 
-// New builds a Limiter from env.Route.RateLimit. Errors name the field:
-// `routes[3].ratelimit.rate: "fast" is not a rate like 2000/s, 100/m or 5/h`.
+// New builds a Limiter from env.Options. Errors name the option:
+// `routes[3].filters[1].ratelimit.rate: "fast" is not a rate like 2000/s, 100/m or 5/h`.
 func New(env *filters.Env) (*Limiter, error) {
 	e := env.WithDefaults()
-	if e.Route == nil || e.Route.RateLimit == nil {
-		return nil, e.Errorf("ratelimit", "missing: the filter needs rate (and optionally burst, key, max_keys), which only a route can set")
+	var o Options
+	if err := e.DecodeOptions(&o); err != nil {
+		return nil, err
 	}
-	o := e.Route.RateLimit
+	if o.Rate == "" {
+		return nil, e.OptionErrorf("rate", "missing: the filter needs a rate, as in {ratelimit: {rate: 100/s}} (and optionally burst, key, max_keys)")
+	}
 	interval, oneSecond, err := parseRate(o.Rate)
 	if err != nil {
-		return nil, e.Errorf("ratelimit.rate", "%v", err)
+		return nil, e.OptionErrorf("rate", "%v", err)
 	}
 	burst := o.Burst
 	switch {
 	case burst < 0:
-		return nil, e.Errorf("ratelimit.burst", "%d is negative", burst)
+		return nil, e.OptionErrorf("burst", "%d is negative", burst)
 	case burst == 0:
 		burst = oneSecond
 	}
 	if int64(burst) > (1<<62)/interval {
-		return nil, e.Errorf("ratelimit.burst", "%d is too large for rate %s", burst, o.Rate)
+		return nil, e.OptionErrorf("burst", "%d is too large for rate %s", burst, o.Rate)
 	}
 	kind := keyAPI
 	if o.Key != "" {
 		k, found := keyNames[o.Key]
 		if !found {
-			return nil, e.Errorf("ratelimit.key", "%q is not one of api, app, device, user, client", clip(o.Key))
+			return nil, e.OptionErrorf("key", "%q is not one of api, app, device, user, client", clip(o.Key))
 		}
 		kind = k
 	}
 	maxKeys := o.MaxKeys
 	switch {
 	case maxKeys < 0 || maxKeys > maxMaxKeys:
-		return nil, e.Errorf("ratelimit.max_keys", "%d is not between 1 and %d", maxKeys, maxMaxKeys)
+		return nil, e.OptionErrorf("max_keys", "%d is not between 1 and %d", maxKeys, maxMaxKeys)
 	case maxKeys == 0:
 		maxKeys = DefaultMaxKeys
 	}

@@ -168,6 +168,7 @@ type signed struct {
 	sentBody   *string // when set, the bytes sent instead of body (tampering)
 	skew       time.Duration
 	nonce      string
+	noNonce    bool // send and sign no nonce (else one is made up when nonce is "")
 	timestamp  string
 	emptyOp    bool    // sign op "" as is (a proxied HTTP request), not as a HELLO
 	signedWith *string // out: the sign value used
@@ -179,7 +180,7 @@ func (s *signed) fields() (codec.Header, []byte) {
 		ts = strconv.FormatInt(time.Now().Add(s.skew).UnixMilli(), 10)
 		s.timestamp = ts
 	}
-	if s.nonce == "" {
+	if s.nonce == "" && !s.noNonce {
 		s.nonce = fmt.Sprintf("n-%d", time.Now().UnixNano())
 	}
 	app, dev := s.app, s.dev
@@ -205,8 +206,11 @@ func (s *signed) fields() (codec.Header, []byte) {
 	if s.dev != "" {
 		h = append(h, codec.Field{Key: "device-id", Value: s.dev})
 	}
-	h = append(h, codec.Field{Key: "timestamp", Value: ts}, codec.Field{Key: "nonce", Value: s.nonce},
-		codec.Field{Key: "sign", Value: sign})
+	h = append(h, codec.Field{Key: "timestamp", Value: ts})
+	if s.nonce != "" {
+		h = append(h, codec.Field{Key: "nonce", Value: s.nonce})
+	}
+	h = append(h, codec.Field{Key: "sign", Value: sign})
 	body := []byte(s.body)
 	if s.sentBody != nil {
 		body = []byte(*s.sentBody)
@@ -785,13 +789,17 @@ routes:
 		{"unknown listener filter", ", filters: [acesslog]", "", `listeners[0].filters[0]: unknown filter "acesslog"`},
 		{"bad rate", "", ", filters: [ratelimit], ratelimit: {rate: fast}", `routes[1].ratelimit.rate: "fast"`},
 		{"zero rate", "", ", filters: [ratelimit], ratelimit: {rate: 0/s}", `routes[1].ratelimit.rate`},
-		{"ratelimit without rate", "", ", filters: [ratelimit]", `routes[1].ratelimit`},
+		{"ratelimit without rate", "", ", filters: [ratelimit]", `routes[1].filters[0].ratelimit.rate: missing`},
 		{"bad key", "", ", filters: [ratelimit], ratelimit: {rate: 5/s, key: ip}", `routes[1].ratelimit.key: "ip"`},
 		{"negative burst", "", ", filters: [ratelimit], ratelimit: {rate: 5/s, burst: -1}", `routes[1].ratelimit.burst`},
 		{"bad skew", "", ", filters: [auth], auth: {skew: 1ms}", `routes[1].auth.skew`},
 		{"bad sample", "", ", filters: [accesslog], accesslog: {sample: 2}", `routes[1].accesslog.sample`},
 		{"filter twice", "", ", filters: [auth, auth]", `routes[1].filters[1]`},
-		{"ratelimit on a listener", ", filters: [ratelimit]", "", `listeners[0].ratelimit`},
+		{"ratelimit on a listener without options", ", filters: [ratelimit]", "", `listeners[0].filters[0].ratelimit.rate: missing`},
+		{"misspelt option in an entry", "", ", filters: [{ratelimit: {rate: 5/s, burts: 3}}]", `routes[1].filters[0].ratelimit.burts: unknown option "burts" (known: rate, burst, key, max_keys, fail_open, dry_run)`},
+		{"bad option on a listener", ", filters: [{auth: {skew: 1ms}}]", "", `listeners[0].filters[0].auth.skew: 1ms is not between 1s and 24h0m0s`},
+		{"options given twice", "", ", filters: [{ratelimit: {rate: 5/s}}], ratelimit: {rate: 6/s}", `routes[1].ratelimit: ratelimit's options are also given in routes[1].filters[0]`},
+		{"bad unused route-level options", "", ", filters: [auth], ratelimit: {rate: fast}", `routes[1].ratelimit.rate: "fast"`},
 	}
 	dir := t.TempDir()
 	for i, c := range cases {
@@ -813,6 +821,12 @@ routes:
 		", filters: [auth, ratelimit], ratelimit: {rate: 50/s, burst: 10, key: device}")), 0o600)
 	if out, err := exec.Command(mgwBin, "serve", "--check", "-c", p).CombinedOutput(); err != nil {
 		t.Errorf("valid config refused: %v %s", err, out)
+	}
+	// And with the options in the entries, on the listener too.
+	os.WriteFile(p, []byte(fmt.Sprintf(base, ", filters: [{auth: {replay: true}}, {ratelimit: {rate: 1000/s, key: device}}, accesslog]",
+		", filters: [auth, {ratelimit: {rate: 50/s, burst: 10, key: device}}]")), 0o600)
+	if out, err := exec.Command(mgwBin, "serve", "--check", "-c", p).CombinedOutput(); err != nil {
+		t.Errorf("valid config with options in entries refused: %v %s", err, out)
 	}
 }
 
@@ -1026,6 +1040,56 @@ routes:
 		if !strings.Contains(got[i], w) {
 			t.Errorf("line %d: %s, want %s", i, got[i], w)
 		}
+	}
+}
+
+// TestListenerAuthOptions: a listener's filters entry carries options, here auth with
+// replay protection and a 10s window. They apply to every request on that listener,
+// whatever its route, and to its HELLOs; a listener without auth stays a trusted one.
+func TestListenerAuthOptions(t *testing.T) {
+	_, baddr := backend(t, "pay")
+	g := serve(t, fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - name: guarded
+    listen: 127.0.0.1:0
+    protocol: mmtp
+    filters: [{auth: {replay: true, skew: 10s}}, accesslog]
+  - {name: trusted, listen: 127.0.0.1:0, protocol: mmtp}
+apps:
+  - {id: wallet, secret_env: WALLET_SECRET}
+clusters:
+  - {name: pay, hosts: [%q], timeout: 5s}
+routes:
+  - {api: "pay.*", split: {pay: 100}}
+`, baddr), "WALLET_SECRET="+walletSecret)
+	r := g.sigConn(t, "guarded")
+	req := func(s signed) signed {
+		s.op, s.app, s.dev, s.secret, s.body = "pay.demo.echo", "wallet", "dev-1", walletSecret, "hi"
+		return s
+	}
+	if a := r.send(req(signed{}).frame()); a.status != 200 || !reached(a.body, "pay.demo.echo", "hi") {
+		t.Fatalf("signed request with a nonce: %+v", a)
+	}
+	expectRefused(t, g, r, "no nonce (replay: true)", req(signed{noNonce: true}).frame(), 401, "unauthorized", "missing_nonce")
+	expectRefused(t, g, r, "20s old (skew: 10s)", req(signed{skew: -20 * time.Second}).frame(), 401, "unauthorized", "stale_timestamp")
+	replay := req(signed{nonce: "once"})
+	if a := r.send(replay.frame()); a.status != 200 {
+		t.Fatalf("first use of a nonce: %+v", a)
+	}
+	expectRefused(t, g, r, "replayed", replay.frame(), 401, "unauthorized", "replayed_nonce")
+	// HELLO on that listener is checked with its options too.
+	h := g.sigConn(t, "guarded")
+	expectRefused(t, g, h, "HELLO without a nonce", signed{app: "wallet", dev: "dev-2", secret: walletSecret, noNonce: true}.frame(), 401, "unauthorized", "missing_nonce")
+	if a := h.send(signed{app: "wallet", dev: "dev-2", secret: walletSecret}.frame()); a.status != 200 {
+		t.Fatalf("HELLO with a nonce: %+v", a)
+	}
+	// The other listener has no auth: unsigned requests pass.
+	u := g.sigConn(t, "trusted")
+	if a := u.send(func(id uint32) []byte {
+		return mmtp.AppendRequest(nil, id, "pay.demo.echo", nil, []byte("open"), false)
+	}); a.status != 200 {
+		t.Fatalf("unsigned request on the trusted listener: %+v", a)
 	}
 }
 
