@@ -12,6 +12,7 @@ type counters struct {
 	accepted     atomic.Uint64
 	dialed       atomic.Uint64
 	acceptPaused atomic.Uint64
+	adopted      atomic.Uint64
 	closed       [numReasons]atomic.Uint64
 	events       atomic.Uint64
 	bytesIn      atomic.Uint64
@@ -26,6 +27,7 @@ func (c *counters) snapshot() Stats {
 		Accepted:     c.accepted.Load(),
 		Dialed:       c.dialed.Load(),
 		AcceptPaused: c.acceptPaused.Load(),
+		Adopted:      c.adopted.Load(),
 		Events:       c.events.Load(),
 		BytesIn:      c.bytesIn.Load(),
 		BytesOut:     c.bytesOut.Load(),
