@@ -46,6 +46,10 @@ type Options struct {
 	// built-in filters (builtin.NewRegistry). A program embedding the gateway registers
 	// its own filters there.
 	Filters *filters.Registry
+	// Inherit, when set, makes this gateway the new process of a hot upgrade: it serves
+	// the inherited listening sockets and takes over the old process's connections
+	// (InheritFromEnv).
+	Inherit *Inherit
 }
 
 // Gateway is one running gateway. Build it with New, then Start; Drain or Close to stop.
@@ -69,8 +73,10 @@ type Gateway struct {
 	cfg        *config.Config
 	listeners  []*listener
 	admin      *http.Server
+	adminLn    net.Listener
 	adminAddr  net.Addr
 	health     *http.Server
+	healthLn   net.Listener
 	healthAddr net.Addr
 	// adminPolicy is built from the config in New (so --check resolves the tokens) and
 	// handed to the guard when the admin listener starts; Reload swaps the guard's copy.
@@ -84,6 +90,12 @@ type Gateway struct {
 	draining atomic.Bool
 	ready    atomic.Bool   // every listener bound (readyz)
 	idle     chan struct{} // signalled when inFlight drops to 0 while draining
+
+	// Hot upgrade (upgrade.go).
+	upgrading    atomic.Bool  // a handover is under way, or committed
+	inherited    atomic.Int64 // connections taken over from the old process
+	upgraded     chan struct{}
+	upgradedOnce sync.Once
 }
 
 // New validates cfg and builds everything that does not bind a socket. Errors name the
@@ -95,7 +107,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	g := &Gateway{opts: opts, cfg: cfg, start: time.Now(), set: metrics.NewSet(), idle: make(chan struct{}, 1)}
+	g := &Gateway{opts: opts, cfg: cfg, start: time.Now(), set: metrics.NewSet(), idle: make(chan struct{}, 1),
+		upgraded: make(chan struct{})}
 	g.log = opts.Logger
 	if g.log == nil {
 		g.log = NewLogger(cfg.Log, os.Stderr)
@@ -193,6 +206,9 @@ func (g *Gateway) Start() error {
 		}
 	}
 	g.ready.Store(true)
+	if g.opts.Inherit != nil {
+		go g.adoptFromParent(g.opts.Inherit)
+	}
 	if cfg.Runtime.Gops {
 		if err := startGops(); err != nil {
 			g.log.Warn("gops agent did not start", "err", err)

@@ -42,6 +42,7 @@ func (g *Gateway) listen(lc *config.Listener) (*listener, error) {
 		ReusePort: lc.ReusePort, MaxConns: lc.MaxConns,
 		IdleTimeout: lc.HandshakeTimeout.D(), PartialTimeout: lc.FrameTimeout.D(),
 		WriteStallTimeout: lc.WriteStallTimeout.D(),
+		InheritFD:         g.inheritedFD(lc.Name),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listeners %q: listen %s: %w", lc.Name, lc.Listen, err)
@@ -73,7 +74,11 @@ func (l *listener) OnData(c netpoll.Conn, data []byte) (int, error) {
 }
 
 func (l *listener) OnTimeout(c netpoll.Conn, kind netpoll.TimeoutKind) {
-	c.Context().(session).onTimeout(kind)
+	s := c.Context().(session)
+	if s.base().migrating.Load() {
+		return // paused for a hot upgrade: its clock is not the client's fault
+	}
+	s.onTimeout(kind)
 }
 
 func (l *listener) OnClose(c netpoll.Conn, reason netpoll.CloseReason) {

@@ -22,6 +22,12 @@ type gwMetrics struct {
 	lat       sync.Map // latKey -> *metrics.Histogram
 	protoErrs sync.Map // listener/reason -> *metrics.Counter
 	adm       *admissionMetrics
+
+	// Hot upgrade: connections handed to the new process, connections that could not
+	// move (drained here instead), and upgrades rolled back.
+	upgradeMigrated  *metrics.Counter
+	upgradeFailed    *metrics.Counter
+	upgradeRollbacks *metrics.Counter
 }
 
 // admissionMetrics are admission control's series (admission.go).
@@ -60,7 +66,10 @@ type reqKey struct {
 type latKey struct{ api, cluster string }
 
 func newGWMetrics(set *metrics.Set) *gwMetrics {
-	return &gwMetrics{set: set, adm: newAdmissionMetrics(set)}
+	return &gwMetrics{set: set, adm: newAdmissionMetrics(set),
+		upgradeMigrated:  set.GetOrCreateCounter("mgw_upgrade_migrated_total"),
+		upgradeFailed:    set.GetOrCreateCounter("mgw_upgrade_failed_total"),
+		upgradeRollbacks: set.GetOrCreateCounter("mgw_upgrade_rollbacks_total")}
 }
 
 func (m *gwMetrics) request(listener string, x *filters.Exchange, status int, took time.Duration) {

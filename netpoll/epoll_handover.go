@@ -133,7 +133,10 @@ func (e *epollEngine) Adopt(listener string, fd int, pending []byte) (Conn, erro
 	e.ctr.adopted.Add(1)
 	l.open.Add(1)
 	if !callSafely("OnOpen", c.id, func() { own.h.OnOpen(c) }) {
-		c.CloseWithReason(ReasonHandler)
+		// Quietly: the socket is still the other process's too, and it keeps it.
+		c.CloseWithReason(ReasonMigrated)
+		c.register()
+		return nil, fmt.Errorf("adopt: fd %d: OnOpen panicked", fd)
 	}
 	c.register()
 	return c, nil

@@ -49,6 +49,9 @@ type Runtime struct {
 	// GOMEMLIMIT), else 256MiB; "off" disables.
 	QueuedBudget  string `yaml:"queued_budget" json:"queued_budget,omitempty"`
 	PendingBudget string `yaml:"pending_budget" json:"pending_budget,omitempty"`
+	// UpgradeBinary is the program a hot upgrade (SIGUSR2, POST /v1/upgrade) starts with
+	// this process's arguments; "" runs the running binary's path again.
+	UpgradeBinary string `yaml:"upgrade_binary" json:"upgrade_binary,omitempty"`
 }
 
 // Admission bounds the requests the gateway takes on at once, gateway-wide and per
