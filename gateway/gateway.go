@@ -24,6 +24,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/panjf2000/ants/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/accesslog"
@@ -206,8 +207,13 @@ func (g *Gateway) Start() error {
 		}
 	}
 	g.ready.Store(true)
-	if g.opts.Inherit != nil {
-		go g.adoptFromParent(g.opts.Inherit)
+	if in := g.opts.Inherit; in != nil {
+		// Each listener serves a duplicate; one the config no longer has must not stay
+		// open here, where its backlog would fill with connections nobody accepts.
+		for _, fd := range in.FDs {
+			unix.Close(fd)
+		}
+		go g.adoptFromParent(in)
 	}
 	if cfg.Runtime.Gops {
 		if err := startGops(); err != nil {
