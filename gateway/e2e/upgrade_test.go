@@ -42,9 +42,11 @@ admin: {listen: 127.0.0.1:0}
 listeners:
   - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp}
   - {name: web, listen: 127.0.0.1:0, protocol: http1}
+  - {name: mproxy, listen: 127.0.0.1:0, protocol: mmtp, proxy_protocol: true}
 clusters:
   - {name: b, hosts: [%q], timeout: 5s}
 routes:
+  - {api: demo.who, split: {b: 100}, filters: [accesslog]}
   - {api: "*", split: {b: 100}}
   - {path: /, split: {b: 100}}
 `, backend)
@@ -304,6 +306,19 @@ func TestHotUpgradeKeepsConnections(t *testing.T) {
 	const nMMTP, nHTTP = 40, 5
 	l := startLoad(t, u, nMMTP, nHTTP)
 	l.progressed(t, make([]int64, nMMTP+nHTTP), 20*time.Second)
+	// Behind an access layer: the client address comes from the PROXY header, once, and
+	// must move with the connection.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	px, err := client.Dial(ctx, u.addrs["mproxy"], client.Options{Hello: true, DeviceID: "px",
+		ProxyHeader: []byte("PROXY TCP4 203.0.113.7 127.0.0.1 5555 9000\r\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	if _, err := px.Call(ctx, "demo.echo", nil, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := syscall.Kill(oldPID, syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
@@ -322,12 +337,15 @@ func TestHotUpgradeKeepsConnections(t *testing.T) {
 	if newPID == oldPID {
 		t.Fatalf("/v1/stats still answered by the old pid %d", oldPID)
 	}
-	if inherited != nMMTP+nHTTP {
-		t.Fatalf("inherited_connections = %d, want %d", inherited, nMMTP+nHTTP)
+	if inherited != nMMTP+nHTTP+1 {
+		t.Fatalf("inherited_connections = %d, want %d", inherited, nMMTP+nHTTP+1)
 	}
+	// The new process logs the proxied connection's call with the PROXY header's source.
+	if _, err := px.Call(ctx, "demo.who", nil, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	u.waitLog(`"client":"203.0.113.7:5555"`, 10*time.Second)
 	// The HELLO identity moved with the connection: naming another device is refused.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	resp, err := l.mmtp[0].Call(ctx, "demo.echo", codec.Header{{Key: "device-id", Value: "someone-else"}}, []byte("x"))
 	if err != nil || resp.Status != 401 {
 		t.Fatalf("call with another device-id after the upgrade: %v %+v, want 401", err, resp)
@@ -343,7 +361,7 @@ func TestHotUpgradeKeepsConnections(t *testing.T) {
 	}
 	l.finish(t)
 	out := u.output()
-	for _, want := range []string{"upgrade committed", "migrated=45", "took over from the old process"} {
+	for _, want := range []string{"upgrade committed", "migrated=46", "took over from the old process"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
