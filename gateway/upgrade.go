@@ -52,6 +52,16 @@ const (
 	msgCommitted = "committed"
 
 	maxBatch = 200 // descriptors per message
+	// maxBatchesAhead batches may be sent before the first is acknowledged: the parent
+	// exports while the child adopts, which halves the handover on two cores.
+	maxBatchesAhead = 8
+	// The child resumes adopted connections in waves: the requests that queued up in
+	// their sockets during the handover would otherwise all arrive in one instant, on a
+	// process whose backend pools are still cold, past the admission limit. A wave waits
+	// (a few gaps at most) while half the admission limit is in flight.
+	resumeWave     = 250
+	resumeWaveGap  = 2 * time.Millisecond
+	resumeMaxWaits = 10
 	// maxMsg bounds one packet; a batch is sent before its JSON would pass batchBytes.
 	maxMsg     = 64 << 10
 	batchBytes = 48 << 10
@@ -221,8 +231,43 @@ type upgradeChild struct {
 	proc   *os.Process
 	exited chan struct{}
 	hc     *handoverConn
+	msgs   chan childMsg // from the one reader of hc (readMsgs)
 	nlist  int
 	admin  bool
+}
+
+type childMsg struct {
+	m   *upgradeMsg
+	err error
+}
+
+// readMsgs is the parent's only reader of the handover socket, so that batches can be
+// sent while earlier ones are being adopted (at most maxBatchesAhead unacknowledged: the
+// channel never fills, and the child never blocks on an ack nobody reads).
+func (c *upgradeChild) readMsgs() {
+	for {
+		m, fds, err := c.hc.recv(0)
+		closeFDs(fds)
+		c.msgs <- childMsg{m, err}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// next waits for the child's next message, of type want.
+func (c *upgradeChild) next(want string, timeout time.Duration) (*upgradeMsg, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-c.msgs:
+		if r.err == nil && r.m.Type != want {
+			r.err = fmt.Errorf("handover: expected %s, got %q", want, r.m.Type)
+		}
+		return r.m, r.err
+	case <-t.C:
+		return nil, fmt.Errorf("handover: no %s from the new process within %s", want, timeout)
+	}
 }
 
 // kill ends the child (if it still runs) and waits for it, so nothing it adopted can be
@@ -333,6 +378,8 @@ func (g *Gateway) startChild() (*upgradeChild, error) {
 		child.proc.Signal(syscall.SIGKILL)
 		return nil, err
 	}
+	child.msgs = make(chan childMsg, maxBatchesAhead+2)
+	go child.readMsgs()
 	return child, nil
 }
 
@@ -411,12 +458,7 @@ func (g *Gateway) Upgrade() (UpgradeResult, error) {
 	}
 	res.ChildPID, res.Listeners, res.AdminMoved = child.pid, child.nlist, child.admin
 	g.log.Info("upgrade: new process started", "child_pid", child.pid)
-	m, fds, err := child.hc.recv(upgradeReadyTimeout)
-	closeFDs(fds)
-	if err == nil && m.Type != msgReady {
-		err = fmt.Errorf("handover: expected %s, got %q", msgReady, m.Type)
-	}
-	if err != nil {
+	if _, err := child.next(msgReady, upgradeReadyTimeout); err != nil {
 		child.kill()
 		return fail(fmt.Errorf("upgrade: new process %d did not get ready: %w", child.pid, err))
 	}
@@ -483,12 +525,7 @@ func (g *Gateway) Upgrade() (UpgradeResult, error) {
 	if err := child.hc.send(&upgradeMsg{Type: msgCommit}, nil, upgradeStepTimeout); err != nil {
 		return rollback(err)
 	}
-	m, fds, err = child.hc.recv(upgradeStepTimeout)
-	closeFDs(fds)
-	if err == nil && m.Type != msgCommitted {
-		err = fmt.Errorf("handover: expected %s, got %q", msgCommitted, m.Type)
-	}
-	if err != nil {
+	if _, err := child.next(msgCommitted, upgradeStepTimeout); err != nil {
 		return rollback(fmt.Errorf("upgrade: commit: %w", err))
 	}
 	// Committed: the new process serves the moved connections. Close our copies with
@@ -522,35 +559,39 @@ func (g *Gateway) handOver(child *upgradeChild, mig netpoll.Migrator, list []*mo
 	var states []connState
 	var fds []int
 	size := 0
+	var sent [][]*moving // batches sent and not yet acknowledged, oldest first
+	ack := func() error {
+		m, err := child.next(msgAck, upgradeStepTimeout)
+		if err != nil {
+			return err
+		}
+		refused := make(map[int]bool, len(m.Rejected))
+		for _, i := range m.Rejected {
+			refused[i] = true
+		}
+		for i, mv := range sent[0] {
+			if refused[i] {
+				stayed = append(stayed, mv)
+			} else {
+				moved = append(moved, mv)
+			}
+		}
+		sent = sent[1:]
+		return nil
+	}
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := child.hc.send(&upgradeMsg{Type: msgBatch, Conns: states}, fds, upgradeStepTimeout)
-		closeFDs(fds) // the child has its own copies now (or the send failed)
-		if err == nil {
-			var m *upgradeMsg
-			var got []int
-			m, got, err = child.hc.recv(upgradeStepTimeout)
-			closeFDs(got)
-			if err == nil && m.Type != msgAck {
-				err = fmt.Errorf("handover: expected %s, got %q", msgAck, m.Type)
-			}
-			if err == nil {
-				refused := make(map[int]bool, len(m.Rejected))
-				for _, i := range m.Rejected {
-					refused[i] = true
-				}
-				for i, mv := range batch {
-					if refused[i] {
-						stayed = append(stayed, mv)
-					} else {
-						moved = append(moved, mv)
-					}
-				}
+		for len(sent) >= maxBatchesAhead {
+			if err := ack(); err != nil {
+				return err
 			}
 		}
-		batch, states, fds, size = batch[:0], states[:0], fds[:0], 0
+		err := child.hc.send(&upgradeMsg{Type: msgBatch, Conns: states}, fds, upgradeStepTimeout)
+		closeFDs(fds) // the child has its own copies now (or the send failed)
+		sent = append(sent, batch)
+		batch, states, fds, size = nil, states[:0], fds[:0], 0
 		return err
 	}
 	deadline := time.Now().Add(upgradeQuietTimeout)
@@ -588,6 +629,11 @@ func (g *Gateway) handOver(child *upgradeChild, mig netpoll.Migrator, list []*mo
 		remaining = later
 		if child.gone() {
 			return nil, nil, fmt.Errorf("upgrade: new process %d exited during the handover", child.pid)
+		}
+	}
+	for len(sent) > 0 {
+		if err := ack(); err != nil {
+			return nil, nil, err
 		}
 	}
 	return moved, stayed, nil
@@ -665,11 +711,17 @@ func (g *Gateway) adoptFromParent(in *Inherit) {
 	mig, _ := g.engine.(netpoll.Migrator)
 	var adopted []netpoll.Conn
 	resume := func() {
-		for _, c := range adopted {
+		for i, c := range adopted {
 			if s := sessionOf(c); s != nil {
 				s.base().migrating.Store(false)
 			}
 			c.ResumeRead()
+			if (i+1)%resumeWave == 0 {
+				time.Sleep(resumeWaveGap)
+				for w := 0; w < resumeMaxWaits && g.adm.inFlight.Load() > g.adm.limit.Load()/2; w++ {
+					time.Sleep(resumeWaveGap)
+				}
+			}
 		}
 		g.inherited.Add(int64(len(adopted)))
 	}
