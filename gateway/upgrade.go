@@ -70,8 +70,10 @@ const (
 	maxMovePending = 16 << 10
 
 	upgradeReadyTimeout = 60 * time.Second // the new binary starting up
-	upgradeQuietTimeout = 10 * time.Second // connections finishing their requests
-	upgradeStepTimeout  = 10 * time.Second // one ack or the COMMITTED
+	upgradeQuietTimeout = 10 * time.Second // a paused connection finishing its requests
+	// pauseAhead connections are paused and not yet handed over at any time.
+	pauseAhead         = 1000
+	upgradeStepTimeout = 10 * time.Second // one ack or the COMMITTED
 )
 
 type upgradeMsg struct {
@@ -383,10 +385,11 @@ func (g *Gateway) startChild() (*upgradeChild, error) {
 	return child, nil
 }
 
-// moving is a connection the upgrade holds paused.
+// moving is a connection the upgrade moves.
 type moving struct {
-	c netpoll.Conn
-	s movable
+	c     netpoll.Conn
+	s     movable
+	since time.Time // when the handover paused it
 }
 
 // pausedServer is an admin or health server whose listener was closed for the handover,
@@ -465,7 +468,7 @@ func (g *Gateway) Upgrade() (UpgradeResult, error) {
 	g.log.Info("upgrade: new process ready; both accept on the listening sockets", "child_pid", child.pid)
 
 	mig, ok := g.engine.(netpoll.Migrator)
-	var list []*moving
+	var list []*moving // paused by the handover: what a rollback resumes
 	var paused []*pausedServer
 	rollback := func(err error) (UpgradeResult, error) {
 		child.kill()
@@ -506,19 +509,19 @@ func (g *Gateway) Upgrade() (UpgradeResult, error) {
 			}
 			paused = append(paused, p)
 		}
-		g.engine.Range(func(c netpoll.Conn) bool {
-			if s := sessionOf(c); s != nil {
-				s.base().migrating.Store(true)
-				c.PauseRead()
-				list = append(list, &moving{c: c, s: s})
-			}
-			return true
-		})
 	} else {
 		g.log.Warn("upgrade: engine cannot hand connections over; they are drained here with GOAWAY", "engine", res.Engine)
 	}
-
-	moved, stayed, err := g.handOver(child, mig, list)
+	var all []*moving
+	if mig != nil {
+		g.engine.Range(func(c netpoll.Conn) bool {
+			if s := sessionOf(c); s != nil {
+				all = append(all, &moving{c: c, s: s})
+			}
+			return true
+		})
+	}
+	moved, stayed, err := g.handOver(child, mig, all, &list)
 	if err != nil {
 		return rollback(err)
 	}
@@ -551,10 +554,13 @@ func (g *Gateway) Upgrade() (UpgradeResult, error) {
 	return res, nil
 }
 
-// handOver sends every connection of list that becomes quiet within upgradeQuietTimeout
-// to the child, in batches, and returns those the child adopted and those that stay.
-// An error means the handover broke and must be rolled back.
-func (g *Gateway) handOver(child *upgradeChild, mig netpoll.Migrator, list []*moving) (moved, stayed []*moving, err error) {
+// handOver pauses the connections of all a window at a time (so those still waiting
+// their turn are served meanwhile, and fewer requests queue up in sockets during the
+// handover), sends each that becomes quiet within upgradeQuietTimeout to the child in
+// batches, and returns those the child adopted and those that stay. Each connection it
+// pauses is appended to paused. An error means the handover broke and must be rolled
+// back.
+func (g *Gateway) handOver(child *upgradeChild, mig netpoll.Migrator, all []*moving, paused *[]*moving) (moved, stayed []*moving, err error) {
 	var batch []*moving
 	var states []connState
 	var fds []int
@@ -594,14 +600,30 @@ func (g *Gateway) handOver(child *upgradeChild, mig netpoll.Migrator, list []*mo
 		batch, states, fds, size = nil, states[:0], fds[:0], 0
 		return err
 	}
-	deadline := time.Now().Add(upgradeQuietTimeout)
-	remaining := list
-	for len(remaining) > 0 {
+	var remaining []*moving // paused, not exported yet
+	next, busy := 0, 0
+	for {
+		for ; len(remaining) < pauseAhead && next < len(all); next++ {
+			mv := all[next]
+			mv.s.base().migrating.Store(true)
+			mv.c.PauseRead()
+			mv.since = time.Now()
+			*paused = append(*paused, mv)
+			remaining = append(remaining, mv)
+		}
+		if len(remaining) == 0 {
+			break
+		}
 		var later []*moving
 		for _, mv := range remaining {
 			st, fd, out := exportConn(mig, mv)
 			switch out {
 			case exportLater:
+				if time.Since(mv.since) > upgradeQuietTimeout {
+					busy++
+					stayed = append(stayed, mv)
+					continue
+				}
 				later = append(later, mv)
 			case exportStay:
 				stayed = append(stayed, mv)
@@ -619,12 +641,7 @@ func (g *Gateway) handOver(child *upgradeChild, mig netpoll.Migrator, list []*mo
 			return nil, nil, err
 		}
 		if len(later) > 0 && len(later) == len(remaining) {
-			if time.Now().After(deadline) {
-				g.log.Warn("upgrade: connections still busy at the deadline stay here and are drained", "count", len(later))
-				stayed = append(stayed, later...)
-				break
-			}
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond) // no progress: wait for answers to be written
 		}
 		remaining = later
 		if child.gone() {
@@ -635,6 +652,10 @@ func (g *Gateway) handOver(child *upgradeChild, mig netpoll.Migrator, list []*mo
 		if err := ack(); err != nil {
 			return nil, nil, err
 		}
+	}
+	if busy > 0 {
+		g.log.Warn("upgrade: connections still busy after the quiet timeout stay here and are drained",
+			"count", busy, "timeout", upgradeQuietTimeout)
 	}
 	return moved, stayed, nil
 }
