@@ -19,8 +19,46 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/mmtp"
 	"github.com/mgw-project/mgw/codec/mmtp/client"
 )
+
+func splitHalf(b []byte) ([]byte, []byte) { return b[:len(b)/2], b[len(b)/2:] }
+
+// dialRaw connects and writes b, for bytes the client library would not send alone.
+func dialRaw(t *testing.T, addr string, b []byte) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func pendingBytes(t *testing.T, u *upgradeGW) int64 {
+	return (&gw{proc: &proc{t: t}, addrs: u.addrs}).stats(t).PendingReadBytes
+}
+
+// readMMTPFrame reads one whole frame.
+func readMMTPFrame(c net.Conn) (mmtp.Frame, error) {
+	var buf []byte
+	tmp := make([]byte, 4096)
+	for {
+		lim := mmtp.DefaultLimits()
+		if f, n, err := mmtp.Parse(buf, &lim); err != nil || n > 0 {
+			return f, err
+		}
+		k, err := c.Read(tmp)
+		if err != nil {
+			return mmtp.Frame{}, err
+		}
+		buf = append(buf, tmp[:k]...)
+	}
+}
 
 // upgradeGW is a `mgw serve` whose output goes to a file, not a pipe: the new process a
 // hot upgrade starts inherits stdout and stderr, and a pipe it holds would hide the old
@@ -319,6 +357,13 @@ func TestHotUpgradeKeepsConnections(t *testing.T) {
 	if _, err := px.Call(ctx, "demo.echo", nil, []byte("before")); err != nil {
 		t.Fatal(err)
 	}
+	// Half a frame and half a request head, read by the old process before the upgrade:
+	// the new one must get them first and complete them with what comes after.
+	halfM, restM := splitHalf(mmtp.AppendRequest(nil, 1, "demo.echo", nil, []byte("split-mmtp"), false))
+	rawM := dialRaw(t, u.addrs["mobile"], halfM)
+	halfH, restH := splitHalf([]byte("POST /api/demo.echo HTTP/1.1\r\nHost: mgw\r\nContent-Length: 10\r\n\r\nsplit-http"))
+	rawH := dialRaw(t, u.addrs["web"], halfH)
+	waitFor(t, 10*time.Second, func() bool { return pendingBytes(t, u) >= int64(len(halfM)+len(halfH)) })
 
 	if err := syscall.Kill(oldPID, syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
@@ -337,8 +382,23 @@ func TestHotUpgradeKeepsConnections(t *testing.T) {
 	if newPID == oldPID {
 		t.Fatalf("/v1/stats still answered by the old pid %d", oldPID)
 	}
-	if inherited != nMMTP+nHTTP+1 {
-		t.Fatalf("inherited_connections = %d, want %d", inherited, nMMTP+nHTTP+1)
+	if inherited != nMMTP+nHTTP+3 {
+		t.Fatalf("inherited_connections = %d, want %d", inherited, nMMTP+nHTTP+3)
+	}
+	rawM.Write(restM)
+	rawM.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f, err := readMMTPFrame(rawM)
+	if err != nil || f.StreamID != 1 || string(f.Body) != "split-mmtp" {
+		t.Fatalf("the MMTP frame split across the upgrade: %+v %v", f, err)
+	}
+	rawH.Write(restH)
+	rawH.SetReadDeadline(time.Now().Add(10 * time.Second))
+	hr, err := http.ReadResponse(bufio.NewReader(rawH), nil)
+	if err != nil {
+		t.Fatalf("the HTTP request split across the upgrade: %v", err)
+	}
+	if b, _ := io.ReadAll(hr.Body); hr.StatusCode != 200 || string(b) != "split-http" {
+		t.Fatalf("the HTTP request split across the upgrade: %d %q", hr.StatusCode, b)
 	}
 	// The new process logs the proxied connection's call with the PROXY header's source.
 	if _, err := px.Call(ctx, "demo.who", nil, []byte("after")); err != nil {
@@ -361,7 +421,7 @@ func TestHotUpgradeKeepsConnections(t *testing.T) {
 	}
 	l.finish(t)
 	out := u.output()
-	for _, want := range []string{"upgrade committed", "migrated=46", "took over from the old process"} {
+	for _, want := range []string{"upgrade committed", "migrated=48", "took over from the old process"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
