@@ -28,6 +28,8 @@ type elistener struct {
 	// so PauseAccept can wait it out.
 	held atomic.Bool
 	amu  sync.Mutex
+	// bucket caps the accept rate (accept goroutine only).
+	bucket acceptBucket
 
 	wakeCh   chan struct{}
 	stopCh   chan struct{}
@@ -51,7 +53,7 @@ func (e *epollEngine) Listen(name, addr string, h Handler, opts ListenerOptions)
 		return nil, fmt.Errorf("listener %q: %w", name, err)
 	}
 	l := &elistener{
-		eng: e, fd: fd, p: e.pickPoller(), addr: bound, max: opts.MaxConns,
+		eng: e, fd: fd, p: e.pickPoller(), addr: bound, max: opts.MaxConns, bucket: newAcceptBucket(opts.AcceptRate),
 		wakeCh: make(chan struct{}, 1), stopCh: make(chan struct{}), exited: make(chan struct{}),
 	}
 	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout, opts.WriteStallTimeout)
@@ -215,6 +217,12 @@ func (l *elistener) acceptBatch() {
 			return
 		}
 		l.paused.Store(false)
+		if ok, wait := l.bucket.take(); !ok {
+			// Over the rate: not re-armed, the backlog holds the rest until the timer.
+			e.ctr.throttled.Add(1)
+			time.AfterFunc(wait, l.wake)
+			return
+		}
 		nfd, sa, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch err {
 		case nil:

@@ -176,3 +176,40 @@ func TestInheritListener(t *testing.T) {
 		}
 	})
 }
+
+// TestAcceptRate: a listener capped at 20 connections per second opens no more than its
+// bucket allows at any moment, yet every connect waits in the backlog and is served.
+func TestAcceptRate(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, kind string) {
+		h := newTestHandler()
+		e := newEngine(t, Config{Kind: kind})
+		addr, err := e.Listen("front", "127.0.0.1:0", h, ListenerOptions{AcceptRate: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 12
+		start := time.Now()
+		var cls []*net.TCPConn
+		for i := 0; i < n; i++ {
+			cl := dialTCP(t, addr)
+			defer cl.Close()
+			cls = append(cls, cl)
+		}
+		// Burst 2 (a tenth of a second's worth), then one per 50 ms: an upper bound that
+		// a slow machine can only stay further below.
+		for time.Since(start) < 300*time.Millisecond {
+			allowed := 2 + int(time.Since(start).Seconds()*20) + 1
+			if got := int(h.opens.Load()); got > allowed {
+				t.Fatalf("%d connections opened after %v, the rate allows %d", got, time.Since(start), allowed)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		for i, cl := range cls {
+			cl.Write(frame([]byte{byte(i)}))
+			expectFrame(t, cl, string([]byte{byte(i)}))
+		}
+		if e.Stats().AcceptThrottled == 0 {
+			t.Fatal("AcceptThrottled = 0")
+		}
+	})
+}

@@ -163,6 +163,10 @@ type ListenerOptions struct {
 	// upgrade): the engine serves a duplicate of it instead of binding addr, so the socket
 	// never stops accepting. The caller still owns InheritFD.
 	InheritFD int
+	// AcceptRate caps new connections accepted per second (a reconnect storm); the rest
+	// wait in the kernel backlog and each pause is counted (Stats.AcceptThrottled). Bursts
+	// of a tenth of a second's worth pass at once. 0 means no cap.
+	AcceptRate int
 }
 
 // Engine serves listeners and dialed connections with one Handler per listener.
@@ -242,16 +246,18 @@ type Stats struct {
 	Dialed       uint64
 	AcceptPaused uint64 // times accepting paused at a connection cap
 	Adopted      uint64 // connections taken over from another process (Migrator.Adopt)
-	Closed       [numReasons]uint64
-	Events       uint64 // ready events handled
-	BytesIn      uint64
-	BytesOut     uint64
-	QueuedBytes  int64 // write bytes queued now, all connections
-	PendingBytes int64 // bytes of incomplete frames kept now, all connections
-	PoolRunning  int   // workers busy now
-	PoolWaiting  int   // ready connections waiting for a worker
-	PoolCap      int
-	Goroutines   int // runtime.NumGoroutine at the snapshot, for convenience
+	// AcceptThrottled counts times accepting paused at a listener's AcceptRate.
+	AcceptThrottled uint64
+	Closed          [numReasons]uint64
+	Events          uint64 // ready events handled
+	BytesIn         uint64
+	BytesOut        uint64
+	QueuedBytes     int64 // write bytes queued now, all connections
+	PendingBytes    int64 // bytes of incomplete frames kept now, all connections
+	PoolRunning     int   // workers busy now
+	PoolWaiting     int   // ready connections waiting for a worker
+	PoolCap         int
+	Goroutines      int // runtime.NumGoroutine at the snapshot, for convenience
 }
 
 // ClosedBy returns the count of connections closed with reason r.

@@ -33,6 +33,7 @@ type rwEngine struct {
 
 type rwListener struct {
 	ln      net.Listener
+	bucket  acceptBucket // accept goroutine only
 	own     *owner
 	max     int
 	open    atomic.Int64
@@ -83,7 +84,7 @@ func (e *rwEngine) Listen(name, addr string, h Handler, opts ListenerOptions) (n
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", name, err)
 	}
-	l := &rwListener{ln: ln, max: opts.MaxConns, done: make(chan struct{})}
+	l := &rwListener{ln: ln, max: opts.MaxConns, done: make(chan struct{}), bucket: newAcceptBucket(opts.AcceptRate)}
 	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout, opts.WriteStallTimeout)
 	e.mu.Lock()
 	if e.closing {
@@ -145,6 +146,11 @@ func (e *rwEngine) acceptLoop(l *rwListener) {
 			}
 		}
 		e.mu.Unlock()
+		if ok, wait := l.bucket.take(); !ok {
+			e.ctr.throttled.Add(1)
+			time.Sleep(wait)
+			continue
+		}
 		nc, err := l.ln.Accept()
 		if err != nil {
 			if l.stopped.Load() {
