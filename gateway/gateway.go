@@ -97,6 +97,8 @@ type Gateway struct {
 	inherited    atomic.Int64 // connections taken over from the old process
 	upgraded     chan struct{}
 	upgradedOnce sync.Once
+
+	loopStop chan struct{} // closed by Close: ends the max-age sweep
 }
 
 // New validates cfg and builds everything that does not bind a socket. Errors name the
@@ -109,7 +111,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.Getenv = os.Getenv
 	}
 	g := &Gateway{opts: opts, cfg: cfg, start: time.Now(), set: metrics.NewSet(), idle: make(chan struct{}, 1),
-		upgraded: make(chan struct{})}
+		upgraded: make(chan struct{}), loopStop: make(chan struct{})}
 	g.log = opts.Logger
 	if g.log == nil {
 		g.log = NewLogger(cfg.Log, os.Stderr)
@@ -207,6 +209,7 @@ func (g *Gateway) Start() error {
 		}
 	}
 	g.ready.Store(true)
+	g.startAgeLoop()
 	if in := g.opts.Inherit; in != nil {
 		// Each listener serves a duplicate; one the config no longer has must not stay
 		// open here, where its backlog would fill with connections nobody accepts.
@@ -391,18 +394,22 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	g.mu.Lock()
 	eng := g.engine
 	g.mu.Unlock()
+	var told <-chan struct{}
+	spread := g.Config().Runtime.DrainSpread.D()
 	if eng != nil {
 		eng.StopAccepting()
-		eng.Range(func(c netpoll.Conn) bool {
-			if s, ok := c.Context().(drainer); ok {
-				s.drain()
-			}
-			return true
-		})
+		told = goAwayAll(ctx, eng, spread)
 	}
 	start, begun := time.Now(), g.requests.Load()
 	inFlight := g.inFlight.Load()
-	g.log.Info("draining", "in_flight", inFlight)
+	g.log.Info("draining", "in_flight", inFlight, "spread", spread)
+	if eng != nil {
+		// Requests keep coming on connections not told yet: wait until all were.
+		select {
+		case <-told:
+		case <-ctx.Done():
+		}
+	}
 	var err error
 	for g.inFlight.Load() > 0 && err == nil {
 		select {
@@ -443,6 +450,11 @@ func (g *Gateway) Close() error {
 
 func (g *Gateway) closeLocked() error {
 	var errs []error
+	select {
+	case <-g.loopStop:
+	default:
+		close(g.loopStop)
+	}
 	if g.engine != nil {
 		errs = append(errs, g.engine.Close())
 	}

@@ -43,6 +43,7 @@ func (g *Gateway) listen(lc *config.Listener) (*listener, error) {
 		IdleTimeout: lc.HandshakeTimeout.D(), PartialTimeout: lc.FrameTimeout.D(),
 		WriteStallTimeout: lc.WriteStallTimeout.D(),
 		InheritFD:         g.inheritedFD(lc.Name),
+		AcceptRate:        lc.MaxConnRate,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listeners %q: listen %s: %w", lc.Name, lc.Listen, err)
@@ -66,6 +67,7 @@ func (l *listener) OnOpen(c netpoll.Conn) {
 	} else {
 		s = newMMTPSession(l, c, info)
 	}
+	s.base().born.Store(uint32(time.Now().Unix()))
 	c.SetContext(s)
 }
 

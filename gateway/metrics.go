@@ -115,6 +115,7 @@ func (m *gwMetrics) registerEngine(g *Gateway) {
 	f("mgw_engine_connections_open", func(s *netpoll.Stats) float64 { return float64(s.Open) })
 	f("mgw_engine_accepted_total", func(s *netpoll.Stats) float64 { return float64(s.Accepted) })
 	f("mgw_engine_accept_paused_total", func(s *netpoll.Stats) float64 { return float64(s.AcceptPaused) })
+	f("mgw_engine_accept_throttled_total", func(s *netpoll.Stats) float64 { return float64(s.AcceptThrottled) })
 	f("mgw_engine_events_total", func(s *netpoll.Stats) float64 { return float64(s.Events) })
 	f("mgw_engine_bytes_in_total", func(s *netpoll.Stats) float64 { return float64(s.BytesIn) })
 	f("mgw_engine_bytes_out_total", func(s *netpoll.Stats) float64 { return float64(s.BytesOut) })
@@ -163,6 +164,7 @@ type listenerMetrics struct {
 	accepted *metrics.Counter
 	open     *metrics.Counter // not a gauge: Inc/Dec from open/close callbacks
 	closed   map[netpoll.CloseReason]*metrics.Counter
+	retired  *metrics.Counter // told to go at max_connection_age
 }
 
 func newListenerMetrics(set *metrics.Set, name string) *listenerMetrics {
@@ -170,6 +172,7 @@ func newListenerMetrics(set *metrics.Set, name string) *listenerMetrics {
 		accepted: set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_accepted_total{listener=%q}`, name)),
 		open:     set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_connections{listener=%q}`, name)),
 		closed:   make(map[netpoll.CloseReason]*metrics.Counter),
+		retired:  set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_retired_total{listener=%q}`, name)),
 	}
 	for _, r := range netpoll.AllCloseReasons() {
 		lm.closed[r] = set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_closed_total{listener=%q,reason=%q}`, name, r.String()))

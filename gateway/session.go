@@ -31,6 +31,10 @@ type sessionBase struct {
 	// migrating: a hot upgrade is moving the connection (upgrade_session.go); its
 	// timeouts do nothing meanwhile.
 	migrating atomic.Bool
+	// born is when the connection opened (unix seconds; carried over a hot upgrade), for
+	// max_connection_age; retired is set once it was told to go at that age.
+	born    atomic.Uint32
+	retired atomic.Bool
 
 	mu   sync.Mutex // guards info, and the embedding session's shared fields
 	info codec.ConnInfo

@@ -14,6 +14,7 @@ type connState struct {
 	Client    string `json:"a,omitempty"` // the client address, from the PROXY header when one came
 	NeedProxy bool   `json:"np,omitempty"`
 	Spoken    bool   `json:"s,omitempty"`
+	Born      uint32 `json:"b,omitempty"` // when it opened, unix seconds: max_connection_age counts on
 	// MMTP only:
 	Hello    bool   `json:"h,omitempty"`
 	AppID    string `json:"app,omitempty"`
@@ -52,7 +53,7 @@ func (s *httpSession) quiet() bool {
 func (b *sessionBase) state() connState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	st := connState{Listener: b.l.cfg.Name, NeedProxy: b.needProxy, Spoken: b.spoken}
+	st := connState{Listener: b.l.cfg.Name, NeedProxy: b.needProxy, Spoken: b.spoken, Born: b.born.Load()}
 	if b.info.ClientAddr.IsValid() {
 		st.Client = b.info.ClientAddr.String()
 	}
@@ -73,6 +74,9 @@ func (s *httpSession) state() connState { return s.sessionBase.state() }
 // before the connection is resumed, so no worker touches the session yet.
 func (b *sessionBase) restore(st *connState) {
 	b.needProxy, b.spoken = st.NeedProxy, st.Spoken
+	if st.Born != 0 {
+		b.born.Store(st.Born)
+	}
 	if st.Spoken {
 		b.c.SetIdleTimeout(b.l.idleTimeout())
 	}
