@@ -98,12 +98,17 @@ func InheritFromEnv() (*Inherit, error) {
 	}
 	defer os.Unsetenv(envUpgradeFD)
 	defer os.Unsetenv(envInherit)
-	sock, err := strconv.Atoi(v)
+	return parseInherit(v, os.Getenv(envInherit))
+}
+
+// parseInherit reads MGW_UPGRADE_FD and MGW_INHERIT (name=fd,...).
+func parseInherit(sockV, list string) (*Inherit, error) {
+	sock, err := strconv.Atoi(sockV)
 	if err != nil || sock < 3 {
-		return nil, fmt.Errorf("%s=%q: not a descriptor number", envUpgradeFD, v)
+		return nil, fmt.Errorf("%s=%q: not a descriptor number", envUpgradeFD, sockV)
 	}
 	in := &Inherit{Sock: sock, FDs: map[string]int{}}
-	for _, kv := range strings.Split(os.Getenv(envInherit), ",") {
+	for _, kv := range strings.Split(list, ",") {
 		if kv == "" {
 			continue
 		}
@@ -123,6 +128,23 @@ func (g *Gateway) inheritedFD(name string) int {
 		return 0
 	}
 	return g.opts.Inherit.FDs[name]
+}
+
+// decodeUpgradeMsg decodes one handover message and checks what the receiver relies on.
+func decodeUpgradeMsg(b []byte) (*upgradeMsg, error) {
+	var m upgradeMsg
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("handover: decode message of %d bytes: %w", len(b), err)
+	}
+	switch m.Type {
+	case msgReady, msgBatch, msgAck, msgCommit, msgCommitted:
+	default:
+		return nil, fmt.Errorf("handover: message type %q is unknown", m.Type)
+	}
+	if len(m.Conns) > maxBatch {
+		return nil, fmt.Errorf("handover: %s carries %d connections, over %d", m.Type, len(m.Conns), maxBatch)
+	}
+	return &m, nil
 }
 
 // handoverConn is one end of the handover socket.
@@ -198,11 +220,11 @@ func (h *handoverConn) recv(timeout time.Duration) (*upgradeMsg, []int, error) {
 	case flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0:
 		return fail(fmt.Errorf("handover: receive: message truncated (flags %#x)", flags))
 	}
-	var m upgradeMsg
-	if err := json.Unmarshal(buf[:n], &m); err != nil {
-		return fail(fmt.Errorf("handover: decode message of %d bytes: %w", n, err))
+	m, err := decodeUpgradeMsg(buf[:n])
+	if err != nil {
+		return fail(err)
 	}
-	return &m, fds, nil
+	return m, fds, nil
 }
 
 func (h *handoverConn) close() { h.uc.Close() }
