@@ -42,7 +42,7 @@ func (g *Gateway) listen(lc *config.Listener) (*listener, error) {
 		ReusePort: lc.ReusePort, MaxConns: lc.MaxConns,
 		IdleTimeout: lc.HandshakeTimeout.D(), PartialTimeout: lc.FrameTimeout.D(),
 		WriteStallTimeout: lc.WriteStallTimeout.D(),
-		InheritFD:         g.inheritedFD(lc.Name),
+		InheritFD:         g.inheritedFor(lc.Name, lc.Listen),
 		AcceptRate:        lc.MaxConnRate,
 	})
 	if err != nil {

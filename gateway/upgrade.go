@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -128,6 +129,41 @@ func (g *Gateway) inheritedFD(name string) int {
 		return 0
 	}
 	return g.opts.Inherit.FDs[name]
+}
+
+// inheritedFor is inheritedFD for a listener configured at listen, or 0 when the
+// inherited socket is bound elsewhere: the new config moved the listener, so it binds
+// anew (and the old address goes when the old process exits).
+func (g *Gateway) inheritedFor(name, listen string) int {
+	fd := g.inheritedFD(name)
+	if fd <= 0 || strings.HasPrefix(listen, "unix:") {
+		return fd
+	}
+	want, err := net.ResolveTCPAddr("tcp", listen)
+	if err != nil {
+		return 0
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return 0
+	}
+	var got netip.AddrPort
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		got = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		got = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	wantAP := want.AddrPort()
+	samePort := want.Port == 0 || int(got.Port()) == want.Port
+	sameIP := want.IP == nil || wantAP.Addr().Unmap() == got.Addr() ||
+		(wantAP.Addr().Unmap().IsUnspecified() && got.Addr().IsUnspecified())
+	if samePort && sameIP {
+		return fd
+	}
+	g.log.Warn("upgrade: the config moved a listener; binding anew instead of inheriting", "listener", name,
+		"inherited", got.String(), "listen", listen)
+	return 0
 }
 
 // decodeUpgradeMsg decodes one handover message and checks what the receiver relies on.
@@ -850,7 +886,7 @@ func (g *Gateway) serveUpgrade(w http.ResponseWriter, _ *http.Request) {
 // inheritedListener is the admin or health listener passed on by an upgrading parent,
 // or nil when there is none. listen is the configured address, for a unix socket's name.
 func (g *Gateway) inheritedListener(key, listen string) (net.Listener, error) {
-	fd := g.inheritedFD(key)
+	fd := g.inheritedFor(key, listen)
 	if fd <= 0 {
 		return nil, nil
 	}
