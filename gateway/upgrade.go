@@ -532,6 +532,7 @@ func (g *Gateway) Upgrade() (UpgradeResult, error) {
 		child.kill()
 		for _, mv := range list {
 			mv.s.base().migrating.Store(false)
+			mig.Reclaim(mv.c)
 			mv.c.ResumeRead()
 		}
 		if mig != nil {
@@ -597,6 +598,7 @@ func (g *Gateway) Upgrade() (UpgradeResult, error) {
 	}
 	for _, mv := range stayed {
 		mv.s.base().migrating.Store(false)
+		mig.Reclaim(mv.c)
 		mv.c.ResumeRead()
 	}
 	for _, p := range paused {
@@ -757,10 +759,12 @@ func exportConn(mig netpoll.Migrator, mv *moving) (connState, int, exportOutcome
 	}
 	if !mv.s.quiet() {
 		unix.Close(h.FD)
+		mig.Reclaim(mv.c)
 		return connState{}, -1, exportLater
 	}
 	if len(h.Pending) > maxMovePending {
 		unix.Close(h.FD)
+		mig.Reclaim(mv.c)
 		return connState{}, -1, exportStay
 	}
 	st := mv.s.state()

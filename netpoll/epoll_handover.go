@@ -85,7 +85,16 @@ func (e *epollEngine) Export(conn Conn) (Handover, error) {
 	if c.pend != nil && len(c.pend.B) > 0 {
 		h.Pending = append([]byte(nil), c.pend.B...)
 	}
+	c.exported = true
 	return h, nil
+}
+
+func (e *epollEngine) Reclaim(conn Conn) {
+	if c, ok := conn.(*econn); ok {
+		c.mu.Lock()
+		c.exported = false
+		c.mu.Unlock()
+	}
 }
 
 func (e *epollEngine) Adopt(listener string, fd int, pending []byte) (Conn, error) {

@@ -21,11 +21,14 @@ type Migrator interface {
 	// once no accept is in progress. ResumeAccept undoes it.
 	PauseAccept()
 	ResumeAccept()
-	// Export returns c's socket and unconsumed bytes without changing c. c must be quiet:
-	// reads paused (PauseRead), no goroutine serving it, nothing in its write queue, not
-	// closing; otherwise ErrNotQuiet, and the caller tries again later. Until the caller
-	// closes c with ReasonMigrated, c stays this process's and may be resumed.
+	// Export returns c's socket and unconsumed bytes. c must be quiet: reads paused
+	// (PauseRead), no goroutine serving it, nothing in its write queue, not closing;
+	// otherwise ErrNotQuiet, and the caller tries again later. From then on writes to c
+	// fail with ErrExported, so no byte of this process interleaves with the adopter's.
+	// Until the caller closes c with ReasonMigrated it stays this process's: Reclaim
+	// lets it write again (a rollback), then ResumeRead.
 	Export(c Conn) (Handover, error)
+	Reclaim(c Conn)
 	// Adopt serves fd, a connection socket from another process, as a connection of the
 	// named listener: OnOpen runs, then the connection waits with reads paused (one
 	// PauseRead) until ResumeRead, which delivers pending first. On success the engine owns
@@ -40,6 +43,10 @@ type ListenerFDer interface {
 	// caller closes it.
 	ListenerFD(name string) (int, error)
 }
+
+// ErrExported: a write to a connection handed to another process (Migrator.Export) was
+// refused; nothing was written.
+var ErrExported = errors.New("netpoll: connection handed to another process")
 
 // ErrNotQuiet: Export was asked for a connection that is being served, has queued writes
 // or is not paused; try again once it is quiet.

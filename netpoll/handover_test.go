@@ -86,6 +86,9 @@ func TestExportAdopt(t *testing.T) {
 	if !bytes.Equal(h.Pending, half[:7]) {
 		t.Fatalf("pending %q, want %q", h.Pending, half[:7])
 	}
+	if err := ac.Write([]byte("late")); !errors.Is(err, ErrExported) {
+		t.Fatalf("a write after Export: %v, want ErrExported", err)
+	}
 	bc, err := eb.(Migrator).Adopt("front", h.FD, h.Pending)
 	if err != nil {
 		t.Fatal(err)
