@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/mgw-project/mgw/netpoll"
@@ -150,4 +151,55 @@ func (g *Gateway) startAgeLoop() {
 		return
 	}
 	go g.ageLoop(min(max(shortest/20, 100*time.Millisecond), 10*time.Second), g.loopStop)
+}
+
+// paceLimiter hands out turns at a fixed rate, a tenth of a second's worth at once. Each
+// caller reserves its own turn, so waiters wake one by one rather than all together.
+type paceLimiter struct {
+	interval time.Duration
+	burst    time.Duration
+	mu       sync.Mutex
+	next     time.Time // the next free turn
+}
+
+func newPaceLimiter(perSecond int) *paceLimiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	iv := time.Second / time.Duration(perSecond)
+	return &paceLimiter{interval: iv, burst: max(iv, 100*time.Millisecond)}
+}
+
+// reserve takes the next turn and returns how long to wait for it (0: now).
+func (p *paceLimiter) reserve() time.Duration {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if earliest := now.Add(-p.burst); p.next.Before(earliest) {
+		p.next = earliest
+	}
+	p.next = p.next.Add(p.interval)
+	return max(0, p.next.Sub(now))
+}
+
+// holdHello is called by the reactor worker for each HELLO: over the listener's
+// max_hello_rate it reserves the HELLO a turn, stops reading the connection until then
+// and returns true; the HELLO stays unread in the reactor and comes again at its turn.
+func (s *mmtpSession) holdHello() bool {
+	if s.l.hellos == nil {
+		return false
+	}
+	if s.helloSlot {
+		s.helloSlot = false
+		return false
+	}
+	wait := s.l.hellos.reserve()
+	if wait <= 0 {
+		return false
+	}
+	s.helloSlot = true
+	s.l.m.helloHeld.Inc()
+	s.c.PauseRead()
+	time.AfterFunc(wait, s.c.ResumeRead)
+	return true
 }

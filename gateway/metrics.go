@@ -161,18 +161,20 @@ func (g *Gateway) clusterGauges(prev, d *dispatch) {
 
 // listenerMetrics are one listener's connection series.
 type listenerMetrics struct {
-	accepted *metrics.Counter
-	open     *metrics.Counter // not a gauge: Inc/Dec from open/close callbacks
-	closed   map[netpoll.CloseReason]*metrics.Counter
-	retired  *metrics.Counter // told to go at max_connection_age
+	accepted  *metrics.Counter
+	open      *metrics.Counter // not a gauge: Inc/Dec from open/close callbacks
+	closed    map[netpoll.CloseReason]*metrics.Counter
+	retired   *metrics.Counter // told to go at max_connection_age
+	helloHeld *metrics.Counter // HELLOs that waited for max_hello_rate
 }
 
 func newListenerMetrics(set *metrics.Set, name string) *listenerMetrics {
 	lm := &listenerMetrics{
-		accepted: set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_accepted_total{listener=%q}`, name)),
-		open:     set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_connections{listener=%q}`, name)),
-		closed:   make(map[netpoll.CloseReason]*metrics.Counter),
-		retired:  set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_retired_total{listener=%q}`, name)),
+		accepted:  set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_accepted_total{listener=%q}`, name)),
+		open:      set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_connections{listener=%q}`, name)),
+		closed:    make(map[netpoll.CloseReason]*metrics.Counter),
+		retired:   set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_retired_total{listener=%q}`, name)),
+		helloHeld: set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_hello_delayed_total{listener=%q}`, name)),
 	}
 	for _, r := range netpoll.AllCloseReasons() {
 		lm.closed[r] = set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_closed_total{listener=%q,reason=%q}`, name, r.String()))

@@ -27,6 +27,7 @@ type sessionBase struct {
 	// and onTimeout at once).
 	needProxy bool
 	spoken    bool
+	helloSlot bool // a HELLO held at max_hello_rate has its turn (lifecycle.go)
 
 	// migrating: a hot upgrade is moving the connection (upgrade_session.go); its
 	// timeouts do nothing meanwhile.

@@ -128,6 +128,10 @@ type Listener struct {
 	// MaxConnRate caps new connections accepted per second (a fleet-wide reconnect
 	// storm): the rest wait in the kernel's backlog, counted; 0 (default) means no cap.
 	MaxConnRate int `yaml:"max_conn_rate" json:"max_conn_rate,omitempty"`
+	// MaxHelloRate (mmtp only) caps HELLOs handled per second, so a reconnect storm
+	// reaches auth (a signature check per HELLO) at a pace it can take: a HELLO over it
+	// waits, unread, for its turn, counted; 0 (default) means no cap.
+	MaxHelloRate int `yaml:"max_hello_rate" json:"max_hello_rate,omitempty"`
 }
 
 // App is a calling app and its credentials.

@@ -161,6 +161,10 @@ func (v *validator) listeners() {
 		v.nonNegDur(p+".max_connection_age", l.MaxConnectionAge)
 		v.nonNegDur(p+".max_connection_age_grace", l.MaxConnectionAgeGrace)
 		v.nonNeg(p+".max_conn_rate", l.MaxConnRate)
+		v.nonNeg(p+".max_hello_rate", l.MaxHelloRate)
+		if l.MaxHelloRate != 0 && l.Protocol == "http1" {
+			v.add(p+".max_hello_rate", "applies only to protocol mmtp")
+		}
 		v.filterList(p+".filters", l.Filters)
 	}
 }

@@ -121,3 +121,59 @@ routes:
 		t.Fatalf("GOAWAYs came within %v of each other, want them spread over drain_spread", d)
 	}
 }
+
+// TestMaxHelloRate: HELLOs over a listener's max_hello_rate wait for their turn instead of
+// being refused: every client gets in, no faster than the rate.
+func TestMaxHelloRate(t *testing.T) {
+	_, be := backend(t, "b1")
+	g := serve(t, fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp, max_hello_rate: 10}
+clusters:
+  - {name: b, hosts: [%q], timeout: 5s}
+routes:
+  - {api: "*", split: {b: 100}}
+`, be))
+	const n = 8
+	start := time.Now()
+	done := make(chan time.Duration, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, err := client.Dial(ctx, g.addrs["mobile"], client.Options{Hello: true, DeviceID: fmt.Sprintf("d%d", i)})
+			if err != nil {
+				errs <- err
+				return
+			}
+			done <- time.Since(start)
+			c.Close()
+		}()
+	}
+	var at []time.Duration
+	for len(at) < n {
+		select {
+		case err := <-errs:
+			t.Fatalf("HELLO over the rate: %v", err)
+		case d := <-done:
+			at = append(at, d)
+		}
+	}
+	sort.Slice(at, func(i, j int) bool { return at[i] < at[j] })
+	// One turn per 100 ms after a burst of one: the k-th HELLO is answered no sooner
+	// than (k-1) turns after the start. A slow machine only answers later.
+	for k, d := range at {
+		if floor := time.Duration(k-1) * 100 * time.Millisecond; d < floor {
+			t.Fatalf("HELLO %d answered after %v, sooner than the rate allows (%v)", k+1, d, floor)
+		}
+	}
+	out, err := curl(t, "http://"+g.addrs["admin"]+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, `mgw_listener_hello_delayed_total{listener="mobile"} 0`) {
+		t.Fatal("no HELLO counted as delayed")
+	}
+}
