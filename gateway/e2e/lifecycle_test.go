@@ -98,16 +98,25 @@ routes:
 	const n = 20
 	var mu sync.Mutex
 	var at []time.Time
+	var cs []*client.Client
 	for i := 0; i < n; i++ {
-		g.mmtpClient(t, "mobile", client.Options{OnGoAway: func(uint32, string) {
+		cs = append(cs, g.mmtpClient(t, "mobile", client.Options{OnGoAway: func(uint32, string) {
 			mu.Lock()
 			at = append(at, time.Now())
 			mu.Unlock()
-		}})
+		}}))
 	}
 	g.cmd.Process.Signal(syscall.SIGTERM)
 	if code := g.wait(60 * time.Second); code != 0 {
 		t.Fatalf("mgw serve exited %d", code)
+	}
+	// Each client's reader has seen everything the gateway sent once it ends.
+	for _, c := range cs {
+		select {
+		case <-c.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("a client connection still open after the gateway exited")
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
