@@ -30,6 +30,7 @@ const (
 	DefaultHTTPHeaderTimeout          = Duration(10 * time.Second)
 	DefaultHandshakeTimeout           = Duration(10 * time.Second)
 	DefaultWriteStallTimeout          = Duration(30 * time.Second)
+	DefaultMaxConnectionAgeGrace      = Duration(30 * time.Second)
 	DefaultHTTPBodyTimeout            = Duration(60 * time.Second)
 	DefaultClusterTimeout             = Duration(10 * time.Second)
 	DefaultConnectTimeout             = Duration(3500 * time.Millisecond) // outlasts two SYN retransmits (1 s, 3 s)
@@ -83,6 +84,9 @@ func (l *Listener) applyDefaults() {
 	setInt(&l.MaxInFlight, DefaultMaxInFlight)
 	setDur(&l.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDur(&l.WriteStallTimeout, DefaultWriteStallTimeout)
+	if l.MaxConnectionAge > 0 {
+		setDur(&l.MaxConnectionAgeGrace, DefaultMaxConnectionAgeGrace)
+	}
 	switch l.Protocol {
 	case "mmtp":
 		setDur(&l.IdleTimeout, DefaultMMTPIdleTimeout)

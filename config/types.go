@@ -44,12 +44,19 @@ type Runtime struct {
 	MaxConns   int      `yaml:"max_conns" json:"max_conns"`   // across listeners; 0: engine default
 	Gops       bool     `yaml:"gops" json:"gops"`             // start the gops agent
 	DrainTime  Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// DrainSpread spreads a drain's GOAWAYs (and HTTP closes) over this window, in a
+	// random order, so the clients do not all reconnect in the same instant; 0 sends them
+	// all at once. It must be shorter than drain_timeout.
+	DrainSpread Duration `yaml:"drain_spread" json:"drain_spread,omitempty"`
 	// QueuedBudget and PendingBudget bound, across all connections, the answer bytes
 	// waiting for slow readers and the bytes of incomplete frames (docs/operations.md,
 	// "Memory budgets"). A size like 512MiB; "" takes a quarter of gomemlimit (or of
 	// GOMEMLIMIT), else 256MiB; "off" disables.
 	QueuedBudget  string `yaml:"queued_budget" json:"queued_budget,omitempty"`
 	PendingBudget string `yaml:"pending_budget" json:"pending_budget,omitempty"`
+	// UpgradeBinary is the program a hot upgrade (SIGUSR2, POST /v1/upgrade) starts with
+	// this process's arguments; "" runs the running binary's path again.
+	UpgradeBinary string `yaml:"upgrade_binary" json:"upgrade_binary,omitempty"`
 }
 
 // Admission bounds the requests the gateway takes on at once, gateway-wide and per
@@ -129,6 +136,22 @@ type Listener struct {
 	// BodyTimeout (http1 only) bounds the time from the end of a request head to the end of
 	// its body: past it the request is answered 408 and the connection closed; default 60s.
 	BodyTimeout Duration `yaml:"body_timeout" json:"body_timeout"`
+
+	// MaxConnectionAge retires a connection this old (give or take 10%, per connection, so
+	// a fleet's connections do not all go at once): MMTP GOAWAY `reason: max_age`, HTTP
+	// close after the current response. Long connections then rebalance across a fleet.
+	// 0 (default) keeps them for good.
+	MaxConnectionAge Duration `yaml:"max_connection_age" json:"max_connection_age,omitempty"`
+	// MaxConnectionAgeGrace is how long a retired connection may still finish its
+	// requests before it is closed; default 30s.
+	MaxConnectionAgeGrace Duration `yaml:"max_connection_age_grace" json:"max_connection_age_grace,omitempty"`
+	// MaxConnRate caps new connections accepted per second (a fleet-wide reconnect
+	// storm): the rest wait in the kernel's backlog, counted; 0 (default) means no cap.
+	MaxConnRate int `yaml:"max_conn_rate" json:"max_conn_rate,omitempty"`
+	// MaxHelloRate (mmtp only) caps HELLOs handled per second, so a reconnect storm
+	// reaches auth (a signature check per HELLO) at a pace it can take: a HELLO over it
+	// waits, unread, for its turn, counted; 0 (default) means no cap.
+	MaxHelloRate int `yaml:"max_hello_rate" json:"max_hello_rate,omitempty"`
 }
 
 // App is a calling app and its credentials.

@@ -104,6 +104,11 @@ func (v *validator) top() {
 	v.nonNeg("runtime.workers", c.Runtime.Workers)
 	v.nonNeg("runtime.max_conns", c.Runtime.MaxConns)
 	v.nonNegDur("runtime.drain_timeout", c.Runtime.DrainTime)
+	v.nonNegDur("runtime.drain_spread", c.Runtime.DrainSpread)
+	if c.Runtime.DrainSpread > 0 && c.Runtime.DrainTime > 0 && c.Runtime.DrainSpread >= c.Runtime.DrainTime {
+		v.add("runtime.drain_spread", "%s is not shorter than runtime.drain_timeout %s: the last GOAWAYs would come after the deadline",
+			c.Runtime.DrainSpread, c.Runtime.DrainTime)
+	}
 	v.check("runtime.queued_budget", checkBudget(c.Runtime.QueuedBudget))
 	v.check("runtime.pending_budget", checkBudget(c.Runtime.PendingBudget))
 	v.admission()
@@ -208,6 +213,13 @@ func (v *validator) listeners() {
 		v.nonNegDur(p+".body_timeout", l.BodyTimeout)
 		if l.BodyTimeout != 0 && l.Protocol == "mmtp" {
 			v.add(p+".body_timeout", "applies only to protocol http1 (an MMTP frame is bounded by frame_timeout)")
+		}
+		v.nonNegDur(p+".max_connection_age", l.MaxConnectionAge)
+		v.nonNegDur(p+".max_connection_age_grace", l.MaxConnectionAgeGrace)
+		v.nonNeg(p+".max_conn_rate", l.MaxConnRate)
+		v.nonNeg(p+".max_hello_rate", l.MaxHelloRate)
+		if l.MaxHelloRate != 0 && l.Protocol == "http1" {
+			v.add(p+".max_hello_rate", "applies only to protocol mmtp")
 		}
 		v.filterList(p+".filters", l.Filters)
 	}

@@ -24,7 +24,13 @@ import (
 // operators and the load harness, not the hot path. Every request passes the admin guard
 // (admin_guard.go) first.
 func (g *Gateway) startAdmin(cfg *config.Admin) error {
-	ln, addr, err := listenAdmin(cfg.Listen)
+	ln, err := g.inheritedListener("@admin", cfg.Listen)
+	var addr net.Addr
+	if ln != nil {
+		addr = ln.Addr()
+	} else if err == nil {
+		ln, addr, err = listenAdmin(cfg.Listen)
+	}
 	if err != nil {
 		return fmt.Errorf("admin.listen %q: %w", cfg.Listen, err)
 	}
@@ -46,6 +52,7 @@ func (g *Gateway) startAdmin(cfg *config.Admin) error {
 	mux.Handle("/v1/routes/", rh)
 	mux.Handle("/v1/switches", rh)
 	mux.Handle("/v1/switches/", rh)
+	mux.HandleFunc("POST /v1/upgrade", g.serveUpgrade)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -54,14 +61,14 @@ func (g *Gateway) startAdmin(cfg *config.Admin) error {
 	g.adminGuard = newAdminGuard(mux, g.adminPolicy, g.log, g.set)
 	g.admin = &http.Server{Handler: g.adminGuard, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
-	g.adminAddr = addr
+	g.adminAddr, g.adminLn = addr, ln
 	go g.admin.Serve(ln)
 	tokens := make([]string, len(cfg.Tokens))
 	for i, t := range cfg.Tokens {
 		tokens[i] = t.Name
 	}
 	g.log.Info("admin listening", "addr", listenName(addr), "tokens", tokens, "reads", cfg.Reads,
-		"endpoints", "/metrics /v1/stats /v1/config /v1/routes /v1/switches /v1/push /healthz /readyz /debug/pprof/")
+		"endpoints", "/metrics /v1/stats /v1/config /v1/routes /v1/switches /v1/push /v1/upgrade /healthz /readyz /debug/pprof/")
 	return nil
 }
 
@@ -69,7 +76,10 @@ func (g *Gateway) startAdmin(cfg *config.Admin) error {
 // no credential. It reveals nothing an operator would hide and changes nothing, so it may
 // listen where kubelet and Prometheus reach while the admin API stays on loopback.
 func (g *Gateway) startHealth(addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := g.inheritedListener("@health", addr)
+	if ln == nil && err == nil {
+		ln, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		return fmt.Errorf("health.listen %q: %w", addr, err)
 	}
@@ -80,7 +90,7 @@ func (g *Gateway) startHealth(addr string) error {
 	})
 	g.health = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
-	g.healthAddr = ln.Addr()
+	g.healthAddr, g.healthLn = ln.Addr(), ln
 	go g.health.Serve(ln)
 	g.log.Info("health listening", "addr", ln.Addr().String(), "endpoints", "/healthz /readyz /metrics")
 	return nil
@@ -200,6 +210,7 @@ func (g *Gateway) Stats() Stats {
 		Connections: map[string]int64{}, Goroutines: runtime.NumGoroutine(),
 		RSSBytes: processRSS(), HeapInuseBytes: heapInuse(), CPUSeconds: processCPU(),
 		RequestsTotal: g.requests.Load(), InFlight: g.inFlight.Load(), OpenFilesLimit: openFilesLimit(),
+		InheritedConnections: g.inherited.Load(),
 	}
 	g.mu.Lock()
 	for _, l := range g.listeners {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/panjf2000/ants/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
@@ -46,6 +47,10 @@ type Options struct {
 	// built-in filters (builtin.NewRegistry). A program embedding the gateway registers
 	// its own filters there.
 	Filters *filters.Registry
+	// Inherit, when set, makes this gateway the new process of a hot upgrade: it serves
+	// the inherited listening sockets and takes over the old process's connections
+	// (InheritFromEnv).
+	Inherit *Inherit
 }
 
 // Gateway is one running gateway. Build it with New, then Start; Drain or Close to stop.
@@ -70,8 +75,10 @@ type Gateway struct {
 	cfg        *config.Config
 	listeners  []*listener
 	admin      *http.Server
+	adminLn    net.Listener
 	adminAddr  net.Addr
 	health     *http.Server
+	healthLn   net.Listener
 	healthAddr net.Addr
 	// adminPolicy is built from the config in New (so --check resolves the tokens) and
 	// handed to the guard when the admin listener starts; Reload swaps the guard's copy.
@@ -85,6 +92,14 @@ type Gateway struct {
 	draining atomic.Bool
 	ready    atomic.Bool   // every listener bound (readyz)
 	idle     chan struct{} // signalled when inFlight drops to 0 while draining
+
+	// Hot upgrade (upgrade.go).
+	upgrading    atomic.Bool  // a handover is under way, or committed
+	inherited    atomic.Int64 // connections taken over from the old process
+	upgraded     chan struct{}
+	upgradedOnce sync.Once
+
+	loopStop chan struct{} // closed by Close: ends the max-age sweep
 }
 
 // New validates cfg and builds everything that does not bind a socket. Errors name the
@@ -96,7 +111,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	g := &Gateway{opts: opts, cfg: cfg, start: time.Now(), set: metrics.NewSet(), idle: make(chan struct{}, 1)}
+	g := &Gateway{opts: opts, cfg: cfg, start: time.Now(), set: metrics.NewSet(), idle: make(chan struct{}, 1),
+		upgraded: make(chan struct{}), loopStop: make(chan struct{})}
 	g.log = opts.Logger
 	if g.log == nil {
 		g.log = NewLogger(cfg.Log, os.Stderr)
@@ -200,6 +216,15 @@ func (g *Gateway) Start() error {
 		}
 	}
 	g.ready.Store(true)
+	g.startAgeLoop()
+	if in := g.opts.Inherit; in != nil {
+		// Each listener serves a duplicate; one the config no longer has must not stay
+		// open here, where its backlog would fill with connections nobody accepts.
+		for _, fd := range in.FDs {
+			unix.Close(fd)
+		}
+		go g.adoptFromParent(in)
+	}
 	if cfg.Runtime.Gops {
 		if err := startGops(); err != nil {
 			g.log.Warn("gops agent did not start", "err", err)
@@ -380,18 +405,22 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	g.mu.Lock()
 	eng := g.engine
 	g.mu.Unlock()
+	var told <-chan struct{}
+	spread := g.Config().Runtime.DrainSpread.D()
 	if eng != nil {
 		eng.StopAccepting()
-		eng.Range(func(c netpoll.Conn) bool {
-			if s, ok := c.Context().(drainer); ok {
-				s.drain()
-			}
-			return true
-		})
+		told = goAwayAll(ctx, eng, spread)
 	}
 	start, begun := time.Now(), g.requests.Load()
 	inFlight := g.inFlight.Load()
-	g.log.Info("draining", "in_flight", inFlight)
+	g.log.Info("draining", "in_flight", inFlight, "spread", spread)
+	if eng != nil {
+		// Requests keep coming on connections not told yet: wait until all were.
+		select {
+		case <-told:
+		case <-ctx.Done():
+		}
+	}
 	var err error
 	for g.inFlight.Load() > 0 && err == nil {
 		select {
@@ -432,6 +461,11 @@ func (g *Gateway) Close() error {
 
 func (g *Gateway) closeLocked() error {
 	var errs []error
+	select {
+	case <-g.loopStop:
+	default:
+		close(g.loopStop)
+	}
 	if g.engine != nil {
 		errs = append(errs, g.engine.Close())
 	}

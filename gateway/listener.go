@@ -22,6 +22,7 @@ type listener struct {
 	m    *listenerMetrics
 
 	mmtpLimits mmtp.Limits
+	hellos     *paceLimiter // max_hello_rate; nil: no cap
 	// httpLimits parse heads and bound a proxied body, which streams through and so may
 	// be as large as a file upload; apiLimits bound an API request's body, which is
 	// buffered for the filters and the backend mapping.
@@ -34,7 +35,7 @@ type listener struct {
 const maxProxiedBody = 1 << 40
 
 func (g *Gateway) listen(lc *config.Listener) (*listener, error) {
-	l := &listener{g: g, cfg: *lc, m: newListenerMetrics(g.set, lc.Name)}
+	l := &listener{g: g, cfg: *lc, m: newListenerMetrics(g.set, lc.Name), hellos: newPaceLimiter(lc.MaxHelloRate)}
 	l.mmtpLimits = mmtp.Limits{MaxHeaderBytes: lc.MaxHeaderBytes, MaxBodyBytes: lc.MaxBodyBytes, MaxEntries: lc.MaxHeaderEntries}
 	l.httpLimits = http1.Limits{MaxHeadBytes: lc.MaxHeaderBytes, MaxBodyBytes: maxProxiedBody}
 	l.apiLimits = http1.Limits{MaxHeadBytes: lc.MaxHeaderBytes, MaxBodyBytes: int64(lc.MaxBodyBytes)}
@@ -42,6 +43,8 @@ func (g *Gateway) listen(lc *config.Listener) (*listener, error) {
 		ReusePort: lc.ReusePort, MaxConns: lc.MaxConns,
 		IdleTimeout: lc.HandshakeTimeout.D(), PartialTimeout: lc.FrameTimeout.D(),
 		WriteStallTimeout: lc.WriteStallTimeout.D(),
+		InheritFD:         g.inheritedFor(lc.Name, lc.Listen),
+		AcceptRate:        lc.MaxConnRate,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listeners %q: listen %s: %w", lc.Name, lc.Listen, err)
@@ -65,6 +68,7 @@ func (l *listener) OnOpen(c netpoll.Conn) {
 	} else {
 		s = newMMTPSession(l, c, info)
 	}
+	s.base().born.Store(uint32(time.Now().Unix()))
 	c.SetContext(s)
 }
 
@@ -73,7 +77,13 @@ func (l *listener) OnData(c netpoll.Conn, data []byte) (int, error) {
 }
 
 func (l *listener) OnTimeout(c netpoll.Conn, kind netpoll.TimeoutKind) {
-	c.Context().(session).onTimeout(kind)
+	s := c.Context().(session)
+	if b := s.base(); b.migrating.Load() || (kind == netpoll.TimeoutPartial && b.helloSlot) {
+		// Paused for a hot upgrade, or a HELLO waiting for its turn (max_hello_rate):
+		// the wait is the gateway's, not the client's fault.
+		return
+	}
+	s.onTimeout(kind)
 }
 
 func (l *listener) OnClose(c netpoll.Conn, reason netpoll.CloseReason) {

@@ -22,6 +22,12 @@ type gwMetrics struct {
 	lat       sync.Map // latKey -> *metrics.Histogram
 	protoErrs sync.Map // listener/reason -> *metrics.Counter
 	adm       *admissionMetrics
+
+	// Hot upgrade: connections handed to the new process, connections that could not
+	// move (drained here instead), and upgrades rolled back.
+	upgradeMigrated  *metrics.Counter
+	upgradeFailed    *metrics.Counter
+	upgradeRollbacks *metrics.Counter
 }
 
 // admissionMetrics are admission control's series (admission.go).
@@ -60,7 +66,10 @@ type reqKey struct {
 type latKey struct{ api, cluster string }
 
 func newGWMetrics(set *metrics.Set) *gwMetrics {
-	return &gwMetrics{set: set, adm: newAdmissionMetrics(set)}
+	return &gwMetrics{set: set, adm: newAdmissionMetrics(set),
+		upgradeMigrated:  set.GetOrCreateCounter("mgw_upgrade_migrated_total"),
+		upgradeFailed:    set.GetOrCreateCounter("mgw_upgrade_failed_total"),
+		upgradeRollbacks: set.GetOrCreateCounter("mgw_upgrade_rollbacks_total")}
 }
 
 func (m *gwMetrics) request(listener string, x *filters.Exchange, status int, took time.Duration) {
@@ -106,6 +115,7 @@ func (m *gwMetrics) registerEngine(g *Gateway) {
 	f("mgw_engine_connections_open", func(s *netpoll.Stats) float64 { return float64(s.Open) })
 	f("mgw_engine_accepted_total", func(s *netpoll.Stats) float64 { return float64(s.Accepted) })
 	f("mgw_engine_accept_paused_total", func(s *netpoll.Stats) float64 { return float64(s.AcceptPaused) })
+	f("mgw_engine_accept_throttled_total", func(s *netpoll.Stats) float64 { return float64(s.AcceptThrottled) })
 	f("mgw_engine_events_total", func(s *netpoll.Stats) float64 { return float64(s.Events) })
 	f("mgw_engine_bytes_in_total", func(s *netpoll.Stats) float64 { return float64(s.BytesIn) })
 	f("mgw_engine_bytes_out_total", func(s *netpoll.Stats) float64 { return float64(s.BytesOut) })
@@ -151,16 +161,20 @@ func (g *Gateway) clusterGauges(prev, d *dispatch) {
 
 // listenerMetrics are one listener's connection series.
 type listenerMetrics struct {
-	accepted *metrics.Counter
-	open     *metrics.Counter // not a gauge: Inc/Dec from open/close callbacks
-	closed   map[netpoll.CloseReason]*metrics.Counter
+	accepted  *metrics.Counter
+	open      *metrics.Counter // not a gauge: Inc/Dec from open/close callbacks
+	closed    map[netpoll.CloseReason]*metrics.Counter
+	retired   *metrics.Counter // told to go at max_connection_age
+	helloHeld *metrics.Counter // HELLOs that waited for max_hello_rate
 }
 
 func newListenerMetrics(set *metrics.Set, name string) *listenerMetrics {
 	lm := &listenerMetrics{
-		accepted: set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_accepted_total{listener=%q}`, name)),
-		open:     set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_connections{listener=%q}`, name)),
-		closed:   make(map[netpoll.CloseReason]*metrics.Counter),
+		accepted:  set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_accepted_total{listener=%q}`, name)),
+		open:      set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_connections{listener=%q}`, name)),
+		closed:    make(map[netpoll.CloseReason]*metrics.Counter),
+		retired:   set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_retired_total{listener=%q}`, name)),
+		helloHeld: set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_hello_delayed_total{listener=%q}`, name)),
 	}
 	for _, r := range netpoll.AllCloseReasons() {
 		lm.closed[r] = set.GetOrCreateCounter(fmt.Sprintf(`mgw_listener_closed_total{listener=%q,reason=%q}`, name, r.String()))

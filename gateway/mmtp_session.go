@@ -90,6 +90,9 @@ func (s *mmtpSession) readFrames(data []byte) (int, error) {
 		case mmtp.TypePing:
 			s.write(func(b []byte) []byte { return mmtp.AppendPong(b, f.Body) })
 		case mmtp.TypeHello:
+			if s.holdHello() {
+				return off - n, nil // over the listener's HELLO rate: it waits in the reactor
+			}
 			s.onHello(&f)
 		case mmtp.TypeRequest:
 			if !s.onRequest(&f) {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/proxyproto"
@@ -13,6 +14,7 @@ type session interface {
 	onData(data []byte) (int, error)
 	onTimeout(kind netpoll.TimeoutKind)
 	onClose(reason netpoll.CloseReason)
+	base() *sessionBase
 }
 
 // sessionBase is what every protocol's session holds: its listener and connection, the
@@ -25,6 +27,15 @@ type sessionBase struct {
 	// and onTimeout at once).
 	needProxy bool
 	spoken    bool
+	helloSlot bool // a HELLO held at max_hello_rate has its turn (lifecycle.go)
+
+	// migrating: a hot upgrade is moving the connection (upgrade_session.go); its
+	// timeouts do nothing meanwhile.
+	migrating atomic.Bool
+	// born is when the connection opened (unix seconds; carried over a hot upgrade), for
+	// max_connection_age; retired is set once it was told to go at that age.
+	born    atomic.Uint32
+	retired atomic.Bool
 
 	mu   sync.Mutex // guards info, and the embedding session's shared fields
 	info codec.ConnInfo

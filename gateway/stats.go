@@ -29,6 +29,9 @@ type Stats struct {
 	OpenFilesLimit   uint64           `json:"open_files_limit"`
 	Admission        AdmissionStats   `json:"admission"`
 	Push             *PushStats       `json:"push"`
+	// InheritedConnections is how many connections this process took over from the one
+	// it upgraded (hot upgrade); 0 for a process started fresh.
+	InheritedConnections int64 `json:"inherited_connections"`
 }
 
 // PoolStats is the occupancy of the reactor's worker pool and the request pool.

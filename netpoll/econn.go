@@ -49,6 +49,7 @@ type econn struct {
 	afterFlush bool        // CloseAfterFlush pending
 	eof        bool        // the peer half-closed; read no more
 	redeliver  bool        // pending bytes must reach OnData without waiting for new ones
+	exported   bool        // handed to another process (Migrator.Export): writes refused
 	lport      uint16
 	rport      uint16
 	idleTicks  atomic.Uint32 // idle timeout in ticks; 0 disables

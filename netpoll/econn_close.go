@@ -60,7 +60,11 @@ func (c *econn) closeLocked(r CloseReason) bool {
 		c.flushedAt.Store(0)
 	}
 	if c.busy {
-		_ = unix.Shutdown(int(c.fd), unix.SHUT_RDWR)
+		// A migrated socket now belongs to another process too: shutdown(2) would end it
+		// there, so only the owner's close(2) follows.
+		if r != ReasonMigrated {
+			_ = unix.Shutdown(int(c.fd), unix.SHUT_RDWR)
+		}
 		return true
 	}
 	c.freeLocked()

@@ -32,6 +32,10 @@ func (c *econn) writeBufs(bufs [][]byte) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
+	if c.exported {
+		c.mu.Unlock()
+		return fmt.Errorf("write conn %d: %w", c.id, ErrExported)
+	}
 	if total == 0 {
 		c.mu.Unlock()
 		return nil

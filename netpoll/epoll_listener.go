@@ -24,6 +24,12 @@ type elistener struct {
 	max    int
 	open   atomic.Int64
 	paused atomic.Bool
+	// held: PauseAccept asked the accept loop to stop; amu is held by a batch in progress,
+	// so PauseAccept can wait it out.
+	held atomic.Bool
+	amu  sync.Mutex
+	// bucket caps the accept rate (accept goroutine only).
+	bucket acceptBucket
 
 	wakeCh   chan struct{}
 	stopCh   chan struct{}
@@ -35,12 +41,19 @@ func (e *epollEngine) Listen(name, addr string, h Handler, opts ListenerOptions)
 	if e.closing.Load() {
 		return nil, ErrEngineClosed
 	}
-	fd, bound, err := listenSocket(addr, opts)
+	var fd int
+	var bound net.Addr
+	var err error
+	if opts.InheritFD > 0 {
+		fd, bound, err = inheritSocket(opts.InheritFD)
+	} else {
+		fd, bound, err = listenSocket(addr, opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", name, err)
 	}
 	l := &elistener{
-		eng: e, fd: fd, p: e.pickPoller(), addr: bound, max: opts.MaxConns,
+		eng: e, fd: fd, p: e.pickPoller(), addr: bound, max: opts.MaxConns, bucket: newAcceptBucket(opts.AcceptRate),
 		wakeCh: make(chan struct{}, 1), stopCh: make(chan struct{}), exited: make(chan struct{}),
 	}
 	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout, opts.WriteStallTimeout)
@@ -105,6 +118,30 @@ func listenSocket(addr string, opts ListenerOptions) (int, net.Addr, error) {
 	return fd, net.TCPAddrFromAddrPort(addrPort(got)), nil
 }
 
+// inheritSocket takes a duplicate of a listening socket another process passed on, so the
+// socket keeps its backlog and never refuses a connection across the upgrade.
+func inheritSocket(fd int) (int, net.Addr, error) {
+	if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || v != 1 {
+		return -1, nil, fmt.Errorf("inherited fd %d is not a listening socket (%v)", fd, err)
+	}
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, fmt.Errorf("inherited fd %d: dup: %w", fd, err)
+	}
+	// O_NONBLOCK belongs to the socket's open file, which the other process shares: it
+	// must stay set for both (accept4 until EAGAIN).
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		unix.Close(nfd)
+		return -1, nil, fmt.Errorf("inherited fd %d: set non-blocking: %w", fd, err)
+	}
+	got, err := unix.Getsockname(nfd)
+	if err != nil {
+		unix.Close(nfd)
+		return -1, nil, fmt.Errorf("inherited fd %d: getsockname: %w", fd, err)
+	}
+	return nfd, net.TCPAddrFromAddrPort(addrPort(got)), nil
+}
+
 func (l *elistener) wake() {
 	select {
 	case l.wakeCh <- struct{}{}:
@@ -146,7 +183,9 @@ func (l *elistener) acceptLoop() {
 			return
 		case <-l.wakeCh:
 		}
+		l.amu.Lock()
 		l.acceptBatch()
+		l.amu.Unlock()
 	}
 }
 
@@ -164,6 +203,9 @@ func (l *elistener) acceptBatch() {
 	e := l.eng
 	starved := false // counts one pause per run out of descriptors, not one per retry
 	for !l.stopped() {
+		if l.held.Load() {
+			return // PauseAccept: not re-armed; ResumeAccept wakes us
+		}
 		if l.atCap() {
 			if !l.paused.Swap(true) {
 				e.ctr.acceptPaused.Add(1)
@@ -175,6 +217,12 @@ func (l *elistener) acceptBatch() {
 			return
 		}
 		l.paused.Store(false)
+		if ok, wait := l.bucket.take(); !ok {
+			// Over the rate: not re-armed, the backlog holds the rest until the timer.
+			e.ctr.throttled.Add(1)
+			time.AfterFunc(wait, l.wake)
+			return
+		}
 		nfd, sa, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch err {
 		case nil:

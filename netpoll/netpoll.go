@@ -74,12 +74,13 @@ const (
 	ReasonWriteStall                // queued write bytes made no progress for the write stall timeout
 	ReasonQueuedBudget              // the engine's queued write bytes passed Config.QueuedBudget; this was among the largest queues
 	ReasonPendingBudget             // the engine's pending bytes passed Config.PendingBudget; this was among the largest incomplete frames
+	ReasonMigrated                  // handed to another process (hot upgrade): only this process's descriptor closed, the socket lives on
 	numReasons
 )
 
 var reasonNames = [...]string{"none", "local", "peer_eof", "peer_reset", "read_error",
 	"write_error", "write_limit", "pending_limit", "handler", "timeout", "shutdown", "write_stall",
-	"queued_budget", "pending_budget"}
+	"queued_budget", "pending_budget", "migrated"}
 
 func (r CloseReason) String() string {
 	if int(r) < len(reasonNames) {
@@ -158,6 +159,14 @@ type ListenerOptions struct {
 	PartialTimeout time.Duration
 	// WriteStallTimeout overrides Config's: 0 keeps the engine's, negative disables.
 	WriteStallTimeout time.Duration
+	// InheritFD, when positive, is a listening socket inherited from another process (a hot
+	// upgrade): the engine serves a duplicate of it instead of binding addr, so the socket
+	// never stops accepting. The caller still owns InheritFD.
+	InheritFD int
+	// AcceptRate caps new connections accepted per second (a reconnect storm); the rest
+	// wait in the kernel backlog and each pause is counted (Stats.AcceptThrottled). Bursts
+	// of a tenth of a second's worth pass at once. 0 means no cap.
+	AcceptRate int
 }
 
 // Engine serves listeners and dialed connections with one Handler per listener.
@@ -236,16 +245,19 @@ type Stats struct {
 	Accepted     uint64
 	Dialed       uint64
 	AcceptPaused uint64 // times accepting paused at a connection cap
-	Closed       [numReasons]uint64
-	Events       uint64 // ready events handled
-	BytesIn      uint64
-	BytesOut     uint64
-	QueuedBytes  int64 // write bytes queued now, all connections
-	PendingBytes int64 // bytes of incomplete frames kept now, all connections
-	PoolRunning  int   // workers busy now
-	PoolWaiting  int   // ready connections waiting for a worker
-	PoolCap      int
-	Goroutines   int // runtime.NumGoroutine at the snapshot, for convenience
+	Adopted      uint64 // connections taken over from another process (Migrator.Adopt)
+	// AcceptThrottled counts times accepting paused at a listener's AcceptRate.
+	AcceptThrottled uint64
+	Closed          [numReasons]uint64
+	Events          uint64 // ready events handled
+	BytesIn         uint64
+	BytesOut        uint64
+	QueuedBytes     int64 // write bytes queued now, all connections
+	PendingBytes    int64 // bytes of incomplete frames kept now, all connections
+	PoolRunning     int   // workers busy now
+	PoolWaiting     int   // ready connections waiting for a worker
+	PoolCap         int
+	Goroutines      int // runtime.NumGoroutine at the snapshot, for convenience
 }
 
 // ClosedBy returns the count of connections closed with reason r.

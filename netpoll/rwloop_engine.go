@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +33,7 @@ type rwEngine struct {
 
 type rwListener struct {
 	ln      net.Listener
+	bucket  acceptBucket // accept goroutine only
 	own     *owner
 	max     int
 	open    atomic.Int64
@@ -65,11 +67,24 @@ func (e *rwEngine) Listen(name, addr string, h Handler, opts ListenerOptions) (n
 			return serr
 		}
 	}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	var ln net.Listener
+	var err error
+	if opts.InheritFD > 0 {
+		// On a duplicate, so the *os.File (and its finalizer) never touches the caller's
+		// fd; FileListener dups again and f is closed.
+		var nfd int
+		if nfd, err = unix.FcntlInt(uintptr(opts.InheritFD), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+			f := os.NewFile(uintptr(nfd), name)
+			ln, err = net.FileListener(f)
+			f.Close()
+		}
+	} else {
+		ln, err = lc.Listen(context.Background(), "tcp", addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", name, err)
 	}
-	l := &rwListener{ln: ln, max: opts.MaxConns, done: make(chan struct{})}
+	l := &rwListener{ln: ln, max: opts.MaxConns, done: make(chan struct{}), bucket: newAcceptBucket(opts.AcceptRate)}
 	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout, opts.WriteStallTimeout)
 	e.mu.Lock()
 	if e.closing {
@@ -81,6 +96,36 @@ func (e *rwEngine) Listen(name, addr string, h Handler, opts ListenerOptions) (n
 	e.mu.Unlock()
 	go e.acceptLoop(l)
 	return ln.Addr(), nil
+}
+
+// ListenerFD dups the named listener's socket through its RawConn: File() would do the
+// same but hand back an *os.File whose Fd() flips the shared socket to blocking.
+func (e *rwEngine) ListenerFD(name string) (int, error) {
+	e.mu.Lock()
+	var ln net.Listener
+	for l := range e.listeners {
+		if l.own.name == name {
+			ln = l.ln
+		}
+	}
+	e.mu.Unlock()
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("listener %q: not listening", name)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("listener %q: %w", name, err)
+	}
+	nfd := -1
+	var derr error
+	if err := rc.Control(func(fd uintptr) { nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, fmt.Errorf("listener %q: %w", name, err)
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("listener %q: dup: %w", name, derr)
+	}
+	return nfd, nil
 }
 
 func (e *rwEngine) atCapLocked(l *rwListener) bool {
@@ -101,6 +146,11 @@ func (e *rwEngine) acceptLoop(l *rwListener) {
 			}
 		}
 		e.mu.Unlock()
+		if ok, wait := l.bucket.take(); !ok {
+			e.ctr.throttled.Add(1)
+			time.Sleep(wait)
+			continue
+		}
 		nc, err := l.ln.Accept()
 		if err != nil {
 			if l.stopped.Load() {

@@ -15,8 +15,8 @@ import (
 	"github.com/mgw-project/mgw/gateway"
 )
 
-// runServe runs the gateway until SIGTERM or SIGINT (graceful drain) and reloads its
-// config file on SIGHUP.
+// runServe runs the gateway until SIGTERM or SIGINT (graceful drain), reloads its config
+// file on SIGHUP, and on SIGUSR2 hands everything to a new process and drains what stayed.
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mgw serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -38,7 +38,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mgw: %v\n", err)
 		return 1
 	}
-	g, err := gateway.New(cfg, gateway.Options{})
+	inherit, err := gateway.InheritFromEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "mgw: hot upgrade: %v\n", err)
+		return 1
+	}
+	g, err := gateway.New(cfg, gateway.Options{Inherit: inherit})
 	if err != nil {
 		fmt.Fprintf(stderr, "mgw: config %s: %v\n", configName(*path), err)
 		return 1
@@ -50,13 +55,36 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	// Before the ready line: a signal sent by whoever waited for that line (a supervisor, a
 	// test) must not meet the default action, which for SIGHUP ends the process.
 	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	if err := g.Start(); err != nil {
 		fmt.Fprintf(stderr, "mgw: %v\n", err)
 		return 1
 	}
 	printReady(stdout, g, cfg)
-	for s := range sig {
+	upgraded := make(chan struct{}, 1)
+	for run := true; run; {
+		var s os.Signal
+		select {
+		case s = <-sig:
+		case <-g.Upgraded(): // POST /v1/upgrade committed
+			run = false
+			continue
+		case <-upgraded:
+			run = false
+			continue
+		}
+		if s == syscall.SIGUSR2 {
+			// The handover takes a while (connections finish their requests first); the
+			// loop goes on meanwhile. On success the new process serves and this one drains.
+			go func() {
+				if _, err := g.Upgrade(); err != nil {
+					fmt.Fprintf(stderr, "mgw: SIGUSR2: %v (kept serving)\n", err)
+					return
+				}
+				upgraded <- struct{}{}
+			}()
+			continue
+		}
 		if s == syscall.SIGHUP {
 			if *path == "" {
 				fmt.Fprintln(stderr, "mgw: SIGHUP: running on the compiled-in default, nothing to reload")
@@ -71,7 +99,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
-		break
+		run = false
 	}
 	timeout := cfg.Runtime.DrainTime.D()
 	if timeout <= 0 {
@@ -137,5 +165,5 @@ func printReady(w io.Writer, g *gateway.Gateway, cfg *config.Config) {
 	if a := g.HealthAddr(); a != nil {
 		fmt.Fprintf(w, "  health         %s   probes: /healthz /readyz /metrics\n", a)
 	}
-	fmt.Fprintln(w, "  Ctrl-C drains and stops; SIGHUP reloads the config file")
+	fmt.Fprintln(w, "  Ctrl-C drains and stops; SIGHUP reloads the config file; SIGUSR2 upgrades in place")
 }

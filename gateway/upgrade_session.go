@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"net/netip"
+
+	"github.com/mgw-project/mgw/netpoll"
+	"github.com/mgw-project/mgw/push"
+)
+
+// connState is what a connection carries to the new process on a hot upgrade, beside its
+// socket. Only quiet connections move (nothing in flight, nothing being answered, nothing
+// queued), so no request state travels: a request is answered by the process that read it.
+type connState struct {
+	Listener  string `json:"l"`
+	Client    string `json:"a,omitempty"` // the client address, from the PROXY header when one came
+	NeedProxy bool   `json:"np,omitempty"`
+	Spoken    bool   `json:"s,omitempty"`
+	Born      uint32 `json:"b,omitempty"` // when it opened, unix seconds: max_connection_age counts on
+	// MMTP only:
+	Hello    bool   `json:"h,omitempty"`
+	AppID    string `json:"app,omitempty"`
+	DeviceID string `json:"dev,omitempty"`
+	Last     uint32 `json:"last,omitempty"` // highest stream id accepted, for a later GOAWAY
+	// Push: the device stays bound (restore), but its log does not travel. The in-memory
+	// store is the process's own, so the new process starts every device in a new epoch,
+	// as mmtp.md allows for "a restart with an in-memory store": a client sees the new
+	// epoch on its next PUSH (or HELLO) and re-syncs. A fleet store (Redis) keeps the log.
+
+	// Pending is the bytes read and not yet consumed (an incomplete frame or head, or
+	// whole frames held back); the new process delivers them first.
+	Pending []byte `json:"p,omitempty"`
+}
+
+func (s *mmtpSession) base() *sessionBase { return &s.sessionBase }
+func (s *httpSession) base() *sessionBase { return &s.sessionBase }
+
+// quiet says whether the MMTP session can move now: no request in flight or being
+// answered, not going away, not held at its in-flight cap.
+func (s *mmtpSession) quiet() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.streams) == 0 && s.answering == 0 && !s.goingAway && !s.paused
+}
+
+// quiet says whether the HTTP session can move now: between requests (or with only part of
+// a head read, which the new process parses again from the pending bytes), and not
+// closing.
+func (s *httpSession) quiet() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.serving && !s.closeNext && !s.answered && (s.ex == nil || !s.ex.headDone)
+}
+
+// state is the session's part of connState. The worker-only fields (needProxy, spoken)
+// are read after a successful Export, which saw the connection unowned under its lock.
+func (b *sessionBase) state() connState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := connState{Listener: b.l.cfg.Name, NeedProxy: b.needProxy, Spoken: b.spoken, Born: b.born.Load()}
+	if b.info.ClientAddr.IsValid() {
+		st.Client = b.info.ClientAddr.String()
+	}
+	return st
+}
+
+func (s *mmtpSession) state() connState {
+	st := s.sessionBase.state()
+	s.mu.Lock()
+	st.Hello, st.AppID, st.DeviceID, st.Last = s.hello, s.info.AppID, s.info.DeviceID, s.last
+	s.mu.Unlock()
+	return st
+}
+
+func (s *httpSession) state() connState { return s.sessionBase.state() }
+
+// restore gives an adopted connection's new session what its old one knew. It runs
+// before the connection is resumed, so no worker touches the session yet.
+func (b *sessionBase) restore(st *connState) {
+	b.needProxy, b.spoken = st.NeedProxy, st.Spoken
+	if st.Born != 0 {
+		b.born.Store(st.Born)
+	}
+	if st.Spoken {
+		b.c.SetIdleTimeout(b.l.idleTimeout())
+	}
+	if ap, err := netip.ParseAddrPort(st.Client); err == nil {
+		b.mu.Lock()
+		b.info.ClientAddr = ap
+		b.mu.Unlock()
+	}
+}
+
+func (s *mmtpSession) restore(st *connState) {
+	s.sessionBase.restore(st)
+	s.mu.Lock()
+	s.hello, s.last = st.Hello, st.Last
+	s.info.AppID, s.info.DeviceID = st.AppID, st.DeviceID
+	s.mu.Unlock()
+	if st.Hello && st.DeviceID != "" {
+		// Pushes published to the device from now on reach it here, as they did there.
+		p := &pushState{s: s, key: push.Key{App: st.AppID, Device: st.DeviceID}}
+		s.mu.Lock()
+		s.push = p
+		s.mu.Unlock()
+		s.l.g.push.bind(p)
+	}
+}
+
+func (s *httpSession) restore(st *connState) { s.sessionBase.restore(st) }
+
+// movable is what the upgrade needs of a session beyond the protocol's session interface.
+type movable interface {
+	base() *sessionBase
+	quiet() bool
+	state() connState
+	restore(st *connState)
+}
+
+var (
+	_ movable = (*mmtpSession)(nil)
+	_ movable = (*httpSession)(nil)
+)
+
+// sessionOf returns the connection's session, or nil for one that has none.
+func sessionOf(c netpoll.Conn) movable {
+	m, _ := c.Context().(movable)
+	return m
+}
