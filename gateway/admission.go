@@ -216,6 +216,20 @@ func (a *admission) closeWindow(t int64) {
 	a.limit.Store(int64(a.est))
 }
 
+// absorb lets a known burst in: what a pause held back (a hot upgrade's handover, which
+// stops reading every connection for a moment) arrives at once when reading resumes, and
+// is a backlog, not a sign of overload. The adaptive limit starts from at least n (within
+// its bounds); the next windows bring it down if the waits say the box cannot keep up.
+func (a *admission) absorb(n int64) {
+	if a.off || a.fixed {
+		return
+	}
+	a.mu.Lock()
+	a.est = min(max(a.est, float64(n)), float64(a.max))
+	a.limit.Store(int64(a.est))
+	a.mu.Unlock()
+}
+
 // nextLimit is one window's step of the adaptive limit: over the target wait, shrink by
 // the gradient target/wait (at most halved, smoothed); under it, grow by sqrt(limit) when
 // the window came near the limit (the limit, not the load, was what bound); else hold.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp/client"
+	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/builtin"
 )
@@ -355,5 +356,32 @@ func TestAdmissionSheds(t *testing.T) {
 	}
 	if g.adm.inFlight.Load() != 0 {
 		t.Errorf("in flight %d after the shed, want 0", g.adm.inFlight.Load())
+	}
+}
+
+// TestAdmissionAbsorb: after a pause (a hot upgrade's handover), the backlog it held back
+// is let in: the adaptive limit starts from the number of connections resumed, within its
+// bounds; a fixed limit is left alone.
+func TestAdmissionAbsorb(t *testing.T) {
+	a := newAdmission(config.Admission{MinLimit: 128, MaxLimit: 4096}, 10000, nil)
+	if got := a.limit.Load(); got != 128 {
+		t.Fatalf("starts at %d, want the floor 128", got)
+	}
+	a.absorb(1000)
+	if got := a.limit.Load(); got != 1000 {
+		t.Errorf("after absorbing 1000: limit %d", got)
+	}
+	a.absorb(18000)
+	if got := a.limit.Load(); got != 4096 {
+		t.Errorf("after absorbing 18000: limit %d, want the ceiling 4096", got)
+	}
+	a.absorb(10)
+	if got := a.limit.Load(); got != 4096 {
+		t.Errorf("a smaller burst lowered the limit to %d", got)
+	}
+	fixed := newAdmission(config.Admission{Limit: 64}, 10000, nil)
+	fixed.absorb(1000)
+	if got := fixed.limit.Load(); got != 64 {
+		t.Errorf("a fixed limit moved to %d", got)
 	}
 }
