@@ -38,12 +38,17 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 	row.Conns = mg.Snap.Open
 	row.Sent, row.OK, row.Errors, row.Hist = mg.Snap.Sent, mg.Snap.OK, mg.Snap.Errors, mg.Hist
 	row.Latency = report.Summarise(mg.Hist)
+	for k, v := range row.Errors {
+		if strings.HasPrefix(k, "closed_") { // closed or reset by the gateway's side
+			row.ConnsLost += v
+		}
+	}
 	if mg.Snap.Retried > 0 || mg.Snap.Errors[client.ErrLost] > 0 {
 		row.Notes = append(row.Notes, fmt.Sprintf("GOAWAY: %d requests refused (above last-stream-id, never processed) and sent again; %d accepted and lost",
 			mg.Snap.Retried, mg.Snap.Errors[client.ErrLost]))
 	}
-	if len(mg.Metrics) > 0 {
-		row.Metrics = mg.Metrics
+	for k, v := range mg.Metrics {
+		row.Metrics = mergeMetric(row.Metrics, k, v)
 	}
 	if !st.tGo.IsZero() {
 		end := st.tEnd
@@ -183,12 +188,7 @@ func (r *runner) scenarioNotes(row *report.Row, st *scenarioState) {
 			peak = max(peak, s.GatewayRSS)
 			last = s.GatewayRSS
 		}
-		var closed uint64
-		for k, v := range row.Errors {
-			if strings.HasPrefix(k, "closed_") {
-				closed += v
-			}
-		}
+		closed := row.ConnsLost
 		if peak > 0 {
 			row.Notes = append(row.Notes, fmt.Sprintf("slow readers: gateway RSS %s at start, peak %s, %s at end; %d connections closed by the gateway",
 				project.HumanBytes(float64(first)), project.HumanBytes(float64(peak)), project.HumanBytes(float64(last)), closed))

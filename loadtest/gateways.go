@@ -14,6 +14,7 @@ import (
 	"github.com/mgw-project/mgw/loadtest/observe"
 	"github.com/mgw-project/mgw/loadtest/project"
 	"github.com/mgw-project/mgw/loadtest/report"
+	"github.com/mgw-project/mgw/loadtest/worker"
 )
 
 // gwMaxMisses is how many seconds in a row a gateway process may leave /v1/stats
@@ -144,8 +145,13 @@ func (r *runner) sampleGateways(ctx context.Context, st *scenarioState, s *repor
 	complete := true
 	for i, p := range r.gws {
 		if errs[i] == nil && p.pid > 0 && stats[i].PID != p.pid {
-			errs[i] = fmt.Errorf("restarted: now pid %d", stats[i].PID)
-			g.failWith(fmt.Errorf("%s: %w", p, errs[i]))
+			if !st.upgradeAt.IsZero() && n == 1 {
+				// The hot upgrade this scenario asked for: the new process took over.
+				r.upgraded(st, p, &stats[i], now)
+			} else {
+				errs[i] = fmt.Errorf("restarted: now pid %d", stats[i].PID)
+				g.failWith(fmt.Errorf("%s: %w", p, errs[i]))
+			}
 		}
 		if errs[i] == nil {
 			g.misses[i] = 0
@@ -270,4 +276,46 @@ func gatewayNote(procs int, nofile uint64, conns int) string {
 	per := gatewayCapacity(nofile, procs) / procs
 	return fmt.Sprintf("%d gateway processes shared the MMTP listener (reuse_port) to hold %d connections: each may open %d files, %d of them kept for listeners, upstream and epoll, so it has room for %d; SO_REUSEPORT hands connections out by a hash of their addresses, not evenly, so each process was planned for at most %d (its share plus %d standard deviations): %d each on average, %.0f%% of its room",
 		procs, conns, nofile, GatewayFDMargin, room, per, spreadSigmas, conns/procs, 100*float64(conns)/float64(procs*room))
+}
+
+// upgradeNow sends the gateway SIGUSR2 halfway through the upgrade scenario's measured
+// phase. Only a single gateway process on this box can be signalled; anything else fails
+// the scenario, named.
+func (r *runner) upgradeNow(st *scenarioState, now time.Time) {
+	if st.name != worker.Upgrade || !st.upgradeAt.IsZero() || st.tGo.IsZero() || !st.tEnd.IsZero() ||
+		now.Sub(st.tGo) < r.o.Duration/2 {
+		return
+	}
+	st.upgradeAt = now
+	if len(r.gws) != 1 || !r.gws[0].local || r.gws[0].pid <= 0 {
+		st.gw.failWith(errors.New("-scenario upgrade: -stats must name the one gateway process on this box, to signal it"))
+		return
+	}
+	p := r.gws[0]
+	st.row.Metrics = mergeMetric(st.row.Metrics, "upgrade_old_pid", float64(p.pid))
+	if err := syscall.Kill(p.pid, syscall.SIGUSR2); err != nil {
+		st.gw.failWith(fmt.Errorf("%s: SIGUSR2: %w", p, err))
+		return
+	}
+	fmt.Fprintf(r.o.Progress, "[%s] SIGUSR2 sent to %s\n", st.name, p)
+}
+
+// upgraded records the new process of a hot upgrade and reads it from now on.
+func (r *runner) upgraded(st *scenarioState, p *gwProc, gs *observe.GatewayStats, now time.Time) {
+	secs := now.Sub(st.upgradeAt).Seconds()
+	st.row.Notes = append(st.row.Notes, fmt.Sprintf("hot upgrade: SIGUSR2 to pid %d; pid %d answered /v1/stats %.1fs later with %d inherited connections",
+		p.pid, gs.PID, secs, gs.InheritedConnections))
+	st.row.Metrics = mergeMetric(st.row.Metrics, "upgrade_new_pid", float64(gs.PID))
+	st.row.Metrics = mergeMetric(st.row.Metrics, "upgrade_inherited_connections", float64(gs.InheritedConnections))
+	st.row.Metrics = mergeMetric(st.row.Metrics, "upgrade_seen_after_seconds", secs)
+	fmt.Fprintf(r.o.Progress, "[%s] the gateway is now pid %d (inherited %d connections)\n", st.name, gs.PID, gs.InheritedConnections)
+	p.pid = gs.PID
+}
+
+func mergeMetric(m map[string]float64, k string, v float64) map[string]float64 {
+	if m == nil {
+		m = map[string]float64{}
+	}
+	m[k] = v
+	return m
 }

@@ -46,6 +46,7 @@ type scenarioState struct {
 	clientCPU            float64 // summed worker CPU seconds at the last sample
 	clientCPUAt          time.Time
 	gwSeen               bool
+	upgradeAt            time.Time // upgrade scenario: when SIGUSR2 went to the gateway
 	stopping             bool
 	gw                   gwState
 }
@@ -208,7 +209,7 @@ func (r *runner) maybeMeasure(st *scenarioState) {
 // warmup is the warm-up of scenario sc: only steady has one (the other scenarios measure
 // a transient on purpose, or send no requests).
 func (r *runner) warmup(sc string) time.Duration {
-	if sc == worker.Steady {
+	if sc == worker.Steady || sc == worker.Upgrade {
 		return r.o.Warmup
 	}
 	return 0
@@ -218,6 +219,7 @@ func (r *runner) warmup(sc string) time.Duration {
 // histogram, the gateway's stats and the kernel's.
 func (r *runner) sample(ctx context.Context, st *scenarioState, ramping bool) {
 	now := time.Now()
+	r.upgradeNow(st, now)
 	s := report.Sample{T: now.Sub(st.t0).Seconds(), Phase: "load"}
 	switch {
 	case ramping:

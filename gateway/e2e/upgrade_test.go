@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
 	"github.com/mgw-project/mgw/codec/mmtp/client"
+	"github.com/mgw-project/mgw/loadtest/report"
 )
 
 func splitHalf(b []byte) ([]byte, []byte) { return b[:len(b)/2], b[len(b)/2:] }
@@ -509,4 +511,53 @@ func TestHotUpgradeRollback(t *testing.T) {
 		t.Fatalf("new connection after the rollback: %v %+v", err, resp)
 	}
 	l.finish(t)
+}
+
+// TestLoadtestUpgradeScenario is issue 14's "done when" as a user runs it, small: `mgw
+// loadtest run -scenario upgrade` holds HELLO'd connections under a request rate, sends
+// the gateway SIGUSR2 halfway through, and its row must show no failed request and no
+// connection lost, the new process having inherited every connection.
+func TestLoadtestUpgradeScenario(t *testing.T) {
+	_, be := backend(t, "b1")
+	u := serveUpgradable(t, upgradeConfig(be))
+	oldPID, _ := u.stats()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const conns = 400
+	cmd := exec.CommandContext(ctx, mgwBin, "loadtest", "run", "-target", u.addrs["mobile"], "-stats", u.addrs["admin"],
+		"-scenario", "upgrade", "-conns", fmt.Sprint(conns), "-hello", "-rate", "200", "-duration", "4s", "-warmup", "1s",
+		"-json", out, "-html", "")
+	cmd.Dir = dir
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	f, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res report.Result
+	if err := json.Unmarshal(f, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != 1 || res.Partial {
+		t.Fatalf("rows %d partial %v %s\n%s", len(res.Rows), res.Partial, res.Reason, b)
+	}
+	row := res.Rows[0]
+	if row.ConnsLost != 0 || len(row.Errors) != 0 || row.OK == 0 || row.Conns != conns {
+		t.Fatalf("conns %d lost %d errors %v ok %d\n%s", row.Conns, row.ConnsLost, row.Errors, row.OK, b)
+	}
+	m := row.Metrics
+	if int(m["upgrade_old_pid"]) != oldPID || m["upgrade_new_pid"] == 0 || int(m["upgrade_new_pid"]) == oldPID ||
+		m["upgrade_inherited_connections"] != conns {
+		t.Fatalf("upgrade metrics %v (old pid %d)\n%s", m, oldPID, b)
+	}
+	u.stats() // remembers the new pid, for the cleanup
+	select {
+	case <-u.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the old process did not exit after the upgrade")
+	}
 }

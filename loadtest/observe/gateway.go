@@ -39,6 +39,8 @@ type GatewayStats struct {
 		InFlight int64             `json:"in_flight"`
 		Refused  map[string]uint64 `json:"refused_total"`
 	} `json:"admission"`
+	// InheritedConnections is what the process took over from the one it upgraded.
+	InheritedConnections int64 `json:"inherited_connections"`
 }
 
 // maxStatsBody bounds the stats document; it is a few hundred bytes.

@@ -74,13 +74,13 @@ func (r *Result) WriteHTML(w io.Writer) error {
 }
 
 func (r *Result) htmlTable(b *strings.Builder) {
-	b.WriteString("<table><tr><th>model</th><th>conns</th><th>QPS</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>gw procs</th><th>gw RSS</th><th>idle RSS</th><th>RSS/conn</th><th>CPU</th><th>goroutines</th></tr>\n")
+	b.WriteString("<table><tr><th>model</th><th>conns</th><th>QPS</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th><th>conns lost</th><th>gw procs</th><th>gw RSS</th><th>idle RSS</th><th>RSS/conn</th><th>CPU</th><th>goroutines</th></tr>\n")
 	for _, row := range r.Rows {
 		name := strings.TrimSpace(row.Engine + " " + row.Name)
 		g := gatewayCells(row.Gateway)
-		fmt.Fprintf(b, "<tr><td>%s</td><td>%d</td><td>%.0f</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+		fmt.Fprintf(b, "<tr><td>%s</td><td>%d</td><td>%.0f</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
 			esc(name), row.Conns, row.QPS, FmtDur(row.Latency.P50), FmtDur(row.Latency.P99), FmtDur(row.Latency.P999),
-			FmtDur(row.Latency.Max), esc(fmtErrors(row.Errors)), g.procs, g.rss, g.idle, g.perConn, g.cpu, g.gor)
+			FmtDur(row.Latency.Max), esc(fmtErrors(row.Errors)), row.ConnsLost, g.procs, g.rss, g.idle, g.perConn, g.cpu, g.gor)
 	}
 	for _, row := range r.Rows {
 		if p := row.Projection; p != nil && p.Extrapolated {

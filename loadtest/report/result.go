@@ -79,8 +79,12 @@ type Row struct {
 	QPS         float64 `json:"qps"` // OK / Seconds
 	Latency     Latency `json:"latency"`
 	// Errors counts failures by kind: connect, status_4xx/5xx codes, timeout, closed, protocol...
-	Errors  map[string]uint64 `json:"errors"`
-	Gateway Gateway           `json:"gateway"`
+	Errors map[string]uint64 `json:"errors"`
+	// ConnsLost is how many connections the gateway's side closed or reset (not the
+	// harness) during the row: the closed_* errors. A hot upgrade or a graceful gateway
+	// keeps it at 0; a slowread row counts the slow readers the gateway cut.
+	ConnsLost uint64  `json:"conns_lost"`
+	Gateway   Gateway `json:"gateway"`
 	// Client is the harness's own cost: its worker processes, summed.
 	Client Client `json:"client"`
 	Kernel Kernel `json:"kernel"`

@@ -32,7 +32,7 @@ var References = []Reference{
 // (when withRefs), then the kernel's side, projections, limits and notes. Nothing measured
 // is left out: a projection is printed as one, and a partial run says it is partial.
 func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
-	rows := [][]string{{"model", "conns", "QPS", "p50", "p99", "p99.9", "max", "errors", "gw procs", "gw RSS", "idle RSS", "RSS/conn", "CPU", "goroutines"}}
+	rows := [][]string{{"model", "conns", "QPS", "p50", "p99", "p99.9", "max", "errors", "conns lost", "gw procs", "gw RSS", "idle RSS", "RSS/conn", "CPU", "goroutines"}}
 	for _, row := range r.Rows {
 		name := row.Name
 		if row.Engine != "" {
@@ -41,18 +41,18 @@ func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
 		g := gatewayCells(row.Gateway)
 		rows = append(rows, []string{name, fmt.Sprint(row.Conns), fmt.Sprintf("%.0f", row.QPS),
 			FmtDur(row.Latency.P50), FmtDur(row.Latency.P99), FmtDur(row.Latency.P999), FmtDur(row.Latency.Max),
-			fmtErrors(row.Errors), g.procs, g.rss, g.idle, g.perConn, g.cpu, g.gor})
+			fmtErrors(row.Errors), fmt.Sprint(row.ConnsLost), g.procs, g.rss, g.idle, g.perConn, g.cpu, g.gor})
 	}
 	for _, row := range r.Rows {
 		if p := row.Projection; p != nil && p.Extrapolated {
 			rows = append(rows, []string{strings.TrimSpace(row.Engine+" "+row.Name) + " PROJECTED", fmt.Sprintf("%.0f", p.Target),
-				"-", "-", "-", "-", "-", "-", "-", "~" + fmtBytes(p.Value), "-", "-", "-", "-"})
+				"-", "-", "-", "-", "-", "-", "-", "-", "~" + fmtBytes(p.Value), "-", "-", "-", "-"})
 		}
 	}
 	if withRefs {
 		for _, ref := range References {
 			rows = append(rows, []string{ref.Model, fmt.Sprint(ref.Conns), fmt.Sprintf("%.0f", ref.QPS),
-				"-", "-", "-", "-", "-", "-", fmtBytes(ref.RSSBytes), "-", "-", fmt.Sprintf("%.0f%%", ref.CPUPercent), fmt.Sprint(ref.Goroutines)})
+				"-", "-", "-", "-", "-", "-", "-", fmtBytes(ref.RSSBytes), "-", "-", fmt.Sprintf("%.0f%%", ref.CPUPercent), fmt.Sprint(ref.Goroutines)})
 		}
 	}
 	if err := writeMarkdown(w, rows); err != nil {

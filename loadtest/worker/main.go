@@ -224,7 +224,7 @@ func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error
 	s := &w.spec
 	start := time.Now()
 	switch s.Scenario {
-	case Steady:
+	case Steady, Upgrade:
 		if s.Warmup > 0 {
 			w.loadFor(ctx, start, s.Warmup, 1)
 			w.drain(ctx)

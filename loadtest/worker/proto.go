@@ -54,12 +54,15 @@ const (
 	// processed, some devices drop their connection mid-push and come back; latency is
 	// publish to receipt, and at the end nothing published may be missing.
 	Push = "push"
+	// Upgrade is steady load during which the parent sends the gateway SIGUSR2 (a hot
+	// upgrade) halfway through the measured phase: the row shows what clients saw of it.
+	Upgrade = "upgrade"
 )
 
 // KnownScenario reports whether s is a scenario name.
 func KnownScenario(s string) bool {
 	switch s {
-	case Steady, Reconnect, SlowRead, Idle, Overload, Push:
+	case Steady, Reconnect, SlowRead, Idle, Overload, Push, Upgrade:
 		return true
 	}
 	return false
