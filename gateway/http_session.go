@@ -24,16 +24,34 @@ import (
 type httpSession struct {
 	sessionBase
 
-	// Touched only by the reactor's worker and onTimeout.
-	ex *httpExchange // the request being read; nil between requests
+	// ex is the request being read and served; nil between requests. The reactor's
+	// worker sets it; a request task clears it (next), under mu.
+	ex *httpExchange
 
 	// Guarded by mu:
-	serving   bool // a response is being produced
+	phase     httpState
 	closeNext bool // drain: close after the current response
-	// answered: a proxied request was answered before its body was all in. The reactor
+}
+
+// httpState is where a connection is in its current exchange. The reactor's worker moves
+// it forward as bytes arrive; the request task moves it on once the answer is out (next).
+type httpState uint8
+
+const (
+	httpIdle      httpState = iota // between requests: no exchange, nothing held
+	httpHead                       // a request head is arriving
+	httpBody                       // an API call's body is arriving; the call runs once it is in
+	httpStreaming                  // a proxied request is served while its body streams to the backend
+	httpServing                    // the request is whole; its answer is on its way; reads wait
+	// httpLinger: a proxied request was answered before its body was all in. The reactor
 	// reads the rest and drops it, then closes: closing at once would reset a client
 	// still sending before it read the answer.
-	answered bool
+	httpLinger
+)
+
+// readingBody says whether body bytes are still expected in state st.
+func (st httpState) readingBody() bool {
+	return st == httpBody || st == httpStreaming || st == httpLinger
 }
 
 // maxLingerBytes bounds the body bytes dropped after an early answer before the
@@ -43,20 +61,61 @@ const maxLingerBytes = 16 << 20
 // httpExchange is the state of one request while it is read. It lives only from the
 // first byte of a request to its response, so an idle keep-alive connection holds none.
 type httpExchange struct {
-	head     http1.RequestHead
-	body     http1.BodyDecoder
-	headDone bool
-	api      bool
-	buf      []byte      // an API request's body so far
-	bs       *bodyStream // a proxied request's body on its way to the backend
-	bodyDone bool
+	head http1.RequestHead
+	body http1.BodyDecoder
+	// sink is where the decoded body goes, chosen by begin: &api for an API call, which
+	// runs on the whole body, or &proxied for a plain proxy, which streams it.
+	sink    bodySink
+	api     apiBody
+	proxied proxyBody
+	// bodyBy is when the body must be all in (the listener's body_timeout after the end
+	// of the head); zero without a body or a timeout.
+	bodyBy time.Time
+}
+
+func (ex *httpExchange) isAPI() bool { return ex.sink == &ex.api }
+
+// reset readies a served exchange for the pool.
+func (ex *httpExchange) reset() {
+	ex.sink, ex.api, ex.proxied, ex.bodyBy = nil, apiBody{}, proxyBody{}, time.Time{}
+}
+
+// bodySink takes a request's decoded body as it arrives.
+type bodySink interface {
+	// take adds a piece of body; it returns how many bytes were dropped so far because
+	// nobody reads them any more.
+	take(chunk []byte) (dropped int64)
+}
+
+// apiBody buffers an API call's body: the call needs it whole (signature, MMTP-style call).
+type apiBody struct{ buf []byte }
+
+func (a *apiBody) take(chunk []byte) int64 {
+	a.buf = append(a.buf, chunk...)
+	return 0
+}
+
+// proxyBody streams a proxied body to the backend through a bodyStream.
+type proxyBody struct {
+	bs *bodyStream
 	// discard: the backend side stopped reading the body (it answered, or its call
 	// ended); the rest is read and dropped.
 	discard bool
 	dropped int64
-	// bodyBy is when the body must be all in (the listener's body_timeout after the end
-	// of the head); zero without a body or a timeout.
-	bodyBy time.Time
+}
+
+func (p *proxyBody) take(chunk []byte) int64 {
+	if !p.discard {
+		if _, err := p.bs.Write(chunk); err != nil {
+			// The backend side stopped reading: an answer is on its way (an error here
+			// used to close the connection at once, losing it).
+			p.discard = true
+		}
+	}
+	if p.discard {
+		p.dropped += int64(len(chunk))
+	}
+	return p.dropped
 }
 
 var exchangePool = sync.Pool{New: func() any { return &httpExchange{head: http1.RequestHead{ContentLength: -1}} }}
@@ -65,26 +124,35 @@ func newHTTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *httpSessi
 	return &httpSession{sessionBase: newSessionBase(l, c, info)}
 }
 
+func (s *httpSession) now() httpState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.phase
+}
+
+func (s *httpSession) enter(st httpState) {
+	s.mu.Lock()
+	s.phase = st
+	s.mu.Unlock()
+}
+
 func (s *httpSession) onData(data []byte) (int, error) {
 	off, wait, err := s.readProxy(data)
 	if wait {
 		return off, err
 	}
 	for off < len(data) {
-		s.mu.Lock()
-		serving := s.serving
-		waiting := serving && (s.ex == nil || s.ex.bodyDone)
-		s.mu.Unlock()
-		if waiting {
+		switch st := s.now(); {
+		case st == httpServing:
 			return off, nil // pipelined bytes wait in the reactor until this answer is out
-		}
-		if s.ex == nil {
-			s.ex = exchangePool.Get().(*httpExchange)
-			s.ex.head.Reset()
-		}
-		ex := s.ex
-		if !ex.headDone {
-			n, err := http1.ParseHead(data[off:], &s.l.httpLimits, &ex.head)
+		case st == httpIdle:
+			ex := exchangePool.Get().(*httpExchange)
+			ex.head.Reset()
+			s.mu.Lock()
+			s.ex, s.phase = ex, httpHead
+			s.mu.Unlock()
+		case st == httpHead:
+			n, err := http1.ParseHead(data[off:], &s.l.httpLimits, &s.ex.head)
 			if err != nil {
 				s.reject(err)
 				return len(data), nil
@@ -93,118 +161,116 @@ func (s *httpSession) onData(data []byte) (int, error) {
 				return off, nil
 			}
 			off += n
-			ex.headDone = true
 			s.spoke()
-			bodyDone, err := s.begin(ex)
-			if err != nil {
+			// Once begun, the request may be answered and its exchange recycled at any
+			// moment: the loop looks at the state again, never at ex.
+			if err := s.begin(s.ex); err != nil {
 				s.reject(err)
 				return len(data), nil
 			}
-			if bodyDone {
-				continue // ex may already be answered and recycled: not read again
+		default: // the body
+			n, more := s.readBody(st, data[off:])
+			off += n
+			if !more {
+				return off, nil
 			}
-		}
-		if !ex.bodyBy.IsZero() && !time.Now().Before(ex.bodyBy) {
-			s.bodyLate(ex)
-			return len(data), nil
-		}
-		chunk, n, done, err := ex.body.Decode(data[off:])
-		off += n
-		if done && err == nil && !ex.api {
-			// The body's last bytes: the request counts as whole before they reach the
-			// backend, since a backend that knows the length may answer as soon as it has
-			// them. Marked after, that answer found the body unfinished and closed the
-			// connection with pipelined requests behind it unanswered.
-			if !s.finishBody(ex, chunk) {
-				return len(data), nil
-			}
-			continue
-		}
-		if err != nil {
-			if ex.bs != nil {
-				ex.bs.Finish(err)
-			}
-			if s.isAnswered() {
-				s.c.CloseWithReason(netpoll.ReasonHandler) // no 400 behind the answer
-			} else {
-				s.reject(err)
-			}
-			return len(data), nil
-		}
-		if len(chunk) > 0 {
-			if ex.api {
-				ex.buf = append(ex.buf, chunk...)
-			} else if !ex.discard {
-				if _, err := ex.bs.Write(chunk); err != nil {
-					// The backend side stopped reading: an answer is on its way (an
-					// error here used to close the connection at once, losing it).
-					ex.discard = true
-				}
-			}
-			if ex.discard {
-				ex.dropped += int64(len(chunk))
-				if ex.dropped > maxLingerBytes && s.isAnswered() {
-					s.c.CloseAfterFlush(netpoll.ReasonLocal)
-					return len(data), nil
-				}
-			}
-		}
-		if done {
-			s.mu.Lock()
-			ex.bodyDone = true
-			s.mu.Unlock()
-			s.bodyIn(ex)
-			s.serve(ex)
-		} else if n == 0 {
-			s.aimBodyClock(ex)
-			return off, nil
 		}
 	}
 	return off, nil
 }
 
-// finishBody ends a proxied request's streamed body with its last chunk. It returns false
-// when the connection is closing. Once the body counts as done, the request's answer may be
-// written and ex recycled (next) at any moment: what is needed of it is read before.
-func (s *httpSession) finishBody(ex *httpExchange, last []byte) bool {
-	bs, discard := ex.bs, ex.discard
+// readBody decodes body bytes from b in state st (readingBody). It returns how much it
+// consumed, and whether onData should go on with the rest (false: wait for more bytes, or
+// the connection is closing).
+func (s *httpSession) readBody(st httpState, b []byte) (int, bool) {
+	ex := s.ex
+	if !ex.bodyBy.IsZero() && !time.Now().Before(ex.bodyBy) {
+		s.bodyLate(ex)
+		return len(b), false
+	}
+	chunk, n, done, err := ex.body.Decode(b)
+	if err != nil {
+		if st == httpStreaming || st == httpLinger {
+			ex.proxied.bs.Finish(err)
+		}
+		if st == httpLinger {
+			s.c.CloseWithReason(netpoll.ReasonHandler) // no 400 behind the answer
+		} else {
+			s.reject(err)
+		}
+		return len(b), false
+	}
+	if done {
+		if !s.bodyDone(ex, chunk) {
+			return len(b), false
+		}
+		return n, true
+	}
+	if len(chunk) > 0 && ex.sink.take(chunk) > maxLingerBytes && st == httpLinger {
+		s.c.CloseAfterFlush(netpoll.ReasonLocal)
+		return len(b), false
+	}
+	if n == 0 {
+		s.aimBodyClock(ex)
+		return 0, false
+	}
+	return n, true
+}
+
+// bodyDone takes a request's last body bytes. An API call runs now. A proxied body ends
+// its stream: the request counts as whole before those bytes reach the backend, since a
+// backend that knows the length may answer as soon as it has them (marked after, that
+// answer found the body unfinished and closed the connection with pipelined requests
+// behind it unanswered). It returns false when the connection is closing. Once the
+// request is whole, its answer may be written and ex recycled (next) at any moment: what
+// is needed of it is read before.
+func (s *httpSession) bodyDone(ex *httpExchange, last []byte) bool {
 	s.bodyIn(ex)
-	// Pause before the body counts as done: its ResumeRead must find the pause to undo.
+	// Pause before the request counts as whole: next's ResumeRead must find the pause to
+	// undo.
 	s.c.PauseRead()
+	if ex.isAPI() {
+		ex.api.take(last)
+		s.enter(httpServing)
+		s.runAPI(ex)
+		return true
+	}
+	p := ex.proxied
 	s.mu.Lock()
-	ex.bodyDone = true
-	answered := s.answered
+	lingering := s.phase == httpLinger
+	if !lingering {
+		s.phase = httpServing
+	}
 	s.mu.Unlock()
-	if answered {
+	if lingering {
 		// The answer went out before the body; now it is all in, close.
 		s.c.CloseAfterFlush(netpoll.ReasonLocal)
 		return false
 	}
-	if len(last) > 0 && !discard {
+	if len(last) > 0 && !p.discard {
 		// An error means the backend side stopped reading: its answer is on its way,
 		// and next finds the body done and keeps the connection.
-		_, _ = bs.Write(last)
+		_, _ = p.bs.Write(last)
 	}
-	bs.Finish(nil)
+	p.bs.Finish(nil)
 	return true
 }
 
-// begin starts serving a request whose head is complete: an API request once its body is
-// in, a proxied one at once with its body streaming behind it. bodyDone says the request
-// has no body to read; it is returned because once the request is submitted, its task may
-// answer and recycle ex before the caller looks at it again.
-func (s *httpSession) begin(ex *httpExchange) (bodyDone bool, err error) {
+// begin starts serving a request whose head is complete: an API call once its body is in,
+// a proxied request at once with its body streaming behind it.
+func (s *httpSession) begin(ex *httpExchange) error {
 	h := &ex.head
-	ex.api = http1.IsAPIRequest(h)
+	api := http1.IsAPIRequest(h)
 	lim := &s.l.httpLimits
-	if ex.api {
+	if api {
 		lim = &s.l.apiLimits
 		if h.ContentLength > lim.MaxBodyBytes {
-			return false, &http1.Error{Status: http.StatusRequestEntityTooLarge,
+			return &http1.Error{Status: http.StatusRequestEntityTooLarge,
 				Reason: "Content-Length " + itoa(int(h.ContentLength)) + " over the API body limit of " + itoa(int(lim.MaxBodyBytes)) + " bytes"}
 		}
 	}
-	if h.HasBody() {
+	hasBody := h.HasBody()
+	if hasBody {
 		ex.body.Reset(h, lim)
 		if d := s.l.cfg.BodyTimeout.D(); d > 0 {
 			ex.bodyBy = time.Now().Add(d)
@@ -213,44 +279,34 @@ func (s *httpSession) begin(ex *httpExchange) (bodyDone bool, err error) {
 		if h.ExpectContinue {
 			s.c.Write(http1.Append100Continue(nil))
 		}
-	} else {
-		ex.bodyDone = true
 	}
-	bodyDone = ex.bodyDone
-	if ex.api {
-		if bodyDone {
-			s.serve(ex)
-		}
-		return bodyDone, nil
-	}
-	var body io.Reader
-	if !bodyDone {
-		bs := newBodyStream(s.c, bodyStreamHigh)
-		ex.bs, body = bs, bs
-	}
-	s.serve(ex)
-	s.proxy(ex, body)
-	return bodyDone, nil
-}
-
-// serve marks the connection busy. Reading stops once the request's body is in (at once
-// for an API request); a proxied body goes on streaming while its request is served.
-func (s *httpSession) serve(ex *httpExchange) {
-	s.mu.Lock()
-	s.serving = true
-	s.mu.Unlock()
-	if ex.bodyDone {
+	switch {
+	case api && hasBody:
+		ex.sink = &ex.api
+		s.enter(httpBody)
+	case api:
+		ex.sink = &ex.api
 		s.c.PauseRead()
-	}
-	if ex.api {
+		s.enter(httpServing)
 		s.runAPI(ex)
+	case hasBody:
+		ex.proxied = proxyBody{bs: newBodyStream(s.c, bodyStreamHigh)}
+		ex.sink = &ex.proxied
+		s.enter(httpStreaming)
+		s.proxy(ex, ex.proxied.bs)
+	default:
+		ex.sink = &ex.proxied
+		s.c.PauseRead()
+		s.enter(httpServing)
+		s.proxy(ex, nil)
 	}
+	return nil
 }
 
 func (s *httpSession) runAPI(ex *httpExchange) {
-	req := http1.ToRequest(&ex.head, ex.buf, s.connInfo())
+	req := http1.ToRequest(&ex.head, ex.api.buf, s.connInfo())
 	req.Received = time.Now()
-	ex.buf = nil // the request owns it now
+	ex.api.buf = nil // the request owns it now
 	minor, keep := ex.head.Minor, ex.head.KeepAlive
 	g := s.l.g
 	answer := func(resp *codec.Response) { s.writeWhole(minor, resp, keep) }
@@ -390,12 +446,10 @@ func (s *httpSession) keepOpen() bool {
 func (s *httpSession) next(keep bool) {
 	s.mu.Lock()
 	ex := s.ex
-	bodyDone := ex == nil || ex.bodyDone
-	s.serving = false
-	if !bodyDone {
+	if s.phase == httpStreaming {
 		// Answered before the body was all in (reading goes on: a streamed body is
 		// never paused): the reactor drops the rest and closes.
-		s.answered = true
+		s.phase = httpLinger
 		s.mu.Unlock()
 		return
 	}
@@ -404,18 +458,13 @@ func (s *httpSession) next(keep bool) {
 		s.c.CloseAfterFlush(netpoll.ReasonLocal)
 		return
 	}
-	s.ex = nil
+	s.ex, s.phase = nil, httpIdle
 	s.mu.Unlock()
-	ex.buf, ex.bs, ex.bodyDone, ex.api, ex.headDone, ex.discard, ex.dropped = nil, nil, false, false, false, false, 0
-	ex.bodyBy = time.Time{}
-	exchangePool.Put(ex)
+	if ex != nil {
+		ex.reset()
+		exchangePool.Put(ex)
+	}
 	s.c.ResumeRead()
-}
-
-func (s *httpSession) isAnswered() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.answered
 }
 
 // reject answers a request the codec refused and closes the connection: after a framing
@@ -444,7 +493,7 @@ func (s *httpSession) rejectWith(err error, why netpoll.CloseReason) {
 func (s *httpSession) drain() {
 	s.mu.Lock()
 	s.closeNext = true
-	busy := s.serving || s.ex != nil
+	busy := s.phase != httpIdle
 	s.mu.Unlock()
 	if !busy {
 		s.c.CloseAfterFlush(netpoll.ReasonShutdown)
@@ -453,12 +502,11 @@ func (s *httpSession) drain() {
 
 func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 	s.mu.Lock()
-	busy, answered := s.serving, s.answered
-	inBody := s.ex != nil && s.ex.headDone
-	// The exchange is recycled only once its body is done, and bodyDone is set under mu.
+	st := s.phase
+	// The exchange is recycled only once its body is done, which changes the state under mu.
 	var reading *httpExchange
-	if ex := s.ex; inBody && !ex.bodyDone && !ex.bodyBy.IsZero() {
-		reading = ex
+	if st.readingBody() && !s.ex.bodyBy.IsZero() {
+		reading = s.ex
 	}
 	s.mu.Unlock()
 	if reading != nil {
@@ -469,17 +517,17 @@ func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 		}
 		s.aimBodyClock(reading)
 	}
-	if answered {
+	if st == httpLinger {
 		s.c.CloseWithReason(netpoll.ReasonTimeout) // the answer is out; no 408 behind it
 		return
 	}
-	if busy {
+	if st == httpStreaming || st == httpServing {
 		// Bytes pending while an answer is produced are pipelined requests held back
 		// until it is out, not a stalled head; and a 408 now would land in the middle of
 		// that answer. A streamed body that stalls is bounded by the backend timeout.
 		return
 	}
-	if kind == netpoll.TimeoutPartial && !s.needProxy || inBody {
+	if kind == netpoll.TimeoutPartial && !s.needProxy || st == httpBody {
 		// A client that began a request and stalls: slow headers (the frame timeout), or
 		// an API body that stops (its bytes are taken as they come, so only the idle
 		// timeout sees it). Half a PROXY header gets no 408: its sender has not reached
@@ -518,8 +566,8 @@ func (s *httpSession) bodyIn(ex *httpExchange) {
 // stream and so the backend call (onClose).
 func (s *httpSession) bodyLate(ex *httpExchange) {
 	s.l.g.log.Debug("request body not in by body_timeout", "listener", s.l.cfg.Name,
-		"body_timeout", s.l.cfg.BodyTimeout.D().String(), "api", ex.api)
-	if ex.api {
+		"body_timeout", s.l.cfg.BodyTimeout.D().String(), "api", ex.isAPI())
+	if ex.isAPI() {
 		s.rejectWith(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request body not completed within body_timeout"},
 			netpoll.ReasonTimeout)
 		return
@@ -534,8 +582,8 @@ func (s *httpSession) bodyLate(ex *httpExchange) {
 func (s *httpSession) onClose(netpoll.CloseReason) {
 	var bs *bodyStream
 	s.mu.Lock()
-	if ex := s.ex; ex != nil && !ex.bodyDone {
-		bs = ex.bs
+	if st := s.phase; st == httpStreaming || st == httpLinger {
+		bs = s.ex.proxied.bs
 	}
 	s.mu.Unlock()
 	if bs != nil {

@@ -48,7 +48,7 @@ func (s *mmtpSession) quiet() bool {
 func (s *httpSession) quiet() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.serving && !s.closeNext && !s.answered && (s.ex == nil || !s.ex.headDone)
+	return (s.phase == httpIdle || s.phase == httpHead) && !s.closeNext
 }
 
 // state is the session's part of connState. The worker-only fields (needProxy, spoken)
