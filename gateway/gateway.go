@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ import (
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/accesslog"
 	"github.com/mgw-project/mgw/filters/builtin"
+	"github.com/mgw-project/mgw/fleet/etcdsource"
 	"github.com/mgw-project/mgw/gateway/demo"
 	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/netpoll"
@@ -67,7 +69,11 @@ type Gateway struct {
 	push     *pushHub                 // device push logs (push.go); push settings need a restart
 
 	mu         sync.Mutex // guards cfg, listeners, servers during start, reload and stop
-	cfg        *config.Config
+	cfg        *config.Config // in force: base with the fleet overlay over it
+	base       *config.Config // the file's (or the caller's) config
+	overlay    *config.Overlay
+	etcd       atomic.Pointer[etcdsource.Source] // nil without fleet.etcd; read under the router's lock
+	etcdStop   func()
 	listeners  []*listener
 	admin      *http.Server
 	adminAddr  net.Addr
@@ -96,7 +102,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	g := &Gateway{opts: opts, cfg: cfg, start: time.Now(), set: metrics.NewSet(), idle: make(chan struct{}, 1)}
+	g := &Gateway{opts: opts, cfg: cfg, base: cfg, start: time.Now(), set: metrics.NewSet(), idle: make(chan struct{}, 1)}
 	g.log = opts.Logger
 	if g.log == nil {
 		g.log = NewLogger(cfg.Log, os.Stderr)
@@ -136,8 +142,21 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Start binds the demo backend, the admin listener and every listener, and begins serving.
+// Start binds the demo backend, the admin listener and every listener, begins serving,
+// and (with fleet.etcd) follows the fleet's config overlay.
 func (g *Gateway) Start() error {
+	if err := g.startLocal(); err != nil {
+		return err
+	}
+	if err := g.startFleetConfig(); err != nil {
+		g.Close()
+		return err
+	}
+	g.ready.Store(true)
+	return nil
+}
+
+func (g *Gateway) startLocal() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	cfg := g.cfg
@@ -199,7 +218,6 @@ func (g *Gateway) Start() error {
 			return err
 		}
 	}
-	g.ready.Store(true)
 	if cfg.Runtime.Gops {
 		if err := startGops(); err != nil {
 			g.log.Warn("gops agent did not start", "err", err)
@@ -313,13 +331,26 @@ func (g *Gateway) Config() *config.Config {
 // they started with). Listeners, engine and admin settings need a restart; a change to
 // them is reported and otherwise ignored.
 func (g *Gateway) Reload(cfg *config.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.reloadLocked(cfg.WithOverlay(g.overlay), "configuration"); err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(g.base.Fleet, cfg.Fleet) {
+		g.log.Warn("reload: fleet changes need a restart; kept the running fleet connections")
+	}
+	g.base = cfg
+	return nil
+}
+
+// reloadLocked makes cfg (the file's config with the fleet overlay over it) the one in
+// force; what names the change in the log.
+func (g *Gateway) reloadLocked(cfg *config.Config, what string) error {
 	// buildSnapshot validates too; this first pass keeps the admin policy below from
 	// reading a config that is invalid elsewhere.
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	// Tokens and host names are re-read, so a token is rotated by a reload: add the new
 	// one, move the callers, remove the old one.
 	var pol *adminPolicy
@@ -355,7 +386,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	// Requests in flight may still hold the old clusters; close their pools once the
 	// longest of their timeouts has passed.
 	time.AfterFunc(old.maxTimeout()+time.Second, old.close)
-	g.log.Info("configuration reloaded", "routes", len(cfg.Routes), "clusters", len(cfg.Clusters))
+	g.log.Info(what+" reloaded", "routes", len(cfg.Routes), "clusters", len(cfg.Clusters))
 	return nil
 }
 
@@ -432,6 +463,10 @@ func (g *Gateway) Close() error {
 
 func (g *Gateway) closeLocked() error {
 	var errs []error
+	if g.etcdStop != nil {
+		g.etcdStop()
+		g.etcdStop = nil
+	}
 	if g.engine != nil {
 		errs = append(errs, g.engine.Close())
 	}
