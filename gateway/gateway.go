@@ -68,7 +68,7 @@ type Gateway struct {
 	snap     atomic.Pointer[snapshot] // everything a request consults; see snapshot
 	push     *pushHub                 // device push logs (push.go); push settings need a restart
 
-	mu         sync.Mutex // guards cfg, listeners, servers during start, reload and stop
+	mu         sync.Mutex     // guards cfg, listeners, servers during start, reload and stop
 	cfg        *config.Config // in force: base with the fleet overlay over it
 	base       *config.Config // the file's (or the caller's) config
 	overlay    *config.Overlay
