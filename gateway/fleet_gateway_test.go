@@ -194,3 +194,50 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestFleetPushAcrossInstances runs two gateways on one real Redis: a publish on one
+// reaches the device connected to the other, and the device, moving to the first,
+// resumes from its push-seq out of the shared log.
+func TestFleetPushAcrossInstances(t *testing.T) {
+	r := fleettest.StartRedis(t)
+	fleet := fmt.Sprintf("log: {level: error}\nfleet: {redis: {addr: %q, prefix: \"t:\"}}", r.Addr)
+	g1, g2 := runPushGateway(t, fleet), runPushGateway(t, fleet)
+
+	d := dialPush(t, g2)
+	h := d.hello("shop", "phone-1")
+	epoch := h["push-epoch"]
+	if epoch == "" || h["push-seq"] != "0" {
+		t.Fatalf("HELLO on g2: %v", h)
+	}
+	for i := 1; i <= 2; i++ {
+		if seq, ep := mustPublish(t, g1, "phone-1", "order.paid", fmt.Sprint("body-", i)); seq != uint64(i) || ep != epoch {
+			t.Fatalf("publish %d on g1: seq %d epoch %q, want the epoch g2 gave %q", i, seq, ep, epoch)
+		}
+	}
+	p1, p2 := d.nextPush(), d.nextPush()
+	if pushSeqs([]pushFrame{p1, p2}) != "1,2" || p2.body != "body-2" || p1.epoch != epoch {
+		t.Fatalf("pushes on g2: %+v %+v", p1, p2)
+	}
+	d.ack(p1.stream)
+	d.pushesUntilPong() // the ack is processed before the connection goes
+	d.c.Close()
+
+	mustPublish(t, g1, "phone-1", "order.paid", "body-3") // offline: waits in the log
+	m := dialPush(t, g1)
+	h = m.hello("shop", "phone-1", "push-epoch", epoch, "push-seq", "1")
+	if h["push-reset"] != "" || h["push-epoch"] != epoch || h["push-seq"] != "3" {
+		t.Fatalf("resume on g1 from push-seq 1: %v", h)
+	}
+	got := []pushFrame{m.nextPush(), m.nextPush()}
+	if pushSeqs(got) != "2,3" || got[1].body != "body-3" {
+		t.Fatalf("resumed pushes on g1: %+v", got)
+	}
+	// The device is on g1 now: a publish on g2 reaches it there.
+	mustPublish(t, g2, "phone-1", "order.paid", "body-4")
+	if p := m.nextPush(); p.seq != 4 || p.body != "body-4" {
+		t.Fatalf("push published on g2: %+v", p)
+	}
+	if mt := get(t, "http://"+g2.AdminAddr().String()+"/metrics"); !strings.Contains(mt, "mgw_fleet_push_forwarded_total 1") {
+		t.Fatalf("g2 did not count its forward:\n%s", grepLines(mt, "mgw_fleet"))
+	}
+}

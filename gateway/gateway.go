@@ -111,7 +111,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		debug.SetMemoryLimit(lim)
 	}
 	g.m = newGWMetrics(g.set)
-	g.push = newPushHub(cfg.Push, g.set)
+	g.push = newPushHub(cfg.Push, cfg.Fleet, g.set, g.log)
 	g.filters = opts.Filters
 	if g.filters == nil {
 		g.filters = builtin.NewRegistry()
