@@ -418,6 +418,12 @@ func (v *validator) routes() {
 				v.oneOf(rp+".key", rl.Key, "api", "app", "device", "user", "client")
 			}
 			v.nonNeg(rp+".max_keys", rl.MaxKeys)
+			if rl.Scope != "" {
+				v.oneOf(rp+".scope", rl.Scope, "local", "global")
+			}
+			if rl.Scope == "global" && v.c.Fleet.Redis == nil {
+				v.add(rp+".scope", "global needs fleet.redis: the instances share the limit there")
+			}
 		}
 		if al := r.AccessLog; al != nil && !(al.Sample >= 0 && al.Sample <= 1) {
 			v.add(p+".accesslog.sample", "%v is not a fraction from 0 to 1", al.Sample)

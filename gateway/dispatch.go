@@ -56,7 +56,7 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 	}
 	reg := g.filters
 	env := filters.Env{Apps: cfg.Apps, Getenv: g.opts.Getenv, Logger: g.log,
-		AccessLogger: g.accessLg, Metrics: g.set}
+		AccessLogger: g.accessLg, Metrics: g.set, Fleet: g.fleetFilters}
 	routeAuth, anyAuth := false, false
 	for i := range cfg.Routes {
 		routeAuth = routeAuth || slices.Contains(cfg.Routes[i].Filters, auth.Name)

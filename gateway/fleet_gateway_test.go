@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/mgw-project/mgw/codec/mmtp"
 	"github.com/mgw-project/mgw/internal/fleettest"
 )
 
@@ -239,5 +240,81 @@ func TestFleetPushAcrossInstances(t *testing.T) {
 	}
 	if mt := get(t, "http://"+g2.AdminAddr().String()+"/metrics"); !strings.Contains(mt, "mgw_fleet_push_forwarded_total 1") {
 		t.Fatalf("g2 did not count its forward:\n%s", grepLines(mt, "mgw_fleet"))
+	}
+}
+
+// TestFleetGlobalLimitAndNonces runs two gateways on one real Redis: a scope: global
+// limit is one bucket for both, and a signed request's nonce used on one is a replay on
+// the other.
+func TestFleetGlobalLimitAndNonces(t *testing.T) {
+	r := fleettest.StartRedis(t)
+	one := namedBackend(t, "one")
+	cfg := fmt.Sprintf(`
+log: {level: error}
+listeners: [{name: web, listen: "127.0.0.1:0", protocol: http1}]
+apps: [{id: shop, secret_env: SHOP_SECRET}]
+clusters: [{name: one, hosts: [%q]}]
+routes:
+  - {api: limited.op, split: {one: 100}, filters: [ratelimit], ratelimit: {rate: 10/s, burst: 5, key: api, scope: global}}
+  - {api: signed.op, split: {one: 100}, filters: [auth], auth: {replay: true}}
+fleet: {redis: {addr: %q, prefix: "t:"}}
+`, one, r.Addr)
+	env := func(k string) string {
+		if k == "SHOP_SECRET" {
+			return "s3cret"
+		}
+		return ""
+	}
+	g1, g2 := runGateway(t, cfg, Options{Getenv: env}), runGateway(t, cfg, Options{Getenv: env})
+	urls := []string{"http://" + g1.Addr("web").String(), "http://" + g2.Addr("web").String()}
+
+	start := time.Now()
+	admitted := 0
+	for i := 0; i < 20; i++ {
+		resp, err := http.Post(urls[i%2]+"/api/limited.op", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case 200:
+			admitted++
+		case 429:
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without retry-after")
+			}
+		default:
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	// One bucket: the burst plus what 10/s refilled meanwhile. Two per-instance buckets
+	// would admit at least 10.
+	most := 5 + int(time.Since(start).Seconds()*10) + 1
+	if admitted < 5 || admitted > most {
+		t.Fatalf("%d of 20 admitted across two instances in %v, want 5..%d", admitted, time.Since(start), most)
+	}
+
+	ts := fmt.Sprint(time.Now().UnixMilli())
+	sign := mmtp.Sign([]byte("s3cret"), &mmtp.SignFields{Operation: "signed.op", AppID: "shop", DeviceID: "d1",
+		Timestamp: ts, Nonce: "nonce-1", Body: []byte("x")})
+	signed := func(base string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/signed.op", strings.NewReader("x"))
+		for k, v := range map[string]string{"App-Id": "shop", "Device-Id": "d1", "Timestamp": ts, "Nonce": "nonce-1", "Sign": sign} {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := signed(urls[0]); code != 200 {
+		t.Fatalf("signed request on g1: %d %s", code, body)
+	}
+	if code, body := signed(urls[1]); code != 401 || !strings.Contains(body, "nonce") {
+		t.Fatalf("the same nonce on g2: %d %s, want 401 naming the nonce", code, body)
 	}
 }

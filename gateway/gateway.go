@@ -25,12 +25,14 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/panjf2000/ants/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/accesslog"
 	"github.com/mgw-project/mgw/filters/builtin"
 	"github.com/mgw-project/mgw/fleet/etcdsource"
+	"github.com/mgw-project/mgw/fleet/redisfleet"
 	"github.com/mgw-project/mgw/gateway/demo"
 	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/netpoll"
@@ -68,17 +70,21 @@ type Gateway struct {
 	snap     atomic.Pointer[snapshot] // everything a request consults; see snapshot
 	push     *pushHub                 // device push logs (push.go); push settings need a restart
 
-	mu         sync.Mutex     // guards cfg, listeners, servers during start, reload and stop
-	cfg        *config.Config // in force: base with the fleet overlay over it
-	base       *config.Config // the file's (or the caller's) config
-	overlay    *config.Overlay
-	etcd       atomic.Pointer[etcdsource.Source] // nil without fleet.etcd; read under the router's lock
-	etcdStop   func()
-	listeners  []*listener
-	admin      *http.Server
-	adminAddr  net.Addr
-	health     *http.Server
-	healthAddr net.Addr
+	mu       sync.Mutex     // guards cfg, listeners, servers during start, reload and stop
+	cfg      *config.Config // in force: base with the fleet overlay over it
+	base     *config.Config // the file's (or the caller's) config
+	overlay  *config.Overlay
+	etcd     atomic.Pointer[etcdsource.Source] // nil without fleet.etcd; read under the router's lock
+	etcdStop func()
+	// rdb is fleet.redis's client (nil without it), shared by push and the filters'
+	// fleetFilters; fleet settings need a restart.
+	rdb          *redis.Client
+	fleetFilters *filters.Fleet
+	listeners    []*listener
+	admin        *http.Server
+	adminAddr    net.Addr
+	health       *http.Server
+	healthAddr   net.Addr
 	// adminPolicy is built from the config in New (so --check resolves the tokens) and
 	// handed to the guard when the admin listener starts; Reload swaps the guard's copy.
 	adminPolicy *adminPolicy
@@ -111,7 +117,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		debug.SetMemoryLimit(lim)
 	}
 	g.m = newGWMetrics(g.set)
-	g.push = newPushHub(cfg.Push, cfg.Fleet, g.set, g.log)
+	if r := cfg.Fleet.Redis; r != nil {
+		g.rdb = redisfleet.NewClient(*r)
+		g.fleetFilters = &filters.Fleet{RateLimit: redisfleet.NewRateLimit(g.rdb, r.Prefix), Nonces: redisfleet.NewNonces(g.rdb, r.Prefix)}
+	}
+	g.push = newPushHub(cfg.Push, cfg.Fleet.Redis, g.rdb, g.set, g.log)
 	g.filters = opts.Filters
 	if g.filters == nil {
 		g.filters = builtin.NewRegistry()
@@ -486,6 +496,10 @@ func (g *Gateway) closeLocked() error {
 		g.reqPool.Release()
 	}
 	g.push.close()
+	if g.rdb != nil {
+		errs = append(errs, g.rdb.Close())
+		g.rdb = nil
+	}
 	errs = append(errs, g.access.Close())
 	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/mgw-project/mgw/codec"
@@ -44,7 +45,6 @@ type pushHub struct {
 	// In a fleet (fleet.redis) the logs live in Redis and presence says which instance
 	// holds each device; nil on a single instance.
 	presence pushPresence
-	closeRDB func() error
 
 	stop    chan struct{}
 	done    chan struct{}
@@ -70,19 +70,18 @@ type hubShard struct {
 // touched log drops its own as it is read), so the budget is not held by the dead.
 const pushSweepEvery = 5 * time.Second
 
-func newPushHub(cfg config.Push, fleet config.Fleet, set *metrics.Set, log *slog.Logger) *pushHub {
+// newPushHub keeps the logs in memory, or with fleet.redis (r and its client rdb) in
+// Redis, with presence.
+func newPushHub(cfg config.Push, r *config.FleetRedis, rdb *redis.Client, set *metrics.Set, log *slog.Logger) *pushHub {
 	maxBytes, budget := cfg.Bytes()
 	lim := push.Limits{MaxMessages: cfg.MaxMessages, MaxBytes: maxBytes, Budget: budget}
 	var st push.Store = push.NewMemory(lim)
 	var pres pushPresence
-	var closeRDB func() error
-	if r := fleet.Redis; r != nil {
-		rdb := redisfleet.NewClient(*r)
+	if r != nil {
 		st = redisfleet.NewPushStore(rdb, r.Prefix, lim, r.Timeout.D(), log, set)
 		pres = redisfleet.NewPresence(rdb, r.Prefix, r.PresenceTTL.D(), r.Timeout.D(), log, set)
-		closeRDB = rdb.Close
 	}
-	h := &pushHub{store: st, presence: pres, closeRDB: closeRDB, cfg: cfg, maxTTL: cfg.MaxTTL.D(), maxLen: maxBytes, seed: maphash.MakeSeed(),
+	h := &pushHub{store: st, presence: pres, cfg: cfg, maxTTL: cfg.MaxTTL.D(), maxLen: maxBytes, seed: maphash.MakeSeed(),
 		delivered: set.GetOrCreateCounter("mgw_push_delivered_total")}
 	for i := range h.shards {
 		h.shards[i].m = make(map[push.Key]*pushState)
@@ -138,10 +137,6 @@ func (h *pushHub) close() {
 			<-h.fwdDone
 		}
 		h.stop = nil
-	}
-	if h.closeRDB != nil {
-		h.closeRDB()
-		h.closeRDB = nil
 	}
 }
 

@@ -40,8 +40,11 @@ type Authenticator struct {
 	failOpen bool
 	dryRun   bool
 	nonces   *nonceStore // shared by every Authenticator of the gateway
-	now      func() time.Time
-	log      *slog.Logger
+	// fleet remembers nonces for every instance of a fleet (fleet.redis); nil: per
+	// instance. While it fails, nonces is the store (counted degraded).
+	fleet filters.NonceBackend
+	now   func() time.Time
+	log   *slog.Logger
 
 	counters *filters.Counters
 	rejected [numReasons]*metrics.Counter // mgw_filter_rejections_total by the reason's code
@@ -94,6 +97,9 @@ func New(env *filters.Env) (*Authenticator, error) {
 	// memory only for nonces actually sent.
 	key := fmt.Sprintf("auth|nonces|max=%d", DefaultMaxNonces)
 	a.nonces = e.State.Get(key, func() any { return newNonceStore(DefaultMaxNonces) }).(*nonceStore)
+	if e.Fleet != nil {
+		a.fleet = e.Fleet.Nonces
+	}
 	e.Metrics.GetOrCreateGauge("mgw_auth_nonce_entries", storeLen(e.State, key, a.nonces))
 	return a, nil
 }
@@ -230,7 +236,7 @@ func (a *Authenticator) check(req *codec.Request, op string, checkAllow bool, no
 	// replay by itself.
 	if nonce != "" && !*recorded {
 		*recorded = true
-		switch a.nonces.remember(appID, nonce, tsMs+a.skewMs, nowMs) {
+		switch a.remember(appID, nonce, tsMs+a.skewMs, nowMs) {
 		case nonceReplay:
 			return replayedNonce
 		case nonceFull:
