@@ -40,15 +40,16 @@ type Authenticator struct {
 	failOpen bool
 	dryRun   bool
 	nonces   *nonceStore // shared by every Authenticator of the gateway
-	// fleet remembers nonces for every instance of a fleet (fleet.redis); nil: per
-	// instance. While it fails, nonces is the store (counted degraded).
-	fleet filters.NonceBackend
-	now   func() time.Time
-	log   *slog.Logger
+	now      func() time.Time
+	log      *slog.Logger
 
 	counters *filters.Counters
 	rejected [numReasons]*metrics.Counter // mgw_filter_rejections_total by the reason's code
 	failures [numReasons]*metrics.Counter // mgw_auth_failures_total{route,reason}
+
+	// fleet remembers nonces for every instance of a fleet (fleet.redis); nil: per
+	// instance. While it fails, nonces is the store (counted degraded).
+	fleet filters.NonceBackend
 }
 
 // Factory is the filters.Factory of "auth": options from env.Route.Auth (defaults when
