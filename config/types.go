@@ -234,15 +234,16 @@ type Auth struct {
 
 // RateLimit options of the ratelimit filter on a route.
 type RateLimit struct {
-	Rate    string `yaml:"rate" json:"rate"`         // "2000/s", "100/m"
-	Burst   int    `yaml:"burst" json:"burst"`       // 0: the filter's default, one second of rate
-	Key     string `yaml:"key" json:"key"`           // api ("": the default), app, device, user, client
-	MaxKeys int    `yaml:"max_keys" json:"max_keys"` // bound on keyed buckets; 0: the filter's default, 100000
-	// Scope is local ("": the default; per instance) or global (across the fleet, in
-	// fleet.redis; per instance again while Redis is unreachable).
-	Scope    string `yaml:"scope" json:"scope,omitempty"`
+	Rate     string `yaml:"rate" json:"rate"`         // "2000/s", "100/m"
+	Burst    int    `yaml:"burst" json:"burst"`       // 0: the filter's default, one second of rate
+	Key      string `yaml:"key" json:"key"`           // api ("": the default), app, device, user, client
+	MaxKeys  int    `yaml:"max_keys" json:"max_keys"` // bound on keyed buckets; 0: the filter's default, 100000
 	FailOpen bool   `yaml:"fail_open" json:"fail_open"`
 	DryRun   bool   `yaml:"dry_run" json:"dry_run"`
+
+	// Scope is local ("": the default; per instance) or global (across the fleet, in
+	// fleet.redis; per instance again while Redis is unreachable).
+	Scope string `yaml:"scope" json:"scope,omitempty"`
 }
 
 // AccessLog options of the accesslog filter.
