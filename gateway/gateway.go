@@ -466,6 +466,15 @@ type drainer interface{ drain() }
 
 // Close stops everything at once.
 func (g *Gateway) Close() error {
+	// The etcd source first, without the lock: it may be waiting for the lock to apply a
+	// change, and stopping it waits for it.
+	g.mu.Lock()
+	stop := g.etcdStop
+	g.etcdStop = nil
+	g.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.closeLocked()
@@ -473,10 +482,6 @@ func (g *Gateway) Close() error {
 
 func (g *Gateway) closeLocked() error {
 	var errs []error
-	if g.etcdStop != nil {
-		g.etcdStop()
-		g.etcdStop = nil
-	}
 	if g.engine != nil {
 		errs = append(errs, g.engine.Close())
 	}

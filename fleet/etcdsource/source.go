@@ -193,12 +193,11 @@ func (s *Source) sync(ctx context.Context) (int64, error) {
 			changes[k] = nil // deleted while we were not watching
 		}
 	}
-	for k := range s.refused {
+	for k := range s.modRev {
 		if _, ok := raw[k]; !ok {
-			delete(s.refused, k)
+			revs[k] = 0 // gone from etcd: commit forgets its revision and refusal
 		}
 	}
-	s.modRev = revs
 	s.mu.Unlock()
 	maps.Copy(changes, raw)
 	s.apply(changes, revs, resp.Header.Revision)
@@ -323,11 +322,18 @@ func (s *Source) commit(good map[string]entry, took map[string]*entry, refused [
 			s.modRev[k] = r
 		}
 	}
+	fresh := refused[:0]
 	for _, r := range refused {
+		k := strings.TrimPrefix(r.Key, s.prefix)
+		if old, ok := s.refused[k]; ok && old.Revision == r.Revision {
+			continue // the same value read again (a resync): refused once
+		}
 		r.At = now
-		s.refused[strings.TrimPrefix(r.Key, s.prefix)] = r
+		s.refused[k] = r
 		s.total++
+		fresh = append(fresh, r)
 	}
+	refused = fresh
 	s.appliedR = rev
 	s.mu.Unlock()
 	s.refusedN.Add(len(refused))

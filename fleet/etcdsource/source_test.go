@@ -109,8 +109,17 @@ func TestResyncKeepsGoodAndRefusesBad(t *testing.T) {
 	if _, ok := o.Routes["x.ok"]; ok || o.Routes["x.bad"].Split["b"] != 100 {
 		t.Fatalf("after the resync: %+v", o.Routes)
 	}
-	if st := s.Status(); len(st.Refused) != 2 {
-		t.Fatalf("the fixed entry is still refused: %+v", st.Refused)
+	if st := s.Status(); len(st.Refused) != 2 || st.RefusedTotal != 3 {
+		t.Fatalf("after the resync: refused %+v, total %d (the fixed entry gone, the others not counted again)", st.Refused, st.RefusedTotal)
+	}
+	// A refused entry deleted while nobody watched: an admin write of that key compares
+	// against "absent", not the revision it had.
+	s.cli.Delete(ctx, "/p/routes/x.typo")
+	if _, err := s.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, map[string][]byte{RouteKey("x.typo"): []byte("split: {a: 100}")}); err != nil {
+		t.Fatalf("write of a key deleted while unwatched: %v", err)
 	}
 }
 
