@@ -34,6 +34,7 @@ func (c *Config) Clone() *Config {
 	}
 	n.Switches.MeshOnlyApps = slices.Clone(c.Switches.MeshOnlyApps)
 	n.Switches = c.Switches.Clone()
+	n.Fleet = c.Fleet.clone()
 	return &n
 }
 

@@ -58,6 +58,7 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.Runtime.DrainTime, DefaultDrainTimeout)
 	setStr(&c.Demo.Listen, DefaultDemoListen)
 	c.Admin.applyDefaults()
+	c.Fleet.applyDefaults()
 	setInt(&c.Admission.MinLimit, DefaultAdmissionMinLimit)
 	setDur(&c.Admission.QueueTarget, DefaultAdmissionQueueTarget)
 	setDur(&c.Admission.ShedAfter, DefaultAdmissionShedAfter)

@@ -22,6 +22,7 @@ type Config struct {
 	Clusters  []Cluster  `yaml:"clusters" json:"clusters"`
 	Routes    []Route    `yaml:"routes" json:"routes"`
 	Switches  Switches   `yaml:"switches" json:"switches"`
+	Fleet     Fleet      `yaml:"fleet" json:"fleet"`
 }
 
 // Instance describes this gateway instance, for zone and label switches.

@@ -113,6 +113,7 @@ func (v *validator) top() {
 	v.check("runtime.pending_budget", checkBudget(c.Runtime.PendingBudget))
 	v.admission()
 	v.push()
+	v.fleet()
 	if c.Demo.Enabled {
 		v.check("demo.listen", checkListenAddr(c.Demo.Listen))
 	}

@@ -47,6 +47,9 @@ type Env struct {
 	// State keeps stores across rebuilds of the same route (see State). Build sets the
 	// registry's when nil; with a nil State every build starts with empty stores.
 	State *State
+	// Fleet holds the backends a fleet shares (global rate limits, nonces); nil on a
+	// single instance.
+	Fleet *Fleet
 }
 
 // Errorf returns an error naming the field under the route or listener:

@@ -37,7 +37,7 @@ func (g *Gateway) startAdmin(cfg *config.Admin) error {
 	mux := http.NewServeMux()
 	g.probes(mux)
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, g.Stats()) })
-	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, g.Config().Redacted()) })
+	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, g.configView()) })
 	mux.HandleFunc("GET /v1/clusters", func(w http.ResponseWriter, _ *http.Request) {
 		d := g.snap.Load()
 		out := map[string]any{}

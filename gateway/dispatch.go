@@ -61,7 +61,7 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 	}
 	reg := g.filters
 	env := filters.Env{Apps: cfg.Apps, Getenv: g.opts.Getenv, Logger: g.log,
-		AccessLogger: g.accessLg, Metrics: g.set}
+		AccessLogger: g.accessLg, Metrics: g.set, Fleet: g.fleetFilters}
 	routeAuth, anyAuth := false, false
 	for i := range cfg.Routes {
 		routeAuth = routeAuth || cfg.Routes[i].Filters.Has(auth.Name)

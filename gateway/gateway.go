@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -24,12 +25,15 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/panjf2000/ants/v2"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sys/unix"
 
 	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/accesslog"
 	"github.com/mgw-project/mgw/filters/builtin"
+	"github.com/mgw-project/mgw/fleet/etcdsource"
+	"github.com/mgw-project/mgw/fleet/redisfleet"
 	"github.com/mgw-project/mgw/gateway/demo"
 	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/netpoll"
@@ -71,15 +75,23 @@ type Gateway struct {
 	snap     atomic.Pointer[snapshot] // everything a request consults; see snapshot
 	push     *pushHub                 // device push logs (push.go); push settings need a restart
 
-	mu         sync.Mutex // guards cfg, listeners, servers during start, reload and stop
-	cfg        *config.Config
-	listeners  []*listener
-	admin      *http.Server
-	adminLn    net.Listener
-	adminAddr  net.Addr
-	health     *http.Server
-	healthLn   net.Listener
-	healthAddr net.Addr
+	mu       sync.Mutex     // guards cfg, listeners, servers during start, reload and stop
+	cfg      *config.Config // in force: base with the fleet overlay over it
+	base     *config.Config // the file's (or the caller's) config
+	overlay  *config.Overlay
+	etcd     atomic.Pointer[etcdsource.Source] // nil without fleet.etcd; read under the router's lock
+	etcdStop func()
+	// rdb is fleet.redis's client (nil without it), shared by push and the filters'
+	// fleetFilters; fleet settings need a restart.
+	rdb          *redis.Client
+	fleetFilters *filters.Fleet
+	listeners    []*listener
+	admin        *http.Server
+	adminLn      net.Listener
+	adminAddr    net.Addr
+	health       *http.Server
+	healthLn     net.Listener
+	healthAddr   net.Addr
 	// adminPolicy is built from the config in New (so --check resolves the tokens) and
 	// handed to the guard when the admin listener starts; Reload swaps the guard's copy.
 	adminPolicy *adminPolicy
@@ -111,7 +123,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
-	g := &Gateway{opts: opts, cfg: cfg, start: time.Now(), set: metrics.NewSet(), idle: make(chan struct{}, 1),
+	g := &Gateway{opts: opts, cfg: cfg, base: cfg, start: time.Now(), set: metrics.NewSet(), idle: make(chan struct{}, 1),
 		upgraded: make(chan struct{}), loopStop: make(chan struct{})}
 	g.log = opts.Logger
 	if g.log == nil {
@@ -121,7 +133,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		debug.SetMemoryLimit(lim)
 	}
 	g.m = newGWMetrics(g.set)
-	g.push = newPushHub(cfg.Push, g.set)
+	if r := cfg.Fleet.Redis; r != nil {
+		g.rdb = redisfleet.NewClient(*r)
+		g.fleetFilters = &filters.Fleet{RateLimit: redisfleet.NewRateLimit(g.rdb, r.Prefix), Nonces: redisfleet.NewNonces(g.rdb, r.Prefix)}
+	}
+	g.push = newPushHub(cfg.Push, cfg.Fleet.Redis, g.rdb, g.set, g.log)
 	g.filters = opts.Filters
 	if g.filters == nil {
 		g.filters = builtin.NewRegistry()
@@ -152,8 +168,21 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Start binds the demo backend, the admin listener and every listener, and begins serving.
+// Start binds the demo backend, the admin listener and every listener, begins serving,
+// and (with fleet.etcd) follows the fleet's config overlay.
 func (g *Gateway) Start() error {
+	if err := g.startLocal(); err != nil {
+		return err
+	}
+	if err := g.startFleetConfig(); err != nil {
+		g.Close()
+		return err
+	}
+	g.ready.Store(true)
+	return nil
+}
+
+func (g *Gateway) startLocal() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	cfg := g.cfg
@@ -338,13 +367,26 @@ func (g *Gateway) Config() *config.Config {
 // they started with). Listeners, engine and admin settings need a restart; a change to
 // them is reported and otherwise ignored.
 func (g *Gateway) Reload(cfg *config.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.reloadLocked(cfg.WithOverlay(g.overlay), "configuration"); err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(g.base.Fleet, cfg.Fleet) {
+		g.log.Warn("reload: fleet changes need a restart; kept the running fleet connections")
+	}
+	g.base = cfg
+	return nil
+}
+
+// reloadLocked makes cfg (the file's config with the fleet overlay over it) the one in
+// force; what names the change in the log.
+func (g *Gateway) reloadLocked(cfg *config.Config, what string) error {
 	// buildSnapshot validates too; this first pass keeps the admin policy below from
 	// reading a config that is invalid elsewhere.
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	// Tokens and host names are re-read, so a token is rotated by a reload: add the new
 	// one, move the callers, remove the old one.
 	var pol *adminPolicy
@@ -380,7 +422,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	// Requests in flight may still hold the old clusters; close their pools once the
 	// longest of their timeouts has passed.
 	time.AfterFunc(old.maxTimeout()+time.Second, old.close)
-	g.log.Info("configuration reloaded", "routes", len(cfg.Routes), "clusters", len(cfg.Clusters))
+	g.log.Info(what+" reloaded", "routes", len(cfg.Routes), "clusters", len(cfg.Clusters))
 	return nil
 }
 
@@ -454,6 +496,15 @@ type drainer interface{ drain() }
 
 // Close stops everything at once.
 func (g *Gateway) Close() error {
+	// The etcd source first, without the lock: it may be waiting for the lock to apply a
+	// change, and stopping it waits for it.
+	g.mu.Lock()
+	stop := g.etcdStop
+	g.etcdStop = nil
+	g.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.closeLocked()
@@ -485,6 +536,10 @@ func (g *Gateway) closeLocked() error {
 		g.reqPool.Release()
 	}
 	g.push.close()
+	if g.rdb != nil {
+		errs = append(errs, g.rdb.Close())
+		g.rdb = nil
+	}
 	errs = append(errs, g.access.Close())
 	return errors.Join(errs...)
 }

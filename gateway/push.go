@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"hash/maphash"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -9,11 +11,13 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
 	"github.com/mgw-project/mgw/config"
+	"github.com/mgw-project/mgw/fleet/redisfleet"
 	"github.com/mgw-project/mgw/push"
 )
 
@@ -38,8 +42,23 @@ type pushHub struct {
 	connected atomic.Int64
 	delivered *metrics.Counter
 
-	stop chan struct{}
-	done chan struct{}
+	// In a fleet (fleet.redis) the logs live in Redis and presence says which instance
+	// holds each device; nil on a single instance.
+	presence pushPresence
+
+	stop    chan struct{}
+	done    chan struct{}
+	fwdDone chan struct{}
+}
+
+// pushPresence is the fleet's record of which instance holds each device
+// (redisfleet.Presence): Held is recorded before a bound device is sent its log, so a
+// publish anywhere either reaches the holder or is in the log the holder reads.
+type pushPresence interface {
+	Held(push.Key)
+	Released(push.Key)
+	Forward(push.Key) bool
+	Run(ctx context.Context, notify func(push.Key), held func() []push.Key)
 }
 
 type hubShard struct {
@@ -51,10 +70,18 @@ type hubShard struct {
 // touched log drops its own as it is read), so the budget is not held by the dead.
 const pushSweepEvery = 5 * time.Second
 
-func newPushHub(cfg config.Push, set *metrics.Set) *pushHub {
+// newPushHub keeps the logs in memory, or with fleet.redis (r and its client rdb) in
+// Redis, with presence.
+func newPushHub(cfg config.Push, r *config.FleetRedis, rdb *redis.Client, set *metrics.Set, log *slog.Logger) *pushHub {
 	maxBytes, budget := cfg.Bytes()
-	st := push.NewMemory(push.Limits{MaxMessages: cfg.MaxMessages, MaxBytes: maxBytes, Budget: budget})
-	h := &pushHub{store: st, cfg: cfg, maxTTL: cfg.MaxTTL.D(), maxLen: maxBytes, seed: maphash.MakeSeed(),
+	lim := push.Limits{MaxMessages: cfg.MaxMessages, MaxBytes: maxBytes, Budget: budget}
+	var st push.Store = push.NewMemory(lim)
+	var pres pushPresence
+	if r != nil {
+		st = redisfleet.NewPushStore(rdb, r.Prefix, lim, r.Timeout.D(), log, set)
+		pres = redisfleet.NewPresence(rdb, r.Prefix, r.PresenceTTL.D(), r.Timeout.D(), log, set)
+	}
+	h := &pushHub{store: st, presence: pres, cfg: cfg, maxTTL: cfg.MaxTTL.D(), maxLen: maxBytes, seed: maphash.MakeSeed(),
 		delivered: set.GetOrCreateCounter("mgw_push_delivered_total")}
 	for i := range h.shards {
 		h.shards[i].m = make(map[push.Key]*pushState)
@@ -76,9 +103,17 @@ func newPushHub(cfg config.Push, set *metrics.Set) *pushHub {
 	return h
 }
 
-// start runs the one sweeper of the gateway (no timer per device or connection).
+// start runs the one sweeper of the gateway (no timer per device or connection) and, in
+// a fleet, the listener for publishes forwarded from other instances.
 func (h *pushHub) start() {
 	h.stop, h.done = make(chan struct{}), make(chan struct{})
+	if h.presence != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		fwdDone := make(chan struct{})
+		go func() { defer close(fwdDone); h.presence.Run(ctx, h.notify, h.heldKeys) }()
+		go func() { <-h.stop; cancel() }()
+		h.fwdDone = fwdDone
+	}
 	go func() {
 		defer close(h.done)
 		t := time.NewTicker(pushSweepEvery)
@@ -98,8 +133,25 @@ func (h *pushHub) close() {
 	if h.stop != nil {
 		close(h.stop)
 		<-h.done
+		if h.fwdDone != nil {
+			<-h.fwdDone
+		}
 		h.stop = nil
 	}
+}
+
+// heldKeys lists the devices bound here, for the presence refresh.
+func (h *pushHub) heldKeys() []push.Key {
+	var out []push.Key
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.Lock()
+		for k := range sh.m {
+			out = append(out, k)
+		}
+		sh.mu.Unlock()
+	}
+	return out
 }
 
 func (h *pushHub) shard(k push.Key) *hubShard {
@@ -153,6 +205,9 @@ func (h *pushHub) bind(p *pushState) {
 	old := sh.m[p.key]
 	sh.m[p.key] = p
 	sh.mu.Unlock()
+	if h.presence != nil {
+		h.presence.Held(p.key)
+	}
 	if old == nil {
 		h.connected.Add(1)
 		return
@@ -167,11 +222,15 @@ func (h *pushHub) unbind(p *pushState) {
 	p.bound.Store(false)
 	sh := h.shard(p.key)
 	sh.mu.Lock()
-	if sh.m[p.key] == p {
+	gone := sh.m[p.key] == p
+	if gone {
 		delete(sh.m, p.key)
 		h.connected.Add(-1)
 	}
 	sh.mu.Unlock()
+	if gone && h.presence != nil {
+		h.presence.Released(p.key)
+	}
 }
 
 // notify sends k's new messages on its current connection, if it has one.

@@ -99,6 +99,9 @@ func (h *pushHub) publish(k push.Key, m push.Message) PublishResult {
 		return PublishResult{Error: err.Error()}
 	}
 	h.notify(k)
+	if h.presence != nil {
+		h.presence.Forward(k) // held by another instance: tell it
+	}
 	return PublishResult{Seq: seq, Epoch: epoch}
 }
 

@@ -26,7 +26,7 @@ func FuzzDecodePublish(f *testing.F) {
 	}
 	cfg := config.Default()
 	cfg.Push.MaxBytes = "64B"
-	h := newPushHub(cfg.Push, metrics.NewSet())
+	h := newPushHub(cfg.Push, nil, nil, metrics.NewSet(), nil)
 	now := time.Unix(1_800_000_000, 0)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, m, err := h.decodePublish(b, now)

@@ -55,6 +55,13 @@ func (h snapHolder) Load() *route.Table {
 
 func (h snapHolder) Store(t *route.Table) error {
 	cur := h.g.snap.Load()
+	// In a fleet an admin change is the fleet's: it goes to etcd first (refused there on
+	// a conflict), and is published here at once as well as through the watch.
+	if h.g.etcd.Load() != nil {
+		if err := h.g.writeFleet(cur.table, t); err != nil {
+			return err
+		}
+	}
 	h.g.snap.Store(&snapshot{table: t, dispatch: cur.dispatch})
 	return nil
 }

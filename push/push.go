@@ -2,8 +2,8 @@
 // app-id and device-id of a successful HELLO) has an ordered log of messages numbered by
 // seq inside an epoch, bounded per device and gateway-wide, with a TTL per message.
 //
-// The gateway talks to a Store; Memory is the in-process implementation. A fleet puts the
-// same interface on a shared store later. The package knows nothing of connections: the
+// The gateway talks to a Store; Memory is the in-process implementation, and a fleet's
+// is fleet/redisfleet.PushStore (push/pushtest holds both to the same tests). The package knows nothing of connections: the
 // gateway decides which connection a device's messages go out on and when.
 package push
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -164,6 +165,12 @@ func printReady(w io.Writer, g *gateway.Gateway, cfg *config.Config) {
 	}
 	if a := g.HealthAddr(); a != nil {
 		fmt.Fprintf(w, "  health         %s   probes: /healthz /readyz /metrics\n", a)
+	}
+	if e := cfg.Fleet.Etcd; e != nil {
+		fmt.Fprintf(w, "  fleet          routes from etcd %s under %s (docs/fleet.md)\n", strings.Join(e.Endpoints, ","), e.Prefix)
+	}
+	if r := cfg.Fleet.Redis; r != nil {
+		fmt.Fprintf(w, "  fleet          push logs, presence, global limits and nonces in redis %s\n", r.Addr)
 	}
 	fmt.Fprintln(w, "  Ctrl-C drains and stops; SIGHUP reloads the config file; SIGUSR2 upgrades in place")
 }

@@ -46,6 +46,10 @@ type Authenticator struct {
 	counters *filters.Counters
 	rejected [numReasons]*metrics.Counter // mgw_filter_rejections_total by the reason's code
 	failures [numReasons]*metrics.Counter // mgw_auth_failures_total{route,reason}
+
+	// fleet remembers nonces for every instance of a fleet (fleet.redis); nil: per
+	// instance. While it fails, nonces is the store (counted degraded).
+	fleet filters.NonceBackend
 }
 
 // Options are the auth filter's options, on a route or a listener:
@@ -107,6 +111,9 @@ func New(env *filters.Env) (*Authenticator, error) {
 	// memory only for nonces actually sent.
 	key := fmt.Sprintf("auth|nonces|max=%d", DefaultMaxNonces)
 	a.nonces = e.State.Get(key, func() any { return newNonceStore(DefaultMaxNonces) }).(*nonceStore)
+	if e.Fleet != nil {
+		a.fleet = e.Fleet.Nonces
+	}
 	e.Metrics.GetOrCreateGauge("mgw_auth_nonce_entries", storeLen(e.State, key, a.nonces))
 	return a, nil
 }
@@ -255,7 +262,7 @@ func (a *Authenticator) check(req *codec.Request, op string, checkAllow bool, no
 	// replay by itself.
 	if nonce != "" && !*recorded {
 		*recorded = true
-		switch a.nonces.remember(appID, nonce, tsMs+a.skewMs, nowMs) {
+		switch a.remember(appID, nonce, tsMs+a.skewMs, nowMs) {
 		case nonceReplay:
 			return replayedNonce
 		case nonceFull:

@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"context"
 	"hash/maphash"
 	"sync"
+	"time"
 )
 
 // DefaultMaxNonces bounds the nonces a route's replay store remembers. An entry costs
@@ -106,4 +108,21 @@ func (s *nonceStore) len() int {
 		sh.mu.Unlock()
 	}
 	return n
+}
+
+// remember records (app, nonce) until expires (Unix ms) in the fleet's store when there
+// is one (a nonce seen on any instance is a replay), else, or while that store fails, in
+// this instance's.
+func (a *Authenticator) remember(app, nonce string, expires, now int64) nonceVerdict {
+	if a.fleet != nil {
+		fresh, err := a.fleet.Remember(context.Background(), app, nonce, time.Duration(max(expires-now, 1))*time.Millisecond)
+		if err == nil {
+			if fresh {
+				return nonceFresh
+			}
+			return nonceReplay
+		}
+		a.counters.Degraded.Inc()
+	}
+	return a.nonces.remember(app, nonce, expires, now)
 }

@@ -12,6 +12,8 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -71,6 +73,11 @@ type Limiter struct {
 
 	counters *filters.Counters
 	rejected *metrics.Counter
+
+	// global is the fleet's shared bucket store (scope: global); nil keeps the limit per
+	// instance. The local table stays: it is the limit while the fleet's store fails.
+	global    filters.RateBackend
+	globalKey string // prefix of this route's keys in the shared store
 }
 
 // Options are the ratelimit filter's options: `{ratelimit: {rate: 2000/s, key: device}}`.
@@ -88,6 +95,9 @@ type Options struct {
 	FailOpen bool `yaml:"fail_open" json:"fail_open,omitempty"`
 	// DryRun counts what would be refused and refuses nothing.
 	DryRun bool `yaml:"dry_run" json:"dry_run,omitempty"`
+	// Scope is local ("": the default; per instance) or global (across the fleet, in
+	// fleet.redis; per instance again while Redis is unreachable).
+	Scope string `yaml:"scope" json:"scope,omitempty"`
 }
 
 // Factory is the filters.Factory of "ratelimit": options from env.Options, which must
@@ -134,6 +144,17 @@ func New(env *filters.Env) (*Limiter, error) {
 	case maxKeys == 0:
 		maxKeys = DefaultMaxKeys
 	}
+	var global filters.RateBackend
+	switch o.Scope {
+	case "", "local":
+	case "global":
+		if e.Fleet == nil || e.Fleet.RateLimit == nil {
+			return nil, e.OptionErrorf("scope", "global needs fleet.redis: the instances share the limit there")
+		}
+		global = e.Fleet.RateLimit
+	default:
+		return nil, e.OptionErrorf("scope", "%q is not local or global", clip(o.Scope))
+	}
 	// An unchanged route keeps its buckets across config reloads.
 	stateKey := fmt.Sprintf("ratelimit|%s|key=%s|max_keys=%d", e.Name, keyLabel(kind), maxKeys)
 	tbl := e.State.Get(stateKey, func() any { return newTable(maxKeys, e.Now()) }).(*table)
@@ -148,6 +169,8 @@ func New(env *filters.Env) (*Limiter, error) {
 		log:       e.Logger,
 		route:     e.Name,
 		counters:  filters.NewCounters(e.Metrics, Name, e.Name),
+		global:    global,
+		globalKey: e.Name + "|" + keyLabel(kind) + "|",
 	}
 	l.rejected = l.counters.Rejections(codec.ErrRateLimited)
 	e.Metrics.GetOrCreateGauge(filters.MetricName("mgw_ratelimit_keys", "route", e.Name), tableLen(e.State, stateKey, tbl))
@@ -175,6 +198,11 @@ func (l *Limiter) Name() string { return Name }
 // Receive implements filters.Filter: it spends a token of the request's bucket, or answers
 // 429 with retry-after (in dry-run mode it only counts).
 func (l *Limiter) Receive(ctx context.Context, req *codec.Request, x *filters.Exchange) *codec.Response {
+	if l.global != nil {
+		if resp, decided := l.receiveGlobal(ctx, req); decided {
+			return resp
+		}
+	}
 	now := int64(filters.Arrival(req, x, l.now).Sub(l.table.base))
 	var res takeResult
 	var wait int64
@@ -203,6 +231,10 @@ func (l *Limiter) Receive(ctx context.Context, req *codec.Request, x *filters.Ex
 	case full:
 		l.counters.Degraded.Inc()
 	}
+	return l.refuse(wait)
+}
+
+func (l *Limiter) refuse(wait int64) *codec.Response {
 	if l.dryRun {
 		l.counters.DryRunRejected.Inc()
 		return nil
@@ -211,6 +243,30 @@ func (l *Limiter) Receive(ctx context.Context, req *codec.Request, x *filters.Ex
 	resp := codec.ErrorResponse(429, codec.ErrRateLimited, "rate limit exceeded")
 	resp.Header = append(resp.Header, codec.Field{Key: "retry-after", Value: retryAfter(wait)})
 	return resp
+}
+
+// receiveGlobal spends the request from the fleet's bucket. When the fleet's store
+// fails (counted degraded), fail_open admits the request, and otherwise decided is false
+// and the instance's own bucket decides: the limit holds per instance until Redis is back.
+func (l *Limiter) receiveGlobal(ctx context.Context, req *codec.Request) (resp *codec.Response, decided bool) {
+	key := l.keyOf(req)
+	if l.key == keyClient {
+		key = req.Conn.ClientAddr.Addr().String()
+	}
+	if len(key) > maxKeyLen {
+		// The same digest on every instance (the local table's is seeded per table).
+		d := sha256.Sum256([]byte(key))
+		key = hex.EncodeToString(d[:16])
+	}
+	ok, wait, err := l.global.Take(ctx, l.globalKey+key, l.interval, l.tolerance)
+	if err != nil {
+		l.counters.Degraded.Inc()
+		return nil, l.failOpen
+	}
+	if ok {
+		return nil, true
+	}
+	return l.refuse(int64(wait)), true
 }
 
 // Send implements filters.Filter; nothing to do on the way out.

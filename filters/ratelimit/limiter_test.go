@@ -70,7 +70,7 @@ func TestConfigErrors(t *testing.T) {
 	env.Options = config.FilterOptions{"rate": "10/s", "burts": 5, "max_keys": "lots"}
 	_, err := New(&env)
 	for _, want := range []string{
-		`routes[4].filters[1].ratelimit.burts: unknown option "burts" (known: rate, burst, key, max_keys, fail_open, dry_run)`,
+		`routes[4].filters[1].ratelimit.burts: unknown option "burts" (known: rate, burst, key, max_keys, fail_open, dry_run, scope)`,
 		"routes[4].filters[1].ratelimit.max_keys: cannot unmarshal !!str `lots` into int",
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -17,7 +17,8 @@ import (
 const maxAdminBody = 1 << 20
 
 // AdminHandler serves the routing part of the admin API under /v1/routes and
-// /v1/switches (JSON in and out; errors are {"error": "..."} with 400, 404 or 405):
+// /v1/switches (JSON in and out; errors are {"error": "..."} with 400, 404 or 405; in a fleet,
+// 409 when the change conflicts with one made elsewhere and 503 when etcd is unreachable):
 //
 //	GET /v1/routes                      every route with its effective split
 //	GET /v1/routes/{api}                one route (split, sticky, fallback, retry, force, effective)
@@ -320,11 +321,16 @@ func readJSON(w http.ResponseWriter, req *http.Request, v any) bool {
 }
 
 func writeChangeErr(w http.ResponseWriter, err error) {
-	if errors.Is(err, ErrNoSuchRoute) {
+	switch {
+	case errors.Is(err, ErrNoSuchRoute):
 		writeErr(w, http.StatusNotFound, err)
-		return
+	case errors.Is(err, ErrConflict):
+		writeErr(w, http.StatusConflict, err)
+	case errors.Is(err, ErrUnavailable):
+		writeErr(w, http.StatusServiceUnavailable, err)
+	default:
+		writeErr(w, http.StatusBadRequest, err)
 	}
-	writeErr(w, http.StatusBadRequest, err)
 }
 
 func writeErr(w http.ResponseWriter, status int, err error) {

@@ -17,6 +17,14 @@ import (
 // ErrNoSuchRoute is returned (wrapped) by changes naming a route the table doesn't have.
 var ErrNoSuchRoute = errors.New("no such route")
 
+// ErrConflict is returned (wrapped) by a change that a Holder refused because what it
+// was derived from changed elsewhere meanwhile (a fleet store's compare failed).
+var ErrConflict = errors.New("conflicting change")
+
+// ErrUnavailable is returned (wrapped) by a change that a Holder could not store (the
+// fleet store is unreachable); the table in force stays.
+var ErrUnavailable = errors.New("store unavailable")
+
 // RouterOptions configure a Router. The zero value is usable.
 type RouterOptions struct {
 	// Logger receives one record per change, with old and new values; nil: slog.Default().
