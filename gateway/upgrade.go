@@ -374,7 +374,7 @@ func (g *Gateway) startChild() (*upgradeChild, error) {
 			return nil, fmt.Errorf("runtime.upgrade_binary is empty and the running binary's path is unknown: %w", err)
 		}
 	}
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	pair, err := handoverPair()
 	if err != nil {
 		return nil, fmt.Errorf("handover socketpair: %w", err)
 	}

@@ -65,7 +65,7 @@ func (s *Server) start() {
 	out := &strings.Builder{}
 	w := &lockedWriter{b: out, mu: &s.mu}
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start %s: %v", s.name, err)
 	}
