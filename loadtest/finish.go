@@ -74,6 +74,7 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 				continue
 			}
 			g.RSSBytes = max(g.RSSBytes, s.GatewayRSS)
+			g.PSSBytes = max(g.PSSBytes, s.GatewayPSS)
 			g.Goroutines = max(g.Goroutines, s.GatewayGor)
 			g.Conns = max(g.Conns, s.GatewayCon)
 		}

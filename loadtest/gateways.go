@@ -177,7 +177,14 @@ func (r *runner) sampleGateways(ctx context.Context, st *scenarioState, s *repor
 	st.gwSeen = true
 	var cpu float64
 	cpus := make([]float64, n)
+	pss := make([]uint64, n)
+	for i, p := range r.gws {
+		if p.local && p.pid > 0 {
+			pss[i], _ = observe.ProcPSS(p.pid) // 0 when not readable: then no sum is shown
+		}
+	}
 	for i, gs := range stats {
+		s.GatewayPSS += pss[i]
 		s.GatewayRSS += gs.RSSBytes
 		s.GatewayGor += gs.Goroutines
 		s.GatewayCon += gs.ConnectionsTotal
@@ -205,6 +212,7 @@ func (r *runner) sampleGateways(ctx context.Context, st *scenarioState, s *repor
 		for i, gs := range stats {
 			pk := &g.peak[i]
 			pk.RSSBytes = max(pk.RSSBytes, gs.RSSBytes)
+			pk.PSSBytes = max(pk.PSSBytes, pss[i])
 			pk.Goroutines = max(pk.Goroutines, gs.Goroutines)
 			pk.Conns = max(pk.Conns, gs.ConnectionsTotal)
 		}
@@ -239,7 +247,7 @@ func (r *runner) summariseGateways(st *scenarioState, row *report.Row) {
 		pp := report.GatewayProc{Admin: p.addr, PID: p.pid, Nofile: p.nofile, IdleRSSBytes: p.idle.RSSBytes}
 		if g.peak != nil {
 			pk := g.peak[i]
-			pp.RSSBytes, pp.Goroutines, pp.Conns = pk.RSSBytes, pk.Goroutines, pk.Conns
+			pp.RSSBytes, pp.PSSBytes, pp.Goroutines, pp.Conns = pk.RSSBytes, pk.PSSBytes, pk.Goroutines, pk.Conns
 		}
 		if dt := g.endAt.Sub(g.goAt).Seconds(); dt > 0 && g.goCPU != nil && g.endCPU != nil {
 			pp.CPUPercent = (g.endCPU[i] - g.goCPU[i]) / dt * 100

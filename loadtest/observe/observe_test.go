@@ -97,3 +97,19 @@ func TestParseStatCPU(t *testing.T) {
 		t.Fatalf("own cpu %v %v", s, err)
 	}
 }
+
+// TestProcPSS: this process's PSS is read, and is at most its RSS (shared pages count in
+// part).
+func TestProcPSS(t *testing.T) {
+	pss, err := ProcPSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss, err := ProcRSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pss == 0 || pss > rss {
+		t.Fatalf("PSS %d, RSS %d", pss, rss)
+	}
+}

@@ -161,20 +161,31 @@ func PortRange() (lo, hi int) {
 }
 
 // ProcRSS reads VmRSS of pid in bytes, for a gateway whose stats lack it.
-func ProcRSS(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+func ProcRSS(pid int) (uint64, error) { return procKB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:") }
+
+// ProcPSS returns a process's proportional set size: its resident memory with each page
+// it shares divided among the processes sharing it. Summed over several processes of one
+// binary it is the memory they take together; their RSS summed counts the binary's pages
+// once per process.
+func ProcPSS(pid int) (uint64, error) {
+	return procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
+}
+
+// procKB reads the "key N kB" line of a /proc file, in bytes.
+func procKB(path, key string) (uint64, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "VmRSS:" {
+		if len(f) >= 2 && f[0] == key {
 			kb, err := strconv.ParseUint(f[1], 10, 64)
 			return kb * 1024, err
 		}
 	}
-	return 0, fmt.Errorf("pid %d: no VmRSS", pid)
+	return 0, fmt.Errorf("%s: no %s", path, key)
 }
 
 // LoadAvg returns the 1-minute load average and the CPUs online, to say how busy the box

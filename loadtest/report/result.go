@@ -140,6 +140,10 @@ type Gateway struct {
 	IdleGoroutines int           `json:"idle_goroutines,omitempty"`
 	PerConnBytes   float64       `json:"per_conn_bytes,omitempty"`
 	Processes      []GatewayProc `json:"processes,omitempty"`
+	// PSSBytes is the most proportional set size summed over the processes (read from
+	// /proc on this box): RSS summed counts the pages of the binary they share once per
+	// process, PSS once in all. 0 when not readable.
+	PSSBytes uint64 `json:"pss_bytes,omitempty"`
 }
 
 // GatewayProc is one gateway process's own figures: peaks over the measured phase, CPU
@@ -150,6 +154,7 @@ type GatewayProc struct {
 	Nofile       uint64  `json:"nofile,omitempty"`
 	IdleRSSBytes uint64  `json:"idle_rss_bytes"`
 	RSSBytes     uint64  `json:"rss_bytes"`
+	PSSBytes     uint64  `json:"pss_bytes,omitempty"`
 	CPUPercent   float64 `json:"cpu_percent"`
 	Goroutines   int     `json:"goroutines"`
 	Conns        int64   `json:"conns"`
@@ -191,6 +196,7 @@ type Sample struct {
 	GatewayCPU float64 `json:"gw_cpu"`
 	GatewayGor int     `json:"gw_goroutines"`
 	GatewayCon int64   `json:"gw_conns"`
+	GatewayPSS uint64  `json:"gw_pss,omitempty"` // summed proportional set size (see Gateway.PSSBytes)
 	KernelTCP  int64   `json:"k_tcp_mem"`
 	KernelSock int64   `json:"k_tcp_inuse"`
 	ClientRSS  uint64  `json:"client_rss"`

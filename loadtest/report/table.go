@@ -83,6 +83,10 @@ func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
 			fmt.Fprintf(w, "gateways (%s): %d processes on one listener, RSS %s idle -> %s summed; per process: conns %s, RSS %s\n",
 				label, len(g.Processes), fmtBytes(float64(g.IdleRSSBytes)), fmtBytes(float64(g.RSSBytes)),
 				strings.Join(conns, " / "), strings.Join(rss, " / "))
+			if g.PSSBytes > 0 {
+				fmt.Fprintf(w, "gateways (%s): PSS %s summed: the memory the %d processes take together (RSS summed counts the pages of the binary they share once per process)\n",
+					label, fmtBytes(float64(g.PSSBytes)), len(g.Processes))
+			}
 		}
 		if c := row.Client; c.Workers > 0 {
 			fmt.Fprintf(w, "harness (%s): %d worker process(es), RSS %s, CPU %.0f%% (the client side, on the same box)\n",
