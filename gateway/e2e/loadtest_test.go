@@ -22,25 +22,8 @@ import (
 // several real `mgw serve` processes on one listener (reuse_port), hold every connection
 // (measured, not projected), and sum the gateway figures over the processes.
 func TestLoadtestCompareSharesListener(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "r.json")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, mgwBin, "loadtest", "compare", "-conns", "3000", "-gateway-nofile", "1800",
-		"-hello", "-rate", "200", "-duration", "2s", "-warmup", "500ms", "-json", out, "-html", "")
-	cmd.Dir = dir
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
-	f, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res report.Result
-	if err := json.Unmarshal(f, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, b := runLoadtest(t, "compare", "-conns", "3000", "-gateway-nofile", "1800",
+		"-hello", "-rate", "200", "-duration", "2s", "-warmup", "500ms")
 	if len(res.Rows) != 2 || res.Partial || res.Limits.GatewayProcs != 3 || res.Limits.GatewayNofile != 1800 {
 		t.Fatalf("rows %d partial %v limits %+v\n%s", len(res.Rows), res.Partial, res.Limits, b)
 	}
@@ -78,6 +61,31 @@ func TestLoadtestCompareSharesListener(t *testing.T) {
 			t.Fatalf("%s: per-process sums conns %d rss %d idle %d against %+v", row.Engine, conns, rss, idle, g)
 		}
 	}
+}
+
+// runLoadtest runs `mgw loadtest args...` as a user would and returns its JSON result
+// and its output; it fails the test when the command fails.
+func runLoadtest(t *testing.T, args ...string) (report.Result, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mgwBin, append(append([]string{"loadtest"}, args...), "-json", out, "-html", "")...)
+	cmd.Dir = dir
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	f, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res report.Result
+	if err := json.Unmarshal(f, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res, b
 }
 
 var adminLineRE = regexp.MustCompile(`^\s+admin\s+(127\.0\.0\.1:\d+)`)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -22,7 +21,6 @@ import (
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
 	"github.com/mgw-project/mgw/codec/mmtp/client"
-	"github.com/mgw-project/mgw/loadtest/report"
 )
 
 func splitHalf(b []byte) ([]byte, []byte) { return b[:len(b)/2], b[len(b)/2:] }
@@ -521,27 +519,9 @@ func TestLoadtestUpgradeScenario(t *testing.T) {
 	_, be := backend(t, "b1")
 	u := serveUpgradable(t, upgradeConfig(be))
 	oldPID, _ := u.stats()
-	dir := t.TempDir()
-	out := filepath.Join(dir, "r.json")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	const conns = 400
-	cmd := exec.CommandContext(ctx, mgwBin, "loadtest", "run", "-target", u.addrs["mobile"], "-stats", u.addrs["admin"],
-		"-scenario", "upgrade", "-conns", fmt.Sprint(conns), "-hello", "-rate", "200", "-duration", "4s", "-warmup", "1s",
-		"-json", out, "-html", "")
-	cmd.Dir = dir
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
-	f, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res report.Result
-	if err := json.Unmarshal(f, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, b := runLoadtest(t, "run", "-target", u.addrs["mobile"], "-stats", u.addrs["admin"],
+		"-scenario", "upgrade", "-conns", fmt.Sprint(conns), "-hello", "-rate", "200", "-duration", "4s", "-warmup", "1s")
 	if len(res.Rows) != 1 || res.Partial {
 		t.Fatalf("rows %d partial %v %s\n%s", len(res.Rows), res.Partial, res.Reason, b)
 	}
