@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mgw-project/mgw/internal/testbin"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false, "write the load report's screenshot to docs/img/loadtest-report.png")
@@ -67,7 +69,7 @@ var probeRE = regexp.MustCompile(`data-probe="([^"]*)"`)
 // its HTML report; headless Chromium opens it, every chart draws lines or dots, no
 // script error, and its screenshot shows the series' colours.
 func TestLoadReportInBrowser(t *testing.T) {
-	chromium := needTool(t, "chromium", "chromium")
+	chromium := testbin.Need(t, "chromium", "chromium")
 	g := serve(t, metricsConfig(startBackend(t)), metricsEnv...)
 	dir := t.TempDir()
 	report := filepath.Join(dir, "loadtest.html")

@@ -76,27 +76,6 @@ func buildLikeDockerfile(out string) error {
 	return nil
 }
 
-// inCI: CI must run every check, so a missing tool fails there instead of skipping.
-func inCI() bool {
-	v := os.Getenv("CI")
-	return v != "" && v != "0" && v != "false"
-}
-
-// needTool returns the path of a program the test needs: skipped without it on a
-// developer's box, failed in CI.
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if inCI() {
-		t.Fatalf("%s is not installed and CI is set: .ci/run must install the Debian package %s", name, pkg)
-	}
-	t.Skipf("%s is not installed (Debian package %s; scripts/deps.sh installs it)", name, pkg)
-	return ""
-}
-
 // proc is a child process whose output the test keeps for its failure message.
 type proc struct {
 	cmd   *exec.Cmd

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/mgw-project/mgw/internal/testbin"
 )
 
 // notMgw lists series the dashboard and rules may name that mgw does not export, each
@@ -281,7 +283,7 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 
 // TestAlertRulesPromtool: `promtool check rules` accepts the rule file.
 func TestAlertRulesPromtool(t *testing.T) {
-	promtool := needTool(t, "promtool", "prometheus")
+	promtool := testbin.Need(t, "promtool", "prometheus")
 	out, err := exec.Command(promtool, "check", "rules", "prometheus/alerts.yaml").CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
@@ -295,7 +297,7 @@ func TestAlertRulesPromtool(t *testing.T) {
 // traffic, with the alert rules loaded; every dashboard query returns data and every
 // rule evaluates without error.
 func TestDashboardHasDataInPrometheus(t *testing.T) {
-	prom := needTool(t, "prometheus", "prometheus")
+	prom := testbin.Need(t, "prometheus", "prometheus")
 	g := startObservedGateway(t)
 	// Traffic throughout, on new connections, so that rates and closes have data.
 	stop := make(chan struct{})

@@ -376,18 +376,27 @@ func (s *mmtpSession) pushHello(ok *codec.Response, r pushResume) (after func())
 	}
 	p := &pushState{s: s, key: key, sent: res.After, stream: stream}
 	return func() {
-		s.mu.Lock()
-		s.push = p
-		s.mu.Unlock()
-		h.bind(p)
-		if s.c.Closed() {
-			// onClose may have run before the binding: undo it, or the device would
-			// stay bound to a dead connection until its next HELLO.
-			h.unbind(p)
-			return
+		if s.bindPush(p) {
+			h.pump(p)
 		}
-		h.pump(p)
 	}
+}
+
+// bindPush makes the session its device's current connection, with p as its push side.
+// It reports false when the connection closed meanwhile: onClose may have run before the
+// binding, so it is undone, or the device would stay bound to a dead connection until its
+// next HELLO.
+func (s *mmtpSession) bindPush(p *pushState) bool {
+	h := s.l.g.push
+	s.mu.Lock()
+	s.push = p
+	s.mu.Unlock()
+	h.bind(p)
+	if s.c.Closed() {
+		h.unbind(p)
+		return false
+	}
+	return true
 }
 
 func (s *mmtpSession) onPushAck(stream uint32) {

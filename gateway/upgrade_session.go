@@ -98,11 +98,7 @@ func (s *mmtpSession) restore(st *connState) {
 	s.mu.Unlock()
 	if st.Hello && st.DeviceID != "" {
 		// Pushes published to the device from now on reach it here, as they did there.
-		p := &pushState{s: s, key: push.Key{App: st.AppID, Device: st.DeviceID}}
-		s.mu.Lock()
-		s.push = p
-		s.mu.Unlock()
-		s.l.g.push.bind(p)
+		s.bindPush(&pushState{s: s, key: push.Key{App: st.AppID, Device: st.DeviceID}})
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/mgw-project/mgw/gateway"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec/mmtp/client"
+	"github.com/mgw-project/mgw/gateway"
 )
 
 var mgwBin string

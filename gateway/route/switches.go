@@ -55,14 +55,6 @@ func newTagIndex(clusters []config.Cluster) *tagIndex {
 	return t
 }
 
-func (t *tagIndex) tags() map[string]bool {
-	m := make(map[string]bool, len(t.byTag))
-	for tag := range t.byTag {
-		m[tag] = true
-	}
-	return m
-}
-
 // splitWeights turns a route's integer split into percents.
 func splitWeights(split map[string]int) weights {
 	names := sortedKeys(split)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,21 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// need finds a binary or ends the test (skip outside CI, fail in CI).
-func need(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed (scripts/deps.sh installs it): %v", name, err)
-	}
-	t.Skipf("%s is not installed; scripts/deps.sh installs it", name)
-	return ""
-}
+	"github.com/mgw-project/mgw/internal/testbin"
+)
 
 // FreePort returns a loopback port nobody listens on now. Another process may take it
 // before the caller binds it; the engines here fail loudly if so.
@@ -155,7 +142,7 @@ type Etcd struct {
 // StartEtcd runs `etcd` with its data in a temp dir until the test ends.
 func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
-	bin := need(t, "etcd")
+	bin := testbin.Need(t, "etcd", "etcd-server")
 	dir := t.TempDir()
 	cp, pp := FreePort(t), FreePort(t)
 	client := fmt.Sprintf("http://127.0.0.1:%d", cp)
@@ -198,7 +185,7 @@ type Redis struct{ *Server }
 // StartRedis runs `redis-server` on a free loopback port until the test ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	bin := need(t, "redis-server")
+	bin := testbin.Need(t, "redis-server", "redis-server")
 	dir := t.TempDir()
 	port := FreePort(t)
 	s := &Server{t: t, name: "redis-server", bin: bin, Addr: fmt.Sprintf("127.0.0.1:%d", port), args: []string{
