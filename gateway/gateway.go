@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/panjf2000/ants/v2"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sys/unix"
 
@@ -70,7 +69,7 @@ type Gateway struct {
 	filters  *filters.Registry // one for the process, so rate-limit and nonce stores survive reloads
 	access   *accesslog.Writer // access lines, written off the request path
 	accessLg *slog.Logger
-	reqPool  *ants.Pool
+	reqPool  *taskPool
 	adm      *admission               // built in Start, with the request pool
 	snap     atomic.Pointer[snapshot] // everything a request consults; see snapshot
 	push     *pushHub                 // device push logs (push.go); push settings need a restart
@@ -207,11 +206,7 @@ func (g *Gateway) startLocal() error {
 
 	workers := cfg.Runtime.Workers
 	var err error
-	g.reqPool, err = ants.NewPool(requestPoolSize(workers), ants.WithNonblocking(true),
-		ants.WithExpiryDuration(requestWorkerExpiry), ants.WithLogger(quietLogger{}))
-	if err != nil {
-		return fmt.Errorf("request pool: %w", err)
-	}
+	g.reqPool = newTaskPool(requestPoolSize(workers))
 	g.adm = newAdmission(cfg.Admission, g.reqPool.Cap(), g.m.adm)
 	g.m.registerAdmission(g.adm)
 	// After SetMemoryLimit above: the budgets' defaults derive from the limit.
@@ -261,10 +256,6 @@ func (g *Gateway) startLocal() error {
 	}
 	return nil
 }
-
-// requestWorkerExpiry is how long an idle request worker lives: after a surge the pool
-// shrinks back within about two of these, so the goroutines of an overload do not stay.
-const requestWorkerExpiry = time.Second
 
 // requestPoolSize bounds the goroutines that run requests (filters and upstream calls).
 // They block on backends, so the bound is the number of requests in flight per instance,
@@ -543,9 +534,3 @@ func (g *Gateway) closeLocked() error {
 	errs = append(errs, g.access.Close())
 	return errors.Join(errs...)
 }
-
-// quietLogger keeps ants from printing to stdout; a panic in a request task never reaches
-// ants: Gateway.submit recovers, logs and answers it.
-type quietLogger struct{}
-
-func (quietLogger) Printf(string, ...any) {}
