@@ -3,14 +3,25 @@ GO      ?= go
 PKGS    ?= ./...
 BIN     := bin/mgw
 FUZZTIME ?= 30s
+# LEAN is how the gateway binary is built and run (deploy/Dockerfile does the same):
+#   CGO_ENABLED=0  a static binary; nothing in mgw needs cgo (net and os/user fall back
+#                  to pure Go), and it runs on an image without libc;
+#   -trimpath      no build-machine paths in the binary;
+#   grpcnotrace    grpc does not link golang.org/x/net/trace, whose html/template calls
+#                  MethodByName with a non-constant name: the linker must then keep every
+#                  exported method of every type, go-redis's alone 4.2 MB of text. Each
+#                  `mgw serve` maps its binary's pages once, so a box of several processes
+#                  pays the difference several times (37.7 MB -> 24.5 MB binary, idle RSS
+#                  21 MiB -> 16 MiB per process).
+LEAN    := CGO_ENABLED=0 GOFLAGS='-trimpath -tags=grpcnotrace'
 
 .PHONY: run build test race bench bench-http bench-latency loadtest-100k fuzz lint deps clean
 
 run: ## run the gateway on its compiled-in default config
-	$(GO) run ./cmd/mgw serve
+	$(LEAN) $(GO) run ./cmd/mgw serve
 
-build:
-	$(GO) build -o $(BIN) ./cmd/mgw
+build: ## the lean, static release binary (LEAN above) in bin/mgw
+	$(LEAN) $(GO) build -o $(BIN) ./cmd/mgw
 
 deps:
 	./scripts/deps.sh

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -157,7 +156,7 @@ func (s *mmtpSession) clientAddr() string { return s.connInfo().ClientAddr.Strin
 // onHello binds the app and device to the connection once the gateway's auth accepts them.
 func (s *mmtpSession) onHello(f *mmtp.Frame) {
 	s.mu.Lock()
-	info := s.info
+	info := s.infoLocked()
 	s.mu.Unlock()
 	req := mmtp.ToRequest(f, info)
 	req.Received = time.Now()
@@ -172,9 +171,9 @@ func (s *mmtpSession) onHello(f *mmtp.Frame) {
 	}
 	s.mu.Lock()
 	s.hello = true
-	// Cloned: the values are slices of the HELLO's header copy, which an idle connection
-	// should not keep alive for the sake of two short strings.
-	s.info.AppID, s.info.DeviceID = strings.Clone(req.Header.Value("app-id")), strings.Clone(req.Header.Value("device-id"))
+	// Copied into one string: the values are slices of the HELLO's header copy, which an
+	// idle connection should not keep alive for the sake of two short strings.
+	s.ident = makeIdentity(req.Header.Value("app-id"), req.Header.Value("device-id"))
 	s.mu.Unlock()
 	ok := &codec.Response{Status: http.StatusOK}
 	bind := s.pushHello(ok, resume)
@@ -220,7 +219,7 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame) bool {
 		s.paused = true
 		s.c.PauseRead()
 	}
-	info := s.info
+	info := s.infoLocked()
 	s.mu.Unlock()
 
 	req := mmtp.ToRequest(f, info)
@@ -246,10 +245,11 @@ func (s *mmtpSession) checkIdentity(f *mmtp.Frame) *codec.Response {
 		}
 		return nil
 	}
-	if v, ok := f.Get("app-id"); ok && string(v) != s.info.AppID {
+	app, device := s.ident.split()
+	if v, ok := f.Get("app-id"); ok && string(v) != app {
 		return codec.ErrorResponse(http.StatusUnauthorized, codec.ErrUnauthorized, "app-id differs from this connection's HELLO")
 	}
-	if v, ok := f.Get("device-id"); ok && string(v) != s.info.DeviceID {
+	if v, ok := f.Get("device-id"); ok && string(v) != device {
 		return codec.ErrorResponse(http.StatusUnauthorized, codec.ErrUnauthorized, "device-id differs from this connection's HELLO")
 	}
 	return nil

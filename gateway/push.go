@@ -61,9 +61,11 @@ type pushPresence interface {
 	Run(ctx context.Context, notify func(push.Key), held func() []push.Key)
 }
 
+// hubShard maps a device's identity (app-id and device-id in one string) to its current
+// connection's push side: one string header per entry instead of push.Key's two.
 type hubShard struct {
 	mu sync.Mutex
-	m  map[push.Key]*pushState
+	m  map[identity]*pushState
 }
 
 // pushSweepEvery is how often expired messages of devices nobody touches are dropped (a
@@ -84,7 +86,7 @@ func newPushHub(cfg config.Push, r *config.FleetRedis, rdb *redis.Client, set *m
 	h := &pushHub{store: st, presence: pres, cfg: cfg, maxTTL: cfg.MaxTTL.D(), maxLen: maxBytes, seed: maphash.MakeSeed(),
 		delivered: set.GetOrCreateCounter("mgw_push_delivered_total")}
 	for i := range h.shards {
-		h.shards[i].m = make(map[push.Key]*pushState)
+		h.shards[i].m = make(map[identity]*pushState)
 	}
 	stat := func(name string, v func(s *push.Stats) float64) {
 		set.GetOrCreateGauge(name, func() float64 { s := h.store.Stats(); return v(&s) })
@@ -146,21 +148,16 @@ func (h *pushHub) heldKeys() []push.Key {
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.Lock()
-		for k := range sh.m {
-			out = append(out, k)
+		for id := range sh.m {
+			out = append(out, id.pushKey())
 		}
 		sh.mu.Unlock()
 	}
 	return out
 }
 
-func (h *pushHub) shard(k push.Key) *hubShard {
-	var x maphash.Hash
-	x.SetSeed(h.seed)
-	x.WriteString(k.App)
-	x.WriteByte(0)
-	x.WriteString(k.Device)
-	return &h.shards[x.Sum64()%uint64(len(h.shards))]
+func (h *pushHub) shard(id identity) *hubShard {
+	return &h.shards[maphash.String(h.seed, string(id))%uint64(len(h.shards))]
 }
 
 // PushStats is the push block of GET /v1/stats.
@@ -175,21 +172,24 @@ func (h *pushHub) stats() *PushStats {
 }
 
 // pushState is a connection's push side, made by its HELLO when the HELLO names a device.
-// An idle one holds no map: inflight exists only while pushes are unacknowledged.
+// An idle one holds no map: inflight exists only while pushes are unacknowledged. There is
+// one per connection with a device, so it is kept small (push_test.go guards its size).
 type pushState struct {
-	s   *mmtpSession
-	key push.Key
+	s  *mmtpSession
+	id identity // the device; the same string as the session's, no copy
 
 	// bound: the device's current connection, new pushes go here. Atomic, not under mu:
 	// unbind runs from onClose, which a Write inside pump (holding mu) may call on its
 	// own goroutine when the write fails.
 	bound atomic.Bool
 
+	stream   uint32 // last PUSH stream id used; under mu
 	mu       sync.Mutex
 	sent     uint64 // highest seq sent on this connection
-	stream   uint32 // last PUSH stream id used
 	inflight map[uint32]sentPush
 }
+
+func (p *pushState) key() push.Key { return p.id.pushKey() }
 
 type sentPush struct {
 	seq   uint64
@@ -200,13 +200,13 @@ type sentPush struct {
 // (its unacknowledged ones are still acknowledged to the store if their acks come).
 func (h *pushHub) bind(p *pushState) {
 	p.bound.Store(true)
-	sh := h.shard(p.key)
+	sh := h.shard(p.id)
 	sh.mu.Lock()
-	old := sh.m[p.key]
-	sh.m[p.key] = p
+	old := sh.m[p.id]
+	sh.m[p.id] = p
 	sh.mu.Unlock()
 	if h.presence != nil {
-		h.presence.Held(p.key)
+		h.presence.Held(p.key())
 	}
 	if old == nil {
 		h.connected.Add(1)
@@ -220,24 +220,28 @@ func (h *pushHub) bind(p *pushState) {
 // pushState lock (see bound).
 func (h *pushHub) unbind(p *pushState) {
 	p.bound.Store(false)
-	sh := h.shard(p.key)
+	sh := h.shard(p.id)
 	sh.mu.Lock()
-	gone := sh.m[p.key] == p
+	gone := sh.m[p.id] == p
 	if gone {
-		delete(sh.m, p.key)
+		delete(sh.m, p.id)
 		h.connected.Add(-1)
 	}
 	sh.mu.Unlock()
 	if gone && h.presence != nil {
-		h.presence.Released(p.key)
+		h.presence.Released(p.key())
 	}
 }
 
 // notify sends k's new messages on its current connection, if it has one.
 func (h *pushHub) notify(k push.Key) {
-	sh := h.shard(k)
+	if len(k.App) > maxIdentityApp {
+		return // no HELLO names such an app, so no connection holds it
+	}
+	id := makeIdentity(k.App, k.Device)
+	sh := h.shard(id)
 	sh.mu.Lock()
-	p := sh.m[k]
+	p := sh.m[id]
 	sh.mu.Unlock()
 	if p != nil {
 		h.pump(p)
@@ -253,7 +257,7 @@ func (h *pushHub) pump(p *pushState) {
 	if !p.bound.Load() || room <= 0 {
 		return
 	}
-	ds := h.store.Next(p.key, p.sent, room, time.Now())
+	ds := h.store.Next(p.key(), p.sent, room, time.Now())
 	if len(ds) == 0 {
 		return
 	}
@@ -302,7 +306,7 @@ func (h *pushHub) ack(p *pushState, stream uint32) {
 	if !ok {
 		return
 	}
-	h.store.Ack(p.key, sp.epoch, sp.seq)
+	h.store.Ack(p.key(), sp.epoch, sp.seq)
 	h.pump(p)
 }
 
@@ -352,7 +356,7 @@ func parsePushResume(f *mmtp.Frame) (pushResume, *codec.Response) {
 func (s *mmtpSession) pushHello(ok *codec.Response, r pushResume) (after func()) {
 	h := s.l.g.push
 	s.mu.Lock()
-	key := push.Key{App: s.info.AppID, Device: s.info.DeviceID}
+	id := s.ident
 	old := s.push
 	s.push = nil
 	s.mu.Unlock()
@@ -365,6 +369,7 @@ func (s *mmtpSession) pushHello(ok *codec.Response, r pushResume) (after func())
 		stream = old.stream
 		old.mu.Unlock()
 	}
+	key := id.pushKey()
 	res := h.store.Resume(key, r.epoch, r.seq, r.hasEpoch, 0, time.Now())
 	ok.Header = append(ok.Header, codec.Field{Key: "push-epoch", Value: res.Epoch},
 		codec.Field{Key: "push-seq", Value: strconv.FormatUint(res.Seq, 10)})
@@ -374,7 +379,7 @@ func (s *mmtpSession) pushHello(ok *codec.Response, r pushResume) (after func())
 	if key.Device == "" {
 		return func() {}
 	}
-	p := &pushState{s: s, key: key, sent: res.After, stream: stream}
+	p := &pushState{s: s, id: id, sent: res.After, stream: stream}
 	return func() {
 		if s.bindPush(p) {
 			h.pump(p)

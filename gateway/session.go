@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/proxyproto"
 	"github.com/mgw-project/mgw/netpoll"
+	"github.com/mgw-project/mgw/push"
 )
 
 // session is the per-connection state of one protocol.
@@ -37,12 +40,57 @@ type sessionBase struct {
 	born    atomic.Uint32
 	retired atomic.Bool
 
-	mu   sync.Mutex // guards info, and the embedding session's shared fields
-	info codec.ConnInfo
+	mu sync.Mutex // guards client and ident, and the embedding session's shared fields
+	// client and ident are the connection's codec.ConnInfo (connInfo) without the listener
+	// name, which the listener holds once for all its connections.
+	client netip.AddrPort
+	ident  identity // bound by a successful MMTP HELLO; "" otherwise
 }
 
 func newSessionBase(l *listener, c netpoll.Conn, info codec.ConnInfo) sessionBase {
-	return sessionBase{l: l, c: c, info: info, needProxy: l.cfg.ProxyProtocol}
+	return sessionBase{l: l, c: c, client: info.ClientAddr, ident: makeIdentity(info.AppID, info.DeviceID),
+		needProxy: l.cfg.ProxyProtocol}
+}
+
+// identity is a HELLO's app-id and device-id in one string: an idle connection keeps one
+// allocation for both, and the push hub keys its map by one string header instead of
+// two. Layout: len(app-id) in two bytes (big-endian), app-id, device-id. Two bytes are
+// enough: an MMTP header value is at most 65535 bytes.
+type identity string
+
+// maxIdentityApp is the longest app-id an identity can hold.
+const maxIdentityApp = 1<<16 - 1
+
+// makeIdentity joins app and device; both empty make "". An app longer than
+// maxIdentityApp (no MMTP header value is) makes "" too: callers that take it from
+// elsewhere check the length first.
+func makeIdentity(app, device string) identity {
+	if app == "" && device == "" || len(app) > maxIdentityApp {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(2 + len(app) + len(device))
+	b.WriteByte(byte(len(app) >> 8))
+	b.WriteByte(byte(len(app)))
+	b.WriteString(app)
+	b.WriteString(device)
+	return identity(b.String())
+}
+
+func (id identity) split() (app, device string) {
+	if len(id) < 2 {
+		return "", ""
+	}
+	n := 2 + (int(id[0])<<8 | int(id[1]))
+	return string(id[2:n]), string(id[n:])
+}
+
+func (id identity) app() string    { a, _ := id.split(); return a }
+func (id identity) device() string { _, d := id.split(); return d }
+
+func (id identity) pushKey() push.Key {
+	a, d := id.split()
+	return push.Key{App: a, Device: d}
 }
 
 // readProxy consumes the PROXY header a listener with proxy_protocol requires before
@@ -65,7 +113,7 @@ func (s *sessionBase) readProxy(data []byte) (n int, wait bool, err error) {
 	}
 	if !h.Local {
 		s.mu.Lock()
-		s.info.ClientAddr = h.Source
+		s.client = h.Source
 		s.mu.Unlock()
 	}
 	s.needProxy = false
@@ -84,5 +132,10 @@ func (s *sessionBase) spoke() {
 func (s *sessionBase) connInfo() codec.ConnInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.info
+	return s.infoLocked()
+}
+
+func (s *sessionBase) infoLocked() codec.ConnInfo {
+	app, device := s.ident.split()
+	return codec.ConnInfo{Listener: s.l.cfg.Name, ClientAddr: s.client, AppID: app, DeviceID: device}
 }

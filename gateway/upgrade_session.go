@@ -4,7 +4,6 @@ import (
 	"net/netip"
 
 	"github.com/mgw-project/mgw/netpoll"
-	"github.com/mgw-project/mgw/push"
 )
 
 // connState is what a connection carries to the new process on a hot upgrade, beside its
@@ -57,8 +56,8 @@ func (b *sessionBase) state() connState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := connState{Listener: b.l.cfg.Name, NeedProxy: b.needProxy, Spoken: b.spoken, Born: b.born.Load()}
-	if b.info.ClientAddr.IsValid() {
-		st.Client = b.info.ClientAddr.String()
+	if b.client.IsValid() {
+		st.Client = b.client.String()
 	}
 	return st
 }
@@ -66,7 +65,8 @@ func (b *sessionBase) state() connState {
 func (s *mmtpSession) state() connState {
 	st := s.sessionBase.state()
 	s.mu.Lock()
-	st.Hello, st.AppID, st.DeviceID, st.Last = s.hello, s.info.AppID, s.info.DeviceID, s.last
+	st.AppID, st.DeviceID = s.ident.split()
+	st.Hello, st.Last = s.hello, s.last
 	s.mu.Unlock()
 	return st
 }
@@ -85,20 +85,26 @@ func (b *sessionBase) restore(st *connState) {
 	}
 	if ap, err := netip.ParseAddrPort(st.Client); err == nil {
 		b.mu.Lock()
-		b.info.ClientAddr = ap
+		b.client = ap
 		b.mu.Unlock()
 	}
 }
 
 func (s *mmtpSession) restore(st *connState) {
 	s.sessionBase.restore(st)
+	// An app-id too long for an identity never passed a HELLO: the state is not one an
+	// mgw wrote, so the connection is taken as one without a HELLO.
+	hello := st.Hello && len(st.AppID) <= maxIdentityApp
 	s.mu.Lock()
-	s.hello, s.last = st.Hello, st.Last
-	s.info.AppID, s.info.DeviceID = st.AppID, st.DeviceID
+	s.hello, s.last = hello, st.Last
+	if hello {
+		s.ident = makeIdentity(st.AppID, st.DeviceID)
+	}
+	id := s.ident
 	s.mu.Unlock()
-	if st.Hello && st.DeviceID != "" {
+	if hello && st.DeviceID != "" {
 		// Pushes published to the device from now on reach it here, as they did there.
-		s.bindPush(&pushState{s: s, key: push.Key{App: st.AppID, Device: st.DeviceID}})
+		s.bindPush(&pushState{s: s, id: id})
 	}
 }
 

@@ -29,13 +29,15 @@ type econn struct {
 	fd  int32
 	gen uint32 // with fd, names this connection in epoll data; stale events are dropped
 	id  uint64
-	p   *poller
-	own *owner
+	own *owner // and through it the engine; the poller follows from fd (epollEngine.pollerOf)
 
+	// Sizes matter here: an idle connection is this struct, in a 128-byte size class
+	// (econn_size_test.go). The event bits epoll reports (IN, OUT, RDHUP, HUP, ERR, PRI)
+	// all fit in 16 bits; the local address is interned per engine (lipIdx).
 	mu         sync.Mutex
-	revents    uint32 // events of the dispatch in progress (written by the poller under mu)
+	revents    uint16 // events of the dispatch in progress (written by the poller under mu)
+	owed       uint16 // edges not yet served (see above)
 	pauses     int32  // PauseRead nesting
-	owed       uint32 // edges not yet served (see above)
 	reason     CloseReason
 	flushWhy   CloseReason // reason for CloseAfterFlush
 	closed     bool        // no more I/O; OnClose owed
@@ -52,6 +54,7 @@ type econn struct {
 	exported   bool        // handed to another process (Migrator.Export): writes refused
 	lport      uint16
 	rport      uint16
+	lipIdx     uint16        // the local IP: index into the engine's localIPs
 	idleTicks  atomic.Uint32 // idle timeout in ticks; 0 disables
 	// flushedAt is the coarse-clock tick the write queue last made progress: set when it
 	// becomes non-empty and whenever a flush writes bytes, 0 while it is empty.
@@ -66,7 +69,7 @@ type econn struct {
 
 	ctx any
 
-	lip, rip [16]byte // addresses as raw bytes: a *net.TCPAddr would cost two allocations
+	rip [16]byte // the peer's address as raw bytes: a *net.TCPAddr would cost two allocations
 }
 
 // writeQueue holds what the socket did not take. Only connections with a backlog pay
@@ -87,10 +90,14 @@ func (c *econn) queuedLocked() int {
 
 var _ Conn = (*econn)(nil)
 
-func (c *econn) eng() *epollEngine { return c.p.eng }
+func (c *econn) eng() *epollEngine { return c.own.eng }
+
+// poller is the one whose epoll set holds c. It follows from the fd, so the connection
+// need not store it.
+func (c *econn) poller() *poller { return c.eng().pollerOf(int(c.fd)) }
 
 func (c *econn) ID() uint64           { return c.id }
-func (c *econn) LocalAddr() net.Addr  { return tcpAddr(c.lip, c.lport) }
+func (c *econn) LocalAddr() net.Addr  { return tcpAddr(c.eng().localIPs.get(c.lipIdx), c.lport) }
 func (c *econn) RemoteAddr() net.Addr { return tcpAddr(c.rip, c.rport) }
 func (c *econn) Listener() string     { return c.own.name }
 

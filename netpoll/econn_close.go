@@ -50,7 +50,7 @@ func (c *econn) closeLocked(r CloseReason) bool {
 		c.ctx = nil
 	}
 	if c.registered {
-		_ = unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+		_ = unix.EpollCtl(c.poller().epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
 	}
 	e.table.clear(c)
 	if c.wq != nil {

@@ -48,8 +48,9 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 			return nil, fmt.Errorf("dial %q: bind %q: %w", addr, laddr, err)
 		}
 	}
-	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), p: e.pickPoller(),
-		own: newOwner("", h, &e.cfg, 0, 0, 0)}
+	own := newOwner("", h, &e.cfg, 0, 0, 0)
+	own.eng = e
+	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), own: own}
 	c.busy = true
 	err = unix.Connect(fd, rsa)
 	for err == unix.EINTR {
@@ -68,7 +69,7 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 
 	tuneConn(fd, e.cfg.KeepAlive)
 	if sa, err := unix.Getsockname(fd); err == nil {
-		c.lip, c.lport = rawAddr(sa)
+		c.setLocal(sa)
 	}
 	if sa, err := unix.Getpeername(fd); err == nil {
 		c.rip, c.rport = rawAddr(sa)
@@ -105,7 +106,7 @@ func (c *econn) awaitConnect(ctx context.Context) error {
 		return fmt.Errorf("fd %d beyond the connection table", c.fd)
 	}
 	c.mu.Lock()
-	err := c.p.add(int(c.fd), c.gen, unix.EPOLLOUT|unix.EPOLLONESHOT)
+	err := c.poller().add(int(c.fd), c.gen, unix.EPOLLOUT|unix.EPOLLONESHOT)
 	c.registered = err == nil
 	c.mu.Unlock()
 	if err != nil {

@@ -33,6 +33,8 @@ type epollEngine struct {
 	lmu       sync.RWMutex
 	listeners map[int]*elistener // by fd; few, looked up only for listener events
 
+	localIPs ipTable
+
 	// budgetStopped is set when a connection was refused reading for an engine-wide
 	// budget; the sweeper then serves the stopped ones once the engine is back under.
 	budgetStopped atomic.Bool
@@ -88,6 +90,61 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 
 func (e *epollEngine) pickPoller() *poller {
 	return e.pollers[int(e.rr.Add(1))%len(e.pollers)]
+}
+
+// pollerOf is the poller of the connection on fd. The kernel hands out the lowest free fd,
+// so fd modulo the pollers spreads connections as evenly as a round robin would.
+func (e *epollEngine) pollerOf(fd int) *poller {
+	return e.pollers[fd%len(e.pollers)]
+}
+
+// ipTable interns the local IPs of connections: a box has a handful, so each connection
+// keeps a 2-byte index instead of 16 bytes. Entries are never removed; past 65535
+// distinct IPs (never seen on a real box) a connection gets index 0, the unspecified
+// address.
+type ipTable struct {
+	mu  sync.RWMutex
+	ips [][16]byte
+	idx map[[16]byte]uint16
+}
+
+func (t *ipTable) intern(ip [16]byte) uint16 {
+	t.mu.RLock()
+	i, ok := t.idx[ip]
+	t.mu.RUnlock()
+	if ok {
+		return i
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i, ok := t.idx[ip]; ok {
+		return i
+	}
+	if t.idx == nil {
+		t.ips, t.idx = [][16]byte{{}}, map[[16]byte]uint16{{}: 0} // 0: the unspecified address
+	}
+	if len(t.ips) > 0xffff {
+		return 0
+	}
+	i = uint16(len(t.ips))
+	t.ips = append(t.ips, ip)
+	t.idx[ip] = i
+	return i
+}
+
+func (t *ipTable) get(i uint16) [16]byte {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if int(i) >= len(t.ips) {
+		return [16]byte{}
+	}
+	return t.ips[i]
+}
+
+// setLocal records the connection's local address.
+func (c *econn) setLocal(sa unix.Sockaddr) {
+	ip, port := rawAddr(sa)
+	c.lipIdx, c.lport = c.eng().localIPs.intern(ip), port
 }
 
 func (e *epollEngine) newGen() uint32 {
@@ -168,9 +225,9 @@ func (c *econn) register() {
 		// connect-time registration). Bytes already in the socket make an edge now.
 		var err error
 		if c.registered {
-			err = c.p.mod(int(c.fd), c.gen, etMask)
+			err = c.poller().mod(int(c.fd), c.gen, etMask)
 		} else {
-			err = c.p.add(int(c.fd), c.gen, etMask)
+			err = c.poller().add(int(c.fd), c.gen, etMask)
 			c.registered = err == nil
 		}
 		if err != nil {

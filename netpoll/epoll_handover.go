@@ -117,11 +117,11 @@ func (e *epollEngine) Adopt(listener string, fd int, pending []byte) (Conn, erro
 		return nil, fmt.Errorf("adopt: fd %d: getpeername: %w", fd, err)
 	}
 	own := l.own
-	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), p: e.pickPoller(), own: own}
+	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), own: own}
 	c.busy, c.opened, c.pauses = true, true, 1
 	c.rip, c.rport = rawAddr(peer)
 	if ls, err := unix.Getsockname(fd); err == nil {
-		c.lip, c.lport = rawAddr(ls)
+		c.setLocal(ls)
 	}
 	c.lastActive.Store(e.tick.Load())
 	c.idleTicks.Store(ticksFor(own.idle, e.cfg.TimerTick))

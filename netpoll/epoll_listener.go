@@ -57,6 +57,7 @@ func (e *epollEngine) Listen(name, addr string, h Handler, opts ListenerOptions)
 		wakeCh: make(chan struct{}, 1), stopCh: make(chan struct{}), exited: make(chan struct{}),
 	}
 	l.own = newOwner(name, h, &e.cfg, opts.IdleTimeout, opts.PartialTimeout, opts.WriteStallTimeout)
+	l.own.eng = e
 	l.own.l = l
 	e.lmu.Lock()
 	e.listeners[fd] = l
@@ -254,11 +255,11 @@ func (l *elistener) acceptBatch() {
 // openConn makes a connection of an accepted fd and hands it to OnOpen, then to epoll.
 func (e *epollEngine) openConn(fd int, peer unix.Sockaddr, own *owner) {
 	tuneConn(fd, e.cfg.KeepAlive)
-	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), p: e.pickPoller(), own: own}
+	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), own: own}
 	c.busy, c.opened = true, true
 	c.rip, c.rport = rawAddr(peer)
 	if ls, err := unix.Getsockname(fd); err == nil {
-		c.lip, c.lport = rawAddr(ls)
+		c.setLocal(ls)
 	}
 	c.lastActive.Store(e.tick.Load())
 	c.idleTicks.Store(ticksFor(own.idle, e.cfg.TimerTick))

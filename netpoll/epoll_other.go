@@ -8,6 +8,8 @@ import "fmt"
 
 type elistener struct{}
 
+type epollEngine struct{}
+
 func newEpollEngine(Config) (Engine, error) {
 	return nil, fmt.Errorf("netpoll: engine epoll needs Linux: %w (use engine: rwloop)", ErrUnknownKind)
 }

@@ -7,7 +7,8 @@ import "time"
 type owner struct {
 	name    string
 	h       Handler
-	l       *elistener // nil for dialed connections
+	l       *elistener   // nil for dialed connections
+	eng     *epollEngine // the engine serving the connections; nil under rwloop
 	idle    time.Duration
 	partial time.Duration
 	stall   time.Duration // write stall timeout; 0 disables

@@ -192,7 +192,7 @@ func (c *econn) ready(events uint32) {
 		// full socket, whose next room makes a new edge.
 		events &^= epollOut
 	}
-	c.owed |= events
+	c.owed |= uint16(events) // epoll reports nothing above bit 15 (econn.owed)
 	if !c.takeLocked() {
 		c.mu.Unlock()
 		return
