@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/panjf2000/ants/v2"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sys/unix"
 
@@ -69,7 +70,7 @@ type Gateway struct {
 	filters  *filters.Registry // one for the process, so rate-limit and nonce stores survive reloads
 	access   *accesslog.Writer // access lines, written off the request path
 	accessLg *slog.Logger
-	reqPool  *taskPool
+	reqPool  *ants.Pool
 	adm      *admission               // built in Start, with the request pool
 	snap     atomic.Pointer[snapshot] // everything a request consults; see snapshot
 	push     *pushHub                 // device push logs (push.go); push settings need a restart
@@ -206,7 +207,11 @@ func (g *Gateway) startLocal() error {
 
 	workers := cfg.Runtime.Workers
 	var err error
-	g.reqPool = newTaskPool(requestPoolSize(workers))
+	g.reqPool, err = ants.NewPool(requestPoolSize(workers), ants.WithNonblocking(true),
+		ants.WithExpiryDuration(requestWorkerExpiry), ants.WithLogger(quietLogger{}))
+	if err != nil {
+		return fmt.Errorf("request pool: %w", err)
+	}
 	g.adm = newAdmission(cfg.Admission, g.reqPool.Cap(), g.m.adm)
 	g.m.registerAdmission(g.adm)
 	// After SetMemoryLimit above: the budgets' defaults derive from the limit.
@@ -256,6 +261,16 @@ func (g *Gateway) startLocal() error {
 	}
 	return nil
 }
+
+// requestWorkerExpiry is how long an idle request worker lives. Reusing a worker keeps
+// its grown stack (a new goroutine per request copied its stack twice on the way to the
+// backend: 9% of the CPU of the API path); letting it idle long keeps the goroutines of
+// a surge. Under an overload of one core, a task outlives its admission slot by the
+// write of its answer and then waits its turn to return to the pool, so tasks admitted
+// meanwhile start new workers; at one second of expiry hundreds of them idled beside
+// the 150 requests in flight (issue 19). At 50 ms they are gone almost at once, and a
+// busy pool still reuses its workers.
+const requestWorkerExpiry = 50 * time.Millisecond
 
 // requestPoolSize bounds the goroutines that run requests (filters and upstream calls).
 // They block on backends, so the bound is the number of requests in flight per instance,
@@ -534,3 +549,9 @@ func (g *Gateway) closeLocked() error {
 	errs = append(errs, g.access.Close())
 	return errors.Join(errs...)
 }
+
+// quietLogger keeps ants from printing to stdout; a panic in a request task never reaches
+// ants: Gateway.submit recovers, logs and answers it.
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
