@@ -108,14 +108,21 @@ func (t *Table) decide(rt *Route, req *codec.Request, ex *Explanation) Decision 
 		}
 	}
 
-	key, src := stickyKey(rt.cfg.Sticky, req)
-	if src == stickyRandom {
-		d.Cluster = pickRandom(eff.w, never, t.rand)
+	if only, ok := eff.w.only(never); ok && ex == nil {
+		// One cluster can win: every key, sticky or not, goes to it, so neither the key
+		// (an address formatted per request) nor a hash per cluster is needed. Most
+		// routes are not mid-cutover; this is their path.
+		d.Cluster = only
 	} else {
-		d.Cluster = pickHash(rt.Key, key, eff.w, never, ex)
-	}
-	if ex != nil {
-		ex.StickySource, ex.StickyKey = src, key
+		key, src := stickyKey(rt.cfg.Sticky, req)
+		if src == stickyRandom {
+			d.Cluster = pickRandom(eff.w, never, t.rand)
+		} else {
+			d.Cluster = pickHash(rt.Key, key, eff.w, never, ex)
+		}
+		if ex != nil {
+			ex.StickySource, ex.StickyKey = src, key
+		}
 	}
 	if d.Cluster == "" {
 		// Every positive share is excluded: the fallback list is all that is left.

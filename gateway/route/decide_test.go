@@ -2,6 +2,7 @@ package route
 
 import (
 	"math"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -382,5 +383,44 @@ func TestForceNeverKeepsOthersSticky(t *testing.T) {
 		if before[i] != "central" && before[i] != after[i] {
 			t.Fatalf("device %s moved %s→%s though it was not on the never cluster", devs[i], before[i], after[i])
 		}
+	}
+}
+
+// TestOneEligibleClusterSkipsTheHash: when only one cluster may win (one positive share,
+// or the others at 0 or excluded by a force never), Decide returns it without hashing,
+// and the explained decision (which always hashes) agrees for every key.
+func TestOneEligibleClusterSkipsTheHash(t *testing.T) {
+	single := withSplit(testConfig(), payAPI, map[string]int{"decentralized": 100})
+	zero := withSplit(testConfig(), payAPI, map[string]int{"decentralized": 0, "mesh": 100})
+	never := withSplit(testConfig(), payAPI, map[string]int{"decentralized": 50, "mesh": 50})
+	never.Routes[0].Force = []config.Force{{Devices: []string{"dev-1"}, Cluster: "mesh", Never: true}}
+	for _, c := range []struct {
+		name, device, want string
+		cfg                *config.Config
+	}{
+		{"one cluster", "dev-1", "decentralized", single},
+		{"the other at 0%", "dev-1", "mesh", zero},
+		{"no device: by address", "", "decentralized", single},
+		{"the other excluded by never", "dev-1", "decentralized", never},
+	} {
+		tbl := mustTable(t, c.cfg)
+		rt := tbl.Route(payAPI)
+		req := deviceReq(payAPI, c.device)
+		req.Conn.ClientAddr = netip.MustParseAddrPort("192.0.2.7:5000")
+		if w, ok := rt.base.w.only(""); c.name == "one cluster" && (!ok || w != "decentralized") {
+			t.Errorf("%s: only() = %q %v", c.name, w, ok)
+		}
+		got := tbl.Decide(rt, req)
+		var ex Explanation
+		explained := tbl.decide(rt, req, &ex)
+		if got.Cluster != c.want || explained.Cluster != c.want {
+			t.Errorf("%s: Decide %q, explained %q, want %q", c.name, got.Cluster, explained.Cluster, c.want)
+		}
+		if !slices.Equal(got.Fallback, explained.Fallback) {
+			t.Errorf("%s: fallback %v, explained %v", c.name, got.Fallback, explained.Fallback)
+		}
+	}
+	if _, ok := (weights{names: []string{"a", "b"}, pct: []float64{50, 50}}).only(""); ok {
+		t.Error("two positive shares: only() claims one")
 	}
 }

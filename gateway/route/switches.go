@@ -23,6 +23,22 @@ type weights struct {
 	pct   []float64
 }
 
+// only returns the one cluster with a positive share other than skip, when exactly one
+// has it: the winner of any pick (pickHash, pickRandom) whatever the key.
+func (w weights) only(skip string) (string, bool) {
+	found := ""
+	for i, name := range w.names {
+		if w.pct[i] <= 0 || name == skip {
+			continue
+		}
+		if found != "" {
+			return "", false
+		}
+		found = name
+	}
+	return found, found != ""
+}
+
 func (w weights) asMap() map[string]float64 {
 	m := make(map[string]float64, len(w.names))
 	for i, n := range w.names {
