@@ -85,9 +85,6 @@ func (id identity) split() (app, device string) {
 	return string(id[2:n]), string(id[n:])
 }
 
-func (id identity) app() string    { a, _ := id.split(); return a }
-func (id identity) device() string { _, d := id.split(); return d }
-
 func (id identity) pushKey() push.Key {
 	a, d := id.split()
 	return push.Key{App: a, Device: d}

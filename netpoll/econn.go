@@ -29,7 +29,7 @@ type econn struct {
 	fd  int32
 	gen uint32 // with fd, names this connection in epoll data; stale events are dropped
 	id  uint64
-	own *owner // and through it the engine; the poller follows from fd (epollEngine.pollerOf)
+	own *owner // and through it the engine
 
 	// Sizes matter here: an idle connection is this struct, in a 128-byte size class
 	// (econn_size_test.go). The event bits epoll reports (IN, OUT, RDHUP, HUP, ERR, PRI)
@@ -52,6 +52,7 @@ type econn struct {
 	eof        bool        // the peer half-closed; read no more
 	redeliver  bool        // pending bytes must reach OnData without waiting for new ones
 	exported   bool        // handed to another process (Migrator.Export): writes refused
+	pidx       uint8       // its poller: index into the engine's pollers, round robin
 	lport      uint16
 	rport      uint16
 	lipIdx     uint16        // the local IP: index into the engine's localIPs
@@ -94,7 +95,7 @@ func (c *econn) eng() *epollEngine { return c.own.eng }
 
 // poller is the one whose epoll set holds c. It follows from the fd, so the connection
 // need not store it.
-func (c *econn) poller() *poller { return c.eng().pollerOf(int(c.fd)) }
+func (c *econn) poller() *poller { return c.eng().pollers[c.pidx] }
 
 func (c *econn) ID() uint64           { return c.id }
 func (c *econn) LocalAddr() net.Addr  { return tcpAddr(c.eng().localIPs.get(c.lipIdx), c.lport) }

@@ -3,7 +3,10 @@
 package netpoll
 
 import (
+	"os"
+	"sync"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -41,5 +44,49 @@ func TestIPTableInterns(t *testing.T) {
 	}
 	if got := tb.get(999); got != ([16]byte{}) {
 		t.Errorf("get of an unknown index = %v, want the unspecified address", got)
+	}
+}
+
+// Connections go to the pollers round robin, even when other fds are taken between
+// accepts (the upstream pool dials as clients arrive): with the poller chosen by fd
+// modulo the pollers, every accepted fd here would be even and land on one poller.
+func TestPollersShareConnectionsWhenFdsInterleave(t *testing.T) {
+	eng := newEngine(t, Config{Kind: "epoll", Pollers: 2})
+	e := eng.(*epollEngine)
+	h := newTestHandler()
+	var mu sync.Mutex
+	var conns []Conn
+	h.onOpen = func(c Conn) { mu.Lock(); conns = append(conns, c); mu.Unlock() }
+	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	for i := range n {
+		dialTCP(t, addr)
+		waitFor(t, 2*time.Second, "the accept", func() bool { mu.Lock(); defer mu.Unlock(); return len(conns) == i+1 })
+		// Fds taken between two accepts, as dials would take them: with the test's own
+		// client socket, four fds per connection, so every accepted fd has one parity.
+		for range 2 {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+		}
+	}
+	per := map[*poller]int{}
+	mu.Lock()
+	for _, c := range conns {
+		per[c.(*econn).poller()]++
+	}
+	mu.Unlock()
+	if len(per) != 2 {
+		t.Fatalf("%d connections on %d poller(s), want both pollers used: %v", n, len(per), per)
+	}
+	for p, k := range per {
+		if k < n/4 {
+			t.Errorf("poller %p holds %d of %d connections", p, k, n)
+		}
 	}
 }

@@ -50,7 +50,7 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 	}
 	own := newOwner("", h, &e.cfg, 0, 0, 0)
 	own.eng = e
-	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), own: own}
+	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), own: own, pidx: e.pickIdx()}
 	c.busy = true
 	err = unix.Connect(fd, rsa)
 	for err == unix.EINTR {

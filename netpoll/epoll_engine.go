@@ -88,15 +88,12 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 	return e, nil
 }
 
-func (e *epollEngine) pickPoller() *poller {
-	return e.pollers[int(e.rr.Add(1))%len(e.pollers)]
-}
+func (e *epollEngine) pickPoller() *poller { return e.pollers[e.pickIdx()] }
 
-// pollerOf is the poller of the connection on fd. The kernel hands out the lowest free fd,
-// so fd modulo the pollers spreads connections as evenly as a round robin would.
-func (e *epollEngine) pollerOf(fd int) *poller {
-	return e.pollers[fd%len(e.pollers)]
-}
+// pickIdx picks the poller of a new connection, round robin. Not fd modulo the pollers:
+// the upstream pool's dials take fds from the same table, and a ramp in which every
+// accepted connection dials one would put all the clients on one poller.
+func (e *epollEngine) pickIdx() uint8 { return uint8(int(e.rr.Add(1)) % len(e.pollers)) }
 
 // ipTable interns the local IPs of connections: a box has a handful, so each connection
 // keeps a 2-byte index instead of 16 bytes. Entries are never removed; past 65535

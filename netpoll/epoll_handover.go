@@ -117,7 +117,7 @@ func (e *epollEngine) Adopt(listener string, fd int, pending []byte) (Conn, erro
 		return nil, fmt.Errorf("adopt: fd %d: getpeername: %w", fd, err)
 	}
 	own := l.own
-	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), own: own}
+	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), own: own, pidx: e.pickIdx()}
 	c.busy, c.opened, c.pauses = true, true, 1
 	c.rip, c.rport = rawAddr(peer)
 	if ls, err := unix.Getsockname(fd); err == nil {
