@@ -235,10 +235,7 @@ func (h *pushHub) unbind(p *pushState) {
 
 // notify sends k's new messages on its current connection, if it has one.
 func (h *pushHub) notify(k push.Key) {
-	if len(k.App) > maxIdentityApp {
-		return // no HELLO names such an app, so no connection holds it
-	}
-	id := makeIdentity(k.App, k.Device)
+	id := makeIdentity(k.App, k.Device) // "" for an app no HELLO can name: never bound
 	sh := h.shard(id)
 	sh.mu.Lock()
 	p := sh.m[id]

@@ -62,8 +62,8 @@ type identity string
 const maxIdentityApp = 1<<16 - 1
 
 // makeIdentity joins app and device; both empty make "". An app longer than
-// maxIdentityApp (no MMTP header value is) makes "" too: callers that take it from
-// elsewhere check the length first.
+// maxIdentityApp (no MMTP header value is) makes "" too, which no connection is bound
+// to; restore checks the length itself, since "" would also mean "no HELLO".
 func makeIdentity(app, device string) identity {
 	if app == "" && device == "" || len(app) > maxIdentityApp {
 		return ""

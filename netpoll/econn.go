@@ -93,8 +93,7 @@ var _ Conn = (*econn)(nil)
 
 func (c *econn) eng() *epollEngine { return c.own.eng }
 
-// poller is the one whose epoll set holds c. It follows from the fd, so the connection
-// need not store it.
+// poller is the one whose epoll set holds c, picked round robin when c was made.
 func (c *econn) poller() *poller { return c.eng().pollers[c.pidx] }
 
 func (c *econn) ID() uint64           { return c.id }

@@ -67,7 +67,7 @@ func NewMemory(lim Limits) *Memory {
 }
 
 func newMemory(lim Limits, base string) *Memory {
-	m := &Memory{lim: lim.orDefault(), base: base, seed: maphash.MakeSeed()}
+	m := &Memory{lim: lim.OrDefault(), base: base, seed: maphash.MakeSeed()}
 	for i := range m.shards {
 		m.shards[i].m = make(map[Key]*device)
 	}

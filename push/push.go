@@ -113,7 +113,9 @@ const (
 	Window = 16
 )
 
-func (l Limits) orDefault() Limits {
+// OrDefault is l with its zero (or negative) fields at their defaults; every Store
+// takes its limits through it.
+func (l Limits) OrDefault() Limits {
 	if l.MaxMessages <= 0 {
 		l.MaxMessages = DefaultMaxMessages
 	}

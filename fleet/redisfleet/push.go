@@ -47,15 +47,7 @@ type PushStore struct {
 
 // NewPushStore returns the store under prefix; zero limits take push's defaults.
 func NewPushStore(rdb *redis.Client, prefix string, lim push.Limits, timeout time.Duration, log *slog.Logger, set *metrics.Set) *PushStore {
-	if lim.MaxMessages <= 0 {
-		lim.MaxMessages = push.DefaultMaxMessages
-	}
-	if lim.MaxBytes <= 0 {
-		lim.MaxBytes = push.DefaultMaxBytes
-	}
-	if lim.Budget <= 0 {
-		lim.Budget = push.DefaultBudget
-	}
+	lim = lim.OrDefault()
 	if log == nil {
 		log = slog.Default()
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -153,19 +152,8 @@ func TestFleetDoneWhen(t *testing.T) {
 // signedHelloDevice is helloDevice where apps sign their HELLO.
 func signedHelloDevice(t *testing.T, addr, secret, app, dev string) (*pushDevice, map[string]string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	d := &pushDevice{t: t, c: c, dec: mmtp.NewDecoder(nil)}
 	ts, nonce := fmt.Sprint(time.Now().UnixMilli()), fmt.Sprint("hello-", time.Now().UnixNano())
 	sign := mmtp.Sign([]byte(secret), &mmtp.SignFields{Operation: mmtp.HelloOperation, AppID: app, DeviceID: dev, Timestamp: ts, Nonce: nonce})
-	c.Write(mmtp.AppendFrame(nil, mmtp.TypeHello, 0, 1, codec.Header{{Key: "app-id", Value: app}, {Key: "device-id", Value: dev},
-		{Key: "timestamp", Value: ts}, {Key: "nonce", Value: nonce}, {Key: "sign", Value: sign}}, nil))
-	f := d.frame()
-	if f.Type != mmtp.TypeResponse {
-		t.Fatalf("HELLO answered with %v", f.Type)
-	}
-	return d, frameHeaders(&f)
+	return helloWith(t, addr, codec.Header{{Key: "app-id", Value: app}, {Key: "device-id", Value: dev},
+		{Key: "timestamp", Value: ts}, {Key: "nonce", Value: nonce}, {Key: "sign", Value: sign}})
 }

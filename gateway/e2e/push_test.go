@@ -32,13 +32,19 @@ type pushDevice struct {
 
 func helloDevice(t *testing.T, addr, app, dev string) (*pushDevice, map[string]string) {
 	t.Helper()
+	return helloWith(t, addr, codec.Header{{Key: "app-id", Value: app}, {Key: "device-id", Value: dev}})
+}
+
+// helloWith dials addr and sends a HELLO with hdr; the 200's headers come back.
+func helloWith(t *testing.T, addr string, hdr codec.Header) (*pushDevice, map[string]string) {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	d := &pushDevice{t: t, c: c, dec: mmtp.NewDecoder(nil)}
-	c.Write(mmtp.AppendFrame(nil, mmtp.TypeHello, 0, 1, codec.Header{{Key: "app-id", Value: app}, {Key: "device-id", Value: dev}}, nil))
+	c.Write(mmtp.AppendFrame(nil, mmtp.TypeHello, 0, 1, hdr, nil))
 	f := d.frame()
 	if f.Type != mmtp.TypeResponse {
 		t.Fatalf("HELLO answered with %v", f.Type)
