@@ -306,11 +306,7 @@ func (s *mmtpSession) goAway(reason string) (idle bool) {
 		return false
 	}
 	s.goingAway = true
-	if s.push != nil {
-		// No new pushes on a connection that is going: they wait for the next one.
-		// Acks of those already sent still count (readAfterGoAway).
-		defer s.l.g.push.unbind(s.push)
-	}
+	p := s.push
 	last, idle := s.last, len(s.streams) == 0 && s.answering == 0
 	resume := s.paused
 	s.paused = false
@@ -324,6 +320,15 @@ func (s *mmtpSession) goAway(reason string) (idle bool) {
 		})
 	}
 	s.mu.Unlock()
+	if p != nil {
+		// No new pushes on a connection that is going: they wait for the next one. Unbound
+		// before the GOAWAY is written, and after any pump that still saw it bound has
+		// written its batch (under p.mu), so no PUSH follows the GOAWAY. Acks of those
+		// already sent still count (readAfterGoAway).
+		s.l.g.push.unbind(p)
+		p.mu.Lock()
+		p.mu.Unlock() //nolint:staticcheck // an empty critical section: waits out a pump
+	}
 	s.write(func(b []byte) []byte { return mmtp.AppendGoAway(b, last, reason) })
 	if resume {
 		s.c.ResumeRead()
