@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,9 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/mgw-project/mgw/codec/mmtp"
 	"github.com/mgw-project/mgw/internal/fleettest"
@@ -23,15 +19,6 @@ func namedBackend(t *testing.T, name string) string {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
 	t.Cleanup(s.Close)
 	return s.Listener.Addr().String()
-}
-
-func etcdClient(t *testing.T, e *fleettest.Etcd) *clientv3.Client {
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // eventually polls cond until it holds or d passes; it reports what it last saw.
@@ -56,7 +43,6 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, s
 // goes to etcd, and with etcd down the gateway keeps serving, then catches up.
 func TestFleetEtcdOverlay(t *testing.T) {
 	e := fleettest.StartEtcd(t)
-	cli := etcdClient(t, e)
 	one, two := namedBackend(t, "one"), namedBackend(t, "two")
 	g := runGateway(t, fmt.Sprintf(`
 log: {level: error}
@@ -75,23 +61,16 @@ fleet: {etcd: {endpoints: [%q], prefix: /t/}}
 	servedBy := func(want string) func() (bool, string) {
 		return func() (bool, string) { got := get(t, web); return got == want, got }
 	}
-	ctx := context.Background()
 
 	if _, got := call(); got != "one" {
 		t.Fatalf("before any etcd entry: %q, want the file's route (one)", got)
 	}
-	if _, err := cli.Put(ctx, "/t/routes/demo.split", "split: {two: 100}\n"); err != nil {
-		t.Fatal(err)
-	}
+	e.Put(t, "/t/routes/demo.split", "split: {two: 100}\n")
 	eventually(t, 3*time.Second, "etcd route applied", servedBy("two"))
 
 	// Invalid: a cluster nobody defines. Refused, counted, shown; the last good stays.
-	if _, err := cli.Put(ctx, "/t/routes/demo.bad", "split: {nowhere: 100}\n"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.Put(ctx, "/t/routes/demo.worse", "splitt: {one: 1}\n"); err != nil {
-		t.Fatal(err)
-	}
+	e.Put(t, "/t/routes/demo.bad", "split: {nowhere: 100}\n")
+	e.Put(t, "/t/routes/demo.worse", "splitt: {one: 1}\n")
 	var view struct {
 		FleetConfig struct {
 			Entries      []string
@@ -120,13 +99,11 @@ fleet: {etcd: {endpoints: [%q], prefix: /t/}}
 		t.Fatalf("after the refusals: %q, want the last good route (two)", got)
 	}
 	// Fixing the entry takes it out of the refused list.
-	cli.Delete(ctx, "/t/routes/demo.bad")
-	cli.Delete(ctx, "/t/routes/demo.worse")
+	e.Delete(t, "/t/routes/demo.bad")
+	e.Delete(t, "/t/routes/demo.worse")
 
 	// Delete: back to the file's route.
-	if _, err := cli.Delete(ctx, "/t/routes/demo.split"); err != nil {
-		t.Fatal(err)
-	}
+	e.Delete(t, "/t/routes/demo.split")
 	eventually(t, 3*time.Second, "delete returns to the file's route", servedBy("one"))
 
 	// The admin API writes to etcd.
@@ -134,9 +111,8 @@ fleet: {etcd: {endpoints: [%q], prefix: /t/}}
 	if code != 200 {
 		t.Fatalf("admin PUT: %d %s", code, body)
 	}
-	gr, err := cli.Get(ctx, "/t/routes/demo.split")
-	if err != nil || len(gr.Kvs) != 1 || !strings.Contains(string(gr.Kvs[0].Value), "two: 100") {
-		t.Fatalf("etcd after the admin PUT: %v %v", gr, err)
+	if v, ok := e.Get(t, "/t/routes/demo.split"); !ok || !strings.Contains(v, "two: 100") {
+		t.Fatalf("etcd after the admin PUT: %q (present %v)", v, ok)
 	}
 	eventually(t, 3*time.Second, "admin change in force", servedBy("two"))
 
@@ -154,9 +130,7 @@ fleet: {etcd: {endpoints: [%q], prefix: /t/}}
 		t.Fatalf("a refused admin change was applied: %q", got)
 	}
 	e.Restart(e.Ready)
-	if _, err := cli.Put(ctx, "/t/routes/demo.split", "split: {one: 100}\n"); err != nil {
-		t.Fatal(err)
-	}
+	e.Put(t, "/t/routes/demo.split", "split: {one: 100}\n")
 	eventually(t, 10*time.Second, "a change after etcd came back", servedBy("one"))
 }
 

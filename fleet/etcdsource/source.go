@@ -23,10 +23,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 
 	"github.com/mgw-project/mgw/config"
 )
@@ -51,7 +47,8 @@ type Options struct {
 
 // Source follows one etcd prefix.
 type Source struct {
-	cli    *clientv3.Client
+	cli    *client
+	given  []string // the endpoints as configured, for Status
 	prefix string
 	tmo    time.Duration
 	log    *slog.Logger
@@ -110,19 +107,11 @@ func New(gw Gateway, opts Options) (*Source, error) {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	// A reconnecting client retries at most every second: "within a second" holds again
-	// soon after etcd is back.
-	bc := backoff.DefaultConfig
-	bc.MaxDelay = time.Second
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: e.Endpoints, DialTimeout: e.DialTimeout.D(), Logger: zap.NewNop(),
-		DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: e.DialTimeout.D(),
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: e.DialTimeout.D()})},
-	})
+	cli, err := newClient(e.Endpoints, e.DialTimeout.D())
 	if err != nil {
-		return nil, fmt.Errorf("fleet.etcd: %w", err)
+		return nil, fmt.Errorf("fleet.etcd.%w", err)
 	}
-	s := &Source{cli: cli, prefix: e.Prefix, tmo: e.DialTimeout.D(), log: log.With("component", "fleet.etcd"), gw: gw,
+	s := &Source{cli: cli, given: e.Endpoints, prefix: e.Prefix, tmo: e.DialTimeout.D(), log: log.With("component", "fleet.etcd"), gw: gw,
 		applied:  set.GetOrCreateCounter("mgw_fleet_config_applied_total"),
 		refusedN: set.GetOrCreateCounter("mgw_fleet_config_refused_total"),
 		good:     map[string]entry{}, modRev: map[string]int64{}, refused: map[string]Refusal{},
@@ -135,8 +124,11 @@ func New(gw Gateway, opts Options) (*Source, error) {
 	return s, nil
 }
 
-// Close ends the client; Run returns once its context is done.
-func (s *Source) Close() error { return s.cli.Close() }
+// Close ends the client and its watch; Run returns once its context is done.
+func (s *Source) Close() error {
+	s.cli.close()
+	return nil
+}
 
 // Synced is closed after the first full read was applied.
 func (s *Source) Synced() <-chan struct{} { return s.syncedCh }
@@ -153,7 +145,7 @@ func (s *Source) Run(ctx context.Context) {
 				return
 			case <-time.After(wait):
 			}
-			wait = min(2*wait, 2*time.Second)
+			wait = min(2*wait, time.Second) // back within a second of etcd (docs/fleet.md)
 			continue
 		}
 		wait = 100 * time.Millisecond
@@ -176,15 +168,15 @@ func (s *Source) etcdErr(what string, err error) {
 func (s *Source) sync(ctx context.Context) (int64, error) {
 	c, cancel := context.WithTimeout(ctx, s.tmo)
 	defer cancel()
-	resp, err := s.cli.Get(c, s.prefix, clientv3.WithPrefix())
+	rev, kvs, err := s.cli.rangePrefix(c, s.prefix)
 	if err != nil {
 		return 0, err
 	}
 	raw := map[string][]byte{}
 	revs := map[string]int64{}
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		k := strings.TrimPrefix(string(kv.Key), s.prefix)
-		raw[k], revs[k] = kv.Value, kv.ModRevision
+		raw[k], revs[k] = append([]byte{}, kv.Value...), kv.ModRevision // empty is a value, nil a delete
 	}
 	s.mu.Lock()
 	changes := map[string][]byte{}
@@ -200,50 +192,36 @@ func (s *Source) sync(ctx context.Context) (int64, error) {
 	}
 	s.mu.Unlock()
 	maps.Copy(changes, raw)
-	s.apply(changes, revs, resp.Header.Revision)
+	s.apply(changes, revs, rev)
 	s.mu.Lock()
-	s.rev, s.lastErr = resp.Header.Revision, ""
+	s.rev, s.lastErr = rev, ""
 	if !s.synced {
 		s.synced = true
 		close(s.syncedCh)
 	}
 	s.mu.Unlock()
-	s.log.Info("read the fleet config from etcd", "prefix", s.prefix, "revision", resp.Header.Revision, "entries", len(raw))
-	return resp.Header.Revision, nil
+	s.log.Info("read the fleet config from etcd", "prefix", s.prefix, "revision", rev, "entries", len(raw))
+	return rev, nil
 }
 
 func (s *Source) watch(ctx context.Context, from int64) error {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	for resp := range s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(from)) {
-		if resp.CompactRevision != 0 {
-			return fmt.Errorf("revision %d was compacted (at %d); reading everything again", from, resp.CompactRevision)
-		}
-		if err := resp.Err(); err != nil {
-			return err
-		}
-		if len(resp.Events) == 0 {
-			continue
-		}
+	return s.cli.watch(ctx, s.prefix, from, func(rev int64, evs []event) {
 		changes := map[string][]byte{}
 		revs := map[string]int64{}
-		for _, ev := range resp.Events {
-			k := strings.TrimPrefix(string(ev.Kv.Key), s.prefix)
-			if ev.Type == clientv3.EventTypeDelete {
+		for _, ev := range evs {
+			k := strings.TrimPrefix(string(ev.KV.Key), s.prefix)
+			if ev.Type == "DELETE" {
 				changes[k], revs[k] = nil, 0
 			} else {
-				changes[k], revs[k] = ev.Kv.Value, ev.Kv.ModRevision
+				// A put of an empty value still is a value: never nil, which means deleted.
+				changes[k], revs[k] = append([]byte{}, ev.KV.Value...), ev.KV.ModRevision
 			}
 		}
-		s.apply(changes, revs, resp.Header.Revision)
+		s.apply(changes, revs, rev)
 		s.mu.Lock()
-		s.rev = resp.Header.Revision
+		s.rev = rev
 		s.mu.Unlock()
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return errors.New("the watch ended")
+	})
 }
 
 // apply takes changed keys (nil value: deleted) into the overlay. The whole batch is
@@ -402,7 +380,7 @@ func parseEntry(k string, v []byte) (*entry, error) {
 func (s *Source) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Endpoints: s.cli.Endpoints(), Prefix: s.prefix, Synced: s.synced, Revision: s.rev,
+	st := Status{Endpoints: s.given, Prefix: s.prefix, Synced: s.synced, Revision: s.rev,
 		Applied: s.appliedR, Entries: []string{}, Refused: []Refusal{}, RefusedTotal: s.total, LastEtcdError: s.lastErr}
 	for _, k := range slices.Sorted(maps.Keys(s.good)) {
 		st.Entries = append(st.Entries, s.prefix+k)
@@ -424,21 +402,21 @@ const SwitchesKey = "switches"
 // otherwise. The change reaches this instance through the watch like any other.
 func (s *Source) Put(ctx context.Context, values map[string][]byte) error {
 	s.mu.Lock()
-	var cmps []clientv3.Cmp
-	var ops []clientv3.Op
-	for _, k := range slices.Sorted(maps.Keys(values)) {
-		full := s.prefix + k
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(full), "=", s.modRev[k]))
-		ops = append(ops, clientv3.OpPut(full, string(values[k])))
+	keys := slices.Sorted(maps.Keys(values))
+	full := make([]string, len(keys))
+	vals := make([][]byte, len(keys))
+	revs := make([]int64, len(keys))
+	for i, k := range keys {
+		full[i], vals[i], revs[i] = s.prefix+k, values[k], s.modRev[k]
 	}
 	s.mu.Unlock()
 	c, cancel := context.WithTimeout(ctx, s.tmo)
 	defer cancel()
-	resp, err := s.cli.Txn(c).If(cmps...).Then(ops...).Commit()
+	ok, err := s.cli.putIfUnchanged(c, full, vals, revs)
 	if err != nil {
-		return fmt.Errorf("fleet.etcd: writing %s: %w", strings.Join(slices.Sorted(maps.Keys(values)), ", "), err)
+		return fmt.Errorf("fleet.etcd: writing %s: %w", strings.Join(keys, ", "), err)
 	}
-	if !resp.Succeeded {
+	if !ok {
 		return fmt.Errorf("fleet.etcd: %s%s: %w; read it again and retry", s.prefix, strings.Join(slices.Sorted(maps.Keys(values)), ", "+s.prefix), ErrConflict)
 	}
 	return nil

@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/internal/fleettest"
 )
@@ -80,9 +77,7 @@ func TestResyncKeepsGoodAndRefusesBad(t *testing.T) {
 		"/p/something/else":  "x",
 		"/other/routes/x.no": "split: {a: 100}",
 	} {
-		if _, err := s.cli.Put(ctx, k, v); err != nil {
-			t.Fatal(err)
-		}
+		e.Put(t, k, v)
 	}
 	if _, err := s.sync(ctx); err != nil {
 		t.Fatal(err)
@@ -100,8 +95,8 @@ func TestResyncKeepsGoodAndRefusesBad(t *testing.T) {
 		t.Fatalf("refused: %+v", st.Refused)
 	}
 	// Changes while nobody watched: a delete, a fix.
-	s.cli.Delete(ctx, "/p/routes/x.ok")
-	s.cli.Put(ctx, "/p/routes/x.bad", "split: {b: 100}")
+	e.Delete(t, "/p/routes/x.ok")
+	e.Put(t, "/p/routes/x.bad", "split: {b: 100}")
 	if _, err := s.sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +109,7 @@ func TestResyncKeepsGoodAndRefusesBad(t *testing.T) {
 	}
 	// A refused entry deleted while nobody watched: an admin write of that key compares
 	// against "absent", not the revision it had.
-	s.cli.Delete(ctx, "/p/routes/x.typo")
+	e.Delete(t, "/p/routes/x.typo")
 	if _, err := s.sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +137,7 @@ func TestPutComparesModRevision(t *testing.T) {
 	s.mu.Lock()
 	stale := s.modRev[RouteKey("x.y")]
 	s.mu.Unlock()
-	other, _ := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, Logger: zap.NewNop()})
-	defer other.Close()
-	if _, err := other.Put(ctx, "/p/routes/x.y", "split: {b: 100}"); err != nil {
-		t.Fatal(err)
-	}
+	e.Put(t, "/p/routes/x.y", "split: {b: 100}")
 	waitRoute(t, gw, "x.y", "b")
 	s.mu.Lock()
 	s.modRev[RouteKey("x.y")] = stale
@@ -155,7 +146,7 @@ func TestPutComparesModRevision(t *testing.T) {
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "/p/routes/x.y") {
 		t.Fatalf("stale write: %v", err)
 	}
-	if r, _ := other.Get(ctx, "/p/switches"); len(r.Kvs) != 0 {
+	if _, ok := e.Get(t, "/p/switches"); ok {
 		t.Fatal("a refused transaction wrote part of its keys")
 	}
 }
