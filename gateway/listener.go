@@ -3,7 +3,6 @@ package gateway
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
@@ -61,7 +60,7 @@ func (g *Gateway) listen(lc *config.Listener) (*listener, error) {
 func (l *listener) OnOpen(c netpoll.Conn) {
 	l.m.accepted.Inc()
 	l.m.open.Inc()
-	info := codec.ConnInfo{Listener: l.cfg.Name, ClientAddr: addrPort(c.RemoteAddr())}
+	info := codec.ConnInfo{Listener: l.cfg.Name, ClientAddr: c.RemoteAddrPort()}
 	var s session
 	if l.cfg.Protocol == "http1" {
 		s = newHTTPSession(l, c, info)
@@ -98,11 +97,3 @@ func (l *listener) OnClose(c netpoll.Conn, reason netpoll.CloseReason) {
 
 // idleTimeout is how long a connection that has spoken may stay silent.
 func (l *listener) idleTimeout() time.Duration { return l.cfg.IdleTimeout.D() }
-
-func addrPort(a net.Addr) netip.AddrPort {
-	if t, ok := a.(*net.TCPAddr); ok {
-		return t.AddrPort()
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
-}

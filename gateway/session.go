@@ -40,16 +40,37 @@ type sessionBase struct {
 	born    atomic.Uint32
 	retired atomic.Bool
 
-	mu sync.Mutex // guards client and ident, and the embedding session's shared fields
-	// client and ident are the connection's codec.ConnInfo (connInfo) without the listener
-	// name, which the listener holds once for all its connections.
-	client netip.AddrPort
-	ident  identity // bound by a successful MMTP HELLO; "" otherwise
+	mu sync.Mutex // guards proxied and ident, and the embedding session's shared fields
+	// proxied and ident are the connection's codec.ConnInfo (connInfo) without the
+	// listener name, which the listener holds once for all its connections, and without
+	// the socket's peer, which the connection holds: proxied is the client a PROXY
+	// header named (or a hot upgrade carried over), nil when it is the socket's peer. A
+	// pointer, not an AddrPort, keeps the session in its size class (session_size_test.go).
+	proxied *netip.AddrPort
+	ident   identity // bound by a successful MMTP HELLO; "" otherwise
 }
 
 func newSessionBase(l *listener, c netpoll.Conn, info codec.ConnInfo) sessionBase {
-	return sessionBase{l: l, c: c, client: info.ClientAddr, ident: makeIdentity(info.AppID, info.DeviceID),
+	return sessionBase{l: l, c: c, proxied: proxiedAddr(c, info.ClientAddr), ident: makeIdentity(info.AppID, info.DeviceID),
 		needProxy: l.cfg.ProxyProtocol}
+}
+
+// proxiedAddr is what a session keeps of its client address ap: nothing when it is the
+// socket's own peer.
+func proxiedAddr(c netpoll.Conn, ap netip.AddrPort) *netip.AddrPort {
+	if ap == c.RemoteAddrPort() {
+		return nil
+	}
+	return &ap
+}
+
+func (s *sessionBase) setClientLocked(ap netip.AddrPort) { s.proxied = proxiedAddr(s.c, ap) }
+
+func (s *sessionBase) clientLocked() netip.AddrPort {
+	if s.proxied != nil {
+		return *s.proxied
+	}
+	return s.c.RemoteAddrPort()
 }
 
 // identity is a HELLO's app-id and device-id in one string: an idle connection keeps one
@@ -110,7 +131,7 @@ func (s *sessionBase) readProxy(data []byte) (n int, wait bool, err error) {
 	}
 	if !h.Local {
 		s.mu.Lock()
-		s.client = h.Source
+		s.setClientLocked(h.Source)
 		s.mu.Unlock()
 	}
 	s.needProxy = false
@@ -134,5 +155,5 @@ func (s *sessionBase) connInfo() codec.ConnInfo {
 
 func (s *sessionBase) infoLocked() codec.ConnInfo {
 	app, device := s.ident.split()
-	return codec.ConnInfo{Listener: s.l.cfg.Name, ClientAddr: s.client, AppID: app, DeviceID: device}
+	return codec.ConnInfo{Listener: s.l.cfg.Name, ClientAddr: s.clientLocked(), AppID: app, DeviceID: device}
 }

@@ -56,8 +56,8 @@ func (b *sessionBase) state() connState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := connState{Listener: b.l.cfg.Name, NeedProxy: b.needProxy, Spoken: b.spoken, Born: b.born.Load()}
-	if b.client.IsValid() {
-		st.Client = b.client.String()
+	if ap := b.clientLocked(); ap.IsValid() {
+		st.Client = ap.String()
 	}
 	return st
 }
@@ -85,7 +85,7 @@ func (b *sessionBase) restore(st *connState) {
 	}
 	if ap, err := netip.ParseAddrPort(st.Client); err == nil {
 		b.mu.Lock()
-		b.client = ap
+		b.setClientLocked(ap)
 		b.mu.Unlock()
 	}
 }

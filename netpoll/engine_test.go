@@ -3,6 +3,7 @@ package netpoll
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -90,9 +91,37 @@ func TestIPv6Loopback(t *testing.T) {
 			t.Fatalf("echo over v6: %q %v", got, err)
 		}
 		var ra net.Addr
-		e.Range(func(sc Conn) bool { ra = sc.RemoteAddr(); return false })
+		var ap netip.AddrPort
+		e.Range(func(sc Conn) bool { ra, ap = sc.RemoteAddr(), sc.RemoteAddrPort(); return false })
 		if ra.(*net.TCPAddr).IP.To4() != nil || ra.String() != c.LocalAddr().String() {
 			t.Errorf("RemoteAddr %v, want %v", ra, c.LocalAddr())
+		}
+		if ap.String() != c.LocalAddr().String() || !ap.Addr().Is6() {
+			t.Errorf("RemoteAddrPort %v, want %v", ap, c.LocalAddr())
+		}
+	})
+}
+
+// TestRemoteAddrPortOfIPv4: an IPv4 peer is a 4-byte address, as the gateway compares
+// it with PROXY sources and prints it in X-Forwarded-For.
+func TestRemoteAddrPortOfIPv4(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, kind string) {
+		h := newTestHandler()
+		e := newEngine(t, Config{Kind: kind})
+		addr, err := e.Listen("v4", "127.0.0.1:0", h, ListenerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := dialTCP(t, addr)
+		defer c.Close()
+		c.Write(frame([]byte("v4")))
+		if got, err := readFrame(c); err != nil || string(got) != "v4" {
+			t.Fatalf("echo: %q %v", got, err)
+		}
+		var ap netip.AddrPort
+		e.Range(func(sc Conn) bool { ap = sc.RemoteAddrPort(); return false })
+		if ap.String() != c.LocalAddr().String() || !ap.Addr().Is4() {
+			t.Errorf("RemoteAddrPort %v, want %v as IPv4", ap, c.LocalAddr())
 		}
 	})
 }

@@ -10,6 +10,7 @@ package netpoll
 import (
 	"context"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -105,6 +106,9 @@ type Conn interface {
 	ID() uint64
 	LocalAddr() net.Addr
 	RemoteAddr() net.Addr
+	// RemoteAddrPort is RemoteAddr without an allocation (an IPv4 peer is a 4-byte
+	// address); the zero AddrPort when the peer's address is unknown.
+	RemoteAddrPort() netip.AddrPort
 	// Listener is the name given to Engine.Listen, or "" for a dialed connection.
 	Listener() string
 	// Write sends b as one message: bytes of concurrent Writes never interleave. It does not

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,13 @@ var _ Conn = (*rwConn)(nil)
 func (c *rwConn) ID() uint64           { return c.id }
 func (c *rwConn) LocalAddr() net.Addr  { return c.nc.LocalAddr() }
 func (c *rwConn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *rwConn) RemoteAddrPort() netip.AddrPort {
+	if a, ok := c.nc.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
 func (c *rwConn) Listener() string     { return c.own.name }
 
 func (c *rwConn) Context() any {
