@@ -62,10 +62,65 @@ type pushPresence interface {
 }
 
 // hubShard maps a device's identity (app-id and device-id in one string) to its current
-// connection's push side: one string header per entry instead of push.Key's two.
+// connection's push side. The map is keyed by the identity's 64-bit hash, which takes a
+// map slot of 16 bytes where the string would take 24: about 13 bytes less per
+// connection (issue 21). Identities with one hash (a chance of about n²/2⁶⁵) chain
+// through pushState.next.
 type hubShard struct {
 	mu sync.Mutex
-	m  map[identity]*pushState
+	m  map[uint64]*pushState
+}
+
+// getLocked returns the push side bound to id, or nil.
+func (sh *hubShard) getLocked(hash uint64, id identity) *pushState {
+	for p := sh.m[hash]; p != nil; p = p.next {
+		if p.id == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// setLocked binds p to its identity and returns the push side it replaced, if any.
+func (sh *hubShard) setLocked(hash uint64, p *pushState) (old *pushState) {
+	head := sh.m[hash]
+	var prev *pushState
+	for q := head; q != nil; prev, q = q, q.next {
+		if q.id == p.id {
+			old = q
+			if prev == nil {
+				head = q.next
+			} else {
+				prev.next = q.next
+			}
+			q.next = nil
+			break
+		}
+	}
+	p.next = head
+	sh.m[hash] = p
+	return old
+}
+
+// deleteLocked unbinds p and reports whether it was bound.
+func (sh *hubShard) deleteLocked(hash uint64, p *pushState) bool {
+	var prev *pushState
+	for q := sh.m[hash]; q != nil; prev, q = q, q.next {
+		if q != p {
+			continue
+		}
+		switch {
+		case prev != nil:
+			prev.next = q.next
+		case q.next != nil:
+			sh.m[hash] = q.next
+		default:
+			delete(sh.m, hash)
+		}
+		q.next = nil
+		return true
+	}
+	return false
 }
 
 // pushSweepEvery is how often expired messages of devices nobody touches are dropped (a
@@ -86,7 +141,7 @@ func newPushHub(cfg config.Push, r *config.FleetRedis, rdb *redis.Client, set *m
 	h := &pushHub{store: st, presence: pres, cfg: cfg, maxTTL: cfg.MaxTTL.D(), maxLen: maxBytes, seed: maphash.MakeSeed(),
 		delivered: set.GetOrCreateCounter("mgw_push_delivered_total")}
 	for i := range h.shards {
-		h.shards[i].m = make(map[identity]*pushState)
+		h.shards[i].m = make(map[uint64]*pushState)
 	}
 	stat := func(name string, v func(s *push.Stats) float64) {
 		set.GetOrCreateGauge(name, func() float64 { s := h.store.Stats(); return v(&s) })
@@ -148,16 +203,20 @@ func (h *pushHub) heldKeys() []push.Key {
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.Lock()
-		for id := range sh.m {
-			out = append(out, id.pushKey())
+		for _, p := range sh.m {
+			for ; p != nil; p = p.next {
+				out = append(out, p.id.pushKey())
+			}
 		}
 		sh.mu.Unlock()
 	}
 	return out
 }
 
-func (h *pushHub) shard(id identity) *hubShard {
-	return &h.shards[maphash.String(h.seed, string(id))%uint64(len(h.shards))]
+// shard returns id's shard and its key there.
+func (h *pushHub) shard(id identity) (*hubShard, uint64) {
+	hash := maphash.String(h.seed, string(id))
+	return &h.shards[hash%uint64(len(h.shards))], hash
 }
 
 // PushStats is the push block of GET /v1/stats.
@@ -181,9 +240,11 @@ type pushState struct {
 	// bound: the device's current connection, new pushes go here. Atomic, not under mu:
 	// unbind runs from onClose, which a Write inside pump (holding mu) may call on its
 	// own goroutine when the write fails.
-	bound atomic.Bool
+	bound  atomic.Bool
+	stream uint32 // last PUSH stream id used; under mu (beside bound: no padding)
 
-	stream   uint32 // last PUSH stream id used; under mu
+	next *pushState // another device with the same hash in the hub's shard; under its lock
+
 	mu       sync.Mutex
 	sent     uint64 // highest seq sent on this connection
 	inflight map[uint32]sentPush
@@ -200,10 +261,9 @@ type sentPush struct {
 // (its unacknowledged ones are still acknowledged to the store if their acks come).
 func (h *pushHub) bind(p *pushState) {
 	p.bound.Store(true)
-	sh := h.shard(p.id)
+	sh, hash := h.shard(p.id)
 	sh.mu.Lock()
-	old := sh.m[p.id]
-	sh.m[p.id] = p
+	old := sh.setLocked(hash, p)
 	sh.mu.Unlock()
 	if h.presence != nil {
 		h.presence.Held(p.key())
@@ -220,11 +280,10 @@ func (h *pushHub) bind(p *pushState) {
 // pushState lock (see bound).
 func (h *pushHub) unbind(p *pushState) {
 	p.bound.Store(false)
-	sh := h.shard(p.id)
+	sh, hash := h.shard(p.id)
 	sh.mu.Lock()
-	gone := sh.m[p.id] == p
+	gone := sh.deleteLocked(hash, p)
 	if gone {
-		delete(sh.m, p.id)
 		h.connected.Add(-1)
 	}
 	sh.mu.Unlock()
@@ -236,9 +295,9 @@ func (h *pushHub) unbind(p *pushState) {
 // notify sends k's new messages on its current connection, if it has one.
 func (h *pushHub) notify(k push.Key) {
 	id := makeIdentity(k.App, k.Device) // "" for an app no HELLO can name: never bound
-	sh := h.shard(id)
+	sh, hash := h.shard(id)
 	sh.mu.Lock()
-	p := sh.m[id]
+	p := sh.getLocked(hash, id)
 	sh.mu.Unlock()
 	if p != nil {
 		h.pump(p)
