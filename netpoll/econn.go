@@ -103,7 +103,7 @@ func (c *econn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.RemoteA
 func (c *econn) RemoteAddrPort() netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(c.rip).Unmap(), c.rport)
 }
-func (c *econn) Listener() string     { return c.own.name }
+func (c *econn) Listener() string { return c.own.name }
 
 func (c *econn) Context() any {
 	c.mu.Lock()

@@ -56,7 +56,7 @@ func (c *rwConn) RemoteAddrPort() netip.AddrPort {
 	}
 	return netip.AddrPort{}
 }
-func (c *rwConn) Listener() string     { return c.own.name }
+func (c *rwConn) Listener() string { return c.own.name }
 
 func (c *rwConn) Context() any {
 	c.mu.Lock()
