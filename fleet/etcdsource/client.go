@@ -30,6 +30,9 @@ type client struct {
 	hc        *http.Client
 	base      context.Context // canceled by close: ends watches and calls in flight
 	stop      context.CancelFunc
+	// callTimeout bounds a watch's liveness probe (the dial timeout), sent every
+	// probeEvery.
+	callTimeout, probeEvery time.Duration
 
 	mu  sync.Mutex
 	cur int
@@ -57,7 +60,8 @@ func newClient(endpoints []string, dialTimeout time.Duration) (*client, error) {
 	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 2,
 		IdleConnTimeout: time.Minute, ResponseHeaderTimeout: dialTimeout, ForceAttemptHTTP2: false}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &client{endpoints: urls, hc: &http.Client{Transport: tr}, base: ctx, stop: cancel}, nil
+	return &client{endpoints: urls, hc: &http.Client{Transport: tr}, base: ctx, stop: cancel,
+		callTimeout: dialTimeout, probeEvery: defaultProbeEvery}, nil
 }
 
 // endpointURL accepts what etcdctl does: host:port, or an http or https URL.
@@ -99,15 +103,20 @@ type event struct {
 	KV   keyValue `json:"kv"`
 }
 
-// gatewayError is how the gateway reports a failed call: {"error": "...", "code": N}
-// for a unary one, {"error": {"message": ...}} inside a stream.
+// gatewayError is how the gateway reports a failed call: {"error": "...", "code": N,
+// "message": "..."} for a unary one before etcd 3.6, {"code": N, "message": "..."} from
+// 3.6 on, {"error": {"message": ...}} inside a stream.
 type gatewayError struct {
 	Error   json.RawMessage `json:"error"`
+	Code    int             `json:"code"`
 	Message string          `json:"message"`
 }
 
 func (g *gatewayError) err() error {
 	if len(g.Error) == 0 || string(g.Error) == "null" {
+		if g.Code != 0 && g.Message != "" {
+			return fmt.Errorf("%s (code %d)", g.Message, g.Code)
+		}
 		return nil
 	}
 	if g.Message != "" {
@@ -210,11 +219,21 @@ func (c *client) watch(ctx context.Context, prefix string, from int64, fn func(r
 	}
 	ctx, cancel := c.context(ctx)
 	defer cancel()
-	resp, err := c.post(ctx, "/v3/watch", body, http.Header{"Grpc-Metadata-Hasleader": {"true"}})
+	resp, err := c.post(ctx, "/v3/watch", body)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("/v3/watch on %s: HTTP %d: %.200s (is etcd's gRPC gateway on, --enable-grpc-gateway?)",
+			resp.Request.URL.Host, resp.StatusCode, b)
+	}
+	// TCP keepalive finds a member that vanished, not one that froze or a proxy that
+	// keeps the connection up: ask the member something cheap now and then, and end the
+	// watch when it does not answer.
+	probeErr := make(chan error, 1)
+	go c.probe(ctx, cancel, prefix, probeErr)
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var msg struct {
@@ -222,6 +241,11 @@ func (c *client) watch(ctx context.Context, prefix string, from int64, fn func(r
 			Result *watchResult `json:"result"`
 		}
 		if err := dec.Decode(&msg); err != nil {
+			select {
+			case perr := <-probeErr:
+				return fmt.Errorf("the watched member stopped answering: %w", perr)
+			default:
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -247,6 +271,33 @@ func (c *client) watch(ctx context.Context, prefix string, from int64, fn func(r
 	}
 }
 
+// defaultProbeEvery is how often a watch's member is asked a cheap question.
+const defaultProbeEvery = 10 * time.Second
+
+// probe ends a watch (cancel) when a keys-only read of one key under prefix fails, and
+// says why on failed.
+func (c *client) probe(ctx context.Context, cancel context.CancelFunc, prefix string, failed chan<- error) {
+	t := time.NewTicker(c.probeEvery)
+	defer t.Stop()
+	var out struct{}
+	in := map[string]any{"key": []byte(prefix), "range_end": prefixEnd(prefix), "limit": "1", "keys_only": true}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, pcancel := context.WithTimeout(ctx, c.callTimeout)
+		err := c.call(pctx, "/v3/kv/range", in, &out)
+		pcancel()
+		if err != nil && ctx.Err() == nil {
+			failed <- err
+			cancel()
+			return
+		}
+	}
+}
+
 // call makes one unary call and decodes its answer into out.
 func (c *client) call(ctx context.Context, path string, in, out any) error {
 	body, err := json.Marshal(in)
@@ -255,7 +306,7 @@ func (c *client) call(ctx context.Context, path string, in, out any) error {
 	}
 	ctx, cancel := c.context(ctx)
 	defer cancel()
-	resp, err := c.post(ctx, path, body, nil)
+	resp, err := c.post(ctx, path, body)
 	if err != nil {
 		return err
 	}
@@ -290,33 +341,64 @@ func (c *client) context(ctx context.Context) (context.Context, context.CancelFu
 }
 
 // post sends body to path on the current endpoint, and on to the next ones while an
-// endpoint cannot be reached. The answer's status is the caller's to check.
-func (c *client) post(ctx context.Context, path string, body []byte, h http.Header) (*http.Response, error) {
+// endpoint cannot be reached, does not answer within its share of ctx's deadline, or
+// answers 5xx (a member without a leader says 503: every call requires one, as
+// clientv3.WithRequireLeader does). An endpoint that failed is not the current one any
+// more, so the next call starts elsewhere. A 5xx answer of the last endpoint tried is
+// returned for the caller to report.
+func (c *client) post(ctx context.Context, path string, body []byte) (*http.Response, error) {
 	c.mu.Lock()
 	first := c.cur
 	c.mu.Unlock()
-	var errs []error
+	var errs []string
 	for i := range c.endpoints {
 		n := (first + i) % len(c.endpoints)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoints[n]+path, bytes.NewReader(body))
+		actx, acancel := ctx, context.CancelFunc(func() {})
+		if d, ok := ctx.Deadline(); ok && i < len(c.endpoints)-1 {
+			// A hung endpoint must not use up the whole deadline of the call.
+			actx, acancel = context.WithTimeout(ctx, time.Until(d)/time.Duration(len(c.endpoints)-i))
+		}
+		req, err := http.NewRequestWithContext(actx, http.MethodPost, c.endpoints[n]+path, bytes.NewReader(body))
 		if err != nil {
+			acancel()
 			return nil, err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		for k, v := range h {
-			req.Header[k] = v
-		}
+		req.Header.Set("Grpc-Metadata-Hasleader", "true")
 		resp, err := c.hc.Do(req)
-		if err == nil {
+		if err == nil && (resp.StatusCode < 500 || i == len(c.endpoints)-1) {
 			c.mu.Lock()
 			c.cur = n
 			c.mu.Unlock()
+			resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: acancel}
 			return resp, nil
 		}
-		errs = append(errs, err)
+		if err == nil {
+			err = fmt.Errorf("%s%s: HTTP %d", c.endpoints[n], path, resp.StatusCode)
+			resp.Body.Close()
+		}
+		acancel()
+		errs = append(errs, err.Error())
+		c.mu.Lock()
+		if c.cur == n {
+			c.cur = (n + 1) % len(c.endpoints)
+		}
+		c.mu.Unlock()
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, errors.Join(errs...)
+	return nil, errors.New(strings.Join(errs, "; "))
+}
+
+// cancelBody releases an attempt's context once its answer is read and closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }

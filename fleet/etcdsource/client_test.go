@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +113,91 @@ func TestWatchSeesPutsDeletesAndCompaction(t *testing.T) {
 	if err := c.watch(context.Background(), "/w/", from+3, func(int64, []event) {}); err == nil {
 		t.Fatal("a watch outlived close")
 	}
+}
+
+// TestClientLeavesAHungEndpoint: an endpoint that accepts and never answers takes only
+// its share of the call's deadline, and the next call starts at the one that answered.
+func TestClientLeavesAHungEndpoint(t *testing.T) {
+	e := fleettest.StartEtcd(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	c, err := newClient([]string{ln.Addr().String(), e.Endpoint}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	e.Put(t, "/h/a", "1")
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, kvs, err := c.rangePrefix(ctx, "/h/")
+		cancel()
+		if err != nil || len(kvs) != 1 {
+			t.Fatalf("call %d with a hung first endpoint: %v %+v", i, err, kvs)
+		}
+		if c.cur != 1 {
+			t.Fatalf("call %d: current endpoint %d, want the live one (1)", i, c.cur)
+		}
+	}
+}
+
+// TestWatchNamesAGatewayThatIsNotThere: a watch answered 404 (no gRPC gateway) fails
+// with the status and the endpoint, not a JSON error.
+func TestWatchNamesAGatewayThatIsNotThere(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	c, err := newClient([]string{srv.URL}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	err = c.watch(context.Background(), "/p/", 1, func(int64, []event) {})
+	if err == nil || !strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), srv.Listener.Addr().String()) {
+		t.Fatalf("watch against a 404: %v", err)
+	}
+	if _, _, err := c.rangePrefix(context.Background(), "/p/"); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
+		t.Fatalf("range against a 404: %v", err)
+	}
+}
+
+// TestWatchEndsWhenItsMemberFreezes: a member that keeps its connections but answers
+// nothing (SIGSTOP; a hung process or a proxy in front look the same) ends the watch
+// through the probe, with a reason.
+func TestWatchEndsWhenItsMemberFreezes(t *testing.T) {
+	e := fleettest.StartEtcd(t)
+	c, err := newClient([]string{e.Endpoint}, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.probeEvery = 200 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- c.watch(context.Background(), "/f/", 1, func(int64, []event) {}) }()
+	time.Sleep(500 * time.Millisecond) // the watch is up, and probes pass
+	select {
+	case err := <-done:
+		t.Fatalf("the watch of a live member ended: %v", err)
+	default:
+	}
+	e.Freeze()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "stopped answering") {
+			t.Fatalf("watch of a frozen member ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch of a frozen member did not end")
+	}
+	e.Thaw()
 }

@@ -148,11 +148,24 @@ func (s *Source) Run(ctx context.Context) {
 			wait = min(2*wait, time.Second) // back within a second of etcd (docs/fleet.md)
 			continue
 		}
-		wait = 100 * time.Millisecond
+		t0 := time.Now()
 		err = s.watch(ctx, rev+1)
-		if ctx.Err() == nil {
-			s.etcdErr("watch", err)
+		if ctx.Err() != nil {
+			return
 		}
+		s.etcdErr("watch", err)
+		if time.Since(t0) > time.Second {
+			wait = 100 * time.Millisecond
+			continue
+		}
+		// A watch that fails at once (a proxy, no leader): read again only after a pause,
+		// not in a loop.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
 	}
 }
 

@@ -78,6 +78,28 @@ func (s *Server) Stop() {
 	s.mu.Unlock()
 }
 
+// Freeze stops the process without ending it (SIGSTOP): its sockets stay open and
+// accept, nothing answers. Thaw (SIGCONT) lets it go on; the test's end thaws it too.
+func (s *Server) Freeze() {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Signal(syscall.SIGSTOP)
+		s.t.Cleanup(s.Thaw)
+	}
+}
+
+// Thaw resumes a frozen process.
+func (s *Server) Thaw() {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
 // Restart starts the process again on the same port and data dir and waits until it serves.
 func (s *Server) Restart(ready func() error) {
 	s.t.Helper()
