@@ -201,3 +201,25 @@ func TestWatchEndsWhenItsMemberFreezes(t *testing.T) {
 	}
 	e.Thaw()
 }
+
+// TestCallsGoOnAfterEtcdRestarts: calls on connections pooled before etcd restarted
+// succeed at once, the transaction included (its compare makes a resend safe).
+func TestCallsGoOnAfterEtcdRestarts(t *testing.T) {
+	e := fleettest.StartEtcd(t)
+	c, err := newClient([]string{e.Endpoint}, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	ctx := context.Background()
+	for i := range 3 {
+		if _, _, err := c.rangePrefix(ctx, "/r/"); err != nil {
+			t.Fatalf("range before restart %d: %v", i, err)
+		}
+		e.Restart(e.Ready)
+		ok, err := c.putIfUnchanged(ctx, []string{fmt.Sprintf("/r/k%d", i)}, [][]byte{[]byte("v")}, []int64{0})
+		if err != nil || !ok {
+			t.Fatalf("the first write after restart %d: %v (succeeded %v)", i, err, ok)
+		}
+	}
+}
