@@ -88,7 +88,7 @@ wait_port() {
 }
 
 echo "== building mgw and the ReverseProxy baseline" >&2
-if [ -n "$MGW_BIN" ]; then cp "$MGW_BIN" "$work/mgw"; else go build -o "$work/mgw" ./cmd/mgw; fi
+if [ -n "$MGW_BIN" ]; then cp "$MGW_BIN" "$work/mgw"; else CGO_ENABLED=0 go build -trimpath -o "$work/mgw" ./cmd/mgw; fi  # as make build (LEAN)
 mkdir -p "$work/rp"
 cat >"$work/rp/main.go" <<'EOF'
 // The comparison floor: net/http/httputil.ReverseProxy with a keep-alive transport.

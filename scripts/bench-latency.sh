@@ -47,7 +47,7 @@ load0=$(uptime | sed 's/.*load average: //')
 . scripts/lib/bench.sh # the scripts run from the repository root (cd above)
 
 echo "== building mgw" >&2
-if [ -n "$MGW_BIN" ]; then cp "$MGW_BIN" "$work/mgw"; else go build -o "$work/mgw" ./cmd/mgw; fi
+if [ -n "$MGW_BIN" ]; then cp "$MGW_BIN" "$work/mgw"; else CGO_ENABLED=0 go build -trimpath -o "$work/mgw" ./cmd/mgw; fi  # as make build (LEAN)
 
 echo "== starting the demo backend on cpu $LOAD_CPU" >&2
 taskset -c "$LOAD_CPU" "$work/mgw" backend --listen 127.0.0.1:0 >"$work/backend.out" 2>&1 &
