@@ -24,14 +24,30 @@ type mmtpSession struct {
 	paused    bool
 	last      uint32              // highest request stream id accepted
 	streams   map[uint32]struct{} // requests in flight; nil when none
-	answering int                 // answers taken out of streams and not yet written
+	answering int32               // answers taken out of streams and not yet written
 	backstop  *time.Timer         // after GOAWAY: closes if the answers never come
 	push      *pushState          // after a HELLO naming a device (push.go); else nil
+}
 
-	// refusals gathers the 503s of one read event, sent in one write as onData returns:
-	// under overload a read brings many requests and refusing each with its own write
-	// was most of the cost of refusing. Only the reactor's worker touches it.
-	refusals *bytebufferpool.ByteBuffer
+// refusals gathers the 503s of one read event, sent in one write as the event ends:
+// under overload a read brings many requests, and refusing each with its own write was
+// most of the cost of refusing. It lives on the reactor worker's stack for the event,
+// not in the session, which an idle connection keeps (session_size_test.go).
+type refusals struct{ b *bytebufferpool.ByteBuffer }
+
+func (r *refusals) add(stream uint32, resp *codec.Response) {
+	if r.b == nil {
+		r.b = bytebufferpool.Get()
+	}
+	r.b.B = mmtp.AppendResponse(r.b.B, stream, resp)
+}
+
+func (r *refusals) flush(c netpoll.Conn) {
+	if b := r.b; b != nil {
+		r.b = nil
+		c.Write(b.B)
+		bytebufferpool.Put(b)
+	}
 }
 
 func newMMTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *mmtpSession {
@@ -39,28 +55,12 @@ func newMMTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *mmtpSessi
 }
 
 func (s *mmtpSession) onData(data []byte) (int, error) {
-	n, err := s.readFrames(data)
-	s.flushRefusals()
-	return n, err
+	var rf refusals
+	defer rf.flush(s.c)
+	return s.readFrames(data, &rf)
 }
 
-// refuse answers a request the gateway did not take, in the read event's batch.
-func (s *mmtpSession) refuse(stream uint32, r *codec.Response) {
-	if s.refusals == nil {
-		s.refusals = bytebufferpool.Get()
-	}
-	s.refusals.B = mmtp.AppendResponse(s.refusals.B, stream, r)
-}
-
-func (s *mmtpSession) flushRefusals() {
-	if b := s.refusals; b != nil {
-		s.refusals = nil
-		s.c.Write(b.B)
-		bytebufferpool.Put(b)
-	}
-}
-
-func (s *mmtpSession) readFrames(data []byte) (int, error) {
+func (s *mmtpSession) readFrames(data []byte, rf *refusals) (int, error) {
 	off, wait, err := s.readProxy(data)
 	if wait {
 		return off, err
@@ -77,7 +77,7 @@ func (s *mmtpSession) readFrames(data []byte) (int, error) {
 			err = mmtp.CheckClientFrame(&f)
 		}
 		if err != nil {
-			s.protocolError(err)
+			s.protocolError(err, rf)
 			return len(data), nil
 		}
 		if n == 0 {
@@ -94,7 +94,7 @@ func (s *mmtpSession) readFrames(data []byte) (int, error) {
 			}
 			s.onHello(&f)
 		case mmtp.TypeRequest:
-			if !s.onRequest(&f) {
+			if !s.onRequest(&f, rf) {
 				return off, nil // at the in-flight cap: the rest waits in the reactor
 			}
 		case mmtp.TypePushAck:
@@ -139,8 +139,8 @@ func (s *mmtpSession) answer(stream uint32, r *codec.Response) {
 	s.write(func(b []byte) []byte { return mmtp.AppendResponse(b, stream, r) })
 }
 
-func (s *mmtpSession) protocolError(err error) {
-	s.flushRefusals() // answered before the GOAWAY that follows them
+func (s *mmtpSession) protocolError(err error, rf *refusals) {
+	rf.flush(s.c) // answered before the GOAWAY that follows them
 	reason := mmtp.GoAwayReason(err)
 	s.l.g.m.protocolError(s.l.cfg.Name, reason)
 	s.l.g.log.Debug("mmtp protocol error", "listener", s.l.cfg.Name, "client", s.clientAddr(), "err", err)
@@ -183,7 +183,7 @@ func (s *mmtpSession) onHello(f *mmtp.Frame) {
 
 // onRequest accepts one REQUEST and runs it as a pool task. It returns false when the
 // connection reached its in-flight cap: reading is paused until a request finishes.
-func (s *mmtpSession) onRequest(f *mmtp.Frame) bool {
+func (s *mmtpSession) onRequest(f *mmtp.Frame, rf *refusals) bool {
 	s.mu.Lock()
 	if s.goingAway {
 		// After GOAWAY the client knows from last-stream-id that this one was not taken.
@@ -206,7 +206,7 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame) bool {
 	// decode and a 503, no task.
 	if r := g.adm.admit(len(s.streams)); r != admitted {
 		s.mu.Unlock()
-		s.refuse(f.StreamID, g.adm.answers[r])
+		rf.add(f.StreamID, g.adm.answers[r])
 		return true
 	}
 	if s.streams == nil {

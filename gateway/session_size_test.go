@@ -12,7 +12,7 @@ import (
 // about two of RSS at GOGC=100). The limits are malloc size classes: one field more
 // spills into the next class. Grow them only knowingly, and move something out.
 const (
-	mmtpSessionMaxSize = 128
+	mmtpSessionMaxSize = 112
 	pushStateMaxSize   = 64
 )
 
