@@ -234,13 +234,21 @@ func (c *client) watch(ctx context.Context, prefix string, from int64, fn func(r
 	// watch when it does not answer.
 	probeErr := make(chan error, 1)
 	go c.probe(ctx, cancel, prefix, probeErr)
-	dec := json.NewDecoder(resp.Body)
+	// Each message may take maxReply bytes from the stream (plus what the decoder read
+	// ahead of the one before): an answer without end cannot grow the heap without end.
+	lr := &io.LimitedReader{R: resp.Body, N: maxReply}
+	dec := json.NewDecoder(lr)
 	for {
 		var msg struct {
 			gatewayError
 			Result *watchResult `json:"result"`
 		}
-		if err := dec.Decode(&msg); err != nil {
+		err := dec.Decode(&msg)
+		if err != nil && lr.N <= 0 {
+			return fmt.Errorf("watch stream: a message over %d bytes", maxReply)
+		}
+		lr.N = maxReply
+		if err != nil {
 			select {
 			case perr := <-probeErr:
 				return fmt.Errorf("the watched member stopped answering: %w", perr)

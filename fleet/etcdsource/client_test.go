@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -221,5 +222,30 @@ func TestCallsGoOnAfterEtcdRestarts(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("the first write after restart %d: %v (succeeded %v)", i, err, ok)
 		}
+	}
+}
+
+// TestWatchBoundsAMessage: a watch answer that never ends a message fails once it passes
+// the limit instead of growing without end.
+func TestWatchBoundsAMessage(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"result":{"header":{"revision":"1"},"created":true}}`+"\n")
+		io.WriteString(w, `{"result":{"events":[{"kv":{"key":"`)
+		chunk := strings.Repeat("A", 1<<20)
+		for i := 0; i < maxReply>>20+2; i++ {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	c, err := newClient([]string{srv.URL}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	err = c.watch(context.Background(), "/p/", 1, func(int64, []event) {})
+	if err == nil || !strings.Contains(err.Error(), "a message over") {
+		t.Fatalf("an endless message: %v", err)
 	}
 }
