@@ -120,8 +120,8 @@ func (p *proxyBody) take(chunk []byte) int64 {
 
 var exchangePool = sync.Pool{New: func() any { return &httpExchange{head: http1.RequestHead{ContentLength: -1}} }}
 
-func newHTTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *httpSession {
-	return &httpSession{sessionBase: newSessionBase(l, c, info)}
+func newHTTPSession(l *listener, c netpoll.Conn) *httpSession {
+	return &httpSession{sessionBase: newSessionBase(l, c)}
 }
 
 func (s *httpSession) now() httpState {

@@ -5,7 +5,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/http1"
 	"github.com/mgw-project/mgw/codec/mmtp"
 	"github.com/mgw-project/mgw/config"
@@ -60,12 +59,11 @@ func (g *Gateway) listen(lc *config.Listener) (*listener, error) {
 func (l *listener) OnOpen(c netpoll.Conn) {
 	l.m.accepted.Inc()
 	l.m.open.Inc()
-	info := codec.ConnInfo{Listener: l.cfg.Name, ClientAddr: c.RemoteAddrPort()}
 	var s session
 	if l.cfg.Protocol == "http1" {
-		s = newHTTPSession(l, c, info)
+		s = newHTTPSession(l, c)
 	} else {
-		s = newMMTPSession(l, c, info)
+		s = newMMTPSession(l, c)
 	}
 	s.base().born.Store(uint32(time.Now().Unix()))
 	c.SetContext(s)

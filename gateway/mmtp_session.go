@@ -50,8 +50,8 @@ func (r *refusals) flush(c netpoll.Conn) {
 	}
 }
 
-func newMMTPSession(l *listener, c netpoll.Conn, info codec.ConnInfo) *mmtpSession {
-	return &mmtpSession{sessionBase: newSessionBase(l, c, info)}
+func newMMTPSession(l *listener, c netpoll.Conn) *mmtpSession {
+	return &mmtpSession{sessionBase: newSessionBase(l, c)}
 }
 
 func (s *mmtpSession) onData(data []byte) (int, error) {

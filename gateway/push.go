@@ -232,7 +232,8 @@ func (h *pushHub) stats() *PushStats {
 
 // pushState is a connection's push side, made by its HELLO when the HELLO names a device.
 // An idle one holds no map: inflight exists only while pushes are unacknowledged. There is
-// one per connection with a device, so it is kept small (push_test.go guards its size).
+// one per connection with a device, so it is kept small (session_size_test.go guards its
+// size).
 type pushState struct {
 	s  *mmtpSession
 	id identity // the device; the same string as the session's, no copy

@@ -50,21 +50,21 @@ type sessionBase struct {
 	ident   identity // bound by a successful MMTP HELLO; "" otherwise
 }
 
-func newSessionBase(l *listener, c netpoll.Conn, info codec.ConnInfo) sessionBase {
-	return sessionBase{l: l, c: c, proxied: proxiedAddr(c, info.ClientAddr), ident: makeIdentity(info.AppID, info.DeviceID),
-		needProxy: l.cfg.ProxyProtocol}
+// newSessionBase starts a connection's session: its client is the socket's peer until a
+// PROXY header (or a hot upgrade's state) says otherwise, and it has no HELLO yet.
+func newSessionBase(l *listener, c netpoll.Conn) sessionBase {
+	return sessionBase{l: l, c: c, needProxy: l.cfg.ProxyProtocol}
 }
 
-// proxiedAddr is what a session keeps of its client address ap: nothing when it is the
+// setClientLocked records the connection's client address: nothing when it is the
 // socket's own peer.
-func proxiedAddr(c netpoll.Conn, ap netip.AddrPort) *netip.AddrPort {
-	if ap == c.RemoteAddrPort() {
-		return nil
+func (s *sessionBase) setClientLocked(ap netip.AddrPort) {
+	if ap == s.c.RemoteAddrPort() {
+		s.proxied = nil
+		return
 	}
-	return &ap
+	s.proxied = &ap
 }
-
-func (s *sessionBase) setClientLocked(ap netip.AddrPort) { s.proxied = proxiedAddr(s.c, ap) }
 
 func (s *sessionBase) clientLocked() netip.AddrPort {
 	if s.proxied != nil {

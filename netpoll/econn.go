@@ -97,13 +97,11 @@ func (c *econn) eng() *epollEngine { return c.own.eng }
 // poller is the one whose epoll set holds c, picked round robin when c was made.
 func (c *econn) poller() *poller { return c.eng().pollers[c.pidx] }
 
-func (c *econn) ID() uint64           { return c.id }
-func (c *econn) LocalAddr() net.Addr  { return tcpAddr(c.eng().localIPs.get(c.lipIdx), c.lport) }
-func (c *econn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.RemoteAddrPort()) }
-func (c *econn) RemoteAddrPort() netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom16(c.rip).Unmap(), c.rport)
-}
-func (c *econn) Listener() string { return c.own.name }
+func (c *econn) ID() uint64                     { return c.id }
+func (c *econn) LocalAddr() net.Addr            { return tcpAddr(c.eng().localIPs.get(c.lipIdx), c.lport) }
+func (c *econn) RemoteAddr() net.Addr           { return tcpAddr(c.rip, c.rport) }
+func (c *econn) RemoteAddrPort() netip.AddrPort { return storedAddr(c.rip, c.rport) }
+func (c *econn) Listener() string               { return c.own.name }
 
 func (c *econn) Context() any {
 	c.mu.Lock()

@@ -50,8 +50,13 @@ func rawAddr(sa unix.Sockaddr) (ip [16]byte, port uint16) {
 	return ap.Addr().As16(), ap.Port()
 }
 
+// storedAddr is the stored form back as an address (IPv4 as 4 bytes).
+func storedAddr(ip [16]byte, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(ip).Unmap(), port)
+}
+
 func tcpAddr(ip [16]byte, port uint16) *net.TCPAddr {
-	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom16(ip).Unmap(), port))
+	return net.TCPAddrFromAddrPort(storedAddr(ip, port))
 }
 
 // tuneConn sets the options every served TCP socket gets: no Nagle delay (messages are

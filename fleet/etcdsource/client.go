@@ -197,7 +197,6 @@ func (c *client) putIfUnchanged(ctx context.Context, keys []string, values [][]b
 // watchResult is one message of a watch stream.
 type watchResult struct {
 	Header          header  `json:"header"`
-	Created         bool    `json:"created"`
 	Canceled        bool    `json:"canceled"`
 	CancelReason    string  `json:"cancel_reason"`
 	CompactRevision int64   `json:"compact_revision,string"`
@@ -208,7 +207,7 @@ type watchResult struct {
 var errCompacted = errors.New("compacted")
 
 // watch follows every key under prefix from revision from, calling fn with each batch
-// of events, until ctx is done, the stream ends or fn fails. It needs the member to have
+// of events, until ctx is done or the stream ends. It needs the member to have
 // a leader (as clientv3.WithRequireLeader): a member cut off from its cluster ends the
 // watch instead of going quiet.
 func (c *client) watch(ctx context.Context, prefix string, from int64, fn func(rev int64, evs []event)) error {
@@ -326,13 +325,13 @@ func (c *client) call(ctx context.Context, path string, in, out any) error {
 	if len(b) > maxReply {
 		return fmt.Errorf("%s: the answer is over %d bytes", path, maxReply)
 	}
-	var ge gatewayError
-	if json.Unmarshal(b, &ge) == nil {
-		if err := ge.err(); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-	}
 	if resp.StatusCode != http.StatusOK {
+		var ge gatewayError
+		if json.Unmarshal(b, &ge) == nil {
+			if err := ge.err(); err != nil {
+				return fmt.Errorf("%s: HTTP %d: %w", path, resp.StatusCode, err)
+			}
+		}
 		return fmt.Errorf("%s: HTTP %d: %.200s", path, resp.StatusCode, b)
 	}
 	if err := json.Unmarshal(b, out); err != nil {

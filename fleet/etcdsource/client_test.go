@@ -75,7 +75,7 @@ func TestWatchSeesPutsDeletesAndCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	from := e.Compact(t, 0) + 1
+	from := e.Revision(t) + 1
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan string, 10)
 	done := make(chan error, 1)

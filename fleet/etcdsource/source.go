@@ -430,7 +430,7 @@ func (s *Source) Put(ctx context.Context, values map[string][]byte) error {
 		return fmt.Errorf("fleet.etcd: writing %s: %w", strings.Join(keys, ", "), err)
 	}
 	if !ok {
-		return fmt.Errorf("fleet.etcd: %s%s: %w; read it again and retry", s.prefix, strings.Join(slices.Sorted(maps.Keys(values)), ", "+s.prefix), ErrConflict)
+		return fmt.Errorf("fleet.etcd: %s%s: %w; read it again and retry", s.prefix, strings.Join(keys, ", "+s.prefix), ErrConflict)
 	}
 	return nil
 }

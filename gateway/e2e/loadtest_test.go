@@ -50,13 +50,13 @@ func TestLoadtestCompareSharesListener(t *testing.T) {
 			rss += p.RSSBytes
 			idle += p.IdleRSSBytes
 		}
-		// The connections stay put while measured, so the processes' own peaks add up to
-		// the summed ones.
 		// The three processes share the binary's pages: their PSS summed is under their
 		// RSS summed.
 		if g.PSSBytes == 0 || g.PSSBytes >= g.RSSBytes {
 			t.Fatalf("%s: PSS summed %d, RSS summed %d", row.Engine, g.PSSBytes, g.RSSBytes)
 		}
+		// The connections stay put while measured, so the processes' own peaks add up to
+		// the summed ones.
 		if conns != 3000 || idle != g.IdleRSSBytes || rss < g.RSSBytes || g.RSSBytes <= g.IdleRSSBytes || g.PerConnBytes <= 0 {
 			t.Fatalf("%s: per-process sums conns %d rss %d idle %d against %+v", row.Engine, conns, rss, idle, g)
 		}

@@ -64,19 +64,20 @@ func (e *Etcd) kv(t testing.TB, path string, in, out any) {
 	}
 }
 
-// Compact discards etcd's history before revision rev, and returns etcd's current
-// revision when rev is 0 (compacting nothing).
-func (e *Etcd) Compact(t testing.TB, rev int64) int64 {
+// Revision returns etcd's current revision.
+func (e *Etcd) Revision(t testing.TB) int64 {
 	t.Helper()
-	if rev == 0 {
-		var out struct {
-			Header struct {
-				Revision int64 `json:"revision,string"`
-			} `json:"header"`
-		}
-		e.kv(t, "/v3/kv/range", map[string]any{"key": []byte{0}}, &out)
-		return out.Header.Revision
+	var out struct {
+		Header struct {
+			Revision int64 `json:"revision,string"`
+		} `json:"header"`
 	}
+	e.kv(t, "/v3/kv/range", map[string]any{"key": []byte{0}}, &out)
+	return out.Header.Revision
+}
+
+// Compact discards etcd's history before revision rev.
+func (e *Etcd) Compact(t testing.TB, rev int64) {
+	t.Helper()
 	e.kv(t, "/v3/kv/compaction", map[string]any{"revision": fmt.Sprint(rev), "physical": true}, nil)
-	return rev
 }
