@@ -270,57 +270,60 @@ func (a *admission) stats() AdmissionStats {
 }
 
 // submit runs serve as the request task of an admitted request. It is the one place a
-// request task begins and ends:
+// request task begins, and reply (built here, given to serve) the one place a request
+// ends:
 //   - a request shed at its start (started) is answered with answer, unserved;
-//   - serve returns the answer, which answer writes once the admission slot is given back
-//     and done has run: a client that sends its next request as soon as it reads this
-//     answer finds the slot free. serve returns nil when it wrote the answer itself (a
-//     streamed proxy answer), and the slot goes when it returns;
-//   - a panic in serve is recovered here, logged with its stack, counted, and answered
-//     500 internal (answer must cope with a request already answered);
-//   - at the end the drain's count is given back.
+//   - serve calls reply exactly once, on the task's goroutine or later on another (an
+//     API call's answer comes on the reactor worker that read the backend's): reply gives
+//     back the admission slot and runs done before answer writes, so a client that sends
+//     its next request as soon as it reads this answer finds the slot free, then ends the
+//     drain's count. reply(nil) means serve wrote the answer itself (a streamed proxy
+//     answer). Calls after the first do nothing;
+//   - a panic in serve is recovered here (and in a continuation, by recoverRequest),
+//     logged with its stack, counted, and answered 500 internal if nothing was yet.
 //
 // When the pool takes no task, the request is answered 503 on the caller's goroutine.
-func (g *Gateway) submit(req *codec.Request, serve func() *codec.Response, answer func(*codec.Response), done func()) {
+func (g *Gateway) submit(req *codec.Request, serve func(reply func(*codec.Response)), answer func(*codec.Response), done func()) {
 	g.begin()
-	released := false // only the task's goroutine (or, without a task, the caller's) sees it
-	release := func() {
-		if !released {
-			released = true
-			g.adm.done()
-			if done != nil {
-				done()
-			}
-		}
-	}
-	err := g.reqPool.Submit(func() {
-		defer func() {
-			if p := recover(); p != nil {
-				g.m.adm.panics.Inc()
-				g.log.Error("request task panicked", "listener", req.Conn.Listener, "operation", req.Operation,
-					"target", req.Target, "panic", p, "stack", string(debug.Stack()))
-				release()
-				answer(codec.ErrorResponse(http.StatusInternalServerError, codec.ErrInternal, "internal error"))
-			}
-			release()
-			g.end()
-		}()
-		if r := g.adm.started(req.Received); r != admitted {
-			release()
-			answer(g.adm.answers[r])
+	var replied atomic.Bool
+	reply := func(resp *codec.Response) {
+		if !replied.CompareAndSwap(false, true) {
 			return
 		}
-		if resp := serve(); resp != nil {
-			release()
+		g.adm.done()
+		if done != nil {
+			done()
+		}
+		if resp != nil {
 			answer(resp)
 		}
+		g.end()
+	}
+	err := g.reqPool.Submit(func() {
+		defer g.recoverRequest(req, reply)
+		if r := g.adm.started(req.Received); r != admitted {
+			reply(g.adm.answers[r])
+			return
+		}
+		serve(reply)
 	})
 	if err != nil {
 		g.adm.refuse(refusedPool)
-		release()
-		answer(g.adm.answers[refusedPool])
-		g.end()
+		reply(g.adm.answers[refusedPool])
 	}
+}
+
+// recoverRequest, deferred where a request's code runs, turns a panic into a logged,
+// counted 500 for the request (reply ignores it when the request was answered already).
+func (g *Gateway) recoverRequest(req *codec.Request, reply func(*codec.Response)) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	g.m.adm.panics.Inc()
+	g.log.Error("request task panicked", "listener", req.Conn.Listener, "operation", req.Operation,
+		"target", req.Target, "panic", p, "stack", string(debug.Stack()))
+	reply(codec.ErrorResponse(http.StatusInternalServerError, codec.ErrInternal, "internal error"))
 }
 
 // pastDeadline answers a request that waited longer than timeout since it was decoded:

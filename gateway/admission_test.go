@@ -330,7 +330,7 @@ func TestAdmissionSheds(t *testing.T) {
 	g := startGateway(t, "{}", nil)
 	req := &codec.Request{Operation: "demo.echo", Body: []byte("x"), Received: time.Now().Add(-6 * time.Second),
 		Conn: codec.ConnInfo{Listener: "mobile"}}
-	resp := g.handle(context.Background(), req)
+	resp := g.handle(req)
 	if !overloadReason(resp) || !strings.Contains(string(resp.Body), "past its timeout") {
 		t.Fatalf("request older than its 5s timeout: %d %q", resp.Status, resp.Body)
 	}
@@ -338,7 +338,7 @@ func TestAdmissionSheds(t *testing.T) {
 		t.Errorf("deadline refusals %d, want 1", n)
 	}
 	req.Received = time.Now()
-	if resp := g.handle(context.Background(), req); resp.Status != 200 {
+	if resp := g.handle(req); resp.Status != 200 {
 		t.Fatalf("fresh request: %d %q", resp.Status, resp.Body)
 	}
 
@@ -349,7 +349,7 @@ func TestAdmissionSheds(t *testing.T) {
 	done := make(chan struct{})
 	g.adm.admit(0)
 	g.submit(&codec.Request{Operation: "demo.echo", Received: time.Now().Add(-time.Second)},
-		func() *codec.Response { served = true; return nil }, func(r *codec.Response) { got = r; close(done) }, g.adm.connIdle)
+		func(func(*codec.Response)) { served = true }, func(r *codec.Response) { got = r; close(done) }, g.adm.connIdle)
 	<-done
 	if served || got == nil || !strings.Contains(string(got.Body), "waited too long") {
 		t.Fatalf("in a standing queue, a request that waited 1s: served %v, answer %+v", served, got)

@@ -52,7 +52,7 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 		return "", fmt.Errorf("host %q: only @demo is special, and only with demo.enabled", host)
 	}
 	for i := range cfg.Clusters {
-		c, err := upstream.New(&cfg.Clusters[i], upstream.Options{Resolve: resolve, Logger: g.log, Metrics: g.set})
+		c, err := upstream.New(&cfg.Clusters[i], upstream.Options{Resolve: resolve, Logger: g.log, Metrics: g.set, Engine: g.engine})
 		if err != nil {
 			d.close()
 			return nil, fmt.Errorf("clusters[%d] (%s): %w", i, cfg.Clusters[i].Name, err)

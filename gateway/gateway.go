@@ -191,6 +191,18 @@ func (g *Gateway) startLocal() error {
 			return err
 		}
 	}
+	// The engine comes before the first snapshot: the clusters send API calls through
+	// it (upstream.Options.Engine). After SetMemoryLimit (New): the budgets' defaults
+	// derive from the limit.
+	workers := cfg.Runtime.Workers
+	queuedBudget, pendingBudget := cfg.Runtime.Budgets()
+	var err error
+	g.engine, err = netpoll.New(netpoll.Config{Kind: cfg.Engine, Pollers: cfg.Runtime.Pollers,
+		Workers: workers, MaxConns: cfg.Runtime.MaxConns, MaxPending: maxPending(cfg),
+		QueuedBudget: queuedBudget, PendingBudget: pendingBudget})
+	if err != nil {
+		return fmt.Errorf("engine %q: %w", cfg.Engine, err)
+	}
 	if err := g.router.Apply(func(*route.Table) (*route.Table, error) {
 		s, err := g.buildSnapshot(cfg, g.demoAddr)
 		if err != nil {
@@ -199,14 +211,14 @@ func (g *Gateway) startLocal() error {
 		g.snap.Store(s)
 		return s.table, nil
 	}); err != nil {
+		g.engine.Close()
+		g.engine = nil
 		return err
 	}
 	s := g.snap.Load()
 	g.clusterGauges(nil, s.dispatch)
 	s.start()
 
-	workers := cfg.Runtime.Workers
-	var err error
 	g.reqPool, err = ants.NewPool(requestPoolSize(workers), ants.WithNonblocking(true),
 		ants.WithExpiryDuration(requestWorkerExpiry), ants.WithLogger(quietLogger{}))
 	if err != nil {
@@ -214,14 +226,6 @@ func (g *Gateway) startLocal() error {
 	}
 	g.adm = newAdmission(cfg.Admission, g.reqPool.Cap(), g.m.adm)
 	g.m.registerAdmission(g.adm)
-	// After SetMemoryLimit above: the budgets' defaults derive from the limit.
-	queuedBudget, pendingBudget := cfg.Runtime.Budgets()
-	g.engine, err = netpoll.New(netpoll.Config{Kind: cfg.Engine, Pollers: cfg.Runtime.Pollers,
-		Workers: workers, MaxConns: cfg.Runtime.MaxConns, MaxPending: maxPending(cfg),
-		QueuedBudget: queuedBudget, PendingBudget: pendingBudget})
-	if err != nil {
-		return fmt.Errorf("engine %q: %w", cfg.Engine, err)
-	}
 	g.m.registerEngine(g)
 	g.push.start()
 	for i := range cfg.Listeners {
@@ -405,6 +409,18 @@ func (g *Gateway) reloadLocked(cfg *config.Config, what string) error {
 	// Under the router's change lock, so that no admin routing change lands between the
 	// build and the publication (it would derive its snapshot from the one replaced).
 	var old *snapshot
+	// The engine comes before the first snapshot: the clusters send API calls through
+	// it (upstream.Options.Engine). After SetMemoryLimit (New): the budgets' defaults
+	// derive from the limit.
+	workers := cfg.Runtime.Workers
+	queuedBudget, pendingBudget := cfg.Runtime.Budgets()
+	var err error
+	g.engine, err = netpoll.New(netpoll.Config{Kind: cfg.Engine, Pollers: cfg.Runtime.Pollers,
+		Workers: workers, MaxConns: cfg.Runtime.MaxConns, MaxPending: maxPending(cfg),
+		QueuedBudget: queuedBudget, PendingBudget: pendingBudget})
+	if err != nil {
+		return fmt.Errorf("engine %q: %w", cfg.Engine, err)
+	}
 	if err := g.router.Apply(func(*route.Table) (*route.Table, error) {
 		s, err := g.buildSnapshot(cfg, g.demoAddr)
 		if err != nil {
@@ -486,7 +502,12 @@ func (g *Gateway) Drain(ctx context.Context) error {
 		"took", time.Since(start).Round(time.Millisecond), "deadline_hit", err != nil)
 	// Responses are written; give the sockets a moment to flush, and the sessions to
 	// close their connections themselves (an idle MMTP one lingers after its GOAWAY),
-	// before closing what is left.
+	// before closing what is left. The backend connections idle in the clusters' pools
+	// are the engine's too: closed first, so the wait is for clients only. (A closed
+	// cluster still serves a late request, on a connection of its own.)
+	if s := g.snap.Load(); s != nil {
+		s.close()
+	}
 	if eng != nil {
 		deadline := time.Now().Add(time.Second)
 		for st := eng.Stats(); (st.QueuedBytes > 0 || st.Open > 0) && time.Now().Before(deadline) && ctx.Err() == nil; st = eng.Stats() {

@@ -14,65 +14,125 @@ import (
 	"github.com/mgw-project/mgw/gateway/upstream"
 )
 
-// handle runs one API request down the layers and back: the filters' receive phase, the
-// router, the upstream call with its fallback order, the send phase. It always returns a
-// response. It runs on a request-pool worker and may block on the backend.
-func (g *Gateway) handle(ctx context.Context, req *codec.Request) *codec.Response {
+// serveAPI runs one API request down the layers and back: the filters' receive phase,
+// the router, the upstream call with its fallback order, the send phase. reply gets the
+// response exactly once: on this goroutine when no backend is called, else on the
+// reactor worker that read the backend's answer (or the timer's, at the deadline). No
+// goroutine waits for the backend meanwhile (upstream.CallAsync).
+func (g *Gateway) serveAPI(req *codec.Request, reply func(*codec.Response)) {
 	s := g.snap.Load() // the one load of this request: table, filters and clusters agree
-	x := &filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
+	c := &apiCall{g: g, s: s, req: req, reply: reply}
+	c.x = filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
 	rt := s.table.Match(req.Operation)
-	var resp *codec.Response
 	if rt == nil {
-		resp = s.chain(req.Conn.Listener, "").Handle(ctx, req, x, noRoute)
-	} else {
-		x.Route = rt.Key
-		resp = s.chain(req.Conn.Listener, rt.Key).Handle(ctx, req, x,
-			func(ctx context.Context, req *codec.Request, x *filters.Exchange) *codec.Response {
-				return g.callUpstream(ctx, s, rt, req, x)
-			})
+		c.chain = s.chain(req.Conn.Listener, "")
+		if resp := c.chain.Receive(context.Background(), req, &c.x); resp != nil {
+			c.out(resp)
+			return
+		}
+		c.out(noRoute(req))
+		return
 	}
-	g.m.request(req.Conn.Listener, x, resp.Status, time.Since(req.Received))
-	return resp
+	c.x.Route = rt.Key
+	c.chain = s.chain(req.Conn.Listener, rt.Key)
+	if resp := c.chain.Receive(context.Background(), req, &c.x); resp != nil {
+		c.out(resp)
+		return
+	}
+	c.callUpstream(rt)
 }
 
-func noRoute(_ context.Context, req *codec.Request, _ *filters.Exchange) *codec.Response {
+// handle is serveAPI for a caller that waits for the answer (tests, tools).
+func (g *Gateway) handle(req *codec.Request) *codec.Response {
+	ch := make(chan *codec.Response, 1)
+	g.serveAPI(req, func(resp *codec.Response) { ch <- resp })
+	return <-ch
+}
+
+func noRoute(req *codec.Request) *codec.Response {
 	return codec.ErrorResponse(http.StatusNotFound, codec.ErrNoRoute, "no route for operation type "+quote(req.Operation))
 }
 
-// callUpstream sends req to the cluster the router decides, and down the route's fallback
-// order while a cluster cannot serve. A request that may have reached a backend moves on
-// only when the route allows retries (Decision.Next enforces it).
-func (g *Gateway) callUpstream(ctx context.Context, s *snapshot, rt *route.Route,
-	req *codec.Request, x *filters.Exchange) *codec.Response {
+// apiCall is one API request from its receive phase to its answer: what the answer's
+// continuation needs when it runs on the reactor worker that read the backend's answer.
+type apiCall struct {
+	g       *Gateway
+	s       *snapshot
+	req     *codec.Request
+	x       filters.Exchange
+	chain   *filters.Chain
+	dec     route.Decision
+	timeout time.Duration
+	t0      time.Time // the current cluster's call began
+	reply   func(*codec.Response)
+}
+
+// callUpstream sends the request to the cluster the router decides, and down the route's
+// fallback order while a cluster cannot serve (answered).
+func (c *apiCall) callUpstream(rt *route.Route) {
 	rc := rt.Config()
-	if rc.MaxBodyBytes > 0 && len(req.Body) > rc.MaxBodyBytes {
-		return codec.ErrorResponse(http.StatusRequestEntityTooLarge, codec.ErrTooLarge,
-			"body of "+itoa(len(req.Body))+" bytes is over the route's limit of "+itoa(rc.MaxBodyBytes))
+	if rc.MaxBodyBytes > 0 && len(c.req.Body) > rc.MaxBodyBytes {
+		c.out(codec.ErrorResponse(http.StatusRequestEntityTooLarge, codec.ErrTooLarge,
+			"body of "+itoa(len(c.req.Body))+" bytes is over the route's limit of "+itoa(rc.MaxBodyBytes)))
+		return
 	}
-	dec := s.table.Decide(rt, req)
-	if late := g.pastDeadline(req, s.timeout(rc.Timeout.D(), dec.Cluster)); late != nil {
-		return late
+	c.dec = c.s.table.Decide(rt, c.req)
+	if late := c.g.pastDeadline(c.req, c.s.timeout(rc.Timeout.D(), c.dec.Cluster)); late != nil {
+		c.out(late)
+		return
 	}
-	var resp *codec.Response
-	if answer := g.tryClusters(&dec, x, true, func(cluster string) (err error) {
-		resp, err = s.clusters[cluster].Call(ctx, req, rc.Timeout.D())
-		return err
-	}); answer != nil {
-		return answer
+	c.timeout = rc.Timeout.D()
+	c.x.DecidedBy = c.dec.DecidedBy
+	if c.dec.Cluster == "" {
+		c.out(noCluster())
+		return
 	}
-	return resp
+	c.try(c.dec.Cluster)
+}
+
+func (c *apiCall) try(cluster string) {
+	c.x.Cluster = cluster
+	c.t0 = time.Now()
+	c.s.clusters[cluster].CallAsync(c.req, c.timeout, c.answered)
+}
+
+// answered is the continuation of one cluster's call: the answer goes out, or the next
+// cluster of the fallback order is tried.
+func (c *apiCall) answered(resp *codec.Response, err error) {
+	defer c.g.recoverRequest(c.req, c.reply)
+	c.x.UpstreamLatency += time.Since(c.t0)
+	if err == nil {
+		c.out(resp)
+		return
+	}
+	next, answer := c.g.fallback(&c.dec, &c.x, true, err)
+	if answer != nil {
+		c.out(answer)
+		return
+	}
+	c.try(next)
+}
+
+// out runs the send phase, counts the request and replies.
+func (c *apiCall) out(resp *codec.Response) {
+	c.chain.Send(context.Background(), c.req, resp, &c.x)
+	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, time.Since(c.req.Received))
+	c.reply(resp)
+}
+
+func noCluster() *codec.Response {
+	return codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "no cluster may serve this request")
 }
 
 // tryClusters calls try with the decided cluster, then down the route's fallback order
-// while a cluster cannot serve, and returns nil once one succeeds or else the answer for
-// the client. A request that may have reached a backend moves on only when the route
-// allows retries (Decision.Next enforces it) and the request can be sent again at all
-// (replayable: a streamed body cannot).
+// while a cluster cannot serve (fallback), and returns nil once one succeeds or else the
+// answer for the client. It is the proxy's loop; an API call takes the same steps one
+// continuation at a time (apiCall.answered).
 func (g *Gateway) tryClusters(dec *route.Decision, x *filters.Exchange, replayable bool, try func(cluster string) error) *codec.Response {
 	x.DecidedBy = dec.DecidedBy
 	cluster := dec.Cluster
 	if cluster == "" {
-		return codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "no cluster may serve this request")
+		return noCluster()
 	}
 	for {
 		x.Cluster = cluster
@@ -82,21 +142,34 @@ func (g *Gateway) tryClusters(dec *route.Decision, x *filters.Exchange, replayab
 		if err == nil {
 			return nil
 		}
-		ue, ok := upstream.AsError(err)
-		if !ok {
-			ue = &upstream.Error{Status: http.StatusBadGateway, Code: codec.ErrUpstream, Sent: true, Err: err}
+		next, answer := g.fallback(dec, x, replayable, err)
+		if answer != nil {
+			return answer
 		}
-		next, more := "", false
-		// Invalid or canceled requests stop here: another cluster would fare no better.
-		if ue.Retriable() || (ue.Sent && replayable) {
-			next, more = dec.Next(ue.Sent)
-		}
-		if !more {
-			return ue.Response()
-		}
-		g.log.Debug("fallback", "api", x.Route, "from", cluster, "to", next, "err", err)
-		cluster, x.DecidedBy = next, "fallback"
+		cluster = next
 	}
+}
+
+// fallback decides what follows a cluster's failure err: the next cluster of the route's
+// fallback order, or the answer for the client. A request that may have reached a
+// backend moves on only when the route allows retries (Decision.Next enforces it) and the
+// request can be sent again at all (replayable: a streamed body cannot).
+func (g *Gateway) fallback(dec *route.Decision, x *filters.Exchange, replayable bool, err error) (string, *codec.Response) {
+	ue, ok := upstream.AsError(err)
+	if !ok {
+		ue = &upstream.Error{Status: http.StatusBadGateway, Code: codec.ErrUpstream, Sent: true, Err: err}
+	}
+	next, more := "", false
+	// Invalid or canceled requests stop here: another cluster would fare no better.
+	if ue.Retriable() || (ue.Sent && replayable) {
+		next, more = dec.Next(ue.Sent)
+	}
+	if !more {
+		return "", ue.Response()
+	}
+	g.log.Debug("fallback", "api", x.Route, "from", x.Cluster, "to", next, "err", err)
+	x.DecidedBy = "fallback"
+	return next, nil
 }
 
 // proxy forwards a plain HTTP request on the route its path matches, streaming body. It

@@ -316,7 +316,7 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 		answer(g.adm.answers[r])
 		return
 	}
-	g.submit(req, func() *codec.Response { return g.handle(context.Background(), req) }, answer, g.adm.connIdle)
+	g.submit(req, func(reply func(*codec.Response)) { g.serveAPI(req, reply) }, answer, g.adm.connIdle)
 }
 
 func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
@@ -350,15 +350,16 @@ func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
 		answer(g.adm.answers[r])
 		return
 	}
-	g.submit(req, func() *codec.Response {
+	g.submit(req, func(reply func(*codec.Response)) {
 		resp, ans := g.proxy(context.Background(), req, body, length)
 		if ans != nil {
-			return ans
+			reply(ans)
+			return
 		}
 		streaming = true
 		s.writeStream(minor, resp, keep, head)
 		endBody()
-		return nil
+		reply(nil)
 	}, answer, g.adm.connIdle)
 }
 

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -231,7 +230,7 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame, rf *refusals) bool {
 		return !full
 	}
 	answer := func(resp *codec.Response) { s.finish(req.StreamID, resp) }
-	g.submit(req, func() *codec.Response { return g.handle(context.Background(), req) }, answer, nil)
+	g.submit(req, func(reply func(*codec.Response)) { g.serveAPI(req, reply) }, answer, nil)
 	return !full
 }
 

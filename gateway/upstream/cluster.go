@@ -14,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/mgw-project/mgw/config"
+	"github.com/mgw-project/mgw/netpoll"
 )
 
 // Defaults for zero config fields (config/types.go documents the same values).
@@ -57,6 +58,9 @@ type Options struct {
 	// percentage of the cluster's hosts; at least one host may always be ejected.
 	// 0: DefaultMaxEjectionPercent.
 	MaxEjectionPercent int
+	// Engine, when set, is the reactor CallAsync sends API calls through (async.go): no
+	// goroutine waits for a backend. Nil: CallAsync is Call on the caller's goroutine.
+	Engine netpoll.Engine
 }
 
 // Cluster is a set of interchangeable hosts. All methods are safe for concurrent use.
@@ -70,6 +74,7 @@ type Cluster struct {
 	rr            atomic.Uint64
 
 	transport *http.Transport // health probes only
+	eng       netpoll.Engine  // CallAsync's reactor; nil: CallAsync is Call
 	maxResp   int64
 
 	maxInFlight int64 // 0: no cap
@@ -97,7 +102,7 @@ func New(cfg *config.Cluster, opts Options) (*Cluster, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("upstream: nil cluster config")
 	}
-	c := &Cluster{name: cfg.Name, cfg: *cfg, log: opts.Logger}
+	c := &Cluster{name: cfg.Name, cfg: *cfg, log: opts.Logger, eng: opts.Engine}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -147,6 +152,11 @@ func New(cfg *config.Cluster, opts Options) (*Cluster, error) {
 				orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost), orInt(cfg.MaxIdlePerHost, DefaultMaxIdlePerHost),
 				orDuration(cfg.IdleConnTimeout.D(), DefaultIdleConnTimeout))}
 		h.pool.stale = c.m.idleRetries
+		if c.eng != nil {
+			h.async = newAsyncPool(c.eng, addr, orDuration(cfg.ConnectTimeout.D(), DefaultConnectTimeout),
+				orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost), orInt(cfg.MaxIdlePerHost, DefaultMaxIdlePerHost),
+				orDuration(cfg.IdleConnTimeout.D(), DefaultIdleConnTimeout))
+		}
 		h.healthy.Store(true)
 		c.hosts = append(c.hosts, h)
 	}
@@ -290,6 +300,9 @@ func (c *Cluster) Close() error {
 	c.transport.CloseIdleConnections()
 	for _, h := range c.hosts {
 		h.pool.close()
+		if h.async != nil {
+			h.async.close()
+		}
 	}
 	return nil
 }

@@ -9,10 +9,11 @@ import (
 // host is one backend address of a cluster. The hot path (pick, begin, end) touches only
 // atomics; the mutex guards the ejection state, which changes rarely.
 type host struct {
-	name string  // as configured, e.g. "10.0.0.5:8080" or "@demo"
-	addr string  // the address dialed
-	base string  // "http://" + addr
-	pool *h1Pool // Call's connections
+	name  string     // as configured, e.g. "10.0.0.5:8080" or "@demo"
+	addr  string     // the address dialed
+	base  string     // "http://" + addr
+	pool  *h1Pool    // Call's and Forward's connections
+	async *asyncPool // CallAsync's, on the reactor; nil without Options.Engine
 
 	healthy  atomic.Bool  // active health checks; starts true
 	ejected  atomic.Bool  // passive outlier ejection

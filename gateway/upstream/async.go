@@ -1,0 +1,641 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/http1"
+	"github.com/mgw-project/mgw/netpoll"
+)
+
+// CallAsync is Call without a goroutine waiting for the backend (issue 11 item 3,
+// design.md "The reactor never blocks"). With Options.Engine set, the request is written
+// to a connection the gateway's reactor serves, and the answer is parsed as it arrives,
+// on a reactor worker; done runs there (or on this goroutine, when the call fails before
+// anything was sent, or on a timer's when the deadline passes). done is called exactly
+// once, with the same results Call returns. req must stay untouched until then.
+//
+// Without an engine (a cluster built for tests or tools), CallAsync is Call on the
+// calling goroutine.
+func (c *Cluster) CallAsync(req *codec.Request, timeout time.Duration, done func(*codec.Response, error)) {
+	if c.eng == nil {
+		done(c.Call(context.Background(), req, timeout))
+		return
+	}
+	if req.Operation == "" {
+		done(nil, newError(Invalid, c.name, "", false, errors.New("operation type is empty")))
+		return
+	}
+	bp := headPool.Get().(*[]byte)
+	head, err := appendCallHead((*bp)[:0], c.pathPrefix, req)
+	*bp = head
+	if err != nil {
+		putHead(bp)
+		done(nil, newError(Invalid, c.name, "", false, err))
+		return
+	}
+	if timeout <= 0 {
+		timeout = c.timeout
+	}
+	a := &asyncCall{c: c, req: req, done: done, buf: bp, base: len(head), deadline: time.Now().Add(timeout)}
+	a.timer = time.AfterFunc(timeout, a.expire)
+	a.try()
+}
+
+func putHead(bp *[]byte) {
+	if cap(*bp) <= maxPooledHead {
+		headPool.Put(bp)
+	}
+}
+
+// asyncCall is one CallAsync from start to done: its attempts (a connect failure is tried
+// again, as Call does), the connection that carries it, and its deadline.
+type asyncCall struct {
+	c        *Cluster
+	req      *codec.Request
+	done     func(*codec.Response, error)
+	buf      *[]byte // the request head without Host (base bytes), then Host and any inline body
+	base     int
+	deadline time.Time
+	timer    *time.Timer
+	tries    int
+
+	mu     sync.Mutex
+	over   bool // done has been claimed; whoever set it delivers
+	h      *host
+	start  time.Time
+	conn   *asyncConn // once the request is on a connection
+	failed *Error     // the last connect failure, which says more than "no host left"
+}
+
+// try begins an attempt: a host, then a connection from its pool.
+func (a *asyncCall) try() {
+	a.tries++
+	h, e := a.c.acquire()
+	if e != nil {
+		if a.failed != nil {
+			e = a.failed
+		}
+		a.fail(e)
+		return
+	}
+	a.mu.Lock()
+	if a.over { // the deadline passed during a connect backoff
+		a.mu.Unlock()
+		a.c.release(h, time.Now(), Timeout, 0)
+		return
+	}
+	a.h, a.start = h, time.Now()
+	a.mu.Unlock()
+	h.async.get(a)
+}
+
+// claim ends the call: it returns the attempt's host to release and ok, once; later
+// callers get ok false and must leave done alone.
+func (a *asyncCall) claim() (h *host, start time.Time, conn *asyncConn, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.over {
+		return nil, time.Time{}, nil, false
+	}
+	a.over = true
+	h, start, conn = a.h, a.start, a.conn
+	a.h = nil
+	return h, start, conn, true
+}
+
+func (a *asyncCall) isOver() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.over
+}
+
+// deliver finishes a claimed call: the attempt's host is released as kind and status
+// say (kind 0: the backend answered), and done gets the result.
+func (a *asyncCall) deliver(h *host, start time.Time, kind Kind, status int, resp *codec.Response, e *Error) {
+	a.timer.Stop()
+	if h != nil {
+		a.c.release(h, start, kind, status)
+	}
+	putHead(a.buf)
+	a.buf = nil
+	if e != nil {
+		a.done(nil, e)
+		return
+	}
+	a.done(resp, nil)
+}
+
+// fail ends the call with e, whose attempt (if any) was released already.
+func (a *asyncCall) fail(e *Error) {
+	if h, start, _, ok := a.claim(); ok {
+		a.deliver(h, start, e.Kind, 0, nil, e)
+	}
+}
+
+// expire is the deadline: a call still waiting for a connection gives up unsent, one on
+// a connection takes the connection down with it (its answer may still be coming).
+func (a *asyncCall) expire() {
+	h, start, conn, ok := a.claim()
+	if !ok {
+		return
+	}
+	sent := conn != nil
+	var cause error = errPoolWait
+	if sent {
+		cause = fmt.Errorf("no answer within the timeout: %w", os.ErrDeadlineExceeded)
+		conn.drop(a)
+	} else if h != nil {
+		h.async.dequeue(a)
+	}
+	name := ""
+	if h != nil {
+		name = h.name
+	}
+	a.deliver(h, start, Timeout, 0, nil, newError(Timeout, a.c.name, name, sent, cause))
+}
+
+// connectFailed ends an attempt that got no connection, and tries again where Call would.
+func (a *asyncCall) connectFailed(err error) {
+	a.mu.Lock()
+	if a.over {
+		a.mu.Unlock()
+		return
+	}
+	h, start := a.h, a.start
+	a.h = nil
+	a.mu.Unlock()
+	kind := classify(context.Background(), err, false, !time.Now().Before(a.deadline))
+	a.c.release(h, start, kind, 0)
+	e := newError(kind, a.c.name, h.name, false, err)
+	a.failed = e
+	if kind != ConnectFailed || a.tries >= maxConnectAttempts {
+		a.fail(e)
+		return
+	}
+	a.c.m.connectRetries.Inc()
+	if a.c.otherHostAvailable(h) {
+		a.try()
+		return
+	}
+	wait := connectBackoff << (a.tries - 1)
+	if time.Until(a.deadline) <= wait {
+		a.fail(e)
+		return
+	}
+	time.AfterFunc(wait, a.try)
+}
+
+// head returns the request head for host h (its own address as Host), with the body
+// inline when it is small, and the body to write after it (nil when inline).
+func (a *asyncCall) head(h *host) (head, body []byte) {
+	b := appendHostAndEnd((*a.buf)[:a.base], h.addr)
+	body = a.req.Body
+	if len(body) <= inlineBody {
+		b, body = append(b, body...), nil
+	}
+	*a.buf = b
+	return b, body
+}
+
+// asyncPool is one host's connections for CallAsync: reactor connections, each carrying
+// one exchange at a time. It keeps Call's rules: at most maxConns, a connection put
+// back goes to the oldest caller waiting (never closed while a caller dials a new one),
+// at most maxIdle kept idle, each for at most idleTimeout. An idle connection the backend
+// closes is seen by the reactor at once and dropped, so none is peeked at before use.
+type asyncPool struct {
+	addr           string
+	eng            netpoll.Engine
+	connectTimeout time.Duration
+	maxConns       int
+	maxIdle        int
+	idleTimeout    time.Duration
+
+	mu     sync.Mutex
+	open   int          // connections counted against maxConns: in use, idle or dialing
+	idle   []*asyncConn // most recently used last
+	waitq  []*asyncCall // callers waiting at the cap, oldest first
+	closed bool
+}
+
+func newAsyncPool(eng netpoll.Engine, addr string, connectTimeout time.Duration, maxConns, maxIdle int, idleTimeout time.Duration) *asyncPool {
+	return &asyncPool{addr: addr, eng: eng, connectTimeout: connectTimeout, maxConns: maxConns,
+		maxIdle: maxIdle, idleTimeout: idleTimeout}
+}
+
+// get puts a on an idle connection, a new one, or in line for one.
+func (p *asyncPool) get(a *asyncCall) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		ac := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		if !ac.send(a) {
+			p.put(ac)
+		}
+		return
+	}
+	if p.open < p.maxConns {
+		p.open++
+		p.mu.Unlock()
+		go p.dial(a)
+		return
+	}
+	p.waitq = append(p.waitq, a)
+	p.mu.Unlock()
+}
+
+// dequeue takes a out of the line, if it is in it.
+func (p *asyncPool) dequeue(a *asyncCall) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, w := range p.waitq {
+		if w == a {
+			p.waitq = append(p.waitq[:i], p.waitq[i+1:]...)
+			return
+		}
+	}
+}
+
+// dial opens a connection for a with the slot get counted for it.
+func (p *asyncPool) dial(a *asyncCall) {
+	if a.isOver() {
+		p.release()
+		return
+	}
+	deadline := time.Now().Add(p.connectTimeout)
+	if a.deadline.Before(deadline) {
+		deadline = a.deadline
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ac := &asyncConn{p: p}
+	_, err := p.eng.Dial(ctx, p.addr, "", ac)
+	cancel()
+	if err != nil {
+		p.release()
+		a.connectFailed(err)
+		return
+	}
+	if !ac.send(a) {
+		p.put(ac)
+	}
+}
+
+// put takes back a connection after a complete exchange: to the oldest waiter, else idle.
+func (p *asyncPool) put(ac *asyncConn) {
+	p.mu.Lock()
+	for len(p.waitq) > 0 && !p.closed {
+		a := p.waitq[0]
+		p.waitq[0] = nil
+		p.waitq = p.waitq[1:]
+		p.mu.Unlock()
+		if ac.send(a) {
+			return
+		}
+		p.mu.Lock()
+	}
+	if p.closed || len(p.idle) >= p.maxIdle {
+		p.mu.Unlock()
+		ac.c.Close()
+		return
+	}
+	// Checked under p.mu: a close after this finds ac in the list (closedConn).
+	ac.mu.Lock()
+	closed := ac.closed
+	ac.mu.Unlock()
+	if !closed {
+		p.idle = append(p.idle, ac)
+	}
+	p.mu.Unlock()
+}
+
+// release frees a closed (or never opened) connection's slot: to the oldest waiter, to
+// dial with, or to the cap.
+func (p *asyncPool) release() {
+	p.mu.Lock()
+	if len(p.waitq) > 0 {
+		a := p.waitq[0]
+		p.waitq[0] = nil
+		p.waitq = p.waitq[1:]
+		p.mu.Unlock()
+		go p.dial(a)
+		return
+	}
+	p.open--
+	p.mu.Unlock()
+}
+
+// closedConn drops ac from the idle list and frees its slot.
+func (p *asyncPool) closedConn(ac *asyncConn) {
+	p.mu.Lock()
+	for i, o := range p.idle {
+		if o == ac {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+	p.release()
+}
+
+// close closes the idle connections; those in use close when they are put back.
+func (p *asyncPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, ac := range idle {
+		ac.c.Close()
+	}
+}
+
+// idleCount is for tests.
+func (p *asyncPool) idleCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// asyncConn is one reactor connection to a backend and the answer being read on it. The
+// reactor runs its handler methods one at a time; send runs on the caller's goroutine,
+// so what both touch is under mu.
+type asyncConn struct {
+	p *asyncPool
+	c netpoll.Conn
+
+	mu     sync.Mutex
+	call   *asyncCall // the exchange in progress; nil while idle
+	closed bool
+
+	// The answer being read (the reactor's worker only):
+	headDone bool
+	interim  int
+	head     http1.ResponseHead
+	body     http1.BodyDecoder
+	buf      []byte
+}
+
+var (
+	errBackendClosed = errors.New("backend closed the connection before answering")
+	errUnsolicited   = errors.New("backend sent bytes nobody asked for")
+)
+
+// send writes a's request on ac. It returns false, touching nothing, when a is over
+// already (the caller keeps ac). A connection found closed (the backend closed it while
+// idle) sent nothing: a goes back to the pool for another.
+func (ac *asyncConn) send(a *asyncCall) bool {
+	a.mu.Lock()
+	if a.over {
+		a.mu.Unlock()
+		return false
+	}
+	h := a.h
+	a.conn = ac
+	a.mu.Unlock()
+	ac.mu.Lock()
+	if ac.closed {
+		ac.mu.Unlock()
+		a.unsend(ac)
+		h.async.get(a)
+		return true
+	}
+	ac.call = a
+	ac.headDone, ac.interim, ac.buf = false, 0, nil
+	ac.head = http1.ResponseHead{}
+	ac.mu.Unlock()
+	if a.isOver() {
+		// The deadline came meanwhile, and its drop may have missed ac.call: back out
+		// before writing, or the connection would wait for an answer nobody takes.
+		ac.mu.Lock()
+		if ac.call == a {
+			ac.call = nil
+		}
+		ac.mu.Unlock()
+		return false
+	}
+	head, body := a.head(h)
+	var err error
+	if body == nil {
+		err = ac.c.Write(head)
+	} else {
+		err = ac.c.Writev(head, body)
+	}
+	if err == nil {
+		return true
+	}
+	ac.mu.Lock()
+	mine := ac.call == a
+	if mine {
+		ac.call = nil
+	}
+	ac.mu.Unlock()
+	if !mine {
+		return true // the close that failed the write also failed the call, as sent
+	}
+	if errors.Is(err, netpoll.ErrClosed) {
+		// Closed before a byte went out.
+		a.c.m.idleRetries.Inc()
+		a.unsend(ac)
+		h.async.get(a)
+		return true
+	}
+	ac.c.Close()
+	a.failSent(Failed, 0, fmt.Errorf("writing the request: %w", err))
+	return true
+}
+
+// unsend takes a off a connection that never carried its request.
+func (a *asyncCall) unsend(ac *asyncConn) {
+	a.mu.Lock()
+	if a.conn == ac {
+		a.conn = nil
+	}
+	a.mu.Unlock()
+}
+
+// failSent ends a call whose request may have reached the backend.
+func (a *asyncCall) failSent(kind Kind, status int, err error) {
+	h, start, _, ok := a.claim()
+	if !ok {
+		return
+	}
+	name := ""
+	if h != nil {
+		name = h.name
+	}
+	a.deliver(h, start, kind, status, nil, newError(kind, a.c.name, name, true, err))
+}
+
+// drop takes the connection down under a call that ended without its answer.
+func (ac *asyncConn) drop(a *asyncCall) {
+	ac.mu.Lock()
+	mine := ac.call == a
+	if mine {
+		ac.call = nil
+	}
+	ac.mu.Unlock()
+	if mine {
+		ac.c.CloseWithReason(netpoll.ReasonTimeout)
+	}
+}
+
+func (ac *asyncConn) OnOpen(c netpoll.Conn) {
+	ac.c = c
+	c.SetIdleTimeout(ac.p.idleTimeout)
+}
+
+// OnData reads the answer to the call in progress. Bytes with no call waiting for them
+// break the protocol, and close the connection.
+func (ac *asyncConn) OnData(_ netpoll.Conn, data []byte) (int, error) {
+	ac.mu.Lock()
+	a := ac.call
+	ac.mu.Unlock()
+	if a == nil {
+		return len(data), errUnsolicited
+	}
+	n, done, err := ac.read(a, data)
+	if err != nil {
+		ac.finish(a, nil, err)
+		return len(data), err
+	}
+	if !done {
+		return n, nil
+	}
+	r := ac.response()
+	if n < len(data) {
+		r.keepAlive = false // more than one answer to one request
+	}
+	ac.finish(a, r, nil)
+	return len(data), nil
+}
+
+// read takes what it can of the answer from data: how much it consumed, and whether the
+// answer is complete.
+func (ac *asyncConn) read(a *asyncCall, data []byte) (int, bool, error) {
+	off := 0
+	for !ac.headDone {
+		n, err := http1.ParseResponseHead(data[off:], &respLimits, &ac.head)
+		if err != nil {
+			return off, false, headError(err)
+		}
+		if n == 0 {
+			return off, false, nil
+		}
+		off += n
+		switch {
+		case ac.head.Status == 101:
+			return off, false, fmt.Errorf("%w: 101 Switching Protocols to a request that asked for no upgrade", errRespMalformed)
+		case ac.head.Status < 200:
+			if ac.interim++; ac.interim > maxInterim {
+				return off, false, fmt.Errorf("%w: more than %d interim 1xx answers", errRespMalformed, maxInterim)
+			}
+			ac.head = http1.ResponseHead{}
+			continue
+		}
+		ac.headDone = true
+		maxBody := a.c.maxResp
+		ac.body.ResetResponse(&ac.head, "POST", maxBody, &respLimits)
+		if ac.head.ContentLength > maxBody && !ac.head.Chunked && !ac.body.Done() {
+			return off, false, errTooLarge
+		}
+		if ac.head.ContentLength > 0 && !ac.head.Chunked {
+			ac.buf = make([]byte, 0, ac.head.ContentLength)
+		}
+	}
+	for {
+		piece, n, done, err := ac.body.Decode(data[off:])
+		off += n
+		if err != nil {
+			return off, false, bodyError(err)
+		}
+		ac.buf = append(ac.buf, piece...)
+		if done {
+			return off, true, nil
+		}
+		if len(piece) == 0 {
+			return off, false, nil
+		}
+	}
+}
+
+// response is the answer read, in the codec's form.
+func (ac *asyncConn) response() *h1Response {
+	r := &h1Response{status: ac.head.Status, keepAlive: ac.head.KeepAlive && !ac.body.UntilClose()}
+	if len(ac.buf) > 0 {
+		r.body = ac.buf
+	}
+	r.header, r.gzip = codecHeader(ac.head.Header, ac.head.Connection)
+	ac.head, ac.buf = http1.ResponseHead{}, nil // the answer owns them now
+	return r
+}
+
+// finish ends the exchange in progress with the answer r or the failure err, and gives
+// the connection back to the pool when it may carry another request.
+func (ac *asyncConn) finish(a *asyncCall, r *h1Response, err error) {
+	ac.mu.Lock()
+	if ac.call == a {
+		ac.call = nil
+	}
+	ac.mu.Unlock()
+	h, start, _, ok := a.claim()
+	if !ok || err != nil || !r.keepAlive {
+		ac.c.Close()
+	} else {
+		ac.p.put(ac)
+	}
+	if !ok {
+		return
+	}
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			err = fmt.Errorf("%w (%d bytes)", err, a.c.maxResp)
+		}
+		a.deliver(h, start, Failed, 0, nil, newError(Failed, a.c.name, h.name, true, err))
+		return
+	}
+	a.deliver(h, start, 0, r.status, &codec.Response{Status: r.status, Header: r.header, Body: r.body, Gzip: r.gzip}, nil)
+}
+
+// OnTimeout closes a connection idle in the pool for the idle timeout; one waiting for
+// an answer is its call's deadline's business.
+func (ac *asyncConn) OnTimeout(c netpoll.Conn, kind netpoll.TimeoutKind) {
+	ac.mu.Lock()
+	idle := ac.call == nil
+	ac.mu.Unlock()
+	if idle && kind == netpoll.TimeoutIdle {
+		c.CloseWithReason(netpoll.ReasonTimeout)
+	}
+}
+
+// OnClose ends the exchange in progress, if any: a body that runs until the close is
+// complete now; anything else was cut short.
+func (ac *asyncConn) OnClose(_ netpoll.Conn, _ netpoll.CloseReason) {
+	ac.mu.Lock()
+	ac.closed = true
+	a := ac.call
+	ac.call = nil
+	ac.mu.Unlock()
+	ac.p.closedConn(ac)
+	if a == nil {
+		return
+	}
+	switch {
+	case ac.headDone && ac.body.UntilClose():
+		ac.body.Finish()
+		r := ac.response()
+		r.keepAlive = false
+		ac.finish(a, r, nil)
+	case ac.headDone:
+		a.failSent(Failed, 0, fmt.Errorf("response body: %w", io.ErrUnexpectedEOF))
+	default:
+		a.failSent(Failed, 0, errBackendClosed)
+	}
+}

@@ -1,0 +1,337 @@
+package upstream
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/config"
+	"github.com/mgw-project/mgw/netpoll"
+)
+
+// asyncCluster is newCluster with a reactor of its own, so CallAsync goes through it.
+func asyncCluster(t testing.TB, cfg config.Cluster, opts Options, addrs ...string) *Cluster {
+	t.Helper()
+	eng, err := netpoll.New(netpoll.Config{Pollers: 1, Workers: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	if cfg.Name == "" {
+		cfg.Name = "test"
+	}
+	cfg.Hosts = addrs
+	opts.Engine = eng
+	c, err := New(&cfg, opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// callAsync waits for CallAsync's one answer; a second call of done fails the test.
+func callAsync(t testing.TB, c *Cluster, req *codec.Request, timeout time.Duration) (*codec.Response, error) {
+	t.Helper()
+	type result struct {
+		resp *codec.Response
+		err  error
+	}
+	ch := make(chan result, 2)
+	c.CallAsync(req, timeout, func(resp *codec.Response, err error) { ch <- result{resp, err} })
+	r := <-ch
+	select {
+	case again := <-ch:
+		t.Fatalf("done called twice: %v, then %v", r.err, again.err)
+	case <-time.After(time.Millisecond):
+	}
+	return r.resp, r.err
+}
+
+// rawBackend answers each request read on a connection with what answer returns for it
+// (the connection closes when answer says so), counting connections.
+func rawBackend(t testing.TB, answer func(n int, req *http.Request) (raw string, closeAfter bool)) (addr string, conns *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	conns = new(atomic.Int64)
+	var served atomic.Int64
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					raw, closeAfter := answer(int(served.Add(1)), req)
+					if _, err := io.WriteString(conn, raw); err != nil || closeAfter {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), conns
+}
+
+// The request goes out as Call maps it, the answer comes back whole, and one connection
+// carries every call in turn.
+func TestCallAsyncMapsAndReuses(t *testing.T) {
+	addr, conns := rawBackend(t, func(n int, r *http.Request) (string, bool) {
+		body := fmt.Sprintf("%s %s op=%s host=%s", r.Method, r.URL.Path, r.Header.Get("Operation-Type"), r.Host)
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nX-N: %d\r\nContent-Length: %d\r\n\r\n%s", n, len(body), body), false
+	})
+	c := asyncCluster(t, config.Cluster{PathPrefix: "/gw"}, Options{}, addr)
+	for i := range 20 {
+		resp, err := callAsync(t, c, apiReq("a.b"), time.Second)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		want := "POST /gw/a.b op=a.b host=" + addr
+		if resp.Status != 200 || string(resp.Body) != want || resp.Header.Value("x-n") != fmt.Sprint(i+1) {
+			t.Fatalf("call %d: %d %q %v, want 200 %q", i, resp.Status, resp.Body, resp.Header, want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("20 calls in turn opened %d connections, want 1", n)
+	}
+}
+
+// Every framing a backend may use: chunked (with an extension and a trailer), a body
+// delimited by the close, interim 1xx answers, no body at all.
+func TestCallAsyncFramings(t *testing.T) {
+	for name, raw := range map[string]string{
+		"chunked":   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=\"a;b\"\r\nhel\r\n2\r\nlo\r\n0\r\nX-T: 1\r\n\r\n",
+		"close":     "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello",
+		"http10":    "HTTP/1.0 200 OK\r\n\r\nhello",
+		"interim":   "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"empty-204": "HTTP/1.1 204 No Content\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			addr, _ := rawBackend(t, func(int, *http.Request) (string, bool) {
+				return raw, strings.Contains(raw, "close") || strings.HasPrefix(raw, "HTTP/1.0")
+			})
+			c := asyncCluster(t, config.Cluster{}, Options{}, addr)
+			for i := range 3 { // and again, on the same connection or a new one
+				resp, err := callAsync(t, c, apiReq("a.b"), time.Second)
+				if err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+				want := "hello"
+				if name == "empty-204" {
+					want = ""
+				}
+				if string(resp.Body) != want {
+					t.Fatalf("call %d: %d %q, want %q", i, resp.Status, resp.Body, want)
+				}
+			}
+		})
+	}
+}
+
+// Broken answers fail as sent (502), and the next call gets a fresh connection.
+func TestCallAsyncBrokenAnswers(t *testing.T) {
+	for name, partial := range map[string]string{
+		"mid-body":    "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
+		"mid-chunked": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+		"no-answer":   "",
+		"garbage":     "NOT HTTP\r\n\r\n",
+		"too-large":   "HTTP/1.1 200 OK\r\nContent-Length: 2048\r\n\r\n",
+		"101":         "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			addr, _ := rawBackend(t, func(int, *http.Request) (string, bool) { return partial, true })
+			c := asyncCluster(t, config.Cluster{}, Options{MaxResponseBytes: 1024}, addr)
+			for range 2 {
+				_, err := callAsync(t, c, apiReq("a.b"), time.Second)
+				e := mustUpstreamError(t, err)
+				if e.Kind != Failed || !e.Sent || e.Retriable() || e.Status != 502 {
+					t.Fatalf("got kind %v sent %v status %d: %v", e.Kind, e.Sent, e.Status, e)
+				}
+				if name == "too-large" && !errors.Is(e, errTooLarge) {
+					t.Errorf("too large: %v", e)
+				}
+			}
+		})
+	}
+}
+
+// A backend past the timeout: Timeout, sent; its connection is closed under it, and the
+// next call is served on another.
+func TestCallAsyncTimeout(t *testing.T) {
+	var slow atomic.Bool
+	slow.Store(true)
+	addr, conns := rawBackend(t, func(int, *http.Request) (string, bool) {
+		if slow.Load() {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	c := asyncCluster(t, config.Cluster{}, Options{}, addr)
+	_, err := callAsync(t, c, apiReq("a.b"), 50*time.Millisecond)
+	if e := mustUpstreamError(t, err); e.Kind != Timeout || !e.Sent || e.Status != 504 {
+		t.Fatalf("slow backend: kind %v sent %v status %d: %v", e.Kind, e.Sent, e.Status, e)
+	}
+	slow.Store(false)
+	if resp, err := callAsync(t, c, apiReq("a.b"), time.Second); err != nil || string(resp.Body) != "ok" {
+		t.Fatalf("after the timeout: %v", err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2: the timed-out one must not be reused", n)
+	}
+	if n := c.InFlight(); n != 0 {
+		t.Errorf("in flight %d after both calls", n)
+	}
+}
+
+// Nothing listens: connect failures are tried again, then answered 503, not sent.
+func TestCallAsyncConnectRefused(t *testing.T) {
+	set := metrics.NewSet()
+	c := asyncCluster(t, config.Cluster{}, Options{Metrics: set}, closedPort(t))
+	_, err := callAsync(t, c, apiReq("a.b"), time.Second)
+	e := mustUpstreamError(t, err)
+	if e.Kind != ConnectFailed || e.Sent || !e.Retriable() || e.Status != 503 {
+		t.Fatalf("got kind %v sent %v status %d: %v", e.Kind, e.Sent, e.Status, e)
+	}
+	if n := c.m.connectRetries.Get(); n != maxConnectAttempts-1 {
+		t.Errorf("%d connect retries, want %d", n, maxConnectAttempts-1)
+	}
+}
+
+// At the per-host cap, connections go from one call to the next waiting: 32 callers of
+// 20 calls each through 2 connections open exactly 2. One that cannot get a slot before
+// its deadline is a Timeout, not sent.
+func TestCallAsyncHandsConnectionsOn(t *testing.T) {
+	addr, conns := rawBackend(t, func(int, *http.Request) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	c := asyncCluster(t, config.Cluster{MaxConnsPerHost: 2}, Options{}, addr)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if _, err := callAsync(t, c, apiReq("a.b"), 5*time.Second); err != nil {
+					failed.Add(1)
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections with max_conns_per_host 2, want 2 (none churned)", n)
+	}
+	if n := c.hosts[0].async.idleCount(); n != 2 {
+		t.Errorf("%d idle after the calls, want 2", n)
+	}
+}
+
+func TestCallAsyncWaitsPastDeadline(t *testing.T) {
+	release := make(chan struct{})
+	addr, _ := rawBackend(t, func(int, *http.Request) (string, bool) {
+		<-release
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	c := asyncCluster(t, config.Cluster{MaxConnsPerHost: 1}, Options{}, addr)
+	first := make(chan error, 1)
+	c.CallAsync(apiReq("a.b"), 5*time.Second, func(_ *codec.Response, err error) { first <- err })
+	time.Sleep(50 * time.Millisecond) // the first holds the only connection
+	_, err := callAsync(t, c, apiReq("a.b"), 50*time.Millisecond)
+	if e := mustUpstreamError(t, err); e.Kind != Timeout || e.Sent || !e.Retriable() {
+		t.Errorf("waiting for a slot past the deadline: kind %v sent %v: %v", e.Kind, e.Sent, e)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A backend that closes each connection after its answer, while keep-alive was promised:
+// the reactor sees the close of an idle connection, so the next call dials anew.
+func TestCallAsyncDropsConnectionClosedWhileIdle(t *testing.T) {
+	addr, conns := rawBackend(t, func(int, *http.Request) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true
+	})
+	c := asyncCluster(t, config.Cluster{}, Options{}, addr)
+	for i := range 5 {
+		if _, err := callAsync(t, c, apiReq("a.b"), time.Second); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		waitFor(t, "the closed connection to leave the pool", func() bool { return c.hosts[0].async.idleCount() == 0 })
+	}
+	if n := conns.Load(); n != 5 {
+		t.Errorf("%d connections for 5 calls on a closing backend", n)
+	}
+}
+
+// The reactor's concurrency, hammered: calls racing their deadlines against answers at
+// random delays, on few connections. Every call is answered exactly once (callAsync
+// checks), and afterwards nothing is in flight and nothing waits.
+func TestCallAsyncRacesDeadlines(t *testing.T) {
+	addr, _ := rawBackend(t, func(n int, _ *http.Request) (string, bool) {
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		if n%17 == 0 {
+			return "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true
+		}
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	c := asyncCluster(t, config.Cluster{MaxConnsPerHost: 4}, Options{}, addr)
+	var wg sync.WaitGroup
+	var ok, timedOut atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				_, err := callAsync(t, c, apiReq("a.b"), time.Duration(1+rand.IntN(4))*time.Millisecond)
+				if err == nil {
+					ok.Add(1)
+					continue
+				}
+				if e := mustUpstreamError(t, err); e.Kind != Timeout {
+					t.Errorf("kind %v: %v", e.Kind, e)
+					return
+				}
+				timedOut.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d answered, %d timed out", ok.Load(), timedOut.Load())
+	if n := c.InFlight(); n != 0 {
+		t.Errorf("in flight %d after every call ended", n)
+	}
+	p := c.hosts[0].async
+	waitFor(t, "the pool to settle", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.waitq) == 0 && p.open == len(p.idle) && p.open <= 4
+	})
+}
