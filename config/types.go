@@ -62,9 +62,9 @@ type Runtime struct {
 
 // Admission bounds the requests the gateway takes on at once, gateway-wide and per
 // connection, and refuses the rest at once with 503 unavailable (docs/operations.md,
-// "Overload"). The limit adapts to the time admitted requests wait for a worker: it shrinks
-// while that wait stays above QueueTarget and grows while the limit is what holds requests
-// back and they do not wait.
+// "Overload"). The limit adapts to the latency of admitted requests: it shrinks while a
+// window's average stays over twice the lowest seen lately (and over that plus
+// QueueTarget), and grows while the limit is what holds requests back and latency is fine.
 type Admission struct {
 	// Limit fixes the gateway-wide limit on requests in flight; 0 adapts it between
 	// MinLimit and MaxLimit.
@@ -73,7 +73,9 @@ type Admission struct {
 	MinLimit int `yaml:"min_limit" json:"min_limit"`
 	// MaxLimit is its ceiling; 0 = the request pool's size.
 	MaxLimit int `yaml:"max_limit" json:"max_limit"`
-	// QueueTarget is the wait for a worker that counts as a queue; default 2ms.
+	// QueueTarget is the latency over the baseline that counts as a queue at the least
+	// (twice the baseline always does), and the wait for a request task that counts as a
+	// standing one; default 2ms.
 	QueueTarget Duration `yaml:"queue_target" json:"queue_target"`
 	// ShedAfter: while the queue stands (a window's average wait over QueueTarget), an
 	// admitted request that waited longer than this is answered 503 unserved; default 1s.

@@ -20,12 +20,21 @@ import (
 // it: over the gateway-wide limit, or over its connection's fair share of it, it is
 // answered 503 unavailable at once, with no task and no goroutine.
 //
-// The limit adapts to the one signal that says the box is past its capacity: how long an
-// admitted request waits between its decode and its task starting (Breakwater's queueing
-// delay, CoDel's target). Every window, a wait above the target shrinks the limit in
-// proportion (a gradient, as in Netflix's concurrency-limits, smoothed); a limit that is
-// what holds requests back while they do not wait grows by its square root. The wait for
-// a backend does not count, so a slow backend gets as much concurrency as the box allows.
+// The limit adapts to the latency of the requests it admits, decode to answer, against
+// the lowest latency seen lately (a gradient, as in Netflix's concurrency-limits and
+// Envoy's adaptive concurrency filter). Past capacity, wherever the queue forms (a core
+// the gateway shares, the reactor, the request pool, or the backend), admitted requests
+// take longer: every window whose average is over the allowed latency (twice the
+// baseline, and at least the baseline plus queue_target) shrinks the limit in proportion,
+// smoothed; a limit that is what holds requests back while latency is fine grows by its
+// square root. The baseline follows the lowest window average, and may creep up (doubling
+// in about 30 s) so that a backend that became slower for good is accepted as it is: a
+// slow backend gets as much concurrency as its latency asks for, not a fixed bound.
+//
+// API calls run their receive phase on the reactor (callAPI), where nothing waits for a
+// worker; with request tasks (a fleet's filters, the proxy), how long an admitted request
+// waits between its decode and its task starting is measured too (CoDel's target): the
+// queue_wait the stats show, and what sheds a standing queue.
 //
 // Admitted requests that waited too long are not served either: while the queue stands
 // (the last window's average wait over the target) one that waited over shed_after is
@@ -76,8 +85,12 @@ type admission struct {
 	winSum   atomic.Int64
 	winN     atomic.Int64
 	winPeak  atomic.Int64
+	winLat   atomic.Int64 // latencies (decode to answer) of the requests answered in it
+	winLatN  atomic.Int64
 	lastWait atomic.Int64 // the last closed window's average wait, ns
 	standing atomic.Bool  // ... and whether it was over the target
+	lastLat  atomic.Int64 // the last closed window's average latency, ns
+	baseLat  atomic.Int64 // the latency baseline, ns
 	base     time.Time
 	mu       sync.Mutex // one window closes at a time
 	est      float64    // the limit before rounding; guarded by mu
@@ -182,38 +195,75 @@ func (a *admission) started(received time.Time) refusal {
 	wait := now.Sub(received)
 	a.m.queue.Update(wait.Seconds())
 	a.winSum.Add(int64(wait))
-	n := a.winN.Add(1)
-	t := int64(now.Sub(a.base))
-	if t-a.winStart.Load() >= int64(admissionWindow) && n >= admissionMinSamples && a.mu.TryLock() {
-		a.closeWindow(t)
-		a.mu.Unlock()
-	}
+	a.winN.Add(1)
 	if !a.off && a.standing.Load() && wait > a.shedAfter {
 		return a.refuse(refusedQueue)
 	}
 	return admitted
 }
 
+// finished is called as an admitted request is answered, took after its decode: the
+// latency the limit follows.
+func (a *admission) finished(took time.Duration) {
+	a.winLat.Add(int64(took))
+	n := a.winLatN.Add(1)
+	t := int64(time.Since(a.base))
+	if t-a.winStart.Load() >= int64(admissionWindow) && n >= admissionMinSamples && a.mu.TryLock() {
+		a.closeWindow(t)
+		a.mu.Unlock()
+	}
+}
+
 // closeWindow ends the current window at t (ns since base) and moves the limit. Called
 // under mu.
 func (a *admission) closeWindow(t int64) {
 	if t-a.winStart.Load() < int64(admissionWindow) {
-		return // another task closed it first
+		return // another request closed it first
 	}
 	a.winStart.Store(t)
 	sum, n := a.winSum.Swap(0), a.winN.Swap(0)
+	lsum, ln := a.winLat.Swap(0), a.winLatN.Swap(0)
 	peak := a.winPeak.Swap(a.inFlight.Load())
-	if n <= 0 {
+	if n > 0 {
+		wait := sum / n
+		a.lastWait.Store(wait)
+		a.standing.Store(wait > a.target)
+	} else {
+		a.lastWait.Store(0)
+		a.standing.Store(false)
+	}
+	if ln <= 0 {
 		return
 	}
-	wait := sum / n
-	a.lastWait.Store(wait)
-	a.standing.Store(wait > a.target)
+	lat := float64(lsum / ln)
+	base := nextBaseline(float64(a.baseLat.Load()), lat)
+	a.lastLat.Store(int64(lat))
+	a.baseLat.Store(int64(base))
 	if a.off || a.fixed {
 		return
 	}
-	a.est = nextLimit(a.est, float64(wait), float64(a.target), float64(peak), float64(a.min), float64(a.max))
+	a.est = nextLimit(a.est, lat, allowedLatency(base, float64(a.target)), float64(peak), float64(a.min), float64(a.max))
 	a.limit.Store(int64(a.est))
+}
+
+// baselineCreep is how much the latency baseline may rise per window without a lower
+// window to set it: doubling in about 300 windows (30 s).
+const baselineCreep = 0.0023
+
+// nextBaseline is one window's step of the latency baseline: the window's average when
+// it is lower (or the first), else the baseline crept up towards it.
+func nextBaseline(base, lat float64) float64 {
+	if base <= 0 || lat < base {
+		return lat
+	}
+	return min(lat, base*(1+baselineCreep))
+}
+
+// allowedLatency is the latency over which a window shrinks the limit: twice the
+// baseline, and at least the baseline plus target (sub-millisecond answers jitter by
+// more than their own length).
+func allowedLatency(base, target float64) float64 {
+	return max(2*base, base+target)
 }
 
 // absorb lets a known burst in: what a pause held back (a hot upgrade's handover, which
@@ -230,13 +280,14 @@ func (a *admission) absorb(n int64) {
 	a.mu.Unlock()
 }
 
-// nextLimit is one window's step of the adaptive limit: over the target wait, shrink by
-// the gradient target/wait (at most halved, smoothed); under it, grow by sqrt(limit) when
-// the window came near the limit (the limit, not the load, was what bound); else hold.
-func nextLimit(est, wait, target, peak, lo, hi float64) float64 {
+// nextLimit is one window's step of the adaptive limit: over the allowed latency, shrink
+// by the gradient allowed/latency (at most halved, smoothed); under it, grow by
+// sqrt(limit) when the window came near the limit (the limit, not the load, was what
+// bound); else hold.
+func nextLimit(est, latency, allowed, peak, lo, hi float64) float64 {
 	switch {
-	case wait > target:
-		g := max(0.5, target/wait)
+	case latency > allowed:
+		g := max(0.5, allowed/latency)
 		est = est*(1-admissionSmoothing) + est*g*admissionSmoothing
 	case peak >= 0.8*est:
 		est += max(1, math.Sqrt(est))
@@ -253,16 +304,22 @@ type AdmissionStats struct {
 	Active   int64             `json:"active_connections"`
 	Admitted uint64            `json:"admitted_total"`
 	Refused  map[string]uint64 `json:"refused_total"`
-	// QueueWaitMs is the average wait of the requests that started in the last window.
+	// QueueWaitMs is the average wait of the request tasks that started in the last
+	// window (0 when API calls run on the reactor).
 	QueueWaitMs float64 `json:"queue_wait_ms"`
-	Standing    bool    `json:"queue_standing"`
-	Panics      uint64  `json:"request_panics_total"`
+	// LatencyMs is the last window's average latency, decode to answer, of admitted
+	// requests; BaselineMs the baseline it is compared with.
+	LatencyMs  float64 `json:"latency_ms"`
+	BaselineMs float64 `json:"baseline_ms"`
+	Standing   bool    `json:"queue_standing"`
+	Panics     uint64  `json:"request_panics_total"`
 }
 
 func (a *admission) stats() AdmissionStats {
 	s := AdmissionStats{Off: a.off, Adaptive: !a.off && !a.fixed, Limit: a.limit.Load(), InFlight: a.inFlight.Load(),
 		Active: a.active.Load(), Admitted: a.counts[admitted].Load(), Refused: map[string]uint64{},
-		QueueWaitMs: float64(a.lastWait.Load()) / 1e6, Standing: a.standing.Load(), Panics: a.m.panics.Get()}
+		QueueWaitMs: float64(a.lastWait.Load()) / 1e6, Standing: a.standing.Load(), Panics: a.m.panics.Get(),
+		LatencyMs: float64(a.lastLat.Load()) / 1e6, BaselineMs: float64(a.baseLat.Load()) / 1e6}
 	for r := refusedLimit; r < nRefusals; r++ {
 		s.Refused[r.String()] = a.counts[r].Load()
 	}
@@ -284,21 +341,7 @@ func (a *admission) stats() AdmissionStats {
 //
 // When the pool takes no task, the request is answered 503 on the caller's goroutine.
 func (g *Gateway) submit(req *codec.Request, serve func(reply func(*codec.Response)), answer func(*codec.Response), done func()) {
-	g.begin()
-	var replied atomic.Bool
-	reply := func(resp *codec.Response) {
-		if !replied.CompareAndSwap(false, true) {
-			return
-		}
-		g.adm.done()
-		if done != nil {
-			done()
-		}
-		if resp != nil {
-			answer(resp)
-		}
-		g.end()
-	}
+	reply := g.newReply(answer, done)
 	err := g.reqPool.Submit(func() {
 		defer g.recoverRequest(req, reply)
 		if r := g.adm.started(req.Received); r != admitted {
@@ -311,6 +354,47 @@ func (g *Gateway) submit(req *codec.Request, serve func(reply func(*codec.Respon
 		g.adm.refuse(refusedPool)
 		reply(g.adm.answers[refusedPool])
 	}
+}
+
+// newReply begins a request for the drain's count and returns the function that ends it
+// (submit says how).
+func (g *Gateway) newReply(answer func(*codec.Response), done func()) func(*codec.Response) {
+	g.begin()
+	var replied atomic.Bool
+	return func(resp *codec.Response) {
+		if !replied.CompareAndSwap(false, true) {
+			return
+		}
+		g.adm.done()
+		if done != nil {
+			done()
+		}
+		if resp != nil {
+			answer(resp)
+		}
+		g.end()
+	}
+}
+
+// callAPI serves an admitted API call. Its receive phase runs right here, on the
+// reactor worker that decoded it, when no filter of this gateway can block (inlineAPI):
+// nothing of an API call waits then (the backend's answer comes back through the
+// reactor, upstream.CallAsync), so a task would only add a goroutine hand-off per
+// request and a goroutine per request queued for the CPU. Filters that call a fleet's
+// Redis do wait, and run as a request task (submit).
+func (g *Gateway) callAPI(req *codec.Request, answer func(*codec.Response), done func()) {
+	serve := func(reply func(*codec.Response)) { g.serveAPI(req, reply) }
+	if !g.inlineAPI {
+		g.submit(req, serve, answer, done)
+		return
+	}
+	reply := g.newReply(answer, done)
+	defer g.recoverRequest(req, reply)
+	if r := g.adm.started(req.Received); r != admitted {
+		reply(g.adm.answers[r])
+		return
+	}
+	serve(reply)
 }
 
 // recoverRequest, deferred where a request's code runs, turns a panic into a logged,

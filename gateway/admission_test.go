@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"github.com/VictoriaMetrics/metrics"
 	"io"
 	"log/slog"
 	"net"
@@ -320,6 +321,52 @@ func TestAdmissionAdaptiveLimit(t *testing.T) {
 	// One noisy window moves it by at most a tenth.
 	if got := nextLimit(300, 100*target, target, 300, 16, 1000); got < 270 {
 		t.Errorf("one window of a huge wait: %v, want at least 270", got)
+	}
+}
+
+// TestAdmissionFollowsLatency runs windows of answered requests through the limit: it
+// grows while requests are answered near their baseline latency and the limit binds,
+// shrinks to the floor once latency stays several times the baseline (a queue formed
+// somewhere), and a backend that is slow from the start is not taken for a queue.
+func TestAdmissionFollowsLatency(t *testing.T) {
+	window := func(a *admission, lat time.Duration) {
+		for range admissionMinSamples {
+			a.winLat.Add(int64(lat))
+			a.winLatN.Add(1)
+		}
+		a.winPeak.Store(a.limit.Load()) // the limit binds
+		a.mu.Lock()
+		a.closeWindow(a.winStart.Load() + int64(admissionWindow))
+		a.mu.Unlock()
+	}
+	cfg := config.Admission{MinLimit: 16, MaxLimit: 1000, QueueTarget: config.Duration(2 * time.Millisecond)}
+	a := newAdmission(cfg, 10000, newAdmissionMetrics(metrics.NewSet()))
+	for range 20 {
+		window(a, time.Millisecond)
+	}
+	grown := a.limit.Load()
+	if grown <= 16 {
+		t.Fatalf("binding at the baseline latency for 20 windows: limit %d did not grow", grown)
+	}
+	for range 40 {
+		window(a, 30*time.Millisecond)
+	}
+	if got := a.limit.Load(); got != 16 {
+		t.Errorf("40 windows at 30x the baseline: limit %d, want the floor 16", got)
+	}
+	if st := a.stats(); st.BaselineMs > 2 || st.LatencyMs != 30 {
+		t.Errorf("stats: baseline %vms latency %vms, want about 1 and 30", st.BaselineMs, st.LatencyMs)
+	}
+
+	slow := newAdmission(cfg, 10000, newAdmissionMetrics(metrics.NewSet()))
+	for range 40 {
+		window(slow, 300*time.Millisecond)
+	}
+	if got := slow.limit.Load(); got <= 16 {
+		t.Errorf("a backend that takes 300ms from the start: limit %d, want it grown past the floor", got)
+	}
+	if got := nextBaseline(100, 1000); got <= 100 || got > 101 {
+		t.Errorf("baseline 100 after a window of 1000: %v, want a creep of under 1%%", got)
 	}
 }
 

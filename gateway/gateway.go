@@ -85,13 +85,17 @@ type Gateway struct {
 	// fleetFilters; fleet settings need a restart.
 	rdb          *redis.Client
 	fleetFilters *filters.Fleet
-	listeners    []*listener
-	admin        *http.Server
-	adminLn      net.Listener
-	adminAddr    net.Addr
-	health       *http.Server
-	healthLn     net.Listener
-	healthAddr   net.Addr
+	// inlineAPI: API calls run their receive phase on the reactor worker (callAPI); false
+	// when a filter may wait on the network (a fleet's Redis) or is not built in.
+	inlineAPI bool
+
+	listeners  []*listener
+	admin      *http.Server
+	adminLn    net.Listener
+	adminAddr  net.Addr
+	health     *http.Server
+	healthLn   net.Listener
+	healthAddr net.Addr
 	// adminPolicy is built from the config in New (so --check resolves the tokens) and
 	// handed to the guard when the admin listener starts; Reload swaps the guard's copy.
 	adminPolicy *adminPolicy
@@ -142,6 +146,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if g.filters == nil {
 		g.filters = builtin.NewRegistry()
 	}
+	g.inlineAPI = opts.Filters == nil && g.rdb == nil
 	out := opts.AccessLog
 	if out == nil {
 		out = os.Stdout

@@ -116,7 +116,9 @@ func (c *apiCall) answered(resp *codec.Response, err error) {
 // out runs the send phase, counts the request and replies.
 func (c *apiCall) out(resp *codec.Response) {
 	c.chain.Send(context.Background(), c.req, resp, &c.x)
-	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, time.Since(c.req.Received))
+	took := time.Since(c.req.Received)
+	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, took)
+	c.g.adm.finished(took)
 	c.reply(resp)
 }
 
@@ -193,7 +195,9 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 			resp = &codec.Response{Status: status}
 		}
 		chain.Send(ctx, req, resp, x)
-		g.m.request(req.Conn.Listener, x, status, time.Since(req.Received))
+		took := time.Since(req.Received)
+		g.m.request(req.Conn.Listener, x, status, took)
+		g.adm.finished(took)
 	}
 	if chain.Filter(auth.Name) != nil {
 		// Only a listener's auth gets here (dispatch refuses it on path routes). It cannot

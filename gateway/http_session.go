@@ -316,7 +316,7 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 		answer(g.adm.answers[r])
 		return
 	}
-	g.submit(req, func(reply func(*codec.Response)) { g.serveAPI(req, reply) }, answer, g.adm.connIdle)
+	g.callAPI(req, answer, g.adm.connIdle)
 }
 
 func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {

@@ -56,6 +56,8 @@ func (m *gwMetrics) registerAdmission(a *admission) {
 	m.set.GetOrCreateGauge("mgw_admission_in_flight", func() float64 { return float64(a.inFlight.Load()) })
 	m.set.GetOrCreateGauge("mgw_admission_active_connections", func() float64 { return float64(a.active.Load()) })
 	m.set.GetOrCreateGauge("mgw_admission_queue_wait_seconds", func() float64 { return float64(a.lastWait.Load()) / 1e9 })
+	m.set.GetOrCreateGauge("mgw_admission_latency_seconds", func() float64 { return float64(a.lastLat.Load()) / 1e9 })
+	m.set.GetOrCreateGauge("mgw_admission_latency_baseline_seconds", func() float64 { return float64(a.baseLat.Load()) / 1e9 })
 }
 
 type reqKey struct {

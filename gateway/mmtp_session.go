@@ -230,7 +230,7 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame, rf *refusals) bool {
 		return !full
 	}
 	answer := func(resp *codec.Response) { s.finish(req.StreamID, resp) }
-	g.submit(req, func(reply func(*codec.Response)) { g.serveAPI(req, reply) }, answer, nil)
+	g.callAPI(req, answer, nil)
 	return !full
 }
 

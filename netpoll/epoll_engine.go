@@ -46,8 +46,11 @@ type epollEngine struct {
 }
 
 // poolExpiry is how long an idle worker goroutine lives: after a burst the pool shrinks
-// back within about two of these, so idle connections leave only a few goroutines.
-const poolExpiry = time.Second
+// back within about two of these, so idle connections leave only a few goroutines. The
+// gateway serves API calls on these workers (and their backends' answers come back on
+// them), so a burst raises as many as it raised request tasks, and they go as soon;
+// under steady load a worker is reused long before it would expire.
+const poolExpiry = 100 * time.Millisecond
 
 func newEpollEngine(cfg Config) (*epollEngine, error) {
 	var rl unix.Rlimit
