@@ -19,7 +19,7 @@
 #
 # Usage: scripts/bench-http.sh            (env: DURATION=10s CONNS=64 WARMUP=2s
 #                                           PROXY_CPU=0 LOAD_CPU=1 PROFILE=0 ONLY=regex
-#                                           MMTP_CONNS=8 MMTP_STREAMS=32)
+#                                           MMTP_CONNS=8 MMTP_STREAMS=16)
 # MGW_BIN=path measures that mgw binary instead of building one (before/after runs).
 # PROFILE=1 also saves a 5 s CPU profile of mgw (epoll, API path) under the work
 # directory, printed at the end. Needs: go, wrk, taskset, curl, /usr/sbin/nginx
@@ -37,7 +37,7 @@ ONLY=${ONLY:-.}
 NGINX=${NGINX:-/usr/sbin/nginx}
 MGW_BIN=${MGW_BIN:-}
 MMTP_CONNS=${MMTP_CONNS:-8}
-MMTP_STREAMS=${MMTP_STREAMS:-32}
+MMTP_STREAMS=${MMTP_STREAMS:-16}
 
 for bin in go wrk taskset curl "$NGINX"; do
   command -v "$bin" >/dev/null 2>&1 || { echo "bench-http: $bin not found (run scripts/deps.sh)" >&2; exit 1; }

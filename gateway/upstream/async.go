@@ -586,7 +586,10 @@ func (ac *asyncConn) finish(a *asyncCall, r *h1Response, err error) {
 	}
 	ac.mu.Unlock()
 	h, start, _, ok := a.claim()
-	if !ok || err != nil || !r.keepAlive {
+	// An answer that came before the whole request went out (a backend refusing a body
+	// early) leaves the rest of it queued: on a reused connection those bytes would
+	// open the next exchange.
+	if !ok || err != nil || !r.keepAlive || ac.c.QueuedBytes() > 0 {
 		ac.c.Close()
 	} else {
 		ac.p.put(ac)

@@ -335,3 +335,64 @@ func TestCallAsyncRacesDeadlines(t *testing.T) {
 		return len(p.waitq) == 0 && p.open == len(p.idle) && p.open <= 4
 	})
 }
+
+// A large answer arrives over many reads and is whole; a backend that answers before it
+// reads a large request body (then reads it and goes on) gets the early answer through,
+// and the connection stays in step for the next call.
+func TestCallAsyncLargeBodies(t *testing.T) {
+	big := strings.Repeat("x", 3<<20)
+	addr, conns := rawBackend(t, func(int, *http.Request) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(big)) + "\r\n\r\n" + big, false
+	})
+	c := asyncCluster(t, config.Cluster{}, Options{}, addr)
+	resp, err := callAsync(t, c, apiReq("a.b"), 5*time.Second)
+	if err != nil || len(resp.Body) != len(big) {
+		t.Fatalf("3 MiB answer: %v, %d bytes", err, len(resp.Body))
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections", n)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.ContentLength > 1<<20 {
+						io.WriteString(conn, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
+						time.Sleep(50 * time.Millisecond) // the answer is out before the body is read
+						io.Copy(io.Discard, req.Body)
+						continue
+					}
+					io.Copy(io.Discard, req.Body)
+					io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	c = asyncCluster(t, config.Cluster{}, Options{}, l.Addr().String())
+	req := apiReq("a.b")
+	req.Body = make([]byte, 4<<20)
+	if resp, err := callAsync(t, c, req, 5*time.Second); err != nil || resp.Status != 413 {
+		t.Fatalf("early answer: %v %v", resp, err)
+	}
+	for i := range 3 {
+		if resp, err := callAsync(t, c, apiReq("a.b"), 5*time.Second); err != nil || string(resp.Body) != "ok" {
+			t.Fatalf("call %d after an early answer: %v %v", i, resp, err)
+		}
+	}
+}
