@@ -78,35 +78,6 @@ func (p *poller) closeFDs() {
 	unix.Close(p.wakefd)
 }
 
-// wait collects ready events into events, parking in the runtime netpoller while there
-// are none. With retry set (connections wait in the ready queue), it parks for at most a
-// millisecond and may return no events. An error means the epoll fd was closed.
-func (p *poller) wait(events []unix.EpollEvent, retry bool) (int, error) {
-	if retry {
-		_ = p.epf.SetReadDeadline(time.Now().Add(time.Millisecond))
-		defer p.epf.SetReadDeadline(time.Time{})
-	}
-	var n int
-	err := p.rc.Read(func(fd uintptr) bool {
-		var werr error
-		for {
-			n, werr = unix.EpollWait(int(fd), events, 0)
-			if werr != unix.EINTR {
-				break
-			}
-		}
-		if werr != nil {
-			n = 0
-			return true // EBADF and the like: the fd is going away; let Read report it
-		}
-		return n > 0
-	})
-	if retry && errors.Is(err, os.ErrDeadlineExceeded) {
-		return 0, nil
-	}
-	return n, err
-}
-
 func (p *poller) ctl(op, fd int, gen uint32, mask uint32) error {
 	// The event data carries fd and generation only: never a Go pointer.
 	p.ctls.Add(1)
@@ -131,45 +102,89 @@ func (p *poller) wake() {
 	_, _ = unix.Write(p.wakefd, one[:])
 }
 
+// loop serves the epoll fd until the engine closes. It parks in the runtime netpoller
+// (epf) and, each time the runtime says the epoll fd is readable, collects the ready
+// events with a non-blocking epoll_wait and hands them out.
+//
+// All of that happens inside one RawConn.Read call, whose function returns false to park
+// again: Read resets the descriptor's readiness only once, as it starts, so an edge that
+// comes while events are being handed out is kept and ends the next park at once.
+// Leaving Read after every batch would cost a second epoll_wait per wake-up: the one
+// that must follow the reset to catch such an edge (two per request at low load). Read
+// is left, and entered again, only to switch the 1 ms retry deadline on or off while
+// connections wait in the ready queue, and at shutdown.
 func (p *poller) loop() {
 	defer close(p.done)
 	e := p.eng
 	events := make([]unix.EpollEvent, 256)
 	retry := false
 	for {
-		n, err := p.wait(events, retry)
-		if err != nil {
+		if retry {
+			_ = p.epf.SetReadDeadline(time.Now().Add(time.Millisecond))
+		}
+		stop := false
+		err := p.rc.Read(func(fd uintptr) bool {
+			for {
+				n, werr := unix.EpollWait(int(fd), events, 0)
+				if werr == unix.EINTR {
+					continue
+				}
+				if werr != nil {
+					return true // EBADF and the like: the fd is going away; Read reports it
+				}
+				if p.handle(events[:n]) {
+					stop = true
+					return true
+				}
+				if n == len(events) {
+					continue // a full batch: more may be ready, and no new edge would say so
+				}
+				// Ready connections the pool had no room for wait in a queue; keep
+				// offering them to the pool every millisecond until it drains.
+				queued := false
+				if e.ready.len() > 0 {
+					e.drainReady()
+					queued = e.ready.len() > 0
+				}
+				return queued != retry // leave to set or clear the deadline; else park
+			}
+		})
+		if retry {
+			_ = p.epf.SetReadDeadline(time.Time{})
+		}
+		if stop || err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return
 		}
-		for i := 0; i < n; i++ {
-			ev := &events[i]
-			fd, gen := int(ev.Fd), uint32(ev.Pad)
-			if gen == 0 {
-				if fd == p.wakefd {
-					var buf [8]byte
-					_, _ = unix.Read(p.wakefd, buf[:])
-					if e.closing.Load() {
-						return
-					}
-				} else if l := e.listenerByFD(fd); l != nil {
-					l.wake()
-				}
-				continue
-			}
-			c := e.table.get(fd)
-			if c == nil || c.gen != gen {
-				continue // stale: the connection closed and the fd may be someone else's now
-			}
-			c.ready(ev.Events)
-		}
-		// Ready connections the pool had no room for wait in a queue; keep offering them
-		// to the pool every millisecond until it drains.
-		retry = false
-		if e.ready.len() > 0 {
-			e.drainReady()
-			retry = e.ready.len() > 0
-		}
+		retry = e.ready.len() > 0
 	}
+}
+
+// handle hands each event to its connection (or listener); it reports true when the
+// engine is closing.
+func (p *poller) handle(events []unix.EpollEvent) (stop bool) {
+	e := p.eng
+	for i := range events {
+		ev := &events[i]
+		fd, gen := int(ev.Fd), uint32(ev.Pad)
+		if gen == 0 {
+			if fd == p.wakefd {
+				var buf [8]byte
+				_, _ = unix.Read(p.wakefd, buf[:])
+				if e.closing.Load() {
+					return true
+				}
+			} else if l := e.listenerByFD(fd); l != nil {
+				l.wake()
+			}
+			continue
+		}
+		c := e.table.get(fd)
+		if c == nil || c.gen != gen {
+			continue // stale: the connection closed and the fd may be someone else's now
+		}
+		c.ready(ev.Events)
+	}
+	return false
 }
 
 // ready is called by the poller for an edge on c. It goes to exactly one worker, unless
