@@ -1,15 +1,20 @@
 // Package upstream is the gateway's backend side: clusters of interchangeable HTTP/1.1
 // hosts with load balancing, keep-alive pools, active health checks, passive outlier
-// ejection and a per-cluster in-flight cap. It does not use the reactor: upstream
-// connections are few and busy, the opposite of the client side. Call and Forward run
-// on the package's own HTTP/1.1 client (h1pool.go, h1request.go, h1response.go), in
-// which the calling goroutine writes the request and reads the answer, with no
-// per-connection goroutines (why: h1pool.go); only health probes use net/http.
+// ejection and a per-cluster in-flight cap. The gateway calls a Cluster two ways:
 //
-// The gateway calls a Cluster two ways: Call for an API call (MMTP or HTTP, mapped as
-// mmtp.md "Backend mapping" says, body buffered both ways) and Forward for a plain
-// reverse-proxied HTTP request (streamed both ways). Both fail with *Error; its Retriable
-// tells the router whether a fallback cluster may be tried.
+//   - CallAsync (async.go) for an API call (MMTP or HTTP, mapped as mmtp.md "Backend
+//     mapping" says, body buffered both ways), through the gateway's reactor
+//     (Options.Engine): the request is written on a backend connection the engine serves,
+//     the answer parsed as it arrives, and a callback gets the result; no goroutine waits
+//     for the backend. Call is the same exchange for a caller that blocks (and what
+//     CallAsync does without an engine);
+//   - Forward for a plain reverse-proxied HTTP request (streamed both ways), on a request
+//     task, with Call on the package's own blocking HTTP/1.1 client (h1pool.go,
+//     h1request.go, h1response.go): the calling goroutine writes the request and reads
+//     the answer, with no per-connection goroutines (why: h1pool.go).
+//
+// Only health probes use net/http. All fail with *Error; its Retriable tells the router
+// whether a fallback cluster may be tried.
 //
 // Decisions, and why:
 //
