@@ -6,8 +6,8 @@
 //     mapping" says, body buffered both ways), through the gateway's reactor
 //     (Options.Engine): the request is written on a backend connection the engine serves,
 //     the answer parsed as it arrives, and a callback gets the result; no goroutine waits
-//     for the backend. Call is the same exchange for a caller that blocks (and what
-//     CallAsync does without an engine);
+//     for the backend. Call makes the same exchange on the blocking client below, for a
+//     caller that waits (CallAsync without an engine uses it);
 //   - Forward for a plain reverse-proxied HTTP request (streamed both ways), on a request
 //     task, with Call on the package's own blocking HTTP/1.1 client (h1pool.go,
 //     h1request.go, h1response.go): the calling goroutine writes the request and reads
