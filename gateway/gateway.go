@@ -414,18 +414,6 @@ func (g *Gateway) reloadLocked(cfg *config.Config, what string) error {
 	// Under the router's change lock, so that no admin routing change lands between the
 	// build and the publication (it would derive its snapshot from the one replaced).
 	var old *snapshot
-	// The engine comes before the first snapshot: the clusters send API calls through
-	// it (upstream.Options.Engine). After SetMemoryLimit (New): the budgets' defaults
-	// derive from the limit.
-	workers := cfg.Runtime.Workers
-	queuedBudget, pendingBudget := cfg.Runtime.Budgets()
-	var err error
-	g.engine, err = netpoll.New(netpoll.Config{Kind: cfg.Engine, Pollers: cfg.Runtime.Pollers,
-		Workers: workers, MaxConns: cfg.Runtime.MaxConns, MaxPending: maxPending(cfg),
-		QueuedBudget: queuedBudget, PendingBudget: pendingBudget})
-	if err != nil {
-		return fmt.Errorf("engine %q: %w", cfg.Engine, err)
-	}
 	if err := g.router.Apply(func(*route.Table) (*route.Table, error) {
 		s, err := g.buildSnapshot(cfg, g.demoAddr)
 		if err != nil {

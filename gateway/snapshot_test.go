@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -205,4 +206,41 @@ routes:
 		t.Errorf("%d of %d requests failed; first: %s", len(bad), requests.Load(), bad[0])
 	}
 	t.Logf("%d requests: %d served by A, %d refused by B's auth", requests.Load(), served.Load(), refused.Load())
+}
+
+// TestReloadKeepsTheEngine: a reload builds new clusters on the engine that serves the
+// listeners, not on a new one (a reload that made its own left Drain, Close and the
+// hot upgrade working on an engine without the listeners, and the old one leaked).
+func TestReloadKeepsTheEngine(t *testing.T) {
+	const yml = `
+listeners:
+  - {name: web, listen: "127.0.0.1:0", protocol: http1}
+clusters:
+  - {name: be, hosts: ["127.0.0.1:1"], timeout: 2s}
+routes:
+  - {api: "*", split: {be: 100}}
+`
+	g := runGateway(t, yml, Options{})
+	addr := g.Addr("web").String()
+	g.mu.Lock()
+	before := g.engine
+	g.mu.Unlock()
+	cfg, err := config.Parse([]byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	after := g.engine
+	g.mu.Unlock()
+	if before != after {
+		t.Errorf("Reload replaced the engine (%p -> %p)", before, after)
+	}
+	g.Close()
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("listener %s still accepts after Close", addr)
+	}
 }
