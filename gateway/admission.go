@@ -20,16 +20,18 @@ import (
 // it: over the gateway-wide limit, or over its connection's fair share of it, it is
 // answered 503 unavailable at once, with no task and no goroutine.
 //
-// The limit adapts to the latency of the requests it admits, decode to answer, against
-// the lowest latency seen lately (a gradient, as in Netflix's concurrency-limits and
+// The limit adapts to the latency of the requests it admits, decode to the backend's
+// answer, against the lowest latency seen lately (a gradient, as in Netflix's concurrency-limits and
 // Envoy's adaptive concurrency filter). Past capacity, wherever the queue forms (a core
 // the gateway shares, the reactor, the request pool, or the backend), admitted requests
 // take longer: every window whose average is over the allowed latency (twice the
 // baseline, and at least the baseline plus queue_target) shrinks the limit in proportion,
 // smoothed; a limit that is what holds requests back while latency is fine grows by its
-// square root. The baseline follows the lowest window average, and may creep up (doubling
-// in about 30 s) so that a backend that became slower for good is accepted as it is: a
-// slow backend gets as much concurrency as its latency asks for, not a fixed bound.
+// square root. The baseline drops to any lower window average at once, and rises towards
+// higher ones slowly (half the gap in about 14 s), so that a backend that became slower
+// for good (or a mix of calls that moved to slower APIs) is accepted as it is, while a
+// queue that grows over seconds is not: a slow backend gets as much concurrency as its
+// latency asks for, not a fixed bound.
 //
 // API calls run their receive phase on the reactor (callAPI), where nothing waits for a
 // worker; with request tasks (a fleet's filters, the proxy), how long an admitted request
@@ -202,8 +204,10 @@ func (a *admission) started(received time.Time) refusal {
 	return admitted
 }
 
-// finished is called as an admitted request is answered, took after its decode: the
-// latency the limit follows.
+// finished is called as a backend's answer to an admitted request comes, took after
+// its decode: the latency the limit follows. Answers the gateway makes itself (a 401, a
+// 404, a 503 for a backend that refuses connections) take microseconds and are left
+// out: one burst of them would set a baseline no backend answer could come near.
 func (a *admission) finished(took time.Duration) {
 	a.winLat.Add(int64(took))
 	n := a.winLatN.Add(1)
@@ -246,17 +250,19 @@ func (a *admission) closeWindow(t int64) {
 	a.limit.Store(int64(a.est))
 }
 
-// baselineCreep is how much the latency baseline may rise per window without a lower
-// window to set it: doubling in about 300 windows (30 s).
-const baselineCreep = 0.0023
+// baselineRise is the share of the gap to a higher window average the latency baseline
+// closes per window: half of it in about 140 windows (14 s). Slower, and one window of
+// fast answers (a cache, one API's burst) held the limit down for minutes; faster, and a
+// queue that builds over a few seconds would become the baseline it is measured against.
+const baselineRise = 0.005
 
 // nextBaseline is one window's step of the latency baseline: the window's average when
-// it is lower (or the first), else the baseline crept up towards it.
+// it is lower (or the first), else a step towards it.
 func nextBaseline(base, lat float64) float64 {
 	if base <= 0 || lat < base {
 		return lat
 	}
-	return min(lat, base*(1+baselineCreep))
+	return base + (lat-base)*baselineRise
 }
 
 // allowedLatency is the latency over which a window shrinks the limit: twice the
@@ -365,6 +371,7 @@ func (g *Gateway) newReply(answer func(*codec.Response), done func()) func(*code
 		if !replied.CompareAndSwap(false, true) {
 			return
 		}
+		defer g.end() // also when answer panics: the drain must not wait for it
 		g.adm.done()
 		if done != nil {
 			done()
@@ -372,7 +379,6 @@ func (g *Gateway) newReply(answer func(*codec.Response), done func()) func(*code
 		if resp != nil {
 			answer(resp)
 		}
-		g.end()
 	}
 }
 

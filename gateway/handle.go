@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
@@ -65,6 +66,7 @@ type apiCall struct {
 	timeout time.Duration
 	t0      time.Time // the current cluster's call began
 	reply   func(*codec.Response)
+	outDone atomic.Bool
 }
 
 // callUpstream sends the request to the cluster the router decides, and down the route's
@@ -102,6 +104,7 @@ func (c *apiCall) answered(resp *codec.Response, err error) {
 	defer c.g.recoverRequest(c.req, c.reply)
 	c.x.UpstreamLatency += time.Since(c.t0)
 	if err == nil {
+		c.g.adm.finished(time.Since(c.req.Received))
 		c.out(resp)
 		return
 	}
@@ -115,10 +118,11 @@ func (c *apiCall) answered(resp *codec.Response, err error) {
 
 // out runs the send phase, counts the request and replies.
 func (c *apiCall) out(resp *codec.Response) {
+	if c.outDone.Swap(true) {
+		return // once: after a panic in the first (answered 500 by recoverRequest), nothing
+	}
 	c.chain.Send(context.Background(), c.req, resp, &c.x)
-	took := time.Since(c.req.Received)
-	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, took)
-	c.g.adm.finished(took)
+	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, time.Since(c.req.Received))
 	c.reply(resp)
 }
 
@@ -195,9 +199,7 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 			resp = &codec.Response{Status: status}
 		}
 		chain.Send(ctx, req, resp, x)
-		took := time.Since(req.Received)
-		g.m.request(req.Conn.Listener, x, status, took)
-		g.adm.finished(took)
+		g.m.request(req.Conn.Listener, x, status, time.Since(req.Received))
 	}
 	if chain.Filter(auth.Name) != nil {
 		// Only a listener's auth gets here (dispatch refuses it on path routes). It cannot
@@ -235,6 +237,7 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 		finish(answer.Status, answer)
 		return nil, answer
 	}
+	g.adm.finished(time.Since(req.Received)) // the backend's head: what admission follows
 	finish(resp.Status, nil)
 	return resp, nil
 }

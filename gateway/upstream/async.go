@@ -44,7 +44,9 @@ func (c *Cluster) CallAsync(req *codec.Request, timeout time.Duration, done func
 		timeout = c.timeout
 	}
 	a := &asyncCall{c: c, req: req, done: done, buf: bp, base: len(head), deadline: time.Now().Add(timeout)}
+	a.mu.Lock() // a tiny timeout may fire before a.timer is set: expire waits for it here
 	a.timer = time.AfterFunc(timeout, a.expire)
+	a.mu.Unlock()
 	a.try()
 }
 
@@ -66,16 +68,34 @@ type asyncCall struct {
 	timer    *time.Timer
 	tries    int
 
-	mu     sync.Mutex
-	over   bool // done has been claimed; whoever set it delivers
-	h      *host
-	start  time.Time
-	conn   *asyncConn // once the request is on a connection
-	failed *Error     // the last connect failure, which says more than "no host left"
+	mu      sync.Mutex
+	over    bool // done has been claimed; whoever set it delivers
+	h       *host
+	start   time.Time
+	conn    *asyncConn // the connection the request is on; it owns buf from then on
+	writing bool       // the request's bytes may have gone out: it counts as sent
+	failed  *Error     // the last connect failure, which says more than "no host left"
 }
+
+// claimed is what an ended call still has to give back: its attempt's host, and whether
+// a connection holds its request (then the head buffer is left to the collector: a
+// sender may still be writing from it).
+type claimed struct {
+	h     *host
+	start time.Time
+	conn  *asyncConn
+	sent  bool
+}
+
+// errConnecting is the cause of a Timeout that came while the call's connection was
+// being dialed (or between connect attempts).
+var errConnecting = errors.New("no connection to the backend before the deadline: still connecting")
 
 // try begins an attempt: a host, then a connection from its pool.
 func (a *asyncCall) try() {
+	if a.isOver() { // the deadline passed during a connect backoff
+		return
+	}
 	a.tries++
 	h, e := a.c.acquire()
 	if e != nil {
@@ -86,7 +106,7 @@ func (a *asyncCall) try() {
 		return
 	}
 	a.mu.Lock()
-	if a.over { // the deadline passed during a connect backoff
+	if a.over { // the deadline passed just now
 		a.mu.Unlock()
 		a.c.release(h, time.Now(), Timeout, 0)
 		return
@@ -96,18 +116,29 @@ func (a *asyncCall) try() {
 	h.async.get(a)
 }
 
-// claim ends the call: it returns the attempt's host to release and ok, once; later
-// callers get ok false and must leave done alone.
-func (a *asyncCall) claim() (h *host, start time.Time, conn *asyncConn, ok bool) {
+// claim ends the call: it returns what deliver gives back and ok, once; later callers
+// get ok false and must leave done alone.
+func (a *asyncCall) claim() (claimed, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.over {
-		return nil, time.Time{}, nil, false
+		return claimed{}, false
 	}
 	a.over = true
-	h, start, conn = a.h, a.start, a.conn
+	cl := claimed{h: a.h, start: a.start, conn: a.conn, sent: a.writing}
 	a.h = nil
-	return h, start, conn, true
+	return cl, true
+}
+
+// startWrite marks the request as going out, unless the call ended meanwhile.
+func (a *asyncCall) startWrite() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.over {
+		return false
+	}
+	a.writing = true
+	return true
 }
 
 func (a *asyncCall) isOver() bool {
@@ -118,13 +149,14 @@ func (a *asyncCall) isOver() bool {
 
 // deliver finishes a claimed call: the attempt's host is released as kind and status
 // say (kind 0: the backend answered), and done gets the result.
-func (a *asyncCall) deliver(h *host, start time.Time, kind Kind, status int, resp *codec.Response, e *Error) {
+func (a *asyncCall) deliver(cl claimed, kind Kind, status int, resp *codec.Response, e *Error) {
 	a.timer.Stop()
-	if h != nil {
-		a.c.release(h, start, kind, status)
+	if cl.h != nil {
+		a.c.release(cl.h, cl.start, kind, status)
 	}
-	putHead(a.buf)
-	a.buf = nil
+	if cl.conn == nil {
+		putHead(a.buf) // no sender has it
+	}
 	if e != nil {
 		a.done(nil, e)
 		return
@@ -134,31 +166,39 @@ func (a *asyncCall) deliver(h *host, start time.Time, kind Kind, status int, res
 
 // fail ends the call with e, whose attempt (if any) was released already.
 func (a *asyncCall) fail(e *Error) {
-	if h, start, _, ok := a.claim(); ok {
-		a.deliver(h, start, e.Kind, 0, nil, e)
+	if cl, ok := a.claim(); ok {
+		a.deliver(cl, e.Kind, 0, nil, e)
 	}
 }
 
-// expire is the deadline: a call still waiting for a connection gives up unsent, one on
-// a connection takes the connection down with it (its answer may still be coming).
+// expire is the deadline: a call still waiting for a connection gives up unsent, one
+// whose request went out takes the connection down with it (its answer may still be
+// coming); one about to write backs out (startWrite).
 func (a *asyncCall) expire() {
-	h, start, conn, ok := a.claim()
+	cl, ok := a.claim()
 	if !ok {
 		return
 	}
-	sent := conn != nil
-	var cause error = errPoolWait
-	if sent {
+	var cause error
+	switch {
+	case cl.sent:
 		cause = fmt.Errorf("no answer within the timeout: %w", os.ErrDeadlineExceeded)
-		conn.drop(a)
-	} else if h != nil {
-		h.async.dequeue(a)
+		cl.conn.drop(a)
+	case cl.conn != nil:
+		cause = errors.New("the deadline passed before the request went out")
+	case cl.h != nil && cl.h.async.dequeue(a):
+		cause = errPoolWait
+	default:
+		cause = errConnecting
 	}
-	name := ""
-	if h != nil {
-		name = h.name
+	a.deliver(cl, Timeout, 0, nil, newError(Timeout, a.c.name, cl.hostName(), cl.sent, cause))
+}
+
+func (cl claimed) hostName() string {
+	if cl.h == nil {
+		return ""
 	}
-	a.deliver(h, start, Timeout, 0, nil, newError(Timeout, a.c.name, name, sent, cause))
+	return cl.h.name
 }
 
 // connectFailed ends an attempt that got no connection, and tries again where Call would.
@@ -252,16 +292,31 @@ func (p *asyncPool) get(a *asyncCall) {
 	p.mu.Unlock()
 }
 
-// dequeue takes a out of the line, if it is in it.
-func (p *asyncPool) dequeue(a *asyncCall) {
+// dequeue takes a out of the line, and reports whether it was in it.
+func (p *asyncPool) dequeue(a *asyncCall) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, w := range p.waitq {
 		if w == a {
 			p.waitq = append(p.waitq[:i], p.waitq[i+1:]...)
-			return
+			return true
 		}
 	}
+	return false
+}
+
+// takeIdle takes ac off the idle list, and reports whether it was on it (then nobody
+// else holds it).
+func (p *asyncPool) takeIdle(ac *asyncConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, o := range p.idle {
+		if o == ac {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // dial opens a connection for a with the slot get counted for it.
@@ -398,8 +453,9 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 		return false
 	}
 	h := a.h
-	a.conn = ac
+	a.conn = ac // from here on the head buffer is the sender's (deliver leaves it)
 	a.mu.Unlock()
+	head, body := a.head(h)
 	ac.mu.Lock()
 	if ac.closed {
 		ac.mu.Unlock()
@@ -411,7 +467,7 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 	ac.headDone, ac.interim, ac.buf = false, 0, nil
 	ac.head = http1.ResponseHead{}
 	ac.mu.Unlock()
-	if a.isOver() {
+	if !a.startWrite() {
 		// The deadline came meanwhile, and its drop may have missed ac.call: back out
 		// before writing, or the connection would wait for an answer nobody takes.
 		ac.mu.Lock()
@@ -421,7 +477,6 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 		ac.mu.Unlock()
 		return false
 	}
-	head, body := a.head(h)
 	var err error
 	if body == nil {
 		err = ac.c.Write(head)
@@ -456,22 +511,18 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 func (a *asyncCall) unsend(ac *asyncConn) {
 	a.mu.Lock()
 	if a.conn == ac {
-		a.conn = nil
+		a.conn, a.writing = nil, false
 	}
 	a.mu.Unlock()
 }
 
 // failSent ends a call whose request may have reached the backend.
 func (a *asyncCall) failSent(kind Kind, status int, err error) {
-	h, start, _, ok := a.claim()
+	cl, ok := a.claim()
 	if !ok {
 		return
 	}
-	name := ""
-	if h != nil {
-		name = h.name
-	}
-	a.deliver(h, start, kind, status, nil, newError(kind, a.c.name, name, true, err))
+	a.deliver(cl, kind, status, nil, newError(kind, a.c.name, cl.hostName(), true, err))
 }
 
 // drop takes the connection down under a call that ended without its answer.
@@ -585,7 +636,7 @@ func (ac *asyncConn) finish(a *asyncCall, r *h1Response, err error) {
 		ac.call = nil
 	}
 	ac.mu.Unlock()
-	h, start, _, ok := a.claim()
+	cl, ok := a.claim()
 	// An answer that came before the whole request went out (a backend refusing a body
 	// early) leaves the rest of it queued: on a reused connection those bytes would
 	// open the next exchange.
@@ -601,19 +652,17 @@ func (ac *asyncConn) finish(a *asyncCall, r *h1Response, err error) {
 		if errors.Is(err, errTooLarge) {
 			err = fmt.Errorf("%w (%d bytes)", err, a.c.maxResp)
 		}
-		a.deliver(h, start, Failed, 0, nil, newError(Failed, a.c.name, h.name, true, err))
+		a.deliver(cl, Failed, 0, nil, newError(Failed, a.c.name, cl.hostName(), true, err))
 		return
 	}
-	a.deliver(h, start, 0, r.status, &codec.Response{Status: r.status, Header: r.header, Body: r.body, Gzip: r.gzip}, nil)
+	a.deliver(cl, 0, r.status, &codec.Response{Status: r.status, Header: r.header, Body: r.body, Gzip: r.gzip}, nil)
 }
 
 // OnTimeout closes a connection idle in the pool for the idle timeout; one waiting for
 // an answer is its call's deadline's business.
 func (ac *asyncConn) OnTimeout(c netpoll.Conn, kind netpoll.TimeoutKind) {
-	ac.mu.Lock()
-	idle := ac.call == nil
-	ac.mu.Unlock()
-	if idle && kind == netpoll.TimeoutIdle {
+	// Taken off the idle list first: a call that picked it meanwhile keeps it.
+	if kind == netpoll.TimeoutIdle && ac.p.takeIdle(ac) {
 		c.CloseWithReason(netpoll.ReasonTimeout)
 	}
 }
