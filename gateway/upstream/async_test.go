@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/sys/unix"
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/config"
@@ -394,5 +395,71 @@ func TestCallAsyncLargeBodies(t *testing.T) {
 		if resp, err := callAsync(t, c, apiReq("a.b"), 5*time.Second); err != nil || string(resp.Body) != "ok" {
 			t.Fatalf("call %d after an early answer: %v %v", i, resp, err)
 		}
+	}
+}
+
+// TestCallAsyncSurvivesFullAcceptQueue is TestConnectSurvivesFullAcceptQueue through the
+// reactor (issue 12 item 4): SYNs dropped by a full accept queue are sent again by the
+// kernel within the connect timeout, a connect that fails anyway is tried again, and
+// every call gets its 200.
+func TestCallAsyncSurvivesFullAcceptQueue(t *testing.T) {
+	addr := backlogServer(t, 5, time.Millisecond)
+	c := asyncCluster(t, config.Cluster{Timeout: dur(20 * time.Second)}, Options{}, addr)
+	const workers, total = 32, 1000
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= total {
+				resp, err := callAsync(t, c, &codec.Request{Operation: "x.y"}, 0)
+				if err != nil || resp.Status != 200 {
+					failed.Add(1)
+					if err != nil {
+						firstErr.CompareAndSwap(nil, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of %d calls failed; first: %v", n, total, firstErr.Load())
+	}
+}
+
+// A deadline that passes while the connection is still being made (the backend's accept
+// queue is full and never drains): Timeout, not sent, so the route's fallback may go on,
+// and the error says the connect was what took the time.
+func TestCallAsyncDeadlineWhileConnecting(t *testing.T) {
+	// A listening socket nobody accepts on, its queue of one filled: SYNs are dropped.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 1); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	for range 4 { // fill the accept queue
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			defer c.Close()
+		}
+	}
+	c := asyncCluster(t, config.Cluster{}, Options{}, addr)
+	_, err = callAsync(t, c, apiReq("a.b"), 200*time.Millisecond)
+	e := mustUpstreamError(t, err)
+	if e.Kind != Timeout || e.Sent || !e.Retriable() || !errors.Is(e, errConnecting) {
+		t.Fatalf("got kind %v sent %v: %v", e.Kind, e.Sent, e)
 	}
 }
