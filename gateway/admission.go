@@ -197,21 +197,27 @@ func (a *admission) started(received time.Time) refusal {
 	wait := now.Sub(received)
 	a.m.queue.Update(wait.Seconds())
 	a.winSum.Add(int64(wait))
-	a.winN.Add(1)
+	n := a.winN.Add(1)
+	a.maybeClose(now, n) // also when no backend answers (all of them time out or refuse)
 	if !a.off && a.standing.Load() && wait > a.shedAfter {
 		return a.refuse(refusedQueue)
 	}
 	return admitted
 }
 
-// finished is called as a backend's answer to an admitted request comes, took after
-// its decode: the latency the limit follows. Answers the gateway makes itself (a 401, a
-// 404, a 503 for a backend that refuses connections) take microseconds and are left
-// out: one burst of them would set a baseline no backend answer could come near.
+// finished is called as a backend's answer to an admitted request comes (or its
+// timeout: the strongest sign of a queue), took after its decode: the latency the limit
+// follows. Answers the gateway makes itself (a 401, a 404, a 503 for a backend that
+// refuses connections) take microseconds and are left out: one burst of them would set a
+// baseline no backend answer could come near.
 func (a *admission) finished(took time.Duration) {
 	a.winLat.Add(int64(took))
-	n := a.winLatN.Add(1)
-	t := int64(time.Since(a.base))
+	a.maybeClose(time.Now(), a.winLatN.Add(1))
+}
+
+// maybeClose closes the window when it is due and n samples of one kind came in it.
+func (a *admission) maybeClose(now time.Time, n int64) {
+	t := int64(now.Sub(a.base))
 	if t-a.winStart.Load() >= int64(admissionWindow) && n >= admissionMinSamples && a.mu.TryLock() {
 		a.closeWindow(t)
 		a.mu.Unlock()

@@ -386,6 +386,23 @@ func TestAdmissionFollowsLatency(t *testing.T) {
 	}
 }
 
+// TestAdmissionWindowsCloseWithoutAnswers: with no backend answering (all time out, or
+// refuse connections), windows still close on the requests that start, so a standing
+// queue that went away stops shedding.
+func TestAdmissionWindowsCloseWithoutAnswers(t *testing.T) {
+	a := newAdmission(config.Admission{MinLimit: 16, QueueTarget: config.Duration(2 * time.Millisecond), ShedAfter: config.Duration(time.Second)},
+		10000, newAdmissionMetrics(metrics.NewSet()))
+	a.standing.Store(true)
+	deadline := time.Now().Add(2 * time.Second)
+	for a.standing.Load() && time.Now().Before(deadline) {
+		a.started(time.Now())
+		time.Sleep(time.Millisecond)
+	}
+	if a.standing.Load() {
+		t.Fatal("the queue still stands after 2s of requests that waited nothing, with no answers")
+	}
+}
+
 // TestAdmissionSheds: a request that waited past its route's timeout is answered 503
 // without calling the backend; while the queue stands, one that waited past shed_after is
 // shed when its task starts.

@@ -103,8 +103,10 @@ func (c *apiCall) try(cluster string) {
 func (c *apiCall) answered(resp *codec.Response, err error) {
 	defer c.g.recoverRequest(c.req, c.reply)
 	c.x.UpstreamLatency += time.Since(c.t0)
-	if err == nil {
+	if err == nil || timedOut(err) {
 		c.g.adm.finished(time.Since(c.req.Received))
+	}
+	if err == nil {
 		c.out(resp)
 		return
 	}
@@ -124,6 +126,12 @@ func (c *apiCall) out(resp *codec.Response) {
 	c.chain.Send(context.Background(), c.req, resp, &c.x)
 	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, time.Since(c.req.Received))
 	c.reply(resp)
+}
+
+// timedOut says err is a backend that did not answer in time.
+func timedOut(err error) bool {
+	ue, ok := upstream.AsError(err)
+	return ok && ue.Kind == upstream.Timeout
 }
 
 func noCluster() *codec.Response {
@@ -232,6 +240,9 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 			Method: req.Method, Target: req.Target, Host: req.Header.Value("host"), Header: req.Header,
 			Body: body, ContentLength: length, ClientAddr: req.Conn.ClientAddr, Timeout: rt.Config().Timeout.D(),
 		})
+		if timedOut(err) {
+			g.adm.finished(time.Since(req.Received))
+		}
 		return err
 	}); answer != nil {
 		finish(answer.Status, answer)

@@ -51,7 +51,7 @@ func (c *Cluster) CallAsync(req *codec.Request, timeout time.Duration, done func
 }
 
 func putHead(bp *[]byte) {
-	if cap(*bp) <= maxPooledHead {
+	if bp != nil && cap(*bp) <= maxPooledHead {
 		headPool.Put(bp)
 	}
 }
@@ -141,6 +141,12 @@ func (a *asyncCall) startWrite() bool {
 	return true
 }
 
+func (a *asyncCall) isWriting() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.writing
+}
+
 func (a *asyncCall) isOver() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -155,7 +161,7 @@ func (a *asyncCall) deliver(cl claimed, kind Kind, status int, resp *codec.Respo
 		a.c.release(cl.h, cl.start, kind, status)
 	}
 	if cl.conn == nil {
-		putHead(a.buf) // no sender has it
+		putHead(a.releaseHead()) // no sender has it
 	}
 	if e != nil {
 		a.done(nil, e)
@@ -426,9 +432,10 @@ type asyncConn struct {
 	p *asyncPool
 	c netpoll.Conn
 
-	mu     sync.Mutex
-	call   *asyncCall // the exchange in progress; nil while idle
-	closed bool
+	mu      sync.Mutex
+	call    *asyncCall // the exchange in progress; nil while idle
+	sending bool       // call's request is being written (send)
+	closed  bool
 
 	// The answer being read (the reactor's worker only):
 	headDone bool
@@ -459,11 +466,13 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 	ac.mu.Lock()
 	if ac.closed {
 		ac.mu.Unlock()
-		a.unsend(ac)
-		h.async.get(a)
+		a.c.m.idleRetries.Inc()
+		a.retry(ac, h)
 		return true
 	}
-	ac.call = a
+	// While sending, a close leaves the call to this sender (OnClose), which alone knows
+	// whether a byte of it went out.
+	ac.call, ac.sending = a, true
 	ac.headDone, ac.interim, ac.buf = false, 0, nil
 	ac.head = http1.ResponseHead{}
 	ac.mu.Unlock()
@@ -474,6 +483,7 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 		if ac.call == a {
 			ac.call = nil
 		}
+		ac.sending = false
 		ac.mu.Unlock()
 		return false
 	}
@@ -483,28 +493,48 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 	} else {
 		err = ac.c.Writev(head, body)
 	}
-	if err == nil {
-		return true
-	}
 	ac.mu.Lock()
-	mine := ac.call == a
-	if mine {
+	ac.sending = false
+	mine := ac.call == a // else its answer came (finish) or its deadline took it (drop)
+	closed := ac.closed
+	if mine && (err != nil || closed) {
 		ac.call = nil
 	}
 	ac.mu.Unlock()
-	if !mine {
-		return true // the close that failed the write also failed the call, as sent
-	}
-	if errors.Is(err, netpoll.ErrClosed) {
-		// Closed before a byte went out.
+	switch {
+	case err == nil && !(mine && closed):
+		putHead(a.releaseHead()) // the engine copied what the socket did not take
+	case errors.Is(err, netpoll.ErrClosed):
+		// Closed before a byte went out (the backend closed it while idle): try another.
 		a.c.m.idleRetries.Inc()
-		a.unsend(ac)
-		h.async.get(a)
-		return true
+		a.retry(ac, h)
+	case err == nil:
+		// Written, then closed before the answer (OnClose left the call to us).
+		a.failSent(Failed, 0, errBackendClosed)
+	default:
+		ac.c.Close()
+		a.failSent(Failed, 0, fmt.Errorf("writing the request: %w", err))
 	}
-	ac.c.Close()
-	a.failSent(Failed, 0, fmt.Errorf("writing the request: %w", err))
 	return true
+}
+
+// retry takes a off a connection that never carried its request and asks the pool for
+// another, unless the call ended meanwhile.
+func (a *asyncCall) retry(ac *asyncConn, h *host) {
+	a.unsend(ac)
+	if !a.isOver() {
+		h.async.get(a)
+	}
+}
+
+// releaseHead hands the head buffer back once the request is written; nil when the call
+// is not its owner any more.
+func (a *asyncCall) releaseHead() *[]byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.buf
+	a.buf = nil
+	return b
 }
 
 // unsend takes a off a connection that never carried its request.
@@ -549,8 +579,8 @@ func (ac *asyncConn) OnData(_ netpoll.Conn, data []byte) (int, error) {
 	ac.mu.Lock()
 	a := ac.call
 	ac.mu.Unlock()
-	if a == nil {
-		return len(data), errUnsolicited
+	if a == nil || !a.isWriting() {
+		return len(data), errUnsolicited // nothing asked yet: bytes no request can own
 	}
 	n, done, err := ac.read(a, data)
 	if err != nil {
@@ -673,7 +703,11 @@ func (ac *asyncConn) OnClose(_ netpoll.Conn, _ netpoll.CloseReason) {
 	ac.mu.Lock()
 	ac.closed = true
 	a := ac.call
-	ac.call = nil
+	if ac.sending {
+		a = nil // the sender decides: nothing went out, or it did (send)
+	} else {
+		ac.call = nil
+	}
 	ac.mu.Unlock()
 	ac.p.closedConn(ac)
 	if a == nil {

@@ -463,3 +463,23 @@ func TestCallAsyncDeadlineWhileConnecting(t *testing.T) {
 		t.Fatalf("got kind %v sent %v: %v", e.Kind, e.Sent, e)
 	}
 }
+
+// TestCallAsyncStaleKeepAlive is TestStaleKeepAliveIsNotResent through the reactor: a
+// backend that closes each kept-alive connection a moment after answering. A call that
+// meets such a connection is tried on another when nothing of it went out; when it may
+// have, it fails as sent and must not claim to be retriable.
+func TestCallAsyncStaleKeepAlive(t *testing.T) {
+	c := asyncCluster(t, config.Cluster{}, Options{}, idleCloser(t))
+	failed := 0
+	for range 300 {
+		_, err := callAsync(t, c, apiReq("a.b"), time.Second)
+		if err == nil {
+			continue
+		}
+		failed++
+		if e := mustUpstreamError(t, err); e.Kind != Failed || !e.Sent || e.Retriable() {
+			t.Fatalf("stale connection: kind %v sent %v retriable %v: %v", e.Kind, e.Sent, e.Retriable(), e)
+		}
+	}
+	t.Logf("%d of 300 calls met a closing connection after writing; retried: %d", failed, c.m.idleRetries.Get())
+}
