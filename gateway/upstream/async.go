@@ -263,11 +263,12 @@ type asyncPool struct {
 	maxIdle        int
 	idleTimeout    time.Duration
 
-	mu     sync.Mutex
-	open   int          // connections counted against maxConns: in use, idle or dialing
-	idle   []*asyncConn // most recently used last
-	waitq  []*asyncCall // callers waiting at the cap, oldest first
-	closed bool
+	mu      sync.Mutex
+	open    int          // connections counted against maxConns: in use, idle or dialing
+	dialing int          // connects in flight, at most maxDialing
+	idle    []*asyncConn // most recently used last
+	waitq   []*asyncCall // callers waiting at the cap, oldest first
+	closed  bool
 }
 
 func newAsyncPool(eng netpoll.Engine, addr string, connectTimeout time.Duration, maxConns, maxIdle int, idleTimeout time.Duration) *asyncPool {
@@ -288,14 +289,38 @@ func (p *asyncPool) get(a *asyncCall) {
 		}
 		return
 	}
-	if p.open < p.maxConns {
+	if p.open < p.maxConns && p.dialing < maxDialing {
 		p.open++
+		p.dialing++
 		p.mu.Unlock()
 		go p.dial(a)
 		return
 	}
 	p.waitq = append(p.waitq, a)
 	p.mu.Unlock()
+}
+
+// maxDialing bounds the connects in flight to one host. A burst of calls to an empty
+// pool (a start, a flood) dialed one connection per call at once: a goroutine each in
+// the gateway (a hundred at the peak of issue 12's memory flood) and a SYN storm at the
+// backend. Past it, calls wait in line for a connection another call puts back, or for
+// the next connect. Not much lower: a backend whose accept queue overflows drops SYNs,
+// each such connect then waits a second for the kernel's retransmit, and with eight at a
+// time issue 12's 1,000 calls through such a backend took 57 s instead of 4.
+const maxDialing = 32
+
+// nextDialLocked takes the oldest waiter to dial for, counting the slot and the connect,
+// when there is room for both; nil otherwise.
+func (p *asyncPool) nextDialLocked() *asyncCall {
+	if len(p.waitq) == 0 || p.open >= p.maxConns || p.dialing >= maxDialing {
+		return nil
+	}
+	a := p.waitq[0]
+	p.waitq[0] = nil
+	p.waitq = p.waitq[1:]
+	p.open++
+	p.dialing++
+	return a
 }
 
 // dequeue takes a out of the line, and reports whether it was in it.
@@ -328,7 +353,7 @@ func (p *asyncPool) takeIdle(ac *asyncConn) bool {
 // dial opens a connection for a with the slot get counted for it.
 func (p *asyncPool) dial(a *asyncCall) {
 	if a.isOver() {
-		p.release()
+		p.dialed(false)
 		return
 	}
 	deadline := time.Now().Add(p.connectTimeout)
@@ -339,13 +364,28 @@ func (p *asyncPool) dial(a *asyncCall) {
 	ac := &asyncConn{p: p}
 	_, err := p.eng.Dial(ctx, p.addr, "", ac)
 	cancel()
+	p.dialed(err == nil)
 	if err != nil {
-		p.release()
 		a.connectFailed(err)
 		return
 	}
 	if !ac.send(a) {
 		p.put(ac)
+	}
+}
+
+// dialed ends a connect: its slot stays with the connection it opened, or is freed; and
+// the next caller in line, if any, may dial now.
+func (p *asyncPool) dialed(opened bool) {
+	p.mu.Lock()
+	p.dialing--
+	if !opened {
+		p.open--
+	}
+	next := p.nextDialLocked()
+	p.mu.Unlock()
+	if next != nil {
+		go p.dial(next)
 	}
 }
 
@@ -381,16 +421,12 @@ func (p *asyncPool) put(ac *asyncConn) {
 // dial with, or to the cap.
 func (p *asyncPool) release() {
 	p.mu.Lock()
-	if len(p.waitq) > 0 {
-		a := p.waitq[0]
-		p.waitq[0] = nil
-		p.waitq = p.waitq[1:]
-		p.mu.Unlock()
-		go p.dial(a)
-		return
-	}
 	p.open--
+	next := p.nextDialLocked()
 	p.mu.Unlock()
+	if next != nil {
+		go p.dial(next)
+	}
 }
 
 // closedConn drops ac from the idle list and frees its slot.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -430,11 +431,10 @@ func TestCallAsyncSurvivesFullAcceptQueue(t *testing.T) {
 	}
 }
 
-// A deadline that passes while the connection is still being made (the backend's accept
-// queue is full and never drains): Timeout, not sent, so the route's fallback may go on,
-// and the error says the connect was what took the time.
-func TestCallAsyncDeadlineWhileConnecting(t *testing.T) {
-	// A listening socket nobody accepts on, its queue of one filled: SYNs are dropped.
+// droppingListener is a backend address whose SYNs are dropped: a listening socket
+// nobody accepts on, its queue of one filled.
+func droppingListener(t *testing.T) string {
+	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -451,17 +451,53 @@ func TestCallAsyncDeadlineWhileConnecting(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
-	for range 4 { // fill the accept queue
+	for range 4 {
 		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			defer c.Close()
+			t.Cleanup(func() { c.Close() })
 		}
 	}
-	c := asyncCluster(t, config.Cluster{}, Options{}, addr)
-	_, err = callAsync(t, c, apiReq("a.b"), 200*time.Millisecond)
+	return addr
+}
+
+// A deadline that passes while the connection is still being made (the backend's accept
+// queue is full and never drains): Timeout, not sent, so the route's fallback may go on,
+// and the error says the connect was what took the time.
+func TestCallAsyncDeadlineWhileConnecting(t *testing.T) {
+	c := asyncCluster(t, config.Cluster{}, Options{}, droppingListener(t))
+	_, err := callAsync(t, c, apiReq("a.b"), 200*time.Millisecond)
 	e := mustUpstreamError(t, err)
 	if e.Kind != Timeout || e.Sent || !e.Retriable() || !errors.Is(e, errConnecting) {
 		t.Fatalf("got kind %v sent %v: %v", e.Kind, e.Sent, e)
 	}
+}
+
+// A burst of calls to a host with no connection yet dials at most maxDialing at once
+// (a goroutine each, and a SYN each at the backend); the rest wait in line, and every
+// call still ends, unsent.
+func TestCallAsyncBoundsConnects(t *testing.T) {
+	c := asyncCluster(t, config.Cluster{}, Options{}, droppingListener(t))
+	const calls = 64
+	done := make(chan error, calls)
+	for range calls {
+		c.CallAsync(apiReq("a.b"), 300*time.Millisecond, func(_ *codec.Response, err error) { done <- err })
+	}
+	time.Sleep(50 * time.Millisecond)
+	buf := make([]byte, 1<<20)
+	if n := strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*asyncPool).dial("); n > maxDialing {
+		t.Errorf("%d connects in flight to one host, want at most %d", n, maxDialing)
+	}
+	for range calls {
+		e := mustUpstreamError(t, <-done)
+		if e.Kind != Timeout || e.Sent {
+			t.Fatalf("kind %v sent %v: %v", e.Kind, e.Sent, e)
+		}
+	}
+	p := c.hosts[0].async
+	waitFor(t, "the connects to end", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.dialing == 0 && p.open == 0 && len(p.waitq) == 0
+	})
 }
 
 // TestCallAsyncStaleKeepAlive is TestStaleKeepAliveIsNotResent through the reactor: a
