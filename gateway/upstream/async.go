@@ -72,14 +72,14 @@ type asyncCall struct {
 	over    bool // done has been claimed; whoever set it delivers
 	h       *host
 	start   time.Time
-	conn    *asyncConn // the connection the request is on; it owns buf from then on
+	conn    *asyncConn // the connection the request is on; its sender owns buf from then on
 	writing bool       // the request's bytes may have gone out: it counts as sent
 	failed  *Error     // the last connect failure, which says more than "no host left"
 }
 
 // claimed is what an ended call still has to give back: its attempt's host, and whether
-// a connection holds its request (then the head buffer is left to the collector: a
-// sender may still be writing from it).
+// a connection holds its request (then the head buffer is the sender's to give back, once
+// written: it may still be writing from it).
 type claimed struct {
 	h     *host
 	start time.Time
@@ -106,9 +106,9 @@ func (a *asyncCall) try() {
 		return
 	}
 	a.mu.Lock()
-	if a.over { // the deadline passed just now
+	if a.over { // the deadline passed just now: given back uncounted, nothing was tried
 		a.mu.Unlock()
-		a.c.release(h, time.Now(), Timeout, 0)
+		a.c.release(h, time.Now(), Canceled, 0)
 		return
 	}
 	a.h, a.start = h, time.Now()
@@ -267,7 +267,7 @@ type asyncPool struct {
 	open    int          // connections counted against maxConns: in use, idle or dialing
 	dialing int          // connects in flight, at most maxDialing
 	idle    []*asyncConn // most recently used last
-	waitq   []*asyncCall // callers waiting at the cap, oldest first
+	waitq   []*asyncCall // callers waiting for a connection or a connect, oldest first
 	closed  bool
 }
 
