@@ -468,10 +468,10 @@ type asyncConn struct {
 	p *asyncPool
 	c netpoll.Conn
 
-	mu      sync.Mutex
-	call    *asyncCall // the exchange in progress; nil while idle
-	sending bool       // call's request is being written (send)
-	closed  bool
+	mu     sync.Mutex
+	call   *asyncCall // the exchange in progress; nil while idle
+	sender *asyncCall // the call whose request is being written now (send); nil otherwise
+	closed bool
 
 	// The answer being read (the reactor's worker only):
 	headDone bool
@@ -507,8 +507,9 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 		return true
 	}
 	// While sending, a close leaves the call to this sender (OnClose), which alone knows
-	// whether a byte of it went out.
-	ac.call, ac.sending = a, true
+	// whether a byte of it went out. The mark names the call: a sender that returns late
+	// from its write must not clear the next call's.
+	ac.call, ac.sender = a, a
 	ac.headDone, ac.interim, ac.buf = false, 0, nil
 	ac.head = http1.ResponseHead{}
 	ac.mu.Unlock()
@@ -519,7 +520,9 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 		if ac.call == a {
 			ac.call = nil
 		}
-		ac.sending = false
+		if ac.sender == a {
+			ac.sender = nil
+		}
 		ac.mu.Unlock()
 		return false
 	}
@@ -530,7 +533,9 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 		err = ac.c.Writev(head, body)
 	}
 	ac.mu.Lock()
-	ac.sending = false
+	if ac.sender == a {
+		ac.sender = nil
+	}
 	mine := ac.call == a // else its answer came (finish) or its deadline took it (drop)
 	closed := ac.closed
 	if mine && (err != nil || closed) {
@@ -739,8 +744,11 @@ func (ac *asyncConn) OnClose(_ netpoll.Conn, _ netpoll.CloseReason) {
 	ac.mu.Lock()
 	ac.closed = true
 	a := ac.call
-	if ac.sending {
-		a = nil // the sender decides: nothing went out, or it did (send)
+	if ac.sender != nil && !ac.headDone {
+		// The sender decides: nothing went out, or it did (send). Once an answer has
+		// begun, the request was out, and the answer (a body that ends with the close)
+		// is this side's to finish.
+		a = nil
 	} else {
 		ac.call = nil
 	}
