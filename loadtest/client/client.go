@@ -84,7 +84,10 @@ type Client struct {
 	open atomic.Int64
 	sent atomic.Uint64
 	ok   atomic.Uint64
-	rr   atomic.Uint64
+	// resetAt is when the counters were last reset (unix ns): answers to requests
+	// intended before it are not counted.
+	resetAt atomic.Int64
+	rr      atomic.Uint64
 	// pings counts PINGs sent and not yet answered by a PONG.
 	pings atomic.Int64
 	// closedLoop: each answer sends the next request on its connection (closed.go).
@@ -458,6 +461,7 @@ func (c *Client) FinishPings() {
 // warm-up starts from nothing. Connection failures of the ramp are kept: the report must
 // still say how many connections could not be made.
 func (c *Client) ResetCounters() {
+	c.resetAt.Store(time.Now().UnixNano())
 	c.sent.Store(0)
 	c.ok.Store(0)
 	c.retried.Store(0)

@@ -126,14 +126,18 @@ func (cn *conn) hello(ctx context.Context, nc netpoll.Conn) error {
 	}
 }
 
-// answered records the outcome of one request intended at t.
+// answered records the outcome of one request intended at t. A request sent before the
+// counters were last reset (the warm-up's, answered in the measured window) belongs to no
+// window: counted, it made a window's answers outnumber its requests.
 func (cn *conn) answered(t time.Time, status int) {
 	lat := int64(time.Since(t))
 	ok := status >= 200 && status < 300
-	if ok || !cn.cl.cfg.OKLatencyOnly {
+	warmup := t.UnixNano() < cn.cl.resetAt.Load()
+	if !warmup && (ok || !cn.cl.cfg.OKLatencyOnly) {
 		cn.cl.rec.Record(lat)
 	}
 	switch {
+	case warmup:
 	case ok:
 		cn.cl.ok.Add(1)
 	case status == 503:

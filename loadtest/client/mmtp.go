@@ -106,9 +106,11 @@ func (cn *conn) onMMTP(c netpoll.Conn, data []byte) (int, error) {
 			}
 			if len(f.Body) == 8 {
 				t := time.Unix(0, int64(binary.BigEndian.Uint64(f.Body)))
-				cn.cl.rec.Record(int64(time.Since(t)))
-				cn.cl.ok.Add(1)
-				cn.cl.pings.Add(-1)
+				if t.UnixNano() >= cn.cl.resetAt.Load() { // else a warm-up PING's (answered)
+					cn.cl.rec.Record(int64(time.Since(t)))
+					cn.cl.ok.Add(1)
+					cn.cl.pings.Add(-1)
+				}
 			}
 		case mmtp.TypePing:
 			_ = c.Write(mmtp.AppendPong(nil, f.Body))
