@@ -281,10 +281,11 @@ func (g *Gateway) startLocal() error {
 // busy pool still reuses its workers.
 const requestWorkerExpiry = 50 * time.Millisecond
 
-// requestPoolSize bounds the goroutines that run requests (filters and upstream calls).
-// They block on backends, so the bound is the number of requests in flight per instance,
-// not a CPU count; above it a request is answered 503 unavailable rather than queued.
-// Admission (admission.go) keeps requests in flight under it; it is the last bound.
+// requestPoolSize bounds the goroutines that run request tasks: proxied requests (which
+// block on backends while their bodies stream) and API calls whose filters wait on a
+// fleet's Redis (other API calls run on the reactor, callAPI). It is a bound on requests
+// in flight, not a CPU count; above it a request is answered 503 unavailable rather than
+// queued. It is also the adaptive admission limit's default ceiling (admission.go).
 func requestPoolSize(workers int) int {
 	if workers > 0 {
 		return workers * 4
