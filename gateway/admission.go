@@ -354,14 +354,7 @@ func (a *admission) stats() AdmissionStats {
 // When the pool takes no task, the request is answered 503 on the caller's goroutine.
 func (g *Gateway) submit(req *codec.Request, serve func(reply func(*codec.Response)), answer func(*codec.Response), done func()) {
 	reply := g.newReply(answer, done)
-	err := g.reqPool.Submit(func() {
-		defer g.recoverRequest(req, reply)
-		if r := g.adm.started(req.Received); r != admitted {
-			reply(g.adm.answers[r])
-			return
-		}
-		serve(reply)
-	})
+	err := g.reqPool.Submit(func() { g.run(req, serve, reply) })
 	if err != nil {
 		g.adm.refuse(refusedPool)
 		reply(g.adm.answers[refusedPool])
@@ -400,7 +393,12 @@ func (g *Gateway) callAPI(req *codec.Request, answer func(*codec.Response), done
 		g.submit(req, serve, answer, done)
 		return
 	}
-	reply := g.newReply(answer, done)
+	g.run(req, serve, g.newReply(answer, done))
+}
+
+// run starts an admitted request where it stands (a task, or the reactor worker): shed
+// unserved when it waited in a standing queue too long (started), else served.
+func (g *Gateway) run(req *codec.Request, serve func(reply func(*codec.Response)), reply func(*codec.Response)) {
 	defer g.recoverRequest(req, reply)
 	if r := g.adm.started(req.Received); r != admitted {
 		reply(g.adm.answers[r])

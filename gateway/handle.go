@@ -25,29 +25,19 @@ func (g *Gateway) serveAPI(req *codec.Request, reply func(*codec.Response)) {
 	c := &apiCall{g: g, s: s, req: req, reply: reply}
 	c.x = filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
 	rt := s.table.Match(req.Operation)
-	if rt == nil {
-		c.chain = s.chain(req.Conn.Listener, "")
-		if resp := c.chain.Receive(context.Background(), req, &c.x); resp != nil {
-			c.out(resp)
-			return
-		}
-		c.out(noRoute(req))
-		return
+	if rt != nil {
+		c.x.Route = rt.Key
 	}
-	c.x.Route = rt.Key
-	c.chain = s.chain(req.Conn.Listener, rt.Key)
-	if resp := c.chain.Receive(context.Background(), req, &c.x); resp != nil {
+	// Unrouted calls pass the listener's filters too ("" joins no route's).
+	c.chain = s.chain(req.Conn.Listener, c.x.Route)
+	switch resp := c.chain.Receive(context.Background(), req, &c.x); {
+	case resp != nil:
 		c.out(resp)
-		return
+	case rt == nil:
+		c.out(noRoute(req))
+	default:
+		c.callUpstream(rt)
 	}
-	c.callUpstream(rt)
-}
-
-// handle is serveAPI for a caller that waits for the answer (tests, tools).
-func (g *Gateway) handle(req *codec.Request) *codec.Response {
-	ch := make(chan *codec.Response, 1)
-	g.serveAPI(req, func(resp *codec.Response) { ch <- resp })
-	return <-ch
 }
 
 func noRoute(req *codec.Request) *codec.Response {
@@ -102,9 +92,10 @@ func (c *apiCall) try(cluster string) {
 // cluster of the fallback order is tried.
 func (c *apiCall) answered(resp *codec.Response, err error) {
 	defer c.g.recoverRequest(c.req, c.reply)
-	c.x.UpstreamLatency += time.Since(c.t0)
+	now := time.Now()
+	c.x.UpstreamLatency += now.Sub(c.t0)
 	if err == nil || timedOut(err) {
-		c.g.adm.finished(time.Since(c.req.Received))
+		c.g.adm.finished(now.Sub(c.req.Received))
 	}
 	if err == nil {
 		c.out(resp)

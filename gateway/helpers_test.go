@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/config"
 )
 
@@ -31,4 +32,11 @@ func runGateway(t testing.TB, yml string, opts Options) *Gateway {
 	}
 	t.Cleanup(func() { g.Close() })
 	return g
+}
+
+// handle is serveAPI for a test that waits for the answer.
+func (g *Gateway) handle(req *codec.Request) *codec.Response {
+	ch := make(chan *codec.Response, 1)
+	g.serveAPI(req, func(resp *codec.Response) { ch <- resp })
+	return <-ch
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -315,11 +316,16 @@ func (p *asyncPool) nextDialLocked() *asyncCall {
 	if len(p.waitq) == 0 || p.open >= p.maxConns || p.dialing >= maxDialing {
 		return nil
 	}
+	p.open++
+	p.dialing++
+	return p.popWaiterLocked()
+}
+
+// popWaiterLocked takes the oldest call in line; the line must not be empty.
+func (p *asyncPool) popWaiterLocked() *asyncCall {
 	a := p.waitq[0]
 	p.waitq[0] = nil
 	p.waitq = p.waitq[1:]
-	p.open++
-	p.dialing++
 	return a
 }
 
@@ -327,13 +333,7 @@ func (p *asyncPool) nextDialLocked() *asyncCall {
 func (p *asyncPool) dequeue(a *asyncCall) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, w := range p.waitq {
-		if w == a {
-			p.waitq = append(p.waitq[:i], p.waitq[i+1:]...)
-			return true
-		}
-	}
-	return false
+	return remove(&p.waitq, a)
 }
 
 // takeIdle takes ac off the idle list, and reports whether it was on it (then nobody
@@ -341,13 +341,17 @@ func (p *asyncPool) dequeue(a *asyncCall) bool {
 func (p *asyncPool) takeIdle(ac *asyncConn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, o := range p.idle {
-		if o == ac {
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
-			return true
-		}
+	return remove(&p.idle, ac)
+}
+
+// remove deletes x from *list, and reports whether it was there.
+func remove[T comparable](list *[]T, x T) bool {
+	i := slices.Index(*list, x)
+	if i < 0 {
+		return false
 	}
-	return false
+	*list = slices.Delete(*list, i, i+1)
+	return true
 }
 
 // dial opens a connection for a with the slot get counted for it.
@@ -393,9 +397,7 @@ func (p *asyncPool) dialed(opened bool) {
 func (p *asyncPool) put(ac *asyncConn) {
 	p.mu.Lock()
 	for len(p.waitq) > 0 && !p.closed {
-		a := p.waitq[0]
-		p.waitq[0] = nil
-		p.waitq = p.waitq[1:]
+		a := p.popWaiterLocked()
 		p.mu.Unlock()
 		if ac.send(a) {
 			return
@@ -431,14 +433,7 @@ func (p *asyncPool) release() {
 
 // closedConn drops ac from the idle list and frees its slot.
 func (p *asyncPool) closedConn(ac *asyncConn) {
-	p.mu.Lock()
-	for i, o := range p.idle {
-		if o == ac {
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
-			break
-		}
-	}
-	p.mu.Unlock()
+	p.takeIdle(ac)
 	p.release()
 }
 
@@ -652,21 +647,17 @@ func (ac *asyncConn) read(a *asyncCall, data []byte) (int, bool, error) {
 			return off, false, nil
 		}
 		off += n
-		switch {
-		case ac.head.Status == 101:
-			return off, false, fmt.Errorf("%w: 101 Switching Protocols to a request that asked for no upgrade", errRespMalformed)
-		case ac.head.Status < 200:
-			if ac.interim++; ac.interim > maxInterim {
-				return off, false, fmt.Errorf("%w: more than %d interim 1xx answers", errRespMalformed, maxInterim)
+		if ac.head.Status < 200 {
+			ac.interim++
+			if err := checkInterim(ac.head.Status, ac.interim); err != nil {
+				return off, false, err
 			}
 			ac.head = http1.ResponseHead{}
 			continue
 		}
 		ac.headDone = true
-		maxBody := a.c.maxResp
-		ac.body.ResetResponse(&ac.head, "POST", maxBody, &respLimits)
-		if ac.head.ContentLength > maxBody && !ac.head.Chunked && !ac.body.Done() {
-			return off, false, errTooLarge
+		if err := startBody(&ac.head, &ac.body, a.c.maxResp); err != nil {
+			return off, false, err
 		}
 		if ac.head.ContentLength > 0 && !ac.head.Chunked {
 			ac.buf = make([]byte, 0, ac.head.ContentLength)

@@ -22,18 +22,7 @@ import (
 // for a SYN retransmit. Every answer closes its connection: each request connects anew.
 func backlogServer(t *testing.T, backlog int, acceptEvery time.Duration) string {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, backlog); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
+	fd := listenFD(t, backlog)
 	f := os.NewFile(uintptr(fd), "backlog-listener")
 	ln, err := net.FileListener(f)
 	f.Close()
@@ -75,6 +64,31 @@ func backlogServer(t *testing.T, backlog int, acceptEvery time.Duration) string 
 func TestConnectSurvivesFullAcceptQueue(t *testing.T) {
 	addr := backlogServer(t, 5, time.Millisecond)
 	c := newCluster(t, config.Cluster{Timeout: dur(20 * time.Second)}, nil, addr)
+	everyCallAnswered(t, func(req *codec.Request) (*codec.Response, error) { return c.Call(context.Background(), req, 0) })
+}
+
+// listenFD is a TCP socket listening on 127.0.0.1 (a free port) with the given accept
+// queue: the caller owns it.
+func listenFD(t testing.TB, backlog int) int {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	return fd
+}
+
+// everyCallAnswered makes 1,000 calls, 32 at a time, and fails unless each is a 200.
+func everyCallAnswered(t *testing.T, call func(*codec.Request) (*codec.Response, error)) {
+	t.Helper()
 	// 1000 calls: under the race detector with other packages running, the backend's slow
 	// accept loop can starve one connection's handshake past any timeout (the client
 	// counts it open, the backend never accepts it: see the closing note of issue 12), and
@@ -88,7 +102,7 @@ func TestConnectSurvivesFullAcceptQueue(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= total {
-				resp, err := c.Call(context.Background(), &codec.Request{Operation: "x.y"}, 0)
+				resp, err := call(&codec.Request{Operation: "x.y"})
 				if err != nil || resp.Status != 200 {
 					failed.Add(1)
 					if err != nil {

@@ -45,9 +45,8 @@ func readResponse(br *bufio.Reader, maxBody int64) (*h1Response, error) {
 	}
 	r := &h1Response{status: h.Status, keepAlive: h.KeepAlive}
 	var d http1.BodyDecoder
-	d.ResetResponse(&h, "POST", maxBody, &respLimits)
-	if h.ContentLength > maxBody && !h.Chunked && !d.Done() {
-		return nil, errTooLarge
+	if err := startBody(&h, &d, maxBody); err != nil {
+		return nil, err
 	}
 	if d.UntilClose() {
 		r.keepAlive = false
@@ -87,13 +86,33 @@ func readFinalHead(br *bufio.Reader, h *http1.ResponseHead) error {
 		if h.Status >= 200 {
 			return nil
 		}
-		if h.Status == 101 {
-			return fmt.Errorf("%w: 101 Switching Protocols to a request that asked for no upgrade", errRespMalformed)
-		}
-		if interim == maxInterim {
-			return fmt.Errorf("%w: more than %d interim 1xx answers", errRespMalformed, maxInterim)
+		if err := checkInterim(h.Status, interim+1); err != nil {
+			return err
 		}
 	}
+}
+
+// checkInterim checks an interim (1xx) answer, the n-th of its exchange: it is skipped,
+// unless it is a 101 (no upgrade was asked for) or one too many.
+func checkInterim(status, n int) error {
+	if status == 101 {
+		return fmt.Errorf("%w: 101 Switching Protocols to a request that asked for no upgrade", errRespMalformed)
+	}
+	if n > maxInterim {
+		return fmt.Errorf("%w: more than %d interim 1xx answers", errRespMalformed, maxInterim)
+	}
+	return nil
+}
+
+// startBody readies d for the body of h, the final answer to a Call's POST, and refuses
+// up front a declared length over maxBody (chunked and close-delimited bodies are
+// bounded by d as they come).
+func startBody(h *http1.ResponseHead, d *http1.BodyDecoder, maxBody int64) error {
+	d.ResetResponse(h, "POST", maxBody, &respLimits)
+	if h.ContentLength > maxBody && !h.Chunked && !d.Done() {
+		return errTooLarge
+	}
+	return nil
 }
 
 // headError makes the codec's verdict on a backend's bytes a malformed-response error.

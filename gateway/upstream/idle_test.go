@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"math/rand/v2"
@@ -17,32 +16,15 @@ import (
 // promised, then, after a short random pause, closes the connection without reading
 // anything more: a backend whose keep-alive timeout is far below the gateway's.
 func idleCloser(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				req, err := http.ReadRequest(bufio.NewReader(conn))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
-				conn.(*net.TCPConn).CloseWrite()
-				io.Copy(io.Discard, conn) // a request landing now is never read
-			}()
-		}
-	}()
-	return l.Addr().String()
+	addr, _ := rawServer(t, func(_ int, req *http.Request, conn net.Conn) bool {
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		conn.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, conn) // a request landing now is never read
+		return true
+	})
+	return addr
 }
 
 // TestStaleKeepAliveIsNotResent pins down the conservative choice: a POST that meets a
