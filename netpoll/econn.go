@@ -47,7 +47,7 @@ type econn struct {
 	inTimeout  bool        // OnTimeout running on the sweeper
 	notified   bool        // OnClose delivered (or not owed, for a failed dial)
 	opened     bool        // OnOpen delivered and counted
-	dialing    bool        // connect(2) in progress; ctx holds the chan the poller closes
+	dialing    bool        // connect(2) in progress; ctx holds its *dialWait
 	registered bool        // EPOLL_CTL_ADD done
 	afterFlush bool        // CloseAfterFlush pending
 	eof        bool        // the peer half-closed; read no more

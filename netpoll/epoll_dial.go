@@ -5,14 +5,56 @@ package netpoll
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // Dial connects without blocking a thread: a non-blocking connect(2), then the poller
-// reports writability. On success the connection gets OnOpen on this goroutine and is
-// served like an accepted one.
+// reports writability. On success the connection has had its OnOpen and is served like an
+// accepted one. A deadline of ctx bounds the connect; cancelling ctx abandons it.
 func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (Conn, error) {
+	type result struct {
+		c   Conn
+		err error
+	}
+	got := make(chan result, 1)
+	var timeout time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		if timeout = time.Until(d); timeout <= 0 {
+			return nil, fmt.Errorf("dial %q: %w", addr, context.DeadlineExceeded)
+		}
+	}
+	c, err := e.dial(addr, laddr, timeout, h, func(c Conn, err error) { got <- result{c, err} })
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.cancelDial(ctx.Err()) })
+	r := <-got
+	stop()
+	return r.c, r.err
+}
+
+// DialAsync starts a connect and returns at once (see Engine): no goroutine waits on it.
+func (e *epollEngine) DialAsync(addr string, timeout time.Duration, h Handler, done func(Conn, error)) error {
+	_, err := e.dial(addr, "", timeout, h, done)
+	return err
+}
+
+// dialWait is what a connecting socket's ctx holds until connect(2) ends: whoever ends
+// the wait (the poller's event, a close, the deadline, a cancel) takes it, once.
+type dialWait struct {
+	addr  string
+	rsa   unix.Sockaddr
+	h     Handler
+	done  func(Conn, error)
+	timer atomic.Pointer[time.Timer]
+}
+
+// dial starts a non-blocking connect. An error it returns is final and done is not
+// called; otherwise done is called once, on a worker or a timer's goroutine.
+func (e *epollEngine) dial(addr, laddr string, timeout time.Duration, h Handler, done func(Conn, error)) (*econn, error) {
 	if e.closing.Load() {
 		return nil, ErrEngineClosed
 	}
@@ -51,22 +93,97 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 	own := newOwner("", h, &e.cfg, 0, 0, 0)
 	own.eng = e
 	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), own: own, pidx: e.pickIdx()}
-	c.busy = true
+	c.busy = true // the dial owns it until it is registered for reads
+	w := &dialWait{addr: addr, rsa: rsa, h: h, done: done}
 	err = unix.Connect(fd, rsa)
 	for err == unix.EINTR {
 		err = unix.EINPROGRESS // connect continues in the background after EINTR
 	}
 	switch err {
-	case nil:
+	case nil: // connected already (loopback may): finish on a worker all the same
+		c.ctx = w
+		e.runTask(func() { c.connected(w, nil) })
+		return c, nil
 	case unix.EINPROGRESS:
-		if err := c.awaitConnect(ctx); err != nil {
-			return nil, fmt.Errorf("dial %q: %w", addr, err)
-		}
 	default:
 		unix.Close(fd)
 		return nil, fmt.Errorf("dial %q: connect: %w", addr, err)
 	}
+	c.dialing = true
+	c.ctx = w // the handler cannot see c yet
+	if !e.table.put(c) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("dial %q: fd %d beyond the connection table", addr, fd)
+	}
+	c.mu.Lock()
+	err = c.poller().add(fd, c.gen, unix.EPOLLOUT|unix.EPOLLONESHOT)
+	c.registered = err == nil
+	if err != nil {
+		c.endDialLocked()
+		c.mu.Unlock()
+		c.abandon()
+		return nil, fmt.Errorf("dial %q: %w", addr, err)
+	}
+	c.mu.Unlock()
+	if timeout > 0 {
+		// Set after the event may have come: a timer that fires after the end finds
+		// nothing to end.
+		w.timer.Store(time.AfterFunc(timeout, func() { c.cancelDial(context.DeadlineExceeded) }))
+	}
+	return c, nil
+}
 
+// endDialLocked takes the connect's wait, if nobody has yet.
+func (c *econn) endDialLocked() *dialWait {
+	if !c.dialing {
+		return nil
+	}
+	c.dialing = false
+	w := c.ctx.(*dialWait)
+	c.ctx = nil
+	return w
+}
+
+// cancelDial ends a connect still in progress with cause (deadline, ctx cancelled).
+func (c *econn) cancelDial(cause error) {
+	c.mu.Lock()
+	w := c.endDialLocked()
+	c.mu.Unlock()
+	if w != nil {
+		c.connected(w, cause)
+	}
+}
+
+// connected finishes a connect whose wait was taken: with cause (or the socket's own
+// error, or the engine's close) it abandons the socket and reports the error; otherwise
+// it opens the connection, registers it for reads and hands it to done.
+func (c *econn) connected(w *dialWait, cause error) {
+	if t := w.timer.Load(); t != nil {
+		t.Stop()
+	}
+	e := c.eng()
+	fd := int(c.fd)
+	c.mu.Lock()
+	closed := c.closed
+	c.ctx = nil
+	c.mu.Unlock()
+	if cause == nil && closed { // the engine closed meanwhile
+		cause = ErrEngineClosed
+	}
+	if cause == nil {
+		v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err == nil && v != 0 {
+			err = unix.Errno(v)
+		}
+		if err != nil {
+			cause = fmt.Errorf("connect: %w", err)
+		}
+	}
+	if cause != nil {
+		c.abandon()
+		w.done(nil, fmt.Errorf("dial %q: %w", w.addr, cause))
+		return
+	}
 	tuneConn(fd, e.cfg.KeepAlive)
 	if sa, err := unix.Getsockname(fd); err == nil {
 		c.setLocal(sa)
@@ -74,70 +191,25 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 	if sa, err := unix.Getpeername(fd); err == nil {
 		c.rip, c.rport = rawAddr(sa)
 	} else {
-		c.rip, c.rport = rawAddr(rsa)
+		c.rip, c.rport = rawAddr(w.rsa)
 	}
 	c.lastActive.Store(e.tick.Load())
 	c.idleTicks.Store(ticksFor(c.own.idle, e.cfg.TimerTick))
 	if !c.registered && !e.table.put(c) {
-		unix.Close(fd)
-		return nil, fmt.Errorf("dial %q: fd %d beyond the connection table", addr, fd)
+		c.abandon()
+		w.done(nil, fmt.Errorf("dial %q: fd %d beyond the connection table", w.addr, fd))
+		return
 	}
 	c.mu.Lock()
 	c.opened = true
 	c.mu.Unlock()
 	e.ctr.open.Add(1)
 	e.ctr.dialed.Add(1)
-	if !callSafely("OnOpen", c.id, func() { h.OnOpen(c) }) {
+	if !callSafely("OnOpen", c.id, func() { w.h.OnOpen(c) }) {
 		c.CloseWithReason(ReasonHandler)
 	}
 	c.register()
-	return c, nil
-}
-
-// awaitConnect registers the connecting socket for EPOLLOUT and waits for the poller (or
-// ctx). On failure the socket is closed and no callbacks run.
-func (c *econn) awaitConnect(ctx context.Context) error {
-	e := c.eng()
-	done := make(chan struct{})
-	c.dialing = true
-	c.ctx = done // the handler cannot see c yet; the poller closes done
-	if !e.table.put(c) {
-		unix.Close(int(c.fd))
-		return fmt.Errorf("fd %d beyond the connection table", c.fd)
-	}
-	c.mu.Lock()
-	err := c.poller().add(int(c.fd), c.gen, unix.EPOLLOUT|unix.EPOLLONESHOT)
-	c.registered = err == nil
-	c.mu.Unlock()
-	if err != nil {
-		c.abandon()
-		return err
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		c.abandon()
-		return ctx.Err()
-	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed { // the engine closed meanwhile
-		c.abandon()
-		return ErrEngineClosed
-	}
-	v, err := unix.GetsockoptInt(int(c.fd), unix.SOL_SOCKET, unix.SO_ERROR)
-	if err == nil && v != 0 {
-		err = unix.Errno(v)
-	}
-	if err != nil {
-		c.abandon()
-		return fmt.Errorf("connect: %w", err)
-	}
-	c.mu.Lock()
-	c.dialing, c.ctx = false, nil
-	c.mu.Unlock()
-	return nil
+	w.done(c, nil)
 }
 
 // abandon closes a connection that never opened: no OnClose, no counters.

@@ -181,6 +181,12 @@ type Engine interface {
 	// Dial connects to addr (optionally from laddr, "" for any) and serves the connection with
 	// h, as the client side of the load-test harness does.
 	Dial(ctx context.Context, addr, laddr string, h Handler) (Conn, error)
+	// DialAsync starts connecting to addr and returns at once, so that a caller on a
+	// worker need not wait (nor park a goroutine) for the handshake. An error it returns
+	// is final. Otherwise done is called exactly once, never on the caller's goroutine:
+	// with the connection, after its OnOpen, or with the error (timeout, when not 0,
+	// bounds the connect).
+	DialAsync(addr string, timeout time.Duration, h Handler, done func(Conn, error)) error
 	// StopAccepting closes every listener; open connections go on. It is the first step of a
 	// graceful drain.
 	StopAccepting()

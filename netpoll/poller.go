@@ -196,10 +196,9 @@ func (c *econn) ready(events uint32) {
 		c.mu.Unlock()
 		return
 	}
-	if c.dialing {
-		c.dialing = false
-		close(c.ctx.(chan struct{}))
+	if w := c.endDialLocked(); w != nil {
 		c.mu.Unlock()
+		c.eng().runTask(func() { c.connected(w, nil) })
 		return
 	}
 	if c.wq == nil {

@@ -29,6 +29,9 @@ type rwEngine struct {
 	closing    bool
 	wg         sync.WaitGroup
 	stopBudget chan struct{}
+	// closed ends the connects DialAsync has in progress when the engine closes.
+	closed context.Context
+	stop   context.CancelFunc
 }
 
 type rwListener struct {
@@ -45,6 +48,7 @@ func newRWLoopEngine(cfg Config) *rwEngine {
 	e := &rwEngine{cfg: cfg, listeners: make(map[*rwListener]struct{}),
 		conns: make(map[*rwConn]struct{})}
 	e.capCond = sync.NewCond(&e.mu)
+	e.closed, e.stop = context.WithCancel(context.Background())
 	if e.cfg.QueuedBudget > 0 || e.cfg.PendingBudget > 0 {
 		e.stopBudget = make(chan struct{})
 		e.wg.Add(1)
@@ -185,6 +189,25 @@ func (e *rwEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (Con
 	return e.start(nc, newOwner("", h, &e.cfg, 0, 0, 0), nil), nil
 }
 
+// DialAsync dials on a goroutine of its own: this engine has one per connection anyway.
+func (e *rwEngine) DialAsync(addr string, timeout time.Duration, h Handler, done func(Conn, error)) error {
+	e.mu.Lock()
+	closing := e.closing
+	e.mu.Unlock()
+	if closing {
+		return ErrEngineClosed
+	}
+	go func() {
+		ctx, cancel := e.closed, context.CancelFunc(func() {})
+		if timeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+		}
+		defer cancel()
+		done(e.Dial(ctx, addr, "", h))
+	}()
+	return nil
+}
+
 // start registers a connection, calls OnOpen on this goroutine, then starts its two loops.
 func (e *rwEngine) start(nc net.Conn, own *owner, l *rwListener) *rwConn {
 	if tc, ok := nc.(*net.TCPConn); ok {
@@ -270,6 +293,7 @@ func (e *rwEngine) Close() error {
 	}
 	e.closing = true
 	e.mu.Unlock()
+	e.stop()
 	if e.stopBudget != nil {
 		close(e.stopBudget)
 	}

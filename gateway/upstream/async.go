@@ -294,7 +294,7 @@ func (p *asyncPool) get(a *asyncCall) {
 		p.open++
 		p.dialing++
 		p.mu.Unlock()
-		go p.dial(a)
+		p.dial(a)
 		return
 	}
 	p.waitq = append(p.waitq, a)
@@ -354,20 +354,28 @@ func remove[T comparable](list *[]T, x T) bool {
 	return true
 }
 
-// dial opens a connection for a with the slot get counted for it.
+// dial starts a connection for a with the slot get counted for it. The connect runs in
+// the reactor: no goroutine waits for the handshake.
 func (p *asyncPool) dial(a *asyncCall) {
 	if a.isOver() {
 		p.dialed(false)
 		return
 	}
-	deadline := time.Now().Add(p.connectTimeout)
-	if a.deadline.Before(deadline) {
-		deadline = a.deadline
+	timeout := min(p.connectTimeout, time.Until(a.deadline))
+	if timeout <= 0 {
+		p.dialed(false)
+		a.connectFailed(fmt.Errorf("dial %q: %w", p.addr, context.DeadlineExceeded))
+		return
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	ac := &asyncConn{p: p}
-	_, err := p.eng.Dial(ctx, p.addr, "", ac)
-	cancel()
+	if err := p.eng.DialAsync(p.addr, timeout, ac, func(_ netpoll.Conn, err error) { p.connected(a, ac, err) }); err != nil {
+		p.connected(a, ac, err)
+	}
+}
+
+// connected ends a's connect: the request goes out on the new connection, or the call
+// tries again (connectFailed).
+func (p *asyncPool) connected(a *asyncCall, ac *asyncConn, err error) {
 	p.dialed(err == nil)
 	if err != nil {
 		a.connectFailed(err)
@@ -389,7 +397,7 @@ func (p *asyncPool) dialed(opened bool) {
 	next := p.nextDialLocked()
 	p.mu.Unlock()
 	if next != nil {
-		go p.dial(next)
+		p.dial(next)
 	}
 }
 
@@ -427,7 +435,7 @@ func (p *asyncPool) release() {
 	next := p.nextDialLocked()
 	p.mu.Unlock()
 	if next != nil {
-		go p.dial(next)
+		p.dial(next)
 	}
 }
 
