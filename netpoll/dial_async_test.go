@@ -30,6 +30,9 @@ func dialAsync(t *testing.T, e Engine, addr string, timeout time.Duration, h Han
 		got <- dialResult{c, err}
 	})
 	if err != nil {
+		if calls.Add(1) > 1 {
+			t.Errorf("DialAsync to %s returned %v after calling done", addr, err)
+		}
 		got <- dialResult{nil, err}
 	}
 	return got
@@ -147,6 +150,7 @@ func TestDialAsync(t *testing.T) {
 // closes: every one reports exactly once, and every connection that opened also closes.
 func TestDialAsyncCloseRace(t *testing.T) {
 	for round := 0; round < 5; round++ {
+		fds := openFDs(t)
 		e := newEngine(t, Config{Kind: "epoll"})
 		addr, err := e.Listen("srv", "127.0.0.1:0", newTestHandler(), ListenerOptions{})
 		if err != nil {
@@ -165,13 +169,17 @@ func TestDialAsyncCloseRace(t *testing.T) {
 				target = dead
 			}
 			wg.Add(1)
-			err := e.DialAsync(target, time.Second, h, func(c Conn, err error) {
+			var once atomic.Int32
+			report := func() {
+				if once.Add(1) > 1 {
+					t.Errorf("dial %d reported twice", i)
+					return
+				}
 				results.Add(1)
 				wg.Done()
-			})
-			if err != nil {
-				results.Add(1)
-				wg.Done()
+			}
+			if err := e.DialAsync(target, time.Second, h, func(Conn, error) { report() }); err != nil {
+				report()
 			}
 			if i == n/2 {
 				go e.Close()
@@ -186,6 +194,7 @@ func TestDialAsyncCloseRace(t *testing.T) {
 		}
 		e.Close()
 		waitFor(t, 5*time.Second, "every opened connection closed", func() bool { return h.opens.Load() == int64(closeCount(h)) })
+		waitFor(t, 5*time.Second, "every socket closed", func() bool { return openFDs(t) <= fds })
 	}
 }
 
@@ -194,3 +203,4 @@ func closeCount(h *testHandler) int {
 	defer h.mu.Unlock()
 	return len(h.closes)
 }
+

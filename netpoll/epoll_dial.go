@@ -5,6 +5,8 @@ package netpoll
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -37,9 +39,29 @@ func (e *epollEngine) Dial(ctx context.Context, addr, laddr string, h Handler) (
 }
 
 // DialAsync starts a connect and returns at once (see Engine): no goroutine waits on it.
+// A host name is looked up on a goroutine of its own first: a resolver may take seconds,
+// and the caller is often a reactor worker.
 func (e *epollEngine) DialAsync(addr string, timeout time.Duration, h Handler, done func(Conn, error)) error {
+	if !literalIP(addr) {
+		go func() {
+			if _, err := e.dial(addr, "", timeout, h, done); err != nil {
+				done(nil, err)
+			}
+		}()
+		return nil
+	}
 	_, err := e.dial(addr, "", timeout, h, done)
 	return err
+}
+
+// literalIP reports whether addr is an IP literal with a port: nothing to look up.
+func literalIP(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true // dial reports the bad address at once
+	}
+	_, err = netip.ParseAddr(host)
+	return err == nil
 }
 
 // dialWait is what a connecting socket's ctx holds until connect(2) ends: whoever ends
@@ -99,16 +121,12 @@ func (e *epollEngine) dial(addr, laddr string, timeout time.Duration, h Handler,
 	for err == unix.EINTR {
 		err = unix.EINPROGRESS // connect continues in the background after EINTR
 	}
-	switch err {
-	case nil: // connected already (loopback may): finish on a worker all the same
-		c.ctx = w
-		e.runTask(func() { c.connected(w, nil) })
-		return c, nil
-	case unix.EINPROGRESS:
-	default:
+	if err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
 		return nil, fmt.Errorf("dial %q: connect: %w", addr, err)
 	}
+	// Connected already or not, the end comes as EPOLLOUT (at once for a connected
+	// socket), so there is one path to it.
 	c.dialing = true
 	c.ctx = w // the handler cannot see c yet
 	if !e.table.put(c) {
@@ -116,6 +134,17 @@ func (e *epollEngine) dial(addr, laddr string, timeout time.Duration, h Handler,
 		return nil, fmt.Errorf("dial %q: fd %d beyond the connection table", addr, fd)
 	}
 	c.mu.Lock()
+	// Close sets closing before it walks the table, and c is in the table now: either
+	// Close's walk finds c (and ends the wait under c.mu), or c sees closing here.
+	if c.closed || e.closing.Load() {
+		w := c.endDialLocked()
+		c.mu.Unlock()
+		if w == nil {
+			return c, nil // Close took the wait: done reports it
+		}
+		c.abandon()
+		return nil, ErrEngineClosed
+	}
 	err = c.poller().add(fd, c.gen, unix.EPOLLOUT|unix.EPOLLONESHOT)
 	c.registered = err == nil
 	if err != nil {
@@ -195,11 +224,6 @@ func (c *econn) connected(w *dialWait, cause error) {
 	}
 	c.lastActive.Store(e.tick.Load())
 	c.idleTicks.Store(ticksFor(c.own.idle, e.cfg.TimerTick))
-	if !c.registered && !e.table.put(c) {
-		c.abandon()
-		w.done(nil, fmt.Errorf("dial %q: fd %d beyond the connection table", w.addr, fd))
-		return
-	}
 	c.mu.Lock()
 	c.opened = true
 	c.mu.Unlock()

@@ -361,15 +361,16 @@ func (p *asyncPool) dial(a *asyncCall) {
 		p.dialed(false)
 		return
 	}
-	timeout := min(p.connectTimeout, time.Until(a.deadline))
-	if timeout <= 0 {
-		p.dialed(false)
-		a.connectFailed(fmt.Errorf("dial %q: %w", p.addr, context.DeadlineExceeded))
-		return
-	}
 	ac := &asyncConn{p: p}
-	if err := p.eng.DialAsync(p.addr, timeout, ac, func(_ netpoll.Conn, err error) { p.connected(a, ac, err) }); err != nil {
-		p.connected(a, ac, err)
+	timeout := min(p.connectTimeout, time.Until(a.deadline))
+	err := fmt.Errorf("dial %q: %w", p.addr, context.DeadlineExceeded)
+	if timeout > 0 {
+		err = p.eng.DialAsync(p.addr, timeout, ac, func(_ netpoll.Conn, err error) { p.connected(a, ac, err) })
+	}
+	if err != nil {
+		// Not inline: the next waiter's dial may fail at once too (the engine closed,
+		// no fds left), and so on down the line, each a frame deeper on this stack.
+		go p.connected(a, ac, err)
 	}
 }
 
