@@ -203,4 +203,3 @@ func closeCount(h *testHandler) int {
 	defer h.mu.Unlock()
 	return len(h.closes)
 }
-
