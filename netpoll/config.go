@@ -22,12 +22,14 @@ const (
 	DefaultPendingBudget  = 256 << 20 // without a Go memory limit
 )
 
-// defaultWorkersPerProc sizes the reactor's pool. A worker never blocks (OnData hands slow
-// work on; a proxied body goes into a bounded buffer), so a few dozen per core keep every
-// core busy; more only add goroutines when a flood makes many connections ready at once
-// (256 per core let a flood of 1,000 half frames raise 500 of them). Connections beyond
-// the pool wait in the ready queue, which costs nothing.
-const defaultWorkersPerProc = 32
+// defaultWorkersPerProc sizes the reactor's pool. A worker never waits on a peer (OnData
+// hands slow work on; a proxied body goes into a bounded buffer, a backend connect is
+// DialAsync), only on a syscall or the GC's assist, so a few per core keep every core
+// busy; more only add goroutines when a flood makes many connections ready at once (256
+// per core let a flood of 1,000 half frames raise 500 of them, 32 per core 64, all in
+// read(2) or GC assist). Connections beyond the pool wait in the ready queue, which
+// costs nothing. 8 and 32 per core served scripts/bench-http.sh alike (docs/benchmarks.md).
+const defaultWorkersPerProc = 8
 
 // Budgets resolves Config.QueuedBudget and PendingBudget as New does: 0 takes the
 // default, a negative value (off) stays negative.
