@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -202,4 +203,67 @@ func closeCount(h *testHandler) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.closes)
+}
+
+// TestDialAsyncFullPool: connects that end while every worker is busy wait in the ready
+// queue like any ready connection, not on a goroutine each, and all finish once a
+// worker frees.
+func TestDialAsyncFullPool(t *testing.T) {
+	e := newEngine(t, Config{Kind: "epoll", Workers: 1})
+	srv := newTestHandler()
+	hold := make(chan struct{})
+	held := make(chan struct{}, 1)
+	srv.onData = func(c Conn, data []byte) (int, error) {
+		held <- struct{}{}
+		<-hold // the one worker is busy until released
+		return len(data), nil
+	}
+	addr, err := e.Listen("srv", "127.0.0.1:0", srv, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte("x"))
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker never took the connection")
+	}
+	before := runtime.NumGoroutine()
+	const n = 50
+	results := make(chan error, n)
+	for range n {
+		if err := e.DialAsync(addr.String(), 5*time.Second, newTestHandler(), func(c Conn, err error) {
+			if c != nil {
+				c.Close()
+			}
+			results <- err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the connects complete in the kernel meanwhile
+	if grown := runtime.NumGoroutine() - before; grown > 10 {
+		t.Errorf("%d goroutines more while %d connects waited for a busy pool", grown, n)
+	}
+	select {
+	case err := <-results:
+		t.Fatalf("a connect finished while the only worker was busy: %v", err)
+	default:
+	}
+	close(hold)
+	for range n {
+		select {
+		case err := <-results:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("connects did not finish after the worker freed")
+		}
+	}
 }

@@ -48,6 +48,7 @@ type econn struct {
 	notified   bool        // OnClose delivered (or not owed, for a failed dial)
 	opened     bool        // OnOpen delivered and counted
 	dialing    bool        // connect(2) in progress; ctx holds its *dialWait
+	connecting bool        // connect(2) ended: the next serve finishes the dial (ctx: *dialWait)
 	registered bool        // EPOLL_CTL_ADD done
 	afterFlush bool        // CloseAfterFlush pending
 	eof        bool        // the peer half-closed; read no more

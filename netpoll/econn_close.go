@@ -44,8 +44,8 @@ func (c *econn) closeLocked(r CloseReason) bool {
 	c.closed = true
 	c.reason = r
 	e := c.eng()
-	if w := c.endDialLocked(); w != nil { // the dial sees closed, abandons and says so
-		e.runTask(func() { c.connected(w, nil) })
+	if c.connectEndedLocked() { // the dial sees closed, abandons and says so
+		e.dispatchOffPoller(c)
 	}
 	if c.registered {
 		_ = unix.EpollCtl(c.poller().epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)

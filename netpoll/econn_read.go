@@ -17,6 +17,13 @@ const minReadRoom = 4 << 10
 // (at most ReadPerEvent bytes), hand it to the handler, and re-arm as the last action.
 func (c *econn) serve() {
 	c.mu.Lock()
+	if c.connecting {
+		c.connecting = false
+		w := c.ctx.(*dialWait)
+		c.mu.Unlock()
+		c.connected(w, nil)
+		return
+	}
 	if c.closed {
 		c.letGoLocked()
 		c.mu.Unlock()

@@ -75,7 +75,8 @@ type dialWait struct {
 }
 
 // dial starts a non-blocking connect. An error it returns is final and done is not
-// called; otherwise done is called once, on a worker or a timer's goroutine.
+// called; otherwise done is called once: on a worker (or, past the pool, the caller of
+// Close), or on the goroutine of the timeout or the cancel.
 func (e *epollEngine) dial(addr, laddr string, timeout time.Duration, h Handler, done func(Conn, error)) (*econn, error) {
 	if e.closing.Load() {
 		return nil, ErrEngineClosed
@@ -160,6 +161,18 @@ func (e *epollEngine) dial(addr, laddr string, timeout time.Duration, h Handler,
 		w.timer.Store(time.AfterFunc(timeout, func() { c.cancelDial(context.DeadlineExceeded) }))
 	}
 	return c, nil
+}
+
+// connectEndedLocked is endDialLocked for the poller's event and for a close: it leaves
+// the wait in ctx and marks c for its next serve, which finishes the dial on a worker
+// (the caller dispatches c). A full pool queues c in the ready queue like any other
+// ready connection, so a flood of connects costs no goroutine each.
+func (c *econn) connectEndedLocked() bool {
+	if !c.dialing {
+		return false
+	}
+	c.dialing, c.connecting = false, true
+	return true
 }
 
 // endDialLocked takes the connect's wait, if nobody has yet.

@@ -176,22 +176,11 @@ func (e *epollEngine) dispatchOffPoller(c *econn) {
 	}
 }
 
-// runTask runs f on a worker, or on a goroutine of its own when none is free: the end of
-// a connect, which must not run on a poller (it makes syscalls and calls the handler).
-func (e *epollEngine) runTask(f func()) {
-	if e.pool.Invoke(f) != nil {
-		go f()
-	}
-}
-
 // work is the pool function: serve the given connection (or none, for a drain task), then
 // whatever waits in the ready queue, so queued connections go to workers as they free.
 func (e *epollEngine) work(arg any) {
-	switch a := arg.(type) {
-	case *econn:
-		a.serve()
-	case func():
-		a()
+	if c, ok := arg.(*econn); ok && c != nil {
+		c.serve()
 	}
 	for {
 		c := e.ready.pop()

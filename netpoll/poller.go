@@ -196,9 +196,9 @@ func (c *econn) ready(events uint32) {
 		c.mu.Unlock()
 		return
 	}
-	if w := c.endDialLocked(); w != nil {
+	if c.connectEndedLocked() {
 		c.mu.Unlock()
-		c.eng().runTask(func() { c.connected(w, nil) })
+		c.eng().dispatch(c)
 		return
 	}
 	if c.wq == nil {
