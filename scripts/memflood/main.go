@@ -4,6 +4,10 @@
 //     and never read them;
 //   - half frames: connections that send part of a large REQUEST frame and stop.
 //
+// A fresh client counts as answered when it is served, or refused at once with a 503
+// overloaded that says when to retry; anything else (no answer in 2 s, another status)
+// is printed.
+//
 // It samples the gateway's /v1/stats (RSS, goroutines, queued and pending bytes) and
 // prints the peaks. Loopback only; it stops by itself after -duration.
 //
@@ -84,8 +88,10 @@ func main() {
 	whole := mmtp.AppendRequest(nil, 1, "demo.echo", nil, make([]byte, *frame), false)
 	flood(*half, whole[:min(len(whole), len(whole)-*frame+*sent)], 0)
 
-	// Fresh clients, one every 200 ms, each must be answered within 2 s.
-	var fresh, freshFailed atomic.Int64
+	// Fresh clients, one every 200 ms, each must be answered within 2 s: served (200), or
+	// refused at once (503 overloaded, which a client retries after its retry-after).
+	var fresh, freshServed, freshRefused atomic.Int64
+	var slowestRefusal atomic.Int64
 	stop := make(chan struct{})
 	var probe sync.WaitGroup
 	probe.Add(1)
@@ -103,16 +109,26 @@ func main() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			cl, err := client.Dial(ctx, *target, client.Options{})
 			if err == nil {
+				sent := time.Now()
 				resp, cerr := cl.Call(ctx, "demo.echo", nil, []byte("fresh"))
+				took := time.Since(sent)
 				err = cerr
-				if err == nil && resp.Status != 200 {
-					err = fmt.Errorf("status %d", resp.Status)
+				switch {
+				case err != nil:
+				case resp.Status == 200 && string(resp.Body) == "fresh":
+					freshServed.Add(1)
+				case resp.Status == 503 && resp.Header.Value("error") == "unavailable" && resp.Header.Value("retry-after") != "":
+					freshRefused.Add(1)
+					for s := slowestRefusal.Load(); int64(took) > s && !slowestRefusal.CompareAndSwap(s, int64(took)); s = slowestRefusal.Load() {
+					}
+					fmt.Printf("fresh client: refused 503 overloaded in %v: %s\n", took.Round(time.Microsecond), resp.Body)
+				default:
+					err = fmt.Errorf("status %d %q", resp.Status, resp.Body)
 				}
 				cl.Close()
 			}
 			cancel()
 			if err != nil {
-				freshFailed.Add(1)
 				fmt.Println("fresh client:", err)
 			}
 		}
@@ -145,7 +161,9 @@ func main() {
 		mib(peak.RSS), peak.Goroutines, mib(peak.Queued), mib(peak.Pending))
 	fmt.Printf("at the end of the flood: rss %.1f MiB, goroutines %d, open connections %d\n", mib(last.RSS), last.Goroutines, last.Conns)
 	fmt.Printf("2 s after the flood closed: rss %.1f MiB, goroutines %d\n", mib(after.RSS), after.Goroutines)
-	fmt.Printf("fresh clients: %d of %d answered within 2 s\n", fresh.Load()-freshFailed.Load(), fresh.Load())
+	fmt.Printf("fresh clients: %d of %d answered within 2 s: %d served, %d refused 503 overloaded (slowest refusal %v)\n",
+		freshServed.Load()+freshRefused.Load(), fresh.Load(), freshServed.Load(), freshRefused.Load(),
+		time.Duration(slowestRefusal.Load()).Round(time.Microsecond))
 }
 
 type stat struct {
