@@ -212,6 +212,8 @@ func TestDialAsyncFullPool(t *testing.T) {
 	e := newEngine(t, Config{Kind: "epoll", Workers: 1})
 	srv := newTestHandler()
 	hold := make(chan struct{})
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(hold) }) }) // before the engine's Close
 	held := make(chan struct{}, 1)
 	srv.onData = func(c Conn, data []byte) (int, error) {
 		held <- struct{}{}
@@ -255,7 +257,7 @@ func TestDialAsyncFullPool(t *testing.T) {
 		t.Fatalf("a connect finished while the only worker was busy: %v", err)
 	default:
 	}
-	close(hold)
+	release.Do(func() { close(hold) })
 	for range n {
 		select {
 		case err := <-results:

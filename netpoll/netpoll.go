@@ -184,8 +184,10 @@ type Engine interface {
 	// DialAsync starts connecting to addr and returns at once, so that a caller on a
 	// worker need not wait (nor park a goroutine) for the handshake. An error it returns
 	// is final. Otherwise done is called exactly once, never on the caller's goroutine:
-	// with the connection, after its OnOpen, or with the error (timeout, when not 0,
-	// bounds the connect).
+	// with the connection, after its OnOpen, or with the error. timeout, when not 0,
+	// bounds the connect; a connect that has ended waits for a worker like any ready
+	// connection, so done must not block, and a worker must not wait for a dial
+	// (Dial on a worker could wait for itself).
 	DialAsync(addr string, timeout time.Duration, h Handler, done func(Conn, error)) error
 	// StopAccepting closes every listener; open connections go on. It is the first step of a
 	// graceful drain.
