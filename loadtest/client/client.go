@@ -102,6 +102,10 @@ type Client struct {
 	errMu sync.Mutex
 	errs  map[string]uint64
 
+	// FireQueued's batch (batch.go); the schedule's goroutine only.
+	pending []pendingConn
+	spare   [][]uint32
+
 	push *pushState // nil unless Config.Push
 }
 

@@ -109,6 +109,41 @@ func TestStallChargedToLatency(t *testing.T) {
 	}
 }
 
+// TestFireQueued: requests queued by FireQueued go out at Flush, several per
+// connection in one write, and every one is answered and timed from its intended time.
+func TestFireQueued(t *testing.T) {
+	srv := mmtpServer(t, nil)
+	rec := hist.NewRecorder()
+	c, err := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "demo.echo", Body: []byte("x")}, 4, engine(t), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Ramp(context.Background(), 0, nil)
+	intended := time.Now().Add(-20 * time.Millisecond) // late already, as a behind schedule is
+	for range 40 {
+		c.FireQueued(intended)
+	}
+	if got := len(c.pending); got != 4 {
+		t.Fatalf("%d connections queued, want 4 (40 requests round robin over 4)", got)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if sn := c.Snapshot(); sn.OK != 0 {
+		t.Fatalf("%d answered before Flush", sn.OK)
+	}
+	c.Flush()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Snapshot().OK < 40 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if sn := c.Snapshot(); sn.OK != 40 || sn.TotalErrors() != 0 {
+		t.Fatalf("after Flush: %+v, want 40 answered", sn)
+	}
+	if h := rec.Total(); h.Count() != 40 || h.Min() < 70e6 {
+		t.Fatalf("%d latencies, min %v: want 40, each at least the 20 ms late plus the 50 ms held",
+			h.Count(), time.Duration(h.Min()))
+	}
+}
+
 func TestSignedWithHello(t *testing.T) {
 	srv := mmtpServer(t, map[string]string{"wallet": "s3cret"})
 	rec := hist.NewRecorder()

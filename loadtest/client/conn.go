@@ -27,6 +27,9 @@ type conn struct {
 	closed atomic.Bool // set when OnClose begins
 
 	helloCh chan int // status of the HELLO's answer, when a HELLO is sent
+	// batchIdx is 1 + its index in the client's FireQueued batch, 0 when not in it; the
+	// schedule's goroutine only.
+	batchIdx int
 
 	mu       sync.Mutex
 	next     uint32               // last stream id used (MMTP)
@@ -53,36 +56,16 @@ func (cn *conn) send(t time.Time, tries int) {
 	defer bufPool.Put(bp)
 	cn.mu.Lock()
 	if cn.cl.cfg.Protocol == "mmtp" {
-		if cn.away {
-			// Picked as GOAWAY came: the gateway would not take it.
+		s, ok := cn.nextStreamLocked(t, tries)
+		if !ok {
 			cn.mu.Unlock()
 			cn.cl.resend(t, tries, cn)
 			return
 		}
-		cn.next++
-		if cn.next <= helloStream {
-			cn.next = helloStream + 1
-		}
-		s := cn.next
-		cn.inflight[s] = t
-		if tries > 0 {
-			if cn.tries == nil {
-				cn.tries = map[uint32]int{}
-			}
-			cn.tries[s] = tries
-		}
 		*bp = cn.cl.reqs.build((*bp)[:0], cn, s)
 		cn.mu.Unlock()
 		if err := cn.nc.Write(*bp); err != nil {
-			cn.mu.Lock()
-			_, mine := cn.inflight[s] // else OnClose or a GOAWAY accounted for it
-			delete(cn.inflight, s)
-			delete(cn.tries, s)
-			cn.mu.Unlock()
-			if mine {
-				// The reactor queued nothing: the gateway never saw it.
-				cn.cl.resend(t, tries, cn)
-			}
+			cn.unsent(s)
 		}
 		return
 	}
@@ -95,6 +78,41 @@ func (cn *conn) send(t time.Time, tries int) {
 	}
 	cn.fifo = append(cn.fifo, t)
 	cn.mu.Unlock()
+}
+
+// nextStreamLocked opens a stream for a request intended at t, or reports false when the
+// connection has had a GOAWAY (the gateway would not take it).
+func (cn *conn) nextStreamLocked(t time.Time, tries int) (uint32, bool) {
+	if cn.away {
+		return 0, false
+	}
+	cn.next++
+	if cn.next <= helloStream {
+		cn.next = helloStream + 1
+	}
+	s := cn.next
+	cn.inflight[s] = t
+	if tries > 0 {
+		if cn.tries == nil {
+			cn.tries = map[uint32]int{}
+		}
+		cn.tries[s] = tries
+	}
+	return s, true
+}
+
+// unsent takes back a stream whose write failed: the reactor queued nothing, so the
+// gateway never saw it, and it goes out again on another connection.
+func (cn *conn) unsent(s uint32) {
+	cn.mu.Lock()
+	t, mine := cn.inflight[s] // else OnClose or a GOAWAY accounted for it
+	tries := cn.tries[s]
+	delete(cn.inflight, s)
+	delete(cn.tries, s)
+	cn.mu.Unlock()
+	if mine {
+		cn.cl.resend(t, tries, cn)
+	}
 }
 
 // ping sends a PING carrying its intended time, so the PONG's latency needs no state.

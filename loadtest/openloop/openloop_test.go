@@ -108,3 +108,43 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Fatalf("fired %d before cancel, want about 51", n)
 	}
 }
+
+// TestRunBatchedFlushes: on schedule every send is flushed before the next sleep; after
+// a stall the late sends are fired together and flushed once, with their intended times
+// unchanged, and nothing is left unflushed at the end.
+func TestRunBatchedFlushes(t *testing.T) {
+	s, _ := NewSchedule(Constant, 2000, 1)
+	start := time.Now()
+	var batches []int
+	queued, fired := 0, 0
+	stalled := false
+	n := RunBatched(context.Background(), s, start, 300*time.Millisecond, func(at time.Time) {
+		if want := start.Add(time.Duration(fired) * 500 * time.Microsecond); !at.Equal(want) {
+			t.Fatalf("send %d intended %v after start, want %v", fired, at.Sub(start), want.Sub(start))
+		}
+		fired++
+		queued++
+		if !stalled && at.Sub(start) >= 100*time.Millisecond {
+			stalled = true
+			time.Sleep(50 * time.Millisecond) // 100 sends fall due meanwhile
+		}
+	}, func() {
+		if queued > 0 {
+			batches = append(batches, queued)
+		}
+		queued = 0
+	})
+	if n != 600 || fired != 600 || queued != 0 {
+		t.Fatalf("fired %d (%d), %d left unflushed; want 600 and none", n, fired, queued)
+	}
+	biggest := 0
+	for _, b := range batches {
+		biggest = max(biggest, b)
+	}
+	if biggest < 50 {
+		t.Errorf("largest batch %d after a 50 ms stall at 2000/s, want the late sends together (>= 50)", biggest)
+	}
+	if len(batches) < 300 {
+		t.Errorf("%d flushes for 600 sends: on schedule each send should be flushed before the next wait", len(batches))
+	}
+}

@@ -203,7 +203,7 @@ func (w *runner) loadFor(ctx context.Context, start time.Time, d time.Duration, 
 	if err != nil {
 		return
 	}
-	openloop.Run(ctx, sched, start, d, w.cl.Fire)
+	openloop.RunBatched(ctx, sched, start, d, w.cl.FireQueued, w.cl.Flush)
 }
 
 func waitCtx(ctx context.Context, d time.Duration) <-chan struct{} {
