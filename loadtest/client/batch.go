@@ -4,11 +4,14 @@ import (
 	"time"
 )
 
-// pendingConn is a connection with requests fired since the last Flush: their streams,
-// registered as in flight when fired, written together by Flush.
+// pendingConn is a connection picked for requests since the last Flush, with their
+// intended send times. Streams are taken at Flush, in the order they are written, so a
+// request sent meanwhile on the same connection (a resend from another goroutine) can
+// never go out with a higher stream id ahead of a queued one: a GOAWAY's
+// last-stream-id would then cover a request the gateway never took.
 type pendingConn struct {
-	cn      *conn
-	streams []uint32
+	cn       *conn
+	intended []time.Time
 }
 
 // FireQueued is Fire for MMTP that only queues the request: Flush writes what was
@@ -29,55 +32,65 @@ func (c *Client) FireQueued(intended time.Time) {
 		c.countErr(ErrNoConn, 1)
 		return
 	}
-	cn.mu.Lock()
-	s, ok := cn.nextStreamLocked(intended, 0)
-	cn.mu.Unlock()
-	if !ok {
-		c.resend(intended, 0, cn)
-		return
-	}
 	if cn.batchIdx == 0 {
-		c.pending = append(c.pending, pendingConn{cn: cn, streams: c.spareStreams()})
+		c.pending = append(c.pending, pendingConn{cn: cn, intended: c.spareTimes()})
 		cn.batchIdx = len(c.pending)
 	}
 	p := &c.pending[cn.batchIdx-1]
-	p.streams = append(p.streams, s)
+	p.intended = append(p.intended, intended)
 }
 
-// Flush writes the requests FireQueued queued, each connection's in one write.
+// Flush writes the requests FireQueued queued, each connection's in one write. A
+// connection that closed or had a GOAWAY meanwhile never carried them: they go out on
+// another, as a refused request does.
 func (c *Client) Flush() {
 	if len(c.pending) == 0 {
 		return
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
+	var streams []uint32
 	for i := range c.pending {
 		p := &c.pending[i]
 		cn := p.cn
 		cn.batchIdx = 0
 		b := (*bp)[:0]
+		streams = streams[:0]
 		cn.mu.Lock()
-		for _, s := range p.streams {
+		for _, t := range p.intended {
+			if cn.closed.Load() {
+				break
+			}
+			s, ok := cn.nextStreamLocked(t, 0)
+			if !ok {
+				break
+			}
 			b = c.reqs.build(b, cn, s)
+			streams = append(streams, s)
 		}
 		cn.mu.Unlock()
 		*bp = b
-		if err := cn.nc.Write(b); err != nil {
-			for _, s := range p.streams {
-				cn.unsent(s)
+		for _, t := range p.intended[len(streams):] {
+			c.resend(t, 0, cn)
+		}
+		if len(b) > 0 {
+			if err := cn.nc.Write(b); err != nil {
+				for _, s := range streams {
+					cn.unsent(s)
+				}
 			}
 		}
-		c.spare = append(c.spare, p.streams[:0])
+		c.spare = append(c.spare, p.intended[:0])
 		*p = pendingConn{}
 	}
 	c.pending = c.pending[:0]
 }
 
-func (c *Client) spareStreams() []uint32 {
+func (c *Client) spareTimes() []time.Time {
 	if n := len(c.spare); n > 0 {
 		s := c.spare[n-1]
 		c.spare = c.spare[:n-1]
 		return s
 	}
-	return make([]uint32, 0, 4)
+	return make([]time.Time, 0, 4)
 }

@@ -104,7 +104,7 @@ type Client struct {
 
 	// FireQueued's batch (batch.go); the schedule's goroutine only.
 	pending []pendingConn
-	spare   [][]uint32
+	spare   [][]time.Time
 
 	push *pushState // nil unless Config.Push
 }

@@ -109,8 +109,9 @@ func TestStallChargedToLatency(t *testing.T) {
 	}
 }
 
-// TestFireQueued: requests queued by FireQueued go out at Flush, several per
-// connection in one write, and every one is answered and timed from its intended time.
+// TestFireQueued: requests queued by FireQueued take their streams and go out at
+// Flush, and every one is answered and timed from its intended time; a second round
+// works the same (the batch is reset).
 func TestFireQueued(t *testing.T) {
 	srv := mmtpServer(t, nil)
 	rec := hist.NewRecorder()
@@ -119,28 +120,79 @@ func TestFireQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Ramp(context.Background(), 0, nil)
-	intended := time.Now().Add(-20 * time.Millisecond) // late already, as a behind schedule is
+	for round := 1; round <= 2; round++ {
+		intended := time.Now().Add(-20 * time.Millisecond) // late already, as a behind schedule is
+		for range 40 {
+			c.FireQueued(intended)
+		}
+		if got := len(c.pending); got != 4 {
+			t.Fatalf("round %d: %d connections queued, want 4 (40 requests round robin over 4)", round, got)
+		}
+		for _, p := range c.pending {
+			p.cn.mu.Lock()
+			n := len(p.cn.inflight)
+			p.cn.mu.Unlock()
+			if n != 0 {
+				t.Fatalf("round %d: %d streams taken before Flush", round, n)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		if sn := c.Snapshot(); sn.OK != uint64(40*(round-1)) {
+			t.Fatalf("round %d: %d answered before Flush", round, sn.OK)
+		}
+		c.Flush()
+		deadline := time.Now().Add(5 * time.Second)
+		for c.Snapshot().OK < uint64(40*round) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if sn := c.Snapshot(); sn.OK != uint64(40*round) || sn.TotalErrors() != 0 {
+			t.Fatalf("round %d after Flush: %+v, want %d answered", round, sn, 40*round)
+		}
+	}
+	if h := rec.Total(); h.Count() != 80 || h.Min() < 70e6 {
+		t.Fatalf("%d latencies, min %v: want 80, each at least the 20 ms late plus the 50 ms held",
+			h.Count(), time.Duration(h.Min()))
+	}
+}
+
+// TestFireQueuedConnClosedBeforeFlush: requests queued on connections that close before
+// Flush never reached the gateway: they are not counted as closed under requests in
+// flight, but go out again (answered on a connection the client opened since, or
+// no_connection when there is none).
+func TestFireQueuedConnClosedBeforeFlush(t *testing.T) {
+	srv := mmtpServer(t, nil)
+	c, err := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "demo.echo", Body: []byte("x")}, 4, engine(t), hist.NewRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Ramp(context.Background(), 0, nil)
 	for range 40 {
-		c.FireQueued(intended)
+		c.FireQueued(time.Now())
 	}
-	if got := len(c.pending); got != 4 {
-		t.Fatalf("%d connections queued, want 4 (40 requests round robin over 4)", got)
+	queuedOn := make([]*conn, 0, len(c.pending))
+	for _, p := range c.pending {
+		queuedOn = append(queuedOn, p.cn)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if sn := c.Snapshot(); sn.OK != 0 {
-		t.Fatalf("%d answered before Flush", sn.OK)
+	srv.DropAll()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, cn := range queuedOn {
+		for !cn.closed.Load() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	c.Flush()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Snapshot().OK < 40 && time.Now().Before(deadline) {
+	for {
+		sn := c.Snapshot()
+		if sn.OK+sn.Errors[ErrNoConn] == 40 {
+			if sn.Errors[ErrClosed] != 0 || sn.Errors[ErrLost] != 0 || sn.Retried != 40 {
+				t.Fatalf("%+v: want all 40 sent again (answered on a new connection or none found), none closed or lost", sn)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%+v: the 40 requests queued on closed connections were neither answered nor refused", sn)
+		}
 		time.Sleep(5 * time.Millisecond)
-	}
-	if sn := c.Snapshot(); sn.OK != 40 || sn.TotalErrors() != 0 {
-		t.Fatalf("after Flush: %+v, want 40 answered", sn)
-	}
-	if h := rec.Total(); h.Count() != 40 || h.Min() < 70e6 {
-		t.Fatalf("%d latencies, min %v: want 40, each at least the 20 ms late plus the 50 ms held",
-			h.Count(), time.Duration(h.Min()))
 	}
 }
 

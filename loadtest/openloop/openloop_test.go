@@ -3,6 +3,7 @@ package openloop
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -109,7 +110,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 }
 
-// TestRunBatchedFlushes: on schedule every send is flushed before the next sleep; after
+// TestRunBatchedFlushes: on schedule every send is flushed before the loop waits; after
 // a stall the late sends are fired together and flushed once, with their intended times
 // unchanged, and nothing is left unflushed at the end.
 func TestRunBatchedFlushes(t *testing.T) {
@@ -118,9 +119,13 @@ func TestRunBatchedFlushes(t *testing.T) {
 	var batches []int
 	queued, fired := 0, 0
 	stalled := false
+	var lastReturn time.Time
 	n := RunBatched(context.Background(), s, start, 300*time.Millisecond, func(at time.Time) {
 		if want := start.Add(time.Duration(fired) * 500 * time.Microsecond); !at.Equal(want) {
 			t.Fatalf("send %d intended %v after start, want %v", fired, at.Sub(start), want.Sub(start))
+		}
+		if !lastReturn.IsZero() && time.Since(lastReturn) > 300*time.Microsecond && queued > 0 {
+			t.Fatalf("send %d: the loop waited with %d sends not flushed", fired, queued)
 		}
 		fired++
 		queued++
@@ -128,6 +133,7 @@ func TestRunBatchedFlushes(t *testing.T) {
 			stalled = true
 			time.Sleep(50 * time.Millisecond) // 100 sends fall due meanwhile
 		}
+		lastReturn = time.Now()
 	}, func() {
 		if queued > 0 {
 			batches = append(batches, queued)
@@ -137,14 +143,29 @@ func TestRunBatchedFlushes(t *testing.T) {
 	if n != 600 || fired != 600 || queued != 0 {
 		t.Fatalf("fired %d (%d), %d left unflushed; want 600 and none", n, fired, queued)
 	}
-	biggest := 0
-	for _, b := range batches {
-		biggest = max(biggest, b)
-	}
-	if biggest < 50 {
+	if biggest := slices.Max(batches); biggest < 50 {
 		t.Errorf("largest batch %d after a 50 ms stall at 2000/s, want the late sends together (>= 50)", biggest)
 	}
-	if len(batches) < 300 {
-		t.Errorf("%d flushes for 600 sends: on schedule each send should be flushed before the next wait", len(batches))
+}
+
+// TestRunBatchedBoundsABatch: far behind, sends are flushed every maxBatch.
+func TestRunBatchedBoundsABatch(t *testing.T) {
+	s, _ := NewSchedule(Constant, 100000, 1)
+	var batches []int
+	queued, stalled := 0, false
+	RunBatched(context.Background(), s, time.Now(), 100*time.Millisecond, func(time.Time) {
+		queued++
+		if !stalled {
+			stalled = true
+			time.Sleep(70 * time.Millisecond) // 7,000 sends fall due
+		}
+	}, func() {
+		if queued > 0 {
+			batches = append(batches, queued)
+		}
+		queued = 0
+	})
+	if biggest := slices.Max(batches); biggest != maxBatch {
+		t.Errorf("largest batch %d, want exactly %d (7,000 late sends, flushed every %d)", biggest, maxBatch, maxBatch)
 	}
 }

@@ -40,12 +40,11 @@ func RunBatched(ctx context.Context, s *Schedule, start time.Time, d time.Durati
 			return n
 		}
 		at := start.Add(off)
-		wait := time.Until(at)
-		if wait > 0 || queued >= maxBatch {
+		if time.Until(at) > 0 || queued >= maxBatch {
 			flush()
 			queued = 0
 		}
-		if wait > 0 {
+		if wait := time.Until(at); wait > 0 { // after the flush, which takes time too
 			// Sleeping below a timer's real resolution only adds jitter; fire slightly early
 			// in that case (intended time is still recorded exactly).
 			if wait > 200*time.Microsecond {
