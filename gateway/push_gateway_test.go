@@ -360,15 +360,31 @@ func TestPushEvictionChangesEpoch(t *testing.T) {
 	if len(got) != 16 || got[0].seq != 2 || got[0].body != "2" || got[0].epoch != ep2 {
 		t.Fatalf("after the reset: %s", pushSeqs(got))
 	}
+	// The new epoch alone does not vouch for the log: message 1 was evicted, so a client
+	// in the current epoch at seq 0 (it learnt the epoch from a HELLO's answer, message 1
+	// still unprocessed) missed it, and is told so. At seq 1, every later message is in
+	// the log: no reset.
+	c2 := dialPush(t, g)
+	if h := c2.hello("shop", "d", "push-epoch", ep2, "push-seq", "0"); h["push-reset"] != "1" || h["push-epoch"] != ep2 {
+		t.Errorf("current epoch at seq 0 after message 1 was evicted: HELLO 200 headers %v, want push-reset", h)
+	}
+	c3 := dialPush(t, g)
+	if h := c3.hello("shop", "d", "push-epoch", ep2, "push-seq", "1"); h["push-reset"] != "" {
+		t.Errorf("current epoch at seq 1, every later message in the log: HELLO 200 headers %v, want no reset", h)
+	}
+	if got := c3.pushesUntilPong(); len(got) == 0 || got[0].seq != 2 {
+		t.Errorf("resumed at seq 1: %s, want from seq 2", pushSeqs(got))
+	}
 }
 
-// TestPushAckUnknownStream: a PUSH_ACK for a stream with no unacknowledged push is
-// ignored; the connection stays and pushes go on.
+// TestPushAckUnknownStream: a PUSH_ACK for a stream with no unacknowledged push (stream 0
+// included) is ignored; the connection stays and pushes go on.
 func TestPushAckUnknownStream(t *testing.T) {
 	g := runPushGateway(t, "")
 	c := dialPush(t, g)
 	c.hello("shop", "d")
 	c.ack(4242)
+	c.ack(0) // names no push either: ignored, not a protocol error
 	c.pushesUntilPong()
 	mustPublish(t, g, "d", "t", "x")
 	p := c.nextPush()

@@ -44,6 +44,7 @@ type device struct {
 	gen   uint32 // epoch change counter: the epoch is base, then base.1, base.2, ...
 	last  uint64 // highest seq assigned
 	acked uint64 // highest seq removed as processed (ack or resume); not by expiry
+	lost  uint64 // highest seq evicted unprocessed: a resume at or past it only is whole
 	bytes int64  // body bytes in log
 	log   []entry
 }
@@ -132,6 +133,7 @@ func (m *Memory) Append(k Key, msg Message, now time.Time) (uint64, string, erro
 	m.pending.Add(1)
 	evicted := 0
 	for len(d.log) > m.lim.MaxMessages || d.bytes > m.lim.MaxBytes {
+		d.lost = d.log[0].seq
 		m.remove(d, 0)
 		evicted++
 	}
@@ -222,10 +224,12 @@ func (m *Memory) Resume(k Key, epoch string, seq uint64, hasEpoch bool, limit in
 	m.dropExpired(d, now.UnixMilli())
 	r := Resumed{Epoch: m.epoch(d.gen), Seq: d.last}
 	if hasEpoch {
-		// Same epoch and nothing after seq is missing: evictions changed the epoch and
-		// expiry does not count, so only an ack (or an earlier resume) beyond seq can
-		// have removed a message the client has not processed.
-		if epoch == r.Epoch && seq >= d.acked && seq <= d.last {
+		// Same epoch and nothing after seq is missing: expiry does not count, an ack (or
+		// an earlier resume) beyond seq removed a message the client may not have
+		// processed, and so did an eviction beyond it. The epoch changes with an
+		// eviction, but a client may have learnt the new epoch (a HELLO's answer) while
+		// still behind the evicted message.
+		if epoch == r.Epoch && seq >= d.acked && seq >= d.lost && seq <= d.last {
 			r.After = seq
 			for len(d.log) > 0 && d.log[0].seq <= seq {
 				m.remove(d, 0)

@@ -30,7 +30,9 @@ func FrameLen(b []byte, lim *Limits) (int, error) {
 		if stream != 0 {
 			return 0, protoErr(8, FieldStreamID, t.String()+" must carry stream_id 0, got "+strconv.FormatUint(uint64(stream), 10))
 		}
-	} else if stream == 0 {
+	} else if stream == 0 && t != TypePushAck {
+		// A PUSH_ACK names a push, and an ack for no unacknowledged push is ignored, not
+		// an error (mmtp.md, Push delivery): stream 0 is such an ack.
 		return 0, protoErr(8, FieldStreamID, t.String()+" must carry a non-zero stream_id")
 	}
 	if (t == TypePing || t == TypePong) && bl > MaxPingBody {

@@ -175,6 +175,15 @@ func evictionChangesEpoch(t *testing.T, newStore NewStore) {
 	if !r.Reset || r.Epoch != ep1 || r.Seq != 5 || len(r.Pending) != 4 || !r.Pending[0].Redelivery {
 		t.Fatalf("resume in the old epoch: %+v", r)
 	}
+	// In the new epoch too, a position before the evicted message is not whole (the
+	// client may have learnt the epoch from a HELLO's answer, message 1 unprocessed); one
+	// at it is.
+	if r := s.Resume(k, ep1, 0, true, 16, t0); !r.Reset {
+		t.Fatalf("resume in the current epoch before the evicted message: %+v, want a reset", r)
+	}
+	if r := s.Resume(k, ep1, 1, true, 16, t0); r.Reset || r.After != 1 || len(r.Pending) != 4 {
+		t.Fatalf("resume in the current epoch at the evicted message: %+v, want no reset and 2..5", r)
+	}
 	// The byte bound evicts too: 7 bytes on top of 4 makes 11 > 10.
 	_, ep2 := mustAppend(t, s, k, msg("1234567"))
 	if ep2 == ep1 {
