@@ -83,7 +83,6 @@ func (l *Listener) applyDefaults() {
 	setInt(&l.MaxBodyBytes, DefaultMaxBodyBytes)
 	setInt(&l.MaxHeaderEntries, DefaultMaxHeaderEntries)
 	setInt(&l.MaxInFlight, DefaultMaxInFlight)
-	setDur(&l.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDur(&l.WriteStallTimeout, DefaultWriteStallTimeout)
 	if l.MaxConnectionAge > 0 {
 		setDur(&l.MaxConnectionAgeGrace, DefaultMaxConnectionAgeGrace)
@@ -92,11 +91,16 @@ func (l *Listener) applyDefaults() {
 	case "mmtp":
 		setDur(&l.IdleTimeout, DefaultMMTPIdleTimeout)
 		setDur(&l.FrameTimeout, DefaultMMTPFrameTimeout)
+		// mmtp.md, Limits: "idle time with no complete frame: 300 s, then GOAWAY idle"
+		// holds from the connection's start, so a connection that has not spoken yet
+		// gets the idle timeout by default, not HTTP's short handshake.
+		setDur(&l.HandshakeTimeout, l.IdleTimeout)
 	case "http1":
 		setDur(&l.IdleTimeout, DefaultHTTPIdleTimeout)
 		setDur(&l.FrameTimeout, DefaultHTTPHeaderTimeout)
 		setDur(&l.BodyTimeout, DefaultHTTPBodyTimeout)
 	}
+	setDur(&l.HandshakeTimeout, DefaultHandshakeTimeout)
 }
 
 func (cl *Cluster) applyDefaults() {

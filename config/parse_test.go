@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const minimal = "listeners:\n  - {name: web, listen: 127.0.0.1:0, protocol: http1}\n"
@@ -90,5 +91,27 @@ routes:
 	r := c.Routes[0]
 	if !reflect.DeepEqual(r.RateLimit, FilterOptions{"rate": "10/s"}) || !reflect.DeepEqual(r.Auth, FilterOptions{"replay": true}) {
 		t.Fatalf("defaults filled in: ratelimit %+v, auth %+v", r.RateLimit, r.Auth)
+	}
+}
+
+// TestHandshakeTimeoutDefaults: an MMTP connection that has not spoken yet gets the idle
+// timeout (mmtp.md, Limits: 300 s with no complete frame, then GOAWAY idle), or the idle
+// timeout it was given; HTTP keeps its short handshake; an explicit value wins.
+func TestHandshakeTimeoutDefaults(t *testing.T) {
+	c, err := Parse([]byte(`
+listeners:
+  - {name: m, listen: "127.0.0.1:0", protocol: mmtp}
+  - {name: m2, listen: "127.0.0.1:0", protocol: mmtp, idle_timeout: 60s}
+  - {name: m3, listen: "127.0.0.1:0", protocol: mmtp, handshake_timeout: 5s}
+  - {name: h, listen: "127.0.0.1:0", protocol: http1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{"m": 300 * time.Second, "m2": 60 * time.Second, "m3": 5 * time.Second, "h": 10 * time.Second}
+	for _, l := range c.Listeners {
+		if got := l.HandshakeTimeout.D(); got != want[l.Name] {
+			t.Errorf("listener %s: handshake_timeout %v, want %v", l.Name, got, want[l.Name])
+		}
 	}
 }

@@ -132,7 +132,7 @@ type Listener struct {
 	// Timeouts.
 	IdleTimeout      Duration `yaml:"idle_timeout" json:"idle_timeout"`           // default 300s (http1: keep-alive idle, default 75s)
 	FrameTimeout     Duration `yaml:"frame_timeout" json:"frame_timeout"`         // a begun frame/head must complete; default 30s (http1: header read, default 10s)
-	HandshakeTimeout Duration `yaml:"handshake_timeout" json:"handshake_timeout"` // first complete frame (and PROXY header); default 10s
+	HandshakeTimeout Duration `yaml:"handshake_timeout" json:"handshake_timeout"` // first complete frame (and PROXY header); default: MMTP the idle timeout, HTTP 10s
 	// WriteStallTimeout closes a connection whose queued answer bytes made no progress for
 	// this long (a client that stopped reading); default 30s.
 	WriteStallTimeout Duration `yaml:"write_stall_timeout" json:"write_stall_timeout"`
