@@ -415,16 +415,12 @@ func (s *mmtpSession) pushHello(ok *codec.Response, r pushResume) (after func())
 	s.mu.Lock()
 	id := s.ident
 	old := s.push
-	s.push = nil
 	s.mu.Unlock()
-	var stream uint32
 	if old != nil {
-		// A second HELLO on the connection: its pushes so far are forgotten (they stay
-		// in the log and go out again); their stream ids are not reused.
+		// A second HELLO on the connection: no new pushes go out on the old push side,
+		// but it stays the session's until the new one binds, so acks that come
+		// meanwhile still count.
 		h.unbind(old)
-		old.mu.Lock()
-		stream = old.stream
-		old.mu.Unlock()
 	}
 	key := id.pushKey()
 	res := h.store.Resume(key, r.epoch, r.seq, r.hasEpoch, 0, time.Now())
@@ -434,10 +430,25 @@ func (s *mmtpSession) pushHello(ok *codec.Response, r pushResume) (after func())
 		ok.Header = append(ok.Header, codec.Field{Key: "push-reset", Value: "1"})
 	}
 	if key.Device == "" {
+		s.mu.Lock()
+		if s.push == old {
+			s.push = nil
+		}
+		s.mu.Unlock()
 		return func() {}
 	}
-	p := &pushState{s: s, id: id, sent: res.After, stream: stream}
+	p := &pushState{s: s, id: id, sent: res.After}
 	return func() {
+		if old != nil {
+			// The new push side resumes as its HELLO asks (what was sent may go out
+			// again: at least once), but takes over the unacknowledged pushes: they
+			// still fill the connection's window of 16 (mmtp.md), their acks still
+			// count, and their stream ids are not reused.
+			old.mu.Lock()
+			p.stream, p.inflight = old.stream, old.inflight
+			old.inflight = nil
+			old.mu.Unlock()
+		}
 		if s.bindPush(p) {
 			h.pump(p)
 		}

@@ -290,6 +290,40 @@ func TestPushWindow(t *testing.T) {
 	}
 }
 
+// TestPushWindowAcrossHellos: a second HELLO on a connection with a full window does not
+// open a second window: at most 16 pushes stay unacknowledged on the connection, and acks
+// of the first HELLO's pushes still free places.
+func TestPushWindowAcrossHellos(t *testing.T) {
+	g := runPushGateway(t, "")
+	for range 40 {
+		mustPublish(t, g, "d", "t", "x")
+	}
+	c := dialPush(t, g)
+	c.hello("shop", "d")
+	first := c.pushesUntilPong()
+	if len(first) != 16 {
+		t.Fatalf("first window: %s", pushSeqs(first))
+	}
+	c.hello("shop", "d")
+	if more := c.pushesUntilPong(); len(more) != 0 {
+		t.Fatalf("second HELLO sent %s with 16 unacknowledged on the connection", pushSeqs(more))
+	}
+	for _, p := range first[:5] {
+		c.ack(p.stream)
+	}
+	more := c.pushesUntilPong()
+	if len(more) != 5 {
+		t.Fatalf("after 5 acks of the first HELLO's pushes: %s, want 5 more", pushSeqs(more))
+	}
+	for _, p := range more {
+		for _, f := range first[5:] {
+			if p.stream == f.stream {
+				t.Fatalf("stream %d reused while still unacknowledged", p.stream)
+			}
+		}
+	}
+}
+
 // TestPushForeignEpochResets: a HELLO naming an epoch this gateway never issued gets
 // push-reset: 1 and what the log holds.
 func TestPushForeignEpochResets(t *testing.T) {
