@@ -297,8 +297,8 @@ func (s *mmtpSession) finish(stream uint32, resp *codec.Response) {
 	}
 }
 
-// goAway sends GOAWAY once, with the highest stream id accepted; the requests in flight
-// are still answered. From then on what the client sends is read and dropped (onData), so
+// goAway sends GOAWAY once, with the highest stream id accepted (0 when every accepted
+// request has been answered); the requests in flight are still answered. From then on what the client sends is read and dropped (onData), so
 // reading resumes if the in-flight cap had paused it.
 func (s *mmtpSession) goAway(reason string) (idle bool) {
 	s.mu.Lock()
@@ -309,6 +309,11 @@ func (s *mmtpSession) goAway(reason string) (idle bool) {
 	s.goingAway = true
 	p := s.push
 	last, idle := s.last, len(s.streams) == 0 && s.answering == 0
+	if idle {
+		// last-stream-id is "the highest request stream id the gateway accepted and will
+		// still answer; 0 if none" (mmtp.md): with every accepted request answered, none.
+		last = 0
+	}
 	resume := s.paused
 	s.paused = false
 	if !idle {

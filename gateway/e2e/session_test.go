@@ -190,6 +190,20 @@ routes:
 			t.Fatalf("stream 1: %d %q, want the sleep answered", st, body)
 		}
 	})
+	t.Run("nothing left to answer", func(t *testing.T) {
+		// "the highest request stream id the gateway accepted and will still answer; 0
+		// if none": stream 5 was accepted and answered, so none.
+		r := dialDoor(t, g.addrs["mobile"])
+		r.send(doorRequest(5, "demo.echo", nil, "x"))
+		if stream, st, _, _ := r.response(5 * time.Second); stream != 5 || st != 200 {
+			t.Fatalf("stream %d status %d, want 5 answered 200", stream, st)
+		}
+		r.send([]byte("XX not mmtp at all......"))
+		f := r.frame(5 * time.Second)
+		if last, err := mmtp.LastStreamID(&f); f.Type != mmtp.TypeGoAway || err != nil || last != 0 {
+			t.Fatalf("got %s last-stream-id %d (%v), want GOAWAY with 0", f.Type, last, err)
+		}
+	})
 	t.Run("stalled frame", func(t *testing.T) {
 		r := dialDoor(t, g.addrs["mframe"])
 		r.send(doorRequest(1, "demo.sleep", nil, "2500 first"))
