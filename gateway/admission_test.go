@@ -292,6 +292,30 @@ func TestAdmissionFairShare(t *testing.T) {
 	}
 }
 
+// TestMalformedBeforeAdmission: a request without operation-type is answered 400 even
+// when admission would refuse it: what is wrong with it is not the gateway's load.
+func TestMalformedBeforeAdmission(t *testing.T) {
+	g := startGateway(t, "{limit: 1}", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, g.Addr("mobile").String(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go c.Call(ctx, "demo.sleep", nil, []byte("500"))
+	for g.adm.inFlight.Load() < 1 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	if r, err := c.Call(ctx, "demo.echo", nil, []byte("x")); err != nil || !overloadReason(r) {
+		t.Fatalf("a well-formed call over the limit: %v %+v, want 503 overloaded", err, r)
+	}
+	r, err := c.Call(ctx, "", nil, []byte("x"))
+	if err != nil || r.Status != 400 || r.Header.Value("error") != codec.ErrBadRequest {
+		t.Fatalf("a call without operation-type over the limit: %v %+v, want 400 bad_request", err, r)
+	}
+}
+
 // TestAdmissionAdaptiveLimit steps the limit the way windows do: it shrinks while the
 // wait for a worker is over the target, grows while the limit binds and nothing waits,
 // holds when the load is under it, and stays within its floor and ceiling.

@@ -201,6 +201,13 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame, rf *refusals) bool {
 		s.answer(f.StreamID, reject)
 		return true
 	}
+	if op, _ := f.Get("operation-type"); len(op) == 0 {
+		// A malformed request is answered as such, also when the gateway is overloaded.
+		s.mu.Unlock()
+		s.answer(f.StreamID, codec.ErrorResponse(http.StatusBadRequest, codec.ErrBadRequest,
+			"header operation-type is required and must not be empty"))
+		return true
+	}
 	g := s.l.g
 	// Admission before work, here on the reactor worker: a refused request costs its
 	// decode and a 503, no task.
@@ -225,12 +232,6 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame, rf *refusals) bool {
 	req := mmtp.ToRequest(f, info)
 	req.Received = time.Now()
 	ensureTraceID(req)
-	if req.Operation == "" {
-		g.adm.done()
-		s.finish(req.StreamID, codec.ErrorResponse(http.StatusBadRequest, codec.ErrBadRequest,
-			"header operation-type is required and must not be empty"))
-		return !full
-	}
 	answer := func(resp *codec.Response) { s.finish(req.StreamID, resp) }
 	g.callAPI(req, answer, nil)
 	return !full
