@@ -89,7 +89,8 @@ func AppendPing(dst []byte, payload []byte) []byte {
 	return w.finish(payload)
 }
 
-// AppendPong appends the PONG answering a PING with this payload, cut to 8 bytes.
+// AppendPong appends the PONG answering a PING with this payload (at most 8 bytes, as
+// the PING's was).
 func AppendPong(dst []byte, payload []byte) []byte {
 	w := beginFrame(dst, TypePong, 0, 0, 0, 0)
 	return w.finish(payload)
@@ -203,7 +204,7 @@ func (w *frameWriter) end() bool {
 }
 
 func (w *frameWriter) finish(body []byte) []byte {
-	if (w.typ == TypePing || w.typ == TypePong) && len(body) > MaxPingBody {
+	if w.typ == TypePing && len(body) > MaxPingBody {
 		body = body[:MaxPingBody]
 	}
 	if uint64(len(body)) > math.MaxUint32 {

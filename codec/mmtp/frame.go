@@ -17,7 +17,7 @@ const (
 	// FlagGzip marks a gzip-compressed body; it is the only flag bit defined.
 	FlagGzip uint8 = 0x01
 
-	// MaxPingBody is the largest PING/PONG body a peer may send.
+	// MaxPingBody is the largest PING body a peer may send (a PONG echoes one).
 	MaxPingBody = 8
 	// MaxKeyLen and MaxValueLen are wire-format bounds of one header entry.
 	MaxKeyLen   = 255

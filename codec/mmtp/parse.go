@@ -35,7 +35,7 @@ func FrameLen(b []byte, lim *Limits) (int, error) {
 		// an error (mmtp.md, Push delivery): stream 0 is such an ack.
 		return 0, protoErr(8, FieldStreamID, t.String()+" must carry a non-zero stream_id")
 	}
-	if (t == TypePing || t == TypePong) && bl > MaxPingBody {
+	if t == TypePing && bl > MaxPingBody { // mmtp.md bounds a PING's body, not a PONG's
 		return 0, protoErr(12, FieldBodyLen, t.String()+" body of "+strconv.FormatUint(bl, 10)+" bytes exceeds 8")
 	}
 	if bl > uint64(l.MaxBodyBytes) {

@@ -2,6 +2,7 @@ package mmtp
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -99,5 +100,34 @@ func TestToRequest(t *testing.T) {
 	if r.Operation != "alipay.trade.pay" || r.StreamID != 9 || !r.Gzip || string(r.Body) != "body" ||
 		r.App() != "wallet" || r.Device() != "d1" || r.Protocol != codec.MMTP || r.Conn.Listener != "m" {
 		t.Fatalf("request %+v", r)
+	}
+}
+
+// TestParseStreamAndPingRules: the rules mmtp.md states and no more: a PING body over 8
+// bytes and HELLO/REQUEST on stream 0 are protocol errors; a PONG's body is bounded only
+// by the frame limits, and a PUSH_ACK on stream 0 (it names no push) parses.
+func TestParseStreamAndPingRules(t *testing.T) {
+	lim := Limits{MaxHeaderBytes: 16 << 10, MaxBodyBytes: 4 << 20, MaxEntries: 64}
+	raw := func(typ Type, stream uint32, body []byte) []byte {
+		b := []byte{'M', 'M', 1, byte(typ), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(b[8:], stream)
+		binary.BigEndian.PutUint32(b[12:], uint32(len(body)))
+		return append(b, body...)
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"PING 9 bytes", raw(TypePing, 0, []byte("123456789")), false},
+		{"PONG 9 bytes", raw(TypePong, 0, []byte("123456789")), true},
+		{"PUSH_ACK stream 0", raw(TypePushAck, 0, nil), true},
+		{"REQUEST stream 0", raw(TypeRequest, 0, nil), false},
+		{"HELLO stream 0", raw(TypeHello, 0, nil), false},
+	} {
+		_, _, err := Parse(tc.b, &lim)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want ok=%v", tc.name, err, tc.ok)
+		}
 	}
 }
