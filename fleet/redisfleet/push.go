@@ -25,7 +25,7 @@ import (
 // Keys, under prefix P: P+"push:base" (the fleet's base epoch, made once, new after Redis
 // lost its data), P+"push:stats" (fleet-wide counters), P+"push:active" (devices whose
 // log is not empty, for Sweep), and per device id (len(app):app:device) P+"push:d:"+id
-// (gen, last, acked, bytes), P+"push:e:"+id (the entries' fields) and P+"push:z:"+id (the
+// (gen, last, acked, lost, bytes), P+"push:e:"+id (the entries' fields) and P+"push:z:"+id (the
 // seqs, in order).
 //
 // push.Store's methods other than Append return no error: when Redis fails, Ack reports
@@ -168,7 +168,9 @@ redis.call('HINCRBY', D, 'bytes', size)
 redis.call('HINCRBY', S, 'pending', 1)
 local ev = 0
 while redis.call('ZCARD', Z) > tonumber(ARGV[7]) or num(D, 'bytes') > tonumber(ARGV[8]) do
-  remove(redis.call('ZRANGE', Z, 0, 0)[1])
+  local oldest = redis.call('ZRANGE', Z, 0, 0)[1]
+  remove(oldest)
+  redis.call('HSET', D, 'lost', oldest)
   ev = ev + 1
 end
 local gen = num(D, 'gen')
@@ -239,13 +241,13 @@ if redis.call('EXISTS', D) == 0 then
   return {0, 0, reset, 0}
 end
 dropExpired()
-local gen, last, acked = num(D, 'gen'), num(D, 'last'), num(D, 'acked')
+local gen, last, acked, lost = num(D, 'gen'), num(D, 'last'), num(D, 'acked'), num(D, 'lost')
 local ep = base
 if gen ~= 0 then ep = base .. '.' .. gen end
 local after, reset = 0, 0
 if ARGV[6] == '1' then
   local seq = tonumber(ARGV[5])
-  if ARGV[4] == ep and seq >= acked and seq <= last then
+  if ARGV[4] == ep and seq >= acked and seq >= lost and seq <= last then
     after = seq
     for _, old in ipairs(redis.call('ZRANGEBYSCORE', Z, '-inf', ARGV[5])) do
       remove(old)
