@@ -71,17 +71,23 @@ func ResponseKeepAlive(minor, status int, contentLength int64, keepAlive bool) b
 // AppendResponse appends a whole response with r.Body as its body (Content-Length
 // framing). When r.Gzip is set and r.Header has no Content-Encoding, it adds
 // Content-Encoding: gzip. For a 1xx, 204 or 304 status the body is not written. For an
-// answer to HEAD, write AppendResponseHead with len(r.Body) and no body instead.
+// answer to HEAD, use AppendResponseHeadOnly.
 func AppendResponse(dst []byte, minor int, r *codec.Response, keepAlive bool) []byte {
-	hdr := r.Header
+	dst = AppendResponseHeadOnly(dst, minor, r, keepAlive)
+	return appendBody(dst, r)
+}
+
+// AppendResponseHeadOnly appends what AppendResponse would, without the body: the answer
+// to a HEAD request. Content-Length stays the length of r.Body, the one a GET would have
+// had (RFC 9110 9.3.2); sending the body would be read as the start of the next response
+// on the connection (RFC 9112 6.3).
+func AppendResponseHeadOnly(dst []byte, minor int, r *codec.Response, keepAlive bool) []byte {
 	if r.Gzip {
-		if _, ok := hdr.Get("content-encoding"); !ok {
-			dst = appendHeadWithGzip(dst, minor, r, keepAlive)
-			return appendBody(dst, r)
+		if _, ok := r.Header.Get("content-encoding"); !ok {
+			return appendHeadWithGzip(dst, minor, r, keepAlive)
 		}
 	}
-	dst = AppendResponseHead(dst, minor, r.Status, hdr, int64(len(r.Body)), keepAlive)
-	return appendBody(dst, r)
+	return AppendResponseHead(dst, minor, r.Status, r.Header, int64(len(r.Body)), keepAlive)
 }
 
 func appendHeadWithGzip(dst []byte, minor int, r *codec.Response, keepAlive bool) []byte {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -123,6 +124,23 @@ func TestStatusText(t *testing.T) {
 	for _, c := range []int{100, 200, 204, 301, 400, 404, 413, 431, 500, 501, 502, 503, 504, 505} {
 		if StatusText(c) == "" {
 			t.Errorf("StatusText(%d) empty", c)
+		}
+	}
+}
+
+// The answer to HEAD is AppendResponse's head without the body, Content-Length included.
+func TestAppendResponseHeadOnly(t *testing.T) {
+	for _, r := range []*codec.Response{
+		{Status: 404, Header: codec.Header{{Key: "content-type", Value: "application/json"}}, Body: []byte(`{"error":"x"}`)},
+		{Status: 200, Body: []byte("zipped"), Gzip: true},
+	} {
+		whole := string(AppendResponse(nil, 1, r, true))
+		got := string(AppendResponseHeadOnly(nil, 1, r, true))
+		if want := strings.TrimSuffix(whole, string(r.Body)); got != want || got == whole {
+			t.Errorf("head only\n%q\nwant\n%q", got, want)
+		}
+		if !strings.Contains(got, "Content-Length: "+strconv.Itoa(len(r.Body))+"\r\n") {
+			t.Errorf("head only %q lost the Content-Length %d", got, len(r.Body))
 		}
 	}
 }

@@ -1,0 +1,65 @@
+package e2e
+
+// RFC 9110/9112 conformance of the HTTP listener seen from outside, against the real
+// `mgw serve` and `mgw backend`: what the gateway writes itself as well as what it
+// forwards.
+
+import (
+	"fmt"
+	"io"
+	"testing"
+	"time"
+)
+
+// pathOnlyConfig routes /p to the backend and nothing else, so other paths are the
+// gateway's own 404.
+func pathOnlyConfig(backendAddr string) string {
+	return fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - {name: web, listen: 127.0.0.1:0, protocol: http1}
+clusters:
+  - {name: demo, hosts: [%q], timeout: 20s}
+routes:
+  - {api: "demo.*", split: {demo: 100}}
+  - {path: /p, split: {demo: 100}}
+`, backendAddr)
+}
+
+// The gateway's own answers to HEAD (no route, an API call's error, a refused request)
+// keep the Content-Length a GET would get and carry no body: one would be read as the
+// start of the next response on the connection (RFC 9110 9.3.2, RFC 9112 6.3).
+func TestHeadAnswersFromTheGatewayHaveNoBody(t *testing.T) {
+	_, baddr := backend(t, "b1")
+	g := serve(t, pathOnlyConfig(baddr))
+	web := g.addrs["web"]
+
+	r := dialDoor(t, web)
+	r.send([]byte("HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"HEAD /p/x HTTP/1.1\r\nHost: x\r\nOperation-Type: nope.op\r\n\r\n" +
+		"GET /p/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+	resp, body := r.httpResponse(10*time.Second, "HEAD")
+	if resp.StatusCode != 404 || resp.ContentLength <= 0 || body != "" {
+		t.Fatalf("HEAD /nope: %d Content-Length %d body %q; want 404 with the GET's length", resp.StatusCode, resp.ContentLength, body)
+	}
+	resp, body = r.httpResponse(10*time.Second, "HEAD")
+	if resp.StatusCode != 404 || resp.ContentLength <= 0 || body != "" {
+		t.Fatalf("HEAD API call to nope.op: %d Content-Length %d body %q", resp.StatusCode, resp.ContentLength, body)
+	}
+	resp, body = r.httpResponse(10*time.Second, "GET")
+	if resp.StatusCode != 200 || describedBody(t, body).Path != "/p/x" {
+		t.Fatalf("GET after the HEADs: %d %q", resp.StatusCode, body)
+	}
+
+	// A HEAD the codec refuses: the 400 and the close, nothing after the head.
+	r = dialDoor(t, web)
+	r.send([]byte("HEAD /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"))
+	resp, _ = r.httpResponse(10*time.Second, "HEAD")
+	if resp.StatusCode != 400 || resp.ContentLength <= 0 {
+		t.Fatalf("refused HEAD: %d Content-Length %d", resp.StatusCode, resp.ContentLength)
+	}
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if rest, err := io.ReadAll(r.br); len(rest) > 0 || (err != nil && !doorClosed(err)) {
+		t.Fatalf("after the refused HEAD's head: %q, %v; want the close and nothing else", rest, err)
+	}
+}
