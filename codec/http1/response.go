@@ -2,6 +2,7 @@ package http1
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/mgw-project/mgw/codec"
 )
@@ -14,7 +15,8 @@ import (
 // (Content-Length, Transfer-Encoding, Connection and the other hop-by-hop fields) are
 // skipped because this function writes its own, and a field whose name is not a token or
 // whose value holds CR, LF or another control byte is skipped so no header can split the
-// response.
+// response. A final response gets a Date field (RFC 9110 6.6.1: an origin server with a
+// clock must send one) unless hdr has one, as a backend's answer passed on does.
 //
 // contentLength >= 0 writes Content-Length. contentLength < 0 means the length is unknown:
 // for HTTP/1.1 the body must follow as AppendChunk pieces and AppendLastChunk; for
@@ -29,13 +31,20 @@ func AppendResponseHead(dst []byte, minor, status int, hdr codec.Header, content
 	dst = append(dst, ' ')
 	dst = append(dst, StatusText(status)...)
 	dst = append(dst, "\r\n"...)
+	dated := status < 200 // 1xx may omit it
 	for _, f := range hdr {
 		if !writableField(f) {
 			continue
 		}
+		dated = dated || equalFoldASCII(f.Key, "date")
 		dst = appendCanonical(dst, f.Key)
 		dst = append(dst, ": "...)
 		dst = append(dst, f.Value...)
+		dst = append(dst, "\r\n"...)
+	}
+	if !dated {
+		dst = append(dst, "Date: "...)
+		dst = time.Now().UTC().AppendFormat(dst, imfFixdate)
 		dst = append(dst, "\r\n"...)
 	}
 	if bodyAllowed(status) {
@@ -56,6 +65,9 @@ func AppendResponseHead(dst []byte, minor, status int, hdr codec.Header, content
 	}
 	return append(dst, "\r\n"...)
 }
+
+// imfFixdate is the HTTP date format (RFC 9110 5.6.7), net/http's TimeFormat.
+const imfFixdate = "Mon, 02 Jan 2006 15:04:05 GMT"
 
 // ResponseKeepAlive reports whether the connection may carry another request after a
 // response written by AppendResponseHead with these arguments: keepAlive, unless the

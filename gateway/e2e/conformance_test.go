@@ -7,6 +7,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -61,5 +62,28 @@ func TestHeadAnswersFromTheGatewayHaveNoBody(t *testing.T) {
 	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if rest, err := io.ReadAll(r.br); len(rest) > 0 || (err != nil && !doorClosed(err)) {
 		t.Fatalf("after the refused HEAD's head: %q, %v; want the close and nothing else", rest, err)
+	}
+}
+
+// Every response carries one Date (RFC 9110 6.6.1): the gateway's own answers, API
+// answers and proxied ones, whose backend's Date is kept rather than doubled.
+func TestResponsesCarryDate(t *testing.T) {
+	_, baddr := backend(t, "b1")
+	g := serve(t, pathOnlyConfig(baddr))
+
+	r := dialDoor(t, g.addrs["web"])
+	r.send([]byte("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"POST /api/demo.echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi" +
+		"GET /p/x HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"GET /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"))
+	for _, want := range []int{404, 200, 200, 400} {
+		resp, _ := r.httpResponse(10*time.Second, "GET")
+		d := resp.Header.Values("Date")
+		if resp.StatusCode != want || len(d) != 1 {
+			t.Fatalf("got %d with Date %q; want %d with one Date", resp.StatusCode, d, want)
+		}
+		if at, err := http.ParseTime(d[0]); err != nil || time.Since(at) > time.Minute || time.Since(at) < -time.Minute {
+			t.Errorf("%d: Date %q is not now (%v)", want, d[0], err)
+		}
 	}
 }
