@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,5 +86,32 @@ func TestResponsesCarryDate(t *testing.T) {
 		if at, err := http.ParseTime(d[0]); err != nil || time.Since(at) > time.Minute || time.Since(at) < -time.Minute {
 			t.Errorf("%d: Date %q is not now (%v)", want, d[0], err)
 		}
+	}
+}
+
+// refusals are requests the listener must answer with an error and a close.
+var refusals = []struct {
+	req    string
+	status int
+	reason string
+}{
+	// RFC 9112 6.3 rule 4: no final chunked, no knowable body length.
+	{"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400, "not chunked"},
+	{"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\nhello", 400, "not chunked"},
+	{"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "gzip"},
+}
+
+func TestRequestRefusals(t *testing.T) {
+	_, baddr := backend(t, "b1")
+	g := serve(t, pathOnlyConfig(baddr))
+	for _, tc := range refusals {
+		r := dialDoor(t, g.addrs["web"])
+		r.send([]byte(tc.req))
+		resp, body := r.httpResponse(10*time.Second, "")
+		if resp.StatusCode != tc.status || !strings.Contains(body, tc.reason) || !resp.Close {
+			t.Errorf("%q: %d %q close=%v; want %d naming %q, then close", tc.req, resp.StatusCode, body, resp.Close, tc.status, tc.reason)
+			continue
+		}
+		r.closed(5 * time.Second)
 	}
 }
