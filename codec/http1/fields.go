@@ -20,6 +20,11 @@ func (st *fieldState) apply(h *RequestHead, key, value string, lim *Limits) erro
 		if st.hosts > 1 {
 			return errf(400, "multiple Host fields")
 		}
+		if value == "" {
+			// An http URI has a non-empty host (RFC 9110 4.2.1), so its Host field can
+			// have no empty value (RFC 9110 7.2): nothing to route or forward on.
+			return errf(400, "empty Host field")
+		}
 		if !validHost(value) {
 			return errf(400, "invalid Host %q", clipS(value))
 		}

@@ -74,7 +74,6 @@ func TestParseHeadSemantics(t *testing.T) {
 		{"expect ignored in 1.0", "PUT / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", -1, false, false, false, ""},
 		{"identical CL list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7, 7\r\n\r\n", 7, false, true, false, "a"},
 		{"identical CL fields", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\ncontent-length: 007\r\n\r\n", 7, false, true, false, "a"},
-		{"empty host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", -1, false, true, false, ""},
 		{"absolute-form wins over Host", "GET http://b.example:80/x HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "b.example:80"},
 		{"options asterisk", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
 		{"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
@@ -129,6 +128,9 @@ func TestParseHeadRejects(t *testing.T) {
 		{"TE empty element", ok + "Transfer-Encoding: ,chunked\r\n\r\n", 400, "empty element"},
 		{"TE params", ok + "Transfer-Encoding: chunked;q=1\r\n\r\n", 400, "parameters"},
 		{"TE vertical tab", ok + "Transfer-Encoding: \vchunked\r\n\r\n", 400, `'\v'`},
+		{"empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 400, "empty Host"},
+		{"blank Host", "GET / HTTP/1.1\r\nHost:  \t \r\n\r\n", 400, "empty Host"},
+		{"empty Host 1.0", "GET / HTTP/1.0\r\nHost:\r\n\r\n", 400, "empty Host"},
 		{"TE in 1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0"},
 		// field syntax
 		{"obs-fold", ok + "X-A: 1\r\n  2\r\n\r\n", 400, "obsolete line folding"},

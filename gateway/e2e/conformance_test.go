@@ -99,6 +99,8 @@ var refusals = []struct {
 	{"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400, "not chunked"},
 	{"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\nhello", 400, "not chunked"},
 	{"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "gzip"},
+	// RFC 9110 4.2.1, 7.2: an http URI's host is never empty.
+	{"GET /p HTTP/1.1\r\nHost:\r\n\r\n", 400, "empty Host"},
 }
 
 func TestRequestRefusals(t *testing.T) {
