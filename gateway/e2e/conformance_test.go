@@ -5,6 +5,7 @@ package e2e
 // forwards.
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -115,5 +116,29 @@ func TestRequestRefusals(t *testing.T) {
 			continue
 		}
 		r.closed(5 * time.Second)
+	}
+}
+
+// A forwarded request carries Via with the gateway's entry after the client's (RFC 9110
+// 7.6.3), as the backend sees it.
+func TestProxiedRequestCarriesVia(t *testing.T) {
+	_, baddr := backend(t, "b1")
+	g := serve(t, pathOnlyConfig(baddr))
+	r := dialDoor(t, g.addrs["web"])
+	for _, tc := range []struct{ sent, want string }{
+		{"", "1.1 mgw"},
+		{"Via: 1.0 fred\r\nVia: 1.1 p.example\r\n", "1.0 fred, 1.1 p.example, 1.1 mgw"},
+	} {
+		r.send([]byte("GET /p/via HTTP/1.1\r\nHost: x\r\n" + tc.sent + "\r\n"))
+		resp, body := r.httpResponse(10*time.Second, "GET")
+		var d struct {
+			Headers map[string][]string `json:"headers"`
+		}
+		if err := json.Unmarshal([]byte(body), &d); resp.StatusCode != 200 || err != nil {
+			t.Fatalf("GET /p/via: %d %q %v", resp.StatusCode, body, err)
+		}
+		if got := d.Headers["Via"]; len(got) != 1 || got[0] != tc.want {
+			t.Errorf("sent %q: backend saw Via %q, want %q", tc.sent, got, tc.want)
+		}
 	}
 }
