@@ -78,6 +78,8 @@ func TestParseHeadSemantics(t *testing.T) {
 		{"options asterisk", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
 		{"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
 		{"percent-encoded target", "GET /a%2Fb%41?q=%7e HTTP/1.1\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
+		{"version 1.2 is 1.1", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", -1, false, true, false, "a"},
+		{"version 1.9 is 1.1", "GET / HTTP/1.9\r\nHost: a\r\nConnection: close\r\n\r\n", -1, false, false, false, "a"},
 		{"ipv6 host", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", -1, false, true, false, "[::1]:8080"},
 	}
 	for _, tt := range tests {
@@ -174,7 +176,7 @@ func TestParseHeadRejects(t *testing.T) {
 		{"userinfo", "GET http://u@h/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "invalid authority"},
 		{"trailing space", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400, "malformed HTTP version"},
 		{"lowercase version", "GET / http/1.1\r\nHost: a\r\n\r\n", 400, "malformed HTTP version"},
-		{"version 1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505, `"HTTP/1.2" not supported`},
+		{"version 1.10", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400, "malformed HTTP version"},
 		{"version 2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505, "not supported"},
 		{"version 0.9", "GET / HTTP/0.9\r\n\r\n", 505, "not supported"},
 		{"version 1.10", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400, "malformed"},

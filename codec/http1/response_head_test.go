@@ -41,6 +41,7 @@ func TestParseResponseHead(t *testing.T) {
 		{"1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\nx", "GET", 200, "x", true, false, 1},
 		{"close", "HTTP/1.1 200 OK\r\nConnection: x-a, close\r\nContent-Length: 1\r\n\r\nx", "GET", 200, "x", false, false, 1},
 		{"TE and CL", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n", "GET", 200, "z", false, false, -1},
+		{"1.2 read as 1.1", "HTTP/1.2 200 OK\r\nContent-Length: 1\r\n\r\nx", "GET", 200, "x", true, false, 1},
 		{"same length twice", "HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\nx", "GET", 200, "x", true, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

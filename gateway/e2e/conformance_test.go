@@ -5,9 +5,11 @@ package e2e
 // forwards.
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -139,6 +141,70 @@ func TestProxiedRequestCarriesVia(t *testing.T) {
 		}
 		if got := d.Headers["Via"]; len(got) != 1 || got[0] != tc.want {
 			t.Errorf("sent %q: backend saw Via %q, want %q", tc.sent, got, tc.want)
+		}
+	}
+}
+
+// rawBackend answers every request on every connection with answer, whatever it asked:
+// a backend speaking what `mgw backend` (net/http) never would.
+func rawBackend(t *testing.T, answer string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if _, err := io.WriteString(c, answer); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A higher HTTP/1.x minor version is served as HTTP/1.1 (RFC 9110 2.5, 6.2), from a
+// client and from a backend; another major is 505, and HTTP/1.10 is no version at all.
+func TestHigherMinorVersionIsHTTP11(t *testing.T) {
+	baddr := rawBackend(t, "HTTP/1.2 200 OK\r\nX-A: a\r\nContent-Length: 2\r\n\r\nok")
+	g := serve(t, pathOnlyConfig(baddr))
+	r := dialDoor(t, g.addrs["web"])
+	r.send([]byte("GET /p/x HTTP/1.2\r\nHost: x\r\n\r\nGET /p/y HTTP/1.9\r\nHost: x\r\n\r\n"))
+	for range 2 {
+		resp, body := r.httpResponse(10*time.Second, "GET")
+		if resp.StatusCode != 200 || resp.Proto != "HTTP/1.1" || resp.Close || body != "ok" || resp.Header.Get("X-A") != "a" {
+			t.Fatalf("got %s %d close=%v X-A=%q %q; want the backend's 200 on a kept HTTP/1.1 connection",
+				resp.Proto, resp.StatusCode, resp.Close, resp.Header.Get("X-A"), body)
+		}
+	}
+	for _, tc := range []struct {
+		req    string
+		status int
+	}{
+		{"GET /p HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+		{"GET /p HTTP/0.9\r\nHost: x\r\n\r\n", 505},
+		{"GET /p HTTP/1.10\r\nHost: x\r\n\r\n", 400},
+	} {
+		r := dialDoor(t, g.addrs["web"])
+		r.send([]byte(tc.req))
+		if resp, body := r.httpResponse(10*time.Second, "GET"); resp.StatusCode != tc.status || !resp.Close {
+			t.Errorf("%q: %d %q close=%v; want %d and close", tc.req, resp.StatusCode, body, resp.Close, tc.status)
 		}
 	}
 }
