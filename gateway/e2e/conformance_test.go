@@ -208,3 +208,32 @@ func TestHigherMinorVersionIsHTTP11(t *testing.T) {
 		}
 	}
 }
+
+// A backend field with whitespace before its colon is forwarded without it (RFC 9112 5.1:
+// a proxy must remove it), not turned into a 502.
+func TestBackendFieldNameWhitespaceRemoved(t *testing.T) {
+	baddr := rawBackend(t, "HTTP/1.1 200 OK\r\nX-A : a\r\nX-B\t: b\r\nContent-Length : 2\r\n\r\nok")
+	g := serve(t, pathOnlyConfig(baddr))
+	r := dialDoor(t, g.addrs["web"])
+	r.send([]byte("GET /p/x HTTP/1.1\r\nHost: x\r\n\r\n"))
+	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var head []string
+	for {
+		line, err := r.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the head: %v (so far %q)", err, head)
+		}
+		if line == "\r\n" {
+			break
+		}
+		head = append(head, line)
+	}
+	got := strings.Join(head, "")
+	if !strings.HasPrefix(got, "HTTP/1.1 200 ") || !strings.Contains(got, "\r\nX-A: a\r\n") || !strings.Contains(got, "\r\nX-B: b\r\n") ||
+		!strings.Contains(got, "\r\nContent-Length: 2\r\n") || strings.Contains(got, " :") || strings.Contains(got, "\t:") {
+		t.Fatalf("forwarded head %q; want the 200 with X-A: a, X-B: b, Content-Length: 2", got)
+	}
+	if body := make([]byte, 2); func() error { _, err := io.ReadFull(r.br, body); return err }() != nil || string(body) != "ok" {
+		t.Fatalf("body %q", body)
+	}
+}
