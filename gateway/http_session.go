@@ -154,7 +154,7 @@ func (s *httpSession) onData(data []byte) (int, error) {
 		case st == httpHead:
 			n, err := http1.ParseHead(data[off:], &s.l.httpLimits, &s.ex.head)
 			if err != nil {
-				s.reject(err)
+				s.rejectReq(s.ex, err)
 				return len(data), nil
 			}
 			if n == 0 {
@@ -165,7 +165,7 @@ func (s *httpSession) onData(data []byte) (int, error) {
 			// Once begun, the request may be answered and its exchange recycled at any
 			// moment: the loop looks at the state again, never at ex.
 			if err := s.begin(s.ex); err != nil {
-				s.reject(err)
+				s.rejectReq(s.ex, err)
 				return len(data), nil
 			}
 		default: // the body
@@ -196,7 +196,7 @@ func (s *httpSession) readBody(st httpState, b []byte) (int, bool) {
 		if st == httpLinger {
 			s.c.CloseWithReason(netpoll.ReasonHandler) // no 400 behind the answer
 		} else {
-			s.reject(err)
+			s.rejectReq(ex, err)
 		}
 		return len(b), false
 	}
@@ -309,7 +309,8 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 	ex.api.buf = nil // the request owns it now
 	minor, keep := ex.head.Minor, ex.head.KeepAlive
 	g := s.l.g
-	answer := func(resp *codec.Response) { s.writeWhole(minor, resp, keep) }
+	head := ex.head.Method == http.MethodHead
+	answer := func(resp *codec.Response) { s.writeWhole(minor, resp, keep, head) }
 	// Admission before work, on the reactor worker; requests on one connection are
 	// served one at a time, so it holds none when this one comes.
 	if r := g.adm.admit(0); r != admitted {
@@ -344,7 +345,7 @@ func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
 			s.c.CloseWithReason(netpoll.ReasonHandler)
 			return
 		}
-		s.writeWhole(minor, resp, keep)
+		s.writeWhole(minor, resp, keep, head)
 	}
 	if r := g.adm.admit(0); r != admitted {
 		answer(g.adm.answers[r])
@@ -366,9 +367,14 @@ func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
 var errAnswered = errors.New("answered before the request body was read")
 
 // writeWhole writes a complete response and readies the connection for the next request.
-func (s *httpSession) writeWhole(minor int, resp *codec.Response, keep bool) {
+// The answer to HEAD (head) is the head alone: a body would be read as the next response.
+func (s *httpSession) writeWhole(minor int, resp *codec.Response, keep, head bool) {
 	b := bytebufferpool.Get()
-	b.B = http1.AppendResponse(b.B[:0], minor, resp, keep && s.keepOpen())
+	if head {
+		b.B = http1.AppendResponseHeadOnly(b.B[:0], minor, resp, keep && s.keepOpen())
+	} else {
+		b.B = http1.AppendResponse(b.B[:0], minor, resp, keep && s.keepOpen())
+	}
 	s.c.Write(b.B)
 	bytebufferpool.Put(b)
 	s.next(keep)
@@ -472,8 +478,17 @@ func (s *httpSession) next(keep bool) {
 // error the next request's first byte is unknowable.
 func (s *httpSession) reject(err error) { s.rejectWith(err, netpoll.ReasonHandler) }
 
+// rejectReq is reject for a request whose head (or at least request line) ex holds: the
+// refusal of a HEAD request carries no body (RFC 9110 9.3.2). Only for the goroutine that
+// parses into ex, or once its head is complete.
+func (s *httpSession) rejectReq(ex *httpExchange, err error) {
+	s.rejectAs(err, netpoll.ReasonHandler, ex != nil && ex.head.Method == http.MethodHead)
+}
+
 // rejectWith is reject closing with the given reason.
-func (s *httpSession) rejectWith(err error, why netpoll.CloseReason) {
+func (s *httpSession) rejectWith(err error, why netpoll.CloseReason) { s.rejectAs(err, why, false) }
+
+func (s *httpSession) rejectAs(err error, why netpoll.CloseReason, head bool) {
 	status, reason := http.StatusBadRequest, err.Error()
 	if he := http1.AsError(err); he != nil {
 		status, reason = he.Status, he.Reason
@@ -485,7 +500,11 @@ func (s *httpSession) rejectWith(err error, why netpoll.CloseReason) {
 	}
 	s.l.g.m.protocolError(s.l.cfg.Name, "http_"+itoa(status))
 	b := bytebufferpool.Get()
-	b.B = http1.AppendResponse(b.B[:0], 1, codec.ErrorResponse(status, code, reason), false)
+	if head {
+		b.B = http1.AppendResponseHeadOnly(b.B[:0], 1, codec.ErrorResponse(status, code, reason), false)
+	} else {
+		b.B = http1.AppendResponse(b.B[:0], 1, codec.ErrorResponse(status, code, reason), false)
+	}
 	s.c.Write(b.B)
 	bytebufferpool.Put(b)
 	s.c.CloseAfterFlush(why)
@@ -569,8 +588,8 @@ func (s *httpSession) bodyLate(ex *httpExchange) {
 	s.l.g.log.Debug("request body not in by body_timeout", "listener", s.l.cfg.Name,
 		"body_timeout", s.l.cfg.BodyTimeout.D().String(), "api", ex.isAPI())
 	if ex.isAPI() {
-		s.rejectWith(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request body not completed within body_timeout"},
-			netpoll.ReasonTimeout)
+		s.rejectAs(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request body not completed within body_timeout"},
+			netpoll.ReasonTimeout, ex.head.Method == http.MethodHead)
 		return
 	}
 	s.l.g.m.protocolError(s.l.cfg.Name, "http_body_timeout")

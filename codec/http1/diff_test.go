@@ -23,7 +23,7 @@ import (
 //   - request-target bytes: control bytes, non-ASCII, '#', malformed percent-encoding,
 //     and the target forms of RFC 9112 3.2 (a relative target, "*" with a method other
 //     than OPTIONS, CONNECT without host:port);
-//   - HTTP versions other than 1.0 and 1.1 (505), which it parses generically;
+//   - HTTP versions with a major other than 1 (505), which it parses generically;
 //   - missing or repeated Host in HTTP/1.1, and Host values that are not RFC 3986
 //     host[:port] (net/http checks these in its server, not in ReadRequest);
 //   - Transfer-Encoding in an HTTP/1.0 request (it ignores the field there, we refuse the

@@ -46,7 +46,10 @@ func (c *conn) onData(data []byte, lim *http1.Limits) (consumed int, out []byte,
 		}
 		c.inBody = false
 		req := http1.ToRequest(&c.head, c.buf, codec.ConnInfo{Listener: "web"})
-		resp := &codec.Response{Status: 200, Body: []byte(req.Operation)}
+		// Without a Date field AppendResponse adds one with the current time; a fixed
+		// one keeps this example's output stable.
+		resp := &codec.Response{Status: 200, Body: []byte(req.Operation),
+			Header: codec.Header{{Key: "date", Value: "Mon, 07 Dec 2026 00:00:00 GMT"}}}
 		out = http1.AppendResponse(out, req.Minor, resp, c.head.KeepAlive)
 	}
 }
@@ -69,8 +72,8 @@ func Example() {
 	fmt.Println(e.Status, e.Reason)
 	// Output:
 	// consumed 136 of 136, err <nil>
-	// "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nuser.get"
+	// "HTTP/1.1 200 OK\r\nDate: Mon, 07 Dec 2026 00:00:00 GMT\r\nContent-Length: 8\r\n\r\nuser.get"
 	// consumed 5, err <nil>
-	// "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nuser.set"
+	// "HTTP/1.1 200 OK\r\nDate: Mon, 07 Dec 2026 00:00:00 GMT\r\nContent-Length: 8\r\n\r\nuser.set"
 	// 400 both Content-Length and Transfer-Encoding present
 }

@@ -20,6 +20,11 @@ func (st *fieldState) apply(h *RequestHead, key, value string, lim *Limits) erro
 		if st.hosts > 1 {
 			return errf(400, "multiple Host fields")
 		}
+		if value == "" {
+			// An http URI has a non-empty host (RFC 9110 4.2.1), so its Host field can
+			// have no empty value (RFC 9110 7.2): nothing to route or forward on.
+			return errf(400, "empty Host field")
+		}
 		if !validHost(value) {
 			return errf(400, "invalid Host %q", clipS(value))
 		}
@@ -60,12 +65,20 @@ func (st *fieldState) apply(h *RequestHead, key, value string, lim *Limits) erro
 	return nil
 }
 
-// transferEncoding accepts exactly one coding in total, "chunked". Anything we cannot
-// decode is 501 (RFC 9112 6.1); chunked twice, or a chunked with parameters, is 400.
+// transferEncoding accepts exactly one coding in total, "chunked". A list whose final
+// coding is not chunked leaves the body's length unknowable: 400 and close (RFC 9112 6.3
+// rule 4), checked first so "chunked, gzip" and "identity" are that, not 501. Otherwise
+// a coding we cannot decode is 501 (RFC 9112 6.1); chunked twice, or a chunked with
+// parameters, is 400.
 func (st *fieldState) transferEncoding(h *RequestHead, value string) error {
 	st.teSeen = true
 	if value == "" {
 		return errf(400, "empty Transfer-Encoding")
+	}
+	final := value[strings.LastIndexByte(value, ',')+1:]
+	final, _, _ = strings.Cut(final, ";")
+	if final = trimOWSString(final); final != "" && !equalFoldASCII(final, "chunked") {
+		return errf(400, "final transfer-coding %q is not chunked", clipS(final))
 	}
 	for more := true; more; {
 		var coding string

@@ -253,11 +253,14 @@ func parseRequestLine(line []byte) (method, target []byte, minor int, err error)
 	return method, target, minor, err
 }
 
+// parseVersion returns the minor version of an HTTP/1.x version, read as 1 for 1.2 to 1.9:
+// a higher minor version is compatible with the one we implement and is served as it
+// (RFC 9110 2.5, 6.2). Other majors are 505.
 func parseVersion(v []byte) (int, error) {
 	if len(v) == 8 && string(v[:5]) == "HTTP/" && v[6] == '.' &&
 		'0' <= v[5] && v[5] <= '9' && '0' <= v[7] && v[7] <= '9' {
-		if v[5] == '1' && (v[7] == '0' || v[7] == '1') {
-			return int(v[7] - '0'), nil
+		if v[5] == '1' {
+			return min(int(v[7]-'0'), 1), nil
 		}
 		return 0, errf(505, "HTTP version %q not supported", clip(v))
 	}

@@ -2,6 +2,7 @@ package http1
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/mgw-project/mgw/codec"
 )
@@ -14,7 +15,8 @@ import (
 // (Content-Length, Transfer-Encoding, Connection and the other hop-by-hop fields) are
 // skipped because this function writes its own, and a field whose name is not a token or
 // whose value holds CR, LF or another control byte is skipped so no header can split the
-// response.
+// response. A final response gets a Date field (RFC 9110 6.6.1: an origin server with a
+// clock must send one) unless hdr has one, as a backend's answer passed on does.
 //
 // contentLength >= 0 writes Content-Length. contentLength < 0 means the length is unknown:
 // for HTTP/1.1 the body must follow as AppendChunk pieces and AppendLastChunk; for
@@ -29,13 +31,20 @@ func AppendResponseHead(dst []byte, minor, status int, hdr codec.Header, content
 	dst = append(dst, ' ')
 	dst = append(dst, StatusText(status)...)
 	dst = append(dst, "\r\n"...)
+	dated := status < 200 // 1xx may omit it
 	for _, f := range hdr {
 		if !writableField(f) {
 			continue
 		}
+		dated = dated || equalFoldASCII(f.Key, "date")
 		dst = appendCanonical(dst, f.Key)
 		dst = append(dst, ": "...)
 		dst = append(dst, f.Value...)
+		dst = append(dst, "\r\n"...)
+	}
+	if !dated {
+		dst = append(dst, "Date: "...)
+		dst = time.Now().UTC().AppendFormat(dst, imfFixdate)
 		dst = append(dst, "\r\n"...)
 	}
 	if bodyAllowed(status) {
@@ -57,6 +66,9 @@ func AppendResponseHead(dst []byte, minor, status int, hdr codec.Header, content
 	return append(dst, "\r\n"...)
 }
 
+// imfFixdate is the HTTP date format (RFC 9110 5.6.7), net/http's TimeFormat.
+const imfFixdate = "Mon, 02 Jan 2006 15:04:05 GMT"
+
 // ResponseKeepAlive reports whether the connection may carry another request after a
 // response written by AppendResponseHead with these arguments: keepAlive, unless the
 // body is close-delimited (length unknown for an HTTP/1.0 client).
@@ -71,17 +83,23 @@ func ResponseKeepAlive(minor, status int, contentLength int64, keepAlive bool) b
 // AppendResponse appends a whole response with r.Body as its body (Content-Length
 // framing). When r.Gzip is set and r.Header has no Content-Encoding, it adds
 // Content-Encoding: gzip. For a 1xx, 204 or 304 status the body is not written. For an
-// answer to HEAD, write AppendResponseHead with len(r.Body) and no body instead.
+// answer to HEAD, use AppendResponseHeadOnly.
 func AppendResponse(dst []byte, minor int, r *codec.Response, keepAlive bool) []byte {
-	hdr := r.Header
+	dst = AppendResponseHeadOnly(dst, minor, r, keepAlive)
+	return appendBody(dst, r)
+}
+
+// AppendResponseHeadOnly appends what AppendResponse would, without the body: the answer
+// to a HEAD request. Content-Length stays the length of r.Body, the one a GET would have
+// had (RFC 9110 9.3.2); sending the body would be read as the start of the next response
+// on the connection (RFC 9112 6.3).
+func AppendResponseHeadOnly(dst []byte, minor int, r *codec.Response, keepAlive bool) []byte {
 	if r.Gzip {
-		if _, ok := hdr.Get("content-encoding"); !ok {
-			dst = appendHeadWithGzip(dst, minor, r, keepAlive)
-			return appendBody(dst, r)
+		if _, ok := r.Header.Get("content-encoding"); !ok {
+			return appendHeadWithGzip(dst, minor, r, keepAlive)
 		}
 	}
-	dst = AppendResponseHead(dst, minor, r.Status, hdr, int64(len(r.Body)), keepAlive)
-	return appendBody(dst, r)
+	return AppendResponseHead(dst, minor, r.Status, r.Header, int64(len(r.Body)), keepAlive)
 }
 
 func appendHeadWithGzip(dst []byte, minor int, r *codec.Response, keepAlive bool) []byte {

@@ -101,7 +101,7 @@ func parseResponseHead(src []byte, lim *Limits, h *ResponseHead) error {
 		if len(h.Header) == maxFields {
 			return errf(502, "more than %d response header fields", maxFields)
 		}
-		key, value, err := parseField(line, "response header")
+		key, value, err := parseField(trimNameWS(line), "response header")
 		if err != nil {
 			return as502(err)
 		}
@@ -148,6 +148,25 @@ func parseResponseHead(src []byte, lim *Limits, h *ResponseHead) error {
 		h.ContentLength, h.KeepAlive = -1, false
 	}
 	return nil
+}
+
+// trimNameWS removes whitespace between a response field's name and its colon, in place:
+// a request with it is refused (RFC 9112 5.1), but a proxy must instead remove it from a
+// response before forwarding, and the field is then an ordinary one.
+func trimNameWS(line []byte) []byte {
+	i := 0
+	for i < len(line) && isTchar[line[i]] {
+		i++
+	}
+	j := i
+	for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
+		j++
+	}
+	if i == 0 || j == i || j == len(line) || line[j] != ':' {
+		return line
+	}
+	copy(line[j-i:], line[:i])
+	return line[j-i:]
 }
 
 // parseStatusLine parses "HTTP/1.x SSS SP reason" (the SP and reason may be missing:

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"io"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mgw-project/mgw/codec"
 )
@@ -48,6 +51,7 @@ func TestAppendResponseHead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := string(AppendResponseHead([]byte("prefix"), tt.minor, tt.status, hdr, tt.cl, tt.keepAlive))
+			got = checkDate(t, got)
 			if got != "prefix"+tt.want {
 				t.Errorf("got\n%q\nwant\n%q", got, "prefix"+tt.want)
 			}
@@ -124,5 +128,59 @@ func TestStatusText(t *testing.T) {
 		if StatusText(c) == "" {
 			t.Errorf("StatusText(%d) empty", c)
 		}
+	}
+}
+
+// The answer to HEAD is AppendResponse's head without the body, Content-Length included.
+func TestAppendResponseHeadOnly(t *testing.T) {
+	for _, r := range []*codec.Response{
+		{Status: 404, Header: codec.Header{{Key: "content-type", Value: "application/json"}}, Body: []byte(`{"error":"x"}`)},
+		{Status: 200, Body: []byte("zipped"), Gzip: true},
+	} {
+		whole := string(AppendResponse(nil, 1, r, true))
+		got := string(AppendResponseHeadOnly(nil, 1, r, true))
+		if want := strings.TrimSuffix(whole, string(r.Body)); got != want || got == whole {
+			t.Errorf("head only\n%q\nwant\n%q", got, want)
+		}
+		if !strings.Contains(got, "Content-Length: "+strconv.Itoa(len(r.Body))+"\r\n") {
+			t.Errorf("head only %q lost the Content-Length %d", got, len(r.Body))
+		}
+	}
+}
+
+var dateLine = regexp.MustCompile("\r\nDate: ([^\r]*)\r\n")
+
+// checkDate fails unless head has one Date field holding an IMF-fixdate within a minute
+// of now, and returns head without it.
+func checkDate(t *testing.T, head string) string {
+	t.Helper()
+	m := dateLine.FindAllStringSubmatchIndex(head, -1)
+	if len(m) != 1 {
+		t.Fatalf("%d Date fields in %q, want 1", len(m), head)
+	}
+	v := head[m[0][2]:m[0][3]]
+	d, err := time.Parse(http.TimeFormat, v)
+	if err != nil {
+		t.Fatalf("Date %q is not an IMF-fixdate: %v", v, err)
+	}
+	if since := time.Since(d); since < -time.Minute || since > time.Minute {
+		t.Fatalf("Date %q is %s from now", v, since)
+	}
+	return head[:m[0][0]] + "\r\n" + head[m[0][1]:]
+}
+
+// Every final response the gateway frames carries a Date (RFC 9110 6.6.1); a Date the
+// backend sent is kept, not doubled; an interim response needs none.
+func TestResponseDate(t *testing.T) {
+	checkDate(t, string(AppendResponse(nil, 1, codec.ErrorResponse(404, codec.ErrNoRoute, "no route"), true)))
+	checkDate(t, string(AppendResponseHeadOnly(nil, 0, &codec.Response{Status: 503}, false)))
+	checkDate(t, string(AppendResponseHead(nil, 1, 200, nil, -1, true)))
+	kept := "Sun, 06 Nov 1994 08:49:37 GMT"
+	got := string(AppendResponseHead(nil, 1, 200, codec.Header{{Key: "date", Value: kept}}, 0, true))
+	if strings.Count(got, "Date: ") != 1 || !strings.Contains(got, "\r\nDate: "+kept+"\r\n") {
+		t.Errorf("backend's Date not kept alone: %q", got)
+	}
+	if got := string(AppendResponseHead(nil, 1, 103, nil, -1, true)); strings.Contains(got, "Date") {
+		t.Errorf("1xx got a Date: %q", got)
 	}
 }

@@ -21,6 +21,8 @@ import (
 //   - X-Forwarded-For: the client address. An HTTP request's own X-Forwarded-For is kept
 //     and the address appended; an MMTP client's is replaced (it is only a header the
 //     client chose, and MMTP has no proxies in front that would add it);
+//   - Via: a call from the HTTP listener gets "1.1 mgw" after the client's Via (RFC 9110
+//     7.6.3); an MMTP call's Via values pass as sent, joined in one field;
 //   - the body as is, with Content-Encoding: gzip when req.Gzip.
 //
 // The answer carries the backend's status, its whole body (over MaxResponseBytes: a

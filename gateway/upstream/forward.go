@@ -28,7 +28,8 @@ type ProxyRequest struct {
 	Host string
 	// Header is the request's fields as received; hop-by-hop ones, those Connection
 	// names, Content-Length and Expect (the gateway answers 100-continue itself) are
-	// dropped. X-Forwarded-For gets the client address appended.
+	// dropped. X-Forwarded-For gets the client address appended, Via the gateway's
+	// "1.1 mgw".
 	Header codec.Header
 	// Body is read until ContentLength bytes (or EOF when ContentLength is -1, sent
 	// chunked). Nil or ContentLength 0: no body. Forward does not close it.
@@ -209,11 +210,12 @@ func validTarget(t string) bool {
 // Host (appendHostAndEnd adds it once the host is known).
 func appendForwardHead(dst []byte, r *ProxyRequest) ([]byte, error) {
 	dst = http1.AppendRequestLine(dst, r.Method, r.Target)
-	dst, xff, err := appendFields(dst, r.Header, skipProxyHeader, true)
+	dst, prior, err := appendFields(dst, r.Header, skipProxyHeader, true)
 	if err != nil {
 		return dst, err
 	}
-	dst = appendForwardedFor(dst, xff, r.ClientAddr)
+	dst = appendVia(dst, prior.via, true)
+	dst = appendForwardedFor(dst, prior.xff, r.ClientAddr)
 	switch {
 	case r.Body == nil || r.ContentLength == 0:
 		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {

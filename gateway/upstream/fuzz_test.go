@@ -24,6 +24,7 @@ func FuzzForwardHead(f *testing.F) {
 	f.Add("PUT", "/a%2Fb//c?x=1&y=%20", "x_under.dot", "v\tw", "te", "trailers")
 	f.Add("GET", "/ HTTP/1.1\r\nX: y", "", "empty", "k", "\x00")
 	f.Add("DELETE", "/x", "X-Forwarded-For", "1.1.1.1", "content-length", "7")
+	f.Add("GET", "/v", "via", "1.0 fred, 1.1 p.example", "Via", " ")
 	f.Fuzz(func(t *testing.T, method, target, k1, v1, k2, v2 string) {
 		r := &ProxyRequest{Method: method, Target: target, Host: "h.example",
 			Header: codec.Header{{Key: k1, Value: v1}, {Key: k2, Value: v2}}, ClientAddr: client}
@@ -47,7 +48,7 @@ func FuzzForwardHead(f *testing.F) {
 			t.Fatalf("request %s %s host %s\n%q", back.Method, back.RequestURI, back.Host, head)
 		}
 		toks := connectionTokens(r.Header)
-		expected := map[string]bool{"X-Forwarded-For": true, "Content-Length": true}
+		expected := map[string]bool{"X-Forwarded-For": true, "Content-Length": true, "Via": true}
 		for _, fld := range r.Header {
 			lk := strings.ToLower(fld.Key)
 			if !http1.IsConnectionToken(toks, lk) && !skipProxyHeader(lk) && lk != "connection" && lk != "te" &&
@@ -63,6 +64,9 @@ func FuzzForwardHead(f *testing.F) {
 		}
 		if xff := back.Header.Values("X-Forwarded-For"); len(xff) != 1 || !strings.HasSuffix(xff[0], "192.0.2.7") {
 			t.Fatalf("X-Forwarded-For %q\n%q", xff, head)
+		}
+		if via := back.Header.Values("Via"); len(via) != 1 || !strings.HasSuffix(via[0], ", "+viaSelf) && via[0] != viaSelf {
+			t.Fatalf("Via %q, want one field ending in %q\n%q", via, viaSelf, head)
 		}
 	})
 }

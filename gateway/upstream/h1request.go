@@ -31,50 +31,94 @@ func appendCallHead(dst []byte, pathPrefix string, req *codec.Request) ([]byte, 
 	dst = append(dst, url.PathEscape(req.Operation)...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
 
-	var err error
-	var xff []string
-	dst, xff, err = appendFields(dst, req.Header, func(k string) bool { return skipAPIHeader(k, req.Gzip) }, req.Protocol == codec.HTTP1)
+	fromHTTP := req.Protocol == codec.HTTP1
+	dst, prior, err := appendFields(dst, req.Header, func(k string) bool { return skipAPIHeader(k, req.Gzip) }, fromHTTP)
 	if err != nil {
 		return dst, err
 	}
+	// A call from the HTTP listener is forwarded HTTP and gets our Via entry; one from
+	// MMTP is the gateway's own request, whose Via fields pass as sent.
+	dst = appendVia(dst, prior.via, fromHTTP)
 	dst = http1.AppendField(dst, "operation-type", req.Operation)
 	if req.Gzip {
 		dst = append(dst, "Content-Encoding: gzip\r\n"...)
 	}
-	dst = appendForwardedFor(dst, xff, req.Conn.ClientAddr)
+	dst = appendForwardedFor(dst, prior.xff, req.Conn.ClientAddr)
 	dst = append(dst, "Content-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(req.Body)), 10)
 	dst = append(dst, "\r\n"...)
 	return dst, nil
 }
 
+// priorHops is what earlier hops put in the fields the gateway extends.
+type priorHops struct {
+	xff []string // X-Forwarded-For values
+	via []string // Via values
+}
+
 // appendFields appends the end-to-end fields of in with canonical names, leaving out
-// hop-by-hop fields, those the Connection header names, those skip reports, and
+// hop-by-hop fields, those the Connection header names, those skip reports,
 // X-Forwarded-For, whose values it returns when keepXFF (for the caller to append the
-// client address to). It fails on a name or value HTTP cannot carry, naming the field.
-func appendFields(dst []byte, in codec.Header, skip func(lowerKey string) bool, keepXFF bool) ([]byte, []string, error) {
+// client address to), and Via, whose values it returns for appendVia. It fails on a name
+// or value HTTP cannot carry, naming the field.
+func appendFields(dst []byte, in codec.Header, skip func(lowerKey string) bool, keepXFF bool) ([]byte, priorHops, error) {
 	toks := connectionTokens(in)
-	var xff []string
+	var prior priorHops
 	for _, f := range in {
 		key := strings.ToLower(f.Key)
 		if http1.IsHopByHop(key) || http1.IsConnectionToken(toks, key) || skip(key) {
 			continue
 		}
 		if !http1.ValidFieldName(f.Key) {
-			return dst, nil, fmt.Errorf("header %q: name is not an HTTP token", f.Key)
+			return dst, priorHops{}, fmt.Errorf("header %q: name is not an HTTP token", f.Key)
 		}
 		if !http1.ValidFieldValue(f.Value) {
-			return dst, nil, fmt.Errorf("header %q: value holds a control byte", f.Key)
+			return dst, priorHops{}, fmt.Errorf("header %q: value holds a control byte", f.Key)
 		}
-		if key == "x-forwarded-for" {
+		switch key {
+		case "x-forwarded-for":
 			if keepXFF {
-				xff = append(xff, f.Value)
+				prior.xff = append(prior.xff, f.Value)
 			}
+			continue
+		case "via":
+			prior.via = append(prior.via, f.Value)
 			continue
 		}
 		dst = http1.AppendField(dst, f.Key, f.Value)
 	}
-	return dst, xff, nil
+	return dst, prior, nil
+}
+
+// viaSelf is the gateway's entry in the Via of a request it forwards: an HTTP-to-HTTP
+// gateway must add one (RFC 9110 7.6.3), after those of the hops before it.
+const viaSelf = "1.1 mgw"
+
+// appendVia appends one Via field: the prior values in order, then viaSelf when self;
+// nothing when that is empty.
+func appendVia(dst []byte, prior []string, self bool) []byte {
+	start := len(dst)
+	dst = append(dst, "Via: "...)
+	valueAt := len(dst)
+	for _, v := range prior {
+		if v = strings.Trim(v, " \t"); v == "" {
+			continue
+		}
+		if len(dst) > valueAt {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, v...)
+	}
+	if self {
+		if len(dst) > valueAt {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, viaSelf...)
+	}
+	if len(dst) == valueAt {
+		return dst[:start]
+	}
+	return append(dst, "\r\n"...)
 }
 
 // appendForwardedFor appends X-Forwarded-For as forwardedFor computes it, or nothing

@@ -25,6 +25,8 @@ func FuzzCallHead(f *testing.F) {
 	f.Add("op", "", "empty", "k", "\x00", false, false)
 	f.Add("op", "x-forwarded-for", "1.2.3.4", "X-Forwarded-For", "5.6.7.8", false, true)
 	f.Add("op\r\nX: y", "Host", "h", "content-length", "99", true, true)
+	f.Add("op", "via", "1.1 a", "Via", "2 b", false, true)
+	f.Add("op", "via", "1.1 a", "connection", "via", false, false)
 	f.Fuzz(func(t *testing.T, op, k1, v1, k2, v2 string, gzip, httpProto bool) {
 		req := &codec.Request{Protocol: codec.MMTP, Operation: op, Gzip: gzip, Body: []byte("body"),
 			Header: codec.Header{{Key: k1, Value: v1}, {Key: k2, Value: v2}}, Conn: codec.ConnInfo{ClientAddr: client}}
@@ -56,6 +58,9 @@ func FuzzCallHead(f *testing.F) {
 		// Every field that arrived was expected: one of the two copied, or one Call adds.
 		toks := connectionTokens(req.Header)
 		expected := map[string]bool{"Operation-Type": true, "Content-Length": true, "X-Forwarded-For": true}
+		if httpProto {
+			expected["Via"] = true
+		}
 		if gzip {
 			expected["Content-Encoding"] = true
 		}
@@ -76,5 +81,51 @@ func FuzzCallHead(f *testing.F) {
 		if len(xff) != 1 || !strings.HasSuffix(xff[0], "192.0.2.7") {
 			t.Fatalf("X-Forwarded-For %q, want one field ending in the client address\n%q", xff, raw)
 		}
+		// Our Via entry on calls forwarded from HTTP only; a client's Via values kept.
+		via := back.Header.Values("Via")
+		if httpProto && (len(via) != 1 || !strings.HasSuffix(via[0], viaSelf)) || !httpProto && strings.Contains(strings.Join(via, ","), viaSelf) {
+			t.Fatalf("Via %q (from HTTP: %v)\n%q", via, httpProto, raw)
+		}
 	})
+}
+
+// An HTTP-to-HTTP gateway adds its Via entry after the client's (RFC 9110 7.6.3), in one
+// field; an API call that came in over MMTP passes the client's Via as sent.
+func TestVia(t *testing.T) {
+	tests := []struct {
+		name string
+		hdr  codec.Header
+		want string // the Via line, or "" for none
+	}{
+		{"none", nil, "Via: 1.1 mgw\r\n"},
+		{"client's", codec.Header{{Key: "via", Value: "1.0 fred, 1.1 p.example"}}, "Via: 1.0 fred, 1.1 p.example, 1.1 mgw\r\n"},
+		{"two fields and an empty one", codec.Header{{Key: "Via", Value: "1.0 a"}, {Key: "via", Value: ""}, {Key: "VIA", Value: "1.1 b"}},
+			"Via: 1.0 a, 1.1 b, 1.1 mgw\r\n"},
+		{"named by Connection", codec.Header{{Key: "connection", Value: "via"}, {Key: "via", Value: "1.0 a"}}, "Via: 1.1 mgw\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			head, err := appendForwardHead(nil, &ProxyRequest{Method: "GET", Target: "/", Header: tt.hdr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(head); strings.Count(got, "Via:") != 1 || !strings.Contains(got, "\r\n"+tt.want) {
+				t.Errorf("forwarded head %q, want the line %q", got, tt.want)
+			}
+			for _, proto := range []codec.Protocol{codec.HTTP1, codec.MMTP} {
+				head, err := appendCallHead(nil, "", &codec.Request{Protocol: proto, Operation: "a.b", Header: tt.hdr})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := tt.want
+				if proto == codec.MMTP {
+					want = strings.Replace(strings.Replace(want, ", 1.1 mgw", "", 1), "Via: 1.1 mgw\r\n", "", 1)
+				}
+				got := string(head)
+				if want == "" && strings.Contains(got, "Via") || want != "" && (strings.Count(got, "Via:") != 1 || !strings.Contains(got, "\r\n"+want)) {
+					t.Errorf("%s call head %q, want the Via line %q", proto, got, want)
+				}
+			}
+		})
+	}
 }
