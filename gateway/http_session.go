@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -294,6 +295,13 @@ func (s *httpSession) begin(ex *httpExchange) error {
 		ex.sink = &ex.proxied
 		s.enter(httpStreaming)
 		s.proxy(ex, ex.proxied.bs)
+	case lastHop(h):
+		// Max-Forwards: 0 on OPTIONS or TRACE: the gateway must answer as the final
+		// recipient, not forward (RFC 9110 7.6.2).
+		ex.sink = &ex.proxied
+		s.c.PauseRead()
+		s.enter(httpServing)
+		s.writeWhole(h.Minor, finalRecipient(h.Method), h.KeepAlive, false)
 	default:
 		ex.sink = &ex.proxied
 		s.c.PauseRead()
@@ -301,6 +309,32 @@ func (s *httpSession) begin(ex *httpExchange) error {
 		s.proxy(ex, nil)
 	}
 	return nil
+}
+
+// lastHop reports an OPTIONS or TRACE whose Max-Forwards is 0 (RFC 9110 7.6.2).
+func lastHop(h *http1.RequestHead) bool {
+	if h.Method != http.MethodOptions && h.Method != http.MethodTrace {
+		return false
+	}
+	v, ok := h.Header.Get("max-forwards")
+	return ok && strings.Trim(v, "0") == "" && v != ""
+}
+
+// allowedMethods is what the gateway forwards on a path route: any method; these are the
+// ones RFC 9110 defines that a backend may serve.
+const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+// finalRecipient is the gateway's own answer to a request it must not forward: OPTIONS is
+// answered with what may be asked of it; TRACE, which would reflect the request (and any
+// credentials in it) back, is not supported.
+func finalRecipient(method string) *codec.Response {
+	allow := codec.Field{Key: "allow", Value: allowedMethods}
+	if method == http.MethodOptions {
+		return &codec.Response{Status: http.StatusOK, Header: codec.Header{allow}}
+	}
+	resp := codec.ErrorResponse(http.StatusMethodNotAllowed, codec.ErrBadRequest, "TRACE is not supported")
+	resp.Header = append(resp.Header, allow)
+	return resp
 }
 
 func (s *httpSession) runAPI(ex *httpExchange) {

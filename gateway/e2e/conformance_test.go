@@ -237,3 +237,34 @@ func TestBackendFieldNameWhitespaceRemoved(t *testing.T) {
 		t.Fatalf("body %q", body)
 	}
 }
+
+// OPTIONS and TRACE with Max-Forwards 0 are answered by the gateway as the final
+// recipient, not forwarded; with more, they reach the backend with one less (RFC 9110
+// 7.6.2).
+func TestMaxForwards(t *testing.T) {
+	_, baddr := backend(t, "b1")
+	g := serve(t, pathOnlyConfig(baddr))
+	r := dialDoor(t, g.addrs["web"])
+	r.send([]byte("OPTIONS /p/mf HTTP/1.1\r\nHost: x\r\nMax-Forwards: 3\r\n\r\n"))
+	resp, body := r.httpResponse(10*time.Second, "OPTIONS")
+	var d struct {
+		Headers map[string][]string `json:"headers"`
+	}
+	if err := json.Unmarshal([]byte(body), &d); resp.StatusCode != 200 || err != nil {
+		t.Fatalf("OPTIONS with Max-Forwards 3: %d %q %v, want the backend's answer", resp.StatusCode, body, err)
+	}
+	if got := d.Headers["Max-Forwards"]; len(got) != 1 || got[0] != "2" {
+		t.Errorf("backend saw Max-Forwards %q, want 2", got)
+	}
+	r.send([]byte("OPTIONS /p/mf HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n"))
+	resp, body = r.httpResponse(10*time.Second, "OPTIONS")
+	if resp.StatusCode != 200 || resp.Header.Get("Allow") == "" || body != "" {
+		t.Errorf("OPTIONS with Max-Forwards 0: %d Allow %q body %q, want the gateway's own 200 with Allow",
+			resp.StatusCode, resp.Header.Get("Allow"), body)
+	}
+	r.send([]byte("TRACE /p/mf HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n"))
+	resp, _ = r.httpResponse(10*time.Second, "TRACE")
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") == "" {
+		t.Errorf("TRACE with Max-Forwards 0: %d Allow %q, want 405 with Allow", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}

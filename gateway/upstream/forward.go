@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -210,7 +212,11 @@ func validTarget(t string) bool {
 // Host (appendHostAndEnd adds it once the host is known).
 func appendForwardHead(dst []byte, r *ProxyRequest) ([]byte, error) {
 	dst = http1.AppendRequestLine(dst, r.Method, r.Target)
-	dst, prior, err := appendFields(dst, r.Header, skipProxyHeader, true)
+	hdr := r.Header
+	if r.Method == http.MethodOptions || r.Method == http.MethodTrace {
+		hdr = decrementMaxForwards(hdr)
+	}
+	dst, prior, err := appendFields(dst, hdr, skipProxyHeader, true)
 	if err != nil {
 		return dst, err
 	}
@@ -229,6 +235,25 @@ func appendForwardHead(dst []byte, r *ProxyRequest) ([]byte, error) {
 		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
 	}
 	return dst, nil
+}
+
+// decrementMaxForwards returns hdr with its Max-Forwards one less (RFC 9110 7.6.2: an
+// intermediary forwarding OPTIONS or TRACE must); a copy, only when there is one. The
+// session answers a 0 itself, and a value that is not a number is passed on as is.
+func decrementMaxForwards(hdr codec.Header) codec.Header {
+	for i, f := range hdr {
+		if !strings.EqualFold(f.Key, "max-forwards") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(f.Value), 10, 63)
+		if err != nil || n == 0 {
+			return hdr
+		}
+		out := slices.Clone(hdr)
+		out[i].Value = strconv.FormatUint(n-1, 10)
+		return out
+	}
+	return hdr
 }
 
 // proxyHeader keeps the end-to-end fields of a backend's answer, in order and as read:
