@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -25,11 +26,15 @@ func FuzzForwardHead(f *testing.F) {
 	f.Add("GET", "/ HTTP/1.1\r\nX: y", "", "empty", "k", "\x00")
 	f.Add("DELETE", "/x", "X-Forwarded-For", "1.1.1.1", "content-length", "7")
 	f.Add("GET", "/v", "via", "1.0 fred, 1.1 p.example", "Via", " ")
+	f.Add("OPTIONS", "/%", "max-forwards", "3", "Max-Forwards", "x")
 	f.Fuzz(func(t *testing.T, method, target, k1, v1, k2, v2 string) {
 		r := &ProxyRequest{Method: method, Target: target, Host: "h.example",
 			Header: codec.Header{{Key: k1, Value: v1}, {Key: k2, Value: v2}}, ClientAddr: client}
 		if !http1.ValidFieldName(method) || len(target) == 0 || target[0] != '/' || !validTarget(target) {
 			return // Forward refuses these before writing anything
+		}
+		if _, err := url.ParseRequestURI(target); err != nil {
+			return // so does Forward ("/%": a broken escape)
 		}
 		head, err := appendForwardHead(nil, r)
 		if err != nil {
