@@ -295,9 +295,10 @@ func (s *httpSession) begin(ex *httpExchange) error {
 		ex.sink = &ex.proxied
 		s.enter(httpStreaming)
 		s.proxy(ex, ex.proxied.bs)
-	case lastHop(h):
+	case lastHop(h) || h.Method == http.MethodOptions && h.Target == "*":
 		// Max-Forwards: 0 on OPTIONS or TRACE: the gateway must answer as the final
-		// recipient, not forward (RFC 9110 7.6.2).
+		// recipient, not forward (RFC 9110 7.6.2). OPTIONS * asks about the server itself
+		// (RFC 9110 9.3.7), which no path route names.
 		ex.sink = &ex.proxied
 		s.c.PauseRead()
 		s.enter(httpServing)

@@ -240,7 +240,7 @@ func TestBackendFieldNameWhitespaceRemoved(t *testing.T) {
 
 // OPTIONS and TRACE with Max-Forwards 0 are answered by the gateway as the final
 // recipient, not forwarded; with more, they reach the backend with one less (RFC 9110
-// 7.6.2).
+// 7.6.2). OPTIONS * is about the gateway itself (RFC 9110 9.3.7).
 func TestMaxForwards(t *testing.T) {
 	_, baddr := backend(t, "b1")
 	g := serve(t, pathOnlyConfig(baddr))
@@ -260,6 +260,12 @@ func TestMaxForwards(t *testing.T) {
 	resp, body = r.httpResponse(10*time.Second, "OPTIONS")
 	if resp.StatusCode != 200 || resp.Header.Get("Allow") == "" || body != "" {
 		t.Errorf("OPTIONS with Max-Forwards 0: %d Allow %q body %q, want the gateway's own 200 with Allow",
+			resp.StatusCode, resp.Header.Get("Allow"), body)
+	}
+	r.send([]byte("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"))
+	resp, body = r.httpResponse(10*time.Second, "OPTIONS")
+	if resp.StatusCode != 200 || resp.Header.Get("Allow") == "" || body != "" {
+		t.Errorf("OPTIONS *: %d Allow %q body %q, want the gateway's own 200 with Allow",
 			resp.StatusCode, resp.Header.Get("Allow"), body)
 	}
 	r.send([]byte("TRACE /p/mf HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n"))
