@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/codec/mmtp/client"
 	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/builtin"
@@ -74,11 +73,7 @@ func TestRequestTaskPanic(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	c, err := client.Dial(ctx, g.Addr("mobile").String(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialMMTP(t, g.Addr("mobile").String())
 	resp, err := c.Call(ctx, "demo.boom", nil, []byte("x"))
 	if err != nil {
 		t.Fatalf("MMTP call that panics: %v (never answered)", err)
@@ -155,11 +150,7 @@ func mmtpBurst(t *testing.T, addr, op, body string, n int) []*codec.Response {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, addr, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialMMTP(t, addr)
 	var mu sync.Mutex
 	var out []*codec.Response
 	var wg sync.WaitGroup
@@ -298,11 +289,7 @@ func TestMalformedBeforeAdmission(t *testing.T) {
 	g := startGateway(t, "{limit: 1}", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, g.Addr("mobile").String(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialMMTP(t, g.Addr("mobile").String())
 	go c.Call(ctx, "demo.sleep", nil, []byte("500"))
 	for g.adm.inFlight.Load() < 1 && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)

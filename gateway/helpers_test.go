@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/mmtp/client"
 	"github.com/mgw-project/mgw/config"
 )
 
@@ -39,4 +42,17 @@ func (g *Gateway) handle(req *codec.Request) *codec.Response {
 	ch := make(chan *codec.Response, 1)
 	g.serveAPI(req, func(resp *codec.Response) { ch <- resp })
 	return <-ch
+}
+
+// dialMMTP opens an MMTP client connection to addr, closed when the test ends.
+func dialMMTP(t testing.TB, addr string) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -405,14 +405,18 @@ var errAnswered = errors.New("answered before the request body was read")
 // The answer to HEAD (head) is the head alone: a body would be read as the next response.
 func (s *httpSession) writeWhole(minor int, resp *codec.Response, keep, head bool) {
 	b := bytebufferpool.Get()
-	if head {
-		b.B = http1.AppendResponseHeadOnly(b.B[:0], minor, resp, keep && s.keepOpen())
-	} else {
-		b.B = http1.AppendResponse(b.B[:0], minor, resp, keep && s.keepOpen())
-	}
+	b.B = appendWhole(b.B[:0], minor, resp, keep && s.keepOpen(), head)
 	s.c.Write(b.B)
 	bytebufferpool.Put(b)
 	s.next(keep)
+}
+
+// appendWhole appends resp whole, or its head alone as the answer to HEAD (head).
+func appendWhole(dst []byte, minor int, resp *codec.Response, keep, head bool) []byte {
+	if head {
+		return http1.AppendResponseHeadOnly(dst, minor, resp, keep)
+	}
+	return http1.AppendResponse(dst, minor, resp, keep)
 }
 
 // writeStream copies a backend's response to the client as it arrives, waiting for the
@@ -511,7 +515,7 @@ func (s *httpSession) next(keep bool) {
 
 // reject answers a request the codec refused and closes the connection: after a framing
 // error the next request's first byte is unknowable.
-func (s *httpSession) reject(err error) { s.rejectWith(err, netpoll.ReasonHandler) }
+func (s *httpSession) reject(err error) { s.rejectAs(err, netpoll.ReasonHandler, false) }
 
 // rejectReq is reject for a request whose head (or at least request line) ex holds: the
 // refusal of a HEAD request carries no body (RFC 9110 9.3.2). Only for the goroutine that
@@ -520,9 +524,8 @@ func (s *httpSession) rejectReq(ex *httpExchange, err error) {
 	s.rejectAs(err, netpoll.ReasonHandler, ex != nil && ex.head.Method == http.MethodHead)
 }
 
-// rejectWith is reject closing with the given reason.
-func (s *httpSession) rejectWith(err error, why netpoll.CloseReason) { s.rejectAs(err, why, false) }
-
+// rejectAs is reject closing with the given reason, with no body after the head when
+// the request was HEAD.
 func (s *httpSession) rejectAs(err error, why netpoll.CloseReason, head bool) {
 	status, reason := http.StatusBadRequest, err.Error()
 	if he := http1.AsError(err); he != nil {
@@ -535,11 +538,7 @@ func (s *httpSession) rejectAs(err error, why netpoll.CloseReason, head bool) {
 	}
 	s.l.g.m.protocolError(s.l.cfg.Name, "http_"+itoa(status))
 	b := bytebufferpool.Get()
-	if head {
-		b.B = http1.AppendResponseHeadOnly(b.B[:0], 1, codec.ErrorResponse(status, code, reason), false)
-	} else {
-		b.B = http1.AppendResponse(b.B[:0], 1, codec.ErrorResponse(status, code, reason), false)
-	}
+	b.B = appendWhole(b.B[:0], 1, codec.ErrorResponse(status, code, reason), false, head)
 	s.c.Write(b.B)
 	bytebufferpool.Put(b)
 	s.c.CloseAfterFlush(why)

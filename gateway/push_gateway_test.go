@@ -257,10 +257,10 @@ func testPushDoneWhen(t *testing.T, engine string) {
 	}
 }
 
-// TestPushWindow: never more than 16 unacknowledged on a connection; acks let more out,
-// in seq order.
-func TestPushWindow(t *testing.T) {
-	g := runPushGateway(t, "")
+// fullWindow publishes 40 messages to device d and says HELLO as it: the connection and
+// the first window's 16 pushes, in seq order.
+func fullWindow(t *testing.T, g *Gateway) (*rawConn, []pushFrame) {
+	t.Helper()
 	for range 40 {
 		mustPublish(t, g, "d", "t", "x")
 	}
@@ -270,6 +270,14 @@ func TestPushWindow(t *testing.T) {
 	if len(first) != 16 || pushSeqs(first) != "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16" {
 		t.Fatalf("first window: %s", pushSeqs(first))
 	}
+	return c, first
+}
+
+// TestPushWindow: never more than 16 unacknowledged on a connection; acks let more out,
+// in seq order.
+func TestPushWindow(t *testing.T) {
+	g := runPushGateway(t, "")
+	c, first := fullWindow(t, g)
 	streams := map[uint32]bool{}
 	for _, p := range first {
 		if streams[p.stream] {
@@ -295,15 +303,7 @@ func TestPushWindow(t *testing.T) {
 // of the first HELLO's pushes still free places.
 func TestPushWindowAcrossHellos(t *testing.T) {
 	g := runPushGateway(t, "")
-	for range 40 {
-		mustPublish(t, g, "d", "t", "x")
-	}
-	c := dialPush(t, g)
-	c.hello("shop", "d")
-	first := c.pushesUntilPong()
-	if len(first) != 16 {
-		t.Fatalf("first window: %s", pushSeqs(first))
-	}
+	c, first := fullWindow(t, g)
 	c.hello("shop", "d")
 	if more := c.pushesUntilPong(); len(more) != 0 {
 		t.Fatalf("second HELLO sent %s with 16 unacknowledged on the connection", pushSeqs(more))

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
-	"github.com/mgw-project/mgw/codec/mmtp/client"
 )
 
 // TestTraceIDMadeWhenAbsent: an MMTP request without trace-id reaches the backend with
@@ -32,11 +31,7 @@ routes:
 `, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, g.Addr("mobile").String(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialMMTP(t, g.Addr("mobile").String())
 	for _, hdr := range []codec.Header{nil, {{Key: "trace-id", Value: "client-trace-1"}}} {
 		r, err := c.Call(ctx, "t.x", hdr, []byte("b"))
 		if err != nil || r.Status != 200 {

@@ -53,6 +53,7 @@ func waitDial(t *testing.T, ch <-chan dialResult) dialResult {
 // fullListener returns the address of a listener whose accept slot and backlog are
 // full, so a further connect hangs in SYN_SENT.
 func fullListener(t *testing.T) string {
+	t.Helper()
 	srv := newEngine(t, Config{Kind: "epoll"})
 	addr, err := srv.Listen("full", "127.0.0.1:0", newTestHandler(), ListenerOptions{MaxConns: 1, Backlog: 1})
 	if err != nil {

@@ -122,25 +122,12 @@ func TestConnCap(t *testing.T) {
 // it is not accepting) gives up with the context, runs no callbacks and leaks nothing.
 func TestDialContextCancel(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, kind string) {
-		srv := newEngine(t, Config{Kind: "epoll"})
-		addr, err := srv.Listen("full", "127.0.0.1:0", newTestHandler(),
-			ListenerOptions{MaxConns: 1, Backlog: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Fill the accepted slot and the backlog so further SYNs are dropped.
-		for i := 0; i < 4; i++ {
-			c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
-			if err != nil {
-				break
-			}
-			defer c.Close()
-		}
+		full := fullListener(t) // further SYNs are dropped
 		e := newEngine(t, Config{Kind: kind})
 		h := newTestHandler()
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
-		c, err := e.Dial(ctx, addr.String(), "", h)
+		c, err := e.Dial(ctx, full, "", h)
 		if err == nil {
 			c.Close()
 			t.Skip("the kernel completed the connect anyway; nothing to cancel")

@@ -119,7 +119,7 @@ func (e *epollEngine) dial(addr, laddr string, timeout time.Duration, h Handler,
 	c.busy = true // the dial owns it until it is registered for reads
 	w := &dialWait{addr: addr, rsa: rsa, h: h, done: done}
 	err = unix.Connect(fd, rsa)
-	for err == unix.EINTR {
+	if err == unix.EINTR {
 		err = unix.EINPROGRESS // connect continues in the background after EINTR
 	}
 	if err != nil && err != unix.EINPROGRESS {
@@ -230,11 +230,7 @@ func (c *econn) connected(w *dialWait, cause error) {
 	if sa, err := unix.Getsockname(fd); err == nil {
 		c.setLocal(sa)
 	}
-	if sa, err := unix.Getpeername(fd); err == nil {
-		c.rip, c.rport = rawAddr(sa)
-	} else {
-		c.rip, c.rport = rawAddr(w.rsa)
-	}
+	c.rip, c.rport = rawAddr(w.rsa) // the peer connected to: no getpeername(2) needed
 	c.lastActive.Store(e.tick.Load())
 	c.idleTicks.Store(ticksFor(c.own.idle, e.cfg.TimerTick))
 	c.mu.Lock()

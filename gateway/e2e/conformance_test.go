@@ -110,14 +110,7 @@ func TestRequestRefusals(t *testing.T) {
 	_, baddr := backend(t, "b1")
 	g := serve(t, pathOnlyConfig(baddr))
 	for _, tc := range refusals {
-		r := dialDoor(t, g.addrs["web"])
-		r.send([]byte(tc.req))
-		resp, body := r.httpResponse(10*time.Second, "")
-		if resp.StatusCode != tc.status || !strings.Contains(body, tc.reason) || !resp.Close {
-			t.Errorf("%q: %d %q close=%v; want %d naming %q, then close", tc.req, resp.StatusCode, body, resp.Close, tc.status, tc.reason)
-			continue
-		}
-		r.closed(5 * time.Second)
+		expectRefusal(t, g.addrs["web"], tc.req, tc.status, tc.reason)
 	}
 }
 

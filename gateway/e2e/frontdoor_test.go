@@ -257,6 +257,20 @@ func doorClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
+// expectRefusal sends req on a new connection to addr and expects the gateway to answer
+// status with a body naming reason, then close.
+func expectRefusal(t *testing.T, addr, req string, status int, reason string) {
+	t.Helper()
+	r := dialDoor(t, addr)
+	r.send([]byte(req))
+	resp, body := r.httpResponse(10*time.Second, "")
+	if resp.StatusCode != status || !strings.Contains(body, reason) || !resp.Close {
+		t.Errorf("%q: %d %q close=%v; want %d naming %q, then close", req, resp.StatusCode, body, resp.Close, status, reason)
+		return
+	}
+	r.closed(5 * time.Second)
+}
+
 // httpResponse reads one HTTP response with its whole body.
 func (r *doorConn) httpResponse(d time.Duration, method string) (*http.Response, string) {
 	r.t.Helper()

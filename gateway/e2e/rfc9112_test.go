@@ -90,14 +90,7 @@ func TestAbsoluteFormTargets(t *testing.T) {
 		{"CONNECT b.example:443 HTTP/1.1\r\nHost: b.example:443\r\n\r\n", 501, "CONNECT"},
 		{"GET * HTTP/1.1\r\nHost: b.example\r\n\r\n", 400, "asterisk-form"},
 	} {
-		r := dialDoor(t, web)
-		r.send([]byte(tc.req))
-		resp, body := r.httpResponse(10*time.Second, "")
-		if resp.StatusCode != tc.status || !strings.Contains(body, tc.reason) || !resp.Close {
-			t.Errorf("%q: %d %q close=%v; want %d naming %q, then close", tc.req, resp.StatusCode, body, resp.Close, tc.status, tc.reason)
-			continue
-		}
-		r.closed(5 * time.Second)
+		expectRefusal(t, web, tc.req, tc.status, tc.reason)
 	}
 }
 

@@ -362,10 +362,11 @@ func (p *asyncPool) dial(a *asyncCall) {
 		return
 	}
 	ac := &asyncConn{p: p}
-	timeout := min(p.connectTimeout, time.Until(a.deadline))
-	err := fmt.Errorf("dial %q: %w", p.addr, context.DeadlineExceeded)
-	if timeout > 0 {
+	var err error
+	if timeout := min(p.connectTimeout, time.Until(a.deadline)); timeout > 0 {
 		err = p.eng.DialAsync(p.addr, timeout, ac, func(_ netpoll.Conn, err error) { p.connected(a, ac, err) })
+	} else {
+		err = fmt.Errorf("dial %q: %w", p.addr, context.DeadlineExceeded)
 	}
 	if err != nil {
 		// Not inline: the next waiter's dial may fail at once too (the engine closed,
