@@ -381,15 +381,19 @@ func (g *Gateway) newReply(answer func(*codec.Response), done func()) func(*code
 	}
 }
 
-// callAPI serves an admitted API call. Its receive phase runs right here, on the
-// reactor worker that decoded it, when no filter of this gateway can block (inlineAPI):
-// nothing of an API call waits then (the backend's answer comes back through the
-// reactor, upstream.CallAsync), so a task would only add a goroutine hand-off per
-// request and a goroutine per request queued for the CPU. Filters that call a fleet's
-// Redis do wait, and run as a request task (submit).
+// callAPI serves an admitted API call (serveAPI), as serveAdmitted says.
 func (g *Gateway) callAPI(req *codec.Request, answer func(*codec.Response), done func()) {
-	serve := func(reply func(*codec.Response)) { g.serveAPI(req, reply) }
-	if !g.inlineAPI {
+	g.serveAdmitted(req, func(reply func(*codec.Response)) { g.serveAPI(req, reply) }, answer, done)
+}
+
+// serveAdmitted serves an admitted request that waits for nothing but its backend (an API call,
+// a proxied request with its body whole). It runs right here, on the reactor worker that
+// decoded it, when no filter of this gateway can block (inline): the backend's answer
+// comes back through the reactor (upstream.CallAsync, ForwardAsync), so a task would
+// only add a goroutine hand-off per request and a goroutine per request queued for the
+// CPU. Filters that call a fleet's Redis do wait, and run as a request task (submit).
+func (g *Gateway) serveAdmitted(req *codec.Request, serve func(reply func(*codec.Response)), answer func(*codec.Response), done func()) {
+	if !g.inline {
 		g.submit(req, serve, answer, done)
 		return
 	}

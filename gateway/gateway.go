@@ -85,9 +85,10 @@ type Gateway struct {
 	// fleetFilters; fleet settings need a restart.
 	rdb          *redis.Client
 	fleetFilters *filters.Fleet
-	// inlineAPI: API calls run their receive phase on the reactor worker (callAPI); false
-	// when a filter may wait on the network (a fleet's Redis) or is not built in.
-	inlineAPI bool
+	// inline: API calls and proxied requests with whole bodies run their receive phase
+	// on the reactor worker (serveAdmitted); false when a filter may wait on the network (a
+	// fleet's Redis) or is not built in.
+	inline bool
 
 	listeners  []*listener
 	admin      *http.Server
@@ -146,7 +147,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if g.filters == nil {
 		g.filters = builtin.NewRegistry()
 	}
-	g.inlineAPI = opts.Filters == nil && g.rdb == nil
+	g.inline = opts.Filters == nil && g.rdb == nil
 	out := opts.AccessLog
 	if out == nil {
 		out = os.Stdout

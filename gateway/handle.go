@@ -2,15 +2,12 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/filters"
-	"github.com/mgw-project/mgw/filters/auth"
 	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/gateway/upstream"
 )
@@ -175,71 +172,4 @@ func (g *Gateway) fallback(dec *route.Decision, x *filters.Exchange, replayable 
 	g.log.Debug("fallback", "api", x.Route, "from", x.Cluster, "to", next, "err", err)
 	x.DecidedBy = "fallback"
 	return next, nil
-}
-
-// proxy forwards a plain HTTP request on the route its path matches, streaming body. It
-// returns the backend's response to stream back, or a gateway-made answer. A request
-// whose body has started on its way is never resent to a fallback cluster.
-func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader, length int64) (*upstream.ProxyResponse, *codec.Response) {
-	s := g.snap.Load() // the one load of this request, as in handle
-	x := &filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
-	path, _, _ := strings.Cut(req.Target, "?")
-	rt := s.table.MatchPath(path)
-	key := ""
-	if rt != nil {
-		key = rt.Key
-	}
-	x.Route = key
-	// Unrouted requests pass the listener's filters too, as unrouted API calls do (handle),
-	// so a listener's access log sees every request on it.
-	chain := s.chain(req.Conn.Listener, key)
-	finish := func(status int, resp *codec.Response) {
-		if resp == nil {
-			resp = &codec.Response{Status: status}
-		}
-		chain.Send(ctx, req, resp, x)
-		g.m.request(req.Conn.Listener, x, status, time.Since(req.Received))
-	}
-	if chain.Filter(auth.Name) != nil {
-		// Only a listener's auth gets here (dispatch refuses it on path routes). It cannot
-		// verify a proxied request (see checkPathAuth), so it refuses rather than pass one
-		// whose content no signature covers.
-		x.RejectedBy = auth.Name
-		resp := codec.ErrorResponse(http.StatusUnauthorized, codec.ErrUnauthorized,
-			"signature auth covers API requests (POST /api/OP) only; this listener cannot proxy paths")
-		finish(resp.Status, resp)
-		return nil, resp
-	}
-	if resp := chain.Receive(ctx, req, x); resp != nil {
-		finish(resp.Status, resp)
-		return nil, resp
-	}
-	if rt == nil {
-		resp := codec.ErrorResponse(http.StatusNotFound, codec.ErrNoRoute, "no route for path "+quote(path))
-		finish(resp.Status, resp)
-		return nil, resp
-	}
-	dec := s.table.Decide(rt, req)
-	if late := g.pastDeadline(req, s.timeout(rt.Config().Timeout.D(), dec.Cluster)); late != nil {
-		finish(late.Status, late)
-		return nil, late
-	}
-	var resp *upstream.ProxyResponse
-	replayable := length == 0 && body == nil
-	if answer := g.tryClusters(&dec, x, replayable, func(cluster string) (err error) {
-		resp, err = s.clusters[cluster].Forward(ctx, &upstream.ProxyRequest{
-			Method: req.Method, Target: req.Target, Host: req.Header.Value("host"), Header: req.Header,
-			Body: body, ContentLength: length, ClientAddr: req.Conn.ClientAddr, Timeout: rt.Config().Timeout.D(),
-		})
-		if timedOut(err) {
-			g.adm.finished(time.Since(req.Received))
-		}
-		return err
-	}); answer != nil {
-		finish(answer.Status, answer)
-		return nil, answer
-	}
-	g.adm.finished(time.Since(req.Received)) // the backend's head: what admission follows
-	finish(resp.Status, nil)
-	return resp, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/bytebufferpool"
@@ -14,14 +15,17 @@ import (
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/http1"
 	"github.com/mgw-project/mgw/gateway/upstream"
+	"github.com/mgw-project/mgw/internal/pipe"
 	"github.com/mgw-project/mgw/netpoll"
 )
 
 // httpSession is one HTTP/1.1 connection. Requests on it are answered in order: once a
-// request is complete the session pauses reading, runs it as a pool task, writes the
-// answer, and resumes (the reactor then hands back any pipelined bytes it kept). An API
-// request (POST /api/<op> or an Operation-Type header) buffers its body, bounded by the
-// listener's limit; a plain proxied request streams its body to the backend as it arrives.
+// request is complete the session pauses reading, serves it, writes the answer, and
+// resumes (the reactor then hands back any pipelined bytes it kept). An API request
+// (POST /api/<op> or an Operation-Type header) buffers its body, bounded by the
+// listener's limit, as does a plain proxied request with a short body; those are served
+// with no goroutine waiting for the backend. A proxied request with a longer or chunked
+// body streams it to the backend as it arrives, from a request task.
 type httpSession struct {
 	sessionBase
 
@@ -41,7 +45,7 @@ type httpState uint8
 const (
 	httpIdle      httpState = iota // between requests: no exchange, nothing held
 	httpHead                       // a request head is arriving
-	httpBody                       // an API call's body is arriving; the call runs once it is in
+	httpBody                       // a body read whole before the request is served is arriving
 	httpStreaming                  // a proxied request is served while its body streams to the backend
 	httpServing                    // the request is whole; its answer is on its way; reads wait
 	// httpLinger: a proxied request was answered before its body was all in. The reactor
@@ -64,21 +68,23 @@ const maxLingerBytes = 16 << 20
 type httpExchange struct {
 	head http1.RequestHead
 	body http1.BodyDecoder
-	// sink is where the decoded body goes, chosen by begin: &api for an API call, which
-	// runs on the whole body, or &proxied for a plain proxy, which streams it.
+	// sink is where the decoded body goes, chosen by begin: &whole for an API call or a
+	// short proxied body, served once it is all in, or &proxied for a body that streams.
 	sink    bodySink
-	api     apiBody
+	whole   wholeBody
 	proxied proxyBody
+	api     bool // an API call, not a proxied request
 	// bodyBy is when the body must be all in (the listener's body_timeout after the end
 	// of the head); zero without a body or a timeout.
 	bodyBy time.Time
 }
 
-func (ex *httpExchange) isAPI() bool { return ex.sink == &ex.api }
+// buffered says the request is served once its body is all in.
+func (ex *httpExchange) buffered() bool { return ex.sink == &ex.whole }
 
 // reset readies a served exchange for the pool.
 func (ex *httpExchange) reset() {
-	ex.sink, ex.api, ex.proxied, ex.bodyBy = nil, apiBody{}, proxyBody{}, time.Time{}
+	ex.sink, ex.whole, ex.proxied, ex.api, ex.bodyBy = nil, wholeBody{}, proxyBody{}, false, time.Time{}
 }
 
 // bodySink takes a request's decoded body as it arrives.
@@ -88,17 +94,19 @@ type bodySink interface {
 	take(chunk []byte) (dropped int64)
 }
 
-// apiBody buffers an API call's body: the call needs it whole (signature, MMTP-style call).
-type apiBody struct{ buf []byte }
+// wholeBody buffers a body the request is served with whole: an API call needs it so
+// (signature, MMTP-style call); a short proxied one then goes out with its head in one
+// write.
+type wholeBody struct{ buf []byte }
 
-func (a *apiBody) take(chunk []byte) int64 {
+func (a *wholeBody) take(chunk []byte) int64 {
 	a.buf = append(a.buf, chunk...)
 	return 0
 }
 
-// proxyBody streams a proxied body to the backend through a bodyStream.
+// proxyBody streams a proxied body to the backend through a pipe.Pipe.
 type proxyBody struct {
-	bs *bodyStream
+	bs *pipe.Pipe
 	// discard: the backend side stopped reading the body (it answered, or its call
 	// ended); the rest is read and dropped.
 	discard bool
@@ -230,10 +238,14 @@ func (s *httpSession) bodyDone(ex *httpExchange, last []byte) bool {
 	// Pause before the request counts as whole: next's ResumeRead must find the pause to
 	// undo.
 	s.c.PauseRead()
-	if ex.isAPI() {
-		ex.api.take(last)
+	if ex.buffered() {
+		ex.whole.take(last)
 		s.enter(httpServing)
-		s.runAPI(ex)
+		if ex.api {
+			s.runAPI(ex)
+		} else {
+			s.forward(ex, ex.whole.buf)
+		}
 		return true
 	}
 	p := ex.proxied
@@ -281,17 +293,18 @@ func (s *httpSession) begin(ex *httpExchange) error {
 			s.c.Write(http1.Append100Continue(nil))
 		}
 	}
+	ex.api = api
 	switch {
-	case api && hasBody:
-		ex.sink = &ex.api
+	case hasBody && (api || !h.Chunked && h.ContentLength <= maxWholeProxyBody):
+		ex.sink = &ex.whole
 		s.enter(httpBody)
 	case api:
-		ex.sink = &ex.api
+		ex.sink = &ex.whole
 		s.c.PauseRead()
 		s.enter(httpServing)
 		s.runAPI(ex)
 	case hasBody:
-		ex.proxied = proxyBody{bs: newBodyStream(s.c, bodyStreamHigh)}
+		ex.proxied = proxyBody{bs: pipe.New(s.c, bodyStreamHigh)}
 		ex.sink = &ex.proxied
 		s.enter(httpStreaming)
 		s.proxy(ex, ex.proxied.bs)
@@ -307,10 +320,14 @@ func (s *httpSession) begin(ex *httpExchange) error {
 		ex.sink = &ex.proxied
 		s.c.PauseRead()
 		s.enter(httpServing)
-		s.proxy(ex, nil)
+		s.forward(ex, nil)
 	}
 	return nil
 }
+
+// maxWholeProxyBody is the longest proxied request body read whole before the request is
+// forwarded (as nginx buffers bodies); a longer one streams to the backend as it comes.
+const maxWholeProxyBody = 16 << 10
 
 // lastHop reports an OPTIONS or TRACE whose Max-Forwards is 0 (RFC 9110 7.6.2).
 func lastHop(h *http1.RequestHead) bool {
@@ -339,9 +356,9 @@ func finalRecipient(method string) *codec.Response {
 }
 
 func (s *httpSession) runAPI(ex *httpExchange) {
-	req := http1.ToRequest(&ex.head, ex.api.buf, s.connInfo())
+	req := http1.ToRequest(&ex.head, ex.whole.buf, s.connInfo())
 	req.Received = time.Now()
-	ex.api.buf = nil // the request owns it now
+	ex.whole.buf = nil // the request owns it now
 	minor, keep := ex.head.Minor, ex.head.KeepAlive
 	g := s.l.g
 	head := ex.head.Method == http.MethodHead
@@ -368,7 +385,7 @@ func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
 	// read it (the transport need not close a body it stopped sending). Abandoning it
 	// resumes reads it held and lets the reactor drop the rest.
 	endBody := func() {
-		if bs, ok := body.(*bodyStream); ok {
+		if bs, ok := body.(*pipe.Pipe); ok {
 			bs.Abandon(errAnswered)
 		}
 	}
@@ -400,6 +417,75 @@ func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
 }
 
 var errAnswered = errors.New("answered before the request body was read")
+
+// forward serves a proxied request whose body is whole (or absent) with no goroutine
+// waiting for the backend (Gateway.forwardAsync). A short answer is written by the
+// reactor worker that read it; a long one is copied to the client by a request task,
+// which waits for the client as writeStream does.
+func (s *httpSession) forward(ex *httpExchange, body []byte) {
+	req := http1.ToRequest(&ex.head, nil, s.connInfo())
+	req.Received = time.Now()
+	ex.whole.buf = nil // the request owns it now
+	minor, keep, head := ex.head.Minor, ex.head.KeepAlive, ex.head.Method == http.MethodHead
+	g := s.l.g
+	var streaming atomic.Bool // the backend's answer has started out
+	answer := func(resp *codec.Response) {
+		if streaming.Load() {
+			// Half a response is out: the client can only be told by a close.
+			s.c.CloseWithReason(netpoll.ReasonHandler)
+			return
+		}
+		s.writeWhole(minor, resp, keep, head)
+	}
+	if r := g.adm.admit(0); r != admitted {
+		answer(g.adm.answers[r])
+		return
+	}
+	g.serveAdmitted(req, func(reply func(*codec.Response)) {
+		g.forwardAsync(req, body, func(resp *upstream.ProxyResponse, ans *codec.Response) {
+			if ans != nil {
+				reply(ans)
+				return
+			}
+			if resp.Body == nil {
+				streaming.Store(true)
+				s.writeProxied(minor, resp, keep, head)
+				reply(nil)
+				return
+			}
+			err := g.reqPool.Submit(func() {
+				defer g.recoverRequest(req, reply)
+				streaming.Store(true)
+				s.writeStream(minor, resp, keep, head)
+				reply(nil)
+			})
+			if err != nil {
+				resp.Body.Close()
+				g.adm.refuse(refusedPool)
+				reply(g.adm.answers[refusedPool])
+			}
+		})
+	}, answer, g.adm.connIdle)
+}
+
+// writeProxied writes a backend's answer that came whole, head and body in one write.
+// Its length is known now, so it goes with Content-Length even where the backend chunked.
+func (s *httpSession) writeProxied(minor int, resp *upstream.ProxyResponse, keep, headOnly bool) {
+	length := resp.ContentLength
+	withBody := !headOnly && bodyAllowed(resp.Status)
+	if withBody {
+		length = int64(len(resp.Whole))
+	}
+	keep = http1.ResponseKeepAlive(minor, resp.Status, length, keep && s.keepOpen())
+	b := bytebufferpool.Get()
+	b.B = http1.AppendResponseHead(b.B[:0], minor, resp.Status, resp.Header, length, keep)
+	if withBody {
+		b.B = append(b.B, resp.Whole...)
+	}
+	err := s.c.Write(b.B)
+	bytebufferpool.Put(b)
+	s.next(keep && err == nil)
+}
 
 // writeWhole writes a complete response and readies the connection for the next request.
 // The answer to HEAD (head) is the head alone: a body would be read as the next response.
@@ -614,14 +700,14 @@ func (s *httpSession) bodyIn(ex *httpExchange) {
 	}
 }
 
-// bodyLate ends a request whose body missed its deadline. An API request is not served
-// before its body is in, so it gets a 408. A proxied request is already at the backend
+// bodyLate ends a request whose body missed its deadline. A request whose body is read
+// whole is not served before it is in, so it gets a 408. A streamed one is already at the backend
 // and its answer may be on its way: the connection is closed, which also fails the body
 // stream and so the backend call (onClose).
 func (s *httpSession) bodyLate(ex *httpExchange) {
 	s.l.g.log.Debug("request body not in by body_timeout", "listener", s.l.cfg.Name,
-		"body_timeout", s.l.cfg.BodyTimeout.D().String(), "api", ex.isAPI())
-	if ex.isAPI() {
+		"body_timeout", s.l.cfg.BodyTimeout.D().String(), "api", ex.api)
+	if ex.buffered() {
 		s.rejectAs(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request body not completed within body_timeout"},
 			netpoll.ReasonTimeout, ex.head.Method == http.MethodHead)
 		return
@@ -634,7 +720,7 @@ func (s *httpSession) bodyLate(ex *httpExchange) {
 // the engine's timeout goroutine while a request task is in next, which recycles the
 // exchange: the exchange is read under mu.
 func (s *httpSession) onClose(netpoll.CloseReason) {
-	var bs *bodyStream
+	var bs *pipe.Pipe
 	s.mu.Lock()
 	if st := s.phase; st == httpStreaming || st == httpLinger {
 		bs = s.ex.proxied.bs

@@ -135,31 +135,46 @@ func TestBodyTimeoutAPI(t *testing.T) {
 	}
 }
 
-// TestBodyTimeoutProxied: a streamed (proxied) body that trickles past body_timeout ends
-// with the connection closed, not with the backend's answer to a body that was let in.
+// TestBodyTimeoutProxied: a proxied body that trickles past body_timeout. A short one,
+// read whole before it is forwarded, has reached no backend yet: 408 and close. A chunked
+// one streams to the backend as it comes: the connection is closed, not answered with
+// the backend's answer to a body that was let in.
 func TestBodyTimeoutProxied(t *testing.T) {
 	be := timeoutsBackend(t, 0)
 	g := startTimeoutsGateway(t, "epoll", be.Listener.Addr().String(), "body_timeout: 1s")
-	c, err := net.Dial("tcp", g.Addr("web").String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	const body = "0123456789abcdefghij"
-	go trickle(c, fmt.Sprintf("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(body)),
-		body, 400*time.Millisecond)
-	c.SetReadDeadline(time.Now().Add(6 * time.Second))
-	br := bufio.NewReader(c)
-	if resp, err := http.ReadResponse(br, nil); err == nil {
-		got, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode == 200 {
-			t.Fatalf("late streamed body answered %d %q; want the connection closed", resp.StatusCode, got)
-		}
-	} else if errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatal("connection neither answered nor closed by the body timeout")
-	}
-	if !readClosed(c, br) {
-		t.Fatal("connection still open")
+	for _, tt := range []struct {
+		name, head, body string
+		status           int // 0: closed without an answer
+	}{
+		{"short", fmt.Sprintf("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(body)), body, http.StatusRequestTimeout},
+		{"chunked", "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", g.Addr("web").String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			go trickle(c, tt.head, tt.body, 400*time.Millisecond)
+			c.SetReadDeadline(time.Now().Add(6 * time.Second))
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			switch {
+			case err == nil:
+				got, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != tt.status {
+					t.Fatalf("late body answered %d %q; want %d", resp.StatusCode, got, tt.status)
+				}
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				t.Fatal("connection neither answered nor closed by the body timeout")
+			case tt.status != 0:
+				t.Fatalf("closed without the %d: %v", tt.status, err)
+			}
+			if !readClosed(c, br) {
+				t.Fatal("connection still open")
+			}
+		})
 	}
 }
 

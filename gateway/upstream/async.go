@@ -44,7 +44,13 @@ func (c *Cluster) CallAsync(req *codec.Request, timeout time.Duration, done func
 	if timeout <= 0 {
 		timeout = c.timeout
 	}
-	a := &asyncCall{c: c, req: req, done: done, buf: bp, base: len(head), deadline: time.Now().Add(timeout)}
+	a := &asyncCall{c: c, body: req.Body, done: done, buf: bp, base: len(head)}
+	a.begin(timeout)
+}
+
+// begin arms the call's deadline and makes its first attempt.
+func (a *asyncCall) begin(timeout time.Duration) {
+	a.deadline = time.Now().Add(timeout)
 	a.mu.Lock() // a tiny timeout may fire before a.timer is set: expire waits for it here
 	a.timer = time.AfterFunc(timeout, a.expire)
 	a.mu.Unlock()
@@ -57,12 +63,18 @@ func putHead(bp *[]byte) {
 	}
 }
 
-// asyncCall is one CallAsync from start to done: its attempts (a connect failure is tried
-// again, as Call does), the connection that carries it, and its deadline.
+// asyncCall is one CallAsync or ForwardAsync from start to done: its attempts (a connect
+// failure is tried again, as Call does), the connection that carries it, and its
+// deadline. Exactly one of done and fwd is set: it says which of the two it is.
 type asyncCall struct {
-	c        *Cluster
-	req      *codec.Request
-	done     func(*codec.Response, error)
+	c    *Cluster
+	body []byte // the request body; the caller keeps it untouched until the end
+	done func(*codec.Response, error)
+	fwd  func(*ProxyResponse, error)
+	// ForwardAsync's: the request method (a HEAD's answer has no body) and the client's
+	// Host, sent as is ("": the host's address).
+	method   string
+	hostName string
 	buf      *[]byte // the request head without Host (base bytes), then Host and any inline body
 	base     int
 	deadline time.Time
@@ -131,6 +143,15 @@ func (a *asyncCall) claim() (claimed, bool) {
 	return cl, true
 }
 
+// report hands an error to the caller, in the form its call returns.
+func (a *asyncCall) report(e *Error) {
+	if a.fwd != nil {
+		a.fwd(nil, e)
+		return
+	}
+	a.done(nil, e)
+}
+
 // startWrite marks the request as going out, unless the call ended meanwhile.
 func (a *asyncCall) startWrite() bool {
 	a.mu.Lock()
@@ -154,9 +175,10 @@ func (a *asyncCall) isOver() bool {
 	return a.over
 }
 
-// deliver finishes a claimed call: the attempt's host is released as kind and status
-// say (kind 0: the backend answered), and done gets the result.
-func (a *asyncCall) deliver(cl claimed, kind Kind, status int, resp *codec.Response, e *Error) {
+// settle gives back what a claimed call holds before its caller hears of it: the timer,
+// the attempt's host, released as kind and status say (kind 0: the backend answered),
+// and the head buffer when no sender has it.
+func (a *asyncCall) settle(cl claimed, kind Kind, status int) {
 	a.timer.Stop()
 	if cl.h != nil {
 		a.c.release(cl.h, cl.start, kind, status)
@@ -164,17 +186,18 @@ func (a *asyncCall) deliver(cl claimed, kind Kind, status int, resp *codec.Respo
 	if cl.conn == nil {
 		putHead(a.releaseHead()) // no sender has it
 	}
-	if e != nil {
-		a.done(nil, e)
-		return
-	}
-	a.done(resp, nil)
+}
+
+// deliverErr finishes a claimed call with the failure e.
+func (a *asyncCall) deliverErr(cl claimed, e *Error) {
+	a.settle(cl, e.Kind, 0)
+	a.report(e)
 }
 
 // fail ends the call with e, whose attempt (if any) was released already.
 func (a *asyncCall) fail(e *Error) {
 	if cl, ok := a.claim(); ok {
-		a.deliver(cl, e.Kind, 0, nil, e)
+		a.deliverErr(cl, e)
 	}
 }
 
@@ -198,7 +221,7 @@ func (a *asyncCall) expire() {
 	default:
 		cause = errConnecting
 	}
-	a.deliver(cl, Timeout, 0, nil, newError(Timeout, a.c.name, cl.hostName(), cl.sent, cause))
+	a.deliverErr(cl, newError(Timeout, a.c.name, cl.hostName(), cl.sent, cause))
 }
 
 func (cl claimed) hostName() string {
@@ -239,11 +262,16 @@ func (a *asyncCall) connectFailed(err error) {
 	time.AfterFunc(wait, a.try)
 }
 
-// head returns the request head for host h (its own address as Host), with the body
-// inline when it is small, and the body to write after it (nil when inline).
+// head returns the request head for host h (the client's Host, else the host's own
+// address), with the body inline when it is small, and the body to write after it (nil
+// when inline).
 func (a *asyncCall) head(h *host) (head, body []byte) {
-	b := appendHostAndEnd((*a.buf)[:a.base], h.addr)
-	body = a.req.Body
+	host := a.hostName
+	if host == "" {
+		host = h.addr
+	}
+	b := appendHostAndEnd((*a.buf)[:a.base], host)
+	body = a.body
 	if len(body) <= inlineBody {
 		b, body = append(b, body...), nil
 	}
@@ -477,6 +505,10 @@ type asyncConn struct {
 	call   *asyncCall // the exchange in progress; nil while idle
 	sender *asyncCall // the call whose request is being written now (send); nil otherwise
 	closed bool
+	// stream is a forwarded answer's body being streamed to its reader; its call has been
+	// delivered. Whoever takes it off (the end of the body, the close, the reader giving
+	// up) ends it.
+	stream *fwdStream
 
 	// The answer being read (the reactor's worker only):
 	headDone bool
@@ -598,7 +630,7 @@ func (a *asyncCall) failSent(kind Kind, status int, err error) {
 	if !ok {
 		return
 	}
-	a.deliver(cl, kind, status, nil, newError(kind, a.c.name, cl.hostName(), true, err))
+	a.deliverErr(cl, newError(kind, a.c.name, cl.hostName(), true, err))
 }
 
 // drop takes the connection down under a call that ended without its answer.
@@ -619,29 +651,65 @@ func (ac *asyncConn) OnOpen(c netpoll.Conn) {
 	c.SetIdleTimeout(ac.p.idleTimeout)
 }
 
-// OnData reads the answer to the call in progress. Bytes with no call waiting for them
-// break the protocol, and close the connection.
+// OnData reads the answer to the call in progress, or the body of a forwarded answer
+// being streamed. Bytes with no call waiting for them break the protocol, and close the
+// connection.
 func (ac *asyncConn) OnData(_ netpoll.Conn, data []byte) (int, error) {
 	ac.mu.Lock()
-	a := ac.call
+	a, st := ac.call, ac.stream
 	ac.mu.Unlock()
+	if st != nil {
+		return ac.streamBody(st, data)
+	}
 	if a == nil || !a.isWriting() {
 		return len(data), errUnsolicited // nothing asked yet: bytes no request can own
 	}
 	n, done, err := ac.read(a, data)
 	if err != nil {
-		ac.finish(a, nil, err)
+		ac.fail(a, err)
 		return len(data), err
 	}
 	if !done {
+		if a.fwd != nil && ac.headDone && !ac.wholeAnswer() {
+			return ac.startStream(a, n, data)
+		}
 		return n, nil
 	}
-	r := ac.response()
-	if n < len(data) {
-		r.keepAlive = false // more than one answer to one request
+	keep := ac.head.KeepAlive && !ac.body.UntilClose() && n == len(data) // else more than one answer to one request
+	w := ac.takeWhole(a) // before finish: a call it hands the connection on to resets it
+	if cl, ok := ac.finish(a, keep); ok {
+		a.deliverWhole(cl, w)
 	}
-	ac.finish(a, r, nil)
 	return len(data), nil
+}
+
+// whole is an answer read to its end, in the form its call returns.
+type whole struct {
+	status int
+	call   *codec.Response
+	fwd    *ProxyResponse
+}
+
+// takeWhole takes the answer read whole off the connection.
+func (ac *asyncConn) takeWhole(a *asyncCall) whole {
+	if a.fwd != nil {
+		resp := ac.proxyResponse(a.method)
+		resp.Whole = ac.buf
+		ac.head, ac.buf = http1.ResponseHead{}, nil // the answer owns them now
+		return whole{status: resp.Status, fwd: resp}
+	}
+	r := ac.response()
+	return whole{status: r.status, call: &codec.Response{Status: r.status, Header: r.header, Body: r.body, Gzip: r.gzip}}
+}
+
+// deliverWhole hands a claimed call its answer.
+func (a *asyncCall) deliverWhole(cl claimed, w whole) {
+	a.settle(cl, 0, w.status)
+	if a.fwd != nil {
+		a.fwd(w.fwd, nil)
+		return
+	}
+	a.done(w.call, nil)
 }
 
 // read takes what it can of the answer from data: how much it consumed, and whether the
@@ -666,10 +734,13 @@ func (ac *asyncConn) read(a *asyncCall, data []byte) (int, bool, error) {
 			continue
 		}
 		ac.headDone = true
-		if err := startBody(&ac.head, &ac.body, a.c.maxResp); err != nil {
+		if a.fwd != nil {
+			// A forwarded answer has no size limit: past wholeAnswer's it streams.
+			ac.body.ResetResponse(&ac.head, a.method, 0, &respLimits)
+		} else if err := startBody(&ac.head, &ac.body, a.c.maxResp); err != nil {
 			return off, false, err
 		}
-		if ac.head.ContentLength > 0 && !ac.head.Chunked {
+		if ac.head.ContentLength > 0 && !ac.head.Chunked && (a.fwd == nil || ac.wholeAnswer()) {
 			ac.buf = make([]byte, 0, ac.head.ContentLength)
 		}
 	}
@@ -691,7 +762,7 @@ func (ac *asyncConn) read(a *asyncCall, data []byte) (int, bool, error) {
 
 // response is the answer read, in the codec's form.
 func (ac *asyncConn) response() *h1Response {
-	r := &h1Response{status: ac.head.Status, keepAlive: ac.head.KeepAlive && !ac.body.UntilClose()}
+	r := &h1Response{status: ac.head.Status}
 	if len(ac.buf) > 0 {
 		r.body = ac.buf
 	}
@@ -700,9 +771,10 @@ func (ac *asyncConn) response() *h1Response {
 	return r
 }
 
-// finish ends the exchange in progress with the answer r or the failure err, and gives
-// the connection back to the pool when it may carry another request.
-func (ac *asyncConn) finish(a *asyncCall, r *h1Response, err error) {
+// finish ends the exchange in progress, its answer read, and gives the connection back
+// to the pool when it may carry another request (keep). It returns the call's claim for
+// its caller to deliver; ok false: the call ended otherwise (its deadline).
+func (ac *asyncConn) finish(a *asyncCall, keep bool) (claimed, bool) {
 	ac.mu.Lock()
 	if ac.call == a {
 		ac.call = nil
@@ -712,22 +784,26 @@ func (ac *asyncConn) finish(a *asyncCall, r *h1Response, err error) {
 	// An answer that came before the whole request went out (a backend refusing a body
 	// early) leaves the rest of it queued: on a reused connection those bytes would
 	// open the next exchange.
-	if !ok || err != nil || !r.keepAlive || ac.c.QueuedBytes() > 0 {
+	if !ok || !keep || ac.c.QueuedBytes() > 0 {
 		ac.c.Close()
 	} else {
 		ac.p.put(ac)
 	}
-	if !ok {
-		return
+	return cl, ok
+}
+
+// fail ends the exchange in progress with a broken answer, and the connection with it.
+func (ac *asyncConn) fail(a *asyncCall, err error) {
+	ac.mu.Lock()
+	if ac.call == a {
+		ac.call = nil
 	}
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			err = fmt.Errorf("%w (%d bytes)", err, a.c.maxResp)
-		}
-		a.deliver(cl, Failed, 0, nil, newError(Failed, a.c.name, cl.hostName(), true, err))
-		return
+	ac.mu.Unlock()
+	ac.c.Close()
+	if errors.Is(err, errTooLarge) {
+		err = fmt.Errorf("%w (%d bytes)", err, a.c.maxResp)
 	}
-	a.deliver(cl, 0, r.status, &codec.Response{Status: r.status, Header: r.header, Body: r.body, Gzip: r.gzip}, nil)
+	a.failSent(Failed, 0, err)
 }
 
 // OnTimeout closes a connection idle in the pool for the idle timeout; one waiting for
@@ -744,7 +820,8 @@ func (ac *asyncConn) OnTimeout(c netpoll.Conn, kind netpoll.TimeoutKind) {
 func (ac *asyncConn) OnClose(_ netpoll.Conn, _ netpoll.CloseReason) {
 	ac.mu.Lock()
 	ac.closed = true
-	a := ac.call
+	a, st := ac.call, ac.stream
+	ac.stream = nil
 	if ac.sender != nil && !ac.headDone {
 		// The sender decides: nothing went out, or it did (send). Once an answer has
 		// begun, the request was out, and the answer (a body that ends with the close)
@@ -755,15 +832,24 @@ func (ac *asyncConn) OnClose(_ netpoll.Conn, _ netpoll.CloseReason) {
 	}
 	ac.mu.Unlock()
 	ac.p.closedConn(ac)
+	if st != nil {
+		if ac.body.UntilClose() {
+			ac.body.Finish()
+			st.end(nil)
+		} else {
+			st.end(fmt.Errorf("response body: %w", io.ErrUnexpectedEOF))
+		}
+		return
+	}
 	if a == nil {
 		return
 	}
 	switch {
 	case ac.headDone && ac.body.UntilClose():
 		ac.body.Finish()
-		r := ac.response()
-		r.keepAlive = false
-		ac.finish(a, r, nil)
+		if cl, ok := a.claim(); ok {
+			a.deliverWhole(cl, ac.takeWhole(a))
+		}
 	case ac.headDone:
 		a.failSent(Failed, 0, fmt.Errorf("response body: %w", io.ErrUnexpectedEOF))
 	default:

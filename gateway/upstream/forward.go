@@ -54,39 +54,18 @@ type ProxyResponse struct {
 	// ContentLength is the body's length when the backend declared one (for a HEAD
 	// request: what a GET would have had), else -1.
 	ContentLength int64
-	// Body must be closed: the request counts as in flight until then.
-	Body io.ReadCloser
+	// Body must be closed: the request counts as in flight until then. It is nil when
+	// the body came whole with the head (ForwardAsync): Whole holds it then.
+	Body  io.ReadCloser
+	Whole []byte
 }
 
 // Forward sends r to a host of the cluster and returns the backend's response head with
 // its body streaming: nothing is buffered whole either way. The caller must Close
 // resp.Body. On failure the error is an *Error.
 func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*ProxyResponse, error) {
-	if !http1.ValidFieldName(r.Method) {
-		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("method %q is not an HTTP token", r.Method))
-	}
-	if len(r.Target) == 0 || r.Target[0] != '/' {
-		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("request target %q is not origin-form", r.Target))
-	}
-	if _, err := url.ParseRequestURI(r.Target); err != nil || !validTarget(r.Target) {
-		if err == nil {
-			err = errors.New("holds a space or control byte")
-		}
-		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("request target %q: %w", r.Target, err))
-	}
-	if !http1.ValidFieldValue(r.Host) {
-		return nil, newError(Invalid, c.name, "", false, fmt.Errorf("host %q holds a control byte", r.Host))
-	}
-	bp := headPool.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledHead {
-			headPool.Put(bp)
-		}
-	}()
-	head, err := appendForwardHead((*bp)[:0], r)
-	*bp = head
-	if err != nil {
-		return nil, newError(Invalid, c.name, "", false, err)
+	if e := c.checkForward(r); e != nil {
+		return nil, e
 	}
 	var body io.Reader
 	length := r.ContentLength
@@ -94,6 +73,17 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*ProxyResponse,
 		length = 0
 	} else {
 		body = r.Body
+	}
+	bp := headPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledHead {
+			headPool.Put(bp)
+		}
+	}()
+	head, err := appendForwardHead((*bp)[:0], r, length)
+	*bp = head
+	if err != nil {
+		return nil, newError(Invalid, c.name, "", false, err)
 	}
 
 	var inline []byte
@@ -151,7 +141,13 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*ProxyResponse,
 		sent = make(chan error, 1)
 		b.refs.Add(1)
 		go func() {
-			err := writeBody(conn.nc, body, length)
+			src := &sourceReader{r: body}
+			err := writeBody(conn.nc, src, length)
+			if src.err != nil {
+				// The client's body broke off (the client is gone): no answer can reach
+				// it, and the backend would wait for the rest until the timeout.
+				conn.nc.Close()
+			}
 			sent <- err
 			b.writerOK.Store(err == nil)
 			b.unref()
@@ -198,6 +194,26 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*ProxyResponse,
 	return out, nil
 }
 
+// checkForward refuses a request that cannot go on a request line as it is.
+func (c *Cluster) checkForward(r *ProxyRequest) *Error {
+	if !http1.ValidFieldName(r.Method) {
+		return newError(Invalid, c.name, "", false, fmt.Errorf("method %q is not an HTTP token", r.Method))
+	}
+	if len(r.Target) == 0 || r.Target[0] != '/' {
+		return newError(Invalid, c.name, "", false, fmt.Errorf("request target %q is not origin-form", r.Target))
+	}
+	if _, err := url.ParseRequestURI(r.Target); err != nil || !validTarget(r.Target) {
+		if err == nil {
+			err = errors.New("holds a space or control byte")
+		}
+		return newError(Invalid, c.name, "", false, fmt.Errorf("request target %q: %w", r.Target, err))
+	}
+	if !http1.ValidFieldValue(r.Host) {
+		return newError(Invalid, c.name, "", false, fmt.Errorf("host %q holds a control byte", r.Host))
+	}
+	return nil
+}
+
 // validTarget reports whether a request-target can go on the request line as is.
 func validTarget(t string) bool {
 	for i := 0; i < len(t); i++ {
@@ -209,8 +225,9 @@ func validTarget(t string) bool {
 }
 
 // appendForwardHead appends the request line and fields of a forwarded request, except
-// Host (appendHostAndEnd adds it once the host is known).
-func appendForwardHead(dst []byte, r *ProxyRequest) ([]byte, error) {
+// Host (appendHostAndEnd adds it once the host is known). length is the body's: 0 none,
+// -1 chunked.
+func appendForwardHead(dst []byte, r *ProxyRequest, length int64) ([]byte, error) {
 	dst = http1.AppendRequestLine(dst, r.Method, r.Target)
 	hdr := r.Header
 	if r.Method == http.MethodOptions || r.Method == http.MethodTrace {
@@ -223,13 +240,13 @@ func appendForwardHead(dst []byte, r *ProxyRequest) ([]byte, error) {
 	dst = appendVia(dst, prior.via, true)
 	dst = appendForwardedFor(dst, prior.xff, r.ClientAddr)
 	switch {
-	case r.Body == nil || r.ContentLength == 0:
+	case length == 0:
 		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 			dst = append(dst, "Content-Length: 0\r\n"...)
 		}
-	case r.ContentLength > 0:
+	case length > 0:
 		dst = append(dst, "Content-Length: "...)
-		dst = strconv.AppendInt(dst, r.ContentLength, 10)
+		dst = strconv.AppendInt(dst, length, 10)
 		dst = append(dst, "\r\n"...)
 	default:
 		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
@@ -304,6 +321,20 @@ func writeBody(w io.Writer, body io.Reader, length int64) error {
 			return rerr
 		}
 	}
+}
+
+// sourceReader remembers why a request body stopped before its end.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 // inlineBody is the largest known-length request body sent in the head's write.

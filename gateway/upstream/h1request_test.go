@@ -105,7 +105,7 @@ func TestVia(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			head, err := appendForwardHead(nil, &ProxyRequest{Method: "GET", Target: "/", Header: tt.hdr})
+			head, err := appendForwardHead(nil, &ProxyRequest{Method: "GET", Target: "/", Header: tt.hdr}, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

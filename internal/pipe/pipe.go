@@ -1,29 +1,31 @@
-package gateway
+// Package pipe carries a body between the reactor, which must never block, and a
+// goroutine that may: a proxied request's body on its way to a backend, or a backend's
+// streamed answer on its way to a client.
+package pipe
 
 import (
 	"io"
 	"sync"
 )
 
-// readPauser is the part of netpoll.Conn a bodyStream steers.
-type readPauser interface {
+// Pauser is the part of netpoll.Conn a Pipe steers: the connection the bytes come from.
+type Pauser interface {
 	PauseRead()
 	ResumeRead()
 }
 
-// bodyStream carries a proxied request's body from the reactor to the upstream call. The
-// reactor side never blocks: Write copies what arrived and, once more than high bytes
-// wait, pauses the connection's reads; the upstream side's Read takes bytes and resumes
-// reads once the buffer is down to low. So a slow backend slows the client through TCP,
-// not by holding a reactor worker (an io.Pipe write blocked the worker until the backend
-// read). A body that is already whole when its head is parsed is buffered in one go and
-// read without waiting at all.
+// Pipe is a body in transit. The reactor side never blocks: Write copies what arrived
+// and, once more than high bytes wait, pauses the source connection's reads; the reading
+// side's Read takes bytes and resumes reads once the buffer is down to low. So a slow
+// reader slows the sender through TCP, not by holding a reactor worker (an io.Pipe write
+// blocked the worker until the reader read). A body that is already whole is buffered in
+// one go and read without waiting at all.
 //
 // PauseRead and ResumeRead are called under mu, so the connection sees them in the order
-// the stream decided them: a resume decided after a pause can never reach the connection
+// the pipe decided them: a resume decided after a pause can never reach the connection
 // before it (that left a connection paused for good, its upload stalled).
-type bodyStream struct {
-	c         readPauser
+type Pipe struct {
+	c         Pauser
 	high, low int
 
 	mu      sync.Mutex
@@ -35,13 +37,13 @@ type bodyStream struct {
 	waiting chan struct{} // a Read waits for bytes or the end
 }
 
-func newBodyStream(c readPauser, high int) *bodyStream {
-	return &bodyStream{c: c, high: high, low: high / 4}
+func New(c Pauser, high int) *Pipe {
+	return &Pipe{c: c, high: high, low: high / 4}
 }
 
 // Write is the reactor's side: it buffers p and never blocks. It fails once the reader
 // gave up (the backend answered or the call ended), so the caller can drop the rest.
-func (b *bodyStream) Write(p []byte) (int, error) {
+func (b *Pipe) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	if b.rerr != nil {
 		err := b.rerr
@@ -69,8 +71,9 @@ func (b *bodyStream) Write(p []byte) (int, error) {
 }
 
 // Finish ends the body: io.EOF when it is complete, another error when it broke off
-// (the reader sees it after the bytes before it).
-func (b *bodyStream) Finish(err error) {
+// (the reader sees it after the bytes before it). The writer's side is done with the
+// source connection: a pause this pipe holds is undone.
+func (b *Pipe) Finish(err error) {
 	if err == nil {
 		err = io.EOF
 	}
@@ -78,12 +81,18 @@ func (b *bodyStream) Finish(err error) {
 	if b.werr == nil {
 		b.werr = err
 	}
+	if b.paused {
+		// Nothing more comes from the source: its reads are not this pipe's to hold
+		// (a backend connection goes back to its pool, a client's reads its next request).
+		b.paused = false
+		b.c.ResumeRead()
+	}
 	b.wakeLocked()
 	b.mu.Unlock()
 }
 
 // Read is the upstream's side.
-func (b *bodyStream) Read(p []byte) (int, error) {
+func (b *Pipe) Read(p []byte) (int, error) {
 	for {
 		b.mu.Lock()
 		if b.rerr != nil {
@@ -115,10 +124,17 @@ func (b *bodyStream) Read(p []byte) (int, error) {
 	}
 }
 
+// Buffered is how many bytes wait for the reader.
+func (b *Pipe) Buffered() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.buf) - b.off
+}
+
 // Abandon is the reader giving up (like io.PipeReader.CloseWithError): buffered bytes
 // are dropped, later Writes fail with err, and reads held for this stream resume so the
 // reactor can read and drop the rest of the body.
-func (b *bodyStream) Abandon(err error) {
+func (b *Pipe) Abandon(err error) {
 	b.mu.Lock()
 	if b.rerr == nil {
 		b.rerr = err
@@ -132,7 +148,7 @@ func (b *bodyStream) Abandon(err error) {
 	b.mu.Unlock()
 }
 
-func (b *bodyStream) wakeLocked() {
+func (b *Pipe) wakeLocked() {
 	if b.waiting != nil {
 		close(b.waiting)
 		b.waiting = nil

@@ -1,4 +1,4 @@
-package gateway
+package pipe
 
 import (
 	"bytes"
@@ -34,12 +34,12 @@ func (p *pauseCounter) ResumeRead() {
 	p.mu.Unlock()
 }
 
-// TestBodyStreamCarriesBody: a writer that never blocks and a slow reader; every byte
+// TestPipeCarriesBody: a writer that never blocks and a slow reader; every byte
 // arrives in order, reads are paused while more than high bytes wait, and every pause is
 // matched by a resume.
-func TestBodyStreamCarriesBody(t *testing.T) {
+func TestPipeCarriesBody(t *testing.T) {
 	var pc pauseCounter
-	b := newBodyStream(&pc, 64<<10)
+	b := New(&pc, 64<<10)
 	want := make([]byte, 1<<20)
 	for i := range want {
 		want[i] = byte(rand.IntN(256))
@@ -81,10 +81,10 @@ func TestBodyStreamCarriesBody(t *testing.T) {
 	}
 }
 
-// TestBodyStreamPausesPastHigh: with no reader, the writer pauses reads once, past high.
-func TestBodyStreamPausesPastHigh(t *testing.T) {
+// TestPipePausesPastHigh: with no reader, the writer pauses reads once, past high.
+func TestPipePausesPastHigh(t *testing.T) {
 	var pc pauseCounter
-	b := newBodyStream(&pc, 1000)
+	b := New(&pc, 1000)
 	b.Write(make([]byte, 1000))
 	if pc.pauses.Load() != 0 {
 		t.Fatal("paused at high, want past it")
@@ -102,11 +102,11 @@ func TestBodyStreamPausesPastHigh(t *testing.T) {
 	}
 }
 
-// TestBodyStreamAbandon: the reader gives up while reads are paused; reads resume, the
+// TestPipeAbandon: the reader gives up while reads are paused; reads resume, the
 // writer's next Write fails with the reader's error, and a waiting reader is woken.
-func TestBodyStreamAbandon(t *testing.T) {
+func TestPipeAbandon(t *testing.T) {
 	var pc pauseCounter
-	b := newBodyStream(&pc, 10)
+	b := New(&pc, 10)
 	b.Write(make([]byte, 100))
 	if pc.pauses.Load() != 1 {
 		t.Fatalf("pauses = %d, want 1", pc.pauses.Load())
@@ -124,7 +124,7 @@ func TestBodyStreamAbandon(t *testing.T) {
 	}
 
 	// A reader blocked on an empty stream is released by Finish with an error.
-	b2 := newBodyStream(&pc, 10)
+	b2 := New(&pc, 10)
 	done := make(chan error, 1)
 	go func() { _, err := b2.Read(make([]byte, 1)); done <- err }()
 	b2.Finish(io.ErrUnexpectedEOF)
@@ -133,13 +133,13 @@ func TestBodyStreamAbandon(t *testing.T) {
 	}
 }
 
-// TestBodyStreamPauseResumeOrder: a fast reader racing a writer that crosses the high mark
+// TestPipePauseResumeOrder: a fast reader racing a writer that crosses the high mark
 // over and over must never leave the connection paused once the body is read (a resume
 // that reached the connection before its pause stalled uploads for good).
-func TestBodyStreamPauseResumeOrder(t *testing.T) {
+func TestPipePauseResumeOrder(t *testing.T) {
 	for round := 0; round < 300; round++ {
 		var pc pauseCounter
-		b := newBodyStream(&pc, 64)
+		b := New(&pc, 64)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
