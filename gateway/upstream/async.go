@@ -676,7 +676,7 @@ func (ac *asyncConn) OnData(_ netpoll.Conn, data []byte) (int, error) {
 		return n, nil
 	}
 	keep := ac.head.KeepAlive && !ac.body.UntilClose() && n == len(data) // else more than one answer to one request
-	w := ac.takeWhole(a) // before finish: a call it hands the connection on to resets it
+	w := ac.takeWhole(a)                                                 // before finish: a call it hands the connection on to resets it
 	if cl, ok := ac.finish(a, keep); ok {
 		a.deliverWhole(cl, w)
 	}
