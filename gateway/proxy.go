@@ -148,6 +148,14 @@ func (pc *proxyCall) try(cluster string) {
 // next cluster of the fallback order is tried (the whole body can be sent again).
 func (pc *proxyCall) answered(resp *upstream.ProxyResponse, err error) {
 	defer pc.g.recoverRequest(pc.req, func(r *codec.Response) { pc.done(nil, r) })
+	handed := false
+	defer func() {
+		// A panic before the answer was handed on (in a filter's send phase) must not
+		// leave a streamed body, its backend connection and its host held for good.
+		if !handed && resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+	}()
 	now := time.Now()
 	pc.x.UpstreamLatency += now.Sub(pc.t0)
 	if err == nil || timedOut(err) {
@@ -155,6 +163,7 @@ func (pc *proxyCall) answered(resp *upstream.ProxyResponse, err error) {
 	}
 	if err == nil {
 		pc.finish(resp.Status, nil)
+		handed = true
 		pc.done(resp, nil)
 		return
 	}

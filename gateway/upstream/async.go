@@ -670,7 +670,9 @@ func (ac *asyncConn) OnData(_ netpoll.Conn, data []byte) (int, error) {
 		return len(data), err
 	}
 	if !done {
-		if a.fwd != nil && ac.headDone && !ac.wholeAnswer() {
+		if a.fwd != nil && ac.headDone {
+			// Not whole with its head: the rest streams, as Forward's would, unbounded
+			// by the deadline (which bounds the time to the head).
 			return ac.startStream(a, n, data)
 		}
 		return n, nil
@@ -735,12 +737,13 @@ func (ac *asyncConn) read(a *asyncCall, data []byte) (int, bool, error) {
 		}
 		ac.headDone = true
 		if a.fwd != nil {
-			// A forwarded answer has no size limit: past wholeAnswer's it streams.
+			// A forwarded answer has no size limit: unless it is whole with its head, it
+			// streams.
 			ac.body.ResetResponse(&ac.head, a.method, 0, &respLimits)
 		} else if err := startBody(&ac.head, &ac.body, a.c.maxResp); err != nil {
 			return off, false, err
 		}
-		if ac.head.ContentLength > 0 && !ac.head.Chunked && (a.fwd == nil || ac.wholeAnswer()) {
+		if a.fwd == nil && ac.head.ContentLength > 0 && !ac.head.Chunked && !ac.body.Done() {
 			ac.buf = make([]byte, 0, ac.head.ContentLength)
 		}
 	}
@@ -809,8 +812,22 @@ func (ac *asyncConn) fail(a *asyncCall, err error) {
 // OnTimeout closes a connection idle in the pool for the idle timeout; one waiting for
 // an answer is its call's deadline's business.
 func (ac *asyncConn) OnTimeout(c netpoll.Conn, kind netpoll.TimeoutKind) {
+	if kind != netpoll.TimeoutIdle {
+		return
+	}
 	// Taken off the idle list first: a call that picked it meanwhile keeps it.
-	if kind == netpoll.TimeoutIdle && ac.p.takeIdle(ac) {
+	if ac.p.takeIdle(ac) {
+		c.CloseWithReason(netpoll.ReasonTimeout)
+		return
+	}
+	// A streamed answer's backend that sent nothing for the idle timeout while its
+	// reader waits (a reader that lags holds the bytes, and the reads paused) has
+	// stalled: the reader gets an error rather than wait for good.
+	ac.mu.Lock()
+	st := ac.stream
+	ac.mu.Unlock()
+	if st != nil && st.p.Buffered() == 0 && ac.takeStream(st) {
+		st.end(fmt.Errorf("response body: %w: nothing from the backend for %v", os.ErrDeadlineExceeded, ac.p.idleTimeout))
 		c.CloseWithReason(netpoll.ReasonTimeout)
 	}
 }

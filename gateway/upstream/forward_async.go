@@ -20,13 +20,14 @@ import (
 // anything was sent, or on a timer's at the deadline), exactly once. body must stay
 // untouched until then.
 //
-// An answer that comes whole with its head, or whose declared length is at most
-// maxWholeAnswer, is delivered whole (ProxyResponse.Whole): the connection is back in
-// its pool before done runs, and nothing need be closed. A longer one, or one chunked
-// and not yet ended, is delivered at its head with a Body that streams the rest through
-// a bounded pipe.Pipe: the backend's reads pause while the reader lags. The deadline (r's
-// Timeout, else the cluster's) bounds the time until the answer is delivered; a body
-// streaming afterwards is bounded by its reader, who may Close it at any time.
+// An answer that comes whole with its head (in the bytes of one read) is delivered whole
+// (ProxyResponse.Whole): the connection is back in its pool before done runs, and
+// nothing need be closed. Any other is delivered at its head with a Body that streams the
+// rest through a bounded pipe.Pipe: the backend's reads pause while the reader lags. As
+// with Forward, the deadline (r's Timeout, else the cluster's) bounds the time until the
+// head; a body streaming afterwards is bounded by its reader, who may Close it at any
+// time, and by the pool's idle timeout when the backend stalls while the reader waits.
+// The connections are the host's async pool's, shared with CallAsync.
 //
 // Without an engine (a cluster built for tests or tools), ForwardAsync is Forward on the
 // calling goroutine.
@@ -57,22 +58,9 @@ func (c *Cluster) ForwardAsync(r *ProxyRequest, body []byte, done func(*ProxyRes
 	a.begin(timeout)
 }
 
-// maxWholeAnswer is the longest declared body ForwardAsync waits for before it delivers
-// the answer: past it, the answer streams. A short answer read whole goes out to the
-// client in one write, with no goroutine to copy it.
-const maxWholeAnswer = 64 << 10
-
 // streamHigh is how many bytes of a streamed answer may wait for its reader before the
 // backend's connection stops being read.
 const streamHigh = 256 << 10
-
-// wholeAnswer says whether the answer whose head was read is to be delivered whole:
-// its length is known and short. A chunked one is whole only if it ends in the bytes at
-// hand (OnData sees that first).
-func (ac *asyncConn) wholeAnswer() bool {
-	return !ac.head.Chunked && !ac.body.UntilClose() && ac.head.ContentLength >= 0 &&
-		ac.head.ContentLength <= maxWholeAnswer
-}
 
 // proxyResponse is the answer's head in Forward's form.
 func (ac *asyncConn) proxyResponse(method string) *ProxyResponse {

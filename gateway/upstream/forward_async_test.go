@@ -2,6 +2,8 @@ package upstream
 
 import (
 	"bytes"
+	"errors"
+	"os"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -76,11 +78,12 @@ func TestForwardAsyncWholeAndReuse(t *testing.T) {
 	}
 }
 
-// Every framing: those that end in the bytes at hand come whole, the rest stream; a HEAD
+// Every framing: answers that end in the bytes of the head's read come whole, the rest
+// stream (past the deadline, which bounds the time to the head); a HEAD
 // answer declares a length and carries nothing. Each is read right, and the connection
 // goes on to the next request whenever its framing allows.
 func TestForwardAsyncFramings(t *testing.T) {
-	big := strings.Repeat("x", maxWholeAnswer+1)
+	big := strings.Repeat("x", 100000)
 	for _, tt := range []struct {
 		name, method string
 		parts        []string // written with a pause between them
@@ -90,7 +93,7 @@ func TestForwardAsyncFramings(t *testing.T) {
 		reuse        bool
 	}{
 		{"length", "GET", []string{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"}, "hello", true, 5, true},
-		{"length-split", "GET", []string{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe", "llo"}, "hello", true, 5, true},
+		{"length-split", "GET", []string{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhe", "llo"}, "hello", false, 5, true},
 		{"chunked-whole", "GET", []string{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"}, "hello", true, -1, true},
 		{"chunked-split", "GET", []string{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n", "2\r\nlo\r\n0\r\nX-T: 1\r\n\r\n"}, "hello", false, -1, true},
 		{"long", "GET", []string{"HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(big)) + "\r\n\r\n" + big[:1000], big[1000:]}, big, false, int64(len(big)), true},
@@ -259,6 +262,32 @@ func TestForwardAsyncReaderCloses(t *testing.T) {
 	}
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
+	}
+	waitFor(t, "nothing in flight", func() bool { return c.inFlight.Load() == 0 })
+}
+
+// A backend that stops sending mid-body while the reader waits: the reader gets an error
+// at the pool's idle timeout instead of waiting for good, and the host is released.
+func TestForwardAsyncStalledBody(t *testing.T) {
+	addr, _ := rawServer(t, func(n int, r *http.Request, conn net.Conn) bool {
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+		time.Sleep(10 * time.Second)
+		return true
+	})
+	c := asyncCluster(t, config.Cluster{IdleConnTimeout: config.Duration(300 * time.Millisecond)}, Options{}, addr)
+	resp, err := forwardAsync(t, c, &ProxyRequest{Method: "GET", Target: "/", Timeout: 200 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() { _, err := readAnswer(resp); got <- err }()
+	select {
+	case err := <-got:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("stalled body ended with %v, want a deadline error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader still waits for a backend that stalled")
 	}
 	waitFor(t, "nothing in flight", func() bool { return c.inFlight.Load() == 0 })
 }
