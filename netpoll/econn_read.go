@@ -93,7 +93,7 @@ func (c *econn) readAndDeliver(redeliver, hup bool) {
 		}
 		l := len(buf.B)
 		chunk := min(cap(buf.B)-l, budget)
-		n, err := unix.Read(int(c.fd), buf.B[l:l+chunk])
+		n, err := rawRead(int(c.fd), buf.B[l:l+chunk])
 		if err == unix.EINTR {
 			continue
 		}

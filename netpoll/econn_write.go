@@ -105,9 +105,9 @@ func (c *econn) writeDirect(bufs [][]byte) (int, error) {
 		var n int
 		var err error
 		if len(bufs) == 1 {
-			n, err = unix.Write(int(c.fd), bufs[0])
+			n, err = rawWrite(int(c.fd), bufs[0])
 		} else {
-			n, err = unix.Writev(int(c.fd), bufs)
+			n, err = rawWritev(int(c.fd), bufs)
 		}
 		if err != unix.EINTR {
 			return n, err
@@ -145,7 +145,7 @@ func (c *econn) flushLocked() {
 		if len(iov) > maxIOV {
 			iov = iov[:maxIOV]
 		}
-		n, err := unix.Writev(int(c.fd), iov)
+		n, err := rawWritev(int(c.fd), iov)
 		if err == unix.EINTR {
 			continue
 		}

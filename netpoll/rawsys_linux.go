@@ -1,0 +1,69 @@
+//go:build linux
+
+package netpoll
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The socket calls of the data path bypass the runtime's entersyscall/exitsyscall. They
+// never block (every socket is non-blocking), but a write on loopback also runs the
+// receiver's TCP work and takes 20 us and more. A syscall that long lets sysmon hand the
+// P to another thread mid-call; on a one-P gateway that is a thread wake-up and a switch
+// back per request, and sysmon polling at its fastest rate the whole time (0.87
+// nanosleep per proxied request under strace). cloudwego/netpoll makes the same calls
+// raw. The cost: a GC stop-the-world waits for a call in progress, which is short.
+
+// rawRead is unix.Read without the runtime's syscall bookkeeping.
+func rawRead(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
+
+// rawWrite is unix.Write without the runtime's syscall bookkeeping.
+func rawWrite(fd int, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
+
+// rawWritev is unix.Writev without the runtime's syscall bookkeeping, and without an
+// allocation for the few buffers a write usually has.
+func rawWritev(fd int, bufs [][]byte) (int, error) {
+	var small [8]unix.Iovec
+	iov := small[:0]
+	if len(bufs) > len(small) {
+		iov = make([]unix.Iovec, 0, len(bufs))
+	}
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		iov = append(iov, v)
+	}
+	if len(iov) == 0 {
+		return 0, nil
+	}
+	r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
