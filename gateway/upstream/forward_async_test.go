@@ -3,12 +3,12 @@ package upstream
 import (
 	"bytes"
 	"errors"
-	"os"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
