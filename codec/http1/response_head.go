@@ -76,6 +76,11 @@ func parseResponseHead(src []byte, lim *Limits, h *ResponseHead) error {
 	*h = ResponseHead{Header: hdr, Connection: conn, ContentLength: -1}
 	buf := make([]byte, len(src)) // the strings below are carved from this copy
 	copy(buf, src)
+	if cap(h.Header) == 0 {
+		// One allocation for the fields, not one per doubling: a line per field, less
+		// the status line and the empty one.
+		h.Header = make(codec.Header, 0, max(bytes.Count(buf, []byte{'\n'})-2, 1))
+	}
 
 	lf := bytes.IndexByte(buf, '\n')
 	if lf < 1 || buf[lf-1] != '\r' {

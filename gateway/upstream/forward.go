@@ -2,12 +2,10 @@ package upstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,10 +200,7 @@ func (c *Cluster) checkForward(r *ProxyRequest) *Error {
 	if len(r.Target) == 0 || r.Target[0] != '/' {
 		return newError(Invalid, c.name, "", false, fmt.Errorf("request target %q is not origin-form", r.Target))
 	}
-	if _, err := url.ParseRequestURI(r.Target); err != nil || !validTarget(r.Target) {
-		if err == nil {
-			err = errors.New("holds a space or control byte")
-		}
+	if err := checkTarget(r.Target); err != nil {
 		return newError(Invalid, c.name, "", false, fmt.Errorf("request target %q: %w", r.Target, err))
 	}
 	if !http1.ValidFieldValue(r.Host) {
@@ -214,14 +209,28 @@ func (c *Cluster) checkForward(r *ProxyRequest) *Error {
 	return nil
 }
 
-// validTarget reports whether a request-target can go on the request line as is.
-func validTarget(t string) bool {
+// checkTarget says why an origin-form request-target cannot go on the request line as
+// is: a space or control byte, or a broken percent-escape in its path (which
+// url.ParseRequestURI refuses too; checked here without its allocations).
+func checkTarget(t string) error {
+	inPath := true
 	for i := 0; i < len(t); i++ {
-		if c := t[i]; c <= ' ' || c == 0x7f {
-			return false
+		switch c := t[i]; {
+		case c <= ' ' || c == 0x7f:
+			return fmt.Errorf("byte %#02x at offset %d: a space or control byte", c, i)
+		case c == '?':
+			inPath = false
+		case c == '%' && inPath:
+			if i+2 >= len(t) || !isHex(t[i+1]) || !isHex(t[i+2]) {
+				return fmt.Errorf("broken percent-escape at offset %d", i)
+			}
 		}
 	}
-	return true
+	return nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // appendForwardHead appends the request line and fields of a forwarded request, except

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -68,6 +69,25 @@ func FuzzForwardHead(f *testing.F) {
 		}
 		if via := back.Header.Values("Via"); len(via) != 1 || !strings.HasSuffix(via[0], ", "+viaSelf) && via[0] != viaSelf {
 			t.Fatalf("Via %q, want one field ending in %q\n%q", via, viaSelf, head)
+		}
+	})
+}
+
+// FuzzCheckTarget: checkTarget refuses an origin-form target exactly when
+// url.ParseRequestURI does or it holds a byte the request line cannot carry.
+func FuzzCheckTarget(f *testing.F) {
+	for _, s := range []string{"/", "/a%2Fb?x=%zz", "/%", "/%4", "/%4g", "/a b", "/a\x7f", "/p?q#f", "//x/y", "/%C3%A9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		if len(target) == 0 || target[0] != '/' {
+			return
+		}
+		_, perr := url.ParseRequestURI(target)
+		ctl := strings.ContainsFunc(target, func(r rune) bool { return r <= ' ' || r == 0x7f })
+		want := perr == nil && !ctl
+		if got := checkTarget(target) == nil; got != want {
+			t.Fatalf("checkTarget(%q) accepts: %v; url.ParseRequestURI: %v, control bytes: %v", target, got, perr, ctl)
 		}
 	})
 }
