@@ -17,9 +17,13 @@
 # the requests by the CPU seconds the proxy process itself used (utime+stime from
 # /proc/PID/stat over the measured run), which is the proxy's own cost.
 #
-# Usage: scripts/bench-http.sh            (env: DURATION=10s CONNS=64 WARMUP=2s
+# Usage: scripts/bench-http.sh            (env: DURATION=10s CONNS=64 WARMUP=2s ROUNDS=1
 #                                           PROXY_CPU=0 LOAD_CPU=1 PROFILE=0 ONLY=regex
 #                                           MMTP_CONNS=8 MMTP_STREAMS=16)
+# ROUNDS=N measures every target N times, round after round with every server up, and
+# reports each target's median round (by req/s/core): on a shared machine whose speed
+# drifts over minutes, targets measured side by side in each round compare fairly,
+# where one pass measures the first and the last target minutes apart.
 # MGW_BIN=path measures that mgw binary instead of building one (before/after runs).
 # PROFILE=1 also saves a 5 s CPU profile of mgw (epoll, API path) under the work
 # directory, printed at the end. Needs: go, wrk, taskset, curl, /usr/sbin/nginx
@@ -38,6 +42,8 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 MGW_BIN=${MGW_BIN:-}
 MMTP_CONNS=${MMTP_CONNS:-8}
 MMTP_STREAMS=${MMTP_STREAMS:-16}
+ROUNDS=${ROUNDS:-1}
+round=1
 
 for bin in go wrk taskset curl "$NGINX"; do
   command -v "$bin" >/dev/null 2>&1 || { echo "bench-http: $bin not found (run scripts/deps.sh)" >&2; exit 1; }
@@ -124,7 +130,14 @@ backend=$(wait_line "$work/backend.out" '^listening (127\.0\.0\.1:[0-9]+)')
 check=$(curl -sS -d 1024 "http://$backend/api/demo.size" | wc -c)
 [ "$check" = 1024 ] || { echo "bench-http: backend answered $check bytes, not 1024" >&2; exit 1; }
 
-rows=()
+mkdir -p "$work/rows"
+order=() # target names, in the order first measured
+# add_row NAME PER ROW: keeps round $round's table row of target NAME, whose req/s/core is PER.
+add_row() {
+  [ -e "$work/rows/$1" ] || order+=("$1")
+  printf '%s\t%s\n' "$2" "$3" >>"$work/rows/$1"
+}
+
 # measure NAME URL PID: warm up, then a measured wrk run; PID is the process whose CPU
 # time counts as the proxy's.
 measure() {
@@ -146,7 +159,7 @@ measure() {
   errs=$(awk '/Non-2xx or 3xx responses:/ {print $NF} /Socket errors:/ {print "sock:" $0}' <<<"$out" | tr '\n' ' ')
   cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$tick" 'BEGIN {printf "%.2f", (b - a) / hz}')
   per=$(awk -v n="$total" -v c="$cpu" 'BEGIN {if (c > 0) printf "%.0f", n / c; else print "-"}')
-  rows+=("$(printf '%-22s %10s %8s %14s %9s %9s  %s' "$name" "$rps" "$cpu" "$per" "$p50" "$p99" "$errs")")
+  add_row "$name" "$per" "$(printf '%-22s %10s %8s %14s %9s %9s  %s' "$name" "$rps" "$cpu" "$per" "$p50" "$p99" "$errs")"
 }
 
 # measure_mmtp NAME ADDR PID: the closed-loop MMTP client, warm-up and measured window in
@@ -164,12 +177,11 @@ measure_mmtp() {
   local errs
   errs=$(field errors)
   [ "$errs" = 0 ] && errs=""
-  rows+=("$(printf '%-22s %10s %8s %14s %9s %9s  %s' "$name" "$(field rate)" "$(field cpu_s)" "$(field per_cpu_s)" "$(field p50)" "$(field p99)" "$errs")")
+  add_row "$name" "$(field per_cpu_s)" "$(printf '%-22s %10s %8s %14s %9s %9s  %s' "$name" "$(field rate)" "$(field cpu_s)" "$(field per_cpu_s)" "$(field p50)" "$(field p99)" "$errs")"
 }
 
-# (a) the backend straight; its own CPU time is "the proxy's" here.
-measure direct "http://$backend/api/demo.size" "$backend_pid"
-
+# Every server starts first and stays up (idle ones cost nothing), so that each round
+# measures the targets side by side.
 # (b) nginx, one worker, keep-alive to the backend.
 nport=$(free_port)
 mkdir -p "$work/nginx"
@@ -207,10 +219,7 @@ if [[ nginx =~ $ONLY ]]; then
   pids+=($!)
   nginx_pid=$!
   wait_port "$nport"
-  measure nginx "http://127.0.0.1:$nport/api/demo.size" "$nginx_pid"
-  kill "$nginx_pid"
 fi
-
 # (c) httputil.ReverseProxy.
 if [[ reverseproxy =~ $ONLY ]]; then
   rport=$(free_port)
@@ -218,24 +227,34 @@ if [[ reverseproxy =~ $ONLY ]]; then
   pids+=($!)
   rp_pid=$!
   wait_port "$rport"
-  measure reverseproxy "http://127.0.0.1:$rport/api/demo.size" "$rp_pid"
-  kill "$rp_pid"
 fi
-
-# (d, e) mgw on each engine: the API path and the plain reverse-proxy path.
+# (d, e) mgw on each engine: the API path, the plain reverse-proxy path, and MMTP.
+declare -A eng_pid eng_web eng_mobile eng_admin
 for engine in epoll rwloop; do
   [[ "mgw-$engine-api mgw-$engine-proxy mgw-$engine-mmtp" =~ $ONLY ]] || continue
   start_mgw "$engine" "$backend"
-  if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ]; then
-    (sleep 3; curl -sS -o "$work/mgw-epoll-api.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
-  fi
-  measure "mgw-$engine-api" "http://$web/api/demo.size" "$mgw_pid"
-  if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ]; then
-    (sleep 3; curl -sS -o "$work/mgw-epoll-proxy.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
-  fi
-  measure "mgw-$engine-proxy" "http://$web/p/demo.size" "$mgw_pid"
-  measure_mmtp "mgw-$engine-mmtp" "$mobile" "$mgw_pid"
-  kill "$mgw_pid"
+  eng_pid[$engine]=$mgw_pid eng_web[$engine]=$web eng_mobile[$engine]=$mobile eng_admin[$engine]=$admin
+done
+
+for round in $(seq 1 "$ROUNDS"); do
+  [ "$ROUNDS" = 1 ] || echo "== round $round of $ROUNDS" >&2
+  # (a) the backend straight; its own CPU time is "the proxy's" here.
+  measure direct "http://$backend/api/demo.size" "$backend_pid"
+  [ -z "${nginx_pid:-}" ] || measure nginx "http://127.0.0.1:$nport/api/demo.size" "$nginx_pid"
+  [ -z "${rp_pid:-}" ] || measure reverseproxy "http://127.0.0.1:$rport/api/demo.size" "$rp_pid"
+  for engine in epoll rwloop; do
+    [ -n "${eng_pid[$engine]:-}" ] || continue
+    admin=${eng_admin[$engine]}
+    if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ] && [ "$round" = 1 ]; then
+      (sleep 3; curl -sS -o "$work/mgw-epoll-api.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
+    fi
+    measure "mgw-$engine-api" "http://${eng_web[$engine]}/api/demo.size" "${eng_pid[$engine]}"
+    if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ] && [ "$round" = 1 ]; then
+      (sleep 3; curl -sS -o "$work/mgw-epoll-proxy.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
+    fi
+    measure "mgw-$engine-proxy" "http://${eng_web[$engine]}/p/demo.size" "${eng_pid[$engine]}"
+    measure_mmtp "mgw-$engine-mmtp" "${eng_mobile[$engine]}" "${eng_pid[$engine]}"
+  done
 done
 
 echo
@@ -243,8 +262,18 @@ echo "wrk -t1 -c$CONNS -d$DURATION, POST body \"1024\" -> 1 KiB answer; proxy on
 echo "*-mmtp: mgw loadtest closed, $MMTP_CONNS conns x $MMTP_STREAMS streams, MMTP demo.size body \"1024\" -> 1 KiB answer, $WARMUP warm-up + $DURATION window, on cpu $LOAD_CPU"
 echo "machine: $(nproc) cpus, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); $(uname -r); mgw ${MGW_BIN:-$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- . 2>/dev/null || echo +dirty)}"
 echo "load average at the start: $load0; at the end: $(uptime | sed 's/.*load average: //')"
+[ "$ROUNDS" = 1 ] || echo "each row: the target's median of $ROUNDS rounds by req/s/core; every round's req/s/core in brackets"
 printf '%-22s %10s %8s %14s %9s %9s  %s\n' target "req/s" "cpu s" "req/s/core" p50 p99 errors
-for r in "${rows[@]}"; do echo "$r"; done
+for name in "${order[@]}"; do
+  # The median round's row (the lower middle one for an even count).
+  n=$(wc -l <"$work/rows/$name")
+  row=$(sort -t$'\t' -k1,1n "$work/rows/$name" | sed -n "$(( (n + 1) / 2 ))p" | cut -f2-)
+  if [ "$ROUNDS" = 1 ]; then
+    echo "$row"
+  else
+    echo "$row  [$(cut -f1 "$work/rows/$name" | paste -sd' ')]"
+  fi
+done
 echo "(req/s/core: requests / CPU seconds of the proxy process; for direct, of the backend; for *-mmtp, API calls over MMTP / CPU seconds of mgw)"
 [ "$PROFILE" = 1 ] && echo "profiles and wrk output: $work"
 exit 0
