@@ -74,6 +74,7 @@ func (c *Client) Flush() {
 			c.resend(t, 0, cn)
 		}
 		if len(b) > 0 {
+			c.sentLate(p.intended[0]) // the batch's oldest
 			if err := cn.nc.Write(b); err != nil {
 				for _, s := range streams {
 					cn.unsent(s)

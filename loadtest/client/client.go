@@ -95,6 +95,9 @@ type Client struct {
 	// refusalMax is the slowest 503 answer (ns); slowRefusals counts those over 10 ms.
 	refusalMax   atomic.Int64
 	slowRefusals atomic.Uint64
+	// lateMax is the most a request went out after its intended time (ns): the harness's
+	// own delay, which every latency from the intended time includes.
+	lateMax atomic.Int64
 	// retried counts requests sent again because the gateway never took them: above a
 	// GOAWAY's last-stream-id, or never written.
 	retried atomic.Uint64
@@ -452,6 +455,17 @@ const SlowRefusal = 10 * time.Millisecond
 // Refusals returns the slowest 503 answer's latency and how many took over SlowRefusal.
 func (c *Client) Refusals() (slowest time.Duration, slow uint64) {
 	return time.Duration(c.refusalMax.Load()), c.slowRefusals.Load()
+}
+
+// Lateness returns the most a request was written after its intended send time: a
+// refusal or an answer can be no faster than that, whatever the gateway does.
+func (c *Client) Lateness() time.Duration { return time.Duration(c.lateMax.Load()) }
+
+// sentLate records that a request intended at t is being written now.
+func (c *Client) sentLate(t time.Time) {
+	late := int64(time.Since(t))
+	for m := c.lateMax.Load(); late > m && !c.lateMax.CompareAndSwap(m, late); m = c.lateMax.Load() {
+	}
 }
 
 // FinishPings counts PINGs still unanswered as timeouts; call it once, at the end.

@@ -64,6 +64,7 @@ func (cn *conn) send(t time.Time, tries int) {
 		}
 		*bp = cn.cl.reqs.build((*bp)[:0], cn, s)
 		cn.mu.Unlock()
+		cn.cl.sentLate(t)
 		if err := cn.nc.Write(*bp); err != nil {
 			cn.unsent(s)
 		}
@@ -71,6 +72,7 @@ func (cn *conn) send(t time.Time, tries int) {
 	}
 	// HTTP answers come in order, so the write and the queue entry are made together.
 	*bp = cn.cl.reqs.build((*bp)[:0], cn, 0)
+	cn.cl.sentLate(t)
 	if err := cn.nc.Write(*bp); err != nil {
 		cn.mu.Unlock()
 		cn.cl.countErr(writeErrKind(err), 1)

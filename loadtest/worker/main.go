@@ -241,6 +241,7 @@ func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error
 		mx, slow := w.cl.Refusals()
 		metrics[MetricRefusalMaxMs] = float64(mx) / 1e6
 		metrics[MetricRefusalsOver10ms] = float64(slow)
+		metrics[MetricSendLateMaxMs] = float64(w.cl.Lateness()) / 1e6
 	case SlowRead:
 		w.cl.PauseReads()
 		w.load(ctx, start)

@@ -43,6 +43,7 @@ func Merge(msgs []Msg) Merged {
 const (
 	MetricRefusalMaxMs     = "refusal_max_ms"     // the slowest 503 answer, from its intended send time
 	MetricRefusalsOver10ms = "refusals_over_10ms" // 503 answers that took longer than 10 ms
+	MetricSendLateMaxMs    = "send_late_max_ms"   // the most a request went out after its intended time
 )
 
 // Metrics of the push scenario (client.PushFigures, summed over the workers).
@@ -73,7 +74,7 @@ func PushMetrics(f client.PushFigures, metrics map[string]float64) {
 // (the storm is over when the last worker is back), counts add up.
 func MergeMetric(key string, a, b float64) float64 {
 	switch key {
-	case "reconnect_seconds", MetricRefusalMaxMs:
+	case "reconnect_seconds", MetricRefusalMaxMs, MetricSendLateMaxMs:
 		return max(a, b)
 	}
 	return a + b
