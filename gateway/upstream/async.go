@@ -561,6 +561,7 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 			ac.sender = nil
 		}
 		ac.mu.Unlock()
+		putHead(a.releaseHead()) // nothing was written from it, and the call is over
 		return false
 	}
 	var err error
@@ -580,17 +581,20 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 	}
 	ac.mu.Unlock()
 	switch {
-	case err == nil && !(mine && closed):
+	case err == nil:
 		putHead(a.releaseHead()) // the engine copied what the socket did not take
+		if mine && closed {
+			// Written, then closed before the answer (OnClose left the call to us).
+			a.failSent(Failed, 0, errBackendClosed)
+		}
 	case errors.Is(err, netpoll.ErrClosed):
-		// Closed before a byte went out (the backend closed it while idle): try another.
+		// Closed before a byte went out (the backend closed it while idle): try another,
+		// with the same head.
 		a.c.m.idleRetries.Inc()
 		a.retry(ac, h)
-	case err == nil:
-		// Written, then closed before the answer (OnClose left the call to us).
-		a.failSent(Failed, 0, errBackendClosed)
 	default:
 		ac.c.Close()
+		putHead(a.releaseHead())
 		a.failSent(Failed, 0, fmt.Errorf("writing the request: %w", err))
 	}
 	return true
