@@ -2,6 +2,7 @@ package http1
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/mgw-project/mgw/codec"
@@ -60,6 +61,17 @@ func TestHopByHop(t *testing.T) {
 	for _, name := range []string{"Connection", "keep-alive", "TE", "Transfer-Encoding", "upgrade", "Proxy-Authorization", "proxy-connection", "trailer", "proxy-authenticate"} {
 		if !IsHopByHop(name) {
 			t.Errorf("IsHopByHop(%q) = false", name)
+		}
+	}
+	for _, name := range hopByHop { // the definition, in every case
+		for _, n := range []string{name, strings.ToUpper(name), strings.ToUpper(name[:1]) + name[1:]} {
+			if !IsHopByHop(n) {
+				t.Errorf("IsHopByHop(%q) = false", n)
+			}
+		}
+		// The same length, one byte off: the switch on length must still compare.
+		if n := name[:len(name)-1] + "x"; IsHopByHop(n) {
+			t.Errorf("IsHopByHop(%q) = true", n)
 		}
 	}
 	for _, name := range []string{"content-length", "host", "trailers", "x-connection", ""} {
