@@ -245,11 +245,11 @@ for round in $(seq 1 "$ROUNDS"); do
   for engine in epoll rwloop; do
     [ -n "${eng_pid[$engine]:-}" ] || continue
     admin=${eng_admin[$engine]}
-    if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ] && [ "$round" = 1 ]; then
+    if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ] && [ "$round" = 1 ] && [[ mgw-epoll-api =~ $ONLY ]]; then
       (sleep 3; curl -sS -o "$work/mgw-epoll-api.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
     fi
     measure "mgw-$engine-api" "http://${eng_web[$engine]}/api/demo.size" "${eng_pid[$engine]}"
-    if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ] && [ "$round" = 1 ]; then
+    if [ "$PROFILE" = 1 ] && [ "$engine" = epoll ] && [ "$round" = 1 ] && [[ mgw-epoll-proxy =~ $ONLY ]]; then
       (sleep 3; curl -sS -o "$work/mgw-epoll-proxy.pprof" "http://$admin/debug/pprof/profile?seconds=5") &
     fi
     measure "mgw-$engine-proxy" "http://${eng_web[$engine]}/p/demo.size" "${eng_pid[$engine]}"
