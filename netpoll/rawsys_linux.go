@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && !race && !msan && !asan
 
 package netpoll
 
@@ -15,6 +15,10 @@ import (
 // back per request, and sysmon polling at its fastest rate the whole time (0.87
 // nanosleep per proxied request under strace). cloudwego/netpoll makes the same calls
 // raw. The cost: a GC stop-the-world waits for a call in progress, which is short.
+//
+// Under the race detector (and msan, asan) the checked calls of rawsys_checked_linux.go
+// are used instead: x/sys/unix tells the detector which bytes the kernel reads and
+// writes, so a buffer reused while a write still reads it is caught by the tests.
 
 // rawRead is unix.Read without the runtime's syscall bookkeeping.
 func rawRead(fd int, p []byte) (int, error) {
@@ -42,8 +46,7 @@ func rawWrite(fd int, p []byte) (int, error) {
 	return int(n), nil
 }
 
-// rawWritev is unix.Writev without the runtime's syscall bookkeeping, and without an
-// allocation for the few buffers a write usually has.
+// rawWritev is unix.Writev without the runtime's syscall bookkeeping.
 func rawWritev(fd int, bufs [][]byte) (int, error) {
 	var small [8]unix.Iovec
 	iov := small[:0]

@@ -1,0 +1,12 @@
+//go:build linux && (race || msan || asan)
+
+package netpoll
+
+import "golang.org/x/sys/unix"
+
+// The checked socket calls, for builds with the race detector, msan or asan: see
+// rawsys_linux.go.
+
+func rawRead(fd int, p []byte) (int, error)        { return unix.Read(fd, p) }
+func rawWrite(fd int, p []byte) (int, error)       { return unix.Write(fd, p) }
+func rawWritev(fd int, bufs [][]byte) (int, error) { return unix.Writev(fd, bufs) }
