@@ -76,10 +76,11 @@ func parseResponseHead(src []byte, lim *Limits, h *ResponseHead) error {
 	*h = ResponseHead{Header: hdr, Connection: conn, ContentLength: -1}
 	buf := make([]byte, len(src)) // the strings below are carved from this copy
 	copy(buf, src)
+	maxFields := lim.headers()
 	if cap(h.Header) == 0 {
 		// One allocation for the fields, not one per doubling: a line per field, less
 		// the status line and the empty one.
-		h.Header = make(codec.Header, 0, max(bytes.Count(buf, []byte{'\n'})-2, 1))
+		h.Header = make(codec.Header, 0, min(max(bytes.Count(buf, []byte{'\n'})-2, 1), maxFields))
 	}
 
 	lf := bytes.IndexByte(buf, '\n')
@@ -92,7 +93,6 @@ func parseResponseHead(src []byte, lim *Limits, h *ResponseHead) error {
 	}
 	h.Minor, h.Status = minor, status
 	clSeen, teSeen, connClose, connKeep := false, false, false, false
-	maxFields := lim.headers()
 	for p := lf + 1; ; {
 		e := p + bytes.IndexByte(buf[p:], '\n')
 		if buf[e-1] != '\r' {

@@ -604,9 +604,13 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 // another, unless the call ended meanwhile.
 func (a *asyncCall) retry(ac *asyncConn, h *host) {
 	a.unsend(ac)
-	if !a.isOver() {
-		h.async.get(a)
+	if a.isOver() {
+		// The deadline claimed it while it was on ac: its settle left the head to the
+		// sender, which is this call now.
+		putHead(a.releaseHead())
+		return
 	}
+	h.async.get(a)
 }
 
 // releaseHead hands the head buffer back once the request is written; nil when the call
@@ -824,14 +828,14 @@ func (ac *asyncConn) OnTimeout(c netpoll.Conn, kind netpoll.TimeoutKind) {
 		c.CloseWithReason(netpoll.ReasonTimeout)
 		return
 	}
-	// A streamed answer's backend that sent nothing for the idle timeout while its
+	// A streamed answer's backend that sent nothing for two idle timeouts while its
 	// reader waits (a reader that lags holds the bytes, and the reads paused) has
 	// stalled: the reader gets an error rather than wait for good.
 	ac.mu.Lock()
 	st := ac.stream
 	ac.mu.Unlock()
-	if st != nil && st.p.Buffered() == 0 && ac.takeStream(st) {
-		st.end(fmt.Errorf("response body: %w: nothing from the backend for %v", os.ErrDeadlineExceeded, ac.p.idleTimeout))
+	if st != nil && st.stalled() && ac.takeStream(st) {
+		st.end(fmt.Errorf("response body: %w: nothing from the backend for %v", os.ErrDeadlineExceeded, 2*ac.p.idleTimeout))
 		c.CloseWithReason(netpoll.ReasonTimeout)
 	}
 }

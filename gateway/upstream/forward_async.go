@@ -26,7 +26,7 @@ import (
 // rest through a bounded pipe.Pipe: the backend's reads pause while the reader lags. As
 // with Forward, the deadline (r's Timeout, else the cluster's) bounds the time until the
 // head; a body streaming afterwards is bounded by its reader, who may Close it at any
-// time, and by the pool's idle timeout when the backend stalls while the reader waits.
+// time, and by twice the pool's idle timeout when the backend stalls while the reader waits.
 // The connections are the host's async pool's, shared with CallAsync.
 //
 // Without an engine (a cluster built for tests or tools), ForwardAsync is Forward on the
@@ -88,6 +88,10 @@ type fwdStream struct {
 	status int
 	keep   bool // the connection may carry another request once the body is in
 	ended  atomic.Bool
+	// got counts the body bytes read from the backend; seen is its value at the last
+	// idle timeout (OnTimeout alone touches it; -1 before the first).
+	got  atomic.Int64
+	seen int64
 }
 
 // startStream delivers a's answer at its head, with the rest of the body to stream;
@@ -98,7 +102,7 @@ func (ac *asyncConn) startStream(a *asyncCall, n int, data []byte) (int, error) 
 		return n, nil // the deadline took it, and is closing the connection (drop)
 	}
 	st := &fwdStream{c: a.c, ac: ac, p: pipe.New(ac.c, streamHigh), h: cl.h, start: cl.start, status: ac.head.Status,
-		keep: ac.head.KeepAlive && !ac.body.UntilClose()}
+		keep: ac.head.KeepAlive && !ac.body.UntilClose(), seen: -1}
 	cl.h = nil // released when the stream ends
 	resp := ac.proxyResponse(a.method)
 	resp.Body = &streamBody{st: st}
@@ -133,6 +137,7 @@ func (ac *asyncConn) streamBody(st *fwdStream, data []byte) (int, error) {
 			return len(data), err
 		}
 		if len(piece) > 0 {
+			st.got.Add(int64(len(piece)))
 			if _, werr := st.p.Write(piece); werr != nil {
 				// The reader gave up (Close), and closes the connection: drop the rest.
 				return len(data), nil
@@ -156,6 +161,19 @@ func (ac *asyncConn) streamBody(st *fwdStream, data []byte) (int, error) {
 			return off, nil
 		}
 	}
+}
+
+// stalled says, at an idle timeout, whether the backend has sent nothing since the
+// previous one while the reader waits with nothing buffered. One quiet period is not
+// enough: the reader may have just drained the pipe, whose resumed reads are still on
+// their way to a worker.
+func (st *fwdStream) stalled() bool {
+	g := st.got.Load()
+	if st.p.Buffered() > 0 || g != st.seen {
+		st.seen = g
+		return false
+	}
+	return true
 }
 
 // takeStream takes st off the connection; false when another party (the close, the

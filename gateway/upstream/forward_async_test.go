@@ -267,7 +267,7 @@ func TestForwardAsyncReaderCloses(t *testing.T) {
 }
 
 // A backend that stops sending mid-body while the reader waits: the reader gets an error
-// at the pool's idle timeout instead of waiting for good, and the host is released.
+// after two of the pool's idle timeouts instead of waiting for good, and the host is released.
 func TestForwardAsyncStalledBody(t *testing.T) {
 	addr, _ := rawServer(t, func(n int, r *http.Request, conn net.Conn) bool {
 		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
