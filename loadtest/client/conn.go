@@ -64,7 +64,9 @@ func (cn *conn) send(t time.Time, tries int) {
 		}
 		*bp = cn.cl.reqs.build((*bp)[:0], cn, s)
 		cn.mu.Unlock()
-		cn.cl.sentLate(t)
+		if tries == 0 { // a resend's delay is the gateway's refusal, not the harness's
+			cn.cl.sentLate(t)
+		}
 		if err := cn.nc.Write(*bp); err != nil {
 			cn.unsent(s)
 		}
@@ -72,7 +74,9 @@ func (cn *conn) send(t time.Time, tries int) {
 	}
 	// HTTP answers come in order, so the write and the queue entry are made together.
 	*bp = cn.cl.reqs.build((*bp)[:0], cn, 0)
-	cn.cl.sentLate(t)
+	if tries == 0 {
+		cn.cl.sentLate(t)
+	}
 	if err := cn.nc.Write(*bp); err != nil {
 		cn.mu.Unlock()
 		cn.cl.countErr(writeErrKind(err), 1)
