@@ -43,6 +43,7 @@ MGW_BIN=${MGW_BIN:-}
 MMTP_CONNS=${MMTP_CONNS:-8}
 MMTP_STREAMS=${MMTP_STREAMS:-16}
 ROUNDS=${ROUNDS:-1}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench-http: ROUNDS=$ROUNDS is not a positive number" >&2; exit 2; }
 round=1
 
 for bin in go wrk taskset curl "$NGINX"; do
