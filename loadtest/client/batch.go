@@ -56,12 +56,13 @@ func (c *Client) Flush() {
 		cn.batchIdx = 0
 		b := (*bp)[:0]
 		streams = streams[:0]
+		now := time.Now() // the batch goes out in one write
 		cn.mu.Lock()
 		for _, t := range p.intended {
 			if cn.closed.Load() {
 				break
 			}
-			s, ok := cn.nextStreamLocked(t, 0)
+			s, ok := cn.nextStreamAtLocked(t, now, 0)
 			if !ok {
 				break
 			}

@@ -98,6 +98,10 @@ type Client struct {
 	// lateMax is the most a request went out after its intended time (ns): the harness's
 	// own delay, which every latency from the intended time includes.
 	lateMax atomic.Int64
+	// sentRefusalMax and slowSentRefusals are refusalMax and slowRefusals counted from
+	// when the request was written (MMTP): the gateway's and the network's share alone.
+	sentRefusalMax   atomic.Int64
+	slowSentRefusals atomic.Uint64
 	// retried counts requests sent again because the gateway never took them: above a
 	// GOAWAY's last-stream-id, or never written.
 	retried atomic.Uint64
@@ -169,7 +173,7 @@ func (c *Client) laddr(g int) string {
 // the connection is established (and, with Hello, greeted) or failed; failures are counted.
 func (c *Client) Dial(ctx context.Context, i int) error {
 	g := c.cfg.ConnOffset + i
-	cn := &conn{cl: c, idx: i, device: c.deviceID(i), inflight: map[uint32]time.Time{}}
+	cn := &conn{cl: c, idx: i, device: c.deviceID(i), inflight: map[uint32]sent{}}
 	if c.cfg.Hello && c.cfg.Protocol == "mmtp" {
 		cn.helloCh = make(chan int, 1)
 	}
@@ -455,6 +459,11 @@ const SlowRefusal = 10 * time.Millisecond
 // Refusals returns the slowest 503 answer's latency and how many took over SlowRefusal.
 func (c *Client) Refusals() (slowest time.Duration, slow uint64) {
 	return time.Duration(c.refusalMax.Load()), c.slowRefusals.Load()
+}
+
+// SentRefusals is Refusals counted from when each request was written (MMTP only).
+func (c *Client) SentRefusals() (slowest time.Duration, slow uint64) {
+	return time.Duration(c.sentRefusalMax.Load()), c.slowSentRefusals.Load()
 }
 
 // Lateness returns the most a request was written after its intended send time: a

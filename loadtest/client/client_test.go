@@ -351,3 +351,40 @@ func TestProbe(t *testing.T) {
 		t.Fatalf("closed port: %v", err)
 	}
 }
+
+// TestRefusalTimesFromIntendedAndFromSend: requests fired 50 ms after their intended time
+// (a harness behind its schedule) and refused at once by the server. Counted from the
+// intended time, every refusal took over 50 ms and the lateness says so; counted from
+// the write, the 50 ms are gone: what is left is the server's own time.
+func TestRefusalTimesFromIntendedAndFromSend(t *testing.T) {
+	srv := mmtpServer(t, nil)
+	c, err := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "demo.half", Body: []byte("x")}, 2, engine(t), hist.NewRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Ramp(context.Background(), 0, nil)
+	intended := time.Now().Add(-50 * time.Millisecond)
+	for range 20 {
+		c.FireQueued(intended)
+	}
+	c.Flush()
+	deadline := time.Now().Add(5 * time.Second)
+	for sn := c.Snapshot(); sn.OK+sn.TotalErrors() < 20 && time.Now().Before(deadline); sn = c.Snapshot() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if sn := c.Snapshot(); sn.Errors["status_503"] == 0 {
+		t.Fatalf("no refusal to measure: %+v", sn)
+	}
+	slowest, slow := c.Refusals()
+	sentSlowest, sentSlow := c.SentRefusals()
+	if slowest < 50*time.Millisecond || slow == 0 {
+		t.Errorf("from the intended time: slowest %v, %d over 10 ms; want over 50 ms", slowest, slow)
+	}
+	if late := c.Lateness(); late < 50*time.Millisecond {
+		t.Errorf("lateness %v, want at least the 50 ms the requests were fired late", late)
+	}
+	// The 50 ms of lateness is not in it (the server's own time may vary on a loaded box).
+	if sentSlowest <= 0 || sentSlowest > slowest-40*time.Millisecond || sentSlow > slow {
+		t.Errorf("from the write: slowest %v, %d over 10 ms; want above zero and 50 ms less than %v", sentSlowest, sentSlow, slowest)
+	}
+}

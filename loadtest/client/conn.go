@@ -32,9 +32,9 @@ type conn struct {
 	batchIdx int
 
 	mu       sync.Mutex
-	next     uint32               // last stream id used (MMTP)
-	inflight map[uint32]time.Time // MMTP: stream -> intended send time
-	tries    map[uint32]int       // MMTP: stream -> earlier sends of that request; nil when none
+	next     uint32          // last stream id used (MMTP)
+	inflight map[uint32]sent // MMTP: stream -> when it was meant to go, and went
+	tries    map[uint32]int  // MMTP: stream -> earlier sends of that request; nil when none
 	// MMTP GOAWAY: after one, streams above last were refused (safe to send again), those
 	// at or below it are owed an answer.
 	away bool
@@ -89,6 +89,15 @@ func (cn *conn) send(t time.Time, tries int) {
 // nextStreamLocked opens a stream for a request intended at t, or reports false when the
 // connection has had a GOAWAY (the gateway would not take it).
 func (cn *conn) nextStreamLocked(t time.Time, tries int) (uint32, bool) {
+	return cn.nextStreamAtLocked(t, time.Now(), tries)
+}
+
+// sent is an MMTP request in flight: its intended send time, from which every latency
+// counts, and when it was written, from which a refusal's own time counts.
+type sent struct{ intended, at time.Time }
+
+// nextStreamAtLocked is nextStreamLocked for a request written at now.
+func (cn *conn) nextStreamAtLocked(t, now time.Time, tries int) (uint32, bool) {
 	if cn.away {
 		return 0, false
 	}
@@ -97,7 +106,7 @@ func (cn *conn) nextStreamLocked(t time.Time, tries int) (uint32, bool) {
 		cn.next = helloStream + 1
 	}
 	s := cn.next
-	cn.inflight[s] = t
+	cn.inflight[s] = sent{t, now}
 	if tries > 0 {
 		if cn.tries == nil {
 			cn.tries = map[uint32]int{}
@@ -111,7 +120,8 @@ func (cn *conn) nextStreamLocked(t time.Time, tries int) (uint32, bool) {
 // gateway never saw it, and it goes out again on another connection.
 func (cn *conn) unsent(s uint32) {
 	cn.mu.Lock()
-	t, mine := cn.inflight[s] // else OnClose or a GOAWAY accounted for it
+	r, mine := cn.inflight[s] // else OnClose or a GOAWAY accounted for it
+	t := r.intended
 	tries := cn.tries[s]
 	delete(cn.inflight, s)
 	delete(cn.tries, s)
@@ -153,7 +163,10 @@ func (cn *conn) hello(ctx context.Context, nc netpoll.Conn) error {
 // answered records the outcome of one request intended at t. A request sent before the
 // counters were last reset (the warm-up's, answered in the measured window) belongs to no
 // window: counted, it made a window's answers outnumber its requests.
-func (cn *conn) answered(t time.Time, status int) {
+func (cn *conn) answered(t time.Time, status int) { cn.answeredSent(t, time.Time{}, status) }
+
+// answeredSent is answered for a request written at sentAt (zero: not known).
+func (cn *conn) answeredSent(t, sentAt time.Time, status int) {
 	lat := int64(time.Since(t))
 	ok := status >= 200 && status < 300
 	warmup := t.UnixNano() < cn.cl.resetAt.Load()
@@ -171,6 +184,14 @@ func (cn *conn) answered(t time.Time, status int) {
 		if lat > int64(SlowRefusal) {
 			cn.cl.slowRefusals.Add(1)
 		}
+		if !sentAt.IsZero() {
+			took := int64(time.Since(sentAt))
+			for m := cn.cl.sentRefusalMax.Load(); took > m && !cn.cl.sentRefusalMax.CompareAndSwap(m, took); m = cn.cl.sentRefusalMax.Load() {
+			}
+			if took > int64(SlowRefusal) {
+				cn.cl.slowSentRefusals.Add(1)
+			}
+		}
 	default:
 		cn.cl.countErr(statusKind(status), 1)
 	}
@@ -185,8 +206,8 @@ func (cn *conn) sweep(cutoff time.Time) uint64 {
 	var n uint64
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	for s, t := range cn.inflight {
-		if t.Before(cutoff) {
+	for s, r := range cn.inflight {
+		if r.intended.Before(cutoff) {
 			delete(cn.inflight, s)
 			delete(cn.tries, s)
 			n++
@@ -240,9 +261,9 @@ func (cn *conn) OnClose(c netpoll.Conn, r netpoll.CloseReason) {
 	}
 	var refused []refusal
 	if cn.away {
-		for s, t := range cn.inflight {
+		for s, r := range cn.inflight {
 			if s > cn.last {
-				refused = append(refused, refusal{t, cn.tries[s]})
+				refused = append(refused, refusal{r.intended, cn.tries[s]})
 			} else {
 				lost++
 			}

@@ -93,12 +93,12 @@ func (cn *conn) onMMTP(c netpoll.Conn, data []byte) (int, error) {
 				continue
 			}
 			cn.mu.Lock()
-			t, ok := cn.inflight[f.StreamID]
+			r, ok := cn.inflight[f.StreamID]
 			delete(cn.inflight, f.StreamID)
 			delete(cn.tries, f.StreamID)
 			cn.mu.Unlock()
 			if ok { // else it timed out already and was counted then
-				cn.answered(t, st)
+				cn.answeredSent(r.intended, r.at, st)
 			}
 		case mmtp.TypePong:
 			if string(f.Body) == string(openPing[:]) {
@@ -145,9 +145,9 @@ func (cn *conn) goAway(f *mmtp.Frame) {
 	if !cn.away || last < cn.last {
 		cn.away, cn.last = true, last
 	}
-	for s, t := range cn.inflight {
+	for s, r := range cn.inflight {
 		if s > cn.last {
-			refused = append(refused, refusal{t, cn.tries[s]})
+			refused = append(refused, refusal{r.intended, cn.tries[s]})
 			delete(cn.inflight, s)
 			delete(cn.tries, s)
 		}

@@ -220,7 +220,8 @@ func writeMarkdown(w io.Writer, rows [][]string) error {
 // gateway cost. Nothing is written when the run had no such rows.
 func writeOverload(w io.Writer, rows []Row) error {
 	tbl := [][]string{{"step", "offered/s", "OK/s", "vs best below", "refused 503", "timeouts", "other errors",
-		"p50 OK", "p99 OK", "slowest 503", "503 >10ms", "latest send", "goroutines", "gw RSS", "in flight before"}}
+		"p50 OK", "p99 OK", "slowest 503", "503 >10ms", "latest send", "slowest 503 from send", "503 >10ms from send",
+		"goroutines", "gw RSS", "in flight before"}}
 	best := 0.0
 	for _, row := range rows {
 		if !strings.HasPrefix(row.Name, "overload") {
@@ -251,7 +252,9 @@ func writeOverload(w io.Writer, rows []Row) error {
 			fmt.Sprint(row.Errors["status_503"]), fmt.Sprint(row.Errors["timeout"]), fmtErrors(other),
 			FmtDur(row.Latency.P50), FmtDur(row.Latency.P99),
 			FmtDur(int64(row.Metrics["refusal_max_ms"] * 1e6)), fmt.Sprintf("%.0f", row.Metrics["refusals_over_10ms"]),
-			FmtDur(int64(row.Metrics["send_late_max_ms"] * 1e6)), gor, rss, before})
+			FmtDur(int64(row.Metrics["send_late_max_ms"] * 1e6)),
+			FmtDur(int64(row.Metrics["sent_refusal_max_ms"] * 1e6)), fmt.Sprintf("%.0f", row.Metrics["sent_refusals_over_10ms"]),
+			gor, rss, before})
 	}
 	if len(tbl) == 1 {
 		return nil

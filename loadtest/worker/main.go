@@ -242,6 +242,9 @@ func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error
 		metrics[MetricRefusalMaxMs] = float64(mx) / 1e6
 		metrics[MetricRefusalsOver10ms] = float64(slow)
 		metrics[MetricSendLateMaxMs] = float64(w.cl.Lateness()) / 1e6
+		smx, sslow := w.cl.SentRefusals()
+		metrics[MetricSentRefusalMaxMs] = float64(smx) / 1e6
+		metrics[MetricSentRefusalsOver10ms] = float64(sslow)
 	case SlowRead:
 		w.cl.PauseReads()
 		w.load(ctx, start)
