@@ -72,27 +72,7 @@ cpu_ticks() {
   echo $(( ${12} + ${13} )) # fields 14 and 15 of the whole line
 }
 
-# free_port: a loopback port nobody listens on (for nginx and the Go proxy, which
-# cannot report a port they chose themselves).
-free_port() {
-  local p
-  while :; do
-    p=$(( 20000 + RANDOM % 40000 ))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
-
 . scripts/lib/bench.sh # the scripts run from the repository root (cd above)
-
-wait_port() {
-  local i
-  for i in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
-    sleep 0.1
-  done
-  echo "bench-http: nothing listens on 127.0.0.1:$1" >&2
-  exit 1
-}
 
 echo "== building mgw and the ReverseProxy baseline" >&2
 if [ -n "$MGW_BIN" ]; then cp "$MGW_BIN" "$work/mgw"; else CGO_ENABLED=0 go build -trimpath -o "$work/mgw" ./cmd/mgw; fi  # as make build (LEAN)
@@ -184,43 +164,7 @@ measure_mmtp() {
 # Every server starts first and stays up (idle ones cost nothing), so that each round
 # measures the targets side by side.
 # (b) nginx, one worker, keep-alive to the backend.
-nport=$(free_port)
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/client_body;
-    proxy_temp_path $work/nginx/proxy;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    scgi_temp_path $work/nginx/scgi;
-    upstream backend {
-        server $backend;
-        keepalive 128;
-    }
-    server {
-        listen 127.0.0.1:$nport;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        }
-    }
-}
-EOF
-if [[ nginx =~ $ONLY ]]; then
-  taskset -c "$PROXY_CPU" "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
-  pids+=($!)
-  nginx_pid=$!
-  wait_port "$nport"
-fi
+[[ ! nginx =~ $ONLY ]] || start_nginx "$backend"
 # (c) httputil.ReverseProxy.
 if [[ reverseproxy =~ $ONLY ]]; then
   rport=$(free_port)

@@ -4,7 +4,9 @@
 #   (a) straight to the demo backend over HTTP/1.1: POST /api/demo.size, body "1024",
 #   (b) through mgw's HTTP listener: the same POST /api/demo.size (the API call demo.size,
 #       which mgw sends to the backend as POST /demo.size with Operation-Type),
-#   (c) through mgw's MMTP listener: a REQUEST for demo.size with body "1024".
+#   (c) through mgw's MMTP listener: a REQUEST for demo.size with body "1024",
+#   and, as the yardstick the hop is compared with, (d) the same POST through nginx (one
+#   worker, upstream keep-alive, pinned like mgw; skipped when NGINX is not installed).
 # Every answer is 1 KiB. "added" is the row's percentile minus the direct row's; for the
 # MMTP row that compares with the backend over HTTP (the client has no MMTP backend to
 # call directly), so it holds the protocol difference as well as the hop.
@@ -13,7 +15,7 @@
 #
 # Usage: scripts/bench-latency.sh   (env: DURATION=10s RATE=1000 WARMUP=2s CONNS=16
 #                                     ENGINES="epoll" PROXY_CPU=0 LOAD_CPU=1 MGW_BIN=path
-#                                     KEEP=0)
+#                                     KEEP=0 NGINX=/usr/sbin/nginx)
 # ENGINES="epoll rwloop" measures both engines; KEEP=1 keeps the work directory (each
 # run's loadtest JSON and output). Needs go, taskset, curl, jq. Listens on
 # loopback only, on free ports.
@@ -28,6 +30,7 @@ ENGINES=${ENGINES:-epoll}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 MGW_BIN=${MGW_BIN:-}
+NGINX=${NGINX:-/usr/sbin/nginx}
 
 for bin in go taskset curl jq; do
   command -v "$bin" >/dev/null 2>&1 || { echo "bench-latency: $bin not found (run scripts/deps.sh)" >&2; exit 1; }
@@ -75,6 +78,14 @@ measure() {
 }
 
 measure direct-http http1 "$backend"
+
+if [ -x "$NGINX" ]; then
+  start_nginx "$backend"
+  measure nginx-http http1 "127.0.0.1:$nport"
+  kill "$nginx_pid"
+else
+  echo "bench-latency: no nginx at $NGINX (scripts/deps.sh installs it): no nginx row" >&2
+fi
 
 for engine in $ENGINES; do
   start_mgw "$engine" "$backend"

@@ -1,6 +1,6 @@
 # Shared by scripts/bench-http.sh and scripts/bench-latency.sh (sourced, not run). Uses the
-# caller's globals: work (a scratch directory), PROXY_CPU, and the array pids (what
-# cleanup kills).
+# caller's globals: work (a scratch directory), PROXY_CPU, NGINX (start_nginx), and the
+# array pids (what cleanup kills).
 
 # wait_line FILE REGEX: waits for a line in FILE matching REGEX; prints its first group.
 wait_line() {
@@ -41,4 +41,66 @@ YAML
   web=$(wait_line "$work/mgw-$engine.out" 'web +http1 (127\.0\.0\.1:[0-9]+)')
   mobile=$(wait_line "$work/mgw-$engine.out" 'mobile +mmtp +(127\.0\.0\.1:[0-9]+)')
   admin=$(wait_line "$work/mgw-$engine.out" 'admin +(127\.0\.0\.1:[0-9]+)')
+}
+
+# free_port: a loopback port nobody listens on (for nginx and the Go proxy, which
+# cannot report a port they chose themselves).
+free_port() {
+  local p
+  while :; do
+    p=$(( 20000 + RANDOM % 40000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+
+wait_port() {
+  local i
+  for i in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "$(basename "$0"): nothing listens on 127.0.0.1:$1" >&2
+  exit 1
+}
+
+# start_nginx BACKEND: nginx (NGINX, one worker, master off) pinned to PROXY_CPU as a
+# reverse proxy to BACKEND (host:port) with upstream keep-alive, on a free loopback port.
+# Sets nginx_pid and nport.
+start_nginx() {
+  local backend=$1
+  nport=$(free_port)
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/client_body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    upstream backend {
+        server $backend;
+        keepalive 128;
+    }
+    server {
+        listen 127.0.0.1:$nport;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+EOF
+  taskset -c "$PROXY_CPU" "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+  pids+=($!)
+  nginx_pid=$!
+  wait_port "$nport"
 }
