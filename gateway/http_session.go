@@ -73,18 +73,20 @@ type httpExchange struct {
 	sink    bodySink
 	whole   wholeBody
 	proxied proxyBody
+	dropped dropBody
 	api     bool // an API call, not a proxied request
+	final   bool // the gateway answers it itself once its body is in (finalRecipient)
 	// bodyBy is when the body must be all in (the listener's body_timeout after the end
 	// of the head); zero without a body or a timeout.
 	bodyBy time.Time
 }
 
 // buffered says the request is served once its body is all in.
-func (ex *httpExchange) buffered() bool { return ex.sink == &ex.whole }
+func (ex *httpExchange) buffered() bool { return ex.sink == &ex.whole || ex.final }
 
 // reset readies a served exchange for the pool.
 func (ex *httpExchange) reset() {
-	ex.sink, ex.whole, ex.proxied, ex.api, ex.bodyBy = nil, wholeBody{}, proxyBody{}, false, time.Time{}
+	ex.sink, ex.whole, ex.proxied, ex.api, ex.final, ex.bodyBy = nil, wholeBody{}, proxyBody{}, false, false, time.Time{}
 }
 
 // bodySink takes a request's decoded body as it arrives.
@@ -103,6 +105,11 @@ func (a *wholeBody) take(chunk []byte) int64 {
 	a.buf = append(a.buf, chunk...)
 	return 0
 }
+
+// dropBody reads a body nobody will use: a request the gateway answers itself.
+type dropBody struct{}
+
+func (dropBody) take([]byte) int64 { return 0 }
 
 // proxyBody streams a proxied body to the backend through a pipe.Pipe.
 type proxyBody struct {
@@ -238,6 +245,11 @@ func (s *httpSession) bodyDone(ex *httpExchange, last []byte) bool {
 	// Pause before the request counts as whole: next's ResumeRead must find the pause to
 	// undo.
 	s.c.PauseRead()
+	if ex.final {
+		s.enter(httpServing)
+		s.writeWhole(ex.head.Minor, finalRecipient(ex.head.Method), ex.head.KeepAlive, false)
+		return true
+	}
 	if ex.buffered() {
 		ex.whole.take(last)
 		s.enter(httpServing)
@@ -295,6 +307,12 @@ func (s *httpSession) begin(ex *httpExchange) error {
 	}
 	ex.api = api
 	switch {
+	case !api && hasBody && (lastHop(h) || h.Method == http.MethodOptions && h.Target == "*"):
+		// Answered by the gateway (below), but only once the body is read and dropped:
+		// the next request on the connection starts where it ends (bodyDone).
+		ex.final = true
+		ex.sink = &ex.dropped
+		s.enter(httpBody)
 	case hasBody && (api || !h.Chunked && h.ContentLength <= maxWholeProxyBody):
 		ex.sink = &ex.whole
 		s.enter(httpBody)
