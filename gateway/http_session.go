@@ -390,100 +390,120 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 	g.callAPI(req, answer, g.adm.connIdle)
 }
 
-func (s *httpSession) proxy(ex *httpExchange, body io.Reader) {
+// proxyAnswer is how a proxied request's answer goes out: the gateway's own, whole, or
+// the backend's, whole or streamed. Once the backend's has started out, a gateway answer
+// (a panic's 500) can only reach the client as a close.
+type proxyAnswer struct {
+	s          *httpSession
+	minor      int
+	keep, head bool
+	started    atomic.Bool
+	// body is a request body still streaming in (proxy), nil when it was whole. The
+	// exchange is over once answered: nobody is left to read the rest (the transport need
+	// not close a body it stopped sending). Abandoning it resumes reads it held and lets
+	// the reactor drop the rest.
+	body *pipe.Pipe
+}
+
+// admitProxied decodes a proxied request and admits it; nil when it was refused (and
+// answered).
+func (s *httpSession) admitProxied(ex *httpExchange, body *pipe.Pipe) (*codec.Request, *proxyAnswer) {
+	p := &proxyAnswer{s: s, minor: ex.head.Minor, keep: ex.head.KeepAlive, head: ex.head.Method == http.MethodHead, body: body}
 	req := http1.ToRequest(&ex.head, nil, s.connInfo())
 	req.Received = time.Now()
+	if r := s.l.g.adm.admit(0); r != admitted {
+		p.gateway(s.l.g.adm.answers[r])
+		return nil, nil
+	}
+	return req, p
+}
+
+// gateway writes the gateway's own answer.
+func (p *proxyAnswer) gateway(resp *codec.Response) {
+	p.endBody()
+	if p.started.Load() {
+		p.s.c.CloseWithReason(netpoll.ReasonHandler)
+		return
+	}
+	p.s.writeWhole(p.minor, resp, p.keep, p.head)
+}
+
+// backend writes the backend's answer: in one write when it came whole, else copied as
+// it arrives, waiting for the client (writeStream).
+func (p *proxyAnswer) backend(resp *upstream.ProxyResponse) {
+	p.started.Store(true)
+	if resp.Body == nil {
+		p.s.writeProxied(p.minor, resp, p.keep, p.head)
+	} else {
+		p.s.writeStream(p.minor, resp, p.keep, p.head)
+	}
+	p.endBody()
+}
+
+func (p *proxyAnswer) endBody() {
+	if p.body != nil {
+		p.body.Abandon(errAnswered)
+	}
+}
+
+// proxy serves a proxied request whose body streams in (body) as a request task, on the
+// blocking client (Gateway.proxy).
+func (s *httpSession) proxy(ex *httpExchange, body *pipe.Pipe) {
 	length := ex.head.ContentLength
 	if ex.head.Chunked {
 		length = -1
 	}
-	minor, keep, head := ex.head.Minor, ex.head.KeepAlive, ex.head.Method == http.MethodHead
-	g := s.l.g
-	// The exchange is over once answered: a body still streaming in has nobody left to
-	// read it (the transport need not close a body it stopped sending). Abandoning it
-	// resumes reads it held and lets the reactor drop the rest.
-	endBody := func() {
-		if bs, ok := body.(*pipe.Pipe); ok {
-			bs.Abandon(errAnswered)
-		}
-	}
-	streaming := false // set by the task before the backend's answer starts out
-	answer := func(resp *codec.Response) {
-		endBody()
-		if streaming {
-			// Half a response is out: the client can only be told by a close.
-			s.c.CloseWithReason(netpoll.ReasonHandler)
-			return
-		}
-		s.writeWhole(minor, resp, keep, head)
-	}
-	if r := g.adm.admit(0); r != admitted {
-		answer(g.adm.answers[r])
+	req, p := s.admitProxied(ex, body)
+	if req == nil {
 		return
 	}
+	g := s.l.g
 	g.submit(req, func(reply func(*codec.Response)) {
 		resp, ans := g.proxy(context.Background(), req, body, length)
 		if ans != nil {
 			reply(ans)
 			return
 		}
-		streaming = true
-		s.writeStream(minor, resp, keep, head)
-		endBody()
+		p.backend(resp)
 		reply(nil)
-	}, answer, g.adm.connIdle)
+	}, p.gateway, g.adm.connIdle)
 }
 
 var errAnswered = errors.New("answered before the request body was read")
 
 // forward serves a proxied request whose body is whole (or absent) with no goroutine
-// waiting for the backend (Gateway.forwardAsync). A short answer is written by the
-// reactor worker that read it; a long one is copied to the client by a request task,
-// which waits for the client as writeStream does.
+// waiting for the backend (Gateway.forwardAsync). An answer that came whole is written by
+// the reactor worker that read it; a streamed one is copied to the client by a request
+// task, which waits for the client as writeStream does.
 func (s *httpSession) forward(ex *httpExchange, body []byte) {
-	req := http1.ToRequest(&ex.head, nil, s.connInfo())
-	req.Received = time.Now()
-	ex.whole.buf = nil // the request owns it now
-	minor, keep, head := ex.head.Minor, ex.head.KeepAlive, ex.head.Method == http.MethodHead
-	g := s.l.g
-	var streaming atomic.Bool // the backend's answer has started out
-	answer := func(resp *codec.Response) {
-		if streaming.Load() {
-			// Half a response is out: the client can only be told by a close.
-			s.c.CloseWithReason(netpoll.ReasonHandler)
-			return
-		}
-		s.writeWhole(minor, resp, keep, head)
-	}
-	if r := g.adm.admit(0); r != admitted {
-		answer(g.adm.answers[r])
+	ex.whole.buf = nil // the call owns it now
+	req, p := s.admitProxied(ex, nil)
+	if req == nil {
 		return
 	}
+	g := s.l.g
 	g.serveAdmitted(req, func(reply func(*codec.Response)) {
 		g.forwardAsync(req, body, func(resp *upstream.ProxyResponse, ans *codec.Response) {
-			if ans != nil {
+			switch {
+			case ans != nil:
 				reply(ans)
-				return
-			}
-			if resp.Body == nil {
-				streaming.Store(true)
-				s.writeProxied(minor, resp, keep, head)
+			case resp.Body == nil:
+				p.backend(resp)
 				reply(nil)
-				return
-			}
-			err := g.reqPool.Submit(func() {
-				defer g.recoverRequest(req, reply)
-				streaming.Store(true)
-				s.writeStream(minor, resp, keep, head)
-				reply(nil)
-			})
-			if err != nil {
-				resp.Body.Close()
-				g.adm.refuse(refusedPool)
-				reply(g.adm.answers[refusedPool])
+			default:
+				err := g.reqPool.Submit(func() {
+					defer g.recoverRequest(req, reply)
+					p.backend(resp)
+					reply(nil)
+				})
+				if err != nil {
+					resp.Body.Close()
+					g.adm.refuse(refusedPool)
+					reply(g.adm.answers[refusedPool])
+				}
 			}
 		})
-	}, answer, g.adm.connIdle)
+	}, p.gateway, g.adm.connIdle)
 }
 
 // writeProxied writes a backend's answer that came whole, head and body in one write.

@@ -16,24 +16,7 @@ import (
 // does; a chunked body, streamed to the first cluster as it came, is not resent.
 func TestProxyFallbackResendsWholeBodies(t *testing.T) {
 	// A backend that takes the request and closes without a word.
-	mute, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mute.Close() })
-	go func() {
-		for {
-			c, err := mute.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				buf := make([]byte, 4096)
-				c.Read(buf)
-				c.Close()
-			}()
-		}
-	}()
+	mute := tcpBackend(t, func(c net.Conn) { c.Read(make([]byte, 4096)) })
 	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "fallback got %s %q", r.Method, b)
@@ -47,7 +30,7 @@ clusters:
   - {name: good, hosts: [%q], timeout: 5s}
 routes:
   - {path: /, split: {mute: 100}, fallback: [good], retry: true}
-`, mute.Addr().String(), good.Listener.Addr().String()), Options{})
+`, mute, good.Listener.Addr().String()), Options{})
 	url := "http://" + g.Addr("web").String() + "/x"
 
 	for _, tt := range []struct {

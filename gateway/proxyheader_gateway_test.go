@@ -16,30 +16,16 @@ import (
 // backend's wire to the client's; before, they went through a map and came out in random
 // order.
 func TestProxiedResponseKeepsFieldOrder(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
+	addr := tcpBackend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					fmt.Fprint(c, "HTTP/1.1 200 OK\r\nX-Zeta: 1\r\nSet-Cookie: a=1\r\nConnection: X-Hop\r\nX-Alpha: 2\r\n"+
-						"X-Hop: drop\r\nKeep-Alive: timeout=5\r\nSet-Cookie: b=2\r\nX-Mid: 3\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nX-Zeta: 1\r\nSet-Cookie: a=1\r\nConnection: X-Hop\r\nX-Alpha: 2\r\n"+
+				"X-Hop: drop\r\nKeep-Alive: timeout=5\r\nSet-Cookie: b=2\r\nX-Mid: 3\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
+	})
 	g := runGateway(t, fmt.Sprintf(`
 listeners:
   - {name: web, listen: "127.0.0.1:0", protocol: http1}
@@ -47,7 +33,7 @@ clusters:
   - {name: be, hosts: [%q]}
 routes:
   - {path: /, split: {be: 100}}
-`, ln.Addr().String()), Options{})
+`, addr), Options{})
 	c, err := net.Dial("tcp", g.Addr("web").String())
 	if err != nil {
 		t.Fatal(err)

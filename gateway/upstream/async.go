@@ -702,14 +702,19 @@ type whole struct {
 
 // takeWhole takes the answer read whole off the connection.
 func (ac *asyncConn) takeWhole(a *asyncCall) whole {
+	w := whole{status: ac.head.Status}
 	if a.fwd != nil {
-		resp := ac.proxyResponse(a.method)
-		resp.Whole = ac.buf
-		ac.head, ac.buf = http1.ResponseHead{}, nil // the answer owns them now
-		return whole{status: resp.Status, fwd: resp}
+		w.fwd = ac.proxyResponse(a.method)
+		w.fwd.Whole = ac.buf
+	} else {
+		w.call = &codec.Response{Status: ac.head.Status}
+		if len(ac.buf) > 0 {
+			w.call.Body = ac.buf
+		}
+		w.call.Header, w.call.Gzip = codecHeader(ac.head.Header, ac.head.Connection)
 	}
-	r := ac.response()
-	return whole{status: r.status, call: &codec.Response{Status: r.status, Header: r.header, Body: r.body, Gzip: r.gzip}}
+	ac.head, ac.buf = http1.ResponseHead{}, nil // the answer owns them now
+	return w
 }
 
 // deliverWhole hands a claimed call its answer.
@@ -769,17 +774,6 @@ func (ac *asyncConn) read(a *asyncCall, data []byte) (int, bool, error) {
 			return off, false, nil
 		}
 	}
-}
-
-// response is the answer read, in the codec's form.
-func (ac *asyncConn) response() *h1Response {
-	r := &h1Response{status: ac.head.Status}
-	if len(ac.buf) > 0 {
-		r.body = ac.buf
-	}
-	r.header, r.gzip = codecHeader(ac.head.Header, ac.head.Connection)
-	ac.head, ac.buf = http1.ResponseHead{}, nil // the answer owns them now
-	return r
 }
 
 // finish ends the exchange in progress, its answer read, and gives the connection back

@@ -48,19 +48,26 @@ func asyncCluster(t testing.TB, cfg config.Cluster, opts Options, addrs ...strin
 // callAsync waits for CallAsync's one answer; a second call of done fails the test.
 func callAsync(t testing.TB, c *Cluster, req *codec.Request, timeout time.Duration) (*codec.Response, error) {
 	t.Helper()
+	return awaitOnce(t, func(done func(*codec.Response, error)) { c.CallAsync(req, timeout, done) })
+}
+
+// awaitOnce starts an asynchronous call and waits for its one answer; a second call of
+// done fails the test.
+func awaitOnce[T any](t testing.TB, start func(done func(T, error))) (T, error) {
+	t.Helper()
 	type result struct {
-		resp *codec.Response
-		err  error
+		v   T
+		err error
 	}
 	ch := make(chan result, 2)
-	c.CallAsync(req, timeout, func(resp *codec.Response, err error) { ch <- result{resp, err} })
+	start(func(v T, err error) { ch <- result{v, err} })
 	r := <-ch
 	select {
 	case again := <-ch:
 		t.Fatalf("done called twice: %v, then %v", r.err, again.err)
 	case <-time.After(time.Millisecond):
 	}
-	return r.resp, r.err
+	return r.v, r.err
 }
 
 // rawServer serves each connection accepted on a loopback listener with serve, once per

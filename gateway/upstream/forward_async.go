@@ -87,7 +87,6 @@ type fwdStream struct {
 	start  time.Time
 	status int
 	keep   bool // the connection may carry another request once the body is in
-	ended  atomic.Bool
 	// got counts the body bytes read from the backend; seen is its value at the last
 	// idle timeout (OnTimeout alone touches it; -1 before the first).
 	got  atomic.Int64
@@ -188,11 +187,10 @@ func (ac *asyncConn) takeStream(st *fwdStream) bool {
 	return true
 }
 
-// end finishes the stream once, with err (nil: the body is whole), and releases its host.
+// end finishes the stream with err (nil: the body is whole) and releases its host. Only
+// the party that took the stream off its connection (takeStream, or OnClose) calls it,
+// so it runs once.
 func (st *fwdStream) end(err error) {
-	if st.ended.Swap(true) {
-		return
-	}
 	kind := Kind(0)
 	if err != nil {
 		kind = Failed
@@ -202,10 +200,7 @@ func (st *fwdStream) end(err error) {
 }
 
 // streamBody is a streamed answer's Body for its reader.
-type streamBody struct {
-	st     *fwdStream
-	closed atomic.Bool
-}
+type streamBody struct{ st *fwdStream }
 
 func (b *streamBody) Read(p []byte) (int, error) { return b.st.p.Read(p) }
 
@@ -213,11 +208,9 @@ func (b *streamBody) Read(p []byte) (int, error) { return b.st.p.Read(p) }
 var errReaderClosed = errors.New("the reader closed the answer's body")
 
 // Close gives up the rest of the body: the connection, which still has some of it to
-// read, is closed. After the end of the body it only lets go of the bytes buffered.
+// read, is closed. After the end of the body it only lets go of the bytes buffered. A
+// second Close finds the pipe abandoned and the stream taken already: it does nothing.
 func (b *streamBody) Close() error {
-	if b.closed.Swap(true) {
-		return nil
-	}
 	st := b.st
 	st.p.Abandon(errReaderClosed)
 	if st.ac.takeStream(st) {

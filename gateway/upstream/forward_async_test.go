@@ -22,19 +22,7 @@ import (
 // forwardAsync waits for ForwardAsync's one answer; a second call of done fails the test.
 func forwardAsync(t testing.TB, c *Cluster, r *ProxyRequest, body []byte) (*ProxyResponse, error) {
 	t.Helper()
-	type result struct {
-		resp *ProxyResponse
-		err  error
-	}
-	ch := make(chan result, 2)
-	c.ForwardAsync(r, body, func(resp *ProxyResponse, err error) { ch <- result{resp, err} })
-	res := <-ch
-	select {
-	case again := <-ch:
-		t.Fatalf("done called twice: %v, then %v", res.err, again.err)
-	case <-time.After(time.Millisecond):
-	}
-	return res.resp, res.err
+	return awaitOnce(t, func(done func(*ProxyResponse, error)) { c.ForwardAsync(r, body, done) })
 }
 
 // readAnswer reads a forwarded answer's body, whole or streamed, and closes it.

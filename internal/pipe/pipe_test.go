@@ -102,6 +102,26 @@ func TestPipePausesPastHigh(t *testing.T) {
 	}
 }
 
+// TestPipeFinishLetsGoOfReads: a body that ends while the reader lags gives back the
+// pause it held (a backend connection goes back to its pool then), and the reader still
+// gets every byte, then EOF.
+func TestPipeFinishLetsGoOfReads(t *testing.T) {
+	var pc pauseCounter
+	b := New(&pc, 10)
+	b.Write(make([]byte, 20))
+	if pc.pauses.Load() != 1 {
+		t.Fatalf("pauses = %d past high, want 1", pc.pauses.Load())
+	}
+	b.Finish(nil)
+	if pc.pauses.Load() != 0 {
+		t.Fatalf("pauses = %d after Finish, want 0", pc.pauses.Load())
+	}
+	got, err := io.ReadAll(b)
+	if len(got) != 20 || err != nil || pc.pauses.Load() != 0 {
+		t.Fatalf("read %d bytes, %v, pauses %d; want 20, nil, 0", len(got), err, pc.pauses.Load())
+	}
+}
+
 // TestPipeAbandon: the reader gives up while reads are paused; reads resume, the
 // writer's next Write fails with the reader's error, and a waiting reader is woken.
 func TestPipeAbandon(t *testing.T) {
