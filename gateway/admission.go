@@ -20,7 +20,7 @@ import (
 // it: over the gateway-wide limit, or over its connection's fair share of it, it is
 // answered 503 unavailable at once, with no task and no goroutine.
 //
-// The limit adapts to the latency of the requests it admits, decode to the backend's
+// The limit adapts to the latency of the requests it admits, bytes ready to the backend's
 // answer, against the lowest latency seen lately (a gradient, as in Netflix's concurrency-limits and
 // Envoy's adaptive concurrency filter). Past capacity, wherever the queue forms (a core
 // the gateway shares, the reactor, the request pool, or the backend), admitted requests
@@ -33,10 +33,12 @@ import (
 // queue that grows over seconds is not: a slow backend gets as much concurrency as its
 // latency asks for, not a fixed bound.
 //
-// API calls run their receive phase on the reactor (callAPI), where nothing waits for a
-// worker; with request tasks (a fleet's filters, the proxy), how long an admitted request
-// waits between its decode and its task starting is measured too (CoDel's target): the
-// queue_wait the stats show, and what sheds a standing queue.
+// A request's wait is counted from when the reactor saw its bytes ready
+// (netpoll.Conn.ReadyAt), not from its decode: on a saturated core the queue forms in
+// front of the reactor's workers, before any request is decoded. An API call runs on the
+// reactor worker that decoded it (callAPI), so that is all its wait; with request tasks (a
+// fleet's filters) the wait for the task to start adds to it. The average wait is CoDel's
+// signal: the queue_wait the stats show, and what sheds a standing queue.
 //
 // Admitted requests that waited too long are not served either: while the queue stands
 // (the last window's average wait over the target) one that waited over shed_after is
@@ -87,7 +89,7 @@ type admission struct {
 	winSum   atomic.Int64
 	winN     atomic.Int64
 	winPeak  atomic.Int64
-	winLat   atomic.Int64 // latencies (decode to answer) of the requests answered in it
+	winLat   atomic.Int64 // latencies (bytes ready to answer) of the requests answered in it
 	winLatN  atomic.Int64
 	lastWait atomic.Int64 // the last closed window's average wait, ns
 	standing atomic.Bool  // ... and whether it was over the target
@@ -189,8 +191,8 @@ func (a *admission) done() { a.inFlight.Add(-1) }
 // connIdle: a connection's last admitted request is done.
 func (a *admission) connIdle() { a.active.Add(-1) }
 
-// started is called as an admitted request's task starts, received being when it was
-// decoded. It feeds the wait to the limit and returns refusedQueue when the request is
+// started is called as an admitted request starts (its task, or on the reactor worker),
+// received being when the reactor saw its bytes ready. It feeds the wait to the limit and returns refusedQueue when the request is
 // to be shed unserved.
 func (a *admission) started(received time.Time) refusal {
 	now := time.Now()
@@ -206,8 +208,8 @@ func (a *admission) started(received time.Time) refusal {
 }
 
 // finished is called as a backend's answer to an admitted request comes (or its
-// timeout: the strongest sign of a queue), took after its decode: the latency the limit
-// follows. Answers the gateway makes itself (a 401, a 404, a 503 for a backend that
+// timeout: the strongest sign of a queue), took after its bytes were seen ready: the
+// latency the limit follows. Answers the gateway makes itself (a 401, a 404, a 503 for a backend that
 // refuses connections) take microseconds and are left out: one burst of them would set a
 // baseline no backend answer could come near.
 func (a *admission) finished(took time.Duration) {
@@ -234,25 +236,24 @@ func (a *admission) closeWindow(t int64) {
 	sum, n := a.winSum.Swap(0), a.winN.Swap(0)
 	lsum, ln := a.winLat.Swap(0), a.winLatN.Swap(0)
 	peak := a.winPeak.Swap(a.inFlight.Load())
+	var wait int64
 	if n > 0 {
-		wait := sum / n
-		a.lastWait.Store(wait)
-		a.standing.Store(wait > a.target)
-	} else {
-		a.lastWait.Store(0)
-		a.standing.Store(false)
+		wait = sum / n
 	}
-	if ln <= 0 {
+	a.lastWait.Store(wait)
+	a.standing.Store(wait > a.target)
+	lat, allowed := 0.0, math.Inf(1)
+	if ln > 0 {
+		lat = float64(lsum / ln)
+		base := nextBaseline(float64(a.baseLat.Load()), lat)
+		a.lastLat.Store(int64(lat))
+		a.baseLat.Store(int64(base))
+		allowed = allowedLatency(base, float64(a.target))
+	}
+	if a.off || a.fixed || ln <= 0 && wait <= a.target {
 		return
 	}
-	lat := float64(lsum / ln)
-	base := nextBaseline(float64(a.baseLat.Load()), lat)
-	a.lastLat.Store(int64(lat))
-	a.baseLat.Store(int64(base))
-	if a.off || a.fixed {
-		return
-	}
-	a.est = nextLimit(a.est, lat, allowedLatency(base, float64(a.target)), float64(peak), float64(a.min), float64(a.max))
+	a.est = nextLimit(a.est, lat, allowed, float64(wait), float64(a.target), float64(peak), float64(a.min), float64(a.max))
 	a.limit.Store(int64(a.est))
 }
 
@@ -292,14 +293,25 @@ func (a *admission) absorb(n int64) {
 	a.mu.Unlock()
 }
 
-// nextLimit is one window's step of the adaptive limit: over the allowed latency, shrink
-// by the gradient allowed/latency (at most halved, smoothed); under it, grow by
-// sqrt(limit) when the window came near the limit (the limit, not the load, was what
-// bound); else hold.
-func nextLimit(est, latency, allowed, peak, lo, hi float64) float64 {
+// nextLimit is one window's step of the adaptive limit. Over the allowed latency, or
+// with the average wait (bytes ready to start) over its target, shrink by the steeper of
+// the gradients allowed/latency and target/wait (at most halved, smoothed). The wait is
+// the reactor's own queue: it grows only when the gateway's core is saturated (or taken
+// by others), whatever the backends do, so it catches a queue the latency baseline has
+// grown used to, or never saw the bottom of (a gateway that starts under overload).
+// Otherwise grow by sqrt(limit) when the window came near the limit (the limit, not the
+// load, was what bound); else hold.
+func nextLimit(est, latency, allowed, wait, target, peak, lo, hi float64) float64 {
+	g := 1.0
+	if latency > allowed {
+		g = allowed / latency
+	}
+	if wait > target {
+		g = min(g, target/wait)
+	}
 	switch {
-	case latency > allowed:
-		g := max(0.5, allowed/latency)
+	case g < 1:
+		g = max(0.5, g)
 		est = est*(1-admissionSmoothing) + est*g*admissionSmoothing
 	case peak >= 0.8*est:
 		est += max(1, math.Sqrt(est))
@@ -316,10 +328,11 @@ type AdmissionStats struct {
 	Active   int64             `json:"active_connections"`
 	Admitted uint64            `json:"admitted_total"`
 	Refused  map[string]uint64 `json:"refused_total"`
-	// QueueWaitMs is the average wait of the request tasks that started in the last
-	// window (0 when API calls run on the reactor).
+	// QueueWaitMs is the average wait of the requests that started in the last window,
+	// from their bytes seen ready to their start: the reactor's queue (and the request
+	// pool's, for request tasks).
 	QueueWaitMs float64 `json:"queue_wait_ms"`
-	// LatencyMs is the last window's average latency, decode to answer, of admitted
+	// LatencyMs is the last window's average latency, bytes ready to answer, of admitted
 	// requests; BaselineMs the baseline it is compared with.
 	LatencyMs  float64 `json:"latency_ms"`
 	BaselineMs float64 `json:"baseline_ms"`
@@ -424,7 +437,7 @@ func (g *Gateway) recoverRequest(req *codec.Request, reply func(*codec.Response)
 	reply(codec.ErrorResponse(http.StatusInternalServerError, codec.ErrInternal, "internal error"))
 }
 
-// pastDeadline answers a request that waited longer than timeout since it was decoded:
+// pastDeadline answers a request that waited longer than timeout since its bytes came:
 // its caller has given up or is about to, so the backend is not called for it.
 func (g *Gateway) pastDeadline(req *codec.Request, timeout time.Duration) *codec.Response {
 	if timeout <= 0 || g.adm.off || time.Since(req.Received) <= timeout {

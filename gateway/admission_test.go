@@ -304,34 +304,89 @@ func TestMalformedBeforeAdmission(t *testing.T) {
 }
 
 // TestAdmissionAdaptiveLimit steps the limit the way windows do: it shrinks while the
-// wait for a worker is over the target, grows while the limit binds and nothing waits,
-// holds when the load is under it, and stays within its floor and ceiling.
+// latency is over the allowed one, or the wait for the reactor over its target; grows
+// while the limit binds and neither is; holds when the load is under it; and stays within
+// its floor and ceiling.
 func TestAdmissionAdaptiveLimit(t *testing.T) {
-	const target = float64(2 * time.Millisecond)
-	est := 200.0
-	for range 50 {
-		est = nextLimit(est, 4*target, target, est, 16, 1000)
+	const allowed, target = float64(4 * time.Millisecond), float64(2 * time.Millisecond)
+	fine, waitFine := allowed/2, target/4
+	for _, over := range []struct {
+		name      string
+		lat, wait float64
+	}{{"latency 4x the allowed", 4 * allowed, waitFine}, {"wait 4x its target", fine, 4 * target}} {
+		est := 200.0
+		for range 50 {
+			est = nextLimit(est, over.lat, allowed, over.wait, target, est, 16, 1000)
+		}
+		if est != 16 {
+			t.Errorf("after 50 windows with %s: limit %v, want the floor 16", over.name, est)
+		}
 	}
-	if est != 16 {
-		t.Errorf("after 50 windows with waits of 4x the target: limit %v, want the floor 16", est)
-	}
+	est := 16.0
 	prev := est
-	est = nextLimit(est, target/2, target, est, 16, 1000)
+	est = nextLimit(est, fine, allowed, waitFine, target, est, 16, 1000)
 	if est <= prev {
 		t.Errorf("binding, no wait: limit %v did not grow from %v", est, prev)
 	}
 	for range 200 {
-		est = nextLimit(est, target/2, target, est, 16, 1000)
+		est = nextLimit(est, fine, allowed, waitFine, target, est, 16, 1000)
 	}
 	if est != 1000 {
 		t.Errorf("binding for 200 windows: limit %v, want the ceiling 1000", est)
 	}
-	if got := nextLimit(300, target/2, target, 10, 16, 1000); got != 300 {
+	if got := nextLimit(300, fine, allowed, waitFine, target, 10, 16, 1000); got != 300 {
 		t.Errorf("load far under the limit: limit %v, want it held at 300", got)
 	}
+	// A window with a wait just over its target does not grow the limit.
+	if got := nextLimit(300, fine, allowed, 1.1*target, target, 300, 16, 1000); got >= 300 {
+		t.Errorf("binding with the wait over its target: limit %v, want it below 300", got)
+	}
 	// One noisy window moves it by at most a tenth.
-	if got := nextLimit(300, 100*target, target, 300, 16, 1000); got < 270 {
-		t.Errorf("one window of a huge wait: %v, want at least 270", got)
+	if got := nextLimit(300, 100*allowed, allowed, 100*target, target, 300, 16, 1000); got < 270 {
+		t.Errorf("one window of a huge latency and wait: %v, want at least 270", got)
+	}
+}
+
+// TestAdmissionFollowsTheReactorQueue: windows whose requests waited for the reactor over
+// the target bring the limit down even when the latency baseline has grown used to the
+// queue (a gateway that started under overload never saw its bottom), and also when no
+// backend answers at all.
+func TestAdmissionFollowsTheReactorQueue(t *testing.T) {
+	cfg := config.Admission{MinLimit: 16, MaxLimit: 1000, QueueTarget: config.Duration(2 * time.Millisecond)}
+	a := newAdmission(cfg, 10000, newAdmissionMetrics(metrics.NewSet()))
+	a.absorb(500)
+	for range 40 {
+		for range admissionMinSamples {
+			a.winSum.Add(int64(8 * time.Millisecond)) // waited 8ms for the reactor
+			a.winN.Add(1)
+			a.winLat.Add(int64(20 * time.Millisecond)) // at the baseline: latency says nothing
+			a.winLatN.Add(1)
+		}
+		a.winPeak.Store(a.limit.Load())
+		a.mu.Lock()
+		a.closeWindow(a.winStart.Load() + int64(admissionWindow))
+		a.mu.Unlock()
+	}
+	if got := a.limit.Load(); got != 16 {
+		t.Errorf("40 windows waiting 4x the target at a steady latency: limit %d, want the floor 16", got)
+	}
+	if st := a.stats(); !st.Standing || st.QueueWaitMs != 8 {
+		t.Errorf("stats: standing %v, queue wait %vms; want true and 8", st.Standing, st.QueueWaitMs)
+	}
+
+	silent := newAdmission(cfg, 10000, newAdmissionMetrics(metrics.NewSet()))
+	silent.absorb(500)
+	for range 40 {
+		for range admissionMinSamples {
+			silent.winSum.Add(int64(8 * time.Millisecond))
+			silent.winN.Add(1)
+		}
+		silent.mu.Lock()
+		silent.closeWindow(silent.winStart.Load() + int64(admissionWindow))
+		silent.mu.Unlock()
+	}
+	if got := silent.limit.Load(); got != 16 {
+		t.Errorf("40 windows waiting 4x the target, no answers: limit %d, want the floor 16", got)
 	}
 }
 

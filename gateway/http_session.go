@@ -375,8 +375,8 @@ func finalRecipient(method string) *codec.Response {
 
 func (s *httpSession) runAPI(ex *httpExchange) {
 	req := http1.ToRequest(&ex.head, ex.whole.buf, s.connInfo())
-	req.Received = time.Now()
-	ex.whole.buf = nil // the request owns it now
+	req.Received = s.c.ReadyAt() // its wait for a worker counts (readEvent says why)
+	ex.whole.buf = nil           // the request owns it now
 	minor, keep := ex.head.Minor, ex.head.KeepAlive
 	g := s.l.g
 	head := ex.head.Method == http.MethodHead
@@ -410,7 +410,7 @@ type proxyAnswer struct {
 func (s *httpSession) admitProxied(ex *httpExchange, body *pipe.Pipe) (*codec.Request, *proxyAnswer) {
 	p := &proxyAnswer{s: s, minor: ex.head.Minor, keep: ex.head.KeepAlive, head: ex.head.Method == http.MethodHead, body: body}
 	req := http1.ToRequest(&ex.head, nil, s.connInfo())
-	req.Received = time.Now()
+	req.Received = s.c.ReadyAt()
 	if r := s.l.g.adm.admit(0); r != admitted {
 		p.gateway(s.l.g.adm.answers[r])
 		return nil, nil

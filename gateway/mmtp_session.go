@@ -29,20 +29,36 @@ type mmtpSession struct {
 	push      *pushState          // after a HELLO naming a device (push.go); else nil
 }
 
-// refusals gathers the 503s of one read event, sent in one write as the event ends:
-// under overload a read brings many requests, and refusing each with its own write was
-// most of the cost of refusing. It lives on the reactor worker's stack for the event,
-// not in the session, which an idle connection keeps (session_size_test.go).
-type refusals struct{ b *bytebufferpool.ByteBuffer }
+// readEvent is what the requests of one read event share. It lives on the reactor
+// worker's stack for the event, not in the session, which an idle connection keeps
+// (session_size_test.go).
+//   - The 503s of the event go out in one write as it ends: under overload a read brings
+//     many requests, and refusing each with its own write was most of the cost of
+//     refusing.
+//   - Their Received time is when the reactor saw the bytes ready (netpoll.Conn.ReadyAt),
+//     read once per event: the wait for a worker is the queue an inline request waits
+//     in, and what admission, the deadline check and the latency metrics must count.
+type readEvent struct {
+	b     *bytebufferpool.ByteBuffer
+	ready time.Time
+}
 
-func (r *refusals) add(stream uint32, resp *codec.Response) {
+// received is the Received time of the event's requests.
+func (r *readEvent) received(c netpoll.Conn) time.Time {
+	if r.ready.IsZero() {
+		r.ready = c.ReadyAt()
+	}
+	return r.ready
+}
+
+func (r *readEvent) add(stream uint32, resp *codec.Response) {
 	if r.b == nil {
 		r.b = bytebufferpool.Get()
 	}
 	r.b.B = mmtp.AppendResponse(r.b.B, stream, resp)
 }
 
-func (r *refusals) flush(c netpoll.Conn) {
+func (r *readEvent) flush(c netpoll.Conn) {
 	if b := r.b; b != nil {
 		r.b = nil
 		c.Write(b.B)
@@ -55,12 +71,12 @@ func newMMTPSession(l *listener, c netpoll.Conn) *mmtpSession {
 }
 
 func (s *mmtpSession) onData(data []byte) (int, error) {
-	var rf refusals
+	var rf readEvent
 	defer rf.flush(s.c)
 	return s.readFrames(data, &rf)
 }
 
-func (s *mmtpSession) readFrames(data []byte, rf *refusals) (int, error) {
+func (s *mmtpSession) readFrames(data []byte, rf *readEvent) (int, error) {
 	off, wait, err := s.readProxy(data)
 	if wait {
 		return off, err
@@ -92,7 +108,7 @@ func (s *mmtpSession) readFrames(data []byte, rf *refusals) (int, error) {
 			if s.holdHello() {
 				return off - n, nil // over the listener's HELLO rate: it waits in the reactor
 			}
-			s.onHello(&f)
+			s.onHello(&f, rf)
 		case mmtp.TypeRequest:
 			if !s.onRequest(&f, rf) {
 				return off, nil // at the in-flight cap: the rest waits in the reactor
@@ -139,7 +155,7 @@ func (s *mmtpSession) answer(stream uint32, r *codec.Response) {
 	s.write(func(b []byte) []byte { return mmtp.AppendResponse(b, stream, r) })
 }
 
-func (s *mmtpSession) protocolError(err error, rf *refusals) {
+func (s *mmtpSession) protocolError(err error, rf *readEvent) {
 	rf.flush(s.c) // answered before the GOAWAY that follows them
 	reason := mmtp.GoAwayReason(err)
 	s.l.g.m.protocolError(s.l.cfg.Name, reason)
@@ -154,12 +170,12 @@ func (s *mmtpSession) protocolError(err error, rf *refusals) {
 func (s *mmtpSession) clientAddr() string { return s.connInfo().ClientAddr.String() }
 
 // onHello binds the app and device to the connection once the gateway's auth accepts them.
-func (s *mmtpSession) onHello(f *mmtp.Frame) {
+func (s *mmtpSession) onHello(f *mmtp.Frame, rf *readEvent) {
 	s.mu.Lock()
 	info := s.infoLocked()
 	s.mu.Unlock()
 	req := mmtp.ToRequest(f, info)
-	req.Received = time.Now()
+	req.Received = rf.received(s.c)
 	if resp := s.l.g.snap.Load().hello(req); resp != nil {
 		s.answer(f.StreamID, resp)
 		return
@@ -183,7 +199,7 @@ func (s *mmtpSession) onHello(f *mmtp.Frame) {
 
 // onRequest accepts one REQUEST and runs it as a pool task. It returns false when the
 // connection reached its in-flight cap: reading is paused until a request finishes.
-func (s *mmtpSession) onRequest(f *mmtp.Frame, rf *refusals) bool {
+func (s *mmtpSession) onRequest(f *mmtp.Frame, rf *readEvent) bool {
 	s.mu.Lock()
 	if s.goingAway {
 		// After GOAWAY the client knows from last-stream-id that this one was not taken.
@@ -230,7 +246,7 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame, rf *refusals) bool {
 	s.mu.Unlock()
 
 	req := mmtp.ToRequest(f, info)
-	req.Received = time.Now()
+	req.Received = rf.received(s.c)
 	ensureTraceID(req)
 	answer := func(resp *codec.Response) { s.finish(req.StreamID, resp) }
 	g.callAPI(req, answer, nil)

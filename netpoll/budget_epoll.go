@@ -56,6 +56,7 @@ func (e *epollEngine) enforceBudgets() {
 	e.table.each(func(c *econn) bool {
 		c.mu.Lock()
 		if !c.closed && (c.redeliverNowLocked() || c.takeLocked()) {
+			c.readyAt.Store(e.micros()) // held back by the budget until now, not by the reactor
 			c.mu.Unlock()
 			e.dispatchOffPoller(c)
 			return true

@@ -35,10 +35,14 @@ type econn struct {
 	// Sizes matter here: an idle connection is this struct, in a 128-byte size class
 	// (econn_size_test.go). The event bits epoll reports (IN, OUT, RDHUP, HUP, ERR, PRI)
 	// all fit in 16 bits; the local address is interned per engine (lipIdx).
-	mu         sync.Mutex
-	revents    uint16 // events of the dispatch in progress (written by the poller under mu)
-	owed       uint16 // edges not yet served (see above)
-	pauses     int32  // PauseRead nesting
+	mu      sync.Mutex
+	revents uint16 // events of the dispatch in progress (written by the poller under mu)
+	owed    uint16 // edges not yet served (see above)
+	// readyAt is when the bytes the next read takes were seen ready, in microseconds of
+	// the engine's clock (epollEngine.micros; it wraps every 71 minutes, and only
+	// differences are used): the start of their wait for a worker, which OnData learns
+	// through ReadyAt. Set under mu; read by the owner.
+	readyAt    atomic.Uint32
 	reason     CloseReason
 	flushWhy   CloseReason // reason for CloseAfterFlush
 	closed     bool        // no more I/O; OnClose owed
@@ -58,6 +62,7 @@ type econn struct {
 	lport      uint16
 	rport      uint16
 	lipIdx     uint16        // the local IP: index into the engine's localIPs
+	pauses     int16         // PauseRead nesting
 	idleTicks  atomic.Uint32 // idle timeout in ticks; 0 disables
 	// flushedAt is the coarse-clock tick the write queue last made progress: set when it
 	// becomes non-empty and whenever a flush writes bytes, 0 while it is empty.
@@ -104,6 +109,8 @@ func (c *econn) RemoteAddr() net.Addr           { return tcpAddr(c.rip, c.rport)
 func (c *econn) RemoteAddrPort() netip.AddrPort { return storedAddr(c.rip, c.rport) }
 func (c *econn) Listener() string               { return c.own.name }
 
+func (c *econn) ReadyAt() time.Time { return c.eng().readyAt(c.readyAt.Load()) }
+
 func (c *econn) Context() any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -137,6 +144,8 @@ func (c *econn) ResumeRead() {
 	if c.pauses > 0 {
 		c.pauses--
 		if c.pauses == 0 {
+			// Bytes held back by the pause wait from now on: the pause was the handler's.
+			c.readyAt.Store(c.eng().micros())
 			// While a worker owns the connection its OnData may not have returned yet, so
 			// the bytes it leaves are not stored as pending: owe a redelivery anyway, and
 			// let the owner drop it if nothing is left (redeliverNowLocked).

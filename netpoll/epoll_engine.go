@@ -29,6 +29,7 @@ type epollEngine struct {
 	nextGen atomic.Uint32
 	rr      atomic.Uint32 // round robin over pollers
 	tick    atomic.Uint32 // coarse clock in TimerTicks since start (from 1), advanced by the sweeper
+	born    time.Time     // the zero of micros
 
 	lmu       sync.RWMutex
 	listeners map[int]*elistener // by fd; few, looked up only for listener events
@@ -64,6 +65,7 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 		listeners: make(map[int]*elistener),
 		sweepStop: make(chan struct{}),
 		sweepDone: make(chan struct{}),
+		born:      time.Now(),
 	}
 	e.tick.Store(1)
 	pool, err := ants.NewPoolWithFunc(cfg.Workers, e.work, ants.WithNonblocking(true),
@@ -92,6 +94,21 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 }
 
 func (e *epollEngine) pickPoller() *poller { return e.pollers[e.pickIdx()] }
+
+// micros is the engine's clock for readiness stamps (econn.readyAt): microseconds since
+// the engine started, modulo 2^32 (71 minutes), never 0 (0 is "no stamp").
+func (e *epollEngine) micros() uint32 { return max(1, uint32(time.Since(e.born)/time.Microsecond)) }
+
+// readyAt turns a stamp of micros into a time: now less the stamp's age, which the
+// wrap-around of both cannot spoil. An unset stamp is now.
+func (e *epollEngine) readyAt(stamp uint32) time.Time {
+	now := time.Now()
+	if stamp == 0 {
+		return now
+	}
+	age := uint32(now.Sub(e.born)/time.Microsecond) - stamp
+	return now.Add(-time.Duration(age) * time.Microsecond)
+}
 
 // pickIdx picks the poller of a new connection, round robin. Not fd modulo the pollers:
 // the upstream pool's dials take fds from the same table, and a ramp in which every

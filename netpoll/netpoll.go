@@ -146,6 +146,11 @@ type Conn interface {
 	SetContext(v any)
 	// Closed reports whether the connection is closed.
 	Closed() bool
+	// ReadyAt is when the engine saw ready the bytes that OnData is given: its wait for a
+	// worker (the reactor's queue under load) is the time since. Meant for OnData; with
+	// the epoll engine it is the poller's wake-up that found them (or, for bytes held back
+	// by PauseRead or a memory budget, when reading resumed); with rwloop, the read's end.
+	ReadyAt() time.Time
 }
 
 // ListenerOptions tune one listener.

@@ -39,6 +39,7 @@ type poller struct {
 	wakefd int             // eventfd: wakes the loop for shutdown and ready-queue retries
 	done   chan struct{}
 	ctls   atomic.Uint64 // epoll_ctl calls, for tests: the steady state makes none
+	seenAt atomic.Uint32 // micros of the last batch of events: one clock read per batch
 }
 
 func newPoller(e *epollEngine) (*poller, error) {
@@ -132,6 +133,9 @@ func (p *poller) loop() {
 				if werr != nil {
 					return true // EBADF and the like: the fd is going away; Read reports it
 				}
+				if n > 0 {
+					p.seenAt.Store(e.micros())
+				}
 				if p.handle(events[:n]) {
 					stop = true
 					return true
@@ -205,6 +209,11 @@ func (c *econn) ready(events uint32) {
 		// Room to write matters only with writes queued; a write that queues later hit a
 		// full socket, whose next room makes a new edge.
 		events &^= epollOut
+	}
+	if events&(epollIn|epollRdHup) != 0 && c.owed&(epollIn|epollRdHup) == 0 {
+		// Bytes not yet owed: their wait for a worker starts with this batch. An edge
+		// that finds read bits owed keeps the older stamp of the bytes still unread.
+		c.readyAt.Store(c.poller().seenAt.Load())
 	}
 	c.owed |= uint16(events) // epoll reports nothing above bit 15 (econn.owed)
 	if !c.takeLocked() {

@@ -38,6 +38,7 @@ type rwConn struct {
 	reason     CloseReason
 	ctx        any
 	lastActive time.Time
+	readyAt    time.Time // see ReadyAt
 	idle       time.Duration // idle timeout; 0 disables
 	writeSig   chan struct{}
 	done       chan struct{}
@@ -76,6 +77,15 @@ func (c *rwConn) Closed() bool {
 	return c.closed
 }
 
+// ReadyAt is when the read that brought the bytes returned (this engine has no queue in
+// front of its goroutine-per-connection reads), or, for bytes held back by PauseRead,
+// when reading resumed.
+func (c *rwConn) ReadyAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.readyAt
+}
+
 func (c *rwConn) PauseRead() {
 	c.mu.Lock()
 	c.pauses++
@@ -87,6 +97,9 @@ func (c *rwConn) ResumeRead() {
 	if c.pauses > 0 {
 		c.pauses--
 		c.resumed = c.pauses == 0
+		if c.resumed {
+			c.readyAt = time.Now()
+		}
 	}
 	c.cond.Broadcast()
 	c.mu.Unlock()
@@ -331,6 +344,7 @@ func (c *rwConn) readLoop() {
 			e.ctr.bytesIn.Add(uint64(n))
 			c.mu.Lock()
 			c.lastActive = time.Now()
+			c.readyAt = c.lastActive
 			c.mu.Unlock()
 			buf = buf[:len(buf)+n]
 			e.ctr.pendingBytes.Add(int64(n)) // the counter holds len(buf) throughout

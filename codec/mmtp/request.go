@@ -1,15 +1,11 @@
 package mmtp
 
-import (
-	"time"
-
-	"github.com/mgw-project/mgw/codec"
-)
+import "github.com/mgw-project/mgw/codec"
 
 // ToRequest turns a REQUEST (or HELLO) frame into a codec.Request that owns its memory, so
 // it may outlive the read buffer f points into. Operation is the `operation-type` value
-// ("" when absent: the caller answers 400); Gzip follows the GZIP flag; Received is
-// time.Now() (the caller may overwrite it with a coarse clock). It costs four allocations
+// ("" when absent: the caller answers 400); Gzip follows the GZIP flag; Received is left
+// for the caller to stamp. It costs four allocations
 // whatever the header count: the Request, one string holding the whole header block (keys
 // and values are substrings of it), the Header slice, and the body copy.
 func ToRequest(f *Frame, conn codec.ConnInfo) *codec.Request {
@@ -18,7 +14,6 @@ func ToRequest(f *Frame, conn codec.ConnInfo) *codec.Request {
 		StreamID: f.StreamID,
 		Gzip:     f.Gzip(),
 		Conn:     conn,
-		Received: time.Now(),
 	}
 	if len(f.Header) > 0 {
 		block := string(f.Header)

@@ -1,0 +1,125 @@
+package netpoll
+
+import (
+	"testing"
+	"time"
+)
+
+// TestReadyAtCountsTheWaitForAWorker: with one worker busy on another connection, bytes
+// that arrive meanwhile wait for it, and ReadyAt says since when (the gateway counts that
+// wait as the request's queue time). On an idle engine ReadyAt falls between the write and
+// OnData; rwloop has no queue, so it is the read's end.
+func TestReadyAtCountsTheWaitForAWorker(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, kind string) {
+		const hold = 80 * time.Millisecond
+		type seen struct{ ready, data time.Time }
+		got := make(chan seen, 4)
+		h := newTestHandler()
+		h.onData = func(c Conn, data []byte) (int, error) {
+			now := time.Now()
+			got <- seen{c.ReadyAt(), now}
+			if data[0] == 'B' { // the blocker holds the one worker
+				time.Sleep(hold)
+			}
+			return len(data), nil
+		}
+		e := newEngine(t, Config{Kind: kind, Workers: 1, Pollers: 1})
+		addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := dialTCP(t, addr), dialTCP(t, addr)
+		defer a.Close()
+		defer b.Close()
+
+		// Idle engine: ready between the write and OnData.
+		wrote := time.Now()
+		if _, err := b.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		s := <-got
+		if s.ready.Before(wrote.Add(-time.Millisecond)) || s.ready.After(s.data) {
+			t.Errorf("idle: ready %v after the write, OnData %v after it; want ready within [write, OnData]",
+				s.ready.Sub(wrote), s.data.Sub(wrote))
+		}
+
+		// Busy engine: b's bytes come while a's handler holds the worker.
+		if _, err := a.Write([]byte("B")); err != nil {
+			t.Fatal(err)
+		}
+		blocked := <-got // a's OnData has started and sleeps
+		time.Sleep(hold / 4)
+		wrote = time.Now()
+		if _, err := b.Write([]byte("y")); err != nil {
+			t.Fatal(err)
+		}
+		s = <-got
+		waited := s.data.Sub(s.ready)
+		switch kind {
+		case "epoll":
+			// It waited for the worker: about hold*3/4. Ready no earlier than the write.
+			if s.ready.Before(wrote.Add(-time.Millisecond)) || waited < hold/2 {
+				t.Errorf("busy: ready %v after the write, OnData %v after ready; want >= %v of wait counted",
+					s.ready.Sub(wrote), waited, hold/2)
+			}
+			if s.data.Sub(blocked.data) < hold {
+				t.Errorf("b served %v after a started, want after a's %v", s.data.Sub(blocked.data), hold)
+			}
+		case "rwloop":
+			if waited > hold/2 {
+				t.Errorf("rwloop: %v between the read and OnData, want none to speak of", waited)
+			}
+		}
+	})
+}
+
+// TestReadyAtAfterPause: bytes held back while the handler paused reading (left unread
+// in the socket, or read and left unconsumed, as a pipelined request behind a slow
+// answer) did not wait for the reactor: their wait starts when reading resumes.
+func TestReadyAtAfterPause(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, kind string) {
+		for _, pipelined := range []bool{false, true} {
+			h := newTestHandler()
+			ready := make(chan time.Time, 4)
+			paused := make(chan Conn, 1)
+			h.onData = func(c Conn, data []byte) (int, error) {
+				ready <- c.ReadyAt()
+				if data[0] == 'P' {
+					c.PauseRead()
+					paused <- c
+					return 1, nil // what follows waits for ResumeRead
+				}
+				return len(data), nil
+			}
+			e := newEngine(t, Config{Kind: kind, Workers: 2, Pollers: 1})
+			addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := dialTCP(t, addr)
+			defer a.Close()
+			if pipelined {
+				a.Write([]byte("Pz"))
+			} else {
+				a.Write([]byte("P"))
+			}
+			<-ready
+			c := <-paused
+			if !pipelined {
+				a.Write([]byte("z")) // arrives while paused
+			}
+			time.Sleep(60 * time.Millisecond)
+			resumed := time.Now()
+			c.ResumeRead()
+			select {
+			case r := <-ready:
+				if r.Before(resumed.Add(-time.Millisecond)) {
+					t.Errorf("pipelined %v: ready %v before the resume; a pause is the handler's wait, not the reactor's",
+						pipelined, resumed.Sub(r))
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("pipelined %v: no OnData after ResumeRead", pipelined)
+			}
+		}
+	})
+}
