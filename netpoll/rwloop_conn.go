@@ -38,7 +38,7 @@ type rwConn struct {
 	reason     CloseReason
 	ctx        any
 	lastActive time.Time
-	readyAt    time.Time // see ReadyAt
+	readyAt    time.Time     // see ReadyAt
 	idle       time.Duration // idle timeout; 0 disables
 	writeSig   chan struct{}
 	done       chan struct{}
