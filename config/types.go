@@ -74,8 +74,9 @@ type Admission struct {
 	// MaxLimit is its ceiling; 0 = the request pool's size.
 	MaxLimit int `yaml:"max_limit" json:"max_limit"`
 	// QueueTarget is the latency over the baseline that counts as a queue at the least
-	// (twice the baseline always does), and the wait for a request task that counts as a
-	// standing one; default 2ms.
+	// (twice the baseline always does), and the average wait of a window's requests, from
+	// their bytes seen ready by the reactor to their start, that counts as a standing
+	// queue (it sheds, and shrinks a limit that binds); default 2ms.
 	QueueTarget Duration `yaml:"queue_target" json:"queue_target"`
 	// ShedAfter: while the queue stands (a window's average wait over QueueTarget), an
 	// admitted request that waited longer than this is answered 503 unserved; default 1s.

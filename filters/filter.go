@@ -36,9 +36,10 @@ type Handler func(ctx context.Context, req *codec.Request, x *Exchange) *codec.R
 type Exchange struct {
 	Listener string // gateway: the listener's name
 	Route    string // gateway: the route's label (its API pattern or path prefix)
-	// Start is when the request was decoded (gateway; req.Received is fine). It must be a
-	// fine-grained reading (time.Now, not a coarse cached clock): filters that judge time
-	// use it as the request's arrival instead of reading the clock again (see Arrival).
+	// Start is when the request's bytes were seen ready by the reactor (gateway:
+	// req.Received), before any wait for a worker. It must be a fine-grained reading
+	// (not a coarse cached clock): filters that judge time use it as the request's arrival
+	// instead of reading the clock again (see Arrival).
 	Start time.Time
 
 	Cluster   string // gateway, after routing: the cluster that served the request

@@ -83,8 +83,8 @@ type admission struct {
 	active   atomic.Int64 // connections holding at least one admitted request
 	limit    atomic.Int64
 
-	// The current window: waits of the tasks that started in it, and the most requests
-	// in flight at an admission.
+	// The current window: waits (bytes ready to start) of the requests that started in
+	// it, and the most requests in flight at an admission.
 	winStart atomic.Int64 // monotonic ns since base
 	winSum   atomic.Int64
 	winN     atomic.Int64
@@ -293,27 +293,32 @@ func (a *admission) absorb(n int64) {
 	a.mu.Unlock()
 }
 
-// nextLimit is one window's step of the adaptive limit. Over the allowed latency, or
-// with the average wait (bytes ready to start) over its target, shrink by the steeper of
-// the gradients allowed/latency and target/wait (at most halved, smoothed). The wait is
-// the reactor's own queue: it grows only when the gateway's core is saturated (or taken
-// by others), whatever the backends do, so it catches a queue the latency baseline has
-// grown used to, or never saw the bottom of (a gateway that starts under overload).
-// Otherwise grow by sqrt(limit) when the window came near the limit (the limit, not the
-// load, was what bound); else hold.
+// nextLimit is one window's step of the adaptive limit. Over the allowed latency shrink
+// by the gradient allowed/latency (at most halved, smoothed). The average wait (bytes
+// ready to start) is the reactor's own queue: it grows when the gateway's core is
+// saturated (or taken by others), whatever the backends do, so it catches a queue the
+// latency baseline has grown used to, or never saw the bottom of (a gateway that starts
+// under overload). Over its target it shrinks the limit by target/wait when the limit
+// binds (the steeper gradient wins), and holds it otherwise: with the limit not reached,
+// what the reactor waits for is not requests the limit let in, and a limit shrunk for it
+// would starve slow backends later. Otherwise grow by sqrt(limit) when the window came
+// near the limit (the limit, not the load, was what bound); else hold.
 func nextLimit(est, latency, allowed, wait, target, peak, lo, hi float64) float64 {
+	binds := peak >= 0.8*est
 	g := 1.0
 	if latency > allowed {
 		g = allowed / latency
 	}
-	if wait > target {
+	if wait > target && binds {
 		g = min(g, target/wait)
 	}
 	switch {
 	case g < 1:
 		g = max(0.5, g)
 		est = est*(1-admissionSmoothing) + est*g*admissionSmoothing
-	case peak >= 0.8*est:
+	case wait > target:
+		// a queue stands: no growth
+	case binds:
 		est += max(1, math.Sqrt(est))
 	}
 	return min(max(est, lo), hi)

@@ -337,9 +337,13 @@ func TestAdmissionAdaptiveLimit(t *testing.T) {
 	if got := nextLimit(300, fine, allowed, waitFine, target, 10, 16, 1000); got != 300 {
 		t.Errorf("load far under the limit: limit %v, want it held at 300", got)
 	}
-	// A window with a wait just over its target does not grow the limit.
+	// A window with a wait just over its target does not grow the limit; it shrinks it
+	// only when the limit binds.
 	if got := nextLimit(300, fine, allowed, 1.1*target, target, 300, 16, 1000); got >= 300 {
 		t.Errorf("binding with the wait over its target: limit %v, want it below 300", got)
+	}
+	if got := nextLimit(300, fine, allowed, 4*target, target, 100, 16, 1000); got != 300 {
+		t.Errorf("not binding (100 of 300 in flight), the wait 4x its target: limit %v, want it held at 300", got)
 	}
 	// One noisy window moves it by at most a tenth.
 	if got := nextLimit(300, 100*allowed, allowed, 100*target, target, 300, 16, 1000); got < 270 {
@@ -381,6 +385,7 @@ func TestAdmissionFollowsTheReactorQueue(t *testing.T) {
 			silent.winSum.Add(int64(8 * time.Millisecond))
 			silent.winN.Add(1)
 		}
+		silent.winPeak.Store(silent.limit.Load()) // at the limit, nothing answered
 		silent.mu.Lock()
 		silent.closeWindow(silent.winStart.Load() + int64(admissionWindow))
 		silent.mu.Unlock()

@@ -34,7 +34,7 @@ type gwMetrics struct {
 type admissionMetrics struct {
 	admitted *metrics.Counter
 	refused  [nRefusals]*metrics.Counter
-	queue    *metrics.Histogram // wait from decode to the task's start
+	queue    *metrics.Histogram // wait from the bytes seen ready to the request's start
 	panics   *metrics.Counter
 }
 

@@ -96,6 +96,12 @@ func (c *econn) letGoLocked() {
 		c.closeLocked(c.flushWhy)
 		return
 	}
+	if c.owed&(epollIn|epollRdHup) != 0 {
+		// Bytes that came during the serve (or that its read budget left): their wait
+		// for a worker counts from here. Never the stamp of the serve that ended, which
+		// a connection that always has more would keep for good.
+		c.readyAt.Store(c.eng().micros())
+	}
 	if c.redeliverNowLocked() || c.takeLocked() {
 		c.eng().dispatchOffPoller(c) // non-blocking: the pool or the ready queue takes it
 	}

@@ -39,10 +39,13 @@ func (c *econn) serve() {
 	redeliver := canRead && c.redeliver
 	if canRead {
 		c.redeliver = false
+		if ev&heldIn != 0 {
+			c.readyAt.Store(c.eng().micros()) // held back until now (heldIn)
+		}
 	} else if !closed {
 		// Paused (or over the soft limit) meanwhile: the edge stays owed until reading
 		// is on again; the socket will not report those bytes a second time.
-		c.owed |= ev & (epollIn | epollRdHup)
+		c.owed |= ev&(epollIn|epollRdHup) | heldIn
 	}
 	c.mu.Unlock()
 	c.eng().ctr.events.Add(1)

@@ -100,13 +100,15 @@ func (e *epollEngine) pickPoller() *poller { return e.pollers[e.pickIdx()] }
 func (e *epollEngine) micros() uint32 { return max(1, uint32(time.Since(e.born)/time.Microsecond)) }
 
 // readyAt turns a stamp of micros into a time: now less the stamp's age, which the
-// wrap-around of both cannot spoil. An unset stamp is now.
+// wrap-around of both cannot spoil. An unset stamp is now, and so is one that reads as
+// from the future (an age past 2^31 µs: a stamp taken in the microsecond micros maps 0
+// to 1, read in that same microsecond).
 func (e *epollEngine) readyAt(stamp uint32) time.Time {
 	now := time.Now()
-	if stamp == 0 {
+	age := uint32(now.Sub(e.born)/time.Microsecond) - stamp
+	if stamp == 0 || age >= 1<<31 {
 		return now
 	}
-	age := uint32(now.Sub(e.born)/time.Microsecond) - stamp
 	return now.Add(-time.Duration(age) * time.Microsecond)
 }
 

@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"io"
 	"testing"
 	"time"
 )
@@ -122,4 +123,86 @@ func TestReadyAtAfterPause(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestReadyAtKeepsTheOldestUnreadBytes: bytes that wait for the one worker keep their
+// stamp when more bytes come for the same connection meanwhile (a multiplexed client
+// sends on): the serve counts the wait of the first.
+func TestReadyAtKeepsTheOldestUnreadBytes(t *testing.T) {
+	const hold = 100 * time.Millisecond
+	type seen struct {
+		ready, data time.Time
+		n           int
+	}
+	got := make(chan seen, 8)
+	h := newTestHandler()
+	h.onData = func(c Conn, data []byte) (int, error) {
+		got <- seen{c.ReadyAt(), time.Now(), len(data)}
+		if data[0] == 'B' {
+			time.Sleep(hold)
+		}
+		return len(data), nil
+	}
+	e := newEngine(t, Config{Kind: "epoll", Workers: 1, Pollers: 1})
+	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := dialTCP(t, addr), dialTCP(t, addr)
+	defer a.Close()
+	defer b.Close()
+	a.Write([]byte("B"))
+	blocked := <-got
+	first := time.Now()
+	b.Write([]byte("x"))
+	time.Sleep(hold / 2)
+	b.Write([]byte("y")) // while b waits for the worker
+	s := <-got
+	if s.ready.After(first.Add(hold / 4)) {
+		t.Errorf("ready %v after the first bytes, want their time (the second came %v after them); served %v after a began",
+			s.ready.Sub(first), hold/2, s.data.Sub(blocked.data))
+	}
+}
+
+// TestReadyAtAfterWriteBackpressure: a client that reads its answers slowly holds the
+// connection's reads back (the write queue over its soft limit); a request it sent
+// meanwhile waited for the client, not for the reactor.
+func TestReadyAtAfterWriteBackpressure(t *testing.T) {
+	big := make([]byte, 24<<20)
+	ready := make(chan time.Time, 4)
+	h := newTestHandler()
+	h.onData = func(c Conn, data []byte) (int, error) {
+		if data[0] == 'W' {
+			c.Write(big) // far more than the sockets hold: the rest queues
+			return len(data), nil
+		}
+		ready <- c.ReadyAt()
+		return len(data), nil
+	}
+	e := newEngine(t, Config{Kind: "epoll", Workers: 2, Pollers: 1, WriteSoftLimit: 64 << 10, WriteHardLimit: 64 << 20})
+	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dialTCP(t, addr)
+	defer a.Close()
+	a.Write([]byte("W"))
+	waitFor(t, 5*time.Second, "the write queue to pass the soft limit", func() bool { return e.Stats().QueuedBytes > 64<<10 })
+	a.Write([]byte("z")) // comes while reads are held
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-ready:
+		t.Fatal("the request was read while the write queue was over its soft limit")
+	default:
+	}
+	draining := time.Now()
+	go io.Copy(io.Discard, a)
+	select {
+	case r := <-ready:
+		if r.Before(draining) {
+			t.Errorf("ready %v before the client started to read; that wait was the client's", draining.Sub(r))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request was not read after the client drained its answer")
+	}
 }

@@ -83,6 +83,9 @@ func (c *rwConn) Closed() bool {
 func (c *rwConn) ReadyAt() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.readyAt.IsZero() {
+		return time.Now() // nothing read yet, as the epoll engine's unset stamp
+	}
 	return c.readyAt
 }
 
