@@ -188,6 +188,7 @@ func (r *runner) sampleGateways(ctx context.Context, st *scenarioState, s *repor
 		s.GatewayRSS += gs.RSSBytes
 		s.GatewayGor += gs.Goroutines
 		s.GatewayCon += gs.ConnectionsTotal
+		s.GatewayWait = max(s.GatewayWait, gs.Admission.QueueWaitMs)
 		cpu += gs.CPUSeconds
 		cpus[i] = gs.CPUSeconds
 	}

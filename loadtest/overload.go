@@ -72,5 +72,16 @@ func (r *runner) overloadStep(ctx context.Context, name string, rate float64, id
 		row.Metrics["gw_in_flight_before"] = float64(before.InFlight)
 		row.Metrics["gw_goroutines_before"] = float64(before.Goroutines)
 	}
+	if row.Gateway.Available {
+		// What the gateway says its queue was: of a refusal's time, the part spent in
+		// front of its reactor (the rest is the box's and the harness's).
+		wait := 0.0
+		for _, s := range row.Timeline {
+			if s.Phase == "load" || s.Phase == "end" { // before, it is the last step's
+				wait = max(wait, s.GatewayWait)
+			}
+		}
+		row.Metrics["gw_queue_wait_max_ms"] = wait
+	}
 	return row, err
 }

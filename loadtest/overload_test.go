@@ -53,12 +53,15 @@ func TestOverloadScenario(t *testing.T) {
 		if _, ok := row.Metrics["gw_in_flight_before"]; !ok {
 			t.Errorf("%s: gateway's in-flight before the step not read: %v", row.Name, row.Metrics)
 		}
+		if got := row.Metrics["gw_queue_wait_max_ms"]; got != 3.5 {
+			t.Errorf("%s: gateway's queue wait %v ms, want the 3.5 its stats say", row.Name, got)
+		}
 	}
 	var out bytes.Buffer
 	if err := res.WriteTable(&out, false); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| overload 3x", "slowest 503", "vs best below"} {
+	for _, want := range []string{"| overload 3x", "slowest 503", "vs best below", "gw queue wait", "3.50ms"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

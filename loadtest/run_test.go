@@ -40,7 +40,7 @@ func fakeStats(t *testing.T, srv *testserver.MMTP) (string, *atomic.Int64) {
 		cpu.Add(10) // 10 ms of CPU per read
 		json.NewEncoder(w).Encode(map[string]any{"engine": "fake", "pid": 0, "connections_total": c,
 			"goroutines": 7, "rss_bytes": 50e6 + 10000*c, "cpu_seconds": float64(cpu.Load()) / 1000,
-			"open_files_limit": 20000})
+			"open_files_limit": 20000, "admission": map[string]any{"queue_wait_ms": 3.5}})
 	}))
 	t.Cleanup(h.Close)
 	return strings.TrimPrefix(h.URL, "http://"), &cpu

@@ -38,6 +38,8 @@ type GatewayStats struct {
 		Limit    int64             `json:"limit"`
 		InFlight int64             `json:"in_flight"`
 		Refused  map[string]uint64 `json:"refused_total"`
+		// QueueWaitMs: the last window's average wait, bytes seen ready to start.
+		QueueWaitMs float64 `json:"queue_wait_ms"`
 	} `json:"admission"`
 	// InheritedConnections is what the process took over from the one it upgraded.
 	InheritedConnections int64 `json:"inherited_connections"`

@@ -197,6 +197,10 @@ type Sample struct {
 	GatewayGor int     `json:"gw_goroutines"`
 	GatewayCon int64   `json:"gw_conns"`
 	GatewayPSS uint64  `json:"gw_pss,omitempty"` // summed proportional set size (see Gateway.PSSBytes)
+	// GatewayWait is the gateway's own account of its queue: admission's queue_wait_ms,
+	// the last 100 ms window's average wait from a request's bytes seen ready by the
+	// reactor to its start (the most of the gateway processes).
+	GatewayWait float64 `json:"gw_queue_wait_ms,omitempty"`
 	KernelTCP  int64   `json:"k_tcp_mem"`
 	KernelSock int64   `json:"k_tcp_inuse"`
 	ClientRSS  uint64  `json:"client_rss"`

@@ -221,7 +221,7 @@ func writeMarkdown(w io.Writer, rows [][]string) error {
 func writeOverload(w io.Writer, rows []Row) error {
 	tbl := [][]string{{"step", "offered/s", "OK/s", "vs best below", "refused 503", "timeouts", "other errors",
 		"p50 OK", "p99 OK", "slowest 503", "503 >10ms", "latest send", "slowest 503 from send", "503 >10ms from send",
-		"goroutines", "gw RSS", "in flight before"}}
+		"gw queue wait", "goroutines", "gw RSS", "in flight before"}}
 	best := 0.0
 	for _, row := range rows {
 		if !strings.HasPrefix(row.Name, "overload") {
@@ -244,9 +244,12 @@ func writeOverload(w io.Writer, rows []Row) error {
 		if row.Gateway.Available {
 			gor, rss = fmt.Sprint(row.Gateway.Goroutines), fmtBytes(float64(row.Gateway.RSSBytes))
 		}
-		before := "n/a"
+		before, wait := "n/a", "n/a"
 		if v, ok := row.Metrics["gw_in_flight_before"]; ok {
 			before = fmt.Sprintf("%.0f", v)
+		}
+		if v, ok := row.Metrics["gw_queue_wait_max_ms"]; ok {
+			wait = FmtDur(int64(v * 1e6))
 		}
 		tbl = append(tbl, []string{row.Name, fmt.Sprintf("%.0f", row.TargetQPS), fmt.Sprintf("%.0f", row.QPS), vs,
 			fmt.Sprint(row.Errors["status_503"]), fmt.Sprint(row.Errors["timeout"]), fmtErrors(other),
@@ -254,12 +257,13 @@ func writeOverload(w io.Writer, rows []Row) error {
 			FmtDur(int64(row.Metrics["refusal_max_ms"] * 1e6)), fmt.Sprintf("%.0f", row.Metrics["refusals_over_10ms"]),
 			FmtDur(int64(row.Metrics["send_late_max_ms"] * 1e6)),
 			FmtDur(int64(row.Metrics["sent_refusal_max_ms"] * 1e6)), fmt.Sprintf("%.0f", row.Metrics["sent_refusals_over_10ms"]),
-			gor, rss, before})
+			wait, gor, rss, before})
 	}
 	if len(tbl) == 1 {
 		return nil
 	}
-	fmt.Fprintln(w, "\noverload: OK/s against the best of the lower offered rates; latency of OK answers only")
+	fmt.Fprintln(w, "\noverload: OK/s against the best of the lower offered rates; latency of OK answers only;"+
+		" gw queue wait: the most the gateway reported (/v1/stats, a 100 ms window's average) of the wait in front of its reactor")
 	return writeMarkdown(w, tbl)
 }
 
