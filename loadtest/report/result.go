@@ -201,11 +201,11 @@ type Sample struct {
 	// the last 100 ms window's average wait from a request's bytes seen ready by the
 	// reactor to its start (the most of the gateway processes).
 	GatewayWait float64 `json:"gw_queue_wait_ms,omitempty"`
-	KernelTCP  int64   `json:"k_tcp_mem"`
-	KernelSock int64   `json:"k_tcp_inuse"`
-	ClientRSS  uint64  `json:"client_rss"`
-	ClientCPU  float64 `json:"client_cpu"` // percent of one core, all workers
-	KernelSlab int64   `json:"k_slab"`
+	KernelTCP   int64   `json:"k_tcp_mem"`
+	KernelSock  int64   `json:"k_tcp_inuse"`
+	ClientRSS   uint64  `json:"client_rss"`
+	ClientCPU   float64 `json:"client_cpu"` // percent of one core, all workers
+	KernelSlab  int64   `json:"k_slab"`
 }
 
 // WriteJSON writes r indented to w.
