@@ -31,6 +31,7 @@ func (c *econn) serve() {
 		return
 	}
 	ev := c.revents
+	held := !c.readableLocked() // e.g. the write queue over its soft limit
 	if c.wq != nil {
 		c.flushLocked()
 	}
@@ -39,13 +40,15 @@ func (c *econn) serve() {
 	redeliver := canRead && c.redeliver
 	if canRead {
 		c.redeliver = false
-		if ev&heldIn != 0 {
-			c.readyAt.Store(c.eng().micros()) // held back until now (heldIn)
+		if held {
+			// This flush let reading resume: what waits in the socket waited for the
+			// client to take its answers until now, not for a worker.
+			c.readyAt.Store(c.eng().micros())
 		}
 	} else if !closed {
 		// Paused (or over the soft limit) meanwhile: the edge stays owed until reading
 		// is on again; the socket will not report those bytes a second time.
-		c.owed |= ev&(epollIn|epollRdHup) | heldIn
+		c.owed |= ev & (epollIn | epollRdHup)
 	}
 	c.mu.Unlock()
 	c.eng().ctr.events.Add(1)

@@ -21,12 +21,6 @@ const (
 	epollHup   = unix.EPOLLHUP
 	epollErr   = unix.EPOLLERR
 	epollET    = unix.EPOLLET
-
-	// heldIn marks owed read edges that came while the connection could not read
-	// (paused, its write queue over the soft limit, over a memory budget): the bytes'
-	// wait for a worker starts when they are taken, not when they came (econn.readyAt).
-	// Epoll reports nothing in this bit.
-	heldIn = 0x8000
 )
 
 // poller is one epoll instance and the one goroutine that waits on it. It never does
@@ -216,16 +210,15 @@ func (c *econn) ready(events uint32) {
 		// full socket, whose next room makes a new edge.
 		events &^= epollOut
 	}
-	if events&(epollIn|epollRdHup) != 0 {
-		switch {
-		case !c.readableLocked():
-			c.owed |= heldIn
-		case !c.busy && c.owed&(epollIn|epollRdHup) == 0:
-			// The first unread bytes: their wait for a worker starts with this batch.
-			// Edges that come while a worker owns the connection leave the stamp to
-			// the serve in progress (letGoLocked stamps what is left after it).
-			c.readyAt.Store(c.poller().seenAt.Load())
-		}
+	if events&(epollIn|epollRdHup) != 0 && c.owed&(epollIn|epollRdHup) == 0 &&
+		(!c.busy || c.revents&(epollIn|epollRdHup) == 0) {
+		// The first unread bytes: their wait for a worker starts with this batch. A serve
+		// taken for bytes (queued or running) keeps its older stamp, and letGoLocked
+		// stamps what it leaves; one taken for room to write reads too when it can, so it
+		// takes this stamp. Bytes held back (paused, the write queue over its soft limit,
+		// over a budget) are stamped again when reading resumes: ResumeRead, the budget's
+		// sweep, or the serve whose flush frees them.
+		c.readyAt.Store(c.poller().seenAt.Load())
 	}
 	c.owed |= uint16(events) // epoll reports nothing above bit 15 (econn.owed)
 	if !c.takeLocked() {

@@ -156,11 +156,110 @@ func TestReadyAtKeepsTheOldestUnreadBytes(t *testing.T) {
 	first := time.Now()
 	b.Write([]byte("x"))
 	time.Sleep(hold / 2)
+	second := time.Now()
 	b.Write([]byte("y")) // while b waits for the worker
 	s := <-got
-	if s.ready.After(first.Add(hold / 4)) {
+	if s.n != 2 {
+		t.Fatalf("b's OnData got %d bytes, want both (the worker was held past the second write)", s.n)
+	}
+	if !s.ready.Before(second) {
 		t.Errorf("ready %v after the first bytes, want their time (the second came %v after them); served %v after a began",
-			s.ready.Sub(first), hold/2, s.data.Sub(blocked.data))
+			s.ready.Sub(first), second.Sub(first), s.data.Sub(blocked.data))
+	}
+}
+
+// TestReadyAtCountsTheWaitAfterResume: a connection whose reads resume while every
+// worker is busy waits for one; that wait counts from the resume.
+func TestReadyAtCountsTheWaitAfterResume(t *testing.T) {
+	const hold = 100 * time.Millisecond
+	ready := make(chan time.Time, 8)
+	paused := make(chan Conn, 1)
+	release := make(chan struct{})
+	h := newTestHandler()
+	h.onData = func(c Conn, data []byte) (int, error) {
+		switch data[0] {
+		case 'B': // holds the one worker until released
+			<-release
+		case 'P':
+			c.PauseRead()
+			paused <- c
+			return 1, nil // the rest waits for ResumeRead
+		default:
+			ready <- c.ReadyAt()
+		}
+		return len(data), nil
+	}
+	e := newEngine(t, Config{Kind: "epoll", Workers: 1, Pollers: 1})
+	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := dialTCP(t, addr), dialTCP(t, addr)
+	defer a.Close()
+	defer b.Close()
+	b.Write([]byte("P"))
+	c := <-paused
+	time.Sleep(10 * time.Millisecond) // b's worker lets go
+	b.Write([]byte("z"))              // arrives while b is paused
+	time.Sleep(10 * time.Millisecond)
+	a.Write([]byte("B"))
+	time.Sleep(20 * time.Millisecond) // a's OnData holds the worker now
+	resumed := time.Now()
+	c.ResumeRead() // b waits for the worker
+	time.Sleep(hold)
+	close(release)
+	select {
+	case r := <-ready:
+		if r.Before(resumed.Add(-time.Millisecond)) || time.Since(r) < hold/2 {
+			t.Errorf("ready %v after the resume, %v ago; want the resume's time (b waited %v for the worker)",
+				r.Sub(resumed), time.Since(r), hold)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("b not served after the worker was released")
+	}
+}
+
+// TestReadyAtAfterBackpressureWhileBusy: bytes that come while a worker serves the
+// connection, whose answer then takes the write queue over its soft limit, waited for the
+// client to read, not for the reactor.
+func TestReadyAtAfterBackpressureWhileBusy(t *testing.T) {
+	big := make([]byte, 24<<20)
+	ready := make(chan time.Time, 4)
+	h := newTestHandler()
+	h.onData = func(c Conn, data []byte) (int, error) {
+		if data[0] == 'W' {
+			time.Sleep(50 * time.Millisecond) // the next bytes come meanwhile
+			c.Write(big)
+			return 1, nil
+		}
+		ready <- c.ReadyAt()
+		return len(data), nil
+	}
+	e := newEngine(t, Config{Kind: "epoll", Workers: 2, Pollers: 1, WriteSoftLimit: 64 << 10, WriteHardLimit: 64 << 20})
+	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dialTCP(t, addr)
+	defer a.Close()
+	a.Write([]byte("W"))
+	time.Sleep(10 * time.Millisecond)
+	a.Write([]byte("z")) // while W's OnData runs
+	time.Sleep(150 * time.Millisecond)
+	select {
+	case <-ready:
+		t.Fatal("z was read while the write queue was over its soft limit")
+	default:
+	}
+	draining := time.Now()
+	go io.Copy(io.Discard, a)
+	select {
+	case r := <-ready:
+		if r.Before(draining) {
+			t.Errorf("ready %v before the client started to read; that wait was the client's", draining.Sub(r))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("z was not read after the client drained its answer")
 	}
 }
 
