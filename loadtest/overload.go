@@ -75,9 +75,14 @@ func (r *runner) overloadStep(ctx context.Context, name string, rate float64, id
 	if row.Gateway.Available {
 		// What the gateway says its queue was: of a refusal's time, the part spent in
 		// front of its reactor (the rest is the box's and the harness's).
-		wait := 0.0
+		// Readings before the load, and the first within it (the gateway's window may
+		// still hold the last step's requests), are left out.
+		wait, first := 0.0, true
 		for _, s := range row.Timeline {
-			if s.Phase == "load" || s.Phase == "end" { // before, it is the last step's
+			switch {
+			case s.Phase == "load" && first:
+				first = false
+			case s.Phase == "load" || s.Phase == "end":
 				wait = max(wait, s.GatewayWait)
 			}
 		}
