@@ -147,13 +147,17 @@ func (ac *asyncConn) streamBody(st *fwdStream, data []byte) (int, error) {
 				return len(data), nil
 			}
 			// The pipe lets go of the connection's reads before the connection goes
-			// back to the pool.
-			st.end(nil)
-			if st.keep && off == len(data) && ac.c.QueuedBytes() == 0 {
+			// back to the pool, and the reader sees the end only after that: a client
+			// that sends its next request as soon as it has this answer finds the
+			// connection idle instead of dialing another.
+			keep := st.keep && off == len(data) && ac.c.QueuedBytes() == 0
+			st.p.LetGo()
+			if keep {
 				ac.p.put(ac)
 			} else {
 				ac.c.Close()
 			}
+			st.end(nil)
 			return len(data), nil
 		}
 		if len(piece) == 0 {

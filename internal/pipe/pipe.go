@@ -91,6 +91,18 @@ func (b *Pipe) Finish(err error) {
 	b.mu.Unlock()
 }
 
+// LetGo undoes a pause this pipe holds on the source connection, as Finish does, without
+// ending the body: the writer is done with the connection (it may go back to a pool)
+// before the reader is told.
+func (b *Pipe) LetGo() {
+	b.mu.Lock()
+	if b.paused {
+		b.paused = false
+		b.c.ResumeRead()
+	}
+	b.mu.Unlock()
+}
+
 // Read is the upstream's side.
 func (b *Pipe) Read(p []byte) (int, error) {
 	for {

@@ -122,6 +122,43 @@ func TestPipeFinishLetsGoOfReads(t *testing.T) {
 	}
 }
 
+// TestPipeLetGoKeepsTheBodyOpen: LetGo gives back the pause without ending the body (the
+// connection goes back to its pool before the reader learns of the end), and Finish after
+// it neither resumes twice nor loses bytes.
+func TestPipeLetGoKeepsTheBodyOpen(t *testing.T) {
+	var pc pauseCounter
+	pc.PauseRead() // someone else's pause on the same connection: must survive
+	b := New(&pc, 10)
+	b.Write(make([]byte, 20))
+	if pc.pauses.Load() != 2 {
+		t.Fatalf("pauses = %d past high, want 2", pc.pauses.Load())
+	}
+	b.LetGo()
+	if pc.pauses.Load() != 1 {
+		t.Fatalf("pauses = %d after LetGo, want 1 (the other holder's)", pc.pauses.Load())
+	}
+	done := make(chan error, 1)
+	go func() {
+		got, err := io.ReadAll(b)
+		if len(got) != 20 {
+			err = errors.New("short body")
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the reader ended (%v) before Finish", err)
+	default:
+	}
+	b.Finish(nil)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if pc.pauses.Load() != 1 {
+		t.Fatalf("pauses = %d after Finish, want 1", pc.pauses.Load())
+	}
+}
+
 // TestPipeAbandon: the reader gives up while reads are paused; reads resume, the
 // writer's next Write fails with the reader's error, and a waiting reader is woken.
 func TestPipeAbandon(t *testing.T) {
