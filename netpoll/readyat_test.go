@@ -305,3 +305,55 @@ func TestReadyAtAfterWriteBackpressure(t *testing.T) {
 		t.Fatal("the request was not read after the client drained its answer")
 	}
 }
+
+// TestReadyAtAfterAServeForRoomToWrite: a connection handed to a worker for room to write
+// (its client read some of a queued answer) reads too when it can; bytes that come while
+// that serve waits for the worker are stamped when they come, not with the connection's
+// last read, long before.
+func TestReadyAtAfterAServeForRoomToWrite(t *testing.T) {
+	big := make([]byte, 16<<20)
+	ready := make(chan time.Time, 4)
+	release := make(chan struct{})
+	h := newTestHandler()
+	h.onData = func(c Conn, data []byte) (int, error) {
+		switch data[0] {
+		case 'B':
+			<-release // holds the one worker
+		case 'W':
+			c.Write(big) // the sockets take some; the rest queues (under the soft limit)
+		default:
+			ready <- c.ReadyAt()
+		}
+		return len(data), nil
+	}
+	e := newEngine(t, Config{Kind: "epoll", Workers: 1, Pollers: 1, WriteSoftLimit: 32 << 20, WriteHardLimit: 64 << 20})
+	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := dialTCP(t, addr), dialTCP(t, addr)
+	defer a.Close()
+	defer b.Close()
+	b.Write([]byte("W"))
+	waitFor(t, 5*time.Second, "b's answer to queue", func() bool { return e.Stats().QueuedBytes > 0 })
+	time.Sleep(50 * time.Millisecond) // b's last read is now well in the past
+	a.Write([]byte("B"))
+	time.Sleep(20 * time.Millisecond) // a holds the worker
+	if _, err := io.ReadFull(b, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err) // room to write: b is handed out for it, and waits for the worker
+	}
+	time.Sleep(20 * time.Millisecond)
+	sent := time.Now()
+	b.Write([]byte("z"))
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	go io.Copy(io.Discard, b)
+	select {
+	case r := <-ready:
+		if r.Before(sent.Add(-time.Millisecond)) {
+			t.Errorf("ready %v before z was sent: the stamp of b's last read, not of z", sent.Sub(r))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("z was not read")
+	}
+}
