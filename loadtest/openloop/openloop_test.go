@@ -110,65 +110,86 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 }
 
+// fakeClock is a clock whose time moves only by sleep and by advance; onSleep sees each
+// sleep. It makes the batching tests independent of how the box schedules them.
+type fakeClock struct {
+	now     time.Time
+	sleeps  int
+	onSleep func()
+}
+
+func (c *fakeClock) until(t time.Time) time.Duration { return t.Sub(c.now) }
+
+func (c *fakeClock) sleep(_ context.Context, d time.Duration) bool {
+	c.sleeps++
+	if c.onSleep != nil {
+		c.onSleep()
+	}
+	c.now = c.now.Add(d)
+	return true
+}
+
 // TestRunBatchedFlushes: on schedule every send is flushed before the loop waits; after
 // a stall the late sends are fired together and flushed once, with their intended times
 // unchanged, and nothing is left unflushed at the end.
 func TestRunBatchedFlushes(t *testing.T) {
 	s, _ := NewSchedule(Constant, 2000, 1)
 	start := time.Now()
+	clk := &fakeClock{now: start}
 	var batches []int
 	queued, fired := 0, 0
 	stalled := false
-	var lastReturn time.Time
-	n := RunBatched(context.Background(), s, start, 300*time.Millisecond, func(at time.Time) {
+	clk.onSleep = func() {
+		if queued > 0 {
+			t.Fatalf("after send %d: the loop waits with %d sends not flushed", fired, queued)
+		}
+	}
+	n := runBatched(context.Background(), s, start, 300*time.Millisecond, func(at time.Time) {
 		if want := start.Add(time.Duration(fired) * 500 * time.Microsecond); !at.Equal(want) {
 			t.Fatalf("send %d intended %v after start, want %v", fired, at.Sub(start), want.Sub(start))
-		}
-		// A send on time (not one of the late ones fired back to back, which a
-		// preempted test goroutine could also space out) after a gap: the loop waited
-		// for it, and must have flushed before.
-		onTime := time.Since(at) < time.Millisecond
-		if onTime && !lastReturn.IsZero() && time.Since(lastReturn) > 300*time.Microsecond && queued > 0 {
-			t.Fatalf("send %d: the loop waited with %d sends not flushed", fired, queued)
 		}
 		fired++
 		queued++
 		if !stalled && at.Sub(start) >= 100*time.Millisecond {
 			stalled = true
-			time.Sleep(50 * time.Millisecond) // 100 sends fall due meanwhile
+			clk.now = clk.now.Add(50 * time.Millisecond) // 100 sends fall due meanwhile
 		}
-		lastReturn = time.Now()
 	}, func() {
 		if queued > 0 {
 			batches = append(batches, queued)
 		}
 		queued = 0
-	})
+	}, clk)
 	if n != 600 || fired != 600 || queued != 0 {
 		t.Fatalf("fired %d (%d), %d left unflushed; want 600 and none", n, fired, queued)
 	}
-	if biggest := slices.Max(batches); biggest < 50 {
-		t.Errorf("largest batch %d after a 50 ms stall at 2000/s, want the late sends together (>= 50)", biggest)
+	if biggest := slices.Max(batches); biggest < 100 {
+		t.Errorf("largest batch %d after a 50 ms stall at 2000/s, want the 100 late sends together", biggest)
+	}
+	if clk.sleeps < 400 {
+		t.Errorf("%d sleeps, want one before each send on schedule (about 500)", clk.sleeps)
 	}
 }
 
 // TestRunBatchedBoundsABatch: far behind, sends are flushed every maxBatch.
 func TestRunBatchedBoundsABatch(t *testing.T) {
 	s, _ := NewSchedule(Constant, 100000, 1)
+	start := time.Now()
+	clk := &fakeClock{now: start}
 	var batches []int
 	queued, stalled := 0, false
-	RunBatched(context.Background(), s, time.Now(), 100*time.Millisecond, func(time.Time) {
+	runBatched(context.Background(), s, start, 100*time.Millisecond, func(time.Time) {
 		queued++
 		if !stalled {
 			stalled = true
-			time.Sleep(70 * time.Millisecond) // 7,000 sends fall due
+			clk.now = clk.now.Add(70 * time.Millisecond) // 7,000 sends fall due
 		}
 	}, func() {
 		if queued > 0 {
 			batches = append(batches, queued)
 		}
 		queued = 0
-	})
+	}, clk)
 	if biggest := slices.Max(batches); biggest != maxBatch {
 		t.Errorf("largest batch %d, want exactly %d (7,000 late sends, flushed every %d)", biggest, maxBatch, maxBatch)
 	}

@@ -27,33 +27,53 @@ const maxBatch = 4096
 // short of CPU spends less of it per send and catches up. Their intended times, and so
 // the lateness charged to latency, are unchanged.
 func RunBatched(ctx context.Context, s *Schedule, start time.Time, d time.Duration, fire func(intended time.Time), flush func()) int {
+	c := &timerClock{timer: time.NewTimer(time.Hour)}
+	defer c.timer.Stop()
+	return runBatched(ctx, s, start, d, fire, flush, c)
+}
+
+// clock is what runBatched needs of time: the wall clock (timerClock), or a test's.
+type clock interface {
+	until(t time.Time) time.Duration
+	// sleep waits d; false when ctx ended first.
+	sleep(ctx context.Context, d time.Duration) bool
+}
+
+type timerClock struct{ timer *time.Timer }
+
+func (timerClock) until(t time.Time) time.Duration { return time.Until(t) }
+
+func (c *timerClock) sleep(ctx context.Context, d time.Duration) bool {
+	c.timer.Reset(d)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-c.timer.C:
+		return true
+	}
+}
+
+func runBatched(ctx context.Context, s *Schedule, start time.Time, d time.Duration, fire func(intended time.Time), flush func(), c clock) int {
 	if flush == nil {
 		flush = func() {}
 	}
 	defer flush()
 	n, queued := 0, 0
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for {
 		off := s.Next()
 		if off >= d {
 			return n
 		}
 		at := start.Add(off)
-		if time.Until(at) > 0 || queued >= maxBatch {
+		if c.until(at) > 0 || queued >= maxBatch {
 			flush()
 			queued = 0
 		}
-		if wait := time.Until(at); wait > 0 { // after the flush, which takes time too
+		if wait := c.until(at); wait > 0 { // after the flush, which takes time too
 			// Sleeping below a timer's real resolution only adds jitter; fire slightly early
 			// in that case (intended time is still recorded exactly).
-			if wait > 200*time.Microsecond {
-				timer.Reset(wait)
-				select {
-				case <-ctx.Done():
-					return n
-				case <-timer.C:
-				}
+			if wait > 200*time.Microsecond && !c.sleep(ctx, wait) {
+				return n
 			}
 		} else if ctx.Err() != nil {
 			return n
