@@ -168,8 +168,10 @@ func RunClosed(ctx context.Context, o ClosedOptions) (*ClosedResult, error) {
 	if err := sleepSweeping(ctx, cl, o.Warmup); err != nil {
 		return nil, err
 	}
-	cl.ResetCounters()
+	// The recorder first: an answer that comes between the two resets is then counted in
+	// the latencies and not in the calls (a latency too many), never the other way.
 	rec.Reset()
+	cl.ResetCounters()
 	cpu0, cpuErr := procCPU(o.PID)
 	t0 := time.Now()
 	err = sleepSweeping(ctx, cl, o.Duration)

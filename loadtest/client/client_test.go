@@ -174,7 +174,7 @@ func TestFireQueuedConnClosedBeforeFlush(t *testing.T) {
 		queuedOn = append(queuedOn, p.cn)
 	}
 	srv.DropAll()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second) // generous: the whole suite may run beside it
 	for _, cn := range queuedOn {
 		for !cn.closed.Load() && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)

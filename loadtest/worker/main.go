@@ -229,8 +229,8 @@ func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error
 			w.loadFor(ctx, start, s.Warmup, 1)
 			w.drain(ctx)
 			w.cl.Sweep(time.Now().Add(time.Hour))
+			w.rec.Reset() // first, as RunClosed does: a latency too many, never a call
 			w.cl.ResetCounters()
-			w.rec.Reset()
 			w.send(Msg{Type: MsgMeasure, Phase: "load", Snap: w.cl.Snapshot()})
 			start = time.Now()
 		}
