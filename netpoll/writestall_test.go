@@ -79,8 +79,11 @@ func TestWriteStallSlowReaderKept(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, kind string) {
 		const size = 24 << 20
 		h := bigAnswerHandler(size)
+		// The reader takes 1 MiB every 100 ms; the stall timeout leaves it ten times that,
+		// since on a loaded box (the whole suite under -race) a goroutine can wait 300 ms
+		// for a CPU, and then a 300 ms timeout cut a reader that was keeping up.
 		e := newEngine(t, Config{Kind: kind, TimerTick: 20 * time.Millisecond,
-			WriteStallTimeout: 300 * time.Millisecond, WriteHardLimit: 64 << 20})
+			WriteStallTimeout: time.Second, WriteHardLimit: 64 << 20})
 		addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
 		if err != nil {
 			t.Fatal(err)
