@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -12,31 +11,6 @@ import (
 	"github.com/mgw-project/mgw/codec/mmtp/client"
 	"github.com/mgw-project/mgw/config"
 )
-
-// tcpBackend serves each connection accepted on a loopback listener with serve, on a
-// goroutine of its own, and closes it after; the listener closes when the test ends. It
-// returns the listener's address.
-func tcpBackend(t testing.TB, serve func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				serve(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // runGateway parses yml, builds and starts an in-process gateway with opts (its logs and
 // access log discarded unless opts gives them), and closes it when the test ends.

@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/mgw-project/mgw/internal/testnet"
 )
 
 // TestProxyFallbackResendsWholeBodies: on a route with retry, a proxied request the
@@ -16,7 +18,7 @@ import (
 // does; a chunked body, streamed to the first cluster as it came, is not resent.
 func TestProxyFallbackResendsWholeBodies(t *testing.T) {
 	// A backend that takes the request and closes without a word.
-	mute := tcpBackend(t, func(c net.Conn) { c.Read(make([]byte, 4096)) })
+	mute := testnet.Serve(t, func(c net.Conn) { c.Read(make([]byte, 4096)) })
 	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "fallback got %s %q", r.Method, b)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mgw-project/mgw/internal/testnet"
 )
 
 // A proxied response reaches the client with the backend's end-to-end fields in the order
@@ -16,7 +18,7 @@ import (
 // backend's wire to the client's; before, they went through a map and came out in random
 // order.
 func TestProxiedResponseKeepsFieldOrder(t *testing.T) {
-	addr := tcpBackend(t, func(c net.Conn) {
+	addr := testnet.Serve(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
 			if _, err := http.ReadRequest(br); err != nil {

@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"io"
+	"net"
 	"testing"
 	"time"
 )
@@ -24,11 +25,7 @@ func TestReadyAtCountsTheWaitForAWorker(t *testing.T) {
 			}
 			return len(data), nil
 		}
-		e := newEngine(t, Config{Kind: kind, Workers: 1, Pollers: 1})
-		addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, addr := listenReadyAt(t, Config{Kind: kind, Workers: 1, Pollers: 1}, h)
 		a, b := dialTCP(t, addr), dialTCP(t, addr)
 		defer a.Close()
 		defer b.Close()
@@ -92,11 +89,7 @@ func TestReadyAtAfterPause(t *testing.T) {
 				}
 				return len(data), nil
 			}
-			e := newEngine(t, Config{Kind: kind, Workers: 2, Pollers: 1})
-			addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, addr := listenReadyAt(t, Config{Kind: kind, Workers: 2, Pollers: 1}, h)
 			a := dialTCP(t, addr)
 			defer a.Close()
 			if pipelined {
@@ -143,11 +136,7 @@ func TestReadyAtKeepsTheOldestUnreadBytes(t *testing.T) {
 		}
 		return len(data), nil
 	}
-	e := newEngine(t, Config{Kind: "epoll", Workers: 1, Pollers: 1})
-	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, addr := listenReadyAt(t, Config{Kind: "epoll", Workers: 1, Pollers: 1}, h)
 	a, b := dialTCP(t, addr), dialTCP(t, addr)
 	defer a.Close()
 	defer b.Close()
@@ -189,11 +178,7 @@ func TestReadyAtCountsTheWaitAfterResume(t *testing.T) {
 		}
 		return len(data), nil
 	}
-	e := newEngine(t, Config{Kind: "epoll", Workers: 1, Pollers: 1})
-	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, addr := listenReadyAt(t, Config{Kind: "epoll", Workers: 1, Pollers: 1}, h)
 	a, b := dialTCP(t, addr), dialTCP(t, addr)
 	defer a.Close()
 	defer b.Close()
@@ -235,32 +220,14 @@ func TestReadyAtAfterBackpressureWhileBusy(t *testing.T) {
 		ready <- c.ReadyAt()
 		return len(data), nil
 	}
-	e := newEngine(t, Config{Kind: "epoll", Workers: 2, Pollers: 1, WriteSoftLimit: 64 << 10, WriteHardLimit: 64 << 20})
-	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, addr := listenReadyAt(t, Config{Kind: "epoll", Workers: 2, Pollers: 1, WriteSoftLimit: 64 << 10, WriteHardLimit: 64 << 20}, h)
 	a := dialTCP(t, addr)
 	defer a.Close()
 	a.Write([]byte("W"))
 	time.Sleep(10 * time.Millisecond)
 	a.Write([]byte("z")) // while W's OnData runs
 	time.Sleep(150 * time.Millisecond)
-	select {
-	case <-ready:
-		t.Fatal("z was read while the write queue was over its soft limit")
-	default:
-	}
-	draining := time.Now()
-	go io.Copy(io.Discard, a)
-	select {
-	case r := <-ready:
-		if r.Before(draining) {
-			t.Errorf("ready %v before the client started to read; that wait was the client's", draining.Sub(r))
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("z was not read after the client drained its answer")
-	}
+	readAfterDrain(t, a, ready)
 }
 
 // TestReadyAtAfterWriteBackpressure: a client that reads its answers slowly holds the
@@ -278,32 +245,14 @@ func TestReadyAtAfterWriteBackpressure(t *testing.T) {
 		ready <- c.ReadyAt()
 		return len(data), nil
 	}
-	e := newEngine(t, Config{Kind: "epoll", Workers: 2, Pollers: 1, WriteSoftLimit: 64 << 10, WriteHardLimit: 64 << 20})
-	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, addr := listenReadyAt(t, Config{Kind: "epoll", Workers: 2, Pollers: 1, WriteSoftLimit: 64 << 10, WriteHardLimit: 64 << 20}, h)
 	a := dialTCP(t, addr)
 	defer a.Close()
 	a.Write([]byte("W"))
 	waitFor(t, 5*time.Second, "the write queue to pass the soft limit", func() bool { return e.Stats().QueuedBytes > 64<<10 })
 	a.Write([]byte("z")) // comes while reads are held
 	time.Sleep(100 * time.Millisecond)
-	select {
-	case <-ready:
-		t.Fatal("the request was read while the write queue was over its soft limit")
-	default:
-	}
-	draining := time.Now()
-	go io.Copy(io.Discard, a)
-	select {
-	case r := <-ready:
-		if r.Before(draining) {
-			t.Errorf("ready %v before the client started to read; that wait was the client's", draining.Sub(r))
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request was not read after the client drained its answer")
-	}
+	readAfterDrain(t, a, ready)
 }
 
 // TestReadyAtAfterAServeForRoomToWrite: a connection handed to a worker for room to write
@@ -326,11 +275,7 @@ func TestReadyAtAfterAServeForRoomToWrite(t *testing.T) {
 		}
 		return len(data), nil
 	}
-	e := newEngine(t, Config{Kind: "epoll", Workers: 1, Pollers: 1, WriteSoftLimit: 32 << 20, WriteHardLimit: 64 << 20})
-	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, addr := listenReadyAt(t, Config{Kind: "epoll", Workers: 1, Pollers: 1, WriteSoftLimit: 32 << 20, WriteHardLimit: 64 << 20}, h)
 	a, b := dialTCP(t, addr), dialTCP(t, addr)
 	defer a.Close()
 	defer b.Close()
@@ -355,5 +300,38 @@ func TestReadyAtAfterAServeForRoomToWrite(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("z was not read")
+	}
+}
+
+// listenReadyAt starts an engine with cfg and a listener served by h.
+func listenReadyAt(t *testing.T, cfg Config, h Handler) (Engine, net.Addr) {
+	t.Helper()
+	e := newEngine(t, cfg)
+	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, addr
+}
+
+// readAfterDrain checks the end of the backpressure tests: the request that waits behind
+// an answer a is not reading is not read until a reads, and then counts its wait from
+// then (ready gets its ReadyAt), not from when it came.
+func readAfterDrain(t *testing.T, a net.Conn, ready <-chan time.Time) {
+	t.Helper()
+	select {
+	case <-ready:
+		t.Fatal("the request was read while the write queue was over its soft limit")
+	default:
+	}
+	draining := time.Now()
+	go io.Copy(io.Discard, a)
+	select {
+	case r := <-ready:
+		if r.Before(draining) {
+			t.Errorf("ready %v before the client started to read; that wait was the client's", draining.Sub(r))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request was not read after the client drained its answer")
 	}
 }

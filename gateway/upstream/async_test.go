@@ -21,6 +21,7 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/config"
+	"github.com/mgw-project/mgw/internal/testnet"
 	"github.com/mgw-project/mgw/netpoll"
 )
 
@@ -76,33 +77,19 @@ func awaitOnce[T any](t testing.TB, start func(done func(T, error))) (T, error) 
 // connections.
 func rawServer(t testing.TB, serve func(n int, req *http.Request, conn net.Conn) (closeAfter bool)) (addr string, conns *atomic.Int64) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	conns = new(atomic.Int64)
 	var served atomic.Int64
-	go func() {
+	addr = testnet.Serve(t, func(conn net.Conn) {
+		conns.Add(1)
+		br := bufio.NewReader(conn)
 		for {
-			conn, err := l.Accept()
-			if err != nil {
+			req, err := http.ReadRequest(br)
+			if err != nil || serve(int(served.Add(1)), req, conn) {
 				return
 			}
-			conns.Add(1)
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil || serve(int(served.Add(1)), req, conn) {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return l.Addr().String(), conns
+	})
+	return addr, conns
 }
 
 // rawBackend answers each request, its body read, with what answer returns for it (the

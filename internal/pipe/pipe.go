@@ -81,12 +81,9 @@ func (b *Pipe) Finish(err error) {
 	if b.werr == nil {
 		b.werr = err
 	}
-	if b.paused {
-		// Nothing more comes from the source: its reads are not this pipe's to hold
-		// (a backend connection goes back to its pool, a client's reads its next request).
-		b.paused = false
-		b.c.ResumeRead()
-	}
+	// Nothing more comes from the source: its reads are not this pipe's to hold (a
+	// backend connection goes back to its pool, a client's reads its next request).
+	b.resumeLocked()
 	b.wakeLocked()
 	b.mu.Unlock()
 }
@@ -96,10 +93,7 @@ func (b *Pipe) Finish(err error) {
 // before the reader is told.
 func (b *Pipe) LetGo() {
 	b.mu.Lock()
-	if b.paused {
-		b.paused = false
-		b.c.ResumeRead()
-	}
+	b.resumeLocked()
 	b.mu.Unlock()
 }
 
@@ -115,9 +109,8 @@ func (b *Pipe) Read(p []byte) (int, error) {
 		if n := len(b.buf) - b.off; n > 0 {
 			n = copy(p, b.buf[b.off:])
 			b.off += n
-			if b.paused && len(b.buf)-b.off <= b.low {
-				b.paused = false
-				b.c.ResumeRead()
+			if len(b.buf)-b.off <= b.low {
+				b.resumeLocked()
 			}
 			b.mu.Unlock()
 			return n, nil
@@ -152,12 +145,17 @@ func (b *Pipe) Abandon(err error) {
 		b.rerr = err
 	}
 	b.buf, b.off = nil, 0
+	b.resumeLocked()
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+// resumeLocked undoes the pause this pipe holds on the source, if it holds one.
+func (b *Pipe) resumeLocked() {
 	if b.paused {
 		b.paused = false
 		b.c.ResumeRead()
 	}
-	b.wakeLocked()
-	b.mu.Unlock()
 }
 
 func (b *Pipe) wakeLocked() {
