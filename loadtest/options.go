@@ -71,8 +71,9 @@ type Options struct {
 	// before processing them, to come back and have them redelivered; default 0.01, <0 none.
 	PushCrash float64
 	// Capacity, for the overload scenario, is what the gateway serves per second; 0
-	// measures it first as the OK answers per second while Rate is offered (so Rate
-	// should be above capacity). The steps offer multiples of it.
+	// searches for it (the highest rate served without refusals), starting from the OK
+	// answers per second while Rate is offered (so Rate should be above capacity). The
+	// steps offer multiples of it.
 	Capacity float64
 }
 
@@ -172,7 +173,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("-rate %v: want 0..%v requests/s", o.Rate, openloop.MaxRate)
 	}
 	if o.Capacity < 0 || o.Capacity > openloop.MaxRate/3 || o.Capacity != o.Capacity {
-		return o, fmt.Errorf("-capacity %v: want 0 (measure it) .. %v requests/s", o.Capacity, openloop.MaxRate/3)
+		return o, fmt.Errorf("-capacity %v: want 0 (search for it) .. %v requests/s", o.Capacity, openloop.MaxRate/3)
 	}
 	if o.PingEvery == 0 {
 		o.PingEvery = 5 * time.Second

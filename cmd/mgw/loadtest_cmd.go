@@ -73,7 +73,7 @@ func runFlags(fs *flag.FlagSet, o *loadtest.Options, out *outputs, conns int) (s
 	fs.BoolVar(&o.Hello, "hello", false, "send an MMTP HELLO on each connection first")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "a request unanswered this long counts as a timeout")
 	scenarios = fs.String("scenario", "steady", "comma list: steady, reconnect, slowread, idle, overload, push, upgrade")
-	fs.Float64Var(&o.Capacity, "capacity", 0, "overload scenario: the gateway's capacity in requests/s (0: measure it first, offering -rate)")
+	fs.Float64Var(&o.Capacity, "capacity", 0, "overload scenario: the gateway's capacity in requests/s (0: search for the highest rate served without refusals, starting from what it answers at -rate)")
 	fs.DurationVar(&o.PingEvery, "ping-every", 5*time.Second, "idle scenario: PING period per connection")
 	fs.StringVar(&o.Admin, "admin", "", "push scenario: admin listener to publish through, POST /v1/push (default: -stats)")
 	fs.StringVar(&o.AdminToken, "admin-token", "", "push scenario: admin bearer token (default: $MGW_ADMIN_TOKEN, which keeps it out of ps)")

@@ -1,7 +1,8 @@
 // Package testserver is a small MMTP and HTTP target for the harness's own tests: it
 // answers the demo APIs (demo.echo, demo.sleep with milliseconds in the body, demo.size
-// with a byte count in the body), PING with PONG, can verify signatures, and can stall
-// every answer for a while to show that latency is charged from the intended send time.
+// with a byte count in the body; demo.half and demo.cap refuse as an overloaded gateway
+// does), PING with PONG, can verify signatures, and can stall every answer for a while to
+// show that latency is charged from the intended send time.
 // It uses plain net.Conn and goroutines on purpose: it is a reference, not the reactor.
 package testserver
 
@@ -30,6 +31,12 @@ type MMTP struct {
 	remotes    map[string]int // remote IPs seen
 	wg         sync.WaitGroup
 	conns      map[net.Conn]struct{}
+
+	// demo.cap's token bucket: capRate a second, at most capRate/5 at once.
+	capMu     sync.Mutex
+	capRate   float64
+	capTokens float64
+	capLast   time.Time
 }
 
 // NewMMTP listens on 127.0.0.1:0 and serves until Close.
@@ -51,6 +58,27 @@ func (s *MMTP) Addr() string { return s.ln.Addr().String() }
 
 // Stall makes every answer not yet written wait until d from now.
 func (s *MMTP) Stall(d time.Duration) { s.stallUntil.Store(time.Now().Add(d).UnixNano()) }
+
+// SetCapacity makes demo.cap answer at most rate requests a second (bursts of a fifth of
+// it) and refuse the rest with 503.
+func (s *MMTP) SetCapacity(rate float64) {
+	s.capMu.Lock()
+	s.capRate, s.capTokens, s.capLast = rate, rate/5, time.Now()
+	s.capMu.Unlock()
+}
+
+func (s *MMTP) capTake() bool {
+	s.capMu.Lock()
+	defer s.capMu.Unlock()
+	now := time.Now()
+	s.capTokens = min(s.capRate/5, s.capTokens+now.Sub(s.capLast).Seconds()*s.capRate)
+	s.capLast = now
+	if s.capTokens < 1 {
+		return false
+	}
+	s.capTokens--
+	return true
+}
 
 // Remotes returns how many connections came from each remote IP.
 func (s *MMTP) Remotes() map[string]int {
@@ -187,6 +215,11 @@ func (s *MMTP) answer(f *mmtp.Frame, write func([]byte)) {
 		case "demo.half":
 			// Refuses every other request as an overloaded gateway does.
 			if f.StreamID%2 == 1 {
+				resp = codec.ErrorResponse(503, codec.ErrUnavailable, "gateway overloaded")
+			}
+		case "demo.cap":
+			// Refuses what is over its capacity, as a gateway past it does.
+			if !s.capTake() {
 				resp = codec.ErrorResponse(503, codec.ErrUnavailable, "gateway overloaded")
 			}
 		case "demo.size":
