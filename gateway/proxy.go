@@ -91,7 +91,7 @@ func (pc *proxyCall) finish(status int, resp *codec.Response) {
 func (pc *proxyCall) upstreamRequest(body io.Reader, length int64) *upstream.ProxyRequest {
 	req := pc.req
 	return &upstream.ProxyRequest{
-		Method: req.Method, Target: req.Target, Host: req.Header.Value("host"), Header: req.Header,
+		Method: req.Method, Target: req.Target, Host: req.Header.Value("host"), Header: req.Header, HTTP10: req.Minor == 0,
 		Body: body, ContentLength: length, ClientAddr: req.Conn.ClientAddr, Timeout: pc.timeout,
 	}
 }

@@ -117,16 +117,17 @@ func TestRequestRefusals(t *testing.T) {
 }
 
 // A forwarded request carries Via with the gateway's entry after the client's (RFC 9110
-// 7.6.3), as the backend sees it.
+// 7.6.3), naming the version the gateway received it in, as the backend sees it.
 func TestProxiedRequestCarriesVia(t *testing.T) {
 	_, baddr := backend(t, "b1")
 	g := serve(t, pathOnlyConfig(baddr))
 	r := dialDoor(t, g.addrs["web"])
-	for _, tc := range []struct{ sent, want string }{
-		{"", "1.1 mgw"},
-		{"Via: 1.0 fred\r\nVia: 1.1 p.example\r\n", "1.0 fred, 1.1 p.example, 1.1 mgw"},
+	for _, tc := range []struct{ version, sent, want string }{
+		{"1.1", "", "1.1 mgw"},
+		{"1.1", "Via: 1.0 fred\r\nVia: 1.1 p.example\r\n", "1.0 fred, 1.1 p.example, 1.1 mgw"},
+		{"1.0", "Connection: keep-alive\r\nVia: 1.1 fred\r\n", "1.1 fred, 1.0 mgw"},
 	} {
-		r.send([]byte("GET /p/via HTTP/1.1\r\nHost: x\r\n" + tc.sent + "\r\n"))
+		r.send([]byte("GET /p/via HTTP/" + tc.version + "\r\nHost: x\r\n" + tc.sent + "\r\n"))
 		resp, body := r.httpResponse(10*time.Second, "GET")
 		var d struct {
 			Headers map[string][]string `json:"headers"`

@@ -29,8 +29,9 @@ type ProxyRequest struct {
 	// Header is the request's fields as received; hop-by-hop ones, those Connection
 	// names, Content-Length and Expect (the gateway answers 100-continue itself) are
 	// dropped. X-Forwarded-For gets the client address appended, Via the gateway's
-	// "1.1 mgw".
+	// "1.1 mgw" ("1.0 mgw" when HTTP10).
 	Header codec.Header
+	HTTP10 bool // the client spoke HTTP/1.0
 	// Body is read until ContentLength bytes (or EOF when ContentLength is -1, sent
 	// chunked). Nil or ContentLength 0: no body. Forward does not close it.
 	Body          io.Reader
@@ -246,7 +247,11 @@ func appendForwardHead(dst []byte, r *ProxyRequest, length int64) ([]byte, error
 	if err != nil {
 		return dst, err
 	}
-	dst = appendVia(dst, prior.via, true)
+	minor := 1
+	if r.HTTP10 {
+		minor = 0
+	}
+	dst = appendVia(dst, prior.via, viaEntry(minor))
 	dst = appendForwardedFor(dst, prior.xff, r.ClientAddr)
 	switch {
 	case length == 0:

@@ -38,7 +38,11 @@ func appendCallHead(dst []byte, pathPrefix string, req *codec.Request) ([]byte, 
 	}
 	// A call from the HTTP listener is forwarded HTTP and gets our Via entry; one from
 	// MMTP is the gateway's own request, whose Via fields pass as sent.
-	dst = appendVia(dst, prior.via, fromHTTP)
+	self := ""
+	if fromHTTP {
+		self = viaEntry(req.Minor)
+	}
+	dst = appendVia(dst, prior.via, self)
 	dst = http1.AppendField(dst, "operation-type", req.Operation)
 	if req.Gzip {
 		dst = append(dst, "Content-Encoding: gzip\r\n"...)
@@ -90,13 +94,19 @@ func appendFields(dst []byte, in codec.Header, skip func(lowerKey string) bool, 
 	return dst, prior, nil
 }
 
-// viaSelf is the gateway's entry in the Via of a request it forwards: an HTTP-to-HTTP
-// gateway must add one (RFC 9110 7.6.3), after those of the hops before it.
-const viaSelf = "1.1 mgw"
+// viaEntry is the gateway's entry in the Via of a request it forwards: an HTTP-to-HTTP
+// gateway must add one (RFC 9110 7.6.3), after those of the hops before it, naming the
+// protocol version it received the request in (HTTP/1.minor).
+func viaEntry(minor int) string {
+	if minor == 0 {
+		return "1.0 mgw"
+	}
+	return "1.1 mgw"
+}
 
-// appendVia appends one Via field: the prior values in order, then viaSelf when self;
+// appendVia appends one Via field: the prior values in order, then self unless empty;
 // nothing when that is empty.
-func appendVia(dst []byte, prior []string, self bool) []byte {
+func appendVia(dst []byte, prior []string, self string) []byte {
 	start := len(dst)
 	dst = append(dst, "Via: "...)
 	valueAt := len(dst)
@@ -109,11 +119,11 @@ func appendVia(dst []byte, prior []string, self bool) []byte {
 		}
 		dst = append(dst, v...)
 	}
-	if self {
+	if self != "" {
 		if len(dst) > valueAt {
 			dst = append(dst, ", "...)
 		}
-		dst = append(dst, viaSelf...)
+		dst = append(dst, self...)
 	}
 	if len(dst) == valueAt {
 		return dst[:start]

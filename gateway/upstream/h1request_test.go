@@ -28,7 +28,7 @@ func FuzzCallHead(f *testing.F) {
 	f.Add("op", "via", "1.1 a", "Via", "2 b", false, true)
 	f.Add("op", "via", "1.1 a", "connection", "via", false, false)
 	f.Fuzz(func(t *testing.T, op, k1, v1, k2, v2 string, gzip, httpProto bool) {
-		req := &codec.Request{Protocol: codec.MMTP, Operation: op, Gzip: gzip, Body: []byte("body"),
+		req := &codec.Request{Protocol: codec.MMTP, Operation: op, Gzip: gzip, Body: []byte("body"), Minor: 1,
 			Header: codec.Header{{Key: k1, Value: v1}, {Key: k2, Value: v2}}, Conn: codec.ConnInfo{ClientAddr: client}}
 		if httpProto {
 			req.Protocol = codec.HTTP1
@@ -83,29 +83,32 @@ func FuzzCallHead(f *testing.F) {
 		}
 		// Our Via entry on calls forwarded from HTTP only; a client's Via values kept.
 		via := back.Header.Values("Via")
-		if httpProto && (len(via) != 1 || !strings.HasSuffix(via[0], viaSelf)) || !httpProto && strings.Contains(strings.Join(via, ","), viaSelf) {
+		if httpProto && (len(via) != 1 || !strings.HasSuffix(via[0], viaEntry(1))) || !httpProto && strings.Contains(strings.Join(via, ","), viaEntry(1)) {
 			t.Fatalf("Via %q (from HTTP: %v)\n%q", via, httpProto, raw)
 		}
 	})
 }
 
 // An HTTP-to-HTTP gateway adds its Via entry after the client's (RFC 9110 7.6.3), in one
-// field; an API call that came in over MMTP passes the client's Via as sent.
+// field, naming the version it received (1.0 for an HTTP/1.0 client); an API call that came
+// in over MMTP passes the client's Via as sent.
 func TestVia(t *testing.T) {
 	tests := []struct {
-		name string
-		hdr  codec.Header
-		want string // the Via line, or "" for none
+		name   string
+		hdr    codec.Header
+		http10 bool
+		want   string // the Via line, or "" for none
 	}{
-		{"none", nil, "Via: 1.1 mgw\r\n"},
-		{"client's", codec.Header{{Key: "via", Value: "1.0 fred, 1.1 p.example"}}, "Via: 1.0 fred, 1.1 p.example, 1.1 mgw\r\n"},
+		{"none", nil, false, "Via: 1.1 mgw\r\n"},
+		{"from HTTP/1.0", codec.Header{{Key: "via", Value: "1.1 a"}}, true, "Via: 1.1 a, 1.0 mgw\r\n"},
+		{"client's", codec.Header{{Key: "via", Value: "1.0 fred, 1.1 p.example"}}, false, "Via: 1.0 fred, 1.1 p.example, 1.1 mgw\r\n"},
 		{"two fields and an empty one", codec.Header{{Key: "Via", Value: "1.0 a"}, {Key: "via", Value: ""}, {Key: "VIA", Value: "1.1 b"}},
-			"Via: 1.0 a, 1.1 b, 1.1 mgw\r\n"},
-		{"named by Connection", codec.Header{{Key: "connection", Value: "via"}, {Key: "via", Value: "1.0 a"}}, "Via: 1.1 mgw\r\n"},
+			false, "Via: 1.0 a, 1.1 b, 1.1 mgw\r\n"},
+		{"named by Connection", codec.Header{{Key: "connection", Value: "via"}, {Key: "via", Value: "1.0 a"}}, false, "Via: 1.1 mgw\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			head, err := appendForwardHead(nil, &ProxyRequest{Method: "GET", Target: "/", Header: tt.hdr}, 0)
+			head, err := appendForwardHead(nil, &ProxyRequest{Method: "GET", Target: "/", Header: tt.hdr, HTTP10: tt.http10}, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,13 +116,17 @@ func TestVia(t *testing.T) {
 				t.Errorf("forwarded head %q, want the line %q", got, tt.want)
 			}
 			for _, proto := range []codec.Protocol{codec.HTTP1, codec.MMTP} {
-				head, err := appendCallHead(nil, "", &codec.Request{Protocol: proto, Operation: "a.b", Header: tt.hdr})
+				minor := 1
+				if tt.http10 {
+					minor = 0
+				}
+				head, err := appendCallHead(nil, "", &codec.Request{Protocol: proto, Operation: "a.b", Header: tt.hdr, Minor: minor})
 				if err != nil {
 					t.Fatal(err)
 				}
 				want := tt.want
 				if proto == codec.MMTP {
-					want = strings.Replace(strings.Replace(want, ", 1.1 mgw", "", 1), "Via: 1.1 mgw\r\n", "", 1)
+					want = strings.NewReplacer(", 1.1 mgw", "", ", 1.0 mgw", "", "Via: 1.1 mgw\r\n", "").Replace(want)
 				}
 				got := string(head)
 				if want == "" && strings.Contains(got, "Via") || want != "" && (strings.Count(got, "Via:") != 1 || !strings.Contains(got, "\r\n"+want)) {
