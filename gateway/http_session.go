@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -170,7 +171,7 @@ func (s *httpSession) onData(data []byte) (int, error) {
 		case st == httpHead:
 			n, err := http1.ParseHead(data[off:], &s.l.httpLimits, &s.ex.head)
 			if err != nil {
-				s.rejectReq(s.ex, err)
+				s.rejectHead(s.ex, data[off:], err)
 				return len(data), nil
 			}
 			if n == 0 {
@@ -307,7 +308,7 @@ func (s *httpSession) begin(ex *httpExchange) error {
 	}
 	ex.api = api
 	switch {
-	case !api && hasBody && (lastHop(h) || h.Method == http.MethodOptions && h.Target == "*"):
+	case !api && hasBody && (lastHop(h) || http1.AsteriskForm(h)):
 		// Answered by the gateway (below), but only once the body is read and dropped:
 		// the next request on the connection starts where it ends (bodyDone).
 		ex.final = true
@@ -326,7 +327,7 @@ func (s *httpSession) begin(ex *httpExchange) error {
 		ex.sink = &ex.proxied
 		s.enter(httpStreaming)
 		s.proxy(ex, ex.proxied.bs)
-	case lastHop(h) || h.Method == http.MethodOptions && h.Target == "*":
+	case lastHop(h) || http1.AsteriskForm(h):
 		// Max-Forwards: 0 on OPTIONS or TRACE: the gateway must answer as the final
 		// recipient, not forward (RFC 9110 7.6.2). OPTIONS * asks about the server itself
 		// (RFC 9110 9.3.7), which no path route names.
@@ -528,8 +529,9 @@ func (s *httpSession) writeProxied(minor int, resp *upstream.ProxyResponse, keep
 // writeWhole writes a complete response and readies the connection for the next request.
 // The answer to HEAD (head) is the head alone: a body would be read as the next response.
 func (s *httpSession) writeWhole(minor int, resp *codec.Response, keep, head bool) {
+	keep = keep && s.keepOpen()
 	b := bytebufferpool.Get()
-	b.B = appendWhole(b.B[:0], minor, resp, keep && s.keepOpen(), head)
+	b.B = appendWhole(b.B[:0], minor, resp, keep, head)
 	s.c.Write(b.B)
 	bytebufferpool.Put(b)
 	s.next(keep)
@@ -605,11 +607,14 @@ func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
-// keepOpen says whether the connection may take another request (not while draining).
+// keepOpen says whether the connection may take another request after the answer being
+// written: not while draining, nor when the answer goes out before the request's body is
+// all in (next: the rest is read and dropped, then the connection closes), so the answer
+// says Connection: close (RFC 9112 9.6) and a client does not pipeline behind it.
 func (s *httpSession) keepOpen() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.closeNext
+	return !s.closeNext && s.phase != httpStreaming
 }
 
 // next ends the current exchange: the connection closes, or reads the next request.
@@ -646,6 +651,15 @@ func (s *httpSession) reject(err error) { s.rejectAs(err, netpoll.ReasonHandler,
 // parses into ex, or once its head is complete.
 func (s *httpSession) rejectReq(ex *httpExchange, err error) {
 	s.rejectAs(err, netpoll.ReasonHandler, ex != nil && ex.head.Method == http.MethodHead)
+}
+
+// rejectHead is rejectReq for a head the codec refused. One refused before its method was
+// taken (a version it does not serve, a target or head over the limits) is still a HEAD
+// when its raw line says so, and its refusal carries no body either.
+func (s *httpSession) rejectHead(ex *httpExchange, raw []byte, err error) {
+	head := ex.head.Method == http.MethodHead ||
+		ex.head.Method == "" && bytes.HasPrefix(bytes.TrimLeft(raw, "\r\n"), []byte("HEAD "))
+	s.rejectAs(err, netpoll.ReasonHandler, head)
 }
 
 // rejectAs is reject closing with the given reason, with no body after the head when
@@ -705,11 +719,12 @@ func (s *httpSession) onTimeout(kind netpoll.TimeoutKind) {
 		// that answer. A streamed body that stalls is bounded by the backend timeout.
 		return
 	}
-	if kind == netpoll.TimeoutPartial && !s.needProxy || st == httpBody {
-		// A client that began a request and stalls: slow headers (the frame timeout), or
-		// an API body that stops (its bytes are taken as they come, so only the idle
-		// timeout sees it). Half a PROXY header gets no 408: its sender has not reached
-		// HTTP.
+	if (kind == netpoll.TimeoutPartial || st == httpHead) && !s.needProxy || st == httpBody {
+		// A client that began a request and stalls: slow headers (the frame timeout, or
+		// the idle or handshake timeout when it comes first: a head has begun either
+		// way), or an API body that stops (its bytes are taken as they come, so only the
+		// idle timeout sees it). Half a PROXY header gets no 408: its sender has not
+		// reached HTTP.
 		s.reject(&http1.Error{Status: http.StatusRequestTimeout, Reason: "request not completed in time"})
 		return
 	}

@@ -335,6 +335,13 @@ func splitAbsolute(t string) (scheme, auth, rest string, ok bool) {
 // originForm is the target to forward for an accepted request-target (RFC 9112 3.2.4):
 // an absolute-form target loses its scheme and authority, an empty path becomes "/",
 // or "*" for an OPTIONS without path or query.
+// AsteriskForm reports an OPTIONS request about the server itself rather than a resource:
+// target "*", or an absolute-form target whose path is empty, which a proxy forwards as "*"
+// (RFC 9112 3.2.4).
+func AsteriskForm(h *RequestHead) bool {
+	return h.Method == "OPTIONS" && h.Target != "" && originForm(h.Method, h.Target) == "*"
+}
+
 func originForm(method, target string) string {
 	if target == "*" || target[0] == '/' {
 		return target

@@ -69,6 +69,27 @@ func TestHeadAnswersFromTheGatewayHaveNoBody(t *testing.T) {
 	if rest, err := io.ReadAll(r.br); len(rest) > 0 || (err != nil && !doorClosed(err)) {
 		t.Fatalf("after the refused HEAD's head: %q, %v; want the close and nothing else", rest, err)
 	}
+
+	// Refused in its request line or for its size, before the codec took the method.
+	for _, tc := range []struct {
+		req    string
+		status int
+	}{
+		{"HEAD / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+		{"\r\nHEAD /a#b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+		{"HEAD / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 17<<10) + "\r\n\r\n", 431},
+	} {
+		r = dialDoor(t, web)
+		r.send([]byte(tc.req))
+		resp, _ = r.httpResponse(10*time.Second, "HEAD")
+		if resp.StatusCode != tc.status || resp.ContentLength <= 0 {
+			t.Fatalf("%.40q: %d Content-Length %d, want %d with the length of its reason", tc.req, resp.StatusCode, resp.ContentLength, tc.status)
+		}
+		r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if rest, err := io.ReadAll(r.br); len(rest) > 0 || (err != nil && !doorClosed(err)) {
+			t.Fatalf("%.40q: after the refusal's head %q, %v; want the close and nothing else", tc.req, rest, err)
+		}
+	}
 }
 
 // Every response carries one Date (RFC 9110 6.6.1): the gateway's own answers, API
@@ -254,7 +275,9 @@ func TestMaxForwards(t *testing.T) {
 				i, resp.StatusCode, resp.Header.Get("Allow"), body)
 		}
 	}
-	for _, req := range []string{"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"} {
+	// The absolute form with an empty path asks about the server too (RFC 9112 3.2.4).
+	for _, req := range []string{"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+		"OPTIONS http://x HTTP/1.1\r\nHost: x\r\n\r\n"} {
 		r.send([]byte(req))
 		resp, body = r.httpResponse(10*time.Second, "OPTIONS")
 		if resp.StatusCode != 200 || resp.Header.Get("Allow") == "" || body != "" {

@@ -208,6 +208,23 @@ func testHTTPPipelinedAfterClose(t *testing.T, fd *frontDoor) {
 	}
 }
 
+// testHTTPSlowFirstHeaders: a first request whose head stalls gets its 408 from the
+// handshake timeout, when that comes before the frame timeout, as a later one gets it from
+// the frame timeout (testHTTPSlowHeaders).
+func testHTTPSlowFirstHeaders(t *testing.T, fd *frontDoor) {
+	r := dialDoor(t, fd.g.addrs["whs"])
+	r.send([]byte("GET /slow HTTP/1.1\r\nHost: x\r\nX-Half: "))
+	start := time.Now()
+	resp, _ := r.httpResponse(5*time.Second, "")
+	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+		t.Fatalf("slow first headers: %d close=%v, want 408 and close", resp.StatusCode, resp.Close)
+	}
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Fatalf("408 after %s, before the 1s handshake timeout", d)
+	}
+	r.closed(5 * time.Second)
+}
+
 func testHTTPHandshakeTimeout(t *testing.T, fd *frontDoor) {
 	silent := dialDoor(t, fd.g.addrs["whs"])
 	start := time.Now()
@@ -292,8 +309,9 @@ func testHTTPSmuggling(t *testing.T, fd *frontDoor) {
 }
 
 // testHTTPEarlyAnswerWhileUploading: a backend that answers a proxied upload before reading
-// it. The client gets the answer, and its upload is read to the end rather than cut by a
-// reset (which would lose the answer in the client's receive queue).
+// it. The client gets the answer, saying Connection: close (the gateway closes once the
+// upload is in, so nothing may be pipelined behind it), and its upload is read to the end
+// rather than cut by a reset (which would lose the answer in the client's receive queue).
 func testHTTPEarlyAnswerWhileUploading(t *testing.T, fd *frontDoor) {
 	const size = 4 << 20
 	r := dialDoor(t, fd.g.addrs["web"])
@@ -308,8 +326,8 @@ func testHTTPEarlyAnswerWhileUploading(t *testing.T, fd *frontDoor) {
 		sent <- err
 	}()
 	resp, body := r.httpResponse(20*time.Second, "")
-	if resp.StatusCode != 200 || body != "early" {
-		t.Fatalf("early answer: %d %q", resp.StatusCode, body)
+	if resp.StatusCode != 200 || body != "early" || !resp.Close {
+		t.Fatalf("early answer: %d %q close=%v, want 200 \"early\" with Connection: close", resp.StatusCode, body, resp.Close)
 	}
 	if err := <-sent; err != nil {
 		t.Fatalf("upload cut short after the early answer: %v", err)

@@ -129,6 +129,7 @@ func TestFrontDoor(t *testing.T) {
 					{"ProxyProtocolSplit", testProxySplit},
 					{"ProxyProtocolStalled", testProxyStalled},
 					{"HTTPSlowHeaders", testHTTPSlowHeaders},
+					{"HTTPSlowFirstHeaders", testHTTPSlowFirstHeaders},
 					{"HTTPKeepAliveIdle", testHTTPKeepAliveIdle},
 					{"HTTPStalledBody", testHTTPStalledBody},
 					{"HTTPMaxConns", testHTTPMaxConns},
