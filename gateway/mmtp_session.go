@@ -22,9 +22,9 @@ type mmtpSession struct {
 	hello     bool
 	goingAway bool
 	paused    bool
-	last      uint32              // highest request stream id accepted
 	streams   map[uint32]struct{} // requests in flight; nil when none
 	answering int32               // answers taken out of streams and not yet written
+	answerTop uint32              // the highest stream id among those; 0 when none
 	backstop  *time.Timer         // after GOAWAY: closes if the answers never come
 	push      *pushState          // after a HELLO naming a device (push.go); else nil
 }
@@ -236,7 +236,6 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame, rf *readEvent) bool {
 		s.streams = make(map[uint32]struct{}, 4)
 	}
 	s.streams[f.StreamID] = struct{}{}
-	s.last = max(s.last, f.StreamID)
 	full := len(s.streams) >= s.l.cfg.MaxInFlight
 	if full {
 		s.paused = true
@@ -292,10 +291,13 @@ func (s *mmtpSession) finish(stream uint32, resp *codec.Response) {
 		s.l.g.adm.connIdle()
 	}
 	s.answering++
+	s.answerTop = max(s.answerTop, stream)
 	s.mu.Unlock()
 	s.answer(stream, resp)
 	s.mu.Lock()
-	s.answering--
+	if s.answering--; s.answering == 0 {
+		s.answerTop = 0
+	}
 	resume := s.paused && !s.goingAway && len(s.streams) < s.l.cfg.MaxInFlight
 	if resume {
 		s.paused = false
@@ -314,9 +316,10 @@ func (s *mmtpSession) finish(stream uint32, resp *codec.Response) {
 	}
 }
 
-// goAway sends GOAWAY once, with the highest stream id accepted (0 when every accepted
-// request has been answered); the requests in flight are still answered. From then on what the client sends is read and dropped (onData), so
-// reading resumes if the in-flight cap had paused it.
+// goAway sends GOAWAY once, with the highest stream id of the requests it still owes an
+// answer (0 when every accepted request has been answered); those are still answered. From
+// then on what the client sends is read and dropped (onData), so reading resumes if the
+// in-flight cap had paused it.
 func (s *mmtpSession) goAway(reason string) (idle bool) {
 	s.mu.Lock()
 	if s.goingAway {
@@ -325,11 +328,12 @@ func (s *mmtpSession) goAway(reason string) (idle bool) {
 	}
 	s.goingAway = true
 	p := s.push
-	last, idle := s.last, len(s.streams) == 0 && s.answering == 0
-	if idle {
-		// last-stream-id is "the highest request stream id the gateway accepted and will
-		// still answer; 0 if none" (mmtp.md): with every accepted request answered, none.
-		last = 0
+	// last-stream-id is "the highest request stream id the gateway accepted and will
+	// still answer; 0 if none" (mmtp.md): not one answered already, whose id the client
+	// may have reused for a request the gateway never saw.
+	last, idle := s.answerTop, len(s.streams) == 0 && s.answering == 0
+	for id := range s.streams {
+		last = max(last, id)
 	}
 	resume := s.paused
 	s.paused = false

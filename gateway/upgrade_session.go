@@ -19,7 +19,8 @@ type connState struct {
 	Hello    bool   `json:"h,omitempty"`
 	AppID    string `json:"app,omitempty"`
 	DeviceID string `json:"dev,omitempty"`
-	Last     uint32 `json:"last,omitempty"` // highest stream id accepted, for a later GOAWAY
+	// (An older mgw also wrote "last", the highest stream id it accepted; a GOAWAY names
+	// only requests still owed an answer, and a connection hands over with none.)
 	// Push: the device stays bound (restore), but its log does not travel. The in-memory
 	// store is the process's own, so the new process starts every device in a new epoch,
 	// as mmtp.md allows for "a restart with an in-memory store": a client sees the new
@@ -66,7 +67,7 @@ func (s *mmtpSession) state() connState {
 	st := s.sessionBase.state()
 	s.mu.Lock()
 	st.AppID, st.DeviceID = s.ident.split()
-	st.Hello, st.Last = s.hello, s.last
+	st.Hello = s.hello
 	s.mu.Unlock()
 	return st
 }
@@ -96,7 +97,7 @@ func (s *mmtpSession) restore(st *connState) {
 	// mgw wrote, so the connection is taken as one without a HELLO.
 	hello := st.Hello && len(st.AppID) <= maxIdentityApp
 	s.mu.Lock()
-	s.hello, s.last = hello, st.Last
+	s.hello = hello
 	if hello {
 		s.ident = makeIdentity(st.AppID, st.DeviceID)
 	}

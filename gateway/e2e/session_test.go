@@ -204,6 +204,22 @@ routes:
 			t.Fatalf("got %s last-stream-id %d (%v), want GOAWAY with 0", f.Type, last, err)
 		}
 	})
+	t.Run("a higher stream answered already", func(t *testing.T) {
+		// Stream 9 was accepted and answered; stream 5, still in flight, is the highest
+		// the gateway will still answer. 9 would be a promise about a stream id the
+		// client may already have reused.
+		r := dialDoor(t, g.addrs["mobile"])
+		r.send(doorRequest(9, "demo.echo", nil, "x"))
+		if stream, st, _, _ := r.response(5 * time.Second); stream != 9 || st != 200 {
+			t.Fatalf("stream %d status %d, want 9 answered 200", stream, st)
+		}
+		r.send(doorRequest(5, "demo.sleep", nil, "700 five"))
+		time.Sleep(100 * time.Millisecond) // accepted before the bad frame arrives
+		r.send([]byte("XX not mmtp at all......"))
+		if st, body := r.goAwayThenAnswer(mmtp.ReasonProtocolError, 5, 5*time.Second); st != 200 || body != "700 five" {
+			t.Fatalf("stream 5: %d %q, want the sleep answered", st, body)
+		}
+	})
 	t.Run("stalled frame", func(t *testing.T) {
 		r := dialDoor(t, g.addrs["mframe"])
 		r.send(doorRequest(1, "demo.sleep", nil, "2500 first"))
