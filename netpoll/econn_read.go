@@ -141,8 +141,11 @@ func (c *econn) readAndDeliver(redeliver, hup bool) {
 	}
 
 	reason := ReasonNone
+	consumed := 0
 	if len(buf.B) > 0 && (got > 0 || redeliver) {
-		consumed, herr, panicked := callOnData(c.own.h, c, buf.B)
+		var herr error
+		var panicked bool
+		consumed, herr, panicked = callOnData(c.own.h, c, buf.B)
 		switch {
 		case herr != nil || panicked:
 			reason = ReasonHandler
@@ -159,7 +162,7 @@ func (c *econn) readAndDeliver(redeliver, hup bool) {
 			}
 		}
 	}
-	c.keepPending(buf, had)
+	c.keepPending(buf, had, consumed > 0 && reason == ReasonNone)
 
 	switch {
 	case reason != ReasonNone:
@@ -177,8 +180,11 @@ func (c *econn) readAndDeliver(redeliver, hup bool) {
 
 // keepPending stores the unconsumed bytes for the next event, or returns the buffer to the
 // pool when there are none. A small remainder in a big buffer moves to a small one, so a
-// slow-loris partial frame pins little memory.
-func (c *econn) keepPending(buf *bytebufferpool.ByteBuffer, had int) {
+// slow-loris partial frame pins little memory. The partial-frame clock runs from when the
+// frame the remainder begins arrived: from now when there was none (had == 0), or when
+// the handler took whole frames ahead of it (progressed). A client whose reads keep
+// ending mid-frame while every frame completes is not a stalled frame.
+func (c *econn) keepPending(buf *bytebufferpool.ByteBuffer, had int, progressed bool) {
 	e := c.eng()
 	rem := len(buf.B)
 	e.ctr.pendingBytes.Add(int64(rem - had))
@@ -198,7 +204,7 @@ func (c *econn) keepPending(buf *bytebufferpool.ByteBuffer, had int) {
 		buf = small
 	}
 	c.pend = buf
-	if had == 0 {
+	if had == 0 || progressed {
 		c.pendSince.Store(e.tick.Load())
 	}
 }

@@ -325,7 +325,8 @@ func (c *rwConn) readLoop() {
 			c.pendN.Add(-int64(consumed))
 			buf = buf[:copy(buf, buf[consumed:])]
 			if consumed > 0 {
-				continue // the handler may have paused again; wait before reading
+				pendSince = time.Time{} // what is left began after what was taken
+				continue                // the handler may have paused again; wait before reading
 			}
 		}
 		if len(buf) > 0 && pendSince.IsZero() {
@@ -361,6 +362,9 @@ func (c *rwConn) readLoop() {
 				e.ctr.pendingBytes.Add(-int64(consumed))
 				c.pendN.Add(-int64(consumed))
 				buf = buf[:copy(buf, buf[consumed:])]
+				if consumed > 0 {
+					pendSince = time.Time{} // what is left began after what was taken
+				}
 				if len(buf) == 0 && cap(buf) > 4*rwInitialBuf {
 					buf = make([]byte, 0, rwInitialBuf)
 				}

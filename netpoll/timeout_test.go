@@ -93,6 +93,43 @@ func TestPartialTimeout(t *testing.T) {
 	})
 }
 
+// TestPartialTimeoutRestartsAtEachFrame: a client whose writes keep ending mid-frame, while
+// every frame completes soon after, is not a stalled frame: the partial-frame clock runs
+// from when the incomplete frame began, not from when bytes were first left over.
+func TestPartialTimeoutRestartsAtEachFrame(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, kind string) {
+		h := newTestHandler()
+		h.onTimeout = func(c Conn, k TimeoutKind) { c.CloseWithReason(ReasonTimeout) }
+		e := newEngine(t, Config{Kind: kind, PartialTimeout: 300 * time.Millisecond,
+			TimerTick: 20 * time.Millisecond})
+		addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := dialTCP(t, addr)
+		defer c.Close()
+		// Each write ends frame k and begins frame k+1: bytes are left over after every
+		// read for 1.2 s, four partial timeouts, while no frame takes over 60 ms.
+		f := frame([]byte("a frame of some length"))
+		c.Write(f[:5])
+		for i := 0; i < 20; i++ {
+			time.Sleep(60 * time.Millisecond)
+			if _, err := c.Write(append(append([]byte{}, f[5:]...), f[:5]...)); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if got, err := readFrame(c); err != nil || string(got) != "a frame of some length" {
+				t.Fatalf("echo %d: %q, %v", i, got, err)
+			}
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.timeouts) != 0 {
+			t.Fatalf("timeouts %v while every frame completed within 60 ms", h.timeouts)
+		}
+	})
+}
+
 // TestTimeoutOverrides: a listener's IdleTimeout overrides the engine's (negative
 // disables), and SetIdleTimeout changes one connection's.
 func TestTimeoutOverrides(t *testing.T) {
