@@ -399,6 +399,10 @@ type proxyAnswer struct {
 	minor      int
 	keep, head bool
 	started    atomic.Bool
+	// final is set, under mu, as the final answer (the backend's or the gateway's) begins:
+	// an interim answer is written under mu only before, so none follows it.
+	mu    sync.Mutex
+	final bool
 	// body is a request body still streaming in (proxy), nil when it was whole. The
 	// exchange is over once answered: nobody is left to read the rest (the transport need
 	// not close a body it stopped sending). Abandoning it resumes reads it held and lets
@@ -419,8 +423,40 @@ func (s *httpSession) admitProxied(ex *httpExchange, body *pipe.Pipe) (*codec.Re
 	return req, p
 }
 
+// interimHook is what hears the backend's interim answers: nil for an HTTP/1.0 client,
+// which must get none (RFC 9110 15.2).
+func (p *proxyAnswer) interimHook() func(int, codec.Header) {
+	if p.minor == 0 {
+		return nil
+	}
+	return p.interim
+}
+
+// interim writes a backend's interim (1xx) answer, as RFC 9110 15.2 has a proxy forward
+// it, unless the final answer has begun. header is the backend's end-to-end fields.
+func (p *proxyAnswer) interim(status int, header codec.Header) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.final {
+		return
+	}
+	b := bytebufferpool.Get()
+	// 1xx: no framing, no Date; keep-alive so no Connection field is added.
+	b.B = http1.AppendResponseHead(b.B[:0], 1, status, header, -1, true)
+	_ = p.s.c.Write(b.B) // a closed connection is the final answer's to see
+	bytebufferpool.Put(b)
+}
+
+// finalBegins ends the time for interim answers.
+func (p *proxyAnswer) finalBegins() {
+	p.mu.Lock()
+	p.final = true
+	p.mu.Unlock()
+}
+
 // gateway writes the gateway's own answer.
 func (p *proxyAnswer) gateway(resp *codec.Response) {
+	p.finalBegins()
 	p.endBody()
 	if p.started.Load() {
 		p.s.c.CloseWithReason(netpoll.ReasonHandler)
@@ -432,6 +468,7 @@ func (p *proxyAnswer) gateway(resp *codec.Response) {
 // backend writes the backend's answer: in one write when it came whole, else copied as
 // it arrives, waiting for the client (writeStream).
 func (p *proxyAnswer) backend(resp *upstream.ProxyResponse) {
+	p.finalBegins()
 	p.started.Store(true)
 	if resp.Body == nil {
 		p.s.writeProxied(p.minor, resp, p.keep, p.head)
@@ -460,7 +497,7 @@ func (s *httpSession) proxy(ex *httpExchange, body *pipe.Pipe) {
 	}
 	g := s.l.g
 	g.submit(req, func(reply func(*codec.Response)) {
-		resp, ans := g.proxy(context.Background(), req, body, length)
+		resp, ans := g.proxy(context.Background(), req, body, length, p.interimHook())
 		if ans != nil {
 			reply(ans)
 			return
@@ -484,7 +521,7 @@ func (s *httpSession) forward(ex *httpExchange, body []byte) {
 	}
 	g := s.l.g
 	g.serveAdmitted(req, func(reply func(*codec.Response)) {
-		g.forwardAsync(req, body, func(resp *upstream.ProxyResponse, ans *codec.Response) {
+		g.forwardAsync(req, body, p.interimHook(), func(resp *upstream.ProxyResponse, ans *codec.Response) {
 			switch {
 			case ans != nil:
 				reply(ans)

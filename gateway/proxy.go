@@ -25,6 +25,9 @@ type proxyCall struct {
 	chain   *filters.Chain
 	dec     route.Decision
 	timeout time.Duration
+	// interim hears the backend's interim (1xx) answers (upstream.ProxyRequest.Interim);
+	// nil drops them.
+	interim func(status int, header codec.Header)
 
 	// forwardAsync's: the whole body, when the call began, and who hears the outcome.
 	body []byte
@@ -93,6 +96,7 @@ func (pc *proxyCall) upstreamRequest(body io.Reader, length int64) *upstream.Pro
 	return &upstream.ProxyRequest{
 		Method: req.Method, Target: req.Target, Host: req.Header.Value("host"), Header: req.Header, HTTP10: req.Minor == 0,
 		Body: body, ContentLength: length, ClientAddr: req.Conn.ClientAddr, Timeout: pc.timeout,
+		Interim: pc.interim,
 	}
 }
 
@@ -100,12 +104,14 @@ func (pc *proxyCall) upstreamRequest(body io.Reader, length int64) *upstream.Pro
 // waits for the backend's answer head. It returns that answer, its body to stream back,
 // or a gateway-made answer. A request whose body has started on its way is never resent
 // to a fallback cluster. It serves the requests whose body streams (forwardAsync serves
-// the rest, without a goroutine waiting).
-func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader, length int64) (*upstream.ProxyResponse, *codec.Response) {
+// the rest, without a goroutine waiting). interim, when set, hears the backend's interim
+// answers before proxy returns.
+func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader, length int64, interim func(int, codec.Header)) (*upstream.ProxyResponse, *codec.Response) {
 	pc, answer := g.startProxy(ctx, req)
 	if answer != nil {
 		return nil, answer
 	}
+	pc.interim = interim
 	var resp *upstream.ProxyResponse
 	replayable := length == 0 && body == nil
 	if answer := g.tryClusters(&pc.dec, &pc.x, replayable, func(cluster string) (err error) {
@@ -128,13 +134,14 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 // gateway's, once: on this goroutine when no backend is called, else on the reactor
 // worker that read the answer (or the deadline's timer). The cluster and the fallback
 // order are followed one continuation at a time (answered), as an API call's are.
-func (g *Gateway) forwardAsync(req *codec.Request, body []byte, done func(*upstream.ProxyResponse, *codec.Response)) {
+// interim, when set, hears the backend's interim answers, each before done.
+func (g *Gateway) forwardAsync(req *codec.Request, body []byte, interim func(int, codec.Header), done func(*upstream.ProxyResponse, *codec.Response)) {
 	pc, answer := g.startProxy(context.Background(), req)
 	if answer != nil {
 		done(nil, answer)
 		return
 	}
-	pc.body, pc.done = body, done
+	pc.body, pc.done, pc.interim = body, done, interim
 	pc.try(pc.dec.Cluster)
 }
 

@@ -71,6 +71,9 @@ type asyncCall struct {
 	body []byte // the request body; the caller keeps it untouched until the end
 	done func(*codec.Response, error)
 	fwd  func(*ProxyResponse, error)
+	// interim is ForwardAsync's ProxyRequest.Interim; nil for CallAsync, whose interim
+	// answers are skipped.
+	interim func(status int, header codec.Header)
 	// ForwardAsync's: the request method (a HEAD's answer has no body) and the client's
 	// Host, sent as is ("": the host's address).
 	method   string
@@ -745,6 +748,9 @@ func (ac *asyncConn) read(a *asyncCall, data []byte) (int, bool, error) {
 			if err := checkInterim(ac.head.Status, ac.interim); err != nil {
 				return off, false, err
 			}
+			if a.interim != nil {
+				a.passInterim(ac.head.Status, proxyHeader(ac.head.Header, ac.head.Connection))
+			}
 			ac.head = http1.ResponseHead{}
 			continue
 		}
@@ -773,6 +779,17 @@ func (ac *asyncConn) read(a *asyncCall, data []byte) (int, bool, error) {
 		if len(piece) == 0 {
 			return off, false, nil
 		}
+	}
+}
+
+// passInterim hands an interim answer to the caller unless the call is over (its
+// deadline delivered a timeout meanwhile). The call cannot end while the caller takes it,
+// so nothing of it follows the outcome.
+func (a *asyncCall) passInterim(status int, header codec.Header) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.over {
+		a.interim(status, header)
 	}
 }
 

@@ -41,6 +41,13 @@ type ProxyRequest struct {
 	// in that time); <= 0 means the cluster's. Streaming the response body afterwards is
 	// bounded only by ctx, so a large download is not cut at the API timeout.
 	Timeout time.Duration
+	// Interim, when set, hears each interim (1xx) answer the backend sends before its
+	// final one, in order (a 101 is an error, as without it): its status, and its fields
+	// filtered as ProxyResponse.Header's are. header is valid only during the call. It runs
+	// on the goroutine that reads the answer (Forward's caller; a reactor worker for
+	// ForwardAsync), must not block, and is never called once the outcome is delivered:
+	// after Forward returns or ForwardAsync's done runs, a late interim is dropped.
+	Interim func(status int, header codec.Header)
 }
 
 // ProxyResponse is a backend's answer to Forward: its head, and its body streaming.
@@ -153,7 +160,11 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*ProxyResponse,
 		}()
 	}
 	var rh http1.ResponseHead
-	if err := readFinalHead(conn.br, &rh); err != nil {
+	var interim func(*http1.ResponseHead)
+	if r.Interim != nil {
+		interim = func(h *http1.ResponseHead) { r.Interim(h.Status, proxyHeader(h.Header, h.Connection)) }
+	}
+	if err := readFinalHead(conn.br, &rh, interim); err != nil {
 		if sent != nil {
 			// A body that failed is the likelier cause of an answer that never came. One
 			// still streaming is not waited for: it may be blocked on a slow client, and

@@ -54,7 +54,7 @@ func (c *Cluster) ForwardAsync(r *ProxyRequest, body []byte, done func(*ProxyRes
 	if timeout <= 0 {
 		timeout = c.timeout
 	}
-	a := &asyncCall{c: c, body: body, fwd: done, method: r.Method, hostName: r.Host, buf: bp, base: len(head)}
+	a := &asyncCall{c: c, body: body, fwd: done, interim: r.Interim, method: r.Method, hostName: r.Host, buf: bp, base: len(head)}
 	a.begin(timeout)
 }
 

@@ -18,7 +18,7 @@ import (
 const (
 	maxRespHeadBytes = 64 << 10
 	maxRespFields    = 256
-	maxInterim       = 5 // 1xx answers skipped before the final one
+	maxInterim       = 5 // 1xx answers accepted before the final one
 )
 
 // respLimits are the codec's limits for a backend's answer head and trailers.
@@ -40,7 +40,7 @@ var errRespMalformed = errors.New("malformed response")
 // (over it: errTooLarge).
 func readResponse(br *bufio.Reader, maxBody int64) (*h1Response, error) {
 	var h http1.ResponseHead
-	if err := readFinalHead(br, &h); err != nil {
+	if err := readFinalHead(br, &h, nil); err != nil {
 		return nil, err
 	}
 	r := &h1Response{status: h.Status, keepAlive: h.KeepAlive}
@@ -71,9 +71,10 @@ func readResponse(br *bufio.Reader, maxBody int64) (*h1Response, error) {
 	return r, nil
 }
 
-// readFinalHead reads response heads until a final (non-1xx) one.
-func readFinalHead(br *bufio.Reader, h *http1.ResponseHead) error {
-	for interim := 0; ; interim++ {
+// readFinalHead reads response heads until a final (non-1xx) one. Each interim head
+// checkInterim lets pass goes to interim, when set, before the next head is read into h.
+func readFinalHead(br *bufio.Reader, h *http1.ResponseHead, interim func(*http1.ResponseHead)) error {
+	for n := 0; ; n++ {
 		if err := http1.ReadResponseHead(br, &respLimits, h); err != nil {
 			switch {
 			case err == io.EOF:
@@ -86,14 +87,18 @@ func readFinalHead(br *bufio.Reader, h *http1.ResponseHead) error {
 		if h.Status >= 200 {
 			return nil
 		}
-		if err := checkInterim(h.Status, interim+1); err != nil {
+		if err := checkInterim(h.Status, n+1); err != nil {
 			return err
+		}
+		if interim != nil {
+			interim(h)
 		}
 	}
 }
 
-// checkInterim checks an interim (1xx) answer, the n-th of its exchange: it is skipped,
-// unless it is a 101 (no upgrade was asked for) or one too many.
+// checkInterim checks an interim (1xx) answer, the n-th of its exchange: it is passed on
+// (a forwarded request) or skipped (a Call), unless it is a 101 (no upgrade was asked
+// for) or one too many.
 func checkInterim(status, n int) error {
 	if status == 101 {
 		return fmt.Errorf("%w: 101 Switching Protocols to a request that asked for no upgrade", errRespMalformed)
