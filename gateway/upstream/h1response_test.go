@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -144,7 +145,10 @@ func FuzzReadResponse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		r, err := parseResp(raw, 1<<16)
-		if err != nil {
+		if err != nil || spaceBeforeColon.MatchString(raw) {
+			// A field name followed by whitespace: the codec drops the whitespace, as a
+			// proxy must (RFC 9112 5.1; TestBackendFieldNameWhitespaceRemoved), where
+			// net/http keeps it in the name: no reference.
 			return
 		}
 		req, _ := http.NewRequest("POST", "http://x/", nil)
@@ -175,6 +179,8 @@ func FuzzReadResponse(f *testing.F) {
 		}
 	})
 }
+
+var spaceBeforeColon = regexp.MustCompile(`(?m)^[^:\r\n]*[ \t]:`)
 
 // responseHeader is the reference codecHeader is held to (FuzzReadResponse): the
 // conversion Call made when it ran on net/http's Transport. It turns a backend's header into the codec's form: names lowercased,
