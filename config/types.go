@@ -126,7 +126,7 @@ type Listener struct {
 
 	// Limits (mmtp.md "Limits"; for http1, MaxHeaderBytes bounds the request head).
 	MaxHeaderBytes   int `yaml:"max_header_bytes" json:"max_header_bytes"`     // default 16 KiB
-	MaxBodyBytes     int `yaml:"max_body_bytes" json:"max_body_bytes"`         // default 4 MiB
+	MaxBodyBytes     int `yaml:"max_body_bytes" json:"max_body_bytes"`         // default 4 MiB (http1: API calls; a proxied body streams, bounded by its route's)
 	MaxHeaderEntries int `yaml:"max_header_entries" json:"max_header_entries"` // default 64
 	MaxInFlight      int `yaml:"max_in_flight" json:"max_in_flight"`           // default 64
 
@@ -233,7 +233,9 @@ type Route struct {
 	RateLimit FilterOptions `yaml:"ratelimit,omitempty" json:"ratelimit,omitempty"`
 	AccessLog FilterOptions `yaml:"accesslog,omitempty" json:"accesslog,omitempty"`
 
-	// MaxBodyBytes is the route's own body limit (413 over it); 0 = the listener's.
+	// MaxBodyBytes is the route's own body limit (413 over it, at once when a declared
+	// length is over it); 0 = the listener's for API calls, and none for a path route's
+	// proxied bodies, which stream through.
 	MaxBodyBytes int `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
 	// Timeout overrides the cluster's request timeout; 0 = the cluster's.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`

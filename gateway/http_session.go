@@ -15,6 +15,7 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/http1"
+	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/gateway/upstream"
 	"github.com/mgw-project/mgw/internal/pipe"
 	"github.com/mgw-project/mgw/netpoll"
@@ -287,17 +288,16 @@ func (s *httpSession) bodyDone(ex *httpExchange, last []byte) bool {
 func (s *httpSession) begin(ex *httpExchange) error {
 	h := &ex.head
 	api := http1.IsAPIRequest(h)
-	lim := &s.l.httpLimits
-	if api {
-		lim = &s.l.apiLimits
-		if h.ContentLength > lim.MaxBodyBytes {
-			return &http1.Error{Status: http.StatusRequestEntityTooLarge,
-				Reason: "Content-Length " + itoa(int(h.ContentLength)) + " over the API body limit of " + itoa(int(lim.MaxBodyBytes)) + " bytes"}
-		}
-	}
 	hasBody := h.HasBody()
 	if hasBody {
-		ex.body.Reset(h, lim)
+		// Over its limit, a body is refused before it is sent for (no 100 Continue: RFC
+		// 9110 10.1.1 has a final status go at once when the head decides it) or read.
+		lim, whose := s.bodyLimit(h, api)
+		if h.ContentLength > lim.MaxBodyBytes {
+			return &http1.Error{Status: http.StatusRequestEntityTooLarge,
+				Reason: "Content-Length " + itoa(int(h.ContentLength)) + " over the " + whose + " body limit of " + itoa(int(lim.MaxBodyBytes)) + " bytes"}
+		}
+		ex.body.Reset(h, &lim)
 		if d := s.l.cfg.BodyTimeout.D(); d > 0 {
 			ex.bodyBy = time.Now().Add(d)
 			s.aimBodyClock(ex)
@@ -342,6 +342,29 @@ func (s *httpSession) begin(ex *httpExchange) error {
 		s.forward(ex, nil)
 	}
 	return nil
+}
+
+// bodyLimit is how much body the request may carry, and whose limit that is: its route's
+// max_body_bytes where that is lower, else the listener's for an API call (buffered for the
+// filters and the backend mapping), while a proxied body streams through, bounded only by
+// its route's.
+func (s *httpSession) bodyLimit(h *http1.RequestHead, api bool) (http1.Limits, string) {
+	lim, whose := s.l.httpLimits, "proxied"
+	table := s.l.g.snap.Load().table
+	var rt *route.Route
+	if api {
+		lim, whose = s.l.apiLimits, "API"
+		rt = table.Match(http1.Operation(h))
+	} else {
+		path, _, _ := strings.Cut(http1.OriginForm(h), "?")
+		rt = table.MatchPath(path)
+	}
+	if rt != nil {
+		if m := int64(rt.Config().MaxBodyBytes); m > 0 && m < lim.MaxBodyBytes {
+			lim.MaxBodyBytes, whose = m, "route's"
+		}
+	}
+	return lim, whose
 }
 
 // maxWholeProxyBody is the longest proxied request body read whole before the request is

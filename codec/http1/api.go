@@ -11,3 +11,13 @@ func IsAPIRequest(h *RequestHead) bool {
 	_, ok := h.Header.Get("operation-type")
 	return ok
 }
+
+// Operation is the API a request calls: <op> for POST /api/<op> (op non-empty and
+// without '/', query ignored, also in absolute-form), else its Operation-Type field, else
+// "".
+func Operation(h *RequestHead) string {
+	if op := apiOperation(h.Method, h.Target); op != "" {
+		return op
+	}
+	return h.Header.Value("operation-type")
+}

@@ -339,7 +339,16 @@ func splitAbsolute(t string) (scheme, auth, rest string, ok bool) {
 // target "*", or an absolute-form target whose path is empty, which a proxy forwards as "*"
 // (RFC 9112 3.2.4).
 func AsteriskForm(h *RequestHead) bool {
-	return h.Method == "OPTIONS" && h.Target != "" && originForm(h.Method, h.Target) == "*"
+	return h.Method == "OPTIONS" && OriginForm(h) == "*"
+}
+
+// OriginForm is h's target as a proxy forwards it (RFC 9112 3.2.2, 3.2.4): an
+// absolute-form target reduced to its path and query; others as they are.
+func OriginForm(h *RequestHead) string {
+	if h.Target == "" {
+		return ""
+	}
+	return originForm(h.Method, h.Target)
 }
 
 func originForm(method, target string) string {

@@ -35,10 +35,7 @@ func ToRequest(h *RequestHead, body []byte, conn codec.ConnInfo) *codec.Request 
 		Minor:    h.Minor,
 		Conn:     conn,
 	}
-	r.Operation = apiOperation(h.Method, target)
-	if r.Operation == "" {
-		r.Operation = hdr.Value("operation-type")
-	}
+	r.Operation = Operation(h)
 	if ce, ok := hdr.Get("content-encoding"); ok && equalFoldASCII(trimOWSString(ce), "gzip") {
 		r.Gzip = true
 	}

@@ -137,6 +137,44 @@ func TestRequestRefusals(t *testing.T) {
 	}
 }
 
+// A route's max_body_bytes holds for its API calls and for its proxied paths: a declared
+// length over it is refused 413 at once, with no 100 Continue first (RFC 9110 10.1.1: the
+// head decides it); a chunked API body is refused once it passes the limit; a body within
+// it is served.
+func TestRouteBodyLimit(t *testing.T) {
+	_, baddr := backend(t, "b1")
+	g := serve(t, fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+listeners:
+  - {name: web, listen: 127.0.0.1:0, protocol: http1}
+clusters:
+  - {name: demo, hosts: [%q], timeout: 20s}
+routes:
+  - {api: "lim.*", split: {demo: 100}, max_body_bytes: 10}
+  - {path: /lim, split: {demo: 100}, max_body_bytes: 10}
+  - {path: /p, split: {demo: 100}}
+`, baddr))
+	web := g.addrs["web"]
+	for _, req := range []string{
+		"POST /api/lim.x HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\nExpect: 100-continue\r\n\r\n",
+		"POST /lim/x HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\nExpect: 100-continue\r\n\r\n",
+		"PUT /lim/x HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n01234567890123456789",
+		"POST /api/lim.x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n01234567890123456789\r\n0\r\n\r\n",
+	} {
+		expectRefusal(t, web, req, http.StatusRequestEntityTooLarge, "10 byte")
+	}
+	r := dialDoor(t, web)
+	r.send([]byte("POST /lim/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789"))
+	if resp, body := r.httpResponse(10*time.Second, "POST"); resp.StatusCode != 200 || !strings.Contains(body, `"body_bytes":10`) {
+		t.Fatalf("10 bytes on a 10-byte route: %d %q", resp.StatusCode, body)
+	}
+	// Another route's proxied body is not bounded by it (nor by the listener's API limit).
+	r.send([]byte("POST /p/x HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n01234567890123456789"))
+	if resp, body := r.httpResponse(10*time.Second, "POST"); resp.StatusCode != 200 || !strings.Contains(body, `"body_bytes":20`) {
+		t.Fatalf("20 bytes on an unbounded route: %d %q", resp.StatusCode, body)
+	}
+}
+
 // A forwarded request carries Via with the gateway's entry after the client's (RFC 9110
 // 7.6.3), naming the version the gateway received it in, as the backend sees it.
 func TestProxiedRequestCarriesVia(t *testing.T) {
