@@ -11,6 +11,10 @@ type fieldState struct {
 	teSeen    bool
 	connClose bool
 	connKeep  bool
+	// Transfer-Encoding lines form one list (RFC 9110 5.3), judged once the head is in:
+	// its final coding, and the first fault among its elements.
+	teFinal string
+	teErr   error
 }
 
 func (st *fieldState) apply(h *RequestHead, key, value string, lim *Limits) error {
@@ -65,20 +69,11 @@ func (st *fieldState) apply(h *RequestHead, key, value string, lim *Limits) erro
 	return nil
 }
 
-// transferEncoding accepts exactly one coding in total, "chunked". A list whose final
-// coding is not chunked leaves the body's length unknowable: 400 and close (RFC 9112 6.3
-// rule 4), checked first so "chunked, gzip" and "identity" are that, not 501. Otherwise
-// a coding we cannot decode is 501 (RFC 9112 6.1); chunked twice, or a chunked with
-// parameters, is 400.
+// transferEncoding takes one Transfer-Encoding line into the list, which teCheck judges.
 func (st *fieldState) transferEncoding(h *RequestHead, value string) error {
 	st.teSeen = true
 	if value == "" {
 		return errf(400, "empty Transfer-Encoding")
-	}
-	final := value[strings.LastIndexByte(value, ',')+1:]
-	final, _, _ = strings.Cut(final, ";")
-	if final = trimOWSString(final); final != "" && !equalFoldASCII(final, "chunked") {
-		return errf(400, "final transfer-coding %q is not chunked", clipS(final))
 	}
 	for more := true; more; {
 		var coding string
@@ -86,22 +81,42 @@ func (st *fieldState) transferEncoding(h *RequestHead, value string) error {
 		coding = trimOWSString(coding)
 		name, params, hasParams := strings.Cut(coding, ";")
 		name = trimOWSString(name)
+		st.teFinal = name
+		if st.teErr != nil {
+			continue
+		}
 		switch {
 		case name == "":
-			return errf(400, "empty element in Transfer-Encoding")
+			st.teErr = errf(400, "empty element in Transfer-Encoding")
 		case !equalFoldASCII(name, "chunked"):
-			return errf(501, "transfer-coding %q not implemented", clipS(name))
+			st.teErr = errf(501, "transfer-coding %q not implemented", clipS(name))
 		case hasParams:
-			return errf(400, "parameters %q on chunked transfer-coding", clipS(params))
+			st.teErr = errf(400, "parameters %q on chunked transfer-coding", clipS(params))
 		case h.Chunked:
-			return errf(400, "chunked transfer-coding applied twice")
+			st.teErr = errf(400, "chunked transfer-coding applied twice")
+		default:
+			h.Chunked = true
 		}
-		h.Chunked = true
 	}
 	return nil
 }
 
+// teCheck accepts exactly one coding in the whole list, "chunked". A list whose final
+// coding is not chunked leaves the body's length unknowable: 400 and close (RFC 9112 6.3
+// rule 4), checked first so "chunked, gzip" and "identity" are that, not 501. Otherwise
+// a coding we cannot decode is 501 (RFC 9112 6.1), also when "gzip" and "chunked" come on
+// two lines; chunked twice, or a chunked with parameters, is 400.
+func (st *fieldState) teCheck() error {
+	if st.teFinal != "" && !equalFoldASCII(st.teFinal, "chunked") {
+		return errf(400, "final transfer-coding %q is not chunked", clipS(st.teFinal))
+	}
+	return st.teErr
+}
+
 func (st *fieldState) finish(h *RequestHead) error {
+	if err := st.teCheck(); st.teSeen && err != nil {
+		return err
+	}
 	if st.clSeen && st.teSeen {
 		return errf(400, "both Content-Length and Transfer-Encoding present")
 	}

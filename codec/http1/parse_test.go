@@ -120,6 +120,7 @@ func TestParseHeadRejects(t *testing.T) {
 		{"CL over body limit", ok + "Content-Length: 4194305\r\n\r\n", 413, "Content-Length 4194305"},
 		{"TE gzip", ok + "Transfer-Encoding: gzip\r\n\r\n", 400, `final transfer-coding "gzip" is not chunked`},
 		{"TE gzip chunked", ok + "Transfer-Encoding: gzip, chunked\r\n\r\n", 501, `"gzip" not implemented`},
+		{"TE gzip then chunked fields", ok + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501, `"gzip" not implemented`},
 		{"TE chunked gzip", ok + "Transfer-Encoding: chunked, gzip\r\n\r\n", 400, "final transfer-coding"},
 		{"TE chunked gzip params", ok + "Transfer-Encoding: chunked, gzip;level=1\r\n\r\n", 400, "final transfer-coding"},
 		{"TE chunked then gzip fields", ok + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "final transfer-coding"},
