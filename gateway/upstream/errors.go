@@ -97,6 +97,9 @@ func (e *Error) reason() string {
 	switch e.Kind {
 	case NoHealthyHost:
 		return "no healthy backend for cluster " + e.Cluster
+	case ConnectFailed:
+		// A 503 whose body said "backend failed" read as a 502's.
+		return "no backend of cluster " + e.Cluster + " could be reached"
 	case Overloaded:
 		return "cluster " + e.Cluster + " is at its in-flight limit"
 	case Timeout:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,9 @@ func TestConnectRefused(t *testing.T) {
 	}
 	if e.Host == "" || e.Cluster != "test" {
 		t.Errorf("error does not say where: %v", e)
+	}
+	if body := string(e.Response().Body); !strings.Contains(body, "could be reached") {
+		t.Errorf("503 says %q, want that no backend could be reached (not a 502's 'backend failed')", body)
 	}
 	if c.InFlight() != 0 {
 		t.Errorf("in flight %d after failure", c.InFlight())
