@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/mgw-project/mgw/codec"
@@ -47,9 +48,37 @@ func AdminHandler(r *Router) http.Handler {
 	mux.HandleFunc("/v1/switches", a.switches)
 	mux.HandleFunc("/v1/switches/{kind}", a.switchKind)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		if h := a.rootRoute(req); h != nil {
+			h(w, req)
+			return
+		}
 		writeErr(w, http.StatusNotFound, fmt.Errorf("no such admin path %q", req.URL.Path))
 	})
 	return mux
+}
+
+// rootRoute serves the root path route, /v1/routes/%2F, which ServeMux does not match to
+// {api}: its one segment unescapes to the empty path between two slashes. nil when req is
+// not about it.
+func (a *admin) rootRoute(req *http.Request) http.HandlerFunc {
+	rest, ok := strings.CutPrefix(req.URL.EscapedPath(), "/v1/routes/")
+	if !ok {
+		return nil
+	}
+	seg, tail, _ := strings.Cut(rest, "/")
+	if api, err := url.PathUnescape(seg); err != nil || api != "/" {
+		return nil
+	}
+	req.SetPathValue("api", "/")
+	switch tail {
+	case "":
+		return a.route
+	case "effective":
+		return a.effective
+	case "explain":
+		return a.explain
+	}
+	return nil
 }
 
 type admin struct{ r *Router }

@@ -86,6 +86,17 @@ func TestAdminRoutes(t *testing.T) {
 	if v.Route != "/api" || v.Split["mesh"] != 1 {
 		t.Fatalf("put path: %+v", v)
 	}
+	// The root path route, whose escaped key is one %2F.
+	do(t, srv, "PUT", "/v1/routes/%2F", `{"split":{"mesh":1}}`, 200, &v)
+	if v.Route != "/" || v.Split["mesh"] != 1 {
+		t.Fatalf("put /: %+v", v)
+	}
+	do(t, srv, "GET", "/v1/routes/%2F", "", 200, &v)
+	if v.Route != "/" || v.Kind != "path" || v.Split["mesh"] != 1 {
+		t.Fatalf("get /: %+v", v)
+	}
+	var eff map[string]any
+	do(t, srv, "GET", "/v1/routes/%2F/effective", "", 200, &eff)
 
 	var e map[string]string
 	for _, c := range []struct {
