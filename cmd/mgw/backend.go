@@ -25,6 +25,10 @@ func runBackend(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on (port 0 picks a free port)")
 	name := fs.String("name", "demo", "name sent in every X-Demo-Backend response header")
 	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mgw backend: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	ln, err := net.Listen("tcp", *listen)

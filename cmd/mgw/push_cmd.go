@@ -41,10 +41,7 @@ func runPush(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ttl := fs.String("ttl", "", "time to live, e.g. 60s (default: the gateway's push.default_ttl)")
 	msgID := fs.String("message-id", "", "your id for the message, passed to the device")
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mgw push: unexpected argument %q\n", fs.Arg(0))

@@ -61,7 +61,7 @@ func runRoute(args []string, stdout, stderr io.Writer) int {
 	fallback := fs.String("fallback", "", "new fallback order: c1,c2 (set; \"-\" clears it)")
 	retry := fs.String("retry", "", "allow resending a sent request to a fallback: true|false (set)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mgw route %s: unexpected argument %q\n", sub, fs.Arg(0))

@@ -28,6 +28,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	// its own admin address: a systemd template gives it from the instance name.
 	admin := fs.String("admin", "", "admin listen address (host:port or unix:/path), overriding admin.listen of the config")
 	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() > 0 {
+		// Flags stop at the first word: one given by mistake would leave --check (or -c)
+		// after it unread, and a gateway would start on the default config instead.
+		fmt.Fprintf(stderr, "mgw serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	if *printDefault {

@@ -52,7 +52,7 @@ Flags:`)
 	resume := fs.String("resume", "", "EPOCH:SEQ: resume after this push (what a previous run printed on exit)")
 	timeout := fs.Duration("timeout", 10*time.Second, "time allowed for each dial and HELLO")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 || *cf.device == "" || *count < 0 {
 		fmt.Fprintln(stderr, "mgw watch: -device is required, -count is not negative, and there are no arguments")
