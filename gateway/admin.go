@@ -58,6 +58,9 @@ func (g *Gateway) startAdmin(cfg *config.Admin) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	jsonMuxErrors(mux, map[string]string{"/v1/stats": "GET, HEAD", "/v1/config": "GET, HEAD",
+		"/v1/clusters": "GET, HEAD", "/v1/push": "POST", "/v1/upgrade": "POST",
+		"/healthz": "GET, HEAD", "/readyz": "GET, HEAD", "/metrics": "GET, HEAD"})
 	g.adminGuard = newAdminGuard(mux, g.adminPolicy, g.log, g.set)
 	g.admin = &http.Server{Handler: g.adminGuard, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
@@ -70,6 +73,22 @@ func (g *Gateway) startAdmin(cfg *config.Admin) error {
 	g.log.Info("admin listening", "addr", listenName(addr), "tokens", tokens, "reads", cfg.Reads,
 		"endpoints", "/metrics /v1/stats /v1/config /v1/routes /v1/switches /v1/push /v1/upgrade /healthz /readyz /debug/pprof/")
 	return nil
+}
+
+// jsonMuxErrors gives the admin API's paths JSON answers where ServeMux would answer plain
+// text: 405 with Allow for a method a path does not take (allow, by path), 404 for a path
+// it does not serve. The admin API is JSON in and out, errors {"error": ...}
+// (docs/routing.md).
+func jsonMuxErrors(mux *http.ServeMux, allow map[string]string) {
+	for path, methods := range allow {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", methods)
+			writeAdminErr(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s: %s takes %s", r.Method, path, methods))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeAdminErr(w, http.StatusNotFound, fmt.Sprintf("no such admin path %q", trunc(r.URL.Path, 100)))
+	})
 }
 
 // startHealth serves the probe listener: /healthz, /readyz and /metrics, nothing else,

@@ -129,7 +129,12 @@ type configView struct {
 }
 
 func (g *Gateway) configView() configView {
-	v := configView{Config: g.Config().Redacted()}
+	// The config in force: routes and switches as changed live (admin API, fleet), the
+	// rest as last loaded, with the listeners that are running (reloadLocked).
+	c := *g.Config()
+	live := g.router.Load().Config()
+	c.Routes, c.Switches = live.Routes, live.Switches
+	v := configView{Config: c.Redacted()}
 	if src := g.etcd.Load(); src != nil {
 		st := src.Status()
 		v.FleetConfig = &st

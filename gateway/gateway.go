@@ -19,6 +19,7 @@ import (
 	"os"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -432,8 +433,9 @@ func (g *Gateway) reloadLocked(cfg *config.Config, what string) error {
 	if pol != nil {
 		g.adminGuard.policy.Store(pol)
 	}
-	if !sameFrontDoor(g.cfg, cfg) {
-		g.log.Warn("reload: listener, engine or admin changes need a restart; kept the running ones")
+	if changed := frontDoorChanges(g.cfg, cfg); len(changed) > 0 {
+		g.log.Warn("reload: listener, engine or admin changes need a restart; kept the running ones", "changed", changed)
+		cfg = keepFrontDoor(g.cfg, cfg)
 	}
 	g.cfg = cfg
 	// Requests in flight may still hold the old clusters; close their pools once the
@@ -443,17 +445,47 @@ func (g *Gateway) reloadLocked(cfg *config.Config, what string) error {
 	return nil
 }
 
-func sameFrontDoor(a, b *config.Config) bool {
-	if a.Engine != b.Engine || a.Admin.Listen != b.Admin.Listen || a.Health != b.Health || len(a.Listeners) != len(b.Listeners) {
-		return false
-	}
-	for i := range a.Listeners {
-		if a.Listeners[i].Name != b.Listeners[i].Name || a.Listeners[i].Listen != b.Listeners[i].Listen ||
-			a.Listeners[i].Protocol != b.Listeners[i].Protocol {
-			return false
+// frontDoorChanges names what next changes of what only a restart applies: the engine,
+// the admin and health addresses, the listeners' names, addresses and protocols.
+func frontDoorChanges(running, next *config.Config) []string {
+	var out []string
+	diff := func(field string, was, is any) {
+		if was != is {
+			out = append(out, fmt.Sprintf("%s %v -> %v", field, was, is))
 		}
 	}
-	return true
+	diff("engine", running.Engine, next.Engine)
+	diff("admin.listen", running.Admin.Listen, next.Admin.Listen)
+	diff("health", running.Health, next.Health)
+	if len(running.Listeners) != len(next.Listeners) {
+		diff("listeners", len(running.Listeners), len(next.Listeners))
+		return out
+	}
+	for i := range running.Listeners {
+		r, n := &running.Listeners[i], &next.Listeners[i]
+		diff(fmt.Sprintf("listeners[%d].name", i), r.Name, n.Name)
+		diff(fmt.Sprintf("listeners[%d].listen", i), r.Listen, n.Listen)
+		diff(fmt.Sprintf("listeners[%d].protocol", i), r.Protocol, n.Protocol)
+	}
+	return out
+}
+
+// keepFrontDoor is next with what only a restart applies taken from running, so that the
+// config the gateway reports (GET /v1/config) and compares the next reload with is the one
+// it runs. A listener added or removed keeps the running list whole.
+func keepFrontDoor(running, next *config.Config) *config.Config {
+	c := *next
+	c.Engine, c.Health, c.Admin.Listen = running.Engine, running.Health, running.Admin.Listen
+	if len(next.Listeners) != len(running.Listeners) {
+		c.Listeners = running.Listeners
+		return &c
+	}
+	c.Listeners = slices.Clone(next.Listeners)
+	for i := range c.Listeners {
+		r := &running.Listeners[i]
+		c.Listeners[i].Name, c.Listeners[i].Listen, c.Listeners[i].Protocol = r.Name, r.Listen, r.Protocol
+	}
+	return &c
 }
 
 // Drain stops accepting, tells MMTP clients to go away, lets requests in flight finish

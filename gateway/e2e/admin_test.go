@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -239,6 +240,82 @@ func TestAdminNoTokenLoopback(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool { return strings.Contains(g.output(), `msg="admin change"`) })
 	if !regexp.MustCompile(`msg="admin change" .*auth=loopback`).MatchString(g.output()) {
 		t.Errorf("no audit line for the loopback change:\n%s", g.output())
+	}
+}
+
+// TestAdminErrorsAreJSON: the admin API is JSON in and out; a method a path does not take
+// is 405 with Allow and a JSON error, an unknown path a JSON 404, as on /v1/routes.
+func TestAdminErrorsAreJSON(t *testing.T) {
+	_, baddr := backend(t, "b")
+	g := serve(t, basicConfig(baddr, ""))
+	a := g.addrs["admin"]
+	for _, c := range []struct{ method, path, allow string }{
+		{"GET", "/v1/push", "POST"}, {"GET", "/v1/upgrade", "POST"}, {"POST", "/v1/stats", "GET, HEAD"},
+		{"PUT", "/v1/config", "GET, HEAD"}, {"POST", "/healthz", "GET, HEAD"}, {"GET", "/nonexistent", ""},
+	} {
+		req, _ := http.NewRequest(c.method, "http://"+a+c.path, nil)
+		req.Close = true
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := http.StatusMethodNotAllowed
+		if c.allow == "" {
+			want = http.StatusNotFound
+		}
+		if resp.StatusCode != want || resp.Header.Get("Allow") != c.allow ||
+			resp.Header.Get("Content-Type") != "application/json" || !strings.HasPrefix(string(b), `{"error":`) {
+			t.Errorf("%s %s: %d Allow %q %s %q; want %d Allow %q and a JSON error", c.method, c.path, resp.StatusCode,
+				resp.Header.Get("Allow"), resp.Header.Get("Content-Type"), b, want, c.allow)
+		}
+	}
+}
+
+// TestConfigViewIsTheConfigInForce: GET /v1/config shows a route as changed live, and
+// after a reload that moves a listener (which needs a restart) the address it still
+// listens on; the reload's warning names the change.
+func TestConfigViewIsTheConfigInForce(t *testing.T) {
+	_, baddr := backend(t, "b")
+	g := serve(t, basicConfig(baddr, ""))
+	a := g.addrs["admin"]
+	if st, body := adminCall(t, a, "PUT", "/v1/routes/demo.*", `{"sticky":"user"}`, nil); st != 200 {
+		t.Fatalf("PUT: %d %s", st, body)
+	}
+	var view struct {
+		Listeners []struct{ Name, Listen string }
+		Routes    []struct{ API, Sticky string }
+	}
+	get := func() {
+		t.Helper()
+		st, body := adminCall(t, a, "GET", "/v1/config", "", nil)
+		if err := json.Unmarshal([]byte(body), &view); st != 200 || err != nil {
+			t.Fatalf("GET /v1/config: %d %v %s", st, err, body)
+		}
+	}
+	get()
+	if len(view.Routes) == 0 || view.Routes[0].API != "demo.*" || view.Routes[0].Sticky != "user" {
+		t.Errorf("routes after the live change: %+v, want demo.* sticky user", view.Routes)
+	}
+	running := g.addrs["web"]
+	path := filepath.Join(g.dir, "mgw.yaml")
+	cfg, _ := os.ReadFile(path)
+	moved := strings.Replace(string(cfg), "{name: web, listen: 127.0.0.1:0,", "{name: web, listen: 127.0.0.1:1,", 1)
+	if moved == string(cfg) {
+		t.Fatalf("test config has no web listener to move:\n%s", cfg)
+	}
+	os.WriteFile(path, []byte(moved), 0o600)
+	g.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(g.output(), "configuration reloaded") })
+	if !strings.Contains(g.output(), "listeners[1].listen") {
+		t.Errorf("the reload's warning does not name the moved listener:\n%s", g.output())
+	}
+	get()
+	for _, l := range view.Listeners {
+		if l.Name == "web" && l.Listen == "127.0.0.1:1" {
+			t.Errorf("GET /v1/config shows web at %s, where it does not listen (still %s)", l.Listen, running)
+		}
 	}
 }
 
