@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mgw-project/mgw/internal/jsonerr"
 	"github.com/mgw-project/mgw/push"
 )
 
@@ -112,7 +113,7 @@ func (h *pushHub) decodePublish(raw []byte, now time.Time) (*PublishRequest, pus
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, m, fmt.Errorf("request body: %v", err)
+		return nil, m, fmt.Errorf("request body: %v", jsonerr.Describe(err))
 	}
 	if dec.More() {
 		return nil, m, errors.New("request body: more than one JSON value")

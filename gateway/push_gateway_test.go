@@ -511,6 +511,7 @@ func TestPushAdminBadInput(t *testing.T) {
 		`{"device":"d","topic":"t","body":"x","body_base64":"eA=="}`:             "body_base64: give body or body_base64",
 		`{"device":"d","topic":"t","body_base64":"!!"}`:                          "body_base64: not standard base64",
 		`{"device":"d","topic":"t","body":"x","ttl":"soon"}`:                     "ttl:",
+		`{"device":"d","topic":"t","body":"x","ttl":60}`:                         "ttl: a number where a string belongs",
 		`{"device":"d","topic":"t","body":"x","ttl":"-1s"}`:                      "ttl:",
 		`{"device":"d","topic":"t","body":"12345678901234567"}`:                  "body: 17 bytes is over push.max_bytes",
 		`{"devices":[],"topic":"t"}`:                                             "devices: must not be empty",

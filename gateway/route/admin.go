@@ -12,6 +12,7 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/config"
+	"github.com/mgw-project/mgw/internal/jsonerr"
 )
 
 // maxAdminBody bounds a PUT body; a route's split or the switches are small.
@@ -122,7 +123,7 @@ func (a *admin) route(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	key := req.PathValue("api")
-	if req.Method == http.MethodGet {
+	if isRead(req) {
 		t := a.r.Load()
 		rt := lookup(t, key)
 		if rt == nil {
@@ -256,7 +257,7 @@ func (a *admin) switches(w http.ResponseWriter, req *http.Request) {
 	if !allow(w, req, http.MethodGet, http.MethodPut) {
 		return
 	}
-	if req.Method == http.MethodGet {
+	if isRead(req) {
 		writeJSON(w, http.StatusOK, switchesView(a.r.Load()))
 		return
 	}
@@ -280,7 +281,7 @@ func (a *admin) switchKind(w http.ResponseWriter, req *http.Request) {
 	)
 	switch kind {
 	case "mesh_only_apps":
-		if req.Method == http.MethodGet {
+		if isRead(req) {
 			writeJSON(w, http.StatusOK, sv.MeshOnlyApps)
 			return
 		}
@@ -290,7 +291,7 @@ func (a *admin) switchKind(w http.ResponseWriter, req *http.Request) {
 		}
 		effs, err = a.r.SetMeshOnlyApps(apps)
 	case "zones", "labels":
-		if req.Method == http.MethodGet {
+		if isRead(req) {
 			m := sv.Zones
 			if kind == "labels" {
 				m = sv.Labels
@@ -322,11 +323,21 @@ func (a *admin) answerSwitch(w http.ResponseWriter, effs []Effective, err error)
 	writeJSON(w, http.StatusOK, SwitchChange{Switches: switchesView(a.r.Load()), Effective: effs})
 }
 
+// isRead says req only reads (GET or HEAD).
+func isRead(req *http.Request) bool {
+	return req.Method == http.MethodGet || req.Method == http.MethodHead
+}
+
+// allow answers 405 with Allow unless req's method is one of methods; HEAD goes where GET
+// does (the server leaves out the body).
 func allow(w http.ResponseWriter, req *http.Request, methods ...string) bool {
 	for _, m := range methods {
-		if req.Method == m {
+		if req.Method == m || m == http.MethodGet && req.Method == http.MethodHead {
 			return true
 		}
+	}
+	if methods[0] == http.MethodGet {
+		methods = append([]string{http.MethodGet, http.MethodHead}, methods[1:]...)
 	}
 	w.Header().Set("Allow", strings.Join(methods, ", "))
 	writeErr(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s: want %s", req.Method, strings.Join(methods, " or ")))
@@ -339,7 +350,7 @@ func readJSON(w http.ResponseWriter, req *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxAdminBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("body: %w", jsonerr.Describe(err)))
 		return false
 	}
 	if err := dec.Decode(&struct{}{}); err != io.EOF {

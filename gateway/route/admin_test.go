@@ -98,6 +98,11 @@ func TestAdminRoutes(t *testing.T) {
 	var eff map[string]any
 	do(t, srv, "GET", "/v1/routes/%2F/effective", "", 200, &eff)
 
+	// HEAD goes where GET does.
+	do(t, srv, "HEAD", "/v1/routes", "", 200, nil)
+	do(t, srv, "HEAD", "/v1/routes/alipay.trade.pay", "", 200, nil)
+	do(t, srv, "HEAD", "/v1/switches", "", 200, nil)
+
 	var e map[string]string
 	for _, c := range []struct {
 		method, path, body, want string
@@ -107,6 +112,7 @@ func TestAdminRoutes(t *testing.T) {
 		{"PUT", "/v1/routes/alipay.trade.pay", `{"split":{"nope":1}}`, `split.nope: unknown cluster`, 400},
 		{"PUT", "/v1/routes/alipay.trade.pay", `{"split":{"mesh":0}}`, "split: all weights are zero", 400},
 		{"PUT", "/v1/routes/alipay.trade.pay", `{"splt":{"mesh":1}}`, `unknown field "splt"`, 400},
+		{"PUT", "/v1/routes/alipay.trade.pay", `{"split":{"mesh":"x"}}`, "split: a string where a number belongs", 400},
 		{"PUT", "/v1/routes/alipay.trade.pay", `{"sticky":"ip"}`, `sticky: "ip"`, 400},
 		{"PUT", "/v1/routes/alipay.trade.pay", `{"fallback":["mesh","x"]}`, `fallback[1]: unknown cluster "x"`, 400},
 		{"PUT", "/v1/routes/alipay.user.get", `{"split":{"mesh":1}}`, "no such route", 404},
