@@ -33,3 +33,11 @@ func TestServeRefusesStrayArguments(t *testing.T) {
 		}
 	}
 }
+
+func TestRouteUnknownSubcommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if rc := run([]string{"route", "bogus", "--admin", "127.0.0.1:1"}, &out, &errOut); rc != 2 ||
+		!strings.Contains(errOut.String(), `unknown subcommand "bogus"`) {
+		t.Fatalf("mgw route bogus: rc %d, stderr %q; want 2 naming the subcommand", rc, errOut.String())
+	}
+}

@@ -45,6 +45,12 @@ func runRoute(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	sub, args := args[0], args[1:]
+	switch sub {
+	case "list", "get", "set", "explain":
+	default:
+		fmt.Fprintf(stderr, "mgw route: unknown subcommand %q\n\n%s", sub, routeUsage)
+		return 2
+	}
 	fs := flag.NewFlagSet("mgw route "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, routeUsage) }
