@@ -94,7 +94,9 @@ func (l *Listener) applyDefaults() {
 		// mmtp.md, Limits: "idle time with no complete frame: 300 s, then GOAWAY idle"
 		// holds from the connection's start, so a connection that has not spoken yet
 		// gets the idle timeout by default, not HTTP's short handshake.
-		setDur(&l.HandshakeTimeout, l.IdleTimeout)
+		if l.IdleTimeout > 0 { // a negative one is an error of its own, not of this field
+			setDur(&l.HandshakeTimeout, l.IdleTimeout)
+		}
 	case "http1":
 		setDur(&l.IdleTimeout, DefaultHTTPIdleTimeout)
 		setDur(&l.FrameTimeout, DefaultHTTPHeaderTimeout)

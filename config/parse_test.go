@@ -70,6 +70,19 @@ func TestApplyDefaultsKeepsNegatives(t *testing.T) {
 	}
 }
 
+// A negative MMTP idle_timeout is its own error, not also one of the handshake_timeout
+// the file did not set (it defaults to the idle timeout).
+func TestNegativeIdleBlamesOnlyItself(t *testing.T) {
+	c, err := Parse([]byte("listeners:\n  - {name: m, listen: \"127.0.0.1:0\", protocol: mmtp, idle_timeout: -5s}\n"))
+	if err == nil {
+		err = c.Validate()
+	}
+	if err == nil || !strings.Contains(err.Error(), "listeners[0].idle_timeout: -5s is negative") ||
+		strings.Contains(err.Error(), "handshake_timeout") {
+		t.Fatalf("%v; want the idle_timeout error alone", err)
+	}
+}
+
 // TestFilterOptionsLeftToFilters: options a filter defaults itself are left unset by
 // ApplyDefaults and accepted unset by Validate (a ratelimit with only a rate, an auth with
 // no skew), so the filter's default is the only one.
