@@ -58,9 +58,11 @@ func (g *Gateway) startAdmin(cfg *config.Admin) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	jsonMuxErrors(mux, map[string]string{"/v1/stats": "GET, HEAD", "/v1/config": "GET, HEAD",
-		"/v1/clusters": "GET, HEAD", "/v1/push": "POST", "/v1/upgrade": "POST",
-		"/healthz": "GET, HEAD", "/readyz": "GET, HEAD", "/metrics": "GET, HEAD"})
+	allowJSON(mux, map[string]string{"/v1/stats": "GET, HEAD", "/v1/config": "GET, HEAD",
+		"/v1/clusters": "GET, HEAD", "/v1/push": "POST", "/v1/upgrade": "POST"})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeAdminErr(w, http.StatusNotFound, fmt.Sprintf("no such admin path %q", trunc(r.URL.Path, 100)))
+	})
 	g.adminGuard = newAdminGuard(mux, g.adminPolicy, g.log, g.set)
 	g.admin = &http.Server{Handler: g.adminGuard, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
@@ -75,20 +77,16 @@ func (g *Gateway) startAdmin(cfg *config.Admin) error {
 	return nil
 }
 
-// jsonMuxErrors gives the admin API's paths JSON answers where ServeMux would answer plain
-// text: 405 with Allow for a method a path does not take (allow, by path), 404 for a path
-// it does not serve. The admin API is JSON in and out, errors {"error": ...}
-// (docs/routing.md).
-func jsonMuxErrors(mux *http.ServeMux, allow map[string]string) {
+// allowJSON answers a method a path does not take (allow: the methods it does, by path)
+// with 405, Allow and a JSON error, where ServeMux would answer plain text: the admin API
+// is JSON in and out, errors {"error": ...} (docs/routing.md).
+func allowJSON(mux *http.ServeMux, allow map[string]string) {
 	for path, methods := range allow {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", methods)
 			writeAdminErr(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s: %s takes %s", r.Method, path, methods))
 		})
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeAdminErr(w, http.StatusNotFound, fmt.Sprintf("no such admin path %q", trunc(r.URL.Path, 100)))
-	})
 }
 
 // startHealth serves the probe listener: /healthz, /readyz and /metrics, nothing else,
@@ -142,6 +140,7 @@ func (g *Gateway) probes(mux *http.ServeMux) {
 			fmt.Fprintln(w, "ready")
 		}
 	})
+	allowJSON(mux, map[string]string{"/healthz": "GET, HEAD", "/readyz": "GET, HEAD", "/metrics": "GET, HEAD"})
 }
 
 // listenAdmin listens on host:port or, for unix:/path, on a socket only its owner may

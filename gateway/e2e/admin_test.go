@@ -195,6 +195,9 @@ func TestHealthListenerServesProbesOnly(t *testing.T) {
 			t.Errorf("health GET %s: %d, want 404", p, st)
 		}
 	}
+	if st, body := adminCall(t, h, "POST", "/healthz", "", nil); st != 405 || !strings.HasPrefix(body, `{"error":`) {
+		t.Errorf("health POST /healthz: %d %q, want 405 with a JSON error", st, body)
+	}
 	st, _ := adminCall(t, h, "PUT", "/v1/routes/demo.*", `{"split":{"other":100}}`, bearer(adminToken))
 	if st/100 != 4 {
 		t.Errorf("health PUT /v1/routes/demo.*: %d, want 4xx", st)
