@@ -96,11 +96,23 @@ func (s *PushStore) ours(epoch string) bool {
 	return base != "" && ok && (rest == "" || rest[0] == '.')
 }
 
-func (s *PushStore) epoch(gen int64) string {
+func epochOf(base string, gen int64) string {
 	if gen == 0 {
-		return s.base
+		return base
 	}
-	return s.base + "." + strconv.FormatInt(gen, 10)
+	return base + "." + strconv.FormatInt(gen, 10)
+}
+
+// lostBase forgets base, which Redis no longer holds (it lost its data): the next
+// BaseEpoch makes a new one, so every device's old position is a push-reset, never a
+// gap (docs/fleet.md).
+func (s *PushStore) lostBase(base string) {
+	s.mu.Lock()
+	if s.base == base {
+		s.base = ""
+	}
+	s.mu.Unlock()
+	s.log.Warn("redis push store: the base epoch is gone from Redis (it lost its data); a new epoch begins", "old", base)
 }
 
 // deviceID names a device unambiguously whatever bytes its app and device ids hold.
@@ -109,13 +121,14 @@ func deviceID(k push.Key) string {
 }
 
 func (s *PushStore) keys(id string) []string {
-	return []string{s.p + "d:" + id, s.p + "e:" + id, s.p + "z:" + id, s.p + "stats", s.p + "active"}
+	return []string{s.p + "d:" + id, s.p + "e:" + id, s.p + "z:" + id, s.p + "stats", s.p + "active", s.p + "base"}
 }
 
 // luaLib is prepended to every script: KEYS are the device's hash, entries, seqs, the
-// stats and the active set; ARGV[1] is the device id and ARGV[2] now in Unix ms.
+// stats, the active set and the base epoch; ARGV[1] is the device id and ARGV[2] now in
+// Unix ms.
 const luaLib = `
-local D, E, Z, S, A = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local D, E, Z, S, A, B = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local function remove(seq)
   local n = redis.call('HSTRLEN', E, 'b'..seq)
   redis.call('HDEL', E, 'b'..seq, 't'..seq, 'i'..seq, 'x'..seq, 'k'..seq)
@@ -150,8 +163,10 @@ local function take(out, after, limit)
 end
 `
 
-// ARGV: id, now, body, topic, message id, expires, max messages, max bytes, budget.
+// ARGV: id, now, body, topic, message id, expires, max messages, max bytes, budget, base.
+// Returns seq and gen; -1 over the budget, -2 when Redis no longer holds base.
 var appendScript = redis.NewScript(luaLib + `
+if redis.call('GET', B) ~= ARGV[10] then return {-2, 0} end
 local size = string.len(ARGV[3])
 if redis.call('HINCRBY', S, 'used', size) > tonumber(ARGV[9]) then
   if size > 0 then redis.call('HINCRBY', S, 'used', -size) end
@@ -186,22 +201,30 @@ func (s *PushStore) Append(k push.Key, m push.Message, now time.Time) (uint64, s
 	if int64(len(m.Body)) > s.lim.MaxBytes {
 		return 0, "", push.ErrTooLarge
 	}
-	if s.BaseEpoch() == "" {
-		return 0, "", errors.New("push: the fleet's Redis is unreachable; the message was not stored")
-	}
 	id := deviceID(k)
-	ctx, cancel := ctxTimeout(s.tmo)
-	defer cancel()
-	r, err := appendScript.Run(ctx, s.rdb, s.keys(id), id, now.UnixMilli(), m.Body, m.Topic, m.MessageID, m.Expires,
-		s.lim.MaxMessages, s.lim.MaxBytes, s.lim.Budget).Int64Slice()
-	if err != nil {
-		s.fail("append", err)
-		return 0, "", fmt.Errorf("push: the fleet's Redis: %w; the message was not stored", err)
+	for try := 0; ; try++ {
+		base := s.BaseEpoch()
+		if base == "" {
+			return 0, "", errors.New("push: the fleet's Redis is unreachable; the message was not stored")
+		}
+		ctx, cancel := ctxTimeout(s.tmo)
+		r, err := appendScript.Run(ctx, s.rdb, s.keys(id), id, now.UnixMilli(), m.Body, m.Topic, m.MessageID, m.Expires,
+			s.lim.MaxMessages, s.lim.MaxBytes, s.lim.Budget, base).Int64Slice()
+		cancel()
+		switch {
+		case err != nil:
+			s.fail("append", err)
+			return 0, "", fmt.Errorf("push: the fleet's Redis: %w; the message was not stored", err)
+		case r[0] == -2 && try == 0:
+			s.lostBase(base)
+			continue
+		case r[0] < 0 && r[0] != -2:
+			return 0, "", push.ErrBudget
+		case r[0] < 0:
+			return 0, "", errors.New("push: the fleet's base epoch keeps changing in Redis; the message was not stored")
+		}
+		return uint64(r[0]), epochOf(base, r[1]), nil
 	}
-	if r[0] < 0 {
-		return 0, "", push.ErrBudget
-	}
-	return uint64(r[0]), s.epoch(r[1]), nil
 }
 
 // ARGV: id, now, seq.
@@ -229,9 +252,11 @@ func (s *PushStore) Ack(k push.Key, epoch string, seq uint64) bool {
 }
 
 // ARGV: id, now, base, epoch, seq, has epoch (1/0), limit. Returns gen, last, reset,
-// after, then six values per message (seq, topic, id, expires, taken, body).
+// after, then six values per message (seq, topic, id, expires, taken, body); {-2} when
+// Redis no longer holds base.
 var resumeScript = redis.NewScript(luaLib + `
 local base = ARGV[3]
+if redis.call('GET', B) ~= base then return {-2} end
 if redis.call('EXISTS', D) == 0 then
   local reset = 0
   if ARGV[6] == '1' and (ARGV[4] ~= base or ARGV[5] ~= '0') then
@@ -263,24 +288,33 @@ return take({gen, last, reset, after}, after, tonumber(ARGV[7]))
 `)
 
 func (s *PushStore) Resume(k push.Key, epoch string, seq uint64, hasEpoch bool, limit int, now time.Time) push.Resumed {
-	base := s.BaseEpoch()
-	if base == "" {
-		return push.Resumed{Reset: hasEpoch}
-	}
 	id := deviceID(k)
 	has := "0"
 	if hasEpoch {
 		has = "1"
 	}
-	ctx, cancel := ctxTimeout(s.tmo)
-	defer cancel()
-	r, err := resumeScript.Run(ctx, s.rdb, s.keys(id), id, now.UnixMilli(), base, epoch, seq, has, limit).Slice()
-	if err != nil || len(r) < 4 {
-		s.fail("resume", err)
-		return push.Resumed{Epoch: base, Reset: hasEpoch}
+	var r []any
+	var base string
+	for try := 0; ; try++ {
+		if base = s.BaseEpoch(); base == "" {
+			return push.Resumed{Reset: hasEpoch}
+		}
+		ctx, cancel := ctxTimeout(s.tmo)
+		var err error
+		r, err = resumeScript.Run(ctx, s.rdb, s.keys(id), id, now.UnixMilli(), base, epoch, seq, has, limit).Slice()
+		cancel()
+		if err == nil && len(r) == 1 && try == 0 { // {-2}: Redis lost the base epoch
+			s.lostBase(base)
+			continue
+		}
+		if err != nil || len(r) < 4 {
+			s.fail("resume", err)
+			return push.Resumed{Epoch: base, Reset: hasEpoch}
+		}
+		break
 	}
 	gen, last, reset, after := r[0].(int64), r[1].(int64), r[2].(int64), r[3].(int64)
-	ep := s.epoch(gen)
+	ep := epochOf(base, gen)
 	return push.Resumed{Epoch: ep, Seq: uint64(last), Reset: reset == 1, After: uint64(after), Pending: deliveries(ep, r[4:])}
 }
 
@@ -292,7 +326,8 @@ return take({num(D, 'gen')}, ARGV[3], tonumber(ARGV[4]))
 `)
 
 func (s *PushStore) Next(k push.Key, after uint64, limit int, now time.Time) []push.Delivery {
-	if s.BaseEpoch() == "" {
+	base := s.BaseEpoch()
+	if base == "" {
 		return nil
 	}
 	id := deviceID(k)
@@ -306,7 +341,7 @@ func (s *PushStore) Next(k push.Key, after uint64, limit int, now time.Time) []p
 	if len(r) == 0 {
 		return nil
 	}
-	return deliveries(s.epoch(r[0].(int64)), r[1:])
+	return deliveries(epochOf(base, r[0].(int64)), r[1:])
 }
 
 func deliveries(epoch string, r []any) []push.Delivery {

@@ -71,4 +71,16 @@ func TestPushStoreSharedAndDown(t *testing.T) {
 	if res := c.Resume(k, ep, 1, true, 16, now); !res.Reset || res.Epoch == ep {
 		t.Fatalf("resume after Redis lost its data: %+v (old epoch %q)", res, ep)
 	}
+	// The stores that ran before the loss too: a publishes in the new epoch, not in the
+	// old one from seq 1 again (a client at the old epoch's seq 1 would skip it), and b
+	// answers the old position with a reset.
+	for i := 1; i <= 3; i++ {
+		seq, ep2, err := a.Append(k, push.Message{Topic: "t", Body: []byte("after")}, now)
+		if err != nil || ep2 == ep || seq != uint64(i) {
+			t.Fatalf("append %d after the loss: seq %d epoch %q %v; want a new epoch (old %q)", i, seq, ep2, err, ep)
+		}
+	}
+	if res := b.Resume(k, ep, 1, true, 16, now); !res.Reset || res.Epoch == ep || len(res.Pending) != 3 {
+		t.Fatalf("resume on b at the old epoch after the loss: %+v (old epoch %q); want a reset and the 3 new messages", res, ep)
+	}
 }
