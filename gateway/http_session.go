@@ -350,10 +350,15 @@ func (s *httpSession) begin(ex *httpExchange) error {
 // its route's.
 func (s *httpSession) bodyLimit(h *http1.RequestHead, api bool) (http1.Limits, string) {
 	lim, whose := s.l.httpLimits, "proxied"
-	table := s.l.g.snap.Load().table
-	var rt *route.Route
 	if api {
 		lim, whose = s.l.apiLimits, "API"
+	}
+	table := s.l.g.snap.Load().table
+	if !table.HasBodyLimits() {
+		return lim, whose // the usual case: no second route lookup per request
+	}
+	var rt *route.Route
+	if api {
 		rt = table.Match(http1.Operation(h))
 	} else {
 		path, _, _ := strings.Cut(http1.OriginForm(h), "?")

@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"net"
 	"testing"
 	"time"
 )
@@ -55,18 +56,24 @@ func TestIdleTimeout(t *testing.T) {
 	})
 }
 
+// partialTimeoutConn starts an engine of kind with the partial-frame timeout d, whose
+// handler echoes frames and closes on a timeout, and dials it.
+func partialTimeoutConn(t *testing.T, kind string, d time.Duration) (*testHandler, Engine, *net.TCPConn) {
+	t.Helper()
+	h := newTestHandler()
+	h.onTimeout = func(c Conn, k TimeoutKind) { c.CloseWithReason(ReasonTimeout) }
+	e := newEngine(t, Config{Kind: kind, PartialTimeout: d, TimerTick: 20 * time.Millisecond})
+	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, e, dialTCP(t, addr)
+}
+
 // TestPartialTimeout: half a frame then silence gets OnTimeout(partial).
 func TestPartialTimeout(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, kind string) {
-		h := newTestHandler()
-		h.onTimeout = func(c Conn, k TimeoutKind) { c.CloseWithReason(ReasonTimeout) }
-		e := newEngine(t, Config{Kind: kind, PartialTimeout: 150 * time.Millisecond,
-			TimerTick: 20 * time.Millisecond})
-		addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := dialTCP(t, addr)
+		h, e, c := partialTimeoutConn(t, kind, 150*time.Millisecond)
 		defer c.Close()
 		c.Write(frame([]byte("complete")))
 		if _, err := readFrame(c); err != nil {
@@ -98,15 +105,7 @@ func TestPartialTimeout(t *testing.T) {
 // from when the incomplete frame began, not from when bytes were first left over.
 func TestPartialTimeoutRestartsAtEachFrame(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, kind string) {
-		h := newTestHandler()
-		h.onTimeout = func(c Conn, k TimeoutKind) { c.CloseWithReason(ReasonTimeout) }
-		e := newEngine(t, Config{Kind: kind, PartialTimeout: 300 * time.Millisecond,
-			TimerTick: 20 * time.Millisecond})
-		addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := dialTCP(t, addr)
+		h, _, c := partialTimeoutConn(t, kind, 300*time.Millisecond)
 		defer c.Close()
 		// Each write ends frame k and begins frame k+1: bytes are left over after every
 		// read for 1.2 s, four partial timeouts, while no frame takes over 60 ms.

@@ -103,6 +103,25 @@ func epochOf(base string, gen int64) string {
 	return base + "." + strconv.FormatInt(gen, 10)
 }
 
+// based runs call with the base epoch and, when call finds that Redis no longer holds it
+// (gone), once more with a new one. It returns the base the last call ran with ("" when
+// Redis cannot be reached) and whether that call found it gone too.
+func (s *PushStore) based(call func(base string) (gone bool)) (string, bool) {
+	for try := 0; ; try++ {
+		base := s.BaseEpoch()
+		if base == "" {
+			return "", false
+		}
+		if !call(base) {
+			return base, false
+		}
+		if try == 1 {
+			return base, true
+		}
+		s.lostBase(base)
+	}
+}
+
 // lostBase forgets base, which Redis no longer holds (it lost its data): the next
 // BaseEpoch makes a new one, so every device's old position is a push-reset, never a
 // gap (docs/fleet.md).
@@ -202,29 +221,27 @@ func (s *PushStore) Append(k push.Key, m push.Message, now time.Time) (uint64, s
 		return 0, "", push.ErrTooLarge
 	}
 	id := deviceID(k)
-	for try := 0; ; try++ {
-		base := s.BaseEpoch()
-		if base == "" {
-			return 0, "", errors.New("push: the fleet's Redis is unreachable; the message was not stored")
-		}
+	var r []int64
+	var err error
+	base, gone := s.based(func(base string) bool {
 		ctx, cancel := ctxTimeout(s.tmo)
-		r, err := appendScript.Run(ctx, s.rdb, s.keys(id), id, now.UnixMilli(), m.Body, m.Topic, m.MessageID, m.Expires,
+		defer cancel()
+		r, err = appendScript.Run(ctx, s.rdb, s.keys(id), id, now.UnixMilli(), m.Body, m.Topic, m.MessageID, m.Expires,
 			s.lim.MaxMessages, s.lim.MaxBytes, s.lim.Budget, base).Int64Slice()
-		cancel()
-		switch {
-		case err != nil:
-			s.fail("append", err)
-			return 0, "", fmt.Errorf("push: the fleet's Redis: %w; the message was not stored", err)
-		case r[0] == -2 && try == 0:
-			s.lostBase(base)
-			continue
-		case r[0] < 0 && r[0] != -2:
-			return 0, "", push.ErrBudget
-		case r[0] < 0:
-			return 0, "", errors.New("push: the fleet's base epoch keeps changing in Redis; the message was not stored")
-		}
-		return uint64(r[0]), epochOf(base, r[1]), nil
+		return err == nil && r[0] == -2
+	})
+	switch {
+	case base == "":
+		return 0, "", errors.New("push: the fleet's Redis is unreachable; the message was not stored")
+	case err != nil:
+		s.fail("append", err)
+		return 0, "", fmt.Errorf("push: the fleet's Redis: %w; the message was not stored", err)
+	case gone:
+		return 0, "", errors.New("push: the fleet's base epoch keeps changing in Redis; the message was not stored")
+	case r[0] < 0:
+		return 0, "", push.ErrBudget
 	}
+	return uint64(r[0]), epochOf(base, r[1]), nil
 }
 
 // ARGV: id, now, seq.
@@ -294,24 +311,19 @@ func (s *PushStore) Resume(k push.Key, epoch string, seq uint64, hasEpoch bool, 
 		has = "1"
 	}
 	var r []any
-	var base string
-	for try := 0; ; try++ {
-		if base = s.BaseEpoch(); base == "" {
-			return push.Resumed{Reset: hasEpoch}
-		}
+	var err error
+	base, _ := s.based(func(base string) bool {
 		ctx, cancel := ctxTimeout(s.tmo)
-		var err error
+		defer cancel()
 		r, err = resumeScript.Run(ctx, s.rdb, s.keys(id), id, now.UnixMilli(), base, epoch, seq, has, limit).Slice()
-		cancel()
-		if err == nil && len(r) == 1 && try == 0 { // {-2}: Redis lost the base epoch
-			s.lostBase(base)
-			continue
-		}
-		if err != nil || len(r) < 4 {
-			s.fail("resume", err)
-			return push.Resumed{Epoch: base, Reset: hasEpoch}
-		}
-		break
+		return err == nil && len(r) == 1 // {-2}
+	})
+	if base == "" {
+		return push.Resumed{Reset: hasEpoch}
+	}
+	if err != nil || len(r) < 4 { // also {-2} twice
+		s.fail("resume", err)
+		return push.Resumed{Epoch: base, Reset: hasEpoch}
 	}
 	gen, last, reset, after := r[0].(int64), r[1].(int64), r[2].(int64), r[3].(int64)
 	ep := epochOf(base, gen)

@@ -51,9 +51,11 @@ type Table struct {
 	star     *Route
 	paths    []*Route // longest path first
 	meshApps map[string]bool
-	ti       *tagIndex
-	rand     func() uint64
-	m        *routeMetrics // nil: decisions are not counted
+	// bodyLimits: some route has its own max_body_bytes (HasBodyLimits).
+	bodyLimits bool
+	ti         *tagIndex
+	rand       func() uint64
+	m          *routeMetrics // nil: decisions are not counted
 }
 
 // NewTable validates the routing parts of cfg (clusters' names and tags, routes, switches,
@@ -92,6 +94,7 @@ func newTable(cfg *config.Config, rnd func() uint64, m *routeMetrics) (*Table, e
 		}
 		t.byKey[rt.Key] = rt
 		t.routes = append(t.routes, rt)
+		t.bodyLimits = t.bodyLimits || rt.cfg.MaxBodyBytes > 0
 		switch {
 		case rt.IsPath:
 			t.paths = append(t.paths, rt)
@@ -184,6 +187,10 @@ func sortedCopy(s []string) []string {
 	sort.Strings(c)
 	return c
 }
+
+// HasBodyLimits says whether any route has its own max_body_bytes: when none does, a
+// request's body limit is its listener's, with no route to look up for it.
+func (t *Table) HasBodyLimits() bool { return t.bodyLimits }
 
 // Routes returns the routes in configuration order. The slice is shared: don't modify it.
 func (t *Table) Routes() []*Route { return t.routes }
