@@ -38,6 +38,7 @@ type httpSession struct {
 	// Guarded by mu:
 	phase     httpState
 	closeNext bool // drain: close after the current response
+	holdNext  bool // a hot upgrade waits for this request's end: next keeps reads paused (hold)
 }
 
 // httpState is where a connection is in its current exchange. The reactor's worker moves
@@ -699,12 +700,16 @@ func (s *httpSession) next(keep bool) {
 		return
 	}
 	s.ex, s.phase = nil, httpIdle
+	hold := s.holdNext
+	s.holdNext = false
 	s.mu.Unlock()
 	if ex != nil {
 		ex.reset()
 		exchangePool.Put(ex)
 	}
-	s.c.ResumeRead()
+	if !hold {
+		s.c.ResumeRead()
+	}
 }
 
 // reject answers a request the codec refused and closes the connection: after a framing

@@ -533,7 +533,7 @@ func (g *Gateway) Upgrade() (UpgradeResult, error) {
 		for _, mv := range list {
 			mv.s.base().migrating.Store(false)
 			mig.Reclaim(mv.c)
-			mv.c.ResumeRead()
+			mv.s.unhold()
 		}
 		if mig != nil {
 			mig.ResumeAccept()
@@ -599,7 +599,7 @@ func (g *Gateway) Upgrade() (UpgradeResult, error) {
 	for _, mv := range stayed {
 		mv.s.base().migrating.Store(false)
 		mig.Reclaim(mv.c)
-		mv.c.ResumeRead()
+		mv.s.unhold()
 	}
 	for _, p := range paused {
 		p.release()
@@ -666,7 +666,7 @@ func (g *Gateway) handOver(child *upgradeChild, mig netpoll.Migrator, all []*mov
 		for ; len(remaining) < pauseAhead && next < len(all); next++ {
 			mv := all[next]
 			mv.s.base().migrating.Store(true)
-			mv.c.PauseRead()
+			mv.s.hold()
 			mv.since = time.Now()
 			*paused = append(*paused, mv)
 			remaining = append(remaining, mv)

@@ -51,6 +51,39 @@ func (s *httpSession) quiet() bool {
 	return (s.phase == httpIdle || s.phase == httpHead) && !s.closeNext
 }
 
+// hold stops the MMTP session from reading for the handover: a half frame read so far
+// moves with the socket (Pending), and requests in flight are answered meanwhile.
+func (s *mmtpSession) hold() { s.c.PauseRead() }
+
+// unhold undoes hold, for a connection that stays (a rollback, a busy one).
+func (s *mmtpSession) unhold() { s.c.ResumeRead() }
+
+// hold stops the HTTP session from reading for the handover. A request whose body is
+// still arriving cannot move (its head was consumed, maybe sent to the backend), and it
+// cannot finish here without the rest of its body: such a session keeps reading and holds
+// at the end of the request instead (next keeps the pause the request took, so the
+// connection is quiet between requests, with any pipelined bytes pending).
+func (s *httpSession) hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.phase.readingBody() {
+		s.holdNext = true
+		return
+	}
+	s.c.PauseRead()
+}
+
+// unhold undoes hold, for a connection that stays (a rollback, a busy one).
+func (s *httpSession) unhold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holdNext {
+		s.holdNext = false // the request's own pause is next's to undo again
+		return
+	}
+	s.c.ResumeRead()
+}
+
 // state is the session's part of connState. The worker-only fields (needProxy, spoken)
 // are read after a successful Export, which saw the connection unowned under its lock.
 func (b *sessionBase) state() connState {
@@ -115,6 +148,8 @@ func (s *httpSession) restore(st *connState) { s.sessionBase.restore(st) }
 type movable interface {
 	base() *sessionBase
 	quiet() bool
+	hold()
+	unhold()
 	state() connState
 	restore(st *connState)
 }

@@ -366,9 +366,24 @@ func TestHotUpgradeKeepsConnections(t *testing.T) {
 	halfH, restH := splitHalf([]byte("POST /api/demo.echo HTTP/1.1\r\nHost: mgw\r\nContent-Length: 10\r\n\r\nsplit-http"))
 	rawH := dialRaw(t, u.addrs["web"], halfH)
 	waitFor(t, 10*time.Second, func() bool { return pendingBytes(t, u) >= int64(len(halfM)+len(halfH)) })
+	// A request whose body is still arriving when the upgrade begins: the old process
+	// must read the rest, answer it, and then move the connection (it waited the quiet
+	// timeout with reads paused, kept the connection and answered 10 s late).
+	rawB := dialRaw(t, u.addrs["web"], []byte("POST /api/demo.echo HTTP/1.1\r\nHost: mgw\r\nContent-Length: 12\r\n\r\nbody-"))
+	brB := bufio.NewReader(rawB)
+	time.Sleep(200 * time.Millisecond) // its head and first bytes read by the old process
 
 	if err := syscall.Kill(oldPID, syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
+	}
+	u.waitLog("new process ready", 60*time.Second)
+	time.Sleep(100 * time.Millisecond) // the handover is under way: connections are held
+	rawB.Write([]byte("arrives"))
+	rawB.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if hr, err := http.ReadResponse(brB, nil); err != nil {
+		t.Fatalf("the request whose body arrived during the upgrade: %v", err)
+	} else if b, _ := io.ReadAll(hr.Body); hr.StatusCode != 200 || string(b) != "body-arrives" || hr.Close {
+		t.Fatalf("the request whose body arrived during the upgrade: %d %q close=%v", hr.StatusCode, b, hr.Close)
 	}
 	select {
 	case <-u.exited:
@@ -384,14 +399,23 @@ func TestHotUpgradeKeepsConnections(t *testing.T) {
 	if newPID == oldPID {
 		t.Fatalf("/v1/stats still answered by the old pid %d", oldPID)
 	}
-	if inherited != nMMTP+nHTTP+3 {
-		t.Fatalf("inherited_connections = %d, want %d", inherited, nMMTP+nHTTP+3)
+	if inherited != nMMTP+nHTTP+4 {
+		t.Fatalf("inherited_connections = %d, want %d", inherited, nMMTP+nHTTP+4)
 	}
 	rawM.Write(restM)
 	rawM.SetReadDeadline(time.Now().Add(10 * time.Second))
 	f, err := readMMTPFrame(rawM)
 	if err != nil || f.StreamID != 1 || string(f.Body) != "split-mmtp" {
 		t.Fatalf("the MMTP frame split across the upgrade: %+v %v", f, err)
+	}
+	// The connection whose body came during the handover moved: its next request is the
+	// new process's.
+	fmt.Fprintf(rawB, "POST /api/demo.echo HTTP/1.1\r\nHost: mgw\r\nContent-Length: 5\r\n\r\nagain")
+	rawB.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if hr, err := http.ReadResponse(brB, nil); err != nil {
+		t.Fatalf("a request after the upgrade on the connection that moved mid-body: %v", err)
+	} else if b, _ := io.ReadAll(hr.Body); hr.StatusCode != 200 || string(b) != "again" {
+		t.Fatalf("a request after the upgrade on the connection that moved mid-body: %d %q", hr.StatusCode, b)
 	}
 	rawH.Write(restH)
 	rawH.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -442,7 +466,7 @@ func TestHotUpgradeKeepsConnections(t *testing.T) {
 	}
 	l.finish(t)
 	out := u.output()
-	for _, want := range []string{"upgrade committed", "migrated=48", "took over from the old process"} {
+	for _, want := range []string{"upgrade committed", "migrated=49", "took over from the old process"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
