@@ -102,6 +102,7 @@ type admission struct {
 	counts  [nRefusals]atomic.Uint64 // admitted at 0, refusals by reason
 	m       *admissionMetrics
 	answers [nRefusals]*codec.Response // the refusals sent from the reactor; read-only
+	idleFn  func()                     // connIdle
 }
 
 func newAdmission(c config.Admission, poolCap int, m *admissionMetrics) *admission {
@@ -122,6 +123,7 @@ func newAdmission(c config.Admission, poolCap int, m *admissionMetrics) *admissi
 		a.est = float64(a.min)
 	}
 	a.limit.Store(int64(a.est))
+	a.idleFn = a.connIdle
 	for r := refusedLimit; r < nRefusals; r++ {
 		a.answers[r] = overloaded(r)
 	}
@@ -188,7 +190,8 @@ func (a *admission) refuse(r refusal) refusal {
 // done gives back an admitted request's slot.
 func (a *admission) done() { a.inFlight.Add(-1) }
 
-// connIdle: a connection's last admitted request is done.
+// connIdle: a connection's last admitted request is done. idleFn is it as a func value,
+// made once: a method value taken per request is an allocation per request.
 func (a *admission) connIdle() { a.active.Add(-1) }
 
 // started is called as an admitted request starts (its task, or on the reactor worker),
@@ -212,9 +215,9 @@ func (a *admission) started(received time.Time) refusal {
 // latency the limit follows. Answers the gateway makes itself (a 401, a 404, a 503 for a backend that
 // refuses connections) take microseconds and are left out: one burst of them would set a
 // baseline no backend answer could come near.
-func (a *admission) finished(took time.Duration) {
-	a.winLat.Add(int64(took))
-	a.maybeClose(time.Now(), a.winLatN.Add(1))
+func (a *admission) finished(now, received time.Time) {
+	a.winLat.Add(int64(now.Sub(received)))
+	a.maybeClose(now, a.winLatN.Add(1))
 }
 
 // maybeClose closes the window when it is due and n samples of one kind came in it.

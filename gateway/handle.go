@@ -92,7 +92,7 @@ func (c *apiCall) answered(resp *codec.Response, err error) {
 	now := time.Now()
 	c.x.UpstreamLatency += now.Sub(c.t0)
 	if err == nil || timedOut(err) {
-		c.g.adm.finished(now.Sub(c.req.Received))
+		c.g.adm.finished(now, c.req.Received)
 	}
 	if err == nil {
 		c.out(resp)

@@ -183,7 +183,7 @@ func (s *httpSession) onData(data []byte) (int, error) {
 			s.spoke()
 			// Once begun, the request may be answered and its exchange recycled at any
 			// moment: the loop looks at the state again, never at ex.
-			if err := s.begin(s.ex); err != nil {
+			if err := s.begin(s.ex, len(data)-off); err != nil {
 				s.rejectReq(s.ex, err)
 				return len(data), nil
 			}
@@ -285,8 +285,9 @@ func (s *httpSession) bodyDone(ex *httpExchange, last []byte) bool {
 }
 
 // begin starts serving a request whose head is complete: an API call once its body is in,
-// a proxied request at once with its body streaming behind it.
-func (s *httpSession) begin(ex *httpExchange) error {
+// a proxied request at once with its body streaming behind it. avail is how many bytes
+// after the head this read brought.
+func (s *httpSession) begin(ex *httpExchange, avail int) error {
 	h := &ex.head
 	api := http1.IsAPIRequest(h)
 	hasBody := h.HasBody()
@@ -299,7 +300,9 @@ func (s *httpSession) begin(ex *httpExchange) error {
 				Reason: "Content-Length " + itoa(int(h.ContentLength)) + " over the " + whose + " body limit of " + itoa(int(lim.MaxBodyBytes)) + " bytes"}
 		}
 		ex.body.Reset(h, &lim)
-		if d := s.l.cfg.BodyTimeout.D(); d > 0 {
+		// A body this read brought whole needs no clock (nor the clock reads and timer
+		// changes that aiming it costs every request).
+		if d := s.l.cfg.BodyTimeout.D(); d > 0 && (h.Chunked || h.ContentLength > int64(avail)) {
 			ex.bodyBy = time.Now().Add(d)
 			s.aimBodyClock(ex)
 		}
@@ -417,7 +420,7 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 		answer(g.adm.answers[r])
 		return
 	}
-	g.callAPI(req, answer, g.adm.connIdle)
+	g.callAPI(req, answer, g.adm.idleFn)
 }
 
 // proxyAnswer is how a proxied request's answer goes out: the gateway's own, whole, or
@@ -533,7 +536,7 @@ func (s *httpSession) proxy(ex *httpExchange, body *pipe.Pipe) {
 		}
 		p.backend(resp)
 		reply(nil)
-	}, p.gateway, g.adm.connIdle)
+	}, p.gateway, g.adm.idleFn)
 }
 
 var errAnswered = errors.New("answered before the request body was read")
@@ -570,7 +573,7 @@ func (s *httpSession) forward(ex *httpExchange, body []byte) {
 				}
 			}
 		})
-	}, p.gateway, g.adm.connIdle)
+	}, p.gateway, g.adm.idleFn)
 }
 
 // writeProxied writes a backend's answer that came whole, head and body in one write.

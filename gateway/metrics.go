@@ -18,8 +18,8 @@ import (
 // through a cache so the hot path does not format names.
 type gwMetrics struct {
 	set       *metrics.Set
-	reqs      sync.Map // reqKey -> *metrics.Counter
-	lat       sync.Map // latKey -> *metrics.Histogram
+	reqs      sync.Map // reqKey -> *reqSeries: one lookup per request
+	lat       sync.Map // latKey -> *metrics.Histogram, shared by the reqSeries of an API and cluster
 	protoErrs sync.Map // listener/reason -> *metrics.Counter
 	adm       *admissionMetrics
 
@@ -80,19 +80,28 @@ func (m *gwMetrics) request(listener string, x *filters.Exchange, status int, to
 		api = "no_route"
 	}
 	k := reqKey{listener, api, x.Cluster, status}
-	c, ok := m.reqs.Load(k)
+	v, ok := m.reqs.Load(k)
 	if !ok {
-		c, _ = m.reqs.LoadOrStore(k, m.set.GetOrCreateCounter(fmt.Sprintf(
-			`mgw_requests_total{listener=%q,api=%q,cluster=%q,status="%d"}`, listener, api, x.Cluster, status)))
+		lk := latKey{api, x.Cluster}
+		h, ok := m.lat.Load(lk)
+		if !ok {
+			h, _ = m.lat.LoadOrStore(lk, m.set.GetOrCreateHistogram(fmt.Sprintf(
+				`mgw_request_duration_seconds{api=%q,cluster=%q}`, api, x.Cluster)))
+		}
+		v, _ = m.reqs.LoadOrStore(k, &reqSeries{
+			count: m.set.GetOrCreateCounter(fmt.Sprintf(
+				`mgw_requests_total{listener=%q,api=%q,cluster=%q,status="%d"}`, listener, api, x.Cluster, status)),
+			lat: h.(*metrics.Histogram)})
 	}
-	c.(*metrics.Counter).Inc()
-	lk := latKey{api, x.Cluster}
-	h, ok := m.lat.Load(lk)
-	if !ok {
-		h, _ = m.lat.LoadOrStore(lk, m.set.GetOrCreateHistogram(fmt.Sprintf(
-			`mgw_request_duration_seconds{api=%q,cluster=%q}`, api, x.Cluster)))
-	}
-	h.(*metrics.Histogram).Update(took.Seconds())
+	rs := v.(*reqSeries)
+	rs.count.Inc()
+	rs.lat.Update(took.Seconds())
+}
+
+// reqSeries is what a request counts in: its counter and its API's latency histogram.
+type reqSeries struct {
+	count *metrics.Counter
+	lat   *metrics.Histogram
 }
 
 // protocolError counts a connection closed for breaking its protocol, by reason.

@@ -117,14 +117,14 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 	if answer := g.tryClusters(&pc.dec, &pc.x, replayable, func(cluster string) (err error) {
 		resp, err = pc.s.clusters[cluster].Forward(ctx, pc.upstreamRequest(body, length))
 		if timedOut(err) {
-			g.adm.finished(time.Since(req.Received))
+			g.adm.finished(time.Now(), req.Received)
 		}
 		return err
 	}); answer != nil {
 		pc.finish(answer.Status, answer)
 		return nil, answer
 	}
-	g.adm.finished(time.Since(req.Received)) // the backend's head: what admission follows
+	g.adm.finished(time.Now(), req.Received) // the backend's head: what admission follows
 	pc.finish(resp.Status, nil)
 	return resp, nil
 }
@@ -166,7 +166,7 @@ func (pc *proxyCall) answered(resp *upstream.ProxyResponse, err error) {
 	now := time.Now()
 	pc.x.UpstreamLatency += now.Sub(pc.t0)
 	if err == nil || timedOut(err) {
-		pc.g.adm.finished(now.Sub(pc.req.Received))
+		pc.g.adm.finished(now, pc.req.Received)
 	}
 	if err == nil {
 		pc.finish(resp.Status, nil)

@@ -50,11 +50,12 @@ func (c *Cluster) CallAsync(req *codec.Request, timeout time.Duration, done func
 
 // begin arms the call's deadline and makes its first attempt.
 func (a *asyncCall) begin(timeout time.Duration) {
-	a.deadline = time.Now().Add(timeout)
+	now := time.Now()
+	a.deadline = now.Add(timeout)
 	a.mu.Lock() // a tiny timeout may fire before a.timer is set: expire waits for it here
 	a.timer = time.AfterFunc(timeout, a.expire)
 	a.mu.Unlock()
-	a.try()
+	a.tryAt(now)
 }
 
 func putHead(bp *[]byte) {
@@ -108,7 +109,10 @@ type claimed struct {
 var errConnecting = errors.New("no connection to the backend before the deadline: still connecting")
 
 // try begins an attempt: a host, then a connection from its pool.
-func (a *asyncCall) try() {
+func (a *asyncCall) try() { a.tryAt(time.Now()) }
+
+// tryAt is try when the clock was read already (now).
+func (a *asyncCall) tryAt(now time.Time) {
 	if a.isOver() { // the deadline passed during a connect backoff
 		return
 	}
@@ -124,10 +128,10 @@ func (a *asyncCall) try() {
 	a.mu.Lock()
 	if a.over { // the deadline passed just now: given back uncounted, nothing was tried
 		a.mu.Unlock()
-		a.c.release(h, time.Now(), Canceled, 0)
+		a.c.release(h, now, Canceled, 0)
 		return
 	}
-	a.h, a.start = h, time.Now()
+	a.h, a.start = h, now
 	a.mu.Unlock()
 	h.async.get(a)
 }
