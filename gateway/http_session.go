@@ -457,16 +457,16 @@ func (s *httpSession) admitProxied(ex *httpExchange, body *pipe.Pipe) (*codec.Re
 
 // interimHook is what hears the backend's interim answers: nil for an HTTP/1.0 client,
 // which must get none (RFC 9110 15.2).
-func (p *proxyAnswer) interimHook() func(int, codec.Header) {
+func (p *proxyAnswer) interimHook() upstream.Interim {
 	if p.minor == 0 {
-		return nil
+		return nil // an untyped nil: the upstream side tests for one
 	}
-	return p.interim
+	return p
 }
 
-// interim writes a backend's interim (1xx) answer, as RFC 9110 15.2 has a proxy forward
+// Interim writes a backend's interim (1xx) answer, as RFC 9110 15.2 has a proxy forward
 // it, unless the final answer has begun. header is the backend's end-to-end fields.
-func (p *proxyAnswer) interim(status int, header codec.Header) {
+func (p *proxyAnswer) Interim(status int, header codec.Header) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.final {

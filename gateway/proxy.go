@@ -27,7 +27,7 @@ type proxyCall struct {
 	timeout time.Duration
 	// interim hears the backend's interim (1xx) answers (upstream.ProxyRequest.Interim);
 	// nil drops them.
-	interim func(status int, header codec.Header)
+	interim upstream.Interim
 
 	// forwardAsync's: the whole body, when the call began, and who hears the outcome.
 	body []byte
@@ -106,7 +106,7 @@ func (pc *proxyCall) upstreamRequest(body io.Reader, length int64) *upstream.Pro
 // to a fallback cluster. It serves the requests whose body streams (forwardAsync serves
 // the rest, without a goroutine waiting). interim, when set, hears the backend's interim
 // answers before proxy returns.
-func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader, length int64, interim func(int, codec.Header)) (*upstream.ProxyResponse, *codec.Response) {
+func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader, length int64, interim upstream.Interim) (*upstream.ProxyResponse, *codec.Response) {
 	pc, answer := g.startProxy(ctx, req)
 	if answer != nil {
 		return nil, answer
@@ -135,7 +135,7 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 // worker that read the answer (or the deadline's timer). The cluster and the fallback
 // order are followed one continuation at a time (answered), as an API call's are.
 // interim, when set, hears the backend's interim answers, each before done.
-func (g *Gateway) forwardAsync(req *codec.Request, body []byte, interim func(int, codec.Header), done func(*upstream.ProxyResponse, *codec.Response)) {
+func (g *Gateway) forwardAsync(req *codec.Request, body []byte, interim upstream.Interim, done func(*upstream.ProxyResponse, *codec.Response)) {
 	pc, answer := g.startProxy(context.Background(), req)
 	if answer != nil {
 		done(nil, answer)

@@ -74,7 +74,7 @@ type asyncCall struct {
 	fwd  func(*ProxyResponse, error)
 	// interim is ForwardAsync's ProxyRequest.Interim; nil for CallAsync, whose interim
 	// answers are skipped.
-	interim func(status int, header codec.Header)
+	interim Interim
 	// ForwardAsync's: the request method (a HEAD's answer has no body) and the client's
 	// Host, sent as is ("": the host's address).
 	method   string
@@ -793,7 +793,7 @@ func (a *asyncCall) passInterim(status int, header codec.Header) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.over {
-		a.interim(status, header)
+		a.interim.Interim(status, header)
 	}
 }
 

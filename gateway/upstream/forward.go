@@ -47,8 +47,19 @@ type ProxyRequest struct {
 	// on the goroutine that reads the answer (Forward's caller; a reactor worker for
 	// ForwardAsync), must not block, and is never called once the outcome is delivered:
 	// after Forward returns or ForwardAsync's done runs, a late interim is dropped.
-	Interim func(status int, header codec.Header)
+	Interim Interim
 }
+
+// Interim hears a backend's interim answers (ProxyRequest.Interim). An interface, not a
+// func: the gateway's per-request answer implements it, so passing it allocates nothing.
+type Interim interface {
+	Interim(status int, header codec.Header)
+}
+
+// InterimFunc is a func as an Interim.
+type InterimFunc func(status int, header codec.Header)
+
+func (f InterimFunc) Interim(status int, header codec.Header) { f(status, header) }
 
 // ProxyResponse is a backend's answer to Forward: its head, and its body streaming.
 type ProxyResponse struct {
@@ -162,7 +173,7 @@ func (c *Cluster) Forward(ctx context.Context, r *ProxyRequest) (*ProxyResponse,
 	var rh http1.ResponseHead
 	var interim func(*http1.ResponseHead)
 	if r.Interim != nil {
-		interim = func(h *http1.ResponseHead) { r.Interim(h.Status, proxyHeader(h.Header, h.Connection)) }
+		interim = func(h *http1.ResponseHead) { r.Interim.Interim(h.Status, proxyHeader(h.Header, h.Connection)) }
 	}
 	if err := readFinalHead(conn.br, &rh, interim); err != nil {
 		if sent != nil {

@@ -75,7 +75,7 @@ func TestForwardInterimPassedOn(t *testing.T) {
 			})
 			log := &interimLog{}
 			r := &ProxyRequest{Method: "POST", Target: "/", Body: strings.NewReader("hi"), ContentLength: 2,
-				Interim: func(status int, header codec.Header) { log.add(fmt.Sprintf("%d %v", status, header)) }}
+				Interim: InterimFunc(func(status int, header codec.Header) { log.add(fmt.Sprintf("%d %v", status, header)) })}
 			resp, err := way.run(t, addr, r, log)
 			if err != nil {
 				t.Fatalf("forward: %v", err)
@@ -103,7 +103,7 @@ func TestForwardInterim101Refused(t *testing.T) {
 			})
 			log := &interimLog{}
 			r := &ProxyRequest{Method: "POST", Target: "/", Body: strings.NewReader("hi"), ContentLength: 2,
-				Interim: func(status int, header codec.Header) { log.add(fmt.Sprint(status)) }}
+				Interim: InterimFunc(func(status int, header codec.Header) { log.add(fmt.Sprint(status)) })}
 			_, err := way.run(t, addr, r, log)
 			if e := mustUpstreamError(t, err); e.Kind != Failed || !strings.Contains(err.Error(), "101") {
 				t.Fatalf("error %v (kind %v), want a Failed naming the 101", err, e.Kind)
