@@ -385,26 +385,48 @@ func (g *Gateway) submit(req *codec.Request, serve func(reply func(*codec.Respon
 // newReply begins a request for the drain's count and returns the function that ends it
 // (submit says how).
 func (g *Gateway) newReply(answer func(*codec.Response), done func()) func(*codec.Response) {
+	r := &replyOnce{g: g, answer: answer, done: done}
 	g.begin()
-	var replied atomic.Bool
-	return func(resp *codec.Response) {
-		if !replied.CompareAndSwap(false, true) {
-			return
-		}
-		defer g.end() // also when answer panics: the drain must not wait for it
-		g.adm.done()
-		if done != nil {
-			done()
-		}
-		if resp != nil {
-			answer(resp)
-		}
+	return r.reply
+}
+
+// replyOnce is what newReply's func does, for a request whose state holds it (an API
+// call served inline, callAPI) instead of a func made for it.
+type replyOnce struct {
+	g       *Gateway
+	answer  func(*codec.Response)
+	done    func()
+	replied atomic.Bool
+}
+
+func (r *replyOnce) reply(resp *codec.Response) {
+	if !r.replied.CompareAndSwap(false, true) {
+		return
+	}
+	defer r.g.end() // also when answer panics: the drain must not wait for it
+	r.g.adm.done()
+	if r.done != nil {
+		r.done()
+	}
+	if resp != nil {
+		r.answer(resp)
 	}
 }
 
-// callAPI serves an admitted API call (serveAPI), as serveAdmitted says.
+// callAPI serves an admitted API call (serveAPI), as serveAdmitted says. Inline, the
+// call's state is its reply (apiCall.once) and its runner (run's steps, spelled out so
+// that no func value is made per call).
 func (g *Gateway) callAPI(req *codec.Request, answer func(*codec.Response), done func()) {
-	g.serveAdmitted(req, func(reply func(*codec.Response)) { g.serveAPI(req, reply) }, answer, done)
+	if !g.inline {
+		g.submit(req, func(reply func(*codec.Response)) { g.serveAPI(req, reply) }, answer, done)
+		return
+	}
+	c := &apiCall{g: g, req: req, once: replyOnce{g: g, answer: answer, done: done}}
+	g.begin()
+	defer g.recoverRequest(req, c.respond)
+	if g.startOrShed(req, c.respond) {
+		c.serve()
+	}
 }
 
 // serveAdmitted serves an admitted request that waits for nothing but its backend (an API call,
@@ -425,11 +447,19 @@ func (g *Gateway) serveAdmitted(req *codec.Request, serve func(reply func(*codec
 // unserved when it waited in a standing queue too long (started), else served.
 func (g *Gateway) run(req *codec.Request, serve func(reply func(*codec.Response)), reply func(*codec.Response)) {
 	defer g.recoverRequest(req, reply)
+	if g.startOrShed(req, reply) {
+		serve(reply)
+	}
+}
+
+// startOrShed says whether an admitted request is to be served; one that waited in a standing
+// queue too long (started) is answered unserved instead.
+func (g *Gateway) startOrShed(req *codec.Request, reply func(*codec.Response)) bool {
 	if r := g.adm.started(req.Received); r != admitted {
 		reply(g.adm.answers[r])
-		return
+		return false
 	}
-	serve(reply)
+	return true
 }
 
 // recoverRequest, deferred where a request's code runs, turns a panic into a logged,

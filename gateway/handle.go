@@ -18,8 +18,15 @@ import (
 // reactor worker that read the backend's answer (or the timer's, at the deadline). No
 // goroutine waits for the backend meanwhile (upstream.CallAsync).
 func (g *Gateway) serveAPI(req *codec.Request, reply func(*codec.Response)) {
-	s := g.snap.Load() // the one load of this request: table, filters and clusters agree
-	c := &apiCall{g: g, s: s, req: req, reply: reply}
+	c := &apiCall{g: g, req: req, reply: reply}
+	c.serve()
+}
+
+// serve is serveAPI for the call c was made for.
+func (c *apiCall) serve() {
+	req := c.req
+	s := c.g.snap.Load() // the one load of this request: table, filters and clusters agree
+	c.s = s
 	c.x = filters.Exchange{Listener: req.Conn.Listener, Start: req.Received}
 	rt := s.table.Match(req.Operation)
 	if rt != nil {
@@ -43,6 +50,8 @@ func noRoute(req *codec.Request) *codec.Response {
 
 // apiCall is one API request from its receive phase to its answer: what the answer's
 // continuation needs when it runs on the reactor worker that read the backend's answer.
+// It is the call's upstream.Done, and, for a call served inline (callAPI), its reply:
+// no func value is made per call for either.
 type apiCall struct {
 	g       *Gateway
 	s       *snapshot
@@ -51,9 +60,19 @@ type apiCall struct {
 	chain   *filters.Chain
 	dec     route.Decision
 	timeout time.Duration
-	t0      time.Time // the current cluster's call began
-	reply   func(*codec.Response)
+	t0      time.Time             // the current cluster's call began
+	reply   func(*codec.Response) // nil: once ends the call
+	once    replyOnce
 	outDone atomic.Bool
+}
+
+// respond hands the answer to whoever replies for the call.
+func (c *apiCall) respond(resp *codec.Response) {
+	if c.reply != nil {
+		c.reply(resp)
+		return
+	}
+	c.once.reply(resp)
 }
 
 // callUpstream sends the request to the cluster the router decides, and down the route's
@@ -82,13 +101,13 @@ func (c *apiCall) callUpstream(rt *route.Route) {
 func (c *apiCall) try(cluster string) {
 	c.x.Cluster = cluster
 	c.t0 = time.Now()
-	c.s.clusters[cluster].CallAsync(c.req, c.timeout, c.answered)
+	c.s.clusters[cluster].CallAsyncTo(c.req, c.timeout, c)
 }
 
-// answered is the continuation of one cluster's call: the answer goes out, or the next
-// cluster of the fallback order is tried.
-func (c *apiCall) answered(resp *codec.Response, err error) {
-	defer c.g.recoverRequest(c.req, c.reply)
+// Answered is the continuation of one cluster's call (upstream.Done): the answer goes
+// out, or the next cluster of the fallback order is tried.
+func (c *apiCall) Answered(resp *codec.Response, err error) {
+	defer c.g.recoverRequest(c.req, c.respond)
 	now := time.Now()
 	c.x.UpstreamLatency += now.Sub(c.t0)
 	if err == nil || timedOut(err) {
@@ -113,7 +132,7 @@ func (c *apiCall) out(resp *codec.Response) {
 	}
 	c.chain.Send(context.Background(), c.req, resp, &c.x)
 	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, time.Since(c.req.Received))
-	c.reply(resp)
+	c.respond(resp)
 }
 
 // timedOut says err is a backend that did not answer in time.

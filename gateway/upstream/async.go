@@ -25,12 +25,28 @@ import (
 // Without an engine (a cluster built for tests or tools), CallAsync is Call on the
 // calling goroutine.
 func (c *Cluster) CallAsync(req *codec.Request, timeout time.Duration, done func(*codec.Response, error)) {
+	c.CallAsyncTo(req, timeout, DoneFunc(done))
+}
+
+// Done hears how a CallAsyncTo ended (CallAsync's done).
+type Done interface {
+	Answered(resp *codec.Response, err error)
+}
+
+// DoneFunc is a func as a Done.
+type DoneFunc func(*codec.Response, error)
+
+func (f DoneFunc) Answered(resp *codec.Response, err error) { f(resp, err) }
+
+// CallAsyncTo is CallAsync with an interface for done: a caller whose per-request state
+// implements it passes it without allocating a func value per call.
+func (c *Cluster) CallAsyncTo(req *codec.Request, timeout time.Duration, done Done) {
 	if c.eng == nil {
-		done(c.Call(context.Background(), req, timeout))
+		done.Answered(c.Call(context.Background(), req, timeout))
 		return
 	}
 	if req.Operation == "" {
-		done(nil, newError(Invalid, c.name, "", false, errors.New("operation type is empty")))
+		done.Answered(nil, newError(Invalid, c.name, "", false, errors.New("operation type is empty")))
 		return
 	}
 	bp := headPool.Get().(*[]byte)
@@ -38,7 +54,7 @@ func (c *Cluster) CallAsync(req *codec.Request, timeout time.Duration, done func
 	*bp = head
 	if err != nil {
 		putHead(bp)
-		done(nil, newError(Invalid, c.name, "", false, err))
+		done.Answered(nil, newError(Invalid, c.name, "", false, err))
 		return
 	}
 	if timeout <= 0 {
@@ -70,7 +86,7 @@ func putHead(bp *[]byte) {
 type asyncCall struct {
 	c    *Cluster
 	body []byte // the request body; the caller keeps it untouched until the end
-	done func(*codec.Response, error)
+	done Done
 	fwd  func(*ProxyResponse, error)
 	// interim is ForwardAsync's ProxyRequest.Interim; nil for CallAsync, whose interim
 	// answers are skipped.
@@ -156,7 +172,7 @@ func (a *asyncCall) report(e *Error) {
 		a.fwd(nil, e)
 		return
 	}
-	a.done(nil, e)
+	a.done.Answered(nil, e)
 }
 
 // startWrite marks the request as going out, unless the call ended meanwhile.
@@ -731,7 +747,7 @@ func (a *asyncCall) deliverWhole(cl claimed, w whole) {
 		a.fwd(w.fwd, nil)
 		return
 	}
-	a.done(w.call, nil)
+	a.done.Answered(w.call, nil)
 }
 
 // read takes what it can of the answer from data: how much it consumed, and whether the
