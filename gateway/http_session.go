@@ -39,6 +39,10 @@ type httpSession struct {
 	phase     httpState
 	closeNext bool // drain: close after the current response
 	holdNext  bool // a hot upgrade waits for this request's end: next keeps reads paused (hold)
+
+	// answerAPI is writeAPIAnswer as a func value, made at the connection's first API
+	// call; only the reactor's worker touches the field.
+	answerAPI func(*codec.Response)
 }
 
 // httpState is where a connection is in its current exchange. The reactor's worker moves
@@ -410,10 +414,11 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 	req := http1.ToRequest(&ex.head, ex.whole.buf, s.connInfo())
 	req.Received = s.c.ReadyAt() // its wait for a worker counts (readEvent says why)
 	ex.whole.buf = nil           // the request owns it now
-	minor, keep := ex.head.Minor, ex.head.KeepAlive
 	g := s.l.g
-	head := ex.head.Method == http.MethodHead
-	answer := func(resp *codec.Response) { s.writeWhole(minor, resp, keep, head) }
+	if s.answerAPI == nil {
+		s.answerAPI = s.writeAPIAnswer // one func value per connection, not one per call
+	}
+	answer := s.answerAPI
 	// Admission before work, on the reactor worker; requests on one connection are
 	// served one at a time, so it holds none when this one comes.
 	if r := g.adm.admit(0); r != admitted {
@@ -421,6 +426,15 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 		return
 	}
 	g.callAPI(req, answer, g.adm.idleFn)
+}
+
+// writeAPIAnswer writes the answer to the API call being served (runAPI). The exchange
+// stays the session's until the answer is written (next recycles it).
+func (s *httpSession) writeAPIAnswer(resp *codec.Response) {
+	s.mu.Lock()
+	h := &s.ex.head
+	s.mu.Unlock()
+	s.writeWhole(h.Minor, resp, h.KeepAlive, h.Method == http.MethodHead)
 }
 
 // proxyAnswer is how a proxied request's answer goes out: the gateway's own, whole, or

@@ -19,14 +19,23 @@ import (
 // absolute-form target keeps only its path and query) and the host field holds h.Host,
 // so an absolute-form target's authority replaces whatever Host the client sent.
 func ToRequest(h *RequestHead, body []byte, conn codec.ConnInfo) *codec.Request {
-	hdr := make(codec.Header, len(h.Header), len(h.Header)+1)
+	// The request and the copy of a head's usual few fields (and the host field it may
+	// gain) are one allocation.
+	rf := &requestFields{}
+	var hdr codec.Header
+	if n := len(h.Header); n < len(rf.fields) {
+		hdr = rf.fields[: n : n+1] // the capacity the make below gives: appends behave alike
+	} else {
+		hdr = make(codec.Header, len(h.Header), len(h.Header)+1)
+	}
 	copy(hdr, h.Header)
 	target := h.Target
 	if target != "" && target[0] != '/' && target != "*" {
 		target = originForm(h.Method, target)
 		hdr.Set("host", h.Host)
 	}
-	r := &codec.Request{
+	r := &rf.req
+	*r = codec.Request{
 		Protocol: codec.HTTP1,
 		Header:   hdr,
 		Body:     body,
@@ -40,6 +49,12 @@ func ToRequest(h *RequestHead, body []byte, conn codec.ConnInfo) *codec.Request 
 		r.Gzip = true
 	}
 	return r
+}
+
+// requestFields is a request with room for its fields.
+type requestFields struct {
+	req    codec.Request
+	fields [8]codec.Field
 }
 
 // apiOperation returns op for "POST /api/op" (also in absolute-form), else "".
