@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -113,7 +114,9 @@ func serveUpgradable(t *testing.T, cfg string, env ...string) *upgradeGW {
 	go func() { u.cmd.Wait(); close(u.exited) }()
 	t.Cleanup(func() {
 		u.mu.Lock()
-		for _, pid := range u.pids {
+		// A test that failed before it learned the new process's pid (stats) would leave
+		// it running: every process serving this test's config goes.
+		for _, pid := range append(u.pids, servingConfig(u.cfg)...) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 		u.mu.Unlock()
@@ -129,6 +132,22 @@ func serveUpgradable(t *testing.T, cfg string, env ...string) *upgradeGW {
 		}
 	}
 	return u
+}
+
+// servingConfig returns the pids of the processes whose command line names cfg.
+func servingConfig(cfg string) []int {
+	var pids []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline"); err == nil && strings.Contains(string(b), cfg) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 func (u *upgradeGW) output() string {
