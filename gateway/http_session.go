@@ -39,6 +39,7 @@ type httpSession struct {
 	phase     httpState
 	closeNext bool // drain: close after the current response
 	holdNext  bool // a hot upgrade waits for this request's end: next keeps reads paused (hold)
+	held      bool // a hot upgrade's pause is in effect: no request starts here (hold)
 
 	// answerAPI is writeAPIAnswer as a func value, made at the connection's first API
 	// call; only the reactor's worker touches the field.
@@ -153,6 +154,29 @@ func (s *httpSession) now() httpState {
 	return s.phase
 }
 
+// nowHeld is now, and whether a hot upgrade holds the connection (held).
+func (s *httpSession) nowHeld() (httpState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.phase, s.held
+}
+
+// enterBody moves to a state that reads a body. A hot upgrade's hold that paused reads
+// while this request's head was being parsed moves to the request's end (holdNext): the
+// body must be read for the request to finish.
+func (s *httpSession) enterBody(st httpState) {
+	s.mu.Lock()
+	s.phase = st
+	resume := s.held
+	if resume {
+		s.held, s.holdNext = false, true
+	}
+	s.mu.Unlock()
+	if resume {
+		s.c.ResumeRead()
+	}
+}
+
 func (s *httpSession) enter(st httpState) {
 	s.mu.Lock()
 	s.phase = st
@@ -165,9 +189,14 @@ func (s *httpSession) onData(data []byte) (int, error) {
 		return off, err
 	}
 	for off < len(data) {
-		switch st := s.now(); {
+		switch st, held := s.nowHeld(); {
 		case st == httpServing:
 			return off, nil // pipelined bytes wait in the reactor until this answer is out
+		case held && (st == httpIdle || st == httpHead):
+			// A hot upgrade holds the connection: the next request starts in the new
+			// process, from these bytes (they move as pending). A request answered on
+			// this worker just now (a refusal) must not be followed by one here.
+			return off, nil
 		case st == httpIdle:
 			ex := exchangePool.Get().(*httpExchange)
 			ex.head.Reset()
@@ -321,10 +350,10 @@ func (s *httpSession) begin(ex *httpExchange, avail int) error {
 		// the next request on the connection starts where it ends (bodyDone).
 		ex.final = true
 		ex.sink = &ex.dropped
-		s.enter(httpBody)
+		s.enterBody(httpBody)
 	case hasBody && (api || !h.Chunked && h.ContentLength <= maxWholeProxyBody):
 		ex.sink = &ex.whole
-		s.enter(httpBody)
+		s.enterBody(httpBody)
 	case api:
 		ex.sink = &ex.whole
 		s.c.PauseRead()
@@ -333,7 +362,7 @@ func (s *httpSession) begin(ex *httpExchange, avail int) error {
 	case hasBody:
 		ex.proxied = proxyBody{bs: pipe.New(s.c, bodyStreamHigh)}
 		ex.sink = &ex.proxied
-		s.enter(httpStreaming)
+		s.enterBody(httpStreaming)
 		s.proxy(ex, ex.proxied.bs)
 	case lastHop(h) || http1.AsteriskForm(h):
 		// Max-Forwards: 0 on OPTIONS or TRACE: the gateway must answer as the final
@@ -719,6 +748,7 @@ func (s *httpSession) next(keep bool) {
 	s.ex, s.phase = nil, httpIdle
 	hold := s.holdNext
 	s.holdNext = false
+	s.held = s.held || hold // the request's pause is the hold's from now on
 	s.mu.Unlock()
 	if ex != nil {
 		ex.reset()

@@ -62,7 +62,9 @@ func (s *mmtpSession) unhold() { s.c.ResumeRead() }
 // still arriving cannot move (its head was consumed, maybe sent to the backend), and it
 // cannot finish here without the rest of its body: such a session keeps reading and holds
 // at the end of the request instead (next keeps the pause the request took, so the
-// connection is quiet between requests, with any pipelined bytes pending).
+// connection is quiet between requests, with any pipelined bytes pending). While held, no
+// request starts (onData); a body begun as the hold came moves the hold to the request's
+// end (enterBody).
 func (s *httpSession) hold() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -70,18 +72,24 @@ func (s *httpSession) hold() {
 		s.holdNext = true
 		return
 	}
+	s.held = true
 	s.c.PauseRead()
 }
 
 // unhold undoes hold, for a connection that stays (a rollback, a busy one).
 func (s *httpSession) unhold() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.holdNext {
 		s.holdNext = false // the request's own pause is next's to undo again
+		s.mu.Unlock()
 		return
 	}
-	s.c.ResumeRead()
+	held := s.held
+	s.held = false
+	s.mu.Unlock()
+	if held {
+		s.c.ResumeRead() // and the bytes left pending are delivered again (onData)
+	}
 }
 
 // state is the session's part of connState. The worker-only fields (needProxy, spoken)
