@@ -43,8 +43,8 @@ type ResponseHead struct {
 // answers its client that the backend failed.
 func ParseResponseHead(b []byte, lim *Limits, h *ResponseHead) (int, error) {
 	maxHead := lim.headBytes()
-	end := bytes.Index(b, crlfcrlf)
-	if end < 0 {
+	n, lines := responseHeadEnd(b)
+	if n == 0 {
 		if len(b) > maxHead {
 			return 0, errf(502, "response head larger than %d bytes", maxHead)
 		}
@@ -62,16 +62,33 @@ func ParseResponseHead(b []byte, lim *Limits, h *ResponseHead) (int, error) {
 		}
 		return 0, nil
 	}
-	n := end + len(crlfcrlf)
 	if n > maxHead {
 		return 0, errf(502, "response head larger than %d bytes", maxHead)
 	}
-	return n, parseResponseHead(b[:n], lim, h)
+	return n, parseResponseHead(b[:n], lines-1, lim, h)
 }
 
-var crlfcrlf = []byte("\r\n\r\n")
+// responseHeadEnd returns the offset just past the empty line that ends the head (0 when
+// it is not in b yet), and how many lines come before it. One walk from line end to line
+// end, which the head's lines are short enough for: a search for CRLFCRLF stops at every
+// CR, and a count of the lines would be a second pass. It ends at the first line that is
+// just CRLF; a bare LF before it is the parser's to refuse.
+func responseHeadEnd(b []byte) (end, lines int) {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return 0, lines
+		}
+		if j == 1 && b[i] == '\r' && lines > 0 {
+			return i + 2, lines
+		}
+		lines++
+		i += j + 1
+	}
+}
 
-func parseResponseHead(src []byte, lim *Limits, h *ResponseHead) error {
+// parseResponseHead parses a whole head, src, of which fields lines are fields.
+func parseResponseHead(src []byte, fields int, lim *Limits, h *ResponseHead) error {
 	hdr, conn := h.Header[:0], h.Connection[:0]
 	*h = ResponseHead{Header: hdr, Connection: conn, ContentLength: -1}
 	buf := make([]byte, len(src)) // the strings below are carved from this copy
@@ -80,7 +97,7 @@ func parseResponseHead(src []byte, lim *Limits, h *ResponseHead) error {
 	if cap(h.Header) == 0 {
 		// One allocation for the fields, not one per doubling: a line per field, less
 		// the status line and the empty one.
-		h.Header = make(codec.Header, 0, min(max(bytes.Count(buf, []byte{'\n'})-2, 1), maxFields))
+		h.Header = make(codec.Header, 0, min(max(fields, 1), maxFields))
 	}
 
 	lf := bytes.IndexByte(buf, '\n')
