@@ -323,6 +323,11 @@ func (s *httpSession) bodyDone(ex *httpExchange, last []byte) bool {
 func (s *httpSession) begin(ex *httpExchange, avail int) error {
 	h := &ex.head
 	api := http1.IsAPIRequest(h)
+	if api {
+		// An operation no API route takes goes to a path route that takes its path, as
+		// a plain request.
+		api = !s.l.g.snap.Load().table.APIByPath(http1.Operation(h), h.Target)
+	}
 	hasBody := h.HasBody()
 	if hasBody {
 		// Over its limit, a body is refused before it is sent for (no 100 Continue: RFC

@@ -66,3 +66,63 @@ routes:
 		})
 	}
 }
+
+// TestAPIWithoutRouteGoesByPath: an HTTP API call whose operation matches no API route is
+// routed by path, as docs/routing.md (Matching) says, and forwarded as a plain request;
+// with no path route either it is 404 no_route. A `*` route takes every operation.
+func TestAPIWithoutRouteGoesByPath(t *testing.T) {
+	backend := func(name string) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s %s %s", name, r.Method, r.URL.Path, b)
+		}))
+		t.Cleanup(s.Close)
+		return s.Listener.Addr().String()
+	}
+	a, api, root := backend("a"), backend("api"), backend("root")
+	conf := `
+listeners:
+  - {name: web, listen: "127.0.0.1:0", protocol: http1}
+clusters:
+  - {name: a, hosts: [%q], timeout: 5s}
+  - {name: api, hosts: [%q], timeout: 5s}
+  - {name: root, hosts: [%q], timeout: 5s}
+routes:
+  - {api: known.op, split: {a: 100}}
+  - {path: /api, split: {api: 100}}
+%s`
+	post := func(t *testing.T, g *Gateway, path, op string) (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+g.Addr("web").String()+path, strings.NewReader("hi"))
+		if op != "" {
+			req.Header.Set("Operation-Type", op)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	g := runGateway(t, fmt.Sprintf(conf, a, api, root, "  - {path: /, split: {root: 100}}\n"), Options{})
+	for _, tt := range []struct{ path, op, want string }{
+		{"/api/known.op", "", "a "}, // an API call: its body goes as the call's
+		{"/api/nosuch.op", "", "api POST /api/nosuch.op hi"},
+		{"/zzz", "nosuch", "root POST /zzz hi"},
+		{"/zzz", "known.op", "a "},
+	} {
+		if status, body := post(t, g, tt.path, tt.op); status != 200 || !strings.HasPrefix(body, tt.want) {
+			t.Errorf("POST %s (Operation-Type %q): %d %q, want 200 %q...", tt.path, tt.op, status, body, tt.want)
+		}
+	}
+	// No path route for /zzz: the operation's 404.
+	g = runGateway(t, fmt.Sprintf(conf, a, api, root, ""), Options{})
+	if status, body := post(t, g, "/zzz", "nosuch"); status != 404 || !strings.Contains(body, "no route") {
+		t.Errorf("POST /zzz (Operation-Type nosuch) with no route for it: %d %q, want 404 no_route", status, body)
+	}
+	// A `*` API route takes every operation, before any path route.
+	g = runGateway(t, fmt.Sprintf(conf, a, api, root, "  - {api: \"*\", split: {root: 100}}\n"), Options{})
+	if status, body := post(t, g, "/api/nosuch.op", ""); status != 200 || !strings.HasPrefix(body, "root ") {
+		t.Errorf("POST /api/nosuch.op with a * route: %d %q, want the * route's cluster", status, body)
+	}
+}

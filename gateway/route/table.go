@@ -217,6 +217,17 @@ func (t *Table) Match(op string) *Route {
 	return t.star
 }
 
+// APIByPath says whether an HTTP API call for op, with request-target target, is routed
+// by path instead: no API route matches op, and a path route matches (Matching: "whose
+// operation matches no API route, is matched by path"). False at once when a `*` route
+// takes every operation or no path route exists.
+func (t *Table) APIByPath(op, target string) bool {
+	if t.star != nil || len(t.paths) == 0 || t.Match(op) != nil {
+		return false
+	}
+	return t.MatchPath(targetPath(target)) != nil
+}
+
 // MatchPath returns the plain HTTP route with the longest path prefix matching path (its
 // query, if any, is ignored), or nil. Matching is segment-aware: prefix `/api` matches
 // `/api`, `/api/` and `/api/x` but not `/apix`; a prefix ending in '/' (`/api/`) matches
@@ -302,17 +313,21 @@ func (t *Table) MatchRequest(req *codec.Request) *Route {
 	if req.Protocol != codec.HTTP1 || len(t.paths) == 0 {
 		return nil
 	}
-	target := req.Target
-	if !strings.HasPrefix(target, "/") {
-		// absolute-form "http://host/path": the path starts at the first '/' after "//".
-		if i := strings.Index(target, "//"); i >= 0 {
-			rest := target[i+2:]
-			if j := strings.IndexByte(rest, '/'); j >= 0 {
-				target = rest[j:]
-			} else {
-				target = "/"
-			}
-		}
+	return t.MatchPath(targetPath(req.Target))
+}
+
+// targetPath is a request-target's path (and query): the target itself in origin-form,
+// what follows the authority in absolute-form ("http://host/path").
+func targetPath(target string) string {
+	if strings.HasPrefix(target, "/") {
+		return target
 	}
-	return t.MatchPath(target)
+	if i := strings.Index(target, "//"); i >= 0 {
+		rest := target[i+2:]
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			return rest[j:]
+		}
+		return "/"
+	}
+	return target
 }
