@@ -33,10 +33,10 @@ type Logger struct {
 
 // Options are the accesslog filter's options: `{accesslog: {sample: 0.1}}`.
 type Options struct {
-	// Sample is the fraction of requests logged, within 0..1; 0 means 1 (all). Use Off
-	// to silence a route.
-	Sample float64 `yaml:"sample" json:"sample,omitempty"`
-	Off    bool    `yaml:"off" json:"off,omitempty"`
+	// Sample is the fraction of requests logged, within 0..1; unset logs all, 0 none
+	// (as docs/filters.md says: the fraction). Off silences a route too.
+	Sample *float64 `yaml:"sample" json:"sample,omitempty"`
+	Off    bool     `yaml:"off" json:"off,omitempty"`
 }
 
 // Factory is the filters.Factory of "accesslog": options from env.Options (every
@@ -50,12 +50,13 @@ func New(env *filters.Env) (*Logger, error) {
 	if err := e.DecodeOptions(&o); err != nil {
 		return nil, err
 	}
-	if !(o.Sample >= 0 && o.Sample <= 1) {
-		return nil, e.OptionErrorf("sample", "%v is not a fraction from 0 to 1", o.Sample)
-	}
 	l := &Logger{log: e.AccessLogger, sample: 1, off: o.Off, now: e.Now}
-	if o.Sample > 0 {
-		l.sample = o.Sample
+	if s := o.Sample; s != nil {
+		if !(*s >= 0 && *s <= 1) {
+			return nil, e.OptionErrorf("sample", "%v is not a fraction from 0 to 1", *s)
+		}
+		l.sample = *s
+		l.off = l.off || *s == 0
 	}
 	return l, nil
 }

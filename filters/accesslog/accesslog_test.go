@@ -91,7 +91,17 @@ func TestSamplingAndOff(t *testing.T) {
 	if buf.Len() != 0 {
 		t.Fatal("off logger wrote")
 	}
-	l = newLogger(t, &Options{Sample: 0.25}, &buf, time.Now())
+	// sample: 0 is the fraction 0 (it logged every request, as unset does).
+	zero := 0.0
+	l = newLogger(t, &Options{Sample: &zero}, &buf, time.Now())
+	for i := 0; i < 100; i++ {
+		l.Send(context.Background(), &codec.Request{}, &codec.Response{}, &filters.Exchange{})
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("sample 0 logged %d lines", strings.Count(buf.String(), "\n"))
+	}
+	quarter := 0.25
+	l = newLogger(t, &Options{Sample: &quarter}, &buf, time.Now())
 	const n = 20000
 	for i := 0; i < n; i++ {
 		l.Send(context.Background(), &codec.Request{}, &codec.Response{}, &filters.Exchange{})
