@@ -14,20 +14,21 @@ import (
 // Describe returns err, a type error reworded: `split: a string where a number belongs`
 // rather than `json: cannot unmarshal string into Go struct field RouteUpdate.split of
 // type int`. (encoding/json does not report map keys, so a value inside a map is named
-// by the map's field.)
+// by the map's field.) A value of the wrong kind for the whole body names no field: the
+// caller says where the body was (`body: an array where an object belongs`).
 func Describe(err error) error {
 	var te *json.UnmarshalTypeError
 	if !errors.As(err, &te) {
 		return err
 	}
-	field := te.Field
-	if field == "" {
-		field = "body"
+	prefix := ""
+	if te.Field != "" {
+		prefix = te.Field + ": "
 	}
 	if n, ok := strings.CutPrefix(te.Value, "number "); ok {
-		return fmt.Errorf("%s: %s is not a whole number in range", field, n) // 1.5 or 1e99 for an int
+		return fmt.Errorf("%s%s is not a whole number in range", prefix, n) // 1.5 or 1e99 for an int
 	}
-	return fmt.Errorf("%s: %s where %s belongs", field, article(te.Value), kind(te.Type))
+	return fmt.Errorf("%s%s where %s belongs", prefix, article(te.Value), kind(te.Type))
 }
 
 // kind is the JSON kind of value that decodes into t.

@@ -25,7 +25,7 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 	var m map[string]int
-	if got := Describe(json.Unmarshal([]byte(`[1]`), &m)); got == nil || got.Error() != "body: an array where an object belongs" {
+	if got := Describe(json.Unmarshal([]byte(`[1]`), &m)); got == nil || got.Error() != "an array where an object belongs" {
 		t.Errorf("top-level: %v", got)
 	}
 	other := errors.New("unexpected EOF")
