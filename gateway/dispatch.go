@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -114,6 +115,7 @@ func buildDispatch(g *Gateway, cfg *config.Config, demoAddr string) (*dispatch, 
 			continue
 		}
 		d.listeners[l.Name] = ch
+		warnListenerAuthOnPaths(g.log, path, l, cfg.Routes)
 	}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
@@ -183,6 +185,22 @@ func checkPathAuth(i int, r *config.Route) error {
 		return fmt.Errorf("routes[%d].filters[%d]: %q cannot guard path route %q: a proxied request's method, path and streamed body are not signed; put auth on an api route", i, j, auth.Name, r.Path)
 	}
 	return nil
+}
+
+// warnListenerAuthOnPaths warns of auth on an HTTP listener when path routes exist: it
+// refuses that listener's plain requests to them with 401 (checkPathAuth says why), which
+// the config check cannot call a mistake (the listener may be meant for API calls only).
+func warnListenerAuthOnPaths(log *slog.Logger, path string, l *config.Listener, routes []config.Route) {
+	if l.Protocol != "http1" || !l.Filters.Has(auth.Name) {
+		return
+	}
+	for i := range routes {
+		if routes[i].Path != "" {
+			log.Warn("auth on an HTTP listener refuses its plain requests to path routes with 401; put auth on the api routes to proxy paths through this listener",
+				"field", path+".filters", "path_route", fmt.Sprintf("routes[%d] %s", i, routes[i].Path))
+			return
+		}
+	}
 }
 
 type chainKey struct{ listener, route string }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -124,5 +125,36 @@ routes:
 	g = runGateway(t, fmt.Sprintf(conf, a, api, root, "  - {api: \"*\", split: {root: 100}}\n"), Options{})
 	if status, body := post(t, g, "/api/nosuch.op", ""); status != 200 || !strings.HasPrefix(body, "root ") {
 		t.Errorf("POST /api/nosuch.op with a * route: %d %q, want the * route's cluster", status, body)
+	}
+}
+
+// TestListenerAuthWithPathRoutesWarns: auth on an HTTP listener refuses its plain
+// requests to path routes (401), which a config with path routes rarely means: the
+// gateway says so as it loads the config.
+func TestListenerAuthWithPathRoutesWarns(t *testing.T) {
+	for _, tt := range []struct {
+		name, routes string
+		warn         bool
+	}{
+		{"with a path route", "  - {api: demo.echo, split: {be: 100}}\n  - {path: /p, split: {be: 100}}\n", true},
+		{"api routes only", "  - {api: demo.echo, split: {be: 100}}\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs strings.Builder
+			runGateway(t, `
+apps:
+  - {id: app, secret: s3cret, apis: ["*"]}
+listeners:
+  - {name: web, listen: "127.0.0.1:0", protocol: http1, filters: [auth]}
+clusters:
+  - {name: be, hosts: ["127.0.0.1:1"], timeout: 5s}
+routes:
+`+tt.routes, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			got := strings.Contains(logs.String(), "auth on an HTTP listener refuses its plain requests to path routes") &&
+				strings.Contains(logs.String(), "field=listeners[0].filters")
+			if got != tt.warn {
+				t.Errorf("warning logged %v, want %v:\n%s", got, tt.warn, logs.String())
+			}
+		})
 	}
 }
