@@ -136,13 +136,18 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for _, s := range o.Scenarios {
 		if !worker.KnownScenario(s) {
-			return o, fmt.Errorf("-scenario %q: want steady, reconnect, slowread, idle, overload or push", s)
+			return o, fmt.Errorf("-scenario %q: want steady, reconnect, slowread, idle, overload, push or upgrade", s)
 		}
 		if s != worker.Idle && o.Rate == 0 {
 			return o, fmt.Errorf("-rate 0: scenario %q needs a request rate above 0", s)
 		}
 		if s == worker.Idle && o.Protocol != "mmtp" {
 			return o, fmt.Errorf("-scenario idle: PING is MMTP; not available with -protocol %s", o.Protocol)
+		}
+		if s == worker.Upgrade && (o.Stats == "" || strings.Contains(o.Stats, ",")) {
+			// Checked again when the signal is due (the process must be on this box), but
+			// a missing -stats is known now, before the ramp and the warm-up.
+			return o, errors.New("-scenario upgrade: -stats must name the one gateway process to signal (its admin listener)")
 		}
 		if s == worker.Push {
 			if o.Protocol != "mmtp" {

@@ -94,6 +94,7 @@ func (r *runner) searchCapacity(ctx context.Context, k *int, res *report.Result)
 	}
 	rate := math.Round(probe.QPS)
 	capacity := 0.0
+	bounded := !clean(probe) // some rate over the capacity found was not clean
 	ok, err := try(rate)
 	if ok {
 		capacity = rate
@@ -103,7 +104,9 @@ func (r *runner) searchCapacity(ctx context.Context, k *int, res *report.Result)
 				capacity = rate
 			}
 		}
+		bounded = bounded || !ok
 	} else {
+		bounded = true // the try at the probe's OK/s was not clean
 		for i := 0; i < searchTries && err == nil && capacity == 0; i++ {
 			rate = math.Round(rate * searchDown)
 			if ok, err = try(rate); ok {
@@ -118,6 +121,8 @@ func (r *runner) searchCapacity(ctx context.Context, k *int, res *report.Result)
 	case capacity == 0:
 		capacity = probe.QPS
 		note("no rate down to %.0f/s was served without refusals or errors; the steps are multiples of the %.0f OK/s answered while offering %.0f/s", rate, capacity, r.o.Rate)
+	case !bounded:
+		note("capacity at least %.0f/s: every rate tried was served without a refusal, timeout or error, the probe's %.0f/s too; -rate is not past the capacity, so the steps are multiples of a lower bound (raise -rate)", capacity, r.o.Rate)
 	default:
 		note("capacity %.0f/s: the highest offered rate served without a refusal, timeout or error (%.0f OK/s answered while offering %.0f/s)", capacity, probe.QPS, r.o.Rate)
 	}

@@ -120,6 +120,24 @@ func TestOverloadCapacitySearch(t *testing.T) {
 	}
 }
 
+// TestOverloadCapacityLowerBound: with -rate under the capacity, every rate the search
+// tries is clean, and what it found is only a lower bound: the note says so (it named
+// "capacity 1610/s" for a gateway that then served 3x that without a refusal).
+func TestOverloadCapacityLowerBound(t *testing.T) {
+	srv, err := testserver.NewMMTP(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	res, progress := runOverload(t, srv, "demo.echo", 100)
+	if !hasNote(res, "capacity at least") || !hasNote(res, "raise -rate") {
+		t.Fatalf("no lower-bound note with a clean probe: %q\n%s", res.Notes, progress)
+	}
+	if hasNote(res, "the highest offered rate served") {
+		t.Errorf("the lower bound is also named as the capacity: %q", res.Notes)
+	}
+}
+
 func runOverload(t *testing.T, srv *testserver.MMTP, api string, rate float64) (*report.Result, string) {
 	t.Helper()
 	stats, _ := fakeStats(t, srv)

@@ -180,6 +180,9 @@ func TestBadInputFailsFast(t *testing.T) {
 		{Options{Target: "127.0.0.1:1", Conns: 1, Rate: 1, Duration: time.Second}, "unreachable"},
 		{Options{Target: h.Addr(), Conns: 1, Rate: 1, Duration: time.Second}, "no PONG"},
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Stats: "127.0.0.1:1"}, "-stats"},
+		// Before the ramp and the warm-up, not halfway through the measured phase.
+		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Scenarios: []string{"upgrade"}}, "-scenario upgrade: -stats"},
+		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Scenarios: []string{"chaos"}}, "push or upgrade"},
 	} {
 		start := time.Now()
 		_, err := Run(context.Background(), c.o)

@@ -193,9 +193,11 @@ func conclude(cmd string, res *report.Result, err error, out outputs, stdout, st
 	}
 	fmt.Fprintln(stdout)
 	res.WriteTable(stdout, true)
+	saved := true // a report asked for and not written fails the run (make loadtest-100k)
 	if out.json != "" {
 		if werr := res.SaveJSON(out.json); werr != nil {
 			fmt.Fprintf(stderr, "mgw loadtest %s: %v\n", cmd, werr)
+			saved = false
 		} else {
 			fmt.Fprintf(stdout, "result: %s\n", out.json)
 		}
@@ -203,9 +205,13 @@ func conclude(cmd string, res *report.Result, err error, out outputs, stdout, st
 	if out.html != "" {
 		if werr := res.SaveHTML(out.html); werr != nil {
 			fmt.Fprintf(stderr, "mgw loadtest %s: %v\n", cmd, werr)
+			saved = false
 		} else {
 			fmt.Fprintf(stdout, "report: %s\n", out.html)
 		}
+	}
+	if err == nil && !saved {
+		return 1
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

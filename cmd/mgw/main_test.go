@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/mgw-project/mgw/loadtest/report"
 )
 
 // mgw --help lists the commands (not serve's flags), and every command's -h is help, not
@@ -39,5 +41,18 @@ func TestRouteUnknownSubcommand(t *testing.T) {
 	if rc := run([]string{"route", "bogus", "--admin", "127.0.0.1:1"}, &out, &errOut); rc != 2 ||
 		!strings.Contains(errOut.String(), `unknown subcommand "bogus"`) {
 		t.Fatalf("mgw route bogus: rc %d, stderr %q; want 2 naming the subcommand", rc, errOut.String())
+	}
+}
+
+// TestLoadtestFailsWhenReportNotWritten: a run whose -json or -html file cannot be written
+// exits 1, not 0 (make loadtest-100k would pass without its files).
+func TestLoadtestFailsWhenReportNotWritten(t *testing.T) {
+	var stdout, stderr strings.Builder
+	res := &report.Result{}
+	if code := conclude("run", res, nil, outputs{json: t.TempDir() + "/no/such/dir/x.json"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d with an unwritable -json, want 1; stderr %q", code, stderr.String())
+	}
+	if code := conclude("run", res, nil, outputs{html: t.TempDir() + "/x.html"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d with a writable -html, want 0; stderr %q", code, stderr.String())
 	}
 }
