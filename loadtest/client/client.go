@@ -371,10 +371,22 @@ func (c *Client) each(f func(*conn)) {
 }
 
 // Sweep counts requests older than the timeout as timeouts and forgets them. Call it about
-// once a second.
+// once a second. Each also counts in the latencies, at what it waited (the timeout or a
+// little more): a gateway stalled past the timeout must not look fast because the
+// requests it stalled are left out (no coordinated omission).
 func (c *Client) Sweep(now time.Time) {
 	var n uint64
-	c.each(func(cn *conn) { n += cn.sweep(now.Add(-c.lim)) })
+	c.each(func(cn *conn) { n += cn.sweep(now.Add(-c.lim), now, true) })
+	c.countErr(ErrTimeout, n)
+}
+
+// SweepAll counts every request still unanswered as a timeout, at the end of a phase
+// (after a drain). record says whether they also count in the latencies, at what they
+// waited: yes after a drain that waited for them, no when the run was stopped.
+func (c *Client) SweepAll(record bool) {
+	var n uint64
+	now := time.Now()
+	c.each(func(cn *conn) { n += cn.sweep(now.Add(time.Hour), now, record) })
 	c.countErr(ErrTimeout, n)
 }
 

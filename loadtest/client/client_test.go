@@ -109,6 +109,34 @@ func TestStallChargedToLatency(t *testing.T) {
 	}
 }
 
+// TestStallPastTimeoutChargedToLatency: a stall longer than the timeout. The requests it
+// swallowed are timeouts, and they count in the latencies at the timeout: before, they
+// were left out, and the answered few made a 1 s stall look like a 2 ms p99.
+func TestStallPastTimeoutChargedToLatency(t *testing.T) {
+	srv := mmtpServer(t, nil)
+	rec := hist.NewRecorder()
+	const timeout = 200 * time.Millisecond
+	c, _ := New(Config{Target: srv.Addr(), Protocol: "mmtp", API: "demo.echo", Body: []byte("x"), Timeout: timeout}, 4, engine(t), rec)
+	c.Ramp(context.Background(), 0, nil)
+	srv.Stall(time.Second)
+	s, err := openloop.NewSchedule(openloop.Constant, 200, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openloop.Run(context.Background(), s, time.Now(), 500*time.Millisecond, c.Fire) // 100 requests, all in the stall
+	time.Sleep(timeout + 100*time.Millisecond)
+	c.Sweep(time.Now())
+	sn := c.Snapshot()
+	if sn.Errors[ErrTimeout] < 90 {
+		t.Fatalf("%d timeouts, want about 100 (the stall is 1 s, the timeout %v): %+v", sn.Errors[ErrTimeout], timeout, sn)
+	}
+	h := rec.Total()
+	if h.Count() < sn.Errors[ErrTimeout] || time.Duration(h.Percentile(50)) < timeout*99/100 {
+		t.Fatalf("latencies: count %d p50 %v for %d timeouts; want each at the %v timeout", h.Count(),
+			time.Duration(h.Percentile(50)), sn.Errors[ErrTimeout], timeout)
+	}
+}
+
 // TestFireQueued: requests queued by FireQueued take their streams and go out at
 // Flush, and every one is answered and timed from its intended time; a second round
 // works the same (the batch is reset).

@@ -202,7 +202,7 @@ func (cn *conn) answeredSent(t, sentAt time.Time, status int) {
 }
 
 // sweep forgets requests intended before cutoff and returns how many.
-func (cn *conn) sweep(cutoff time.Time) uint64 {
+func (cn *conn) sweep(cutoff, now time.Time, record bool) uint64 {
 	var n uint64
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
@@ -210,6 +210,7 @@ func (cn *conn) sweep(cutoff time.Time) uint64 {
 		if r.intended.Before(cutoff) {
 			delete(cn.inflight, s)
 			delete(cn.tries, s)
+			cn.timedOut(r.intended, now, record)
 			n++
 		}
 	}
@@ -223,9 +224,18 @@ func (cn *conn) sweep(cutoff time.Time) uint64 {
 			break
 		}
 		cn.fifo[i] = time.Time{}
+		cn.timedOut(t, now, record)
 		n++
 	}
 	return n
+}
+
+// timedOut records a request intended at t that got no answer by now in the latencies
+// (Sweep says why), when record, unless they hold OK answers only or it was the warm-up's.
+func (cn *conn) timedOut(t, now time.Time, record bool) {
+	if record && !cn.cl.cfg.OKLatencyOnly && t.UnixNano() >= cn.cl.resetAt.Load() {
+		cn.cl.rec.Record(int64(now.Sub(t)))
+	}
 }
 
 // OnOpen keeps the netpoll connection; it runs before any OnData.

@@ -160,7 +160,7 @@ func (w *runner) run(cmds <-chan string) error {
 		w.drain(ctx)
 	}
 	close(tickDone)
-	w.cl.Sweep(time.Now().Add(time.Hour)) // whatever is still unanswered is a timeout
+	w.cl.SweepAll(!stopped && ctx.Err() == nil) // whatever is still unanswered is a timeout
 	w.cl.FinishPings()
 	w.send(Msg{Type: MsgFinal, Phase: "done", Snap: w.cl.Snapshot(), Hist: w.rec.Total(), Metrics: metrics})
 	// Hold the connections until the parent has read the gateway one last time and closes
@@ -228,7 +228,7 @@ func (w *runner) scenario(ctx context.Context, metrics map[string]float64) error
 		if s.Warmup > 0 {
 			w.loadFor(ctx, start, s.Warmup, 1)
 			w.drain(ctx)
-			w.cl.Sweep(time.Now().Add(time.Hour))
+			w.cl.SweepAll(false)
 			w.rec.Reset() // first, as RunClosed does: a latency too many, never a call
 			w.cl.ResetCounters()
 			w.send(Msg{Type: MsgMeasure, Phase: "load", Snap: w.cl.Snapshot()})
