@@ -116,6 +116,25 @@ type gwState struct {
 	endCPU  []float64 // at its end
 	endAt   time.Time
 	peak    []report.GatewayProc // peaks during the measured phase
+	// A process's CPU seconds as a counter that survives a hot upgrade: the new process
+	// counts from zero, so the old one's last figure is carried (cpuBase); without it the
+	// upgrade scenario's CPU came out negative.
+	cpuPID  []int
+	cpuRaw  []float64 // the last figure read, of the process cpuPID names
+	cpuBase []float64
+}
+
+// cpuOf is process i's CPU seconds (gs.CPUSeconds), carried across a change of pid.
+func (g *gwState) cpuOf(i int, gs *observe.GatewayStats) float64 {
+	if g.cpuPID == nil {
+		n := len(g.misses)
+		g.cpuPID, g.cpuRaw, g.cpuBase = make([]int, n), make([]float64, n), make([]float64, n)
+	}
+	if g.cpuPID[i] != 0 && gs.PID != g.cpuPID[i] {
+		g.cpuBase[i] += g.cpuRaw[i] // what the old process used after that is not known
+	}
+	g.cpuPID[i], g.cpuRaw[i] = gs.PID, gs.CPUSeconds
+	return g.cpuBase[i] + gs.CPUSeconds
 }
 
 // sampleGateways reads every gateway process (at once: a slow one must not delay the
@@ -183,14 +202,15 @@ func (r *runner) sampleGateways(ctx context.Context, st *scenarioState, s *repor
 			pss[i], _ = observe.ProcPSS(p.pid) // 0 when not readable: then no sum is shown
 		}
 	}
-	for i, gs := range stats {
+	for i := range stats {
+		gs := &stats[i]
 		s.GatewayPSS += pss[i]
 		s.GatewayRSS += gs.RSSBytes
 		s.GatewayGor += gs.Goroutines
 		s.GatewayCon += gs.ConnectionsTotal
 		s.GatewayWait = max(s.GatewayWait, gs.Admission.QueueWaitMs)
-		cpu += gs.CPUSeconds
-		cpus[i] = gs.CPUSeconds
+		cpus[i] = g.cpuOf(i, gs)
+		cpu += cpus[i]
 	}
 	if !st.lastCPUAt.IsZero() {
 		if dt := now.Sub(st.lastCPUAt).Seconds(); dt > 0 {

@@ -563,6 +563,8 @@ func TestLoadtestUpgradeScenario(t *testing.T) {
 	u := serveUpgradable(t, upgradeConfig(be))
 	oldPID, _ := u.stats()
 	const conns = 400
+	// CPU the old process used before: the new one's counter starts below it.
+	runLoadtest(t, "run", "-target", u.addrs["mobile"], "-conns", "50", "-rate", "3000", "-duration", "2s", "-warmup", "0s")
 	res, b := runLoadtest(t, "run", "-target", u.addrs["mobile"], "-stats", u.addrs["admin"],
 		"-scenario", "upgrade", "-conns", fmt.Sprint(conns), "-hello", "-rate", "200", "-duration", "4s", "-warmup", "1s")
 	if len(res.Rows) != 1 || res.Partial {
@@ -576,6 +578,10 @@ func TestLoadtestUpgradeScenario(t *testing.T) {
 	if int(m["upgrade_old_pid"]) != oldPID || m["upgrade_new_pid"] == 0 || int(m["upgrade_new_pid"]) == oldPID ||
 		m["upgrade_inherited_connections"] != conns {
 		t.Fatalf("upgrade metrics %v (old pid %d)\n%s", m, oldPID, b)
+	}
+	// The new process's CPU counts from zero: the old one's is carried (it was -493 %).
+	if cpu := row.Gateway.CPUPercent; cpu <= 0 || cpu > 200 {
+		t.Errorf("gateway CPU %.0f%% over the upgrade, want 0..200 %%\n%s", cpu, b)
 	}
 	u.stats() // remembers the new pid, for the cleanup
 	select {
