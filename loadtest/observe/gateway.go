@@ -89,5 +89,9 @@ func FetchStats(ctx context.Context, client *http.Client, url string, timeout ti
 	if err := json.Unmarshal(body, &st); err != nil {
 		return st, fmt.Errorf("stats %s: not the /v1/stats JSON: %w", url, err)
 	}
+	if st.Engine == "" {
+		// Some other JSON server (a backend that echoes requests): zeros, not figures.
+		return st, fmt.Errorf("stats %s: answered JSON without the engine mgw's /v1/stats names: not an mgw admin listener?", url)
+	}
 	return st, nil
 }

@@ -56,6 +56,10 @@ func TestLimits(t *testing.T) {
 
 func TestFetchStats(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/echo/v1/stats" { // a JSON server that is not mgw (mgw backend echoes)
+			w.Write([]byte(`{"method":"GET","path":"/v1/stats"}`))
+			return
+		}
 		if r.URL.Path != "/v1/stats" {
 			http.NotFound(w, r)
 			return
@@ -73,6 +77,10 @@ func TestFetchStats(t *testing.T) {
 	}
 	if _, err := FetchStats(context.Background(), srv.Client(), srv.URL+"/nope", time.Second); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("404: %v", err)
+	}
+	// Figures of zero from a server that is not mgw would read as a gateway at rest.
+	if _, err := FetchStats(context.Background(), srv.Client(), srv.URL+"/echo/v1/stats", time.Second); err == nil || !strings.Contains(err.Error(), "not an mgw admin listener") {
+		t.Fatalf("JSON that is not mgw's: %v", err)
 	}
 }
 
