@@ -121,7 +121,7 @@ func (r *runner) finish(st *scenarioState) (*report.Row, error) {
 				socks *= 2
 				where = "client and gateway on this box: 2 sockets per connection"
 			}
-			row.Notes = append(row.Notes, fmt.Sprintf("kernel socket slabs grew %s for %d connections: about %.0f B per socket (%s)",
+			row.Notes = append(row.Notes, fmt.Sprintf("kernel socket slabs grew %s for %d connections: about %.0f B per socket (%s; box-wide: other processes' sockets on this box count too)",
 				project.HumanBytes(float64(peak)), row.PeakConns, float64(peak)/float64(socks), where))
 		}
 	}

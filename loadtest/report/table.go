@@ -71,7 +71,7 @@ func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
 			if row.Kernel.SlabReadable {
 				slab = "socket slabs " + fmtBytes(float64(row.Kernel.SlabBytes))
 			}
-			fmt.Fprintf(w, "kernel (%s): %d TCP sockets in use, TCP buffers %s, %s (kernel memory, not in gateway RSS)\n",
+			fmt.Fprintf(w, "kernel (%s): %d TCP sockets in use, TCP buffers %s, %s (kernel memory, not in gateway RSS; the box's, every process's, peaks of the run)\n",
 				label, row.Kernel.TCPInuse, fmtBytes(float64(row.Kernel.TCPMemBytes)), slab)
 		}
 		if g := row.Gateway; len(g.Processes) > 1 {
