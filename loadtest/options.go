@@ -101,7 +101,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Conns < 1 || o.Conns > MaxConns {
 		return o, fmt.Errorf("-conns %d: want 1..%d", o.Conns, MaxConns)
 	}
-	if o.Ramp < 0 || o.Ramp > 1e6 {
+	if o.Ramp < 0 || o.Ramp > 1e6 || o.Ramp != o.Ramp { // NaN fails every comparison
 		return o, fmt.Errorf("-ramp %v: want 0 (unpaced) .. 1e6 connections/s", o.Ramp)
 	}
 	if o.Duration <= 0 || o.Duration > MaxDuration {
@@ -178,7 +178,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("-rate %v: want 0..%v requests/s", o.Rate, openloop.MaxRate)
 	}
 	if o.Capacity < 0 || o.Capacity > openloop.MaxRate/3 || o.Capacity != o.Capacity {
-		return o, fmt.Errorf("-capacity %v: want 0 (search for it) .. %v requests/s", o.Capacity, openloop.MaxRate/3)
+		return o, fmt.Errorf("-capacity %v: want 0 (search for it) .. %.0f requests/s", o.Capacity, openloop.MaxRate/3)
 	}
 	if o.PingEvery == 0 {
 		o.PingEvery = 5 * time.Second

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -183,6 +184,7 @@ func TestBadInputFailsFast(t *testing.T) {
 		// Before the ramp and the warm-up, not halfway through the measured phase.
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Scenarios: []string{"upgrade"}}, "-scenario upgrade: -stats"},
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Scenarios: []string{"chaos"}}, "push or upgrade"},
+		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Ramp: math.NaN()}, "-ramp NaN"},
 	} {
 		start := time.Now()
 		_, err := Run(context.Background(), c.o)

@@ -34,6 +34,11 @@ func loadtestClosed(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mgw loadtest closed: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if o.Conns == 0 {
+		// The library takes 0 for its default; a user who typed it meant none.
+		fmt.Fprintf(stderr, "mgw loadtest closed: -conns 0: want at least 1 connection\n")
+		return 2
+	}
 	ctx, stop := interruptible()
 	defer stop()
 	res, err := loadtest.RunClosed(ctx, o)

@@ -22,7 +22,7 @@ const loadtestUsage = `Usage:
   mgw loadtest compare [flags]                 start the gateway per engine (epoll, rwloop) and compare
   mgw loadtest closed -target HOST:PORT [flags] closed loop: N conns x M streams, calls per target CPU second
 
-Run "mgw loadtest run -h" or "mgw loadtest compare -h" for flags.
+Run "mgw loadtest run -h", "mgw loadtest compare -h" or "mgw loadtest closed -h" for flags.
 `
 
 // runLoadtest is `mgw loadtest ...`. The hidden `worker` subcommand is how the harness

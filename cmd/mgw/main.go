@@ -21,7 +21,7 @@ Usage:
   mgw backend [--listen ADDR] [--name N]    run the demo backend on its own
   mgw route explain|get|set ...             read and change routing through the admin API
   mgw push -device D -topic T [-body B]     publish a push to devices through the admin API
-  mgw loadtest run|compare ...              the 100k-connection load-test harness
+  mgw loadtest run|compare|closed ...       the 100k-connection load-test harness
   mgw version
 
 Run "mgw COMMAND -h" for a command's flags.

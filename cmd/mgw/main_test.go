@@ -56,3 +56,11 @@ func TestLoadtestFailsWhenReportNotWritten(t *testing.T) {
 		t.Fatalf("exit %d with a writable -html, want 0; stderr %q", code, stderr.String())
 	}
 }
+
+// mgw loadtest closed -conns 0 is refused (it ran 8 connections, the default, silently).
+func TestLoadtestClosedZeroConns(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if rc := run([]string{"loadtest", "closed", "-target", "127.0.0.1:1", "-conns", "0"}, &out, &errOut); rc != 2 || !strings.Contains(errOut.String(), "-conns 0") {
+		t.Fatalf("rc %d, stderr %q; want 2 and -conns named", rc, errOut.String())
+	}
+}
