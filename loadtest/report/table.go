@@ -129,7 +129,11 @@ func gatewayCells(g Gateway) gwCells {
 	}
 	if g.IdleRSSBytes > 0 {
 		c.idle = fmtBytes(float64(g.IdleRSSBytes))
-		c.perConn = fmt.Sprintf("%.0f B", g.PerConnBytes)
+		if g.PerConnBytes > 0 {
+			// RSS below its idle figure (memory the runtime gave back meanwhile) says
+			// nothing of a connection's cost: "-", not a negative size (the JSON keeps it).
+			c.perConn = fmt.Sprintf("%.0f B", g.PerConnBytes)
+		}
 	}
 	return c
 }
