@@ -51,6 +51,9 @@ func (o ClosedOptions) withDefaults() (ClosedOptions, error) {
 	default:
 		return o, fmt.Errorf("-protocol %q: want mmtp or http1", o.Protocol)
 	}
+	if o.Hello && o.Protocol != "mmtp" {
+		return o, fmt.Errorf("-hello: HELLO is MMTP; not available with -protocol %s", o.Protocol)
+	}
 	if err := checkTarget(o.Target); err != nil {
 		return o, err
 	}

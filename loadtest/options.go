@@ -95,6 +95,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Protocol != "mmtp" && o.Protocol != "http1" {
 		return o, fmt.Errorf("-protocol %q: want mmtp or http1", o.Protocol)
 	}
+	if o.Hello && o.Protocol != "mmtp" {
+		return o, fmt.Errorf("-hello: HELLO is MMTP; not available with -protocol %s", o.Protocol)
+	}
 	if err := checkTarget(o.Target); err != nil {
 		return o, err
 	}

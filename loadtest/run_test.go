@@ -185,6 +185,7 @@ func TestBadInputFailsFast(t *testing.T) {
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Scenarios: []string{"upgrade"}}, "-scenario upgrade: -stats"},
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Scenarios: []string{"chaos"}}, "push or upgrade"},
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Ramp: math.NaN()}, "-ramp NaN"},
+		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Protocol: "http1", Hello: true}, "-hello"},
 	} {
 		start := time.Now()
 		_, err := Run(context.Background(), c.o)
