@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -434,7 +435,7 @@ func (g *Gateway) reloadLocked(cfg *config.Config, what string) error {
 		g.adminGuard.policy.Store(pol)
 	}
 	if changed := frontDoorChanges(g.cfg, cfg); len(changed) > 0 {
-		g.log.Warn("reload: listener, engine or admin changes need a restart; kept the running ones", "changed", changed)
+		g.log.Warn("reload: changes that need a restart (listeners but their filters, engine, admin, health, log, most of runtime) were not applied; kept the running ones", "changed", changed)
 		cfg = keepFrontDoor(g.cfg, cfg)
 	}
 	g.cfg = cfg
@@ -445,8 +446,13 @@ func (g *Gateway) reloadLocked(cfg *config.Config, what string) error {
 	return nil
 }
 
+// Logger is the gateway's logger (its config's log level and format).
+func (g *Gateway) Logger() *slog.Logger { return g.log }
+
 // frontDoorChanges names what next changes of what only a restart applies: the engine,
-// the admin and health addresses, the listeners' names, addresses and protocols.
+// the admin and health addresses, the listeners (all but their filters, which a snapshot
+// rebuilds), the log, and the runtime but drain_timeout, drain_spread and upgrade_binary,
+// which are read when used.
 func frontDoorChanges(running, next *config.Config) []string {
 	var out []string
 	diff := func(field string, was, is any) {
@@ -461,11 +467,30 @@ func frontDoorChanges(running, next *config.Config) []string {
 		diff("listeners", len(running.Listeners), len(next.Listeners))
 		return out
 	}
+	out = append(out, fieldChanges("log", running.Log, next.Log)...)
+	out = append(out, fieldChanges("runtime", running.Runtime, next.Runtime, liveRuntime...)...)
 	for i := range running.Listeners {
-		r, n := &running.Listeners[i], &next.Listeners[i]
-		diff(fmt.Sprintf("listeners[%d].name", i), r.Name, n.Name)
-		diff(fmt.Sprintf("listeners[%d].listen", i), r.Listen, n.Listen)
-		diff(fmt.Sprintf("listeners[%d].protocol", i), r.Protocol, n.Protocol)
+		out = append(out, fieldChanges(fmt.Sprintf("listeners[%d]", i), running.Listeners[i], next.Listeners[i], "filters")...)
+	}
+	return out
+}
+
+// liveRuntime are the runtime fields a reload applies: read where they are used.
+var liveRuntime = []string{"drain_timeout", "drain_spread", "upgrade_binary"}
+
+// fieldChanges lists the fields (by their yaml names) of two values of one struct type
+// that differ, as "prefix.field was -> is", but those named in skip.
+func fieldChanges(prefix string, was, is any, skip ...string) []string {
+	var out []string
+	a, b := reflect.ValueOf(was), reflect.ValueOf(is)
+	for i := 0; i < a.NumField(); i++ {
+		name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("yaml"), ",")
+		if name == "" || slices.Contains(skip, name) {
+			continue
+		}
+		if x, y := a.Field(i).Interface(), b.Field(i).Interface(); !reflect.DeepEqual(x, y) {
+			out = append(out, fmt.Sprintf("%s.%s %v -> %v", prefix, name, x, y))
+		}
 	}
 	return out
 }
@@ -475,15 +500,17 @@ func frontDoorChanges(running, next *config.Config) []string {
 // it runs. A listener added or removed keeps the running list whole.
 func keepFrontDoor(running, next *config.Config) *config.Config {
 	c := *next
-	c.Engine, c.Health, c.Admin.Listen = running.Engine, running.Health, running.Admin.Listen
+	c.Engine, c.Health, c.Admin.Listen, c.Log = running.Engine, running.Health, running.Admin.Listen, running.Log
+	live := next.Runtime
+	c.Runtime = running.Runtime
+	c.Runtime.DrainTime, c.Runtime.DrainSpread, c.Runtime.UpgradeBinary = live.DrainTime, live.DrainSpread, live.UpgradeBinary
 	if len(next.Listeners) != len(running.Listeners) {
 		c.Listeners = running.Listeners
 		return &c
 	}
-	c.Listeners = slices.Clone(next.Listeners)
+	c.Listeners = slices.Clone(running.Listeners)
 	for i := range c.Listeners {
-		r := &running.Listeners[i]
-		c.Listeners[i].Name, c.Listeners[i].Listen, c.Listeners[i].Protocol = r.Name, r.Listen, r.Protocol
+		c.Listeners[i].Filters = next.Listeners[i].Filters // rebuilt with the snapshot
 	}
 	return &c
 }

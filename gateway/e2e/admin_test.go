@@ -287,8 +287,12 @@ func TestConfigViewIsTheConfigInForce(t *testing.T) {
 		t.Fatalf("PUT: %d %s", st, body)
 	}
 	var view struct {
-		Listeners []struct{ Name, Listen string }
-		Routes    []struct{ API, Sticky string }
+		Listeners []struct {
+			Name, Listen string
+			MaxConns     int `json:"max_conns"`
+		}
+		Routes []struct{ API, Sticky string }
+		Log    struct{ Format string }
 	}
 	get := func() {
 		t.Helper()
@@ -304,20 +308,31 @@ func TestConfigViewIsTheConfigInForce(t *testing.T) {
 	running := g.addrs["web"]
 	path := filepath.Join(g.dir, "mgw.yaml")
 	cfg, _ := os.ReadFile(path)
-	moved := strings.Replace(string(cfg), "{name: web, listen: 127.0.0.1:0,", "{name: web, listen: 127.0.0.1:1,", 1)
+	moved := strings.Replace(string(cfg), "{name: web, listen: 127.0.0.1:0,", "{name: web, listen: 127.0.0.1:1, max_conns: 1,", 1)
 	if moved == string(cfg) {
 		t.Fatalf("test config has no web listener to move:\n%s", cfg)
 	}
+	// A listener option and the log format need a restart too: they were not applied and
+	// not reported, while GET /v1/config showed them.
+	moved += "log: {format: json}\n"
 	os.WriteFile(path, []byte(moved), 0o600)
 	g.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, 10*time.Second, func() bool { return strings.Contains(g.output(), "configuration reloaded") })
-	if !strings.Contains(g.output(), "listeners[1].listen") {
-		t.Errorf("the reload's warning does not name the moved listener:\n%s", g.output())
+	for _, field := range []string{"listeners[1].listen", "listeners[1].max_conns", "log.format"} {
+		if !strings.Contains(g.output(), field) {
+			t.Errorf("the reload's warning does not name %s:\n%s", field, g.output())
+		}
 	}
 	get()
+	if view.Log.Format == "json" {
+		t.Errorf("GET /v1/config shows log format json, which a restart would apply")
+	}
 	for _, l := range view.Listeners {
 		if l.Name == "web" && l.Listen == "127.0.0.1:1" {
 			t.Errorf("GET /v1/config shows web at %s, where it does not listen (still %s)", l.Listen, running)
+		}
+		if l.Name == "web" && l.MaxConns == 1 {
+			t.Errorf("GET /v1/config shows web's max_conns 1, which a restart would apply")
 		}
 	}
 }

@@ -195,3 +195,35 @@ routes:
 		t.Fatal("no HELLO counted as delayed")
 	}
 }
+
+// TestDrainDeadlineExitsZero: a drain that reaches runtime.drain_timeout with a request
+// still in flight is still the stop that was asked for: mgw serve exits 0
+// (operations.md: "close, exit 0"), and the log counts what was left unanswered. It
+// exited 1, which a supervisor counts as a failure.
+func TestDrainDeadlineExitsZero(t *testing.T) {
+	_, be := backend(t, "b1")
+	g := serve(t, fmt.Sprintf(`
+admin: {listen: 127.0.0.1:0}
+runtime: {drain_timeout: 1s}
+listeners:
+  - {name: mobile, listen: 127.0.0.1:0, protocol: mmtp}
+clusters:
+  - {name: b, hosts: [%q], timeout: 30s}
+routes:
+  - {api: "*", split: {b: 100}}
+`, be))
+	c := g.mmtpClient(t, "mobile", client.Options{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c.Call(ctx, "demo.sleep", nil, []byte("10000")) // outlasts the drain
+	}()
+	waitFor(t, 10*time.Second, func() bool { return g.stats(t).InFlight == 1 })
+	g.cmd.Process.Signal(syscall.SIGTERM)
+	if code := g.wait(20 * time.Second); code != 0 {
+		t.Fatalf("mgw serve exited %d after a drain that reached its deadline, want 0:\n%s", code, g.output())
+	}
+	if out := g.output(); !strings.Contains(out, "deadline_hit=true") || !strings.Contains(out, "left_unanswered=1") {
+		t.Errorf("the drain's log does not count the request left unanswered:\n%s", out)
+	}
+}
