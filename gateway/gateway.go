@@ -30,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sys/unix"
 
+	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/accesslog"
@@ -109,8 +110,11 @@ type Gateway struct {
 	inFlight atomic.Int64 // requests between decode and response, all listeners
 	requests atomic.Uint64
 	draining atomic.Bool
-	ready    atomic.Bool   // every listener bound (readyz)
-	idle     chan struct{} // signalled when inFlight drops to 0 while draining
+	// cutting: the drain's deadline passed; requests still in flight lose their backend
+	// connections and are answered 503 (fallback), not 502 as for a backend's failure.
+	cutting atomic.Bool
+	ready   atomic.Bool   // every listener bound (readyz)
+	idle    chan struct{} // signalled when inFlight drops to 0 while draining
 
 	// Hot upgrade (upgrade.go).
 	upgrading    atomic.Bool  // a handover is under way, or committed
@@ -559,12 +563,31 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	// before closing what is left. The backend connections idle in the clusters' pools
 	// are the engine's too: closed first, so the wait is for clients only. (A closed
 	// cluster still serves a late request, on a connection of its own.)
+	if err != nil {
+		g.cutting.Store(true)
+		if eng != nil {
+			cut := codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable,
+				"the gateway is shutting down: its drain deadline passed before the backend answered")
+			eng.Range(func(c netpoll.Conn) bool {
+				if s, ok := c.Context().(*mmtpSession); ok {
+					s.cutInFlight(cut)
+				}
+				return true
+			})
+		}
+	}
 	if s := g.snap.Load(); s != nil {
 		s.close()
 	}
 	if eng != nil {
-		deadline := time.Now().Add(time.Second)
-		for st := eng.Stats(); (st.QueuedBytes > 0 || st.Open > 0) && time.Now().Before(deadline) && ctx.Err() == nil; st = eng.Stats() {
+		// Past the deadline, a short while yet: the requests cut just now are answered
+		// (mmtp.md: every request accepted is answered before the close).
+		wait := time.Second
+		if err != nil {
+			wait = 200 * time.Millisecond
+		}
+		deadline := time.Now().Add(wait)
+		for st := eng.Stats(); (st.QueuedBytes > 0 || st.Open > 0) && time.Now().Before(deadline); st = eng.Stats() {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

@@ -176,6 +176,12 @@ func (g *Gateway) tryClusters(dec *route.Decision, x *filters.Exchange, replayab
 // backend moves on only when the route allows retries (Decision.Next enforces it) and the
 // request can be sent again at all (replayable: a streamed body cannot).
 func (g *Gateway) fallback(dec *route.Decision, x *filters.Exchange, replayable bool, err error) (string, *codec.Response) {
+	if g.cutting.Load() {
+		// The drain's deadline closed the backend connections: the gateway stops, the
+		// backend did not fail.
+		return "", codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable,
+			"the gateway is shutting down: its drain deadline passed before the backend answered")
+	}
 	ue, ok := upstream.AsError(err)
 	if !ok {
 		ue = &upstream.Error{Status: http.StatusBadGateway, Code: codec.ErrUpstream, Sent: true, Err: err}

@@ -272,6 +272,21 @@ func (s *mmtpSession) checkIdentity(f *mmtp.Frame) *codec.Response {
 	return nil
 }
 
+// cutInFlight answers every request still in flight 503 unavailable: the drain's deadline
+// passed, and the connection closes next. mmtp.md's GOAWAY promises an answer to every
+// request accepted; a backend's answer that comes later finds its stream answered (finish).
+func (s *mmtpSession) cutInFlight(resp *codec.Response) {
+	s.mu.Lock()
+	ids := make([]uint32, 0, len(s.streams))
+	for id := range s.streams {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		s.finish(id, resp)
+	}
+}
+
 // finish writes a request's response and releases its stream id; it resumes reading when
 // the connection was at its cap, and closes a connection that is going away once its last
 // request is answered.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp/client"
 )
 
@@ -213,10 +214,16 @@ routes:
   - {api: "*", split: {b: 100}}
 `, be))
 	c := g.mmtpClient(t, "mobile", client.Options{})
+	type result struct {
+		resp *codec.Response
+		err  error
+	}
+	got := make(chan result, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		c.Call(ctx, "demo.sleep", nil, []byte("10000")) // outlasts the drain
+		resp, err := c.Call(ctx, "demo.sleep", nil, []byte("10000")) // outlasts the drain
+		got <- result{resp, err}
 	}()
 	waitFor(t, 10*time.Second, func() bool { return g.stats(t).InFlight == 1 })
 	g.cmd.Process.Signal(syscall.SIGTERM)
@@ -225,5 +232,15 @@ routes:
 	}
 	if out := g.output(); !strings.Contains(out, "deadline_hit=true") || !strings.Contains(out, "left_unanswered=1") {
 		t.Errorf("the drain's log does not count the request left unanswered:\n%s", out)
+	}
+	// The request cut at the deadline is answered before the close (mmtp.md, GOAWAY:
+	// every accepted request is answered): 503 unavailable, not a 502 or a bare EOF.
+	select {
+	case r := <-got:
+		if r.err != nil || r.resp.Status != 503 || r.resp.Header.Value("error") != "unavailable" {
+			t.Errorf("the request cut at the drain's deadline: %+v %v, want 503 unavailable", r.resp, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the request cut at the drain's deadline got nothing")
 	}
 }
