@@ -262,7 +262,11 @@ func (g *adminGuard) serveChange(w http.ResponseWriter, r *http.Request, who []a
 	g.next.ServeHTTP(sw, r)
 	attrs := append(who, "method", r.Method, "endpoint", r.URL.Path, "status", sw.status)
 	if sw.status/100 != 2 {
-		g.log.Info("admin change not applied", attrs...)
+		// No such endpoint, or not this method (POST /healthz): nothing that changes
+		// anything was asked for; like a refused call, counted nowhere as a change.
+		if sw.status != http.StatusNotFound && sw.status != http.StatusMethodNotAllowed {
+			g.log.Info("admin change not applied", attrs...)
+		}
 		return
 	}
 	g.set.GetOrCreateCounter(fmt.Sprintf(`mgw_admin_changes_total{endpoint=%q}`, endpointLabel(r.URL.Path))).Inc()
