@@ -97,16 +97,18 @@ func planLimits(o *Options, gwNofile uint64, gwProcs int) (worker.Plan, report.L
 	if lim.ClientNofile == 0 || lim.ClientNofile > 1<<30 {
 		per = 1 << 20
 	}
+	why := fmt.Sprintf("client open-file limit is %d", lim.ClientNofile)
 	if o.PerWorker > 0 && o.PerWorker < per {
 		per = o.PerWorker
+		why = fmt.Sprintf("-per-worker %d", o.PerWorker) // the user's cap, not the limit's
 	}
 	plan, err := worker.Split(n, per, o.Workers)
 	if err != nil {
 		return plan, lim, nil, err
 	}
 	if len(plan.PerWorker) > 1 {
-		lim.Notes = append(lim.Notes, fmt.Sprintf("client open-file limit is %d: %d connections split across %d worker processes (at most %d each)",
-			lim.ClientNofile, n, len(plan.PerWorker), per))
+		lim.Notes = append(lim.Notes, fmt.Sprintf("%s: %d connections split across %d worker processes (at most %d each)",
+			why, n, len(plan.PerWorker), per))
 	}
 	ports := int(float64(hi-lo+1) * portSlack)
 	// connect() without bind searches ports of one parity first (Linux 4.6+): past half the

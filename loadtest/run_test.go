@@ -232,4 +232,10 @@ func TestPlanLimits(t *testing.T) {
 	if lim.RunConns >= 60000 || !strings.Contains(fmt.Sprint(lim.Notes), "-src") {
 		t.Fatalf("one address, 60000 conns: run %d notes %v", lim.RunConns, lim.Notes)
 	}
+	// A split the user asked for (-per-worker) is named as such, not as the limit's.
+	o = Options{Target: "127.0.0.1:9000", Conns: 3000, PerWorker: 1000}
+	plan, lim, _, _ = planLimits(&o, 0, 1)
+	if notes := fmt.Sprint(lim.Notes); len(plan.PerWorker) != 3 || !strings.Contains(notes, "-per-worker 1000: 3000 connections split across 3") {
+		t.Fatalf("-per-worker 1000, 3000 conns: split %v notes %v", plan.PerWorker, lim.Notes)
+	}
 }
