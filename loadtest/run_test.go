@@ -96,6 +96,10 @@ func TestRunEndToEnd(t *testing.T) {
 	if idle.OK < 120 || idle.OK != idle.Hist.Count() || idle.Sent != idle.OK {
 		t.Fatalf("idle: sent %d ok %d hist %d", idle.Sent, idle.OK, idle.Hist.Count())
 	}
+	// 40 connections, a PING each every 500 ms: 80/s offered, not -rate's 200.
+	if idle.TargetQPS != 80 {
+		t.Fatalf("idle target QPS %v, want 80 (PINGs, not -rate)", idle.TargetQPS)
+	}
 	var table bytes.Buffer
 	res.WriteTable(&table, true)
 	for _, want := range []string{"fake steady", "fake reconnect", "fake idle", "reference: raw epoll", "PROJECTION", "back in"} {

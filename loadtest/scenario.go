@@ -59,7 +59,7 @@ func (r *runner) scenario(parent context.Context, name string, idx int) (*report
 	specs := r.specs(name, idx)
 	st := &scenarioState{name: name, index: idx, latest: make([]worker.Msg, len(specs)), finals: map[int]worker.Msg{},
 		dead: map[int]string{}, interval: hist.New(), t0: time.Now(),
-		row: &report.Row{Name: name, Engine: r.o.Label, TargetQPS: r.o.Rate, Errors: map[string]uint64{}}}
+		row: &report.Row{Name: name, Engine: r.o.Label, TargetQPS: r.targetQPS(name), Errors: map[string]uint64{}}}
 	st.lastT = st.t0
 	st.gw.fail = fail
 	st.k0, _ = observe.ReadKernel()
@@ -271,4 +271,16 @@ func (r *runner) sample(ctx context.Context, st *scenarioState, ramping bool) {
 	}
 	st.row.Timeline = append(st.row.Timeline, s)
 	r.progress(st, s, ramping)
+}
+
+// targetQPS is what a scenario offers per second: -rate, but for idle, whose connections
+// each PING once every -ping-every (it carried -rate, which idle does not send).
+func (r *runner) targetQPS(scenario string) float64 {
+	if scenario == worker.Idle {
+		if r.o.PingEvery <= 0 {
+			return 0
+		}
+		return float64(r.plan.Conns) / r.o.PingEvery.Seconds() // the connections held
+	}
+	return r.o.Rate
 }
