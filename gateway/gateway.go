@@ -30,7 +30,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sys/unix"
 
-	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/config"
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/filters/accesslog"
@@ -566,8 +565,7 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	if err != nil {
 		g.cutting.Store(true)
 		if eng != nil {
-			cut := codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable,
-				"the gateway is shutting down: its drain deadline passed before the backend answered")
+			cut := shutdownAnswer()
 			eng.Range(func(c netpoll.Conn) bool {
 				if s, ok := c.Context().(*mmtpSession); ok {
 					s.cutInFlight(cut)

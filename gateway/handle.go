@@ -141,6 +141,12 @@ func timedOut(err error) bool {
 	return ok && ue.Kind == upstream.Timeout
 }
 
+// shutdownAnswer is the answer to a request the drain's deadline cut (Drain, fallback).
+func shutdownAnswer() *codec.Response {
+	return codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable,
+		"the gateway is shutting down: its drain deadline passed before the backend answered")
+}
+
 func noCluster() *codec.Response {
 	return codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable, "no cluster may serve this request")
 }
@@ -179,8 +185,7 @@ func (g *Gateway) fallback(dec *route.Decision, x *filters.Exchange, replayable 
 	if g.cutting.Load() {
 		// The drain's deadline closed the backend connections: the gateway stops, the
 		// backend did not fail.
-		return "", codec.ErrorResponse(http.StatusServiceUnavailable, codec.ErrUnavailable,
-			"the gateway is shutting down: its drain deadline passed before the backend answered")
+		return "", shutdownAnswer()
 	}
 	ue, ok := upstream.AsError(err)
 	if !ok {

@@ -326,7 +326,9 @@ func (s *httpSession) begin(ex *httpExchange, avail int) error {
 	if api {
 		// An operation no API route takes goes to a path route that takes its path, as
 		// a plain request.
-		api = !s.l.g.snap.Load().table.APIByPath(http1.Operation(h), h.Target)
+		if t := s.l.g.snap.Load().table; t.APIsMayGoByPath() {
+			api = !t.APIByPath(http1.Operation(h), h.Target)
+		}
 	}
 	hasBody := h.HasBody()
 	if hasBody {

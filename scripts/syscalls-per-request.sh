@@ -20,11 +20,7 @@ trap cleanup EXIT
 . scripts/lib/bench.sh
 PROXY_CPU=${PROXY_CPU:-0}
 
-if [ -n "${MGW_BIN:-}" ]; then cp "$MGW_BIN" "$work/mgw"; else CGO_ENABLED=0 go build -trimpath -o "$work/mgw" ./cmd/mgw; fi  # as make build (LEAN)
-"$work/mgw" backend --listen 127.0.0.1:0 >"$work/backend.out" 2>&1 &
-pids+=($!)
-backend=$(wait_line "$work/backend.out" '^listening (127\.0\.0\.1:[0-9]+)')
-printf 'wrk.method = "POST"\nwrk.body = "1024"\n' >"$work/post.lua"
+mgw_and_backend
 
 # trace NAME PID URL: wrk warms up, then strace counts while wrk runs again.
 trace() {

@@ -222,11 +222,12 @@ func (t *Table) Match(op string) *Route {
 // operation matches no API route, is matched by path"). False at once when a `*` route
 // takes every operation or no path route exists.
 func (t *Table) APIByPath(op, target string) bool {
-	if t.star != nil || len(t.paths) == 0 || t.Match(op) != nil {
-		return false
-	}
-	return t.MatchPath(targetPath(target)) != nil
+	return t.APIsMayGoByPath() && t.Match(op) == nil && t.MatchPath(targetPath(target)) != nil
 }
+
+// APIsMayGoByPath says whether APIByPath can be true at all: no `*` route, some path
+// route. Asked first, it spares the usual table the operation's parse.
+func (t *Table) APIsMayGoByPath() bool { return t.star == nil && len(t.paths) > 0 }
 
 // MatchPath returns the plain HTTP route with the longest path prefix matching path (its
 // query, if any, is ignored), or nil. Matching is segment-aware: prefix `/api` matches

@@ -104,3 +104,14 @@ EOF
   nginx_pid=$!
   wait_port "$nport"
 }
+
+# mgw_and_backend: $work/mgw (MGW_BIN, else built as make build does), the demo backend
+# on a free loopback port (sets backend) and $work/post.lua (POST body "1024"), for the
+# per-request counting scripts.
+mgw_and_backend() {
+  if [ -n "${MGW_BIN:-}" ]; then cp "$MGW_BIN" "$work/mgw"; else CGO_ENABLED=0 go build -trimpath -o "$work/mgw" ./cmd/mgw; fi  # as make build (LEAN)
+  "$work/mgw" backend --listen 127.0.0.1:0 >"$work/backend.out" 2>&1 &
+  pids+=($!)
+  backend=$(wait_line "$work/backend.out" '^listening (127\.0\.0\.1:[0-9]+)')
+  printf 'wrk.method = "POST"\nwrk.body = "1024"\n' >"$work/post.lua"
+}
