@@ -197,9 +197,10 @@ func (a *admission) connIdle() { a.active.Add(-1) }
 // started is called as an admitted request starts (its task, or on the reactor worker),
 // received being when the reactor saw its bytes ready. It feeds the wait to the limit and returns refusedQueue when the request is
 // to be shed unserved.
-func (a *admission) started(received time.Time) refusal {
+func (a *admission) started(req *codec.Request) refusal {
 	now := time.Now()
-	wait := now.Sub(received)
+	req.Started = now
+	wait := now.Sub(req.Received)
 	a.m.queue.Update(wait.Seconds())
 	a.winSum.Add(int64(wait))
 	n := a.winN.Add(1)
@@ -455,7 +456,7 @@ func (g *Gateway) run(req *codec.Request, serve func(reply func(*codec.Response)
 // startOrShed says whether an admitted request is to be served; one that waited in a standing
 // queue too long (started) is answered unserved instead.
 func (g *Gateway) startOrShed(req *codec.Request, reply func(*codec.Response)) bool {
-	if r := g.adm.started(req.Received); r != admitted {
+	if r := g.adm.started(req); r != admitted {
 		reply(g.adm.answers[r])
 		return false
 	}
@@ -475,10 +476,19 @@ func (g *Gateway) recoverRequest(req *codec.Request, reply func(*codec.Response)
 	reply(codec.ErrorResponse(http.StatusInternalServerError, codec.ErrInternal, "internal error"))
 }
 
+// waited is how long req waited before it was served: since its bytes came until it
+// started, or until now when it has not been started (admission is off).
+func waited(req *codec.Request) time.Duration {
+	if req.Started.IsZero() {
+		return time.Since(req.Received)
+	}
+	return req.Started.Sub(req.Received)
+}
+
 // pastDeadline answers a request that waited longer than timeout since its bytes came:
 // its caller has given up or is about to, so the backend is not called for it.
 func (g *Gateway) pastDeadline(req *codec.Request, timeout time.Duration) *codec.Response {
-	if timeout <= 0 || g.adm.off || time.Since(req.Received) <= timeout {
+	if timeout <= 0 || g.adm.off || waited(req) <= timeout {
 		return nil
 	}
 	g.adm.refuse(refusedDeadline)

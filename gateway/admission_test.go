@@ -466,7 +466,7 @@ func TestAdmissionWindowsCloseWithoutAnswers(t *testing.T) {
 	a.standing.Store(true)
 	deadline := time.Now().Add(2 * time.Second)
 	for a.standing.Load() && time.Now().Before(deadline) {
-		a.started(time.Now())
+		a.started(&codec.Request{Received: time.Now()})
 		time.Sleep(time.Millisecond)
 	}
 	if a.standing.Load() {

@@ -61,6 +61,7 @@ type apiCall struct {
 	dec     route.Decision
 	timeout time.Duration
 	t0      time.Time             // the current cluster's call began
+	end     time.Time             // its answer came; zero until a backend answered
 	reply   func(*codec.Response) // nil: once ends the call
 	once    replyOnce
 	outDone atomic.Bool
@@ -101,14 +102,21 @@ func (c *apiCall) callUpstream(rt *route.Route) {
 func (c *apiCall) try(cluster string) {
 	c.x.Cluster = cluster
 	c.t0 = time.Now()
-	c.s.clusters[cluster].CallAsyncTo(c.req, c.timeout, c)
+	c.s.clusters[cluster].CallAsyncAt(c.req, c.t0, c.timeout, c)
 }
 
 // Answered is the continuation of one cluster's call (upstream.Done): the answer goes
 // out, or the next cluster of the fallback order is tried.
 func (c *apiCall) Answered(resp *codec.Response, err error) {
 	defer c.g.recoverRequest(c.req, c.respond)
-	now := time.Now()
+	var now time.Time
+	if err == nil {
+		now = resp.Arrived
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	c.end = now
 	c.x.UpstreamLatency += now.Sub(c.t0)
 	if err == nil || timedOut(err) {
 		c.g.adm.finished(now, c.req.Received)
@@ -131,7 +139,11 @@ func (c *apiCall) out(resp *codec.Response) {
 		return // once: after a panic in the first (answered 500 by recoverRequest), nothing
 	}
 	c.chain.Send(context.Background(), c.req, resp, &c.x)
-	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, time.Since(c.req.Received))
+	end := c.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, end.Sub(c.req.Received))
 	c.respond(resp)
 }
 

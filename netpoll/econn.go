@@ -145,7 +145,11 @@ func (c *econn) ResumeRead() {
 		c.pauses--
 		if c.pauses == 0 {
 			// Bytes held back by the pause wait from now on: the pause was the handler's.
-			c.readyAt.Store(c.eng().micros())
+			// With none held (nothing pending or owed, no owner to leave any), the next
+			// bytes are stamped as they come, and the clock need not be read.
+			if c.busy || c.pendSince.Load() != 0 || c.owed&(epollIn|epollRdHup) != 0 {
+				c.readyAt.Store(c.eng().micros())
+			}
 			// While a worker owns the connection its OnData may not have returned yet, so
 			// the bytes it leaves are not stored as pending: owe a redelivery anyway, and
 			// let the owner drop it if nothing is left (redeliverNowLocked).

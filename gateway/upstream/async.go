@@ -25,10 +25,10 @@ import (
 // Without an engine (a cluster built for tests or tools), CallAsync is Call on the
 // calling goroutine.
 func (c *Cluster) CallAsync(req *codec.Request, timeout time.Duration, done func(*codec.Response, error)) {
-	c.CallAsyncTo(req, timeout, DoneFunc(done))
+	c.CallAsyncAt(req, time.Now(), timeout, DoneFunc(done))
 }
 
-// Done hears how a CallAsyncTo ended (CallAsync's done).
+// Done hears how a CallAsyncAt ended (CallAsync's done).
 type Done interface {
 	Answered(resp *codec.Response, err error)
 }
@@ -38,9 +38,10 @@ type DoneFunc func(*codec.Response, error)
 
 func (f DoneFunc) Answered(resp *codec.Response, err error) { f(resp, err) }
 
-// CallAsyncTo is CallAsync with an interface for done: a caller whose per-request state
-// implements it passes it without allocating a func value per call.
-func (c *Cluster) CallAsyncTo(req *codec.Request, timeout time.Duration, done Done) {
+// CallAsyncAt is CallAsync with an interface for done (a caller whose per-request state
+// implements it passes it without allocating a func value per call), for a caller that
+// has just read the clock: the call begins now, and its deadline counts from then.
+func (c *Cluster) CallAsyncAt(req *codec.Request, now time.Time, timeout time.Duration, done Done) {
 	if c.eng == nil {
 		done.Answered(c.Call(context.Background(), req, timeout))
 		return
@@ -61,16 +62,17 @@ func (c *Cluster) CallAsyncTo(req *codec.Request, timeout time.Duration, done Do
 		timeout = c.timeout
 	}
 	a := &asyncCall{c: c, body: req.Body, done: done, buf: bp, base: len(head)}
-	a.begin(timeout)
+	a.begin(now, timeout)
 }
 
-// begin arms the call's deadline and makes its first attempt.
-func (a *asyncCall) begin(timeout time.Duration) {
-	now := time.Now()
+// begin arms the call's deadline and makes its first attempt, now.
+func (a *asyncCall) begin(now time.Time, timeout time.Duration) {
 	a.deadline = now.Add(timeout)
-	a.mu.Lock() // a tiny timeout may fire before a.timer is set: expire waits for it here
-	a.timer = time.AfterFunc(timeout, a.expire)
-	a.mu.Unlock()
+	if !a.c.deadlines.add(a, timeout) {
+		a.mu.Lock() // a tiny timeout may fire before a.timer is set: expire waits for it here
+		a.timer = time.AfterFunc(timeout, a.expire)
+		a.mu.Unlock()
+	}
 	a.tryAt(now)
 }
 
@@ -98,8 +100,12 @@ type asyncCall struct {
 	buf      *[]byte // the request head without Host (base bytes), then Host and any inline body
 	base     int
 	deadline time.Time
-	timer    *time.Timer
+	timer    *time.Timer // the deadline's own timer, when the cluster's deadlines had no room
 	tries    int
+
+	// The call's place in its cluster's deadlines, under deadlines.mu.
+	dl             *deadlineList
+	dlPrev, dlNext *asyncCall
 
 	mu      sync.Mutex
 	over    bool // done has been claimed; whoever set it delivers
@@ -198,13 +204,17 @@ func (a *asyncCall) isOver() bool {
 	return a.over
 }
 
-// settle gives back what a claimed call holds before its caller hears of it: the timer,
+// settle gives back what a claimed call holds before its caller hears of it: the deadline,
 // the attempt's host, released as kind and status say (kind 0: the backend answered),
 // and the head buffer when no sender has it.
-func (a *asyncCall) settle(cl claimed, kind Kind, status int) {
-	a.timer.Stop()
+func (a *asyncCall) settle(cl claimed, kind Kind, status int, now time.Time) {
+	if a.timer != nil {
+		a.timer.Stop()
+	} else {
+		a.c.deadlines.remove(a)
+	}
 	if cl.h != nil {
-		a.c.release(cl.h, cl.start, kind, status)
+		a.c.releaseAt(cl.h, cl.start, now, kind, status)
 	}
 	if cl.conn == nil {
 		putHead(a.releaseHead()) // no sender has it
@@ -213,7 +223,7 @@ func (a *asyncCall) settle(cl claimed, kind Kind, status int) {
 
 // deliverErr finishes a claimed call with the failure e.
 func (a *asyncCall) deliverErr(cl claimed, e *Error) {
-	a.settle(cl, e.Kind, 0)
+	a.settle(cl, e.Kind, 0, time.Now())
 	a.report(e)
 }
 
@@ -742,11 +752,13 @@ func (ac *asyncConn) takeWhole(a *asyncCall) whole {
 
 // deliverWhole hands a claimed call its answer.
 func (a *asyncCall) deliverWhole(cl claimed, w whole) {
-	a.settle(cl, 0, w.status)
+	now := time.Now()
+	a.settle(cl, 0, w.status, now)
 	if a.fwd != nil {
 		a.fwd(w.fwd, nil)
 		return
 	}
+	w.call.Arrived = now
 	a.done.Answered(w.call, nil)
 }
 

@@ -472,3 +472,56 @@ func TestCallAsyncStaleKeepAlive(t *testing.T) {
 	}
 	t.Logf("%d of 300 calls met a closing connection after writing; retried: %d", failed, c.m.idleRetries.Get())
 }
+
+// Calls that share the cluster's one deadline timer: a short timeout that begins after
+// long ones still ends on time, a timeout beyond the queue's lists gets its own timer,
+// and every call ends exactly once, none before its deadline.
+func TestCallAsyncDeadlinesShareOneTimer(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	addr, _ := rawBackend(t, func(int, *http.Request) (string, bool) {
+		<-release // never answers within a test's timeout
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	c := asyncCluster(t, config.Cluster{MaxConnsPerHost: 64}, Options{}, addr)
+	// Longest first: each shorter one must pull the timer earlier. Two more distinct
+	// timeouts than the queue holds lists.
+	var timeouts []time.Duration
+	for i := maxDeadlineLists + 2; i > 0; i-- {
+		timeouts = append(timeouts, time.Duration(100*i)*time.Millisecond)
+	}
+	type result struct {
+		timeout, took time.Duration
+		err           error
+	}
+	results := make(chan result, 2*len(timeouts))
+	for _, d := range timeouts {
+		for range 2 {
+			start := time.Now()
+			c.CallAsync(apiReq("a.b"), d, func(_ *codec.Response, err error) {
+				results <- result{d, time.Since(start), err}
+			})
+		}
+	}
+	for range 2 * len(timeouts) {
+		r := <-results
+		if e := mustUpstreamError(t, r.err); e.Kind != Timeout {
+			t.Fatalf("timeout %v: kind %v: %v", r.timeout, e.Kind, e)
+		}
+		if r.took < r.timeout || r.took > r.timeout+500*time.Millisecond {
+			t.Errorf("timeout %v ended after %v", r.timeout, r.took)
+		}
+	}
+	select {
+	case r := <-results:
+		t.Fatalf("a call ended twice: %v", r.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.deadlines.mu.Lock()
+	defer c.deadlines.mu.Unlock()
+	for _, l := range c.deadlines.lists {
+		if l.head != nil || l.tail != nil {
+			t.Errorf("timeout %v still holds calls", l.timeout)
+		}
+	}
+}

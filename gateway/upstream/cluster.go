@@ -75,6 +75,7 @@ type Cluster struct {
 
 	transport *http.Transport // health probes only
 	eng       netpoll.Engine  // CallAsync's reactor; nil: CallAsync is Call
+	deadlines deadlines       // the asynchronous calls' deadlines, under one timer
 	maxResp   int64
 
 	maxInFlight int64 // 0: no cap

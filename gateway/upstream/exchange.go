@@ -30,10 +30,15 @@ func (c *Cluster) acquire() (*host, *Error) {
 // release ends a request acquire began. kind is 0 when the backend answered (status is
 // its status code), else the failure's kind.
 func (c *Cluster) release(h *host, start time.Time, kind Kind, status int) {
+	c.releaseAt(h, start, time.Now(), kind, status)
+}
+
+// releaseAt is release when the clock was read already (now).
+func (c *Cluster) releaseAt(h *host, start, now time.Time, kind Kind, status int) {
 	h.inFlight.Add(-1)
 	c.inFlight.Add(-1)
 	c.m.inFlight.Dec()
-	c.m.duration.UpdateDuration(start)
+	c.m.duration.Update(now.Sub(start).Seconds())
 	h.m.count(kind)
 	c.observe(h, kind, status)
 	if c.isClosed() {

@@ -55,7 +55,7 @@ func (c *Cluster) ForwardAsync(r *ProxyRequest, body []byte, done func(*ProxyRes
 		timeout = c.timeout
 	}
 	a := &asyncCall{c: c, body: body, fwd: done, interim: r.Interim, method: r.Method, hostName: r.Host, buf: bp, base: len(head)}
-	a.begin(timeout)
+	a.begin(time.Now(), timeout)
 }
 
 // streamHigh is how many bytes of a streamed answer may wait for its reader before the
@@ -115,7 +115,7 @@ func (ac *asyncConn) startStream(a *asyncCall, n int, data []byte) (int, error) 
 		_, _ = st.p.Write(ac.buf)
 	}
 	ac.buf = nil
-	a.settle(cl, 0, 0)
+	a.settle(cl, 0, 0, time.Now())
 	a.fwd(resp, nil)
 	return n, nil
 }
