@@ -151,6 +151,8 @@ type Response struct {
 	// Arrived is when a backend's answer was whole; zero for an answer the gateway made.
 	// It spares the clock a read per request (issue 11).
 	Arrived time.Time
+
+	pooled *[]byte // Body's buffer, from PooledBody; see ReleaseBody
 }
 
 // Error codes carried in the `error` header of a gateway-made response (mmtp.md, Errors).

@@ -651,6 +651,7 @@ func (s *httpSession) writeWhole(minor int, resp *codec.Response, keep, head boo
 	keep = keep && s.keepOpen()
 	b := bytebufferpool.Get()
 	b.B = appendWhole(b.B[:0], minor, resp, keep, head)
+	resp.ReleaseBody() // copied: the answer is b's now
 	s.c.Write(b.B)
 	bytebufferpool.Put(b)
 	s.next(keep)

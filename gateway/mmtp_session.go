@@ -56,6 +56,7 @@ func (r *readEvent) add(stream uint32, resp *codec.Response) {
 		r.b = bytebufferpool.Get()
 	}
 	r.b.B = mmtp.AppendResponse(r.b.B, stream, resp)
+	resp.ReleaseBody() // copied
 }
 
 func (r *readEvent) flush(c netpoll.Conn) {
@@ -153,6 +154,7 @@ func (s *mmtpSession) write(enc func([]byte) []byte) {
 
 func (s *mmtpSession) answer(stream uint32, r *codec.Response) {
 	s.write(func(b []byte) []byte { return mmtp.AppendResponse(b, stream, r) })
+	r.ReleaseBody() // copied
 }
 
 func (s *mmtpSession) protocolError(err error, rf *readEvent) {

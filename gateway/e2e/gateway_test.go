@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -281,4 +282,53 @@ func TestProtocolErrorClosesOnlyThatConnection(t *testing.T) {
 	if resp := call(t, good, "demo.echo", []byte("still")); string(resp.Body) != "still" {
 		t.Fatalf("other connection: %q", resp.Body)
 	}
+}
+
+// Answer bodies are pooled buffers that go back once written (codec.ReleaseBody): many
+// calls at once, over both protocols, with bodies of many sizes around the pool's limit,
+// must each get their own bytes back, never another call's.
+func TestAnswersKeepTheirOwnBodies(t *testing.T) {
+	_, baddr := backend(t, "b1")
+	g := serve(t, basicConfig(baddr, ""))
+	c := g.mmtpClient(t, "mobile", client.Options{})
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer hc.CloseIdleConnections()
+	body := func(worker, i int) []byte {
+		n := 1 + (worker*131+i*977)%(codec.PooledBodyMax+512)
+		b := bytes.Repeat([]byte{byte('a' + (worker+i)%26)}, n)
+		copy(b, fmt.Sprintf("%d/%d:", worker, i))
+		return b
+	}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				want := body(w, i)
+				var got []byte
+				if w%2 == 0 {
+					resp := call(t, c, "demo.echo", want)
+					got = resp.Body
+				} else {
+					resp, err := hc.Post("http://"+g.addrs["web"]+"/api/demo.echo", "application/octet-stream", bytes.NewReader(want))
+					if err != nil {
+						t.Errorf("http call %d/%d: %v", w, i, err)
+						return
+					}
+					got, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil {
+						t.Errorf("http call %d/%d: %v", w, i, err)
+						return
+					}
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("call %d/%d: %d bytes back, want its own %d (%.20q...)", w, i, len(got), len(want), got)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

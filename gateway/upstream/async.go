@@ -549,6 +549,7 @@ type asyncConn struct {
 	head     http1.ResponseHead
 	body     http1.BodyDecoder
 	buf      []byte
+	pooled   *[]byte // buf's, when it came from codec.PooledBody
 }
 
 var (
@@ -580,7 +581,7 @@ func (ac *asyncConn) send(a *asyncCall) bool {
 	// whether a byte of it went out. The mark names the call: a sender that returns late
 	// from its write must not clear the next call's.
 	ac.call, ac.sender = a, a
-	ac.headDone, ac.interim, ac.buf = false, 0, nil
+	ac.headDone, ac.interim, ac.buf, ac.pooled = false, 0, nil, nil
 	ac.head = http1.ResponseHead{}
 	ac.mu.Unlock()
 	if !a.startWrite() {
@@ -741,12 +742,15 @@ func (ac *asyncConn) takeWhole(a *asyncCall) whole {
 		w.fwd.Whole = ac.buf
 	} else {
 		w.call = &codec.Response{Status: ac.head.Status}
-		if len(ac.buf) > 0 {
+		if ac.pooled != nil {
+			*ac.pooled = ac.buf
+			w.call.SetPooledBody(ac.pooled)
+		} else if len(ac.buf) > 0 {
 			w.call.Body = ac.buf
 		}
 		w.call.Header, w.call.Gzip = codecHeader(ac.head.Header, ac.head.Connection)
 	}
-	ac.head, ac.buf = http1.ResponseHead{}, nil // the answer owns them now
+	ac.head, ac.buf, ac.pooled = http1.ResponseHead{}, nil, nil // the answer owns them now
 	return w
 }
 
@@ -795,7 +799,12 @@ func (ac *asyncConn) read(a *asyncCall, data []byte) (int, bool, error) {
 			return off, false, err
 		}
 		if a.fwd == nil && ac.head.ContentLength > 0 && !ac.head.Chunked && !ac.body.Done() {
-			ac.buf = make([]byte, 0, ac.head.ContentLength)
+			if ac.head.ContentLength <= codec.PooledBodyMax {
+				ac.pooled = codec.PooledBody()
+				ac.buf = *ac.pooled
+			} else {
+				ac.buf = make([]byte, 0, ac.head.ContentLength)
+			}
 		}
 	}
 	for {
