@@ -34,6 +34,11 @@ func (r *Response) ReleaseBody() {
 		return
 	}
 	r.pooled, r.Body = nil, nil
+	PutPooledBody(p)
+}
+
+// PutPooledBody gives back a buffer from PooledBody whose bytes nobody uses any more.
+func PutPooledBody(p *[]byte) {
 	*p = (*p)[:0]
 	bodyPool.Put(p)
 }

@@ -640,6 +640,7 @@ func (s *httpSession) writeProxied(minor int, resp *upstream.ProxyResponse, keep
 	if withBody {
 		b.B = append(b.B, resp.Whole...)
 	}
+	resp.ReleaseWhole() // copied
 	err := s.c.Write(b.B)
 	bytebufferpool.Put(b)
 	s.next(keep && err == nil)

@@ -285,8 +285,8 @@ func TestProtocolErrorClosesOnlyThatConnection(t *testing.T) {
 }
 
 // Answer bodies are pooled buffers that go back once written (codec.ReleaseBody): many
-// calls at once, over both protocols, with bodies of many sizes around the pool's limit,
-// must each get their own bytes back, never another call's.
+// calls at once, over both protocols and the proxied path, with bodies of many sizes
+// around the pool's limit, must each get their own bytes back, never another call's.
 func TestAnswersKeepTheirOwnBodies(t *testing.T) {
 	_, baddr := backend(t, "b1")
 	g := serve(t, basicConfig(baddr, ""))
@@ -307,11 +307,15 @@ func TestAnswersKeepTheirOwnBodies(t *testing.T) {
 			for i := range 40 {
 				want := body(w, i)
 				var got []byte
-				if w%2 == 0 {
+				if w%3 == 0 {
 					resp := call(t, c, "demo.echo", want)
 					got = resp.Body
 				} else {
-					resp, err := hc.Post("http://"+g.addrs["web"]+"/api/demo.echo", "application/octet-stream", bytes.NewReader(want))
+					path := "/api/demo.echo" // an API call
+					if w%3 == 2 {
+						path = "/demo.echo" // proxied as is: the demo backend echoes there too
+					}
+					resp, err := hc.Post("http://"+g.addrs["web"]+path, "application/octet-stream", bytes.NewReader(want))
 					if err != nil {
 						t.Errorf("http call %d/%d: %v", w, i, err)
 						return

@@ -740,6 +740,10 @@ func (ac *asyncConn) takeWhole(a *asyncCall) whole {
 	if a.fwd != nil {
 		w.fwd = ac.proxyResponse(a.method)
 		w.fwd.Whole = ac.buf
+		if ac.pooled != nil {
+			*ac.pooled = ac.buf
+			w.fwd.pooled = ac.pooled
+		}
 	} else {
 		w.call = &codec.Response{Status: ac.head.Status}
 		if ac.pooled != nil {
@@ -798,11 +802,11 @@ func (ac *asyncConn) read(a *asyncCall, data []byte) (int, bool, error) {
 		} else if err := startBody(&ac.head, &ac.body, a.c.maxResp); err != nil {
 			return off, false, err
 		}
-		if a.fwd == nil && ac.head.ContentLength > 0 && !ac.head.Chunked && !ac.body.Done() {
+		if ac.head.ContentLength > 0 && !ac.head.Chunked && !ac.body.Done() {
 			if ac.head.ContentLength <= codec.PooledBodyMax {
 				ac.pooled = codec.PooledBody()
 				ac.buf = *ac.pooled
-			} else {
+			} else if a.fwd == nil {
 				ac.buf = make([]byte, 0, ac.head.ContentLength)
 			}
 		}

@@ -75,6 +75,19 @@ type ProxyResponse struct {
 	// the body came whole with the head (ForwardAsync): Whole holds it then.
 	Body  io.ReadCloser
 	Whole []byte
+
+	pooled *[]byte // Whole's buffer, when it came from codec.PooledBody
+}
+
+// ReleaseWhole gives Whole's buffer back to the pool it came from, if it did; Whole is
+// nil after. Only the last user calls it: the writer that has copied it to the wire.
+func (r *ProxyResponse) ReleaseWhole() {
+	p := r.pooled
+	if p == nil {
+		return
+	}
+	r.pooled, r.Whole = nil, nil
+	codec.PutPooledBody(p)
 }
 
 // Forward sends r to a host of the cluster and returns the backend's response head with

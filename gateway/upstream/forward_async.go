@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/internal/pipe"
 	"github.com/mgw-project/mgw/netpoll"
 )
@@ -112,9 +113,12 @@ func (ac *asyncConn) startStream(a *asyncCall, n int, data []byte) (int, error) 
 	ac.stream = st
 	ac.mu.Unlock()
 	if len(ac.buf) > 0 {
-		_, _ = st.p.Write(ac.buf)
+		_, _ = st.p.Write(ac.buf) // copies
 	}
-	ac.buf = nil
+	if ac.pooled != nil {
+		codec.PutPooledBody(ac.pooled)
+	}
+	ac.buf, ac.pooled = nil, nil
 	a.settle(cl, 0, 0, time.Now())
 	a.fwd(resp, nil)
 	return n, nil
