@@ -4,6 +4,7 @@ package netpoll
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ type epollEngine struct {
 	cfg     Config
 	pollers []*poller
 	pool    *ants.PoolWithFunc
+	fanout  int // workers started for one batch of events at most (dispatchBatch)
 	ready   readyQueue
 	table   *connTable
 	ctr     counters
@@ -68,6 +70,7 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 		born:      time.Now(),
 	}
 	e.tick.Store(1)
+	e.fanout = max(1, min(runtime.GOMAXPROCS(0), cfg.Workers))
 	pool, err := ants.NewPoolWithFunc(cfg.Workers, e.work, ants.WithNonblocking(true),
 		ants.WithExpiryDuration(poolExpiry))
 	if err != nil {
@@ -185,6 +188,23 @@ func (e *epollEngine) dispatch(c *econn) (queued bool) {
 		return true
 	}
 	return false
+}
+
+// dispatchBatch hands a poller's batch of taken connections to workers. At most fanout
+// workers start for it (as many as can run at once); the rest wait in the ready queue,
+// which each worker serves from as it frees (work). A worker and a goroutine switch per
+// connection was the largest cost of the reactor itself (scheduler, pool and channel:
+// about 1.4 us of user time a proxied request on one core); handlers never block, so a
+// worker serving several in a row delays none more than the core would. If the workers
+// do block, the poller starts more once a connection has waited readyPatience.
+func (e *epollEngine) dispatchBatch(batch []*econn, now uint32) {
+	k := min(len(batch), e.fanout)
+	if len(batch) > k {
+		e.ready.pushAll(batch[k:], now)
+	}
+	for _, c := range batch[:k] {
+		e.dispatch(c)
+	}
 }
 
 // dispatchOffPoller is dispatch for callers that are not a poller: a queued connection

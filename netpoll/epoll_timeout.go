@@ -49,6 +49,12 @@ func (e *epollEngine) sweep(now uint32) {
 		return true
 	})
 	e.enforceBudgets()
+	// The last resort for a ready queue whose workers are stuck while no event comes to
+	// make a poller look at it (the pollers' own check is per batch).
+	if e.ready.waited(e.micros()) >= readyPatience {
+		e.drainReady()
+		e.pollers[0].wake() // its loop then offers the queue every millisecond until it drains
+	}
 }
 
 // fireTimeout calls OnTimeout unless a worker owns the connection (it is not idle then).

@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,4 +58,45 @@ func TestFloodingConnDoesNotStarve(t *testing.T) {
 			t.Errorf("only %d events", st.Events)
 		}
 	})
+}
+
+// TestBatchSharesWorkersYetBlockedOnesDoNotStall: a batch of ready connections goes to
+// at most GOMAXPROCS workers, the rest waiting in the ready queue for them. Handlers
+// should never block; when they do, a queued connection gets a worker of its own after
+// readyPatience instead of waiting for the blocked ones in turn. Sixteen connections
+// whose handler sleeps 200 ms, all ready at once, are answered in about 200 ms, not the
+// 1.6 s that sixteen sleeps on two workers would take.
+func TestBatchSharesWorkersYetBlockedOnesDoNotStall(t *testing.T) {
+	const conns, nap = 16, 200 * time.Millisecond
+	h := newTestHandler()
+	h.onData = func(c Conn, data []byte) (int, error) {
+		time.Sleep(nap)
+		return echoFrames(c, data)
+	}
+	e := newEngine(t, Config{Kind: "epoll", Workers: 64, Pollers: 1})
+	addr, err := e.Listen("t", "127.0.0.1:0", h, ListenerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := make([]*net.TCPConn, conns)
+	for i := range cs {
+		cs[i] = dialTCP(t, addr)
+		defer cs[i].Close()
+	}
+	time.Sleep(50 * time.Millisecond) // every OnOpen done: the writes below make one batch
+	start := time.Now()
+	for _, c := range cs {
+		if _, err := c.Write(frame([]byte("hi"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range cs {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if got, err := readFrame(c); err != nil || string(got) != "hi" {
+			t.Fatalf("conn %d: %q %v", i, got, err)
+		}
+	}
+	if took := time.Since(start); took > conns*nap/2 {
+		t.Fatalf("%d connections with a %v handler took %v: queued ones waited for blocked workers", conns, nap, took)
+	}
 }

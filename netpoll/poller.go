@@ -38,6 +38,7 @@ type poller struct {
 	epf    *os.File        // epfd as the runtime poller knows it; closing it ends a park
 	rc     syscall.RawConn // epf's, for the park-then-collect loop
 	wakefd int             // eventfd: wakes the loop for shutdown and ready-queue retries
+	batch  []*econn        // handle's: the connections of one batch of events, taken
 	done   chan struct{}
 	ctls   atomic.Uint64 // epoll_ctl calls, for tests: the steady state makes none
 	seenAt atomic.Uint32 // micros of the last batch of events: one clock read per batch
@@ -159,12 +160,20 @@ func (p *poller) loop() {
 				if n == len(events) {
 					continue // a full batch: more may be ready, and no new edge would say so
 				}
-				// Ready connections the pool had no room for wait in a queue; keep
-				// offering them to the pool every millisecond until it drains.
+				// Ready connections wait in a queue for the workers of their batch, or
+				// for a pool that had no room. One that waited a millisecond is offered
+				// to more workers (those before it may be stuck), and then every
+				// millisecond until the queue drains.
 				queued := false
 				if e.ready.len() > 0 {
-					e.drainReady()
-					queued = e.ready.len() > 0
+					now := p.seenAt.Load() // this batch's; a call with none reads the clock
+					if n == 0 {
+						now = e.micros()
+					}
+					if e.ready.waited(now) >= readyPatience {
+						e.drainReady()
+						queued = e.ready.len() > 0
+					}
 				}
 				return queued != retry // leave to set or clear the deadline; else park
 			}
@@ -175,14 +184,24 @@ func (p *poller) loop() {
 		if stop || err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return
 		}
-		retry = e.ready.len() > 0
+		retry = e.ready.len() > 0 && e.ready.waited(e.micros()) >= readyPatience
 	}
 }
+
+// readyPatience is how long (µs) a connection waits in the ready queue for the workers
+// already running before more are started for it.
+const readyPatience = 1000
 
 // handle hands each event to its connection (or listener); it reports true when the
 // engine is closing.
 func (p *poller) handle(events []unix.EpollEvent) (stop bool) {
 	e := p.eng
+	batch := p.batch[:0]
+	defer func() {
+		e.dispatchBatch(batch, p.seenAt.Load())
+		clear(batch)
+		p.batch = batch[:0]
+	}()
 	for i := range events {
 		ev := &events[i]
 		fd, gen := int(ev.Fd), uint32(ev.Pad)
@@ -202,24 +221,25 @@ func (p *poller) handle(events []unix.EpollEvent) (stop bool) {
 		if c == nil || c.gen != gen {
 			continue // stale: the connection closed and the fd may be someone else's now
 		}
-		c.ready(ev.Events)
+		if c.ready(ev.Events) {
+			batch = append(batch, c)
+		}
 	}
 	return false
 }
 
-// ready is called by the poller for an edge on c. It goes to exactly one worker, unless
-// a worker owns c already or c cannot act on it now: then it is owed, and served when c
-// can (see econn).
-func (c *econn) ready(events uint32) {
+// ready is called by the poller for an edge on c. It reports true when c is to go to
+// exactly one worker (the poller's batch); false when a worker owns c already or c
+// cannot act on it now: then it is owed, and served when c can (see econn).
+func (c *econn) ready(events uint32) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	if c.connectEndedLocked() {
 		c.mu.Unlock()
-		c.eng().dispatch(c)
-		return
+		return true
 	}
 	if c.wq == nil {
 		// Room to write matters only with writes queued; a write that queues later hit a
@@ -237,10 +257,7 @@ func (c *econn) ready(events uint32) {
 		c.readyAt.Store(c.poller().seenAt.Load())
 	}
 	c.owed |= uint16(events) // epoll reports nothing above bit 15 (econn.owed)
-	if !c.takeLocked() {
-		c.mu.Unlock()
-		return
-	}
+	taken := c.takeLocked()
 	c.mu.Unlock()
-	c.eng().dispatch(c)
+	return taken
 }

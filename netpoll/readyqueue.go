@@ -7,15 +7,39 @@ import "sync"
 // readyQueue holds ready connections while every worker is busy. They are not re-armed,
 // so waiting costs nothing but a slot here; workers take them FIFO as they free.
 type readyQueue struct {
-	mu   sync.Mutex
-	q    []*econn
-	head int
+	mu    sync.Mutex
+	q     []*econn
+	head  int
+	since uint32 // engine micros when the queue last went from empty to not (0: empty)
 }
 
 func (r *readyQueue) push(c *econn) {
 	r.mu.Lock()
+	if r.since == 0 && r.head == len(r.q) {
+		r.since = 1 // a pool with no room: patience does not apply, the wait is old at once
+	}
 	r.q = append(r.q, c)
 	r.mu.Unlock()
+}
+
+// pushAll queues a batch's connections, now (engine micros) being when they began to wait.
+func (r *readyQueue) pushAll(cs []*econn, now uint32) {
+	r.mu.Lock()
+	if r.head == len(r.q) {
+		r.since = now
+	}
+	r.q = append(r.q, cs...)
+	r.mu.Unlock()
+}
+
+// waited is how long (µs) the queue has not been empty, at now (engine micros).
+func (r *readyQueue) waited(now uint32) uint32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.head == len(r.q) || r.since == 0 {
+		return 0
+	}
+	return now - r.since
 }
 
 func (r *readyQueue) pop() *econn {
@@ -28,7 +52,7 @@ func (r *readyQueue) pop() *econn {
 	r.q[r.head] = nil
 	r.head++
 	if r.head == len(r.q) {
-		r.q, r.head = r.q[:0], 0
+		r.q, r.head, r.since = r.q[:0], 0, 0
 	}
 	return c
 }
