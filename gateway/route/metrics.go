@@ -3,6 +3,7 @@ package route
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -13,11 +14,17 @@ import (
 // bounded by the config, never by traffic.
 type routeMetrics struct {
 	set       *metrics.Set
-	decisions sync.Map // decisionKey -> *metrics.Counter
-	fallbacks sync.Map // fallbackKey -> *metrics.Counter
+	decisions sync.Map                        // decisionKey -> *decisionCounter
+	last      atomic.Pointer[decisionCounter] // the last decision's, compared before the map
+	fallbacks sync.Map                        // fallbackKey -> *metrics.Counter
 }
 
 type decisionKey struct{ api, cluster, by string }
+
+type decisionCounter struct {
+	key decisionKey
+	c   *metrics.Counter
+}
 type fallbackKey struct{ api, from, to string }
 
 func newRouteMetrics(set *metrics.Set) *routeMetrics {
@@ -29,12 +36,18 @@ func newRouteMetrics(set *metrics.Set) *routeMetrics {
 
 func (m *routeMetrics) decision(api, cluster, by string) {
 	k := decisionKey{api, cluster, by}
-	c, ok := m.decisions.Load(k)
-	if !ok {
-		c, _ = m.decisions.LoadOrStore(k, m.set.GetOrCreateCounter(
-			`mgw_route_decisions_total{api="`+esc(api)+`",cluster="`+esc(cluster)+`",decided_by="`+esc(by)+`"}`))
+	if d := m.last.Load(); d != nil && d.key == k {
+		d.c.Inc()
+		return
 	}
-	c.(*metrics.Counter).Inc()
+	v, ok := m.decisions.Load(k)
+	if !ok {
+		v, _ = m.decisions.LoadOrStore(k, &decisionCounter{key: k, c: m.set.GetOrCreateCounter(
+			`mgw_route_decisions_total{api="` + esc(api) + `",cluster="` + esc(cluster) + `",decided_by="` + esc(by) + `"}`)})
+	}
+	d := v.(*decisionCounter)
+	m.last.Store(d)
+	d.c.Inc()
 }
 
 func (m *routeMetrics) fallback(api, from, to string) {
