@@ -4,8 +4,10 @@ package netpoll
 
 import "sync"
 
-// readyQueue holds ready connections while every worker is busy. They are not re-armed,
-// so waiting costs nothing but a slot here; workers take them FIFO as they free.
+// readyQueue holds ready connections for the workers already running: those of a batch
+// beyond the workers started for it (dispatchBatch), and those the pool had no room for.
+// They are not re-armed, so waiting costs nothing but a slot here; workers take them FIFO
+// as they free.
 type readyQueue struct {
 	mu    sync.Mutex
 	q     []*econn
