@@ -21,7 +21,7 @@ type epollEngine struct {
 	cfg     Config
 	pollers []*poller
 	pool    *ants.PoolWithFunc
-	fanout  int // workers started for one batch of events at most (dispatchBatch)
+	fanout  atomic.Int32 // workers started for one batch of events at most (dispatchBatch)
 	ready   readyQueue
 	table   *connTable
 	ctr     counters
@@ -70,7 +70,7 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 		born:      time.Now(),
 	}
 	e.tick.Store(1)
-	e.fanout = max(1, min(runtime.GOMAXPROCS(0), cfg.Workers))
+	e.setFanout()
 	pool, err := ants.NewPoolWithFunc(cfg.Workers, e.work, ants.WithNonblocking(true),
 		ants.WithExpiryDuration(poolExpiry))
 	if err != nil {
@@ -198,13 +198,19 @@ func (e *epollEngine) dispatch(c *econn) (queued bool) {
 // worker serving several in a row delays none more than the core would. If the workers
 // do block, the poller starts more once a connection has waited readyPatience.
 func (e *epollEngine) dispatchBatch(batch []*econn, now uint32) {
-	k := min(len(batch), e.fanout)
+	k := min(len(batch), int(e.fanout.Load()))
 	if len(batch) > k {
 		e.ready.pushAll(batch[k:], now)
 	}
 	for _, c := range batch[:k] {
 		e.dispatch(c)
 	}
+}
+
+// setFanout sizes dispatchBatch's workers by GOMAXPROCS, which the runtime may change as
+// the container's CPU limit does; the sweeper calls it every tick.
+func (e *epollEngine) setFanout() {
+	e.fanout.Store(int32(max(1, min(runtime.GOMAXPROCS(0), e.cfg.Workers))))
 }
 
 // dispatchOffPoller is dispatch for callers that are not a poller: a queued connection

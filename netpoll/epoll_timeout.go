@@ -49,6 +49,7 @@ func (e *epollEngine) sweep(now uint32) {
 		return true
 	})
 	e.enforceBudgets()
+	e.setFanout()
 	// The last resort for a ready queue whose workers are stuck while no event comes to
 	// make a poller look at it (the pollers' own check is per batch).
 	if e.ready.waited(e.micros()) >= readyPatience {
