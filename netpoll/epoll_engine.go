@@ -71,6 +71,8 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 	}
 	e.tick.Store(1)
 	e.setFanout()
+	e.ready.alarm = time.AfterFunc(time.Hour, e.readyAlarm)
+	e.ready.alarm.Stop()
 	pool, err := ants.NewPoolWithFunc(cfg.Workers, e.work, ants.WithNonblocking(true),
 		ants.WithExpiryDuration(poolExpiry))
 	if err != nil {
@@ -196,7 +198,7 @@ func (e *epollEngine) dispatch(c *econn) (queued bool) {
 // connection was the largest cost of the reactor itself (scheduler, pool and channel:
 // about 1.4 us of user time a proxied request on one core); handlers never block, so a
 // worker serving several in a row delays none more than the core would. If the workers
-// do block, the poller starts more once a connection has waited readyPatience.
+// do block, more start once a connection has waited readyPatience (readyAlarm).
 func (e *epollEngine) dispatchBatch(batch []*econn, now uint32) {
 	k := min(len(batch), int(e.fanout.Load()))
 	if len(batch) > k {
@@ -205,6 +207,18 @@ func (e *epollEngine) dispatchBatch(batch []*econn, now uint32) {
 	for _, c := range batch[:k] {
 		e.dispatch(c)
 	}
+}
+
+// readyAlarm runs readyPatience after a batch's connections began to wait in the ready
+// queue, if they still do: the workers started for them may be stuck (handlers should
+// not block, but one that does must not hold the rest of its batch), so each gets one of
+// its own, and the alarm is set again while any still wait (a full pool).
+func (e *epollEngine) readyAlarm() {
+	if e.closing.Load() {
+		return
+	}
+	e.drainReady()
+	e.ready.rearm()
 }
 
 // setFanout sizes dispatchBatch's workers by GOMAXPROCS, which the runtime may change as

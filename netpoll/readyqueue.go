@@ -2,7 +2,10 @@
 
 package netpoll
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // readyQueue holds ready connections for the workers already running: those of a batch
 // beyond the workers started for it (dispatchBatch), and those the pool had no room for.
@@ -13,6 +16,11 @@ type readyQueue struct {
 	q     []*econn
 	head  int
 	since uint32 // engine micros when the queue last went from empty to not (0: empty)
+	// alarm fires readyPatience after a batch's connections began to wait (pushAll), so
+	// that they get workers of their own if those already running are stuck, even when
+	// no event comes; stopped when the queue empties. armed says it is set.
+	alarm *time.Timer
+	armed bool
 }
 
 func (r *readyQueue) push(c *econn) {
@@ -29,8 +37,25 @@ func (r *readyQueue) pushAll(cs []*econn, now uint32) {
 	r.mu.Lock()
 	if r.head == len(r.q) {
 		r.since = now
+		r.armLocked()
 	}
 	r.q = append(r.q, cs...)
+	r.mu.Unlock()
+}
+
+func (r *readyQueue) armLocked() {
+	if r.alarm != nil {
+		r.alarm.Reset(readyPatience * time.Microsecond)
+		r.armed = true
+	}
+}
+
+// rearm sets the alarm again while connections still wait.
+func (r *readyQueue) rearm() {
+	r.mu.Lock()
+	if r.head < len(r.q) {
+		r.armLocked()
+	}
 	r.mu.Unlock()
 }
 
@@ -55,6 +80,10 @@ func (r *readyQueue) pop() *econn {
 	r.head++
 	if r.head == len(r.q) {
 		r.q, r.head, r.since = r.q[:0], 0, 0
+		if r.armed {
+			r.alarm.Stop()
+			r.armed = false
+		}
 	}
 	return c
 }
