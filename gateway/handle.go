@@ -139,8 +139,8 @@ func (c *apiCall) out(resp *codec.Response) {
 		return // once: after a panic in the first (answered 500 by recoverRequest), nothing
 	}
 	c.chain.Send(context.Background(), c.req, resp, &c.x)
-	end := c.end
-	if end.IsZero() {
+	end := c.end // the answer's arrival: inline, the send filters cannot wait either
+	if end.IsZero() || !c.g.inline {
 		end = time.Now()
 	}
 	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, end.Sub(c.req.Received))
