@@ -58,7 +58,7 @@ func (e *epollEngine) enforceBudgets() {
 		if !c.closed && (c.redeliverNowLocked() || c.takeLocked()) {
 			c.readyAt.Store(e.micros()) // held back by the budget until now, not by the reactor
 			c.mu.Unlock()
-			e.dispatchOffPoller(c)
+			e.dispatch(c)
 			return true
 		}
 		c.mu.Unlock()

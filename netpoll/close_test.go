@@ -3,7 +3,6 @@ package netpoll
 import (
 	"errors"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -70,11 +69,7 @@ func TestWriteWhileClosing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		clients := make([]*net.TCPConn, conns)
-		for i := range clients {
-			clients[i] = dialTCP(t, addr)
-			defer clients[i].Close()
-		}
+		dialN(t, addr, conns)
 		var wg sync.WaitGroup
 		var bad atomic.Int64
 		msg := make([]byte, 3000)

@@ -158,7 +158,7 @@ func (c *econn) ResumeRead() {
 			}
 			if c.redeliverNowLocked() {
 				c.mu.Unlock()
-				c.eng().dispatchOffPoller(c)
+				c.eng().dispatch(c)
 				return
 			}
 			c.kickLocked()
@@ -219,7 +219,7 @@ func (c *econn) takeLocked() bool {
 // taken now (reads resumed, the queue under its soft limit). Called off the pollers.
 func (c *econn) kickLocked() {
 	if c.takeLocked() {
-		c.eng().dispatchOffPoller(c) // non-blocking
+		c.eng().dispatch(c) // non-blocking
 	}
 }
 

@@ -45,7 +45,7 @@ func (c *econn) closeLocked(r CloseReason) bool {
 	c.reason = r
 	e := c.eng()
 	if c.connectEndedLocked() { // the dial sees closed, abandons and says so
-		e.dispatchOffPoller(c)
+		e.dispatch(c)
 	}
 	if c.registered {
 		_ = unix.EpollCtl(c.poller().epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
@@ -103,7 +103,7 @@ func (c *econn) letGoLocked() {
 		c.readyAt.Store(c.eng().micros())
 	}
 	if c.redeliverNowLocked() || c.takeLocked() {
-		c.eng().dispatchOffPoller(c) // non-blocking: the pool or the ready queue takes it
+		c.eng().dispatch(c) // non-blocking: the pool or the ready queue takes it
 	}
 }
 

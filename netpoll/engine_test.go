@@ -24,11 +24,7 @@ func TestStopAcceptingAndClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cs := make([]*net.TCPConn, conns)
-		for i := range cs {
-			cs[i] = dialTCP(t, addr)
-			defer cs[i].Close()
-		}
+		cs := dialN(t, addr, conns)
 		waitFor(t, 5*time.Second, "all open", func() bool { return e.Stats().Open == conns })
 		n := 0
 		e.Range(func(Conn) bool { n++; return true })

@@ -180,16 +180,14 @@ func (e *epollEngine) newGen() uint32 {
 }
 
 // dispatch hands an owned, ready connection to a worker without blocking; when the pool
-// is full it waits in the ready queue (and pollers retry it every millisecond). It
-// reports whether c was queued.
-func (e *epollEngine) dispatch(c *econn) (queued bool) {
+// is full it waits in the ready queue (for a worker that frees, or the queue's alarm).
+// Any goroutine may call it.
+func (e *epollEngine) dispatch(c *econn) {
 	if err := e.pool.Invoke(c); err != nil {
 		// Also when the pool is closed (shutdown): Close serves the queue after the
 		// pool is gone. Never serve inline here: letGoLocked dispatches under c.mu.
 		e.ready.push(c)
-		return true
 	}
-	return false
 }
 
 // dispatchBatch hands a poller's batch of taken connections to workers. At most fanout
@@ -199,20 +197,24 @@ func (e *epollEngine) dispatch(c *econn) (queued bool) {
 // about 1.4 us of user time a proxied request on one core); handlers never block, so a
 // worker serving several in a row delays none more than the core would. If the workers
 // do block, more start once a connection has waited readyPatience (readyAlarm).
-func (e *epollEngine) dispatchBatch(batch []*econn, now uint32) {
+func (e *epollEngine) dispatchBatch(batch []*econn) {
 	k := min(len(batch), int(e.fanout.Load()))
 	if len(batch) > k {
-		e.ready.pushAll(batch[k:], now)
+		e.ready.push(batch[k:]...)
 	}
 	for _, c := range batch[:k] {
 		e.dispatch(c)
 	}
 }
 
-// readyAlarm runs readyPatience after a batch's connections began to wait in the ready
-// queue, if they still do: the workers started for them may be stuck (handlers should
-// not block, but one that does must not hold the rest of its batch), so each gets one of
-// its own, and the alarm is set again while any still wait (a full pool).
+// readyPatience is how long a connection waits in the ready queue for the workers
+// already running before more are started for it.
+const readyPatience = time.Millisecond
+
+// readyAlarm runs readyPatience after connections began to wait in the ready queue, if
+// they still do: the workers started for them may be stuck (handlers should not block,
+// but one that does must not hold the rest of its batch), so each gets one of its own,
+// and the alarm is set again while any still wait (a full pool).
 func (e *epollEngine) readyAlarm() {
 	if e.closing.Load() {
 		return
@@ -225,14 +227,6 @@ func (e *epollEngine) readyAlarm() {
 // the container's CPU limit does; the sweeper calls it every tick.
 func (e *epollEngine) setFanout() {
 	e.fanout.Store(int32(max(1, min(runtime.GOMAXPROCS(0), e.cfg.Workers))))
-}
-
-// dispatchOffPoller is dispatch for callers that are not a poller: a queued connection
-// wakes poller 0 so its retry loop runs even if no event comes.
-func (e *epollEngine) dispatchOffPoller(c *econn) {
-	if e.dispatch(c) {
-		e.pollers[0].wake()
-	}
 }
 
 // work is the pool function: serve the given connection (or none, for a drain task), then
@@ -250,7 +244,7 @@ func (e *epollEngine) work(arg any) {
 	}
 }
 
-// drainReady offers queued ready connections to free workers; called by pollers. The
+// drainReady offers queued ready connections to free workers (readyAlarm). The
 // task argument is the engine itself: ants treats a nil argument as "worker, exit".
 func (e *epollEngine) drainReady() {
 	for n := e.ready.len(); n > 0; n-- {

@@ -50,12 +50,6 @@ func (e *epollEngine) sweep(now uint32) {
 	})
 	e.enforceBudgets()
 	e.setFanout()
-	// The last resort for a ready queue whose workers are stuck while no event comes to
-	// make a poller look at it (the pollers' own check is per batch).
-	if e.ready.waited(e.micros()) >= readyPatience {
-		e.drainReady()
-		e.pollers[0].wake() // its loop then offers the queue every millisecond until it drains
-	}
 }
 
 // fireTimeout calls OnTimeout unless a worker owns the connection (it is not idle then).
@@ -88,7 +82,7 @@ func (c *econn) fireTimeout(kind TimeoutKind, now uint32) {
 	dispatch := c.redeliverNowLocked() || c.takeLocked()
 	c.mu.Unlock()
 	if dispatch {
-		c.eng().dispatchOffPoller(c)
+		c.eng().dispatch(c)
 	}
 	c.finish()
 }

@@ -1,7 +1,6 @@
 package netpoll
 
 import (
-	"net"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -81,11 +80,7 @@ func TestBatchSharesWorkersYetBlockedOnesDoNotStall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := make([]*net.TCPConn, conns)
-	for i := range cs {
-		cs[i] = dialTCP(t, addr)
-		defer cs[i].Close()
-	}
+	cs := dialN(t, addr, conns)
 	time.Sleep(50 * time.Millisecond) // every OnOpen done: the writes below make one batch
 	start := time.Now()
 	for _, c := range cs {

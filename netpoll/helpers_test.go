@@ -176,6 +176,17 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// dialN dials n connections to addr, closed when the test ends.
+func dialN(t testing.TB, addr net.Addr, n int) []*net.TCPConn {
+	t.Helper()
+	cs := make([]*net.TCPConn, n)
+	for i := range cs {
+		cs[i] = dialTCP(t, addr)
+		t.Cleanup(func() { cs[i].Close() })
+	}
+	return cs
+}
+
 func dialTCP(t testing.TB, addr net.Addr) *net.TCPConn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)

@@ -4,12 +4,10 @@ package netpoll
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -37,7 +35,7 @@ type poller struct {
 	epfd   int
 	epf    *os.File        // epfd as the runtime poller knows it; closing it ends a park
 	rc     syscall.RawConn // epf's, for the park-then-collect loop
-	wakefd int             // eventfd: wakes the loop for shutdown and ready-queue retries
+	wakefd int             // eventfd: wakes the loop for shutdown
 	batch  []*econn        // handle's: the connections of one batch of events, taken
 	done   chan struct{}
 	ctls   atomic.Uint64 // epoll_ctl calls, for tests: the steady state makes none
@@ -129,68 +127,33 @@ func (p *poller) wake() {
 // comes while events are being handed out is kept and ends the next park at once.
 // Leaving Read after every batch would cost a second epoll_wait per wake-up: the one
 // that must follow the reset to catch such an edge (two per request at low load). Read
-// is left, and entered again, only to switch the 1 ms retry deadline on or off while
-// connections wait in the ready queue, and at shutdown.
+// is left only at shutdown. Connections left waiting in the ready queue are the queue's
+// alarm's to look after, not the poller's.
 func (p *poller) loop() {
 	defer close(p.done)
 	e := p.eng
 	events := make([]unix.EpollEvent, 256)
-	retry := false
-	for {
-		if retry {
-			_ = p.epf.SetReadDeadline(time.Now().Add(time.Millisecond))
-		}
-		stop := false
-		err := p.rc.Read(func(fd uintptr) bool {
-			for {
-				n, werr := epollWaitNow(int(fd), events)
-				if werr == unix.EINTR {
-					continue
-				}
-				if werr != nil {
-					return true // EBADF and the like: the fd is going away; Read reports it
-				}
-				if n > 0 {
-					p.seenAt.Store(e.micros())
-				}
-				if p.handle(events[:n]) {
-					stop = true
-					return true
-				}
-				if n == len(events) {
-					continue // a full batch: more may be ready, and no new edge would say so
-				}
-				// Ready connections wait in a queue for the workers of their batch, or
-				// for a pool that had no room. One that waited a millisecond is offered
-				// to more workers (those before it may be stuck), and then every
-				// millisecond until the queue drains.
-				queued := false
-				if e.ready.len() > 0 {
-					now := p.seenAt.Load() // this batch's; a call with none reads the clock
-					if n == 0 {
-						now = e.micros()
-					}
-					if e.ready.waited(now) >= readyPatience {
-						e.drainReady()
-						queued = e.ready.len() > 0
-					}
-				}
-				return queued != retry // leave to set or clear the deadline; else park
+	_ = p.rc.Read(func(fd uintptr) bool {
+		for {
+			n, werr := epollWaitNow(int(fd), events)
+			if werr == unix.EINTR {
+				continue
 			}
-		})
-		if retry {
-			_ = p.epf.SetReadDeadline(time.Time{})
+			if werr != nil {
+				return true // EBADF and the like: the fd is going away
+			}
+			if n > 0 {
+				p.seenAt.Store(e.micros())
+			}
+			if p.handle(events[:n]) {
+				return true // the engine is closing
+			}
+			if n < len(events) {
+				return false // park; a full batch goes on: more may be ready, and no new edge would say so
+			}
 		}
-		if stop || err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return
-		}
-		retry = e.ready.len() > 0 && e.ready.waited(e.micros()) >= readyPatience
-	}
+	})
 }
-
-// readyPatience is how long (µs) a connection waits in the ready queue for the workers
-// already running before more are started for it.
-const readyPatience = 1000
 
 // handle hands each event to its connection (or listener); it reports true when the
 // engine is closing.
@@ -198,7 +161,7 @@ func (p *poller) handle(events []unix.EpollEvent) (stop bool) {
 	e := p.eng
 	batch := p.batch[:0]
 	defer func() {
-		e.dispatchBatch(batch, p.seenAt.Load())
+		e.dispatchBatch(batch)
 		clear(batch)
 		p.batch = batch[:0]
 	}()

@@ -12,31 +12,20 @@ import (
 // They are not re-armed, so waiting costs nothing but a slot here; workers take them FIFO
 // as they free.
 type readyQueue struct {
-	mu    sync.Mutex
-	q     []*econn
-	head  int
-	since uint32 // engine micros when the queue last went from empty to not (0: empty)
-	// alarm fires readyPatience after a batch's connections began to wait (pushAll), so
-	// that they get workers of their own if those already running are stuck, even when
-	// no event comes; stopped when the queue empties. armed says it is set.
+	mu   sync.Mutex
+	q    []*econn
+	head int
+	// alarm fires readyPatience after the queue went from empty to not, so that waiting
+	// connections get workers of their own if those already running are stuck (or the
+	// pool was full), even when no event comes; stopped when the queue empties. armed
+	// says it is set.
 	alarm *time.Timer
 	armed bool
 }
 
-func (r *readyQueue) push(c *econn) {
-	r.mu.Lock()
-	if r.since == 0 && r.head == len(r.q) {
-		r.since = 1 // a pool with no room: patience does not apply, the wait is old at once
-	}
-	r.q = append(r.q, c)
-	r.mu.Unlock()
-}
-
-// pushAll queues a batch's connections, now (engine micros) being when they began to wait.
-func (r *readyQueue) pushAll(cs []*econn, now uint32) {
+func (r *readyQueue) push(cs ...*econn) {
 	r.mu.Lock()
 	if r.head == len(r.q) {
-		r.since = now
 		r.armLocked()
 	}
 	r.q = append(r.q, cs...)
@@ -45,7 +34,7 @@ func (r *readyQueue) pushAll(cs []*econn, now uint32) {
 
 func (r *readyQueue) armLocked() {
 	if r.alarm != nil {
-		r.alarm.Reset(readyPatience * time.Microsecond)
+		r.alarm.Reset(readyPatience)
 		r.armed = true
 	}
 }
@@ -59,16 +48,6 @@ func (r *readyQueue) rearm() {
 	r.mu.Unlock()
 }
 
-// waited is how long (µs) the queue has not been empty, at now (engine micros).
-func (r *readyQueue) waited(now uint32) uint32 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.head == len(r.q) || r.since == 0 {
-		return 0
-	}
-	return now - r.since
-}
-
 func (r *readyQueue) pop() *econn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -79,7 +58,7 @@ func (r *readyQueue) pop() *econn {
 	r.q[r.head] = nil
 	r.head++
 	if r.head == len(r.q) {
-		r.q, r.head, r.since = r.q[:0], 0, 0
+		r.q, r.head = r.q[:0], 0
 		if r.armed {
 			r.alarm.Stop()
 			r.armed = false
