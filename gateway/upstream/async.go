@@ -737,17 +737,15 @@ type whole struct {
 // takeWhole takes the answer read whole off the connection.
 func (ac *asyncConn) takeWhole(a *asyncCall) whole {
 	w := whole{status: ac.head.Status}
+	if ac.pooled != nil {
+		*ac.pooled = ac.buf // the answer's bytes, as SetPooledBody takes them
+	}
 	if a.fwd != nil {
 		w.fwd = ac.proxyResponse(a.method)
-		w.fwd.Whole = ac.buf
-		if ac.pooled != nil {
-			*ac.pooled = ac.buf
-			w.fwd.pooled = ac.pooled
-		}
+		w.fwd.Whole, w.fwd.pooled = ac.buf, ac.pooled
 	} else {
 		w.call = &codec.Response{Status: ac.head.Status}
 		if ac.pooled != nil {
-			*ac.pooled = ac.buf
 			w.call.SetPooledBody(ac.pooled)
 		} else if len(ac.buf) > 0 {
 			w.call.Body = ac.buf
