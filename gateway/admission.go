@@ -10,6 +10,7 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/config"
+	"github.com/mgw-project/mgw/internal/clock"
 )
 
 // Admission control (issue 19; docs/operations.md, "Overload").
@@ -197,9 +198,13 @@ func (a *admission) connIdle() { a.active.Add(-1) }
 // started is called as an admitted request starts (its task, or on the reactor worker),
 // received being when the reactor saw its bytes ready. It feeds the wait to the limit and returns refusedQueue when the request is
 // to be shed unserved.
+// A request served inline has its Started time from the clock read of its ReadyAt.
 func (a *admission) started(req *codec.Request) refusal {
-	now := time.Now()
-	req.Started = now
+	now := req.Started
+	if now.IsZero() {
+		now = time.Now()
+		req.Started = now
+	}
 	wait := now.Sub(req.Received)
 	a.m.queue.Update(wait.Seconds())
 	a.winSum.Add(int64(wait))
@@ -484,6 +489,17 @@ func (g *Gateway) waited(req *codec.Request) time.Duration {
 		return time.Since(req.Received)
 	}
 	return req.Started.Sub(req.Received)
+}
+
+// callStart is when a call to a backend begins, prev being the request's previous call's
+// start (zero for the first). Served inline, nothing between the request's start and its
+// first call can wait (waited), so that start stands in for the clock; a fallback's call
+// comes after a backend's answer or timeout, and reads the clock.
+func (g *Gateway) callStart(req *codec.Request, prev time.Time) time.Time {
+	if g.inline && prev.IsZero() && !req.Started.IsZero() {
+		return req.Started
+	}
+	return clock.From(req.Received)
 }
 
 // pastDeadline answers a request that waited longer than timeout since its bytes came:

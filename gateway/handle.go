@@ -10,6 +10,7 @@ import (
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/gateway/upstream"
+	"github.com/mgw-project/mgw/internal/clock"
 )
 
 // serveAPI runs one API request down the layers and back: the filters' receive phase,
@@ -101,7 +102,7 @@ func (c *apiCall) callUpstream(rt *route.Route) {
 
 func (c *apiCall) try(cluster string) {
 	c.x.Cluster = cluster
-	c.t0 = time.Now()
+	c.t0 = c.g.callStart(c.req, c.t0)
 	c.s.clusters[cluster].CallAsyncAt(c.req, c.t0, c.timeout, c)
 }
 
@@ -114,7 +115,7 @@ func (c *apiCall) Answered(resp *codec.Response, err error) {
 		now = resp.Arrived
 	}
 	if now.IsZero() {
-		now = time.Now()
+		now = clock.From(c.t0)
 	}
 	c.end = now
 	c.x.UpstreamLatency += now.Sub(c.t0)
@@ -141,7 +142,7 @@ func (c *apiCall) out(resp *codec.Response) {
 	c.chain.Send(context.Background(), c.req, resp, &c.x)
 	end := c.end // the answer's arrival: inline, the send filters cannot wait either
 	if end.IsZero() || !c.g.inline {
-		end = time.Now()
+		end = clock.From(c.req.Received)
 	}
 	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, end.Sub(c.req.Received))
 	c.respond(resp)

@@ -448,9 +448,9 @@ func finalRecipient(method string) *codec.Response {
 
 func (s *httpSession) runAPI(ex *httpExchange) {
 	req := http1.ToRequest(&ex.head, ex.whole.buf, s.connInfo())
-	req.Received = s.c.ReadyAt() // its wait for a worker counts (readEvent says why)
-	ex.whole.buf = nil           // the request owns it now
 	g := s.l.g
+	s.stamp(req)
+	ex.whole.buf = nil // the request owns it now
 	if s.answerAPI == nil {
 		s.answerAPI = s.writeAPIAnswer // one func value per connection, not one per call
 	}
@@ -462,6 +462,17 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 		return
 	}
 	g.callAPI(req, answer, g.adm.idleFn)
+}
+
+// stamp sets when req's bytes were ready: its wait for a worker counts (readEvent says
+// why). Served inline, it starts now (admission.started), and the clock read that gave
+// the one gives the other.
+func (s *httpSession) stamp(req *codec.Request) {
+	ready, now := s.c.ReadyAt()
+	req.Received = ready
+	if s.l.g.inline {
+		req.Started = now
+	}
 }
 
 // writeAPIAnswer writes the answer to the API call being served (runAPI). The exchange
@@ -497,7 +508,7 @@ type proxyAnswer struct {
 func (s *httpSession) admitProxied(ex *httpExchange, body *pipe.Pipe) (*codec.Request, *proxyAnswer) {
 	p := &proxyAnswer{s: s, minor: ex.head.Minor, keep: ex.head.KeepAlive, head: ex.head.Method == http.MethodHead, body: body}
 	req := http1.ToRequest(&ex.head, nil, s.connInfo())
-	req.Received = s.c.ReadyAt()
+	s.stamp(req)
 	if r := s.l.g.adm.admit(0); r != admitted {
 		p.gateway(s.l.g.adm.answers[r])
 		return nil, nil

@@ -38,17 +38,23 @@ type mmtpSession struct {
 //   - Their Received time is when the reactor saw the bytes ready (netpoll.Conn.ReadyAt),
 //     read once per event: the wait for a worker is the queue an inline request waits
 //     in, and what admission, the deadline check and the latency metrics must count.
+//   - Served inline, they start as the event is read: one clock read gives both times
+//     (admission.started).
 type readEvent struct {
-	b     *bytebufferpool.ByteBuffer
-	ready time.Time
+	b          *bytebufferpool.ByteBuffer
+	ready, now time.Time
 }
 
-// received is the Received time of the event's requests.
-func (r *readEvent) received(c netpoll.Conn) time.Time {
+// stamp sets the Received (and, served inline, Started) time of one of the event's
+// requests.
+func (r *readEvent) stamp(req *codec.Request, c netpoll.Conn, inline bool) {
 	if r.ready.IsZero() {
-		r.ready = c.ReadyAt()
+		r.ready, r.now = c.ReadyAt()
 	}
-	return r.ready
+	req.Received = r.ready
+	if inline {
+		req.Started = r.now
+	}
 }
 
 func (r *readEvent) add(stream uint32, resp *codec.Response) {
@@ -177,7 +183,7 @@ func (s *mmtpSession) onHello(f *mmtp.Frame, rf *readEvent) {
 	info := s.infoLocked()
 	s.mu.Unlock()
 	req := mmtp.ToRequest(f, info)
-	req.Received = rf.received(s.c)
+	rf.stamp(req, s.c, false) // hello is served here, not admitted: nothing to start
 	if resp := s.l.g.snap.Load().hello(req); resp != nil {
 		s.answer(f.StreamID, resp)
 		return
@@ -247,7 +253,7 @@ func (s *mmtpSession) onRequest(f *mmtp.Frame, rf *readEvent) bool {
 	s.mu.Unlock()
 
 	req := mmtp.ToRequest(f, info)
-	req.Received = rf.received(s.c)
+	rf.stamp(req, s.c, g.inline)
 	ensureTraceID(req)
 	answer := func(resp *codec.Response) { s.finish(req.StreamID, resp) }
 	g.callAPI(req, answer, nil)

@@ -12,6 +12,7 @@ import (
 	"github.com/mgw-project/mgw/filters/auth"
 	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/gateway/upstream"
+	"github.com/mgw-project/mgw/internal/clock"
 )
 
 // proxyCall is one plain HTTP request on a path route, from its receive phase to the
@@ -31,7 +32,8 @@ type proxyCall struct {
 
 	// forwardAsync's: the whole body, when the call began, and who hears the outcome.
 	body []byte
-	t0   time.Time
+	t0   time.Time // the current cluster's call began
+	end  time.Time // its answer came; zero until a backend answered
 	done func(*upstream.ProxyResponse, *codec.Response)
 }
 
@@ -87,7 +89,11 @@ func (pc *proxyCall) finish(status int, resp *codec.Response) {
 		resp = &codec.Response{Status: status}
 	}
 	pc.chain.Send(pc.ctx, pc.req, resp, &pc.x)
-	pc.g.m.request(pc.req.Conn.Listener, &pc.x, status, time.Since(pc.req.Received))
+	end := pc.end // the answer's arrival: inline, the send filters cannot wait either
+	if end.IsZero() || !pc.g.inline {
+		end = clock.From(pc.req.Received)
+	}
+	pc.g.m.request(pc.req.Conn.Listener, &pc.x, status, end.Sub(pc.req.Received))
 }
 
 // upstreamRequest is the request as the cluster forwards it.
@@ -147,8 +153,8 @@ func (g *Gateway) forwardAsync(req *codec.Request, body []byte, interim upstream
 
 func (pc *proxyCall) try(cluster string) {
 	pc.x.Cluster = cluster
-	pc.t0 = time.Now()
-	pc.s.clusters[cluster].ForwardAsync(pc.upstreamRequest(nil, int64(len(pc.body))), pc.body, pc.answered)
+	pc.t0 = pc.g.callStart(pc.req, pc.t0)
+	pc.s.clusters[cluster].ForwardAsyncAt(pc.upstreamRequest(nil, int64(len(pc.body))), pc.body, pc.t0, pc.answered)
 }
 
 // answered is the continuation of one cluster's forward: the answer goes back, or the
@@ -163,7 +169,14 @@ func (pc *proxyCall) answered(resp *upstream.ProxyResponse, err error) {
 			resp.Body.Close()
 		}
 	}()
-	now := time.Now()
+	var now time.Time
+	if err == nil {
+		now = resp.Arrived
+	}
+	if now.IsZero() {
+		now = clock.From(pc.t0)
+	}
+	pc.end = now
 	pc.x.UpstreamLatency += now.Sub(pc.t0)
 	if err == nil || timedOut(err) {
 		pc.g.adm.finished(now, pc.req.Received)

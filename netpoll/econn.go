@@ -109,7 +109,7 @@ func (c *econn) RemoteAddr() net.Addr           { return tcpAddr(c.rip, c.rport)
 func (c *econn) RemoteAddrPort() netip.AddrPort { return storedAddr(c.rip, c.rport) }
 func (c *econn) Listener() string               { return c.own.name }
 
-func (c *econn) ReadyAt() time.Time { return c.eng().readyAt(c.readyAt.Load()) }
+func (c *econn) ReadyAt() (ready, now time.Time) { return c.eng().readyAt(c.readyAt.Load()) }
 
 func (c *econn) Context() any {
 	c.mu.Lock()

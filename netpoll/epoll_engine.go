@@ -108,13 +108,15 @@ func (e *epollEngine) micros() uint32 { return max(1, uint32(time.Since(e.born)/
 // wrap-around of both cannot spoil. An unset stamp is now, and so is one that reads as
 // from the future (an age past 2^31 µs: a stamp taken in the microsecond micros maps 0
 // to 1, read in that same microsecond).
-func (e *epollEngine) readyAt(stamp uint32) time.Time {
-	now := time.Now()
-	age := uint32(now.Sub(e.born)/time.Microsecond) - stamp
+// It returns the time now as well, read from the monotonic clock only (clock.From).
+func (e *epollEngine) readyAt(stamp uint32) (ready, now time.Time) {
+	since := time.Since(e.born)
+	now = e.born.Add(since)
+	age := uint32(since/time.Microsecond) - stamp
 	if stamp == 0 || age >= 1<<31 {
-		return now
+		return now, now
 	}
-	return now.Add(-time.Duration(age) * time.Microsecond)
+	return now.Add(-time.Duration(age) * time.Microsecond), now
 }
 
 // pickIdx picks the poller of a new connection, round robin. Not fd modulo the pollers:

@@ -150,7 +150,9 @@ type Conn interface {
 	// worker (the reactor's queue under load) is the time since. Meant for OnData; with
 	// the epoll engine it is the poller's wake-up that found them (or, for bytes held back
 	// by PauseRead or a memory budget, when reading resumed); with rwloop, the read's end.
-	ReadyAt() time.Time
+	// now is the clock reading ready was worked out from: a caller that needs the time as
+	// well (when it starts to serve them) spares a clock read per request.
+	ReadyAt() (ready, now time.Time)
 }
 
 // ListenerOptions tune one listener.

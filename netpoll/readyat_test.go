@@ -19,7 +19,7 @@ func TestReadyAtCountsTheWaitForAWorker(t *testing.T) {
 		h := newTestHandler()
 		h.onData = func(c Conn, data []byte) (int, error) {
 			now := time.Now()
-			got <- seen{c.ReadyAt(), now}
+			got <- seen{readyOf(c), now}
 			if data[0] == 'B' { // the blocker holds the one worker
 				time.Sleep(hold)
 			}
@@ -81,7 +81,7 @@ func TestReadyAtAfterPause(t *testing.T) {
 			ready := make(chan time.Time, 4)
 			paused := make(chan Conn, 1)
 			h.onData = func(c Conn, data []byte) (int, error) {
-				ready <- c.ReadyAt()
+				ready <- readyOf(c)
 				if data[0] == 'P' {
 					c.PauseRead()
 					paused <- c
@@ -130,7 +130,7 @@ func TestReadyAtKeepsTheOldestUnreadBytes(t *testing.T) {
 	got := make(chan seen, 8)
 	h := newTestHandler()
 	h.onData = func(c Conn, data []byte) (int, error) {
-		got <- seen{c.ReadyAt(), time.Now(), len(data)}
+		got <- seen{readyOf(c), time.Now(), len(data)}
 		if data[0] == 'B' {
 			time.Sleep(hold)
 		}
@@ -174,7 +174,7 @@ func TestReadyAtCountsTheWaitAfterResume(t *testing.T) {
 			paused <- c
 			return 1, nil // the rest waits for ResumeRead
 		default:
-			ready <- c.ReadyAt()
+			ready <- readyOf(c)
 		}
 		return len(data), nil
 	}
@@ -217,7 +217,7 @@ func TestReadyAtAfterBackpressureWhileBusy(t *testing.T) {
 			c.Write(big)
 			return 1, nil
 		}
-		ready <- c.ReadyAt()
+		ready <- readyOf(c)
 		return len(data), nil
 	}
 	_, addr := listenReadyAt(t, Config{Kind: "epoll", Workers: 2, Pollers: 1, WriteSoftLimit: 64 << 10, WriteHardLimit: 64 << 20}, h)
@@ -242,7 +242,7 @@ func TestReadyAtAfterWriteBackpressure(t *testing.T) {
 			c.Write(big) // far more than the sockets hold: the rest queues
 			return len(data), nil
 		}
-		ready <- c.ReadyAt()
+		ready <- readyOf(c)
 		return len(data), nil
 	}
 	e, addr := listenReadyAt(t, Config{Kind: "epoll", Workers: 2, Pollers: 1, WriteSoftLimit: 64 << 10, WriteHardLimit: 64 << 20}, h)
@@ -271,7 +271,7 @@ func TestReadyAtAfterAServeForRoomToWrite(t *testing.T) {
 		case 'W':
 			c.Write(big) // the sockets take some; the rest queues (under the soft limit)
 		default:
-			ready <- c.ReadyAt()
+			ready <- readyOf(c)
 		}
 		return len(data), nil
 	}
@@ -334,4 +334,14 @@ func readAfterDrain(t *testing.T, a net.Conn, ready <-chan time.Time) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request was not read after the client drained its answer")
 	}
+}
+
+// readyOf is c's ReadyAt, checked: the bytes cannot have been ready after the clock
+// reading it was worked out from.
+func readyOf(c Conn) time.Time {
+	ready, now := c.ReadyAt()
+	if ready.After(now) {
+		panic("ReadyAt: ready " + ready.String() + " after now " + now.String())
+	}
+	return ready
 }

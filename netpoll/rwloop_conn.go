@@ -80,13 +80,14 @@ func (c *rwConn) Closed() bool {
 // ReadyAt is when the read that brought the bytes returned (this engine has no queue in
 // front of its goroutine-per-connection reads), or, for bytes held back by PauseRead,
 // when reading resumed.
-func (c *rwConn) ReadyAt() time.Time {
+func (c *rwConn) ReadyAt() (ready, now time.Time) {
+	now = time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.readyAt.IsZero() {
-		return time.Now() // nothing read yet, as the epoll engine's unset stamp
+		return now, now // nothing read yet, as the epoll engine's unset stamp
 	}
-	return c.readyAt
+	return c.readyAt, now
 }
 
 func (c *rwConn) PauseRead() {

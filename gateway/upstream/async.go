@@ -12,6 +12,7 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/http1"
+	"github.com/mgw-project/mgw/internal/clock"
 	"github.com/mgw-project/mgw/netpoll"
 )
 
@@ -758,9 +759,10 @@ func (ac *asyncConn) takeWhole(a *asyncCall) whole {
 
 // deliverWhole hands a claimed call its answer.
 func (a *asyncCall) deliverWhole(cl claimed, w whole) {
-	now := time.Now()
+	now := clock.From(cl.start) // the one clock read of the answer: settle's and the caller's
 	a.settle(cl, 0, w.status, now)
 	if a.fwd != nil {
+		w.fwd.Arrived = now
 		a.fwd(w.fwd, nil)
 		return
 	}

@@ -75,6 +75,8 @@ type ProxyResponse struct {
 	// the body came whole with the head (ForwardAsync): Whole holds it then.
 	Body  io.ReadCloser
 	Whole []byte
+	// Arrived is when the answer came whole (ForwardAsync); zero for one that streams.
+	Arrived time.Time
 
 	pooled *[]byte // Whole's buffer, when it came from codec.PooledBody
 }

@@ -33,6 +33,12 @@ import (
 // Without an engine (a cluster built for tests or tools), ForwardAsync is Forward on the
 // calling goroutine.
 func (c *Cluster) ForwardAsync(r *ProxyRequest, body []byte, done func(*ProxyResponse, error)) {
+	c.ForwardAsyncAt(r, body, time.Now(), done)
+}
+
+// ForwardAsyncAt is ForwardAsync for a caller that read the clock already: now is when
+// the call begins, the start of its deadline (as CallAsyncAt's).
+func (c *Cluster) ForwardAsyncAt(r *ProxyRequest, body []byte, now time.Time, done func(*ProxyResponse, error)) {
 	if c.eng == nil {
 		fr := *r
 		fr.Body, fr.ContentLength = bytes.NewReader(body), int64(len(body))
@@ -56,7 +62,7 @@ func (c *Cluster) ForwardAsync(r *ProxyRequest, body []byte, done func(*ProxyRes
 		timeout = c.timeout
 	}
 	a := &asyncCall{c: c, body: body, fwd: done, interim: r.Interim, method: r.Method, hostName: r.Host, buf: bp, base: len(head)}
-	a.begin(time.Now(), timeout)
+	a.begin(now, timeout)
 }
 
 // streamHigh is how many bytes of a streamed answer may wait for its reader before the
