@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mgw-project/mgw/codec"
+	"github.com/mgw-project/mgw/codec/mmtp"
 	"github.com/mgw-project/mgw/loadtest/hist"
 	"github.com/mgw-project/mgw/loadtest/internal/testserver"
 	"github.com/mgw-project/mgw/loadtest/openloop"
@@ -414,5 +416,35 @@ func TestRefusalTimesFromIntendedAndFromSend(t *testing.T) {
 	// The 50 ms of lateness is not in it (the server's own time may vary on a loaded box).
 	if sentSlowest <= 0 || sentSlowest > slowest-40*time.Millisecond || sentSlow > slow {
 		t.Errorf("from the write: slowest %v, %d over 10 ms; want above zero and 50 ms less than %v", sentSlowest, sentSlow, slowest)
+	}
+}
+
+// readyConn is a connection whose bytes were ready at a given time.
+type readyConn struct {
+	writeCounter
+	ready time.Time
+}
+
+func (r *readyConn) ReadyAt() (ready, now time.Time) { return r.ready, time.Now() }
+
+// TestLatencyEndsWhenTheAnswerWasReady: an answer's latency ends when the harness's
+// reactor saw its bytes ready, not when a worker got to decode them: the 30 ms the
+// harness's own workers took to get to it (a box the harness shares with the target)
+// are not the target's.
+func TestLatencyEndsWhenTheAnswerWasReady(t *testing.T) {
+	c := &Client{cfg: Config{Protocol: "mmtp"}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+	intended := time.Now().Add(-40 * time.Millisecond)
+	sentAt := intended.Add(2 * time.Millisecond)
+	cn := &conn{cl: c, inflight: map[uint32]sent{7: {intended: intended, at: sentAt}}}
+	rc := &readyConn{ready: intended.Add(6 * time.Millisecond)}
+	frame := mmtp.AppendResponse(nil, 7, &codec.Response{Status: 503})
+	if n, err := cn.onMMTP(rc, frame); err != nil || n != len(frame) {
+		t.Fatalf("onMMTP = %d, %v; want %d, nil", n, err, len(frame))
+	}
+	if slowest, slow := c.Refusals(); slowest != 6*time.Millisecond || slow != 0 {
+		t.Errorf("from the intended time: slowest %v (%d slow), want 6ms (ready - intended), none slow", slowest, slow)
+	}
+	if slowest, slow := c.SentRefusals(); slowest != 4*time.Millisecond || slow != 0 {
+		t.Errorf("from the write: slowest %v (%d slow), want 4ms (ready - sent), none slow", slowest, slow)
 	}
 }

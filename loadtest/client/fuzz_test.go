@@ -38,7 +38,7 @@ func FuzzOnHTTP(f *testing.F) {
 		if split < 0 || split > len(b) {
 			split = len(b) / 2
 		}
-		n, err := cn.onHTTP(b[:split])
+		n, err := cn.onHTTP(&writeCounter{}, b[:split])
 		if n < 0 || n > split {
 			t.Fatalf("consumed %d of %d", n, split)
 		}
@@ -46,7 +46,7 @@ func FuzzOnHTTP(f *testing.F) {
 			return
 		}
 		rest := append(append([]byte(nil), b[n:split]...), b[split:]...)
-		m, _ := cn.onHTTP(rest)
+		m, _ := cn.onHTTP(&writeCounter{}, rest)
 		if m < 0 || m > len(rest) {
 			t.Fatalf("consumed %d of %d", m, len(rest))
 		}
@@ -56,7 +56,8 @@ func FuzzOnHTTP(f *testing.F) {
 	})
 }
 
-// writeCounter is the part of netpoll.Conn that onMMTP uses: it counts writes.
+// writeCounter is the part of netpoll.Conn that onMMTP and onHTTP use: it counts writes,
+// and its bytes are ready now.
 type writeCounter struct {
 	netpoll.Conn
 	writes, closes int
@@ -64,6 +65,10 @@ type writeCounter struct {
 
 func (w *writeCounter) Write([]byte) error { w.writes++; return nil }
 func (w *writeCounter) Close() error       { w.closes++; return nil }
+func (w *writeCounter) ReadyAt() (ready, now time.Time) {
+	now = time.Now()
+	return now, now
+}
 
 // FuzzOnMMTPPush feeds arbitrary frames to a push device: it never panics, consumes at most
 // what it was given, and accounts for every PUSH it took: processed, duplicate, stale,

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/mgw-project/mgw/codec/http1"
+	"github.com/mgw-project/mgw/netpoll"
 )
 
 // maxResponseHead bounds a response head; a target sending more is not the gateway.
@@ -34,8 +36,9 @@ func (h *httpRequests) build(dst []byte, _ *conn, _ uint32) []byte { return appe
 
 // onHTTP consumes whole responses (head and body) from data, matching each to the oldest
 // request in flight.
-func (cn *conn) onHTTP(data []byte) (int, error) {
+func (cn *conn) onHTTP(c netpoll.Conn, data []byte) (int, error) {
 	off := 0
+	var ready time.Time // the read's (answered)
 	for off < len(data) {
 		if !cn.inBody {
 			end := bytes.Index(data[off:], []byte("\r\n\r\n"))
@@ -85,7 +88,10 @@ func (cn *conn) onHTTP(data []byte) (int, error) {
 		cn.fifo = t[1:]
 		cn.mu.Unlock()
 		if !at.IsZero() { // zero: already counted as a timeout
-			cn.answered(at, cn.status)
+			if ready.IsZero() {
+				ready, _ = c.ReadyAt()
+			}
+			cn.answered(at, time.Time{}, ready, cn.status)
 		}
 	}
 	return off, nil
