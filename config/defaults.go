@@ -35,7 +35,6 @@ const (
 	DefaultClusterTimeout             = Duration(10 * time.Second)
 	DefaultConnectTimeout             = Duration(3500 * time.Millisecond) // outlasts two SYN retransmits (1 s, 3 s)
 	DefaultMaxConnsPerHost            = 1024
-	DefaultMaxIdlePerHost             = 256
 	DefaultIdleConnTimeout            = Duration(90 * time.Second)
 	DefaultHealthInterval             = Duration(5 * time.Second)
 	DefaultHealthTimeout              = Duration(1 * time.Second)
@@ -110,7 +109,7 @@ func (cl *Cluster) applyDefaults() {
 	setDur(&cl.Timeout, DefaultClusterTimeout)
 	setDur(&cl.ConnectTimeout, DefaultConnectTimeout)
 	setInt(&cl.MaxConnsPerHost, DefaultMaxConnsPerHost)
-	setInt(&cl.MaxIdlePerHost, DefaultMaxIdlePerHost)
+	setInt(&cl.MaxIdlePerHost, cl.MaxConnsPerHost) // as many as it may have: they go after the idle timeout
 	setDur(&cl.IdleConnTimeout, DefaultIdleConnTimeout)
 	if h := cl.HealthCheck; h != nil {
 		setDur(&h.Interval, DefaultHealthInterval)

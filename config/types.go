@@ -183,7 +183,7 @@ type Cluster struct {
 	Timeout         Duration `yaml:"timeout" json:"timeout"`                       // whole request; default 10s
 	ConnectTimeout  Duration `yaml:"connect_timeout" json:"connect_timeout"`       // default 3.5s
 	MaxConnsPerHost int      `yaml:"max_conns_per_host" json:"max_conns_per_host"` // default 1024
-	MaxIdlePerHost  int      `yaml:"max_idle_per_host" json:"max_idle_per_host"`   // default 256
+	MaxIdlePerHost  int      `yaml:"max_idle_per_host" json:"max_idle_per_host"`   // default max_conns_per_host
 	IdleConnTimeout Duration `yaml:"idle_conn_timeout" json:"idle_conn_timeout"`   // default 90s
 	// MaxInFlight is a per-instance cap on requests in flight to this cluster; 0 = none.
 	// Over it requests are answered 503 unavailable.

@@ -256,6 +256,37 @@ func TestCallAsyncHandsConnectionsOn(t *testing.T) {
 	}
 }
 
+// TestCallAsyncKeepsABurstsConnections: with the default pool limits, the connections a
+// burst of concurrent calls opened stay for the next burst. With an idle cap below the
+// burst (256 before), every burst closed the connections over the cap as their answers
+// came and dialed them again: past capacity, where the calls in flight swing with the
+// admission limit, the gateway paid a connect for one call in twenty (issue 19).
+func TestCallAsyncKeepsABurstsConnections(t *testing.T) {
+	const burst = 300
+	addr, conns := rawBackend(t, func(int, *http.Request) (string, bool) {
+		time.Sleep(100 * time.Millisecond) // every call of a burst holds its connection at once
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false
+	})
+	c := asyncCluster(t, config.Cluster{}, Options{}, addr)
+	for round := range 2 {
+		done := make(chan error, burst)
+		for range burst {
+			c.CallAsync(apiReq("a.b"), 10*time.Second, func(_ *codec.Response, err error) { done <- err })
+		}
+		for range burst {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := c.hosts[0].async.idleCount(); n != burst {
+			t.Errorf("burst %d: %d connections idle after it, want all %d kept", round+1, n, burst)
+		}
+	}
+	if n := conns.Load(); n != burst {
+		t.Errorf("%d connections for two bursts of %d calls, want %d (none closed and dialed again)", n, burst, burst)
+	}
+}
+
 // A call that cannot get a slot before its deadline is a Timeout, not sent.
 func TestCallAsyncWaitsPastDeadline(t *testing.T) {
 	release := make(chan struct{})

@@ -25,7 +25,6 @@ const (
 	// timeout gave up at the very moment the first retransmit could have got through.
 	DefaultConnectTimeout     = 3500 * time.Millisecond
 	DefaultMaxConnsPerHost    = 1024
-	DefaultMaxIdlePerHost     = 256
 	DefaultIdleConnTimeout    = 90 * time.Second
 	DefaultMaxResponseBytes   = 4 << 20
 	DefaultMaxEjectionPercent = 50
@@ -150,12 +149,12 @@ func New(cfg *config.Cluster, opts Options) (*Cluster, error) {
 		seen[name] = true
 		h := &host{name: name, addr: addr, base: "http://" + addr, m: newHostMetrics(set, cfg.Name, name),
 			pool: newH1Pool(addr, orDuration(cfg.ConnectTimeout.D(), DefaultConnectTimeout),
-				orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost), orInt(cfg.MaxIdlePerHost, DefaultMaxIdlePerHost),
+				orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost), maxIdlePerHost(cfg),
 				orDuration(cfg.IdleConnTimeout.D(), DefaultIdleConnTimeout))}
 		h.pool.stale = c.m.idleRetries
 		if c.eng != nil {
 			h.async = newAsyncPool(c.eng, addr, orDuration(cfg.ConnectTimeout.D(), DefaultConnectTimeout),
-				orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost), orInt(cfg.MaxIdlePerHost, DefaultMaxIdlePerHost),
+				orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost), maxIdlePerHost(cfg),
 				orDuration(cfg.IdleConnTimeout.D(), DefaultIdleConnTimeout))
 		}
 		h.healthy.Store(true)
@@ -214,7 +213,7 @@ func newTransport(cfg *config.Cluster) *http.Transport {
 		ForceAttemptHTTP2:      false,
 		DisableCompression:     true,
 		MaxConnsPerHost:        orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost),
-		MaxIdleConnsPerHost:    orInt(cfg.MaxIdlePerHost, DefaultMaxIdlePerHost),
+		MaxIdleConnsPerHost:    maxIdlePerHost(cfg),
 		MaxIdleConns:           0, // per-host bound only
 		IdleConnTimeout:        orDuration(cfg.IdleConnTimeout.D(), DefaultIdleConnTimeout),
 		MaxResponseHeaderBytes: 64 << 10,
@@ -322,4 +321,13 @@ func orInt(v, def int) int {
 		return def
 	}
 	return v
+}
+
+// maxIdlePerHost is how many of a host's connections may wait idle: by default as many as
+// it may have (they go after idle_conn_timeout). A lower cap closes the connections
+// over it as their answers come, and the next burst dials them again: past capacity,
+// where the calls in flight swing with the admission limit, a cap of 256 made the
+// gateway pay a connect for one call in twenty (issue 19).
+func maxIdlePerHost(cfg *config.Cluster) int {
+	return orInt(cfg.MaxIdlePerHost, orInt(cfg.MaxConnsPerHost, DefaultMaxConnsPerHost))
 }
