@@ -381,7 +381,10 @@ func (a *admission) stats() AdmissionStats {
 // When the pool takes no task, the request is answered 503 on the caller's goroutine.
 func (g *Gateway) submit(req *codec.Request, serve func(reply func(*codec.Response)), answer func(*codec.Response), done func()) {
 	reply := g.newReply(answer, done)
-	err := g.reqPool.Submit(func() { g.run(req, serve, reply) })
+	err := g.reqPool.Submit(func() {
+		req.Started = time.Time{} // it starts now, whatever its session stamped (started)
+		g.run(req, serve, reply)
+	})
 	if err != nil {
 		g.adm.refuse(refusedPool)
 		reply(g.adm.answers[refusedPool])

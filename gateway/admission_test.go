@@ -536,3 +536,24 @@ func TestAdmissionAbsorb(t *testing.T) {
 		t.Errorf("a fixed limit moved to %d", got)
 	}
 }
+
+// TestTaskStartsWhenItRuns: a request served as a task (a streamed proxied body, or a
+// gateway whose filters wait) starts when its task does, whatever start its session
+// stamped for inline serving: its wait in the request pool counts, and in a standing
+// queue one that waited past shed_after is shed.
+func TestTaskStartsWhenItRuns(t *testing.T) {
+	g := startGateway(t, "{}", nil)
+	g.adm.standing.Store(true)
+	ready := time.Now().Add(-time.Second)
+	var got *codec.Response
+	served := false
+	done := make(chan struct{})
+	g.adm.admit(0)
+	g.submit(&codec.Request{Operation: "demo.echo", Received: ready, Started: ready},
+		func(reply func(*codec.Response)) { served = true; reply(&codec.Response{Status: 200}) },
+		func(r *codec.Response) { got = r; close(done) }, g.adm.connIdle)
+	<-done
+	if served || got == nil || !strings.Contains(string(got.Body), "waited too long") {
+		t.Fatalf("a task whose bytes were ready 1s ago, stamped as started then: served %v, answer %+v", served, got)
+	}
+}

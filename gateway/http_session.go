@@ -466,7 +466,7 @@ func (s *httpSession) runAPI(ex *httpExchange) {
 
 // stamp sets when req's bytes were ready: its wait for a worker counts (readEvent says
 // why). Served inline, it starts now (admission.started), and the clock read that gave
-// the one gives the other.
+// the one gives the other (a request served as a task starts when the task does: submit).
 func (s *httpSession) stamp(req *codec.Request) {
 	ready, now := s.c.ReadyAt()
 	req.Received = ready

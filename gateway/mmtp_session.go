@@ -9,6 +9,7 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/codec/mmtp"
+	"github.com/mgw-project/mgw/internal/clock"
 	"github.com/mgw-project/mgw/netpoll"
 )
 
@@ -38,8 +39,9 @@ type mmtpSession struct {
 //   - Their Received time is when the reactor saw the bytes ready (netpoll.Conn.ReadyAt),
 //     read once per event: the wait for a worker is the queue an inline request waits
 //     in, and what admission, the deadline check and the latency metrics must count.
-//   - Served inline, they start as the event is read: one clock read gives both times
-//     (admission.started).
+//   - Served inline, the first starts with the clock read of ReadyAt (admission.started);
+//     each later one after those before it, which its wait counts too: it reads the
+//     monotonic clock only (clock.From).
 type readEvent struct {
 	b          *bytebufferpool.ByteBuffer
 	ready, now time.Time
@@ -48,12 +50,16 @@ type readEvent struct {
 // stamp sets the Received (and, served inline, Started) time of one of the event's
 // requests.
 func (r *readEvent) stamp(req *codec.Request, c netpoll.Conn, inline bool) {
+	now := r.now
 	if r.ready.IsZero() {
-		r.ready, r.now = c.ReadyAt()
+		r.ready, now = c.ReadyAt()
+		r.now = now
+	} else if inline {
+		now = clock.From(r.now)
 	}
 	req.Received = r.ready
 	if inline {
-		req.Started = r.now
+		req.Started = now
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"github.com/panjf2000/ants/v2"
 	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
+
+	"github.com/mgw-project/mgw/internal/clock"
 )
 
 // epollEngine is the reactor: a few pollers, one worker pool, a flat fd table and one
@@ -32,6 +34,11 @@ type epollEngine struct {
 	rr      atomic.Uint32 // round robin over pollers
 	tick    atomic.Uint32 // coarse clock in TimerTicks since start (from 1), advanced by the sweeper
 	born    time.Time     // the zero of micros
+	// clockBase is a recent time.Now, taken again each sweeper tick: readyAt's time is it
+	// plus the monotonic time since, one clock read instead of time.Now's two, with a
+	// wall reading at most a tick behind any step of the wall clock (the auth filter
+	// checks a request's timestamp against it).
+	clockBase atomic.Pointer[time.Time]
 
 	lmu       sync.RWMutex
 	listeners map[int]*elistener // by fd; few, looked up only for listener events
@@ -70,6 +77,7 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 		born:      time.Now(),
 	}
 	e.tick.Store(1)
+	e.resetClock()
 	e.setFanout()
 	e.ready.alarm = time.AfterFunc(time.Hour, e.readyAlarm)
 	e.ready.alarm.Stop()
@@ -98,6 +106,12 @@ func newEpollEngine(cfg Config) (*epollEngine, error) {
 	return e, nil
 }
 
+// resetClock takes clockBase from the wall clock again.
+func (e *epollEngine) resetClock() {
+	now := time.Now()
+	e.clockBase.Store(&now)
+}
+
 func (e *epollEngine) pickPoller() *poller { return e.pollers[e.pickIdx()] }
 
 // micros is the engine's clock for readiness stamps (econn.readyAt): microseconds since
@@ -108,11 +122,10 @@ func (e *epollEngine) micros() uint32 { return max(1, uint32(time.Since(e.born)/
 // wrap-around of both cannot spoil. An unset stamp is now, and so is one that reads as
 // from the future (an age past 2^31 µs: a stamp taken in the microsecond micros maps 0
 // to 1, read in that same microsecond).
-// It returns the time now as well, read from the monotonic clock only (clock.From).
+// It returns the time now as well, read from the monotonic clock only (clockBase).
 func (e *epollEngine) readyAt(stamp uint32) (ready, now time.Time) {
-	since := time.Since(e.born)
-	now = e.born.Add(since)
-	age := uint32(since/time.Microsecond) - stamp
+	now = clock.From(*e.clockBase.Load())
+	age := uint32(now.Sub(e.born)/time.Microsecond) - stamp
 	if stamp == 0 || age >= 1<<31 {
 		return now, now
 	}

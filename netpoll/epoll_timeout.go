@@ -17,6 +17,7 @@ func (e *epollEngine) sweeper() {
 		case <-e.sweepStop:
 			return
 		case <-t.C:
+			e.resetClock()
 			now := e.tick.Add(1)
 			if now == 0 { // wrapped; 0 means unset
 				now = e.tick.Add(1)

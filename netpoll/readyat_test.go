@@ -345,3 +345,27 @@ func readyOf(c Conn) time.Time {
 	}
 	return ready
 }
+
+// TestReadyAtClockFollowsTheWallClock: ReadyAt's times are a clock base plus the
+// monotonic time since (one clock read), and the sweeper takes the base from the wall
+// clock again each tick, so a step of the wall clock (NTP, a VM resumed) shows in them
+// within a tick: the auth filter checks request timestamps against them.
+func TestReadyAtClockFollowsTheWallClock(t *testing.T) {
+	eng := newEngine(t, Config{Kind: "epoll", TimerTick: 10 * time.Millisecond})
+	e := eng.(*epollEngine)
+	old := *e.clockBase.Load()
+	e.clockBase.Store(&old)
+	deadline := time.Now().Add(5 * time.Second)
+	for e.clockBase.Load() == &old {
+		if time.Now().After(deadline) {
+			t.Fatal("the clock base was not taken again in 5s of 10ms ticks")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if base := *e.clockBase.Load(); !base.After(old) {
+		t.Errorf("new clock base %v not after the old %v", base, old)
+	}
+	if _, now := e.readyAt(0); time.Since(now).Abs() > time.Second {
+		t.Errorf("readyAt's time is %v off the clock", time.Since(now))
+	}
+}
