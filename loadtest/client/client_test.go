@@ -447,4 +447,16 @@ func TestLatencyEndsWhenTheAnswerWasReady(t *testing.T) {
 	if slowest, slow := c.SentRefusals(); slowest != 4*time.Millisecond || slow != 0 {
 		t.Errorf("from the write: slowest %v (%d slow), want 4ms (ready - sent), none slow", slowest, slow)
 	}
+
+	// A request written after the read's stamp: its answer came while the worker waited,
+	// and ends at the read (20 ms after its write), not at the stamp before it.
+	sentLate := time.Now().Add(-20 * time.Millisecond)
+	cn.inflight[8] = sent{intended: sentLate, at: sentLate}
+	frame = mmtp.AppendResponse(nil, 8, &codec.Response{Status: 503})
+	if _, err := cn.onMMTP(rc, frame); err != nil {
+		t.Fatal(err)
+	}
+	if slowest, slow := c.SentRefusals(); slowest < 20*time.Millisecond || slow != 1 {
+		t.Errorf("answer to a request written after the stamp: slowest %v (%d slow), want >= 20ms, 1 slow", slowest, slow)
+	}
 }

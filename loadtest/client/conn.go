@@ -161,16 +161,12 @@ func (cn *conn) hello(ctx context.Context, nc netpoll.Conn) error {
 }
 
 // answered records the outcome of one request intended at t and written at sentAt (zero:
-// not known), whose answer's bytes were ready at ready. A request sent before the
-// counters were last reset (the warm-up's, answered in the measured window) belongs to no
-// window: counted, it made a window's answers outnumber its requests.
-//
-// ready is when this side's reactor saw the bytes (netpoll.Conn.ReadyAt), not when a
-// worker got to them: on a box the harness shares with the target, the harness's own
-// wait for a CPU is not the target's latency (and one clock read per read, not two per
-// answer, is less of the CPU it takes from the target).
-func (cn *conn) answered(t, sentAt, ready time.Time, status int) {
-	lat := int64(ready.Sub(t))
+// not known), whose answer came in the read r. A request sent before the counters were
+// last reset (the warm-up's, answered in the measured window) belongs to no window:
+// counted, it made a window's answers outnumber its requests.
+func (cn *conn) answered(t, sentAt time.Time, r *readTimes, status int) {
+	end := r.end(t, sentAt)
+	lat := int64(end.Sub(t))
 	ok := status >= 200 && status < 300
 	warmup := t.UnixNano() < cn.cl.resetAt.Load()
 	if !warmup && (ok || !cn.cl.cfg.OKLatencyOnly) {
@@ -188,7 +184,7 @@ func (cn *conn) answered(t, sentAt, ready time.Time, status int) {
 			cn.cl.slowRefusals.Add(1)
 		}
 		if !sentAt.IsZero() {
-			took := int64(ready.Sub(sentAt))
+			took := int64(end.Sub(sentAt))
 			for m := cn.cl.sentRefusalMax.Load(); took > m && !cn.cl.sentRefusalMax.CompareAndSwap(m, took); m = cn.cl.sentRefusalMax.Load() {
 			}
 			if took > int64(SlowRefusal) {
@@ -202,6 +198,22 @@ func (cn *conn) answered(t, sentAt, ready time.Time, status int) {
 		cn.cl.sent.Add(1)
 		cn.send(time.Now(), 0)
 	}
+}
+
+// readTimes are the times of one read of answers (netpoll.Conn.ReadyAt): when this
+// side's reactor saw its bytes ready, and when a worker took them.
+type readTimes struct{ ready, now time.Time }
+
+// end is when an answer in the read ended, for a request intended at t and written at
+// sentAt: when its bytes were seen ready, not when a worker got to them, since on a box
+// the harness shares with the target the harness's own wait for a CPU is not the
+// target's latency. The stamp is the read's first bytes'; an answer to a request made
+// after it came later, while the worker waited, and ends at the read.
+func (r *readTimes) end(t, sentAt time.Time) time.Time {
+	if r.ready.Before(t) || r.ready.Before(sentAt) {
+		return r.now
+	}
+	return r.ready
 }
 
 // sweep forgets requests intended before cutoff and returns how many.

@@ -38,7 +38,7 @@ func (h *httpRequests) build(dst []byte, _ *conn, _ uint32) []byte { return appe
 // request in flight.
 func (cn *conn) onHTTP(c netpoll.Conn, data []byte) (int, error) {
 	off := 0
-	var ready time.Time // the read's (answered)
+	var rt readTimes // the read's (answered)
 	for off < len(data) {
 		if !cn.inBody {
 			end := bytes.Index(data[off:], []byte("\r\n\r\n"))
@@ -88,10 +88,10 @@ func (cn *conn) onHTTP(c netpoll.Conn, data []byte) (int, error) {
 		cn.fifo = t[1:]
 		cn.mu.Unlock()
 		if !at.IsZero() { // zero: already counted as a timeout
-			if ready.IsZero() {
-				ready, _ = c.ReadyAt()
+			if rt.ready.IsZero() {
+				rt.ready, rt.now = c.ReadyAt()
 			}
-			cn.answered(at, time.Time{}, ready, cn.status)
+			cn.answered(at, time.Time{}, &rt, cn.status)
 		}
 	}
 	return off, nil

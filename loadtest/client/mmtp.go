@@ -65,7 +65,7 @@ func appendPing(dst, payload []byte) []byte { return mmtp.AppendPing(dst, payloa
 // onMMTP handles every whole frame in data.
 func (cn *conn) onMMTP(c netpoll.Conn, data []byte) (int, error) {
 	off := 0
-	var ready time.Time // the read's (answered)
+	var rt readTimes // the read's (answered)
 	for {
 		f, n, err := mmtp.Parse(data[off:], nil)
 		if err == nil && n > 0 {
@@ -99,10 +99,10 @@ func (cn *conn) onMMTP(c netpoll.Conn, data []byte) (int, error) {
 			delete(cn.tries, f.StreamID)
 			cn.mu.Unlock()
 			if ok { // else it timed out already and was counted then
-				if ready.IsZero() {
-					ready, _ = c.ReadyAt()
+				if rt.ready.IsZero() {
+					rt.ready, rt.now = c.ReadyAt()
 				}
-				cn.answered(r.intended, r.at, ready, st)
+				cn.answered(r.intended, r.at, &rt, st)
 			}
 		case mmtp.TypePong:
 			if string(f.Body) == string(openPing[:]) {
