@@ -162,7 +162,8 @@ func (w *runner) run(cmds <-chan string) error {
 	close(tickDone)
 	w.cl.SweepAll(!stopped && ctx.Err() == nil) // whatever is still unanswered is a timeout
 	w.cl.FinishPings()
-	w.send(Msg{Type: MsgFinal, Phase: "done", Snap: w.cl.Snapshot(), Hist: w.rec.Total(), Metrics: metrics})
+	snap, hist := w.settled()
+	w.send(Msg{Type: MsgFinal, Phase: "done", Snap: snap, Hist: hist, Metrics: metrics})
 	// Hold the connections until the parent has read the gateway one last time and closes
 	// our stdin: closing them now would put the gateway's teardown into that reading.
 	select {
@@ -314,4 +315,22 @@ func (w *runner) push(ctx context.Context, start time.Time, metrics map[string]f
 	stopRedial()
 	<-redialed
 	PushMetrics(w.cl.PushFigures(), metrics)
+}
+
+// settled takes the final counters and histogram once they stop moving. An answer a
+// reactor worker was recording as the run stopped (its latency in, its OK not yet
+// counted) made the two disagree in the final report; SweepAll leaves at most such
+// answers in progress, so a few milliseconds settle them.
+func (w *runner) settled() (client.Snapshot, *hist.Histogram) {
+	snap, h := w.cl.Snapshot(), w.rec.Total()
+	for range 50 {
+		time.Sleep(2 * time.Millisecond)
+		s2, h2 := w.cl.Snapshot(), w.rec.Total()
+		same := s2.OK == snap.OK && s2.TotalErrors() == snap.TotalErrors() && h2.Count() == h.Count()
+		snap, h = s2, h2
+		if same {
+			break
+		}
+	}
+	return snap, h
 }
