@@ -34,7 +34,12 @@ type proxyCall struct {
 	body []byte
 	t0   time.Time // the current cluster's call began
 	end  time.Time // its answer came; zero until a backend answered
-	done func(*upstream.ProxyResponse, *codec.Response)
+	// fwd is the request as ForwardAsyncAt takes it (it keeps none of it past the call,
+	// so one serves every try), and status the head a backend's answer shows the send
+	// filters (finish): each a part of this call, not an allocation of its own.
+	fwd    upstream.ProxyRequest
+	status codec.Response
+	done   func(*upstream.ProxyResponse, *codec.Response)
 }
 
 // startProxy runs a proxied request's receive phase and decides its cluster. It returns
@@ -86,7 +91,8 @@ func (g *Gateway) startProxy(ctx context.Context, req *codec.Request) (*proxyCal
 // or nil for a backend's (whose head is all the filters see of it).
 func (pc *proxyCall) finish(status int, resp *codec.Response) {
 	if resp == nil {
-		resp = &codec.Response{Status: status}
+		pc.status = codec.Response{Status: status}
+		resp = &pc.status
 	}
 	pc.chain.Send(pc.ctx, pc.req, resp, &pc.x)
 	end := pc.end // the answer's arrival: inline, the send filters cannot wait either
@@ -97,9 +103,9 @@ func (pc *proxyCall) finish(status int, resp *codec.Response) {
 }
 
 // upstreamRequest is the request as the cluster forwards it.
-func (pc *proxyCall) upstreamRequest(body io.Reader, length int64) *upstream.ProxyRequest {
+func (pc *proxyCall) upstreamRequest(body io.Reader, length int64) upstream.ProxyRequest {
 	req := pc.req
-	return &upstream.ProxyRequest{
+	return upstream.ProxyRequest{
 		Method: req.Method, Target: req.Target, Host: req.Header.Value("host"), Header: req.Header, HTTP10: req.Minor == 0,
 		Body: body, ContentLength: length, ClientAddr: req.Conn.ClientAddr, Timeout: pc.timeout,
 		Interim: pc.interim,
@@ -121,7 +127,8 @@ func (g *Gateway) proxy(ctx context.Context, req *codec.Request, body io.Reader,
 	var resp *upstream.ProxyResponse
 	replayable := length == 0 && body == nil
 	if answer := g.tryClusters(&pc.dec, &pc.x, replayable, func(cluster string) (err error) {
-		resp, err = pc.s.clusters[cluster].Forward(ctx, pc.upstreamRequest(body, length))
+		r := pc.upstreamRequest(body, length)
+		resp, err = pc.s.clusters[cluster].Forward(ctx, &r)
 		if timedOut(err) {
 			g.adm.finished(time.Now(), req.Received)
 		}
@@ -154,7 +161,8 @@ func (g *Gateway) forwardAsync(req *codec.Request, body []byte, interim upstream
 func (pc *proxyCall) try(cluster string) {
 	pc.x.Cluster = cluster
 	pc.t0 = pc.g.callStart(pc.req, pc.t0)
-	pc.s.clusters[cluster].ForwardAsyncAt(pc.upstreamRequest(nil, int64(len(pc.body))), pc.body, pc.t0, pc.answered)
+	pc.fwd = pc.upstreamRequest(nil, int64(len(pc.body)))
+	pc.s.clusters[cluster].ForwardAsyncAt(&pc.fwd, pc.body, pc.t0, pc.answered)
 }
 
 // answered is the continuation of one cluster's forward: the answer goes back, or the
