@@ -459,4 +459,18 @@ func TestLatencyEndsWhenTheAnswerWasReady(t *testing.T) {
 	if slowest, slow := c.SentRefusals(); slowest < 20*time.Millisecond || slow != 1 {
 		t.Errorf("answer to a request written after the stamp: slowest %v (%d slow), want >= 20ms, 1 slow", slowest, slow)
 	}
+
+	// Two answers in one read, both to requests written before its stamp: the first ends
+	// at the stamp, the second, which may have come any time until the read, at the read.
+	c2 := &Client{cfg: Config{Protocol: "mmtp"}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+	early := time.Now().Add(-50 * time.Millisecond)
+	cn2 := &conn{cl: c2, inflight: map[uint32]sent{1: {intended: early, at: early}, 3: {intended: early, at: early}}}
+	two := mmtp.AppendResponse(nil, 1, &codec.Response{Status: 503})
+	two = mmtp.AppendResponse(two, 3, &codec.Response{Status: 503})
+	if _, err := cn2.onMMTP(&readyConn{ready: early.Add(2 * time.Millisecond)}, two); err != nil {
+		t.Fatal(err)
+	}
+	if slowest, slow := c2.SentRefusals(); slowest < 50*time.Millisecond || slow != 1 {
+		t.Errorf("two answers in one read: slowest %v (%d slow), want the second at the read (>= 50ms), 1 slow", slowest, slow)
+	}
 }

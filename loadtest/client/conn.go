@@ -164,9 +164,17 @@ func (cn *conn) hello(ctx context.Context, nc netpoll.Conn) error {
 // not known), whose answer came in the read r. A request sent before the counters were
 // last reset (the warm-up's, answered in the measured window) belongs to no window:
 // counted, it made a window's answers outnumber its requests.
+//
+// Latency counts from the intended time, or from the write when that came first: the
+// schedule fires a send due within its timer's resolution early (openloop.Run), and an
+// answer seen ready at once would otherwise be counted faster than the target served it.
 func (cn *conn) answered(t, sentAt time.Time, r *readTimes, status int) {
 	end := r.end(t, sentAt)
-	lat := int64(end.Sub(t))
+	start := t
+	if !sentAt.IsZero() && sentAt.Before(t) {
+		start = sentAt
+	}
+	lat := int64(end.Sub(start))
 	ok := status >= 200 && status < 300
 	warmup := t.UnixNano() < cn.cl.resetAt.Load()
 	if !warmup && (ok || !cn.cl.cfg.OKLatencyOnly) {
@@ -201,19 +209,32 @@ func (cn *conn) answered(t, sentAt time.Time, r *readTimes, status int) {
 }
 
 // readTimes are the times of one read of answers (netpoll.Conn.ReadyAt): when this
-// side's reactor saw its bytes ready, and when a worker took them.
-type readTimes struct{ ready, now time.Time }
+// side's reactor saw its bytes ready, and when a worker took them; and whether an
+// answer of the read has ended already.
+type readTimes struct {
+	ready, now time.Time
+	first      bool // the next answer is the read's first
+}
 
 // end is when an answer in the read ended, for a request intended at t and written at
-// sentAt: when its bytes were seen ready, not when a worker got to them, since on a box
+// sentAt; never before its bytes came. The read's first answer was in the socket when
+// the reactor saw it ready: it ends then, not when a worker got to it, since on a box
 // the harness shares with the target the harness's own wait for a CPU is not the
-// target's latency. The stamp is the read's first bytes'; an answer to a request made
-// after it came later, while the worker waited, and ends at the read.
+// target's latency. The answers behind it may have come at any time until the read, so
+// they end at the read, as does one to a request written after the stamp.
 func (r *readTimes) end(t, sentAt time.Time) time.Time {
-	if r.ready.Before(t) || r.ready.Before(sentAt) {
+	first := r.first
+	r.first = false
+	if !first || r.ready.Before(t) || r.ready.Before(sentAt) {
 		return r.now
 	}
 	return r.ready
+}
+
+// readTimesOf reads c's ReadyAt for a read's answers.
+func readTimesOf(c netpoll.Conn) readTimes {
+	ready, now := c.ReadyAt()
+	return readTimes{ready: ready, now: now, first: true}
 }
 
 // sweep forgets requests intended before cutoff and returns how many.
