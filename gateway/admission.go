@@ -10,6 +10,7 @@ import (
 
 	"github.com/mgw-project/mgw/codec"
 	"github.com/mgw-project/mgw/config"
+	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/internal/clock"
 )
 
@@ -196,9 +197,9 @@ func (a *admission) done() { a.inFlight.Add(-1) }
 func (a *admission) connIdle() { a.active.Add(-1) }
 
 // started is called as an admitted request starts (its task, or on the reactor worker),
-// received being when the reactor saw its bytes ready. It feeds the wait to the limit and returns refusedQueue when the request is
-// to be shed unserved.
-// A request served inline has its Started time from the clock read of its ReadyAt.
+// received being when the reactor saw its bytes ready. It feeds the wait to the limit and
+// returns refusedQueue when the request is to be shed unserved. A request served inline
+// comes with its Started time, from the clock read of its ReadyAt (the session's stamp).
 func (a *admission) started(req *codec.Request) refusal {
 	now := req.Started
 	if now.IsZero() {
@@ -503,6 +504,32 @@ func (g *Gateway) callStart(req *codec.Request, prev time.Time) time.Time {
 		return req.Started
 	}
 	return clock.From(req.Received)
+}
+
+// answered accounts for the outcome of a call to a backend begun at t0, err its failure:
+// it came at arrived (the answer's whole arrival, stamped as it was read), else now (one
+// monotonic clock read). The call's time adds to x's upstream latency, and an answer or a
+// timeout feeds admission the request's latency. It returns when the outcome came.
+func (g *Gateway) answered(req *codec.Request, x *filters.Exchange, t0, arrived time.Time, err error) time.Time {
+	now := arrived
+	if now.IsZero() {
+		now = clock.From(t0)
+	}
+	x.UpstreamLatency += now.Sub(t0)
+	if err == nil || timedOut(err) {
+		g.adm.finished(now, req.Received)
+	}
+	return now
+}
+
+// took is how long req took until its answer, for its duration metric: until end, when a
+// backend's answer came, if it was served inline (its send filters cannot wait either),
+// else until now.
+func (g *Gateway) took(req *codec.Request, end time.Time) time.Duration {
+	if end.IsZero() || !g.inline {
+		end = clock.From(req.Received)
+	}
+	return end.Sub(req.Received)
 }
 
 // pastDeadline answers a request that waited longer than timeout since its bytes came:

@@ -10,7 +10,6 @@ import (
 	"github.com/mgw-project/mgw/filters"
 	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/gateway/upstream"
-	"github.com/mgw-project/mgw/internal/clock"
 )
 
 // serveAPI runs one API request down the layers and back: the filters' receive phase,
@@ -110,18 +109,11 @@ func (c *apiCall) try(cluster string) {
 // out, or the next cluster of the fallback order is tried.
 func (c *apiCall) Answered(resp *codec.Response, err error) {
 	defer c.g.recoverRequest(c.req, c.respond)
-	var now time.Time
+	var arrived time.Time
 	if err == nil {
-		now = resp.Arrived
+		arrived = resp.Arrived
 	}
-	if now.IsZero() {
-		now = clock.From(c.t0)
-	}
-	c.end = now
-	c.x.UpstreamLatency += now.Sub(c.t0)
-	if err == nil || timedOut(err) {
-		c.g.adm.finished(now, c.req.Received)
-	}
+	c.end = c.g.answered(c.req, &c.x, c.t0, arrived, err)
 	if err == nil {
 		c.out(resp)
 		return
@@ -140,11 +132,7 @@ func (c *apiCall) out(resp *codec.Response) {
 		return // once: after a panic in the first (answered 500 by recoverRequest), nothing
 	}
 	c.chain.Send(context.Background(), c.req, resp, &c.x)
-	end := c.end // the answer's arrival: inline, the send filters cannot wait either
-	if end.IsZero() || !c.g.inline {
-		end = clock.From(c.req.Received)
-	}
-	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, end.Sub(c.req.Received))
+	c.g.m.request(c.req.Conn.Listener, &c.x, resp.Status, c.g.took(c.req, c.end))
 	c.respond(resp)
 }
 

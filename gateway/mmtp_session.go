@@ -50,16 +50,17 @@ type readEvent struct {
 // stamp sets the Received (and, served inline, Started) time of one of the event's
 // requests.
 func (r *readEvent) stamp(req *codec.Request, c netpoll.Conn, inline bool) {
-	now := r.now
-	if r.ready.IsZero() {
-		r.ready, now = c.ReadyAt()
-		r.now = now
-	} else if inline {
-		now = clock.From(r.now)
+	first := r.ready.IsZero()
+	if first {
+		r.ready, r.now = c.ReadyAt()
 	}
 	req.Received = r.ready
-	if inline {
-		req.Started = now
+	switch {
+	case !inline:
+	case first:
+		req.Started = r.now
+	default:
+		req.Started = clock.From(r.now)
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/mgw-project/mgw/filters/auth"
 	"github.com/mgw-project/mgw/gateway/route"
 	"github.com/mgw-project/mgw/gateway/upstream"
-	"github.com/mgw-project/mgw/internal/clock"
 )
 
 // proxyCall is one plain HTTP request on a path route, from its receive phase to the
@@ -95,11 +94,7 @@ func (pc *proxyCall) finish(status int, resp *codec.Response) {
 		resp = &pc.status
 	}
 	pc.chain.Send(pc.ctx, pc.req, resp, &pc.x)
-	end := pc.end // the answer's arrival: inline, the send filters cannot wait either
-	if end.IsZero() || !pc.g.inline {
-		end = clock.From(pc.req.Received)
-	}
-	pc.g.m.request(pc.req.Conn.Listener, &pc.x, status, end.Sub(pc.req.Received))
+	pc.g.m.request(pc.req.Conn.Listener, &pc.x, status, pc.g.took(pc.req, pc.end))
 }
 
 // upstreamRequest is the request as the cluster forwards it.
@@ -177,18 +172,11 @@ func (pc *proxyCall) answered(resp *upstream.ProxyResponse, err error) {
 			resp.Body.Close()
 		}
 	}()
-	var now time.Time
+	var arrived time.Time
 	if err == nil {
-		now = resp.Arrived
+		arrived = resp.Arrived
 	}
-	if now.IsZero() {
-		now = clock.From(pc.t0)
-	}
-	pc.end = now
-	pc.x.UpstreamLatency += now.Sub(pc.t0)
-	if err == nil || timedOut(err) {
-		pc.g.adm.finished(now, pc.req.Received)
-	}
+	pc.end = pc.g.answered(pc.req, &pc.x, pc.t0, arrived, err)
 	if err == nil {
 		pc.finish(resp.Status, nil)
 		handed = true
