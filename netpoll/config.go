@@ -112,6 +112,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("netpoll config: WriteSoftLimit %d above WriteHardLimit %d",
 			cfg.WriteSoftLimit, cfg.WriteHardLimit)
 	}
+	if cfg.RxTimestamps && cfg.Kind != "epoll" {
+		return cfg, fmt.Errorf("netpoll config: RxTimestamps: the %s engine has no receive timestamps (epoll only)", cfg.Kind)
+	}
 	if cfg.Pollers > 64 {
 		return cfg, fmt.Errorf("netpoll config: Pollers %d above 64", cfg.Pollers)
 	}

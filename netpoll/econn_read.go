@@ -93,13 +93,23 @@ func (c *econn) readAndDeliver(redeliver, hup bool) {
 	got := 0
 	var rerr error
 	eof := false
+	var oob [rxOOBSize]byte
+	var rx int64 // the kernel's receive time of the newest bytes read (RxTimestamps)
 	for budget > 0 {
 		if cap(buf.B)-len(buf.B) < minReadRoom {
 			buf.B = slices.Grow(buf.B, max(len(buf.B), minReadRoom))
 		}
 		l := len(buf.B)
 		chunk := min(cap(buf.B)-l, budget)
-		n, err := rawRead(int(c.fd), buf.B[l:l+chunk])
+		var n int
+		var err error
+		if e.cfg.RxTimestamps {
+			var ts int64
+			n, ts, err = rawReadStamped(int(c.fd), buf.B[l:l+chunk], oob[:])
+			rx = max(rx, ts)
+		} else {
+			n, err = rawRead(int(c.fd), buf.B[l:l+chunk])
+		}
 		if err == unix.EINTR {
 			continue
 		}
@@ -138,6 +148,9 @@ func (c *econn) readAndDeliver(redeliver, hup bool) {
 	if got > 0 {
 		e.ctr.bytesIn.Add(uint64(got))
 		c.lastActive.Store(e.tick.Load())
+		if rx > 0 {
+			c.readyAt.Store(e.stampOf(rx)) // ReadyAt: when they reached the socket
+		}
 	}
 
 	reason := ReasonNone

@@ -226,7 +226,7 @@ func (c *econn) connected(w *dialWait, cause error) {
 		w.done(nil, fmt.Errorf("dial %q: %w", w.addr, cause))
 		return
 	}
-	tuneConn(fd, e.cfg.KeepAlive)
+	tuneConn(fd, e.cfg.KeepAlive, e.cfg.RxTimestamps)
 	if sa, err := unix.Getsockname(fd); err == nil {
 		c.setLocal(sa)
 	}

@@ -118,6 +118,16 @@ func (e *epollEngine) pickPoller() *poller { return e.pollers[e.pickIdx()] }
 // the engine started, modulo 2^32 (71 minutes), never 0 (0 is "no stamp").
 func (e *epollEngine) micros() uint32 { return max(1, uint32(time.Since(e.born)/time.Microsecond)) }
 
+// stampOf is a stamp of micros for a wall-clock time in nanoseconds (the kernel's
+// receive time, Config.RxTimestamps), read against the engine's clock: the wall clock
+// and the monotonic one move together between two resetClock. A time from the future
+// (the two clocks disagree by a step) is now.
+func (e *epollEngine) stampOf(wallNs int64) uint32 {
+	now := clock.From(*e.clockBase.Load())
+	age := max(0, time.Duration(now.UnixNano()-wallNs))
+	return max(1, uint32((now.Sub(e.born)-age)/time.Microsecond))
+}
+
 // readyAt turns a stamp of micros into a time: now less the stamp's age, which the
 // wrap-around of both cannot spoil. An unset stamp is now, and so is one that reads as
 // from the future (an age past 2^31 µs: a stamp taken in the microsecond micros maps 0

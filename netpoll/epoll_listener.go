@@ -254,7 +254,7 @@ func (l *elistener) acceptBatch() {
 
 // openConn makes a connection of an accepted fd and hands it to OnOpen, then to epoll.
 func (e *epollEngine) openConn(fd int, peer unix.Sockaddr, own *owner) {
-	tuneConn(fd, e.cfg.KeepAlive)
+	tuneConn(fd, e.cfg.KeepAlive, e.cfg.RxTimestamps)
 	c := &econn{fd: int32(fd), gen: e.newGen(), id: e.nextID.Add(1), own: own, pidx: e.pickIdx()}
 	c.busy, c.opened = true, true
 	c.rip, c.rport = rawAddr(peer)

@@ -151,7 +151,8 @@ type Conn interface {
 	// the epoll engine it is the poller's wake-up that found them (or, for bytes held back
 	// by PauseRead or a memory budget, when reading resumed); with rwloop, the read's end.
 	// now is the clock reading ready was worked out from: a caller that needs the time as
-	// well (when it starts to serve them) spares a clock read per request.
+	// well (when it starts to serve them) spares a clock read per request. With
+	// Config.RxTimestamps, ready is when the newest of the bytes read reached the socket.
 	ReadyAt() (ready, now time.Time)
 }
 
@@ -255,6 +256,13 @@ type Config struct {
 	TimerTick time.Duration
 	// KeepAlive is the TCP keepalive period; default 60 s, negative disables.
 	KeepAlive time.Duration
+	// RxTimestamps makes ReadyAt's ready the kernel's receive time of the newest bytes of
+	// the read (SO_TIMESTAMPNS), instead of the poller's wake-up that found them. It is for
+	// a process that measures others and may itself be short of CPU (the load harness,
+	// sharing a box with the gateway it loads): its wait for a CPU before the poller runs
+	// is then not counted as the peer's latency. Each read is a recvmsg(2) with a control
+	// message. Epoll engine only.
+	RxTimestamps bool
 }
 
 // Stats is a snapshot of an engine's counters. Counters are engine-wide, never per

@@ -29,6 +29,23 @@ import (
 // rawRead is a read without the runtime's syscall bookkeeping.
 func rawRead(fd int, p []byte) (int, error) { return rawRW(unix.SYS_RECVFROM, fd, p, 0) }
 
+// rawReadStamped is rawRead as recvmsg(2), with oob for the control message that carries
+// the kernel's receive time (Config.RxTimestamps); it returns that time (rxStamp).
+func rawReadStamped(fd int, p, oob []byte) (int, int64, error) {
+	var iov unix.Iovec
+	if len(p) > 0 {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+	}
+	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
+	msg.SetControllen(len(oob))
+	n, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), 0)
+	if e != 0 {
+		return -1, 0, e
+	}
+	return int(n), rxStamp(oob[:msg.Controllen]), nil
+}
+
 // rawWrite is a write without the runtime's syscall bookkeeping.
 func rawWrite(fd int, p []byte) (int, error) {
 	return rawRW(unix.SYS_SENDTO, fd, p, unix.MSG_NOSIGNAL)

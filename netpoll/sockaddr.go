@@ -60,9 +60,13 @@ func tcpAddr(ip [16]byte, port uint16) *net.TCPAddr {
 }
 
 // tuneConn sets the options every served TCP socket gets: no Nagle delay (messages are
-// written whole) and keepalive so dead peers of idle connections are eventually found.
-func tuneConn(fd int, keepAlive time.Duration) {
+// written whole) and keepalive so dead peers of idle connections are eventually found;
+// and receive timestamps when the engine reads with them (Config.RxTimestamps).
+func tuneConn(fd int, keepAlive time.Duration, rxStamps bool) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if rxStamps {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	}
 	if keepAlive > 0 {
 		secs := int(keepAlive / time.Second)
 		if secs < 1 {
