@@ -46,6 +46,10 @@ type Config struct {
 	// OKLatencyOnly records the latency of 2xx answers only: past capacity most answers
 	// are instant refusals, which would hide what the answered callers waited.
 	OKLatencyOnly bool
+	// RxTimestamps says the engine reads with the kernel's receive stamps
+	// (netpoll.Config.RxTimestamps): an answer then ends when it reached the socket, however
+	// late the harness read it.
+	RxTimestamps bool
 	// Push, with MMTP and Hello, makes the connections devices that receive pushes and
 	// enables Publish (push.go); OK then counts pushes processed, latency is publish to
 	// receipt.

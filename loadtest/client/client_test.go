@@ -203,8 +203,13 @@ func TestFireQueuedConnClosedBeforeFlush(t *testing.T) {
 	for _, p := range c.pending {
 		queuedOn = append(queuedOn, p.cn)
 	}
-	srv.DropAll()
 	deadline := time.Now().Add(20 * time.Second) // generous: the whole suite may run beside it
+	// The ramp ends when the client's connects do; the server may not have accepted them
+	// all yet, and DropAll closes only what it has.
+	for srv.Remotes()["127.0.0.1"] < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	srv.DropAll()
 	for _, cn := range queuedOn {
 		for !cn.closed.Load() && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
@@ -472,5 +477,32 @@ func TestLatencyEndsWhenTheAnswerWasReady(t *testing.T) {
 	}
 	if slowest, slow := c2.SentRefusals(); slowest < 50*time.Millisecond || slow != 1 {
 		t.Errorf("two answers in one read: slowest %v (%d slow), want the second at the read (>= 50ms), 1 slow", slowest, slow)
+	}
+}
+
+// TestLatencyEndsAtTheKernelStamp: with the kernel's receive stamps (RxTimestamps) a read
+// is dated by its newest bytes' arrival, so every answer in it ends then, the second of
+// two as well, however late the harness read them; a stamp from before the request was
+// written cannot be its answer's, and the read's time stands in.
+func TestLatencyEndsAtTheKernelStamp(t *testing.T) {
+	c := &Client{cfg: Config{Protocol: "mmtp", RxTimestamps: true}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+	early := time.Now().Add(-50 * time.Millisecond)
+	cn := &conn{cl: c, inflight: map[uint32]sent{1: {intended: early, at: early}, 3: {intended: early, at: early}}}
+	two := mmtp.AppendResponse(nil, 1, &codec.Response{Status: 503})
+	two = mmtp.AppendResponse(two, 3, &codec.Response{Status: 503})
+	if _, err := cn.onMMTP(&readyConn{ready: early.Add(3 * time.Millisecond)}, two); err != nil {
+		t.Fatal(err)
+	}
+	if slowest, slow := c.SentRefusals(); slowest != 3*time.Millisecond || slow != 0 {
+		t.Errorf("two answers in one stamped read: slowest %v (%d slow), want both at the stamp (3ms), none slow", slowest, slow)
+	}
+
+	late := time.Now().Add(-20 * time.Millisecond)
+	cn.inflight[5] = sent{intended: late, at: late}
+	if _, err := cn.onMMTP(&readyConn{ready: late.Add(-time.Millisecond)}, mmtp.AppendResponse(nil, 5, &codec.Response{Status: 503})); err != nil {
+		t.Fatal(err)
+	}
+	if slowest, slow := c.SentRefusals(); slowest < 20*time.Millisecond || slow != 1 {
+		t.Errorf("a stamp before the write: slowest %v (%d slow), want the read's time (>= 20ms), 1 slow", slowest, slow)
 	}
 }

@@ -208,33 +208,45 @@ func (cn *conn) answered(t, sentAt time.Time, r *readTimes, status int) {
 	}
 }
 
-// readTimes are the times of one read of answers (netpoll.Conn.ReadyAt): when this
-// side's reactor saw its bytes ready, and when a worker took them; and whether an
-// answer of the read has ended already.
+// readTimes are the times of one read of answers (netpoll.Conn.ReadyAt): when its bytes
+// were ready, and when a worker took them; whether ready dates every byte of the read
+// (the kernel's receive stamp, Config.RxTimestamps) or only the first (the poller's
+// wake-up); and whether an answer of the read has ended already.
 type readTimes struct {
 	ready, now time.Time
+	whole      bool
 	first      bool // the next answer is the read's first
 }
 
 // end is when an answer in the read ended, for a request intended at t and written at
-// sentAt; never before its bytes came. The read's first answer was in the socket when
-// the reactor saw it ready: it ends then, not when a worker got to it, since on a box
-// the harness shares with the target the harness's own wait for a CPU is not the
-// target's latency. The answers behind it may have come at any time until the read, so
-// they end at the read, as does one to a request written after the stamp.
+// sentAt; never before its bytes came. On a box the harness shares with its target, the
+// harness's own wait for a CPU is not the target's latency, so no answer ends when a
+// worker got to it if the read says when it came:
+//   - with the kernel's stamp, every answer of the read had come by the newest bytes'
+//     arrival, and ends then;
+//   - with the poller's, the read's first answer was in the socket when the poller saw it
+//     ready and ends then; the answers behind it may have come at any time until the
+//     read, so they end at the read, as does one to a request written after the stamp.
 func (r *readTimes) end(t, sentAt time.Time) time.Time {
 	first := r.first
 	r.first = false
-	if !first || r.ready.Before(t) || r.ready.Before(sentAt) {
+	start := t
+	if !sentAt.IsZero() && sentAt.Before(t) {
+		start = sentAt // sent early: its answer may come before t
+	}
+	switch {
+	case r.whole && !r.ready.Before(start):
+		return r.ready
+	case r.whole || !first || r.ready.Before(t) || r.ready.Before(sentAt):
 		return r.now
 	}
 	return r.ready
 }
 
-// readTimesOf reads c's ReadyAt for a read's answers.
-func readTimesOf(c netpoll.Conn) readTimes {
+// readTimes reads c's ReadyAt for a read's answers.
+func (cn *conn) readTimes(c netpoll.Conn) readTimes {
 	ready, now := c.ReadyAt()
-	return readTimes{ready: ready, now: now, first: true}
+	return readTimes{ready: ready, now: now, whole: cn.cl.cfg.RxTimestamps, first: true}
 }
 
 // sweep forgets requests intended before cutoff and returns how many.

@@ -89,7 +89,7 @@ func (cn *conn) onHTTP(c netpoll.Conn, data []byte) (int, error) {
 		cn.mu.Unlock()
 		if !at.IsZero() { // zero: already counted as a timeout
 			if rt.ready.IsZero() {
-				rt = readTimesOf(c)
+				rt = cn.readTimes(c)
 			}
 			cn.answered(at, time.Time{}, &rt, cn.status)
 		}

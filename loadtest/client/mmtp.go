@@ -100,7 +100,7 @@ func (cn *conn) onMMTP(c netpoll.Conn, data []byte) (int, error) {
 			cn.mu.Unlock()
 			if ok { // else it timed out already and was counted then
 				if rt.ready.IsZero() {
-					rt = readTimesOf(c)
+					rt = cn.readTimes(c)
 				}
 				cn.answered(r.intended, r.at, &rt, st)
 			}
