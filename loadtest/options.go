@@ -75,6 +75,19 @@ type Options struct {
 	// answers per second while Rate is offered (so Rate should be above capacity). The
 	// steps offer multiples of it.
 	Capacity float64
+	// Nice is the scheduling niceness (0..19) the worker processes take, so that where they
+	// share CPUs with the gateway they load, the gateway runs first: otherwise the harness
+	// takes more of its CPU the more it offers, and past capacity measures itself. Their
+	// answers are dated by the kernel's receive stamps, so their own wait for a CPU is not
+	// in the latencies. 0 leaves them as they are.
+	Nice int
+	// WorkerProcs is each worker process's GOMAXPROCS; 0 leaves the runtime's (every CPU).
+	// One is what mgw loadtest run gives them: the harness's poller, its reactor workers
+	// and its schedule then take turns on one thread, where with a processor per CPU each
+	// hand-off between them woke another thread, which cost a third of the harness's CPU
+	// past the gateway's capacity (docs/operations.md, "Overload"). More workers
+	// (-workers) spread a harness over more CPUs.
+	WorkerProcs int
 }
 
 // Limits on input, so a typo fails at once instead of after a long ramp.
@@ -112,6 +125,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Warmup < 0 || o.Warmup > MaxDuration {
 		return o, fmt.Errorf("-warmup %v: want 0..%v", o.Warmup, MaxDuration)
+	}
+	if o.WorkerProcs < 0 || o.WorkerProcs > 1024 {
+		return o, fmt.Errorf("-worker-procs %d: want 0 (every CPU) .. 1024", o.WorkerProcs)
+	}
+	if o.Nice < 0 || o.Nice > 19 {
+		return o, fmt.Errorf("-nice %d: want 0 (as started) .. 19 (yield the most)", o.Nice)
 	}
 	if o.Arrival == "" {
 		o.Arrival = "constant"

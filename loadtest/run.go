@@ -66,6 +66,12 @@ func Run(ctx context.Context, o Options) (*report.Result, error) {
 	for _, n := range lim.Notes {
 		fmt.Fprintf(o.Progress, "limit: %s\n", n)
 	}
+	if o.Nice > 0 {
+		note := fmt.Sprintf("harness: worker processes at nice %d (-nice), so a gateway on the same CPUs runs first; "+
+			"answers are dated by the kernel's receive stamps, not by when a worker got a CPU to read them", o.Nice)
+		fmt.Fprintln(o.Progress, note)
+		res.Notes = append(res.Notes, note)
+	}
 	load0, cpus := observe.LoadAvg()
 	defer func() {
 		res.Finished = time.Now()
@@ -155,7 +161,7 @@ func (r *runner) specs(sc string, idx int) []worker.Spec {
 			Protocol: o.Protocol, API: o.API, Body: body, AppID: app, Secret: o.Secret, Hello: hello,
 			Timeout: o.Timeout, Sources: sources, Scenario: sc, Ramp: o.Ramp / float64(w), Rate: o.Rate / float64(w),
 			Arrival: o.Arrival, Seed: o.Seed + uint64(idx)*1_000_003 + uint64(i)*7919, Duration: o.Duration,
-			PingEvery: o.PingEvery, Warmup: r.warmup(sc), Push: push}
+			PingEvery: o.PingEvery, Warmup: r.warmup(sc), Push: push, Nice: o.Nice, Procs: o.WorkerProcs}
 	}
 	return out
 }

@@ -190,6 +190,8 @@ func TestBadInputFailsFast(t *testing.T) {
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Scenarios: []string{"chaos"}}, "push or upgrade"},
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Ramp: math.NaN()}, "-ramp NaN"},
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Protocol: "http1", Hello: true}, "-hello"},
+		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Nice: 20}, "-nice 20"},
+		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Nice: -1}, "-nice -1"},
 	} {
 		start := time.Now()
 		_, err := Run(context.Background(), c.o)

@@ -89,8 +89,12 @@ func (r *Result) WriteTable(w io.Writer, withRefs bool) error {
 			}
 		}
 		if c := row.Client; c.Workers > 0 {
-			fmt.Fprintf(w, "harness (%s): %d worker process(es), RSS %s, CPU %.0f%% (the client side, on the same box)\n",
-				label, c.Workers, fmtBytes(float64(c.RSSBytes)), c.CPUPercent)
+			procs := ""
+			if n := row.Metrics["harness_procs"]; n > 0 {
+				procs = fmt.Sprintf(" with %.0f Go processor(s) in all", n)
+			}
+			fmt.Fprintf(w, "harness (%s): %d worker process(es)%s, RSS %s, CPU %.0f%% (the client side, on the same box)\n",
+				label, c.Workers, procs, fmtBytes(float64(c.RSSBytes)), c.CPUPercent)
 		}
 		if p := row.Projection; p != nil {
 			fmt.Fprintf(w, "memory (%s): %s\n", label, p)

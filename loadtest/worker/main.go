@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +75,14 @@ func (w *runner) run(cmds <-chan string) error {
 	if !KnownScenario(s.Scenario) {
 		return fmt.Errorf("scenario %q: unknown", s.Scenario)
 	}
+	if s.Nice > 0 {
+		if err := yieldCPU(s.Nice); err != nil {
+			return err
+		}
+	}
+	if s.Procs > 0 {
+		runtime.GOMAXPROCS(s.Procs)
+	}
 	var srcs []netip.Addr
 	for _, a := range s.Sources {
 		ip, err := netip.ParseAddr(a)
@@ -82,7 +91,10 @@ func (w *runner) run(cmds <-chan string) error {
 		}
 		srcs = append(srcs, ip)
 	}
-	eng, err := netpoll.New(netpoll.Config{Pollers: s.Pollers, Workers: s.PoolSize, MaxConns: s.Conns + 16, KeepAlive: -1})
+	// Receive stamps date each answer by its arrival, not by when this process, which may
+	// share the box (and its CPUs) with the target, got round to reading it.
+	eng, err := netpoll.New(netpoll.Config{Pollers: s.Pollers, Workers: s.PoolSize, MaxConns: s.Conns + 16, KeepAlive: -1,
+		RxTimestamps: true})
 	if err != nil {
 		return err
 	}
@@ -90,7 +102,7 @@ func (w *runner) run(cmds <-chan string) error {
 	w.rec = hist.NewRecorder()
 	w.cl, err = client.New(client.Config{Target: s.Target, Protocol: s.Protocol, API: s.API, Body: s.Body,
 		AppID: s.AppID, Secret: s.Secret, Hello: s.Hello, Timeout: s.Timeout, SourceAddrs: srcs,
-		ConnOffset: s.ConnOffset, OKLatencyOnly: s.Scenario == Overload, Push: s.Push}, s.Conns, eng, w.rec)
+		ConnOffset: s.ConnOffset, OKLatencyOnly: s.Scenario == Overload, Push: s.Push, RxTimestamps: true}, s.Conns, eng, w.rec)
 	if err != nil {
 		return err
 	}
@@ -148,7 +160,7 @@ func (w *runner) run(cmds <-chan string) error {
 	case <-ctx.Done():
 		stopped = true
 	}
-	metrics := map[string]float64{}
+	metrics := map[string]float64{MetricHarnessProcs: float64(runtime.GOMAXPROCS(0))}
 	if !stopped {
 		w.rec.Reset()
 		setPhase("load")

@@ -50,6 +50,10 @@ const (
 	MetricSentRefusalsOver10ms = "sent_refusals_over_10ms"
 )
 
+// MetricHarnessProcs is the Go processors (GOMAXPROCS) of the workers, summed: the CPUs
+// the harness could use at once.
+const MetricHarnessProcs = "harness_procs"
+
 // Metrics of the push scenario (client.PushFigures, summed over the workers).
 const (
 	MetricPushPublished   = "push_published"

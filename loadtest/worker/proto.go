@@ -31,9 +31,13 @@ type Spec struct {
 	PingEvery  time.Duration `json:"ping_every,omitempty"`
 	// Warmup, for steady: load this long first, then reset the counters, report MsgMeasure
 	// and run Duration measured.
-	Warmup   time.Duration `json:"warmup,omitempty"`
-	Pollers  int           `json:"pollers,omitempty"`
-	PoolSize int           `json:"pool_size,omitempty"`
+	Warmup time.Duration `json:"warmup,omitempty"`
+	// Nice is the niceness the worker takes before anything else (Options.Nice); 0 none.
+	Nice int `json:"nice,omitempty"`
+	// Procs is the worker's GOMAXPROCS (Options.WorkerProcs); 0 leaves the runtime's.
+	Procs    int `json:"procs,omitempty"`
+	Pollers  int `json:"pollers,omitempty"`
+	PoolSize int `json:"pool_size,omitempty"`
 	// Push, for the push scenario: the connections are devices and Rate is pushes
 	// published a second through the admin API (a token travels here, on stdin).
 	Push *client.PushConfig `json:"push,omitempty"`
