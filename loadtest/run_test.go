@@ -192,6 +192,7 @@ func TestBadInputFailsFast(t *testing.T) {
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Protocol: "http1", Hello: true}, "-hello"},
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Nice: 20}, "-nice 20"},
 		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, Nice: -1}, "-nice -1"},
+		{Options{Target: srv.Addr(), Conns: 1, Rate: 1, Duration: time.Second, WorkerProcs: -1}, "-worker-procs -1"},
 	} {
 		start := time.Now()
 		_, err := Run(context.Background(), c.o)
