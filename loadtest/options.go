@@ -84,9 +84,9 @@ type Options struct {
 	// WorkerProcs is each worker process's GOMAXPROCS; 0 leaves the runtime's (every CPU).
 	// One is what mgw loadtest run gives them: the harness's poller, its reactor workers
 	// and its schedule then take turns on one thread, where with a processor per CPU each
-	// hand-off between them woke another thread, which cost a third of the harness's CPU
-	// past the gateway's capacity (docs/operations.md, "Overload"). More workers
-	// (-workers) spread a harness over more CPUs.
+	// hand-off between them woke another thread, which cost about a quarter of the
+	// harness's CPU past the gateway's capacity (docs/operations.md, "Overload"). More
+	// workers (-workers) spread a harness over more CPUs.
 	WorkerProcs int
 }
 

@@ -41,7 +41,8 @@ type econn struct {
 	// readyAt is when the bytes the next read takes were seen ready, in microseconds of
 	// the engine's clock (epollEngine.micros; it wraps every 71 minutes, and only
 	// differences are used): the start of their wait for a worker, which OnData learns
-	// through ReadyAt. Set under mu; read by the owner.
+	// through ReadyAt. Set under mu, or by the owner after a read with the kernel's
+	// receive stamp (Config.RxTimestamps: when the bytes came); read by the owner.
 	readyAt    atomic.Uint32
 	reason     CloseReason
 	flushWhy   CloseReason // reason for CloseAfterFlush

@@ -93,7 +93,6 @@ func (c *econn) readAndDeliver(redeliver, hup bool) {
 	got := 0
 	var rerr error
 	eof := false
-	var oob [rxOOBSize]byte
 	var rx int64 // the kernel's receive time of the newest bytes read (RxTimestamps)
 	for budget > 0 {
 		if cap(buf.B)-len(buf.B) < minReadRoom {
@@ -105,7 +104,7 @@ func (c *econn) readAndDeliver(redeliver, hup bool) {
 		var err error
 		if e.cfg.RxTimestamps {
 			var ts int64
-			n, ts, err = rawReadStamped(int(c.fd), buf.B[l:l+chunk], oob[:])
+			n, ts, err = rawReadStamped(int(c.fd), buf.B[l:l+chunk])
 			rx = max(rx, ts)
 		} else {
 			n, err = rawRead(int(c.fd), buf.B[l:l+chunk])
@@ -148,8 +147,15 @@ func (c *econn) readAndDeliver(redeliver, hup bool) {
 	if got > 0 {
 		e.ctr.bytesIn.Add(uint64(got))
 		c.lastActive.Store(e.tick.Load())
-		if rx > 0 {
-			c.readyAt.Store(e.stampOf(rx)) // ReadyAt: when they reached the socket
+		if e.cfg.RxTimestamps {
+			// ReadyAt: when they reached the socket; the read's own time when the kernel
+			// gave no stamp (it turns stamping on a moment after the first socket asks),
+			// which they cannot have come after.
+			stamp := e.micros()
+			if rx > 0 {
+				stamp = e.stampOf(rx)
+			}
+			c.readyAt.Store(stamp)
 		}
 	}
 

@@ -8,8 +8,9 @@ import "golang.org/x/sys/unix"
 // rawsys_linux.go.
 
 func rawRead(fd int, p []byte) (int, error) { return unix.Read(fd, p) }
-func rawReadStamped(fd int, p, oob []byte) (int, int64, error) {
-	n, oobn, _, _, err := unix.Recvmsg(fd, p, oob, 0)
+func rawReadStamped(fd int, p []byte) (int, int64, error) {
+	var oob [rxOOBSize]byte
+	n, oobn, _, _, err := unix.Recvmsg(fd, p, oob[:], 0)
 	if err != nil {
 		return -1, 0, err
 	}

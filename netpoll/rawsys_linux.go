@@ -29,9 +29,10 @@ import (
 // rawRead is a read without the runtime's syscall bookkeeping.
 func rawRead(fd int, p []byte) (int, error) { return rawRW(unix.SYS_RECVFROM, fd, p, 0) }
 
-// rawReadStamped is rawRead as recvmsg(2), with oob for the control message that carries
+// rawReadStamped is rawRead as recvmsg(2), with room for the control message that carries
 // the kernel's receive time (Config.RxTimestamps); it returns that time (rxStamp).
-func rawReadStamped(fd int, p, oob []byte) (int, int64, error) {
+func rawReadStamped(fd int, p []byte) (int, int64, error) {
+	var oob [rxOOBSize]byte
 	var iov unix.Iovec
 	if len(p) > 0 {
 		iov.Base = &p[0]

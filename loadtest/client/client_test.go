@@ -505,4 +505,16 @@ func TestLatencyEndsAtTheKernelStamp(t *testing.T) {
 	if slowest, slow := c.SentRefusals(); slowest < 20*time.Millisecond || slow != 1 {
 		t.Errorf("a stamp before the write: slowest %v (%d slow), want the read's time (>= 20ms), 1 slow", slowest, slow)
 	}
+
+	// Written 30 ms after its intended time: a stamp between the two is not its answer's.
+	c3 := &Client{cfg: Config{Protocol: "mmtp", RxTimestamps: true}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+	intended := time.Now().Add(-50 * time.Millisecond)
+	wrote := intended.Add(30 * time.Millisecond)
+	cn3 := &conn{cl: c3, inflight: map[uint32]sent{9: {intended: intended, at: wrote}}}
+	if _, err := cn3.onMMTP(&readyConn{ready: intended.Add(10 * time.Millisecond)}, mmtp.AppendResponse(nil, 9, &codec.Response{Status: 503})); err != nil {
+		t.Fatal(err)
+	}
+	if slowest, _ := c3.SentRefusals(); slowest < 15*time.Millisecond {
+		t.Errorf("a stamp between the intended time and the write: %v from the write, want the read's time (>= 15ms), never below zero", slowest)
+	}
 }

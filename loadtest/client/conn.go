@@ -235,7 +235,7 @@ func (r *readTimes) end(t, sentAt time.Time) time.Time {
 		start = sentAt // sent early: its answer may come before t
 	}
 	switch {
-	case r.whole && !r.ready.Before(start):
+	case r.whole && !r.ready.Before(start) && !r.ready.Before(sentAt):
 		return r.ready
 	case r.whole || !first || r.ready.Before(t) || r.ready.Before(sentAt):
 		return r.now

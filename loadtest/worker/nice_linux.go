@@ -10,9 +10,11 @@ import (
 
 // yieldCPU makes this process nice n, unless it is nicer already. On Linux a niceness
 // belongs to a thread, and a new thread takes its creator's: every thread there is now
-// is set, twice over, so none the runtime starts meanwhile is missed.
+// is set, and the listing is read again until a pass finds none left to set, so none the
+// runtime started meanwhile from a thread not yet set is missed.
 func yieldCPU(n int) error {
-	for range 2 {
+	for changed := true; changed; {
+		changed = false
 		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
 			return fmt.Errorf("nice %d: %w", n, err)
@@ -29,16 +31,8 @@ func yieldCPU(n int) error {
 			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, n); err != nil && err != unix.ESRCH {
 				return fmt.Errorf("nice %d: thread %d: %w", n, tid, err)
 			}
+			changed = true
 		}
 	}
 	return nil
-}
-
-// niceness is the niceness of this process's main thread (for tests and reports).
-func niceness() (int, error) {
-	p, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
-	if err != nil {
-		return 0, err
-	}
-	return 20 - p, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mgw-project/mgw/loadtest/internal/testserver"
+	"golang.org/x/sys/unix"
 )
 
 // TestWorkerTakesItsNicenessAndProcs: a worker started with Spec.Nice runs every one of
@@ -97,4 +98,13 @@ func threadNices(pid int) (map[int]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// niceness is the niceness of this thread (the raw getpriority(2) gives 20 - nice).
+func niceness() (int, error) {
+	p, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if err != nil {
+		return 0, err
+	}
+	return 20 - p, nil
 }
