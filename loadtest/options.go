@@ -82,11 +82,12 @@ type Options struct {
 	// in the latencies. 0 leaves them as they are.
 	Nice int
 	// WorkerProcs is each worker process's GOMAXPROCS; 0 leaves the runtime's (every CPU).
-	// One is what mgw loadtest run gives them: the harness's poller, its reactor workers
-	// and its schedule then take turns on one thread, where with a processor per CPU each
-	// hand-off between them woke another thread, which cost about a quarter of the
-	// harness's CPU past the gateway's capacity (docs/operations.md, "Overload"). More
-	// workers (-workers) spread a harness over more CPUs.
+	// With one, the harness's poller, its reactor workers and its schedule take turns on
+	// one thread, where with a processor per CPU each hand-off between them wakes another
+	// thread: about a quarter less of the harness's CPU past the gateway's capacity, but
+	// its reads wait while it sends, and a late read dates older answers by newer bytes
+	// (docs/operations.md, "Overload"). More workers (-workers) spread a harness over
+	// more CPUs.
 	WorkerProcs int
 }
 

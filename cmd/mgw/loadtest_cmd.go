@@ -83,7 +83,7 @@ func runFlags(fs *flag.FlagSet, o *loadtest.Options, out *outputs, conns int) (s
 	src = fs.String("src", "auto", "source addresses to bind: auto, none, or a range like 127.0.0.2-127.0.0.50")
 	fs.Uint64Var(&o.Seed, "seed", 0, "seed for Poisson arrivals (0: from the clock)")
 	fs.IntVar(&o.Nice, "nice", 0, "niceness of the worker processes (0..19): where they share CPUs with the gateway, it runs first; their answers are dated by the kernel's receive stamps either way")
-	fs.IntVar(&o.WorkerProcs, "worker-procs", 1, "GOMAXPROCS of each worker process (0: every CPU); -workers spreads the harness over more CPUs")
+	fs.IntVar(&o.WorkerProcs, "worker-procs", 0, "GOMAXPROCS of each worker process (0: every CPU); 1 makes the harness cheaper, its reads later")
 	fs.StringVar(&out.json, "json", "loadtest.json", "write the JSON result here (\"\" to skip)")
 	fs.StringVar(&out.html, "html", "loadtest.html", "write the HTML report here (\"\" to skip)")
 	return
