@@ -458,8 +458,8 @@ func (c *Client) InFlight() int {
 	c.each(func(cn *conn) {
 		cn.mu.Lock()
 		n += len(cn.inflight)
-		for _, t := range cn.fifo {
-			if !t.IsZero() {
+		for _, r := range cn.fifo {
+			if !r.intended.IsZero() {
 				n++
 			}
 		}

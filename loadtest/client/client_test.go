@@ -518,3 +518,21 @@ func TestLatencyEndsAtTheKernelStamp(t *testing.T) {
 		t.Errorf("a stamp between the intended time and the write: %v from the write, want the read's time (>= 15ms), never below zero", slowest)
 	}
 }
+
+// TestHTTPAnswerEndsAtTheKernelStamp: an HTTP request remembers when it was written, so a
+// request the schedule sent early, answered before its intended time, ends at the
+// kernel's stamp and counts from the write, as MMTP's do; a refusal's time from the write
+// is counted too.
+func TestHTTPAnswerEndsAtTheKernelStamp(t *testing.T) {
+	c := &Client{cfg: Config{Protocol: "http1", RxTimestamps: true}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+	intended := time.Now().Add(-40 * time.Millisecond)
+	wrote := intended.Add(-100 * time.Microsecond) // fired early, within the timer's resolution
+	cn := &conn{cl: c, fifo: []sent{{intended: intended, at: wrote}}}
+	resp := []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+	if n, err := cn.onHTTP(&readyConn{ready: wrote.Add(60 * time.Microsecond)}, resp); err != nil || n != len(resp) {
+		t.Fatalf("onHTTP = %d, %v; want %d, nil", n, err, len(resp))
+	}
+	if slowest, slow := c.SentRefusals(); slowest != 60*time.Microsecond || slow != 0 {
+		t.Errorf("from the write: slowest %v (%d slow), want 60µs (the stamp - the write)", slowest, slow)
+	}
+}

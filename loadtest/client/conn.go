@@ -39,7 +39,7 @@ type conn struct {
 	// at or below it are owed an answer.
 	away bool
 	last uint32
-	fifo []time.Time // HTTP: intended send times, answered in order
+	fifo []sent // HTTP: requests in flight, answered in order (zero: counted as a timeout)
 
 	// HTTP response parsing state; touched only by OnData.
 	inBody bool
@@ -77,12 +77,13 @@ func (cn *conn) send(t time.Time, tries int) {
 	if tries == 0 {
 		cn.cl.sentLate(t)
 	}
+	now := time.Now()
 	if err := cn.nc.Write(*bp); err != nil {
 		cn.mu.Unlock()
 		cn.cl.countErr(writeErrKind(err), 1)
 		return
 	}
-	cn.fifo = append(cn.fifo, t)
+	cn.fifo = append(cn.fifo, sent{t, now})
 	cn.mu.Unlock()
 }
 
@@ -264,15 +265,15 @@ func (cn *conn) sweep(cutoff, now time.Time, record bool) uint64 {
 	}
 	// HTTP answers are ordered: only a prefix can be late. They stay queued (their answer
 	// will still come and must be matched) but are marked by zero time so they count once.
-	for i, t := range cn.fifo {
-		if t.IsZero() {
+	for i, r := range cn.fifo {
+		if r.intended.IsZero() {
 			continue
 		}
-		if !t.Before(cutoff) {
+		if !r.intended.Before(cutoff) {
 			break
 		}
-		cn.fifo[i] = time.Time{}
-		cn.timedOut(t, now, record)
+		cn.fifo[i] = sent{}
+		cn.timedOut(r.intended, now, record)
 		n++
 	}
 	return n
@@ -307,8 +308,8 @@ func (cn *conn) OnClose(c netpoll.Conn, r netpoll.CloseReason) {
 	cn.closed.Store(true)
 	cn.mu.Lock()
 	n := len(cn.inflight)
-	for _, t := range cn.fifo {
-		if !t.IsZero() {
+	for _, r := range cn.fifo {
+		if !r.intended.IsZero() {
 			n++
 		}
 	}

@@ -34,7 +34,7 @@ func FuzzOnHTTP(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"), 3)
 	f.Fuzz(func(t *testing.T, b []byte, split int) {
 		c := &Client{cfg: Config{Protocol: "http1"}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
-		cn := &conn{cl: c, fifo: []time.Time{time.Now(), time.Now(), time.Now()}}
+		cn := &conn{cl: c, fifo: []sent{{time.Now(), time.Now()}, {time.Now(), time.Now()}, {time.Now(), time.Now()}}}
 		if split < 0 || split > len(b) {
 			split = len(b) / 2
 		}

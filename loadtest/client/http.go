@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/mgw-project/mgw/codec/http1"
 	"github.com/mgw-project/mgw/netpoll"
@@ -78,20 +77,19 @@ func (cn *conn) onHTTP(c netpoll.Conn, data []byte) (int, error) {
 		}
 		cn.inBody = false
 		cn.mu.Lock()
-		var t = cn.fifo
-		if len(t) == 0 {
+		if len(cn.fifo) == 0 {
 			cn.mu.Unlock()
 			cn.cl.countErr(ErrProtocol, 1)
 			return off, fmt.Errorf("response %d with no request in flight", cn.status)
 		}
-		at := t[0]
-		cn.fifo = t[1:]
+		r := cn.fifo[0]
+		cn.fifo = cn.fifo[1:]
 		cn.mu.Unlock()
-		if !at.IsZero() { // zero: already counted as a timeout
+		if !r.intended.IsZero() { // zero: already counted as a timeout
 			if rt.ready.IsZero() {
 				rt = cn.readTimes(c)
 			}
-			cn.answered(at, time.Time{}, &rt, cn.status)
+			cn.answered(r.intended, r.at, &rt, cn.status)
 		}
 	}
 	return off, nil

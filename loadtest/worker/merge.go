@@ -44,7 +44,7 @@ const (
 	MetricRefusalMaxMs     = "refusal_max_ms"     // the slowest 503 answer, from its intended send time
 	MetricRefusalsOver10ms = "refusals_over_10ms" // 503 answers that took longer than 10 ms
 	MetricSendLateMaxMs    = "send_late_max_ms"   // the most a request went out after its intended time
-	// The same two refusal figures counted from when each request was written (MMTP):
+	// The same two refusal figures counted from when each request was written:
 	// what is left when the harness's own lateness is taken out.
 	MetricSentRefusalMaxMs     = "sent_refusal_max_ms"
 	MetricSentRefusalsOver10ms = "sent_refusals_over_10ms"
