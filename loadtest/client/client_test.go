@@ -424,6 +424,20 @@ func TestRefusalTimesFromIntendedAndFromSend(t *testing.T) {
 	}
 }
 
+// bareClient is a Client with no connections, for feeding answers to a conn directly.
+func bareClient(cfg Config) *Client {
+	return &Client{cfg: cfg, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+}
+
+// twoRefusals is a connection of c with two MMTP requests in flight, written 50 ms ago
+// (early), and the two 503 answers to them as one read brings them.
+func twoRefusals(c *Client) (cn *conn, early time.Time, read []byte) {
+	early = time.Now().Add(-50 * time.Millisecond)
+	cn = &conn{cl: c, inflight: map[uint32]sent{1: {intended: early, at: early}, 3: {intended: early, at: early}}}
+	read = mmtp.AppendResponse(nil, 1, &codec.Response{Status: 503})
+	return cn, early, mmtp.AppendResponse(read, 3, &codec.Response{Status: 503})
+}
+
 // readyConn is a connection whose bytes were ready at a given time.
 type readyConn struct {
 	writeCounter
@@ -437,7 +451,7 @@ func (r *readyConn) ReadyAt() (ready, now time.Time) { return r.ready, time.Now(
 // harness's own workers took to get to it (a box the harness shares with the target)
 // are not the target's.
 func TestLatencyEndsWhenTheAnswerWasReady(t *testing.T) {
-	c := &Client{cfg: Config{Protocol: "mmtp"}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+	c := bareClient(Config{Protocol: "mmtp"})
 	intended := time.Now().Add(-40 * time.Millisecond)
 	sentAt := intended.Add(2 * time.Millisecond)
 	cn := &conn{cl: c, inflight: map[uint32]sent{7: {intended: intended, at: sentAt}}}
@@ -467,11 +481,8 @@ func TestLatencyEndsWhenTheAnswerWasReady(t *testing.T) {
 
 	// Two answers in one read, both to requests written before its stamp: the first ends
 	// at the stamp, the second, which may have come any time until the read, at the read.
-	c2 := &Client{cfg: Config{Protocol: "mmtp"}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
-	early := time.Now().Add(-50 * time.Millisecond)
-	cn2 := &conn{cl: c2, inflight: map[uint32]sent{1: {intended: early, at: early}, 3: {intended: early, at: early}}}
-	two := mmtp.AppendResponse(nil, 1, &codec.Response{Status: 503})
-	two = mmtp.AppendResponse(two, 3, &codec.Response{Status: 503})
+	c2 := bareClient(Config{Protocol: "mmtp"})
+	cn2, early, two := twoRefusals(c2)
 	if _, err := cn2.onMMTP(&readyConn{ready: early.Add(2 * time.Millisecond)}, two); err != nil {
 		t.Fatal(err)
 	}
@@ -485,11 +496,8 @@ func TestLatencyEndsWhenTheAnswerWasReady(t *testing.T) {
 // two as well, however late the harness read them; a stamp from before the request was
 // written cannot be its answer's, and the read's time stands in.
 func TestLatencyEndsAtTheKernelStamp(t *testing.T) {
-	c := &Client{cfg: Config{Protocol: "mmtp", RxTimestamps: true}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
-	early := time.Now().Add(-50 * time.Millisecond)
-	cn := &conn{cl: c, inflight: map[uint32]sent{1: {intended: early, at: early}, 3: {intended: early, at: early}}}
-	two := mmtp.AppendResponse(nil, 1, &codec.Response{Status: 503})
-	two = mmtp.AppendResponse(two, 3, &codec.Response{Status: 503})
+	c := bareClient(Config{Protocol: "mmtp", RxTimestamps: true})
+	cn, early, two := twoRefusals(c)
 	if _, err := cn.onMMTP(&readyConn{ready: early.Add(3 * time.Millisecond)}, two); err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +515,7 @@ func TestLatencyEndsAtTheKernelStamp(t *testing.T) {
 	}
 
 	// Written 30 ms after its intended time: a stamp between the two is not its answer's.
-	c3 := &Client{cfg: Config{Protocol: "mmtp", RxTimestamps: true}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+	c3 := bareClient(Config{Protocol: "mmtp", RxTimestamps: true})
 	intended := time.Now().Add(-50 * time.Millisecond)
 	wrote := intended.Add(30 * time.Millisecond)
 	cn3 := &conn{cl: c3, inflight: map[uint32]sent{9: {intended: intended, at: wrote}}}
@@ -524,7 +532,7 @@ func TestLatencyEndsAtTheKernelStamp(t *testing.T) {
 // kernel's stamp and counts from the write, as MMTP's do; a refusal's time from the write
 // is counted too.
 func TestHTTPAnswerEndsAtTheKernelStamp(t *testing.T) {
-	c := &Client{cfg: Config{Protocol: "http1", RxTimestamps: true}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+	c := bareClient(Config{Protocol: "http1", RxTimestamps: true})
 	intended := time.Now().Add(-40 * time.Millisecond)
 	wrote := intended.Add(-100 * time.Microsecond) // fired early, within the timer's resolution
 	cn := &conn{cl: c, fifo: []sent{{intended: intended, at: wrote}}}

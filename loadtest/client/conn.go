@@ -231,17 +231,17 @@ type readTimes struct {
 func (r *readTimes) end(t, sentAt time.Time) time.Time {
 	first := r.first
 	r.first = false
-	start := t
-	if !sentAt.IsZero() && sentAt.Before(t) {
-		start = sentAt // sent early: its answer may come before t
+	written := sentAt // no answer comes before its request went out
+	if written.IsZero() {
+		written = t
 	}
 	switch {
-	case r.whole && !r.ready.Before(start) && !r.ready.Before(sentAt):
+	case r.whole && !r.ready.Before(written):
 		return r.ready
-	case r.whole || !first || r.ready.Before(t) || r.ready.Before(sentAt):
-		return r.now
+	case !r.whole && first && !r.ready.Before(t) && !r.ready.Before(sentAt):
+		return r.ready
 	}
-	return r.ready
+	return r.now
 }
 
 // readTimes reads c's ReadyAt for a read's answers.

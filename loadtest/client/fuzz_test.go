@@ -33,7 +33,7 @@ func FuzzOnHTTP(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"), 40)
 	f.Add([]byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"), 3)
 	f.Fuzz(func(t *testing.T, b []byte, split int) {
-		c := &Client{cfg: Config{Protocol: "http1"}, rec: hist.NewRecorder(), errs: map[string]uint64{}}
+		c := bareClient(Config{Protocol: "http1"})
 		cn := &conn{cl: c, fifo: []sent{{time.Now(), time.Now()}, {time.Now(), time.Now()}, {time.Now(), time.Now()}}}
 		if split < 0 || split > len(b) {
 			split = len(b) / 2

@@ -93,8 +93,9 @@ func (w *runner) run(cmds <-chan string) error {
 	}
 	// Receive stamps date each answer by its arrival, not by when this process, which may
 	// share the box (and its CPUs) with the target, got round to reading it.
-	eng, err := netpoll.New(netpoll.Config{Pollers: s.Pollers, Workers: s.PoolSize, MaxConns: s.Conns + 16, KeepAlive: -1,
-		RxTimestamps: true})
+	ecfg := netpoll.Config{Pollers: s.Pollers, Workers: s.PoolSize, MaxConns: s.Conns + 16, KeepAlive: -1,
+		RxTimestamps: true}
+	eng, err := netpoll.New(ecfg)
 	if err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func (w *runner) run(cmds <-chan string) error {
 	w.rec = hist.NewRecorder()
 	w.cl, err = client.New(client.Config{Target: s.Target, Protocol: s.Protocol, API: s.API, Body: s.Body,
 		AppID: s.AppID, Secret: s.Secret, Hello: s.Hello, Timeout: s.Timeout, SourceAddrs: srcs,
-		ConnOffset: s.ConnOffset, OKLatencyOnly: s.Scenario == Overload, Push: s.Push, RxTimestamps: true}, s.Conns, eng, w.rec)
+		ConnOffset: s.ConnOffset, OKLatencyOnly: s.Scenario == Overload, Push: s.Push, RxTimestamps: ecfg.RxTimestamps}, s.Conns, eng, w.rec)
 	if err != nil {
 		return err
 	}
