@@ -101,6 +101,10 @@ type admission struct {
 	mu       sync.Mutex // one window closes at a time
 	est      float64    // the limit before rounding; guarded by mu
 
+	overloaded atomic.Bool // the gateway refuses for good (sustained)
+	sustained  sustained   // guarded by mu
+	probes     atomic.Uint64
+
 	counts  [nRefusals]atomic.Uint64 // admitted at 0, refusals by reason
 	m       *admissionMetrics
 	answers [nRefusals]*codec.Response // the refusals sent from the reactor; read-only
@@ -252,15 +256,25 @@ func (a *admission) closeWindow(t int64) {
 	}
 	a.lastWait.Store(wait)
 	a.standing.Store(wait > a.target)
+	over := a.sustained.update(t, a.refusedShare())
+	a.overloaded.Store(over)
 	lat, allowed := 0.0, math.Inf(1)
 	if ln > 0 {
 		lat = float64(lsum / ln)
-		base := nextBaseline(float64(a.baseLat.Load()), lat)
+		base := float64(a.baseLat.Load())
+		if over && base > 0 {
+			base = min(base, lat) // a queue the gateway refuses in front of is not a slower backend
+		} else {
+			base = nextBaseline(base, lat)
+		}
 		a.lastLat.Store(int64(lat))
 		a.baseLat.Store(int64(base))
 		allowed = allowedLatency(base, float64(a.target))
 	}
-	if a.off || a.fixed || ln <= 0 && wait <= a.target {
+	if a.off || a.fixed {
+		return
+	}
+	if a.probe(t, lat, ln > 0, over) || ln <= 0 && wait <= a.target {
 		return
 	}
 	a.est = nextLimit(a.est, lat, allowed, float64(wait), float64(a.target), float64(peak), float64(a.min), float64(a.max))
@@ -298,6 +312,7 @@ func (a *admission) absorb(n int64) {
 		return
 	}
 	a.mu.Lock()
+	a.sustained.probeLeft = 0 // a probe under way would put back the limit from before
 	a.est = min(max(a.est, float64(n)), float64(a.max))
 	a.limit.Store(int64(a.est))
 	a.mu.Unlock()
@@ -352,14 +367,21 @@ type AdmissionStats struct {
 	LatencyMs  float64 `json:"latency_ms"`
 	BaselineMs float64 `json:"baseline_ms"`
 	Standing   bool    `json:"queue_standing"`
-	Panics     uint64  `json:"request_panics_total"`
+	// Overloaded says the gateway refuses for good (a share of its requests, smoothed
+	// over windows): the baseline does not rise and bursts get no room over the limit.
+	Overloaded bool `json:"overloaded"`
+	// Probes counts the baseline probes: overloaded for 10 s, the limit drops to 16 for
+	// 300 ms to measure the latency with no queue.
+	Probes uint64 `json:"baseline_probes_total"`
+	Panics uint64 `json:"request_panics_total"`
 }
 
 func (a *admission) stats() AdmissionStats {
 	s := AdmissionStats{Off: a.off, Adaptive: !a.off && !a.fixed, Limit: a.limit.Load(), InFlight: a.inFlight.Load(),
 		Active: a.active.Load(), Admitted: a.counts[admitted].Load(), Refused: map[string]uint64{},
 		QueueWaitMs: float64(a.lastWait.Load()) / 1e6, Standing: a.standing.Load(), Panics: a.m.panics.Get(),
-		LatencyMs: float64(a.lastLat.Load()) / 1e6, BaselineMs: float64(a.baseLat.Load()) / 1e6}
+		LatencyMs: float64(a.lastLat.Load()) / 1e6, BaselineMs: float64(a.baseLat.Load()) / 1e6,
+		Overloaded: a.overloaded.Load(), Probes: a.probes.Load()}
 	for r := refusedLimit; r < nRefusals; r++ {
 		s.Refused[r.String()] = a.counts[r].Load()
 	}

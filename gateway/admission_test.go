@@ -400,16 +400,7 @@ func TestAdmissionFollowsTheReactorQueue(t *testing.T) {
 // shrinks to the floor once latency stays several times the baseline (a queue formed
 // somewhere), and a backend that is slow from the start is not taken for a queue.
 func TestAdmissionFollowsLatency(t *testing.T) {
-	window := func(a *admission, lat time.Duration) {
-		for range admissionMinSamples {
-			a.winLat.Add(int64(lat))
-			a.winLatN.Add(1)
-		}
-		a.winPeak.Store(a.limit.Load()) // the limit binds
-		a.mu.Lock()
-		a.closeWindow(a.winStart.Load() + int64(admissionWindow))
-		a.mu.Unlock()
-	}
+	window := func(a *admission, lat time.Duration) { closeTestWindow(a, lat, 0) }
 	cfg := config.Admission{MinLimit: 16, MaxLimit: 1000, QueueTarget: config.Duration(2 * time.Millisecond)}
 	a := newAdmission(cfg, 10000, newAdmissionMetrics(metrics.NewSet()))
 	for range 20 {

@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/mgw-project/mgw/config"
+)
+
+// closeTestWindow closes one admission window whose answers took lat, in which the limit
+// bound, 100 requests were admitted and refused more were refused.
+func closeTestWindow(a *admission, lat time.Duration, refused int) {
+	for range refused {
+		a.refuse(refusedLimit)
+	}
+	a.counts[admitted].Add(100)
+	for range admissionMinSamples {
+		a.winLat.Add(int64(lat))
+		a.winLatN.Add(1)
+	}
+	a.winPeak.Store(a.limit.Load())
+	a.mu.Lock()
+	a.closeWindow(a.winStart.Load() + int64(admissionWindow))
+	a.mu.Unlock()
+}
+
+func newTestAdmission(minLimit int) *admission {
+	cfg := config.Admission{MinLimit: minLimit, MaxLimit: 10000, QueueTarget: config.Duration(2 * time.Millisecond)}
+	return newAdmission(cfg, 10000, newAdmissionMetrics(metrics.NewSet()))
+}
+
+// TestAdmissionBaselineUnderOverload: while the gateway refuses for good, a latency that
+// grew is a queue it stands in, not a slower backend: the baseline does not follow it (it
+// did, half the gap in 14 s, and the limit climbed with it: 128 to 400-500 in flight and
+// p50 three times longer over a minute at 3x capacity). A second into the overload, and
+// every 10 s after, a probe drops the limit to 16 for three windows and takes the latency
+// with the queue drained as the baseline, so a baseline that was never seen (a gateway
+// that starts past capacity), was too low (one window of cached answers) or a backend
+// that became slower meanwhile is learnt, and the limit is given back.
+func TestAdmissionBaselineUnderOverload(t *testing.T) {
+	base := func(a *admission) time.Duration { return time.Duration(a.baseLat.Load()) }
+	// A queue past capacity: 10 ms in it, 1 ms with no queue (the probe's limit).
+	queue := func(a *admission) time.Duration {
+		if a.limit.Load() <= probeLimit {
+			return time.Millisecond
+		}
+		return 10 * time.Millisecond
+	}
+	for _, refused := range []int{0, 1, 100} { // none, a few clipped from a burst, half
+		a := newTestAdmission(128)
+		closeTestWindow(a, time.Millisecond, 0)
+		for range 50 { // 5 s
+			closeTestWindow(a, queue(a), refused)
+		}
+		over := refused == 100
+		switch got := base(a); {
+		case over && got != time.Millisecond:
+			t.Errorf("5 s in a 10 ms queue with half refused: baseline %v, want it held at 1ms", got)
+		case !over && got < 2*time.Millisecond:
+			t.Errorf("5 s at 10 ms with %d refused a window: baseline %v, want it risen towards 10ms", refused, got)
+		}
+		if st := a.stats(); st.Overloaded != over || over && st.Probes != 1 {
+			t.Errorf("%d refused a window: stats say overloaded %v after %d probes; want %v after one if overloaded",
+				refused, st.Overloaded, st.Probes, over)
+		}
+	}
+
+	// A baseline set too low by one fast window, then a backend answering in 20 ms while
+	// the gateway refuses: the probe a second in learns 20 ms.
+	a := newTestAdmission(128)
+	closeTestWindow(a, 20*time.Millisecond, 0)
+	closeTestWindow(a, 50*time.Microsecond, 0)
+	for range 10 { // the first starts the count: 0.9 s of overload
+		closeTestWindow(a, 20*time.Millisecond, 100)
+	}
+	if got := base(a); got != 50*time.Microsecond || a.probes.Load() != 0 {
+		t.Fatalf("before a second of overload: baseline %v, %d probes; want 50µs, none", got, a.probes.Load())
+	}
+	before := a.est
+	var during []int64
+	for range 1 + probeWindows {
+		closeTestWindow(a, 20*time.Millisecond, 100)
+		during = append(during, a.limit.Load())
+	}
+	if a.probes.Load() != 1 || during[0] != probeLimit || during[probeWindows-1] != probeLimit {
+		t.Fatalf("after a second of overload: %d probes, limits %v; want one probe at %d for %d windows",
+			a.probes.Load(), during, probeLimit, probeWindows)
+	}
+	if got := base(a); got != 20*time.Millisecond {
+		t.Errorf("after the probe: baseline %v, want the 20ms the backend takes", got)
+	}
+	if got := during[probeWindows]; got != int64(before) {
+		t.Errorf("after the probe: limit %d, want the %d it interrupted", got, int64(before))
+	}
+	for range 30 { // binding at the backend's latency: the limit grows again
+		closeTestWindow(a, 20*time.Millisecond, 100)
+	}
+	if got := a.limit.Load(); got <= int64(before) {
+		t.Errorf("3 s at the learnt baseline: limit %d, want it grown past %d", got, int64(before))
+	}
+	for range 70 { // the next probe is 10 s after the first
+		closeTestWindow(a, 20*time.Millisecond, 100)
+	}
+	if got := a.probes.Load(); got != 2 {
+		t.Errorf("10 s after the first probe: %d probes, want 2", got)
+	}
+}
+
+// TestAdmissionProbeEndsWithTheLoad: a probe under way when the overload ends gives the
+// limit back at once instead of refusing for the rest of it.
+func TestAdmissionProbeEndsWithTheLoad(t *testing.T) {
+	a := newTestAdmission(128)
+	for range 12 {
+		closeTestWindow(a, 5*time.Millisecond, 100)
+	}
+	if a.probes.Load() != 1 || a.limit.Load() != probeLimit {
+		t.Fatalf("after a second of overload: %d probes, limit %d; want a probe at %d", a.probes.Load(), a.limit.Load(), probeLimit)
+	}
+	a.sustained.share = 0 // the load went: the next window is the first under the share
+	closeTestWindow(a, time.Millisecond, 0)
+	if got := a.limit.Load(); got == probeLimit || a.overloaded.Load() {
+		t.Errorf("a window after the overload, during the probe: limit %d, overloaded %v; want the limit from before",
+			got, a.overloaded.Load())
+	}
+}
