@@ -103,7 +103,6 @@ type admission struct {
 
 	overloaded atomic.Bool // the gateway refuses for good (sustained)
 	sustained  sustained   // guarded by mu
-	probes     atomic.Uint64
 
 	counts  [nRefusals]atomic.Uint64 // admitted at 0, refusals by reason
 	m       *admissionMetrics
@@ -370,8 +369,9 @@ type AdmissionStats struct {
 	// Overloaded says the gateway refuses for good (a share of its requests, smoothed
 	// over windows): the baseline does not rise and bursts get no room over the limit.
 	Overloaded bool `json:"overloaded"`
-	// Probes counts the baseline probes: overloaded for 10 s, the limit drops to 16 for
-	// 300 ms to measure the latency with no queue.
+	// Probes counts the baseline probes: overloaded with a baseline not seen for 10 s
+	// (or never: a second in), the limit drops to 16 for 200 ms to measure the latency
+	// with no queue.
 	Probes uint64 `json:"baseline_probes_total"`
 	Panics uint64 `json:"request_panics_total"`
 }
@@ -381,7 +381,7 @@ func (a *admission) stats() AdmissionStats {
 		Active: a.active.Load(), Admitted: a.counts[admitted].Load(), Refused: map[string]uint64{},
 		QueueWaitMs: float64(a.lastWait.Load()) / 1e6, Standing: a.standing.Load(), Panics: a.m.panics.Get(),
 		LatencyMs: float64(a.lastLat.Load()) / 1e6, BaselineMs: float64(a.baseLat.Load()) / 1e6,
-		Overloaded: a.overloaded.Load(), Probes: a.probes.Load()}
+		Overloaded: a.overloaded.Load(), Probes: a.m.probes.Get()}
 	for r := refusedLimit; r < nRefusals; r++ {
 		s.Refused[r.String()] = a.counts[r].Load()
 	}

@@ -14,9 +14,10 @@ import (
 // minute at 3x capacity, and latency with it). So while the gateway refuses for good, a
 // share of its requests smoothed over windows, the baseline only drops. A backend that
 // does become slower meanwhile is learnt by a probe, as Envoy's adaptive concurrency
-// measures its minRTT: a second into the overload, and every probeEvery after, the limit drops to probeLimit for
-// probeWindows windows; the first drains what was in flight, the lowest average of the
-// rest is the backend's latency with no queue in front of it, and becomes the baseline.
+// measures its minRTT: the limit drops to probeLimit for probeWindows windows, and the
+// lowest average latency of them, the backend's with no queue in front of it, becomes the
+// baseline. A baseline seen lately needs no probe: in an overload of a few seconds none
+// comes, and the probe's refusals cost nothing.
 const (
 	// overloadShare is the smoothed share of refused requests over which the gateway is
 	// overloaded: at 1.5x its capacity a third are refused, a clipped burst far fewer.
@@ -25,11 +26,13 @@ const (
 	// refused) counts as overloaded after one window; after it the share falls under
 	// overloadShare in about half a second.
 	shareSmoothing = 0.3
-	// probeFirst: a gateway that starts past its capacity never saw its baseline, nor
-	// one whose backend became slower just as the load came; then every probeEvery.
+	// A probe comes when the baseline was last seen (a window not overloaded, or a
+	// probe) probeEvery ago, or never: then probeFirst into the overload, for a gateway
+	// that started past its capacity. Its first window drains what was in flight (a few
+	// milliseconds at the floor); the lowest average of its windows is the baseline.
 	probeFirst   = time.Second
 	probeEvery   = 10 * time.Second
-	probeWindows = 3
+	probeWindows = 2
 	probeLimit   = 16
 )
 
@@ -38,8 +41,8 @@ const (
 type sustained struct {
 	share                    float64 // smoothed share of refused requests
 	refusedSeen, decidedSeen uint64
-	since                    int64 // ns since admission.base when the overload began, or its last probe ended; 0: not overloaded
-	probed                   bool  // a probe ran in this overload
+	since                    int64 // ns since admission.base when the overload began; 0: not overloaded
+	seen                     int64 // when the baseline was last seen: a window not overloaded, or a probe's end; 0: never
 	probeLeft                int   // windows of a probe under way
 	probeSaved, probeBest    float64
 }
@@ -66,7 +69,7 @@ func (a *admission) refusedShare() float64 {
 func (s *sustained) update(t int64, share float64) bool {
 	s.share += (share - s.share) * shareSmoothing
 	if s.share <= overloadShare {
-		s.since, s.probed = 0, false
+		s.since, s.seen = 0, t
 		return false
 	}
 	if s.since == 0 {
@@ -84,7 +87,7 @@ func (a *admission) probe(t int64, lat float64, hasLat, over bool) bool {
 	s := &a.sustained
 	if s.probeLeft > 0 {
 		s.probeLeft--
-		if s.probeLeft < probeWindows-1 && hasLat {
+		if hasLat {
 			s.probeBest = min(s.probeBest, lat)
 		}
 		if s.probeLeft == 0 || !over {
@@ -94,21 +97,14 @@ func (a *admission) probe(t int64, lat float64, hasLat, over bool) bool {
 			}
 			a.est = s.probeSaved
 			a.limit.Store(int64(a.est))
-			if over {
-				s.since = t // the next probe is probeEvery from this one
-			}
+			s.seen = t
 		}
 		return true
 	}
-	every := probeFirst
-	if s.probed {
-		every = probeEvery
-	}
-	if !over || t-s.since < int64(every) {
+	if !over || t-s.since < int64(probeFirst) || s.seen != 0 && t-s.seen < int64(probeEvery) {
 		return false
 	}
-	a.probes.Add(1)
-	s.probed = true
+	a.m.probes.Inc()
 	s.probeLeft, s.probeSaved, s.probeBest = probeWindows, a.est, math.Inf(1)
 	a.limit.Store(min(probeLimit, int64(a.est)))
 	return true

@@ -34,10 +34,10 @@ func newTestAdmission(minLimit int) *admission {
 // TestAdmissionBaselineUnderOverload: while the gateway refuses for good, a latency that
 // grew is a queue it stands in, not a slower backend: the baseline does not follow it (it
 // did, half the gap in 14 s, and the limit climbed with it: 128 to 400-500 in flight and
-// p50 three times longer over a minute at 3x capacity). A second into the overload, and
-// every 10 s after, a probe drops the limit to 16 for three windows and takes the latency
-// with the queue drained as the baseline, so a baseline that was never seen (a gateway
-// that starts past capacity), was too low (one window of cached answers) or a backend
+// p50 three times longer over a minute at 3x capacity). When the baseline was last seen
+// 10 s ago, or never (a gateway that starts past capacity: a second in), a probe drops
+// the limit to 16 for two windows and takes the latency with the queue drained as the
+// baseline, so a baseline that was too low (one window of cached answers) or a backend
 // that became slower meanwhile is learnt, and the limit is given back.
 func TestAdmissionBaselineUnderOverload(t *testing.T) {
 	base := func(a *admission) time.Duration { return time.Duration(a.baseLat.Load()) }
@@ -61,22 +61,32 @@ func TestAdmissionBaselineUnderOverload(t *testing.T) {
 		case !over && got < 2*time.Millisecond:
 			t.Errorf("5 s at 10 ms with %d refused a window: baseline %v, want it risen towards 10ms", refused, got)
 		}
-		if st := a.stats(); st.Overloaded != over || over && st.Probes != 1 {
-			t.Errorf("%d refused a window: stats say overloaded %v after %d probes; want %v after one if overloaded",
+		if st := a.stats(); st.Overloaded != over || st.Probes != 0 {
+			t.Errorf("%d refused a window: stats say overloaded %v after %d probes; want %v, no probe (the baseline was seen 5 s ago)",
 				refused, st.Overloaded, st.Probes, over)
 		}
 	}
 
+	// Started past capacity: the first windows are all in the queue; the probe a second
+	// in finds the baseline under it.
+	cold := newTestAdmission(128)
+	for range 20 {
+		closeTestWindow(cold, queue(cold), 100)
+	}
+	if got := base(cold); got != time.Millisecond || cold.m.probes.Get() != 1 {
+		t.Errorf("2 s past capacity from the start: baseline %v after %d probes, want 1ms after one", got, cold.m.probes.Get())
+	}
+
 	// A baseline set too low by one fast window, then a backend answering in 20 ms while
-	// the gateway refuses: the probe a second in learns 20 ms.
+	// the gateway refuses: the probe 10 s after the baseline was seen learns 20 ms.
 	a := newTestAdmission(128)
 	closeTestWindow(a, 20*time.Millisecond, 0)
 	closeTestWindow(a, 50*time.Microsecond, 0)
-	for range 10 { // the first starts the count: 0.9 s of overload
+	for range 99 { // 9.9 s
 		closeTestWindow(a, 20*time.Millisecond, 100)
 	}
-	if got := base(a); got != 50*time.Microsecond || a.probes.Load() != 0 {
-		t.Fatalf("before a second of overload: baseline %v, %d probes; want 50µs, none", got, a.probes.Load())
+	if got := base(a); got != 50*time.Microsecond || a.m.probes.Get() != 0 {
+		t.Fatalf("9.9 s into the overload: baseline %v, %d probes; want 50µs, none", got, a.m.probes.Get())
 	}
 	before := a.est
 	var during []int64
@@ -84,9 +94,9 @@ func TestAdmissionBaselineUnderOverload(t *testing.T) {
 		closeTestWindow(a, 20*time.Millisecond, 100)
 		during = append(during, a.limit.Load())
 	}
-	if a.probes.Load() != 1 || during[0] != probeLimit || during[probeWindows-1] != probeLimit {
-		t.Fatalf("after a second of overload: %d probes, limits %v; want one probe at %d for %d windows",
-			a.probes.Load(), during, probeLimit, probeWindows)
+	if a.m.probes.Get() != 1 || during[0] != probeLimit || during[probeWindows-1] != probeLimit {
+		t.Fatalf("10 s into the overload: %d probes, limits %v; want one probe at %d for %d windows",
+			a.m.probes.Get(), during, probeLimit, probeWindows)
 	}
 	if got := base(a); got != 20*time.Millisecond {
 		t.Errorf("after the probe: baseline %v, want the 20ms the backend takes", got)
@@ -103,7 +113,7 @@ func TestAdmissionBaselineUnderOverload(t *testing.T) {
 	for range 70 { // the next probe is 10 s after the first
 		closeTestWindow(a, 20*time.Millisecond, 100)
 	}
-	if got := a.probes.Load(); got != 2 {
+	if got := a.m.probes.Get(); got != 2 {
 		t.Errorf("10 s after the first probe: %d probes, want 2", got)
 	}
 }
@@ -112,11 +122,11 @@ func TestAdmissionBaselineUnderOverload(t *testing.T) {
 // limit back at once instead of refusing for the rest of it.
 func TestAdmissionProbeEndsWithTheLoad(t *testing.T) {
 	a := newTestAdmission(128)
-	for range 12 {
+	for range 11 { // past capacity from the start: the probe comes a second in
 		closeTestWindow(a, 5*time.Millisecond, 100)
 	}
-	if a.probes.Load() != 1 || a.limit.Load() != probeLimit {
-		t.Fatalf("after a second of overload: %d probes, limit %d; want a probe at %d", a.probes.Load(), a.limit.Load(), probeLimit)
+	if a.m.probes.Get() != 1 || a.limit.Load() != probeLimit {
+		t.Fatalf("after a second of overload: %d probes, limit %d; want a probe at %d", a.m.probes.Get(), a.limit.Load(), probeLimit)
 	}
 	a.sustained.share = 0 // the load went: the next window is the first under the share
 	closeTestWindow(a, time.Millisecond, 0)

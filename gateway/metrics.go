@@ -38,6 +38,7 @@ type admissionMetrics struct {
 	refused  [nRefusals]*metrics.Counter
 	queue    *metrics.Histogram // wait from the bytes seen ready to the request's start
 	panics   *metrics.Counter
+	probes   *metrics.Counter // baseline probes (admission_overload.go)
 }
 
 func newAdmissionMetrics(set *metrics.Set) *admissionMetrics {
@@ -45,6 +46,7 @@ func newAdmissionMetrics(set *metrics.Set) *admissionMetrics {
 		admitted: set.GetOrCreateCounter("mgw_admission_admitted_total"),
 		queue:    set.GetOrCreateHistogram("mgw_admission_queue_seconds"),
 		panics:   set.GetOrCreateCounter("mgw_request_panics_total"),
+		probes:   set.GetOrCreateCounter("mgw_admission_baseline_probes_total"),
 	}
 	for r := refusedLimit; r < nRefusals; r++ {
 		m.refused[r] = set.GetOrCreateCounter(fmt.Sprintf(`mgw_admission_refused_total{reason=%q}`, r.String()))
@@ -60,6 +62,12 @@ func (m *gwMetrics) registerAdmission(a *admission) {
 	m.set.GetOrCreateGauge("mgw_admission_queue_wait_seconds", func() float64 { return float64(a.lastWait.Load()) / 1e9 })
 	m.set.GetOrCreateGauge("mgw_admission_latency_seconds", func() float64 { return float64(a.lastLat.Load()) / 1e9 })
 	m.set.GetOrCreateGauge("mgw_admission_latency_baseline_seconds", func() float64 { return float64(a.baseLat.Load()) / 1e9 })
+	m.set.GetOrCreateGauge("mgw_admission_overloaded", func() float64 {
+		if a.overloaded.Load() {
+			return 1
+		}
+		return 0
+	})
 }
 
 type reqKey struct {
