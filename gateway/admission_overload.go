@@ -40,6 +40,7 @@ const (
 // admission.mu.
 type sustained struct {
 	share                    float64 // smoothed share of refused requests
+	last                     float64 // the last window's share
 	refusedSeen, decidedSeen uint64
 	since                    int64 // ns since admission.base when the overload began; 0: not overloaded
 	seen                     int64 // when the baseline was last seen: a window not overloaded, or a probe's end; 0: never
@@ -68,6 +69,7 @@ func (a *admission) refusedShare() float64 {
 // whether the gateway is overloaded.
 func (s *sustained) update(t int64, share float64) bool {
 	s.share += (share - s.share) * shareSmoothing
+	s.last = share
 	if s.share <= overloadShare {
 		s.since, s.seen = 0, t
 		return false
@@ -101,7 +103,9 @@ func (a *admission) probe(t int64, lat float64, hasLat, over bool) bool {
 		}
 		return true
 	}
-	if !over || t-s.since < int64(probeFirst) || s.seen != 0 && t-s.seen < int64(probeEvery) {
+	// Not in a window that refused little: the smoothed share lags the load's end by half
+	// a second, and a probe then would refuse what the gateway has room for.
+	if !over || s.last <= overloadShare || t-s.since < int64(probeFirst) || s.seen != 0 && t-s.seen < int64(probeEvery) {
 		return false
 	}
 	a.m.probes.Inc()

@@ -135,3 +135,20 @@ func TestAdmissionProbeEndsWithTheLoad(t *testing.T) {
 			got, a.overloaded.Load())
 	}
 }
+
+// TestAdmissionNoProbeAsTheLoadGoes: an overload that ends just as a probe is due (its
+// smoothed share still over the mark for half a second) starts none: at half the
+// capacity the probe's limit of 16 would refuse what the gateway has room for.
+func TestAdmissionNoProbeAsTheLoadGoes(t *testing.T) {
+	a := newTestAdmission(128)
+	closeTestWindow(a, time.Millisecond, 0) // the baseline seen
+	for range 99 {                          // 9.9 s past capacity
+		closeTestWindow(a, 5*time.Millisecond, 100)
+	}
+	for range 5 { // the load went: nothing refused, the smoothed share still falling
+		closeTestWindow(a, time.Millisecond, 0)
+		if a.m.probes.Get() != 0 || a.limit.Load() == probeLimit {
+			t.Fatalf("a window after the overload: %d probes, limit %d; want none", a.m.probes.Get(), a.limit.Load())
+		}
+	}
+}
