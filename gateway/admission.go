@@ -101,8 +101,9 @@ type admission struct {
 	mu       sync.Mutex // one window closes at a time
 	est      float64    // the limit before rounding; guarded by mu
 
-	overloaded atomic.Bool // the gateway refuses for good (sustained)
-	sustained  sustained   // guarded by mu
+	overloaded  atomic.Bool  // the gateway refuses for good (sustained)
+	lastRefused atomic.Int64 // when a request was last refused, ns since base (quiet)
+	sustained   sustained    // guarded by mu
 
 	counts  [nRefusals]atomic.Uint64 // admitted at 0, refusals by reason
 	m       *admissionMetrics
@@ -162,11 +163,18 @@ func overloaded(r refusal) *codec.Response {
 // limit, a connection below its fair share, limit/(active connections), may still go, up
 // to limit/4 (at least 1) over, and one at or over its share is refused: a connection
 // with 64 streams cannot lock out a thousand with one each, and a newcomer finds room.
+// An adaptive limit counts double while nothing was refused for burstQuiet: a burst
+// below capacity (clients that stalled and send what they held) drains in milliseconds,
+// and refusing it turns a good queue into errors (CoDel's point); past capacity the first
+// refusal makes the limit strict again, within milliseconds of the overload's start.
 func (a *admission) admit(held int) refusal {
 	n := a.inFlight.Add(1)
 	if !a.off {
 		if lim := a.limit.Load(); n > lim {
-			if int64(held) >= max(1, lim/max(1, a.active.Load())) {
+			if !a.fixed && a.quiet() {
+				lim *= 2 // a burst
+			}
+			if n > lim && int64(held) >= max(1, lim/max(1, a.active.Load())) {
 				a.inFlight.Add(-1)
 				return a.refuse(refusedConn)
 			}
@@ -187,9 +195,20 @@ func (a *admission) admit(held int) refusal {
 }
 
 func (a *admission) refuse(r refusal) refusal {
+	a.lastRefused.Store(int64(time.Since(a.base)))
 	a.counts[r].Add(1)
 	a.m.refused[r].Inc()
 	return r
+}
+
+// burstQuiet is how long nothing must have been refused for a burst over the adaptive
+// limit to go in (admit): longer than a burst takes to drain at the limit, shorter than
+// the first window of an overload.
+const burstQuiet = 50 * time.Millisecond
+
+// quiet reports whether nothing was refused for burstQuiet.
+func (a *admission) quiet() bool {
+	return int64(time.Since(a.base))-a.lastRefused.Load() > int64(burstQuiet)
 }
 
 // done gives back an admitted request's slot.

@@ -152,3 +152,36 @@ func TestAdmissionNoProbeAsTheLoadGoes(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmissionLetsBurstsIn: with nothing refused lately the adaptive limit counts double,
+// so a burst of clients that stalled is served, not refused; the first refusal makes it
+// strict, as past capacity. A configured limit is the limit.
+func TestAdmissionLetsBurstsIn(t *testing.T) {
+	a := newTestAdmission(16)
+	a.base = a.base.Add(-time.Second) // nothing refused for a second
+	burst := func(a *admission) (ok int) {
+		for range 100 {
+			if a.admit(0) == admitted {
+				ok++
+			}
+		}
+		for range ok {
+			a.done()
+			a.connIdle()
+		}
+		return ok
+	}
+	// 100 connections with one request each: twice the limit, then a quarter of that
+	// more for connections below their share; the first refusal ends the burst's room.
+	if got, want := burst(a), 2*16+2*16/4; got != want {
+		t.Errorf("a burst with nothing refused lately: %d admitted at limit 16, want %d", got, want)
+	}
+	if got, want := burst(a), 16+16/4; got != want {
+		t.Errorf("a burst right after refusals: %d admitted at limit 16, want %d", got, want)
+	}
+	fixed := newAdmission(config.Admission{Limit: 16}, 10000, newAdmissionMetrics(metrics.NewSet()))
+	fixed.base = fixed.base.Add(-time.Second)
+	if got, want := burst(fixed), 16+16/4; got != want {
+		t.Errorf("limit: 16 configured, a burst got %d admitted, want %d", got, want)
+	}
+}
