@@ -385,8 +385,8 @@ type AdmissionStats struct {
 	LatencyMs  float64 `json:"latency_ms"`
 	BaselineMs float64 `json:"baseline_ms"`
 	Standing   bool    `json:"queue_standing"`
-	// Overloaded says the gateway refuses for good (a share of its requests, smoothed
-	// over windows): the baseline does not rise and bursts get no room over the limit.
+	// Overloaded says the gateway refuses for good (over a tenth of its requests,
+	// smoothed over windows): meanwhile the latency baseline does not rise.
 	Overloaded bool `json:"overloaded"`
 	// Probes counts the baseline probes: overloaded with a baseline not seen for 10 s
 	// (or never: a second in), the limit drops to 16 for 200 ms to measure the latency
