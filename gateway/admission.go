@@ -74,7 +74,7 @@ const (
 )
 
 // admission is the gateway's overload control. admit and done run on every request; they
-// touch only atomics and allocate nothing.
+// touch only atomics (and the clock, on a refusal or over the limit) and allocate nothing.
 type admission struct {
 	off, fixed bool
 	min, max   int64
@@ -172,7 +172,7 @@ func (a *admission) admit(held int) refusal {
 	if !a.off {
 		if lim := a.limit.Load(); n > lim {
 			if !a.fixed && a.quiet() {
-				lim *= 2 // a burst
+				lim = min(2*lim, a.max) // a burst
 			}
 			if n > lim && int64(held) >= max(1, lim/max(1, a.active.Load())) {
 				a.inFlight.Add(-1)
@@ -264,6 +264,9 @@ func (a *admission) closeWindow(t int64) {
 	if t-a.winStart.Load() < int64(admissionWindow) {
 		return // another request closed it first
 	}
+	if t-a.winStart.Load() > int64(staleAfter) {
+		a.idleReset(t) // no window closed for long: the load of then tells nothing of now
+	}
 	a.winStart.Store(t)
 	sum, n := a.winSum.Swap(0), a.winN.Swap(0)
 	lsum, ln := a.winLat.Swap(0), a.winLatN.Swap(0)
@@ -330,7 +333,10 @@ func (a *admission) absorb(n int64) {
 		return
 	}
 	a.mu.Lock()
-	a.sustained.probeLeft = 0 // a probe under way would put back the limit from before
+	// A probe under way would put back the limit from before, and one due would start
+	// as the backlog arrives: the backlog is no time to measure the baseline.
+	a.sustained.probeLeft = 0
+	a.sustained.seen = int64(time.Since(a.base))
 	a.est = min(max(a.est, float64(n)), float64(a.max))
 	a.limit.Store(int64(a.est))
 	a.mu.Unlock()
@@ -389,8 +395,8 @@ type AdmissionStats struct {
 	// smoothed over windows): meanwhile the latency baseline does not rise.
 	Overloaded bool `json:"overloaded"`
 	// Probes counts the baseline probes: overloaded with a baseline not seen for 10 s
-	// (or never: a second in), the limit drops to 16 for 200 ms to measure the latency
-	// with no queue.
+	// (or never: a second in), the limit drops to 16 until the queue has drained, and
+	// the next window's latency is the baseline.
 	Probes uint64 `json:"baseline_probes_total"`
 	Panics uint64 `json:"request_panics_total"`
 }
@@ -400,7 +406,7 @@ func (a *admission) stats() AdmissionStats {
 		Active: a.active.Load(), Admitted: a.counts[admitted].Load(), Refused: map[string]uint64{},
 		QueueWaitMs: float64(a.lastWait.Load()) / 1e6, Standing: a.standing.Load(), Panics: a.m.panics.Get(),
 		LatencyMs: float64(a.lastLat.Load()) / 1e6, BaselineMs: float64(a.baseLat.Load()) / 1e6,
-		Overloaded: a.overloaded.Load(), Probes: a.m.probes.Get()}
+		Overloaded: a.isOverloaded(), Probes: a.m.probes.Get()}
 	for r := refusedLimit; r < nRefusals; r++ {
 		s.Refused[r.String()] = a.counts[r].Load()
 	}

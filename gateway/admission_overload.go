@@ -14,9 +14,9 @@ import (
 // minute at 3x capacity, and latency with it). So while the gateway refuses for good, a
 // share of its requests smoothed over windows, the baseline only drops. A backend that
 // does become slower meanwhile is learnt by a probe, as Envoy's adaptive concurrency
-// measures its minRTT: the limit drops to probeLimit for probeWindows windows, and the
-// lowest average latency of them, the backend's with no queue in front of it, becomes the
-// baseline. A baseline seen lately needs no probe: in an overload of a few seconds none
+// measures its minRTT: the limit drops to probeLimit; once what was in flight has
+// drained to about that, the average latency of the next probeWindows windows, the
+// backend's with no queue in front of it, becomes the baseline (their lowest). A baseline seen lately needs no probe: in an overload of a few seconds none
 // comes, and the probe's refusals cost nothing.
 const (
 	// overloadShare is the smoothed share of refused requests over which the gateway is
@@ -28,12 +28,18 @@ const (
 	shareSmoothing = 0.3
 	// A probe comes when the baseline was last seen (a window not overloaded, or a
 	// probe) probeEvery ago, or never: then probeFirst into the overload, for a gateway
-	// that started past its capacity. Its first window drains what was in flight (a few
-	// milliseconds at the floor); the lowest average of its windows is the baseline.
+	// that started past its capacity. Its windows count from the first that began with
+	// what was in flight drained to about probeLimit (one window at the floor of 128 and
+	// sub-millisecond backends: 200 ms in all); a slow backend's queue may take longer to
+	// drain, and after probeMaxWait windows the probe gives up, the baseline unchanged.
 	probeFirst   = time.Second
 	probeEvery   = 10 * time.Second
-	probeWindows = 2
+	probeWindows = 1
+	probeMaxWait = 10
 	probeLimit   = 16
+	// staleAfter: a window that closes this long after the last (the traffic stopped)
+	// starts afresh: not overloaded, no probe under way.
+	staleAfter = time.Second
 )
 
 // sustained is whether the gateway refuses for good, and its baseline probes. Guarded by
@@ -44,25 +50,45 @@ type sustained struct {
 	refusedSeen, decidedSeen uint64
 	since                    int64 // ns since admission.base when the overload began; 0: not overloaded
 	seen                     int64 // when the baseline was last seen: a window not overloaded, or a probe's end; 0: never
-	probeLeft                int   // windows of a probe under way
-	probeSaved, probeBest    float64
+	probeLeft                int   // windows of a probe under way still to count
+	probeWaited              int   // windows it waited for the drain
+	drained                  bool  // in flight was down to about probeLimit at the last close
+	probeBest                float64
 }
 
 // refusedShare is the share of the requests decided since the last window's close that
-// were refused. Called under mu.
+// were refused. Those shed after their admission (queue, deadline, pool) count among the
+// admitted too: the denominator is each request once. Called under mu.
 func (a *admission) refusedShare() float64 {
 	var refused uint64
 	for r := refusedLimit; r < nRefusals; r++ {
 		refused += a.counts[r].Load()
 	}
-	decided := refused + a.counts[admitted].Load()
+	decided := a.counts[admitted].Load() + a.counts[refusedLimit].Load() + a.counts[refusedConn].Load()
 	s := &a.sustained
 	dr, dd := refused-s.refusedSeen, decided-s.decidedSeen
 	s.refusedSeen, s.decidedSeen = refused, decided
 	if dd == 0 {
 		return 0
 	}
-	return float64(dr) / float64(dd)
+	return min(1, float64(dr)/float64(dd))
+}
+
+// isOverloaded is overloaded as the stats show it: a gateway whose traffic stopped
+// closes no window, and would say so forever.
+func (a *admission) isOverloaded() bool {
+	return a.overloaded.Load() && int64(time.Since(a.base))-a.lastRefused.Load() <= int64(staleAfter)
+}
+
+// idleReset forgets the overload and any probe after a pause in the traffic: what comes
+// next is measured afresh. Called under mu.
+func (a *admission) idleReset(t int64) {
+	s := &a.sustained
+	if s.probeLeft > 0 {
+		a.endProbe(t)
+	}
+	s.share, s.last, s.since = 0, 0, 0
+	a.overloaded.Store(false)
 }
 
 // update takes a window that closed at t with the given share refused, and reports
@@ -82,24 +108,20 @@ func (s *sustained) update(t int64, share float64) bool {
 
 // probe runs the baseline probes at the close of a window at t whose average latency was
 // lat (when hasLat), over saying whether the gateway is overloaded. It reports whether a
-// probe is under way: the window moves the limit no other way. A probe window that finds
-// the overload gone ends the probe at once, the limit given back: the low limit would
-// only refuse what the gateway now has room for. Called under mu.
+// probe is under way: the window moves the limit no other way. Called under mu.
 func (a *admission) probe(t int64, lat float64, hasLat, over bool) bool {
 	s := &a.sustained
 	if s.probeLeft > 0 {
-		s.probeLeft--
-		if hasLat {
+		switch {
+		case s.drained && hasLat:
 			s.probeBest = min(s.probeBest, lat)
+			s.probeLeft--
+		case !s.drained:
+			s.probeWaited++
 		}
-		if s.probeLeft == 0 || !over {
-			s.probeLeft = 0
-			if !math.IsInf(s.probeBest, 1) {
-				a.baseLat.Store(int64(s.probeBest))
-			}
-			a.est = s.probeSaved
-			a.limit.Store(int64(a.est))
-			s.seen = t
+		s.drained = a.inFlight.Load() <= probeLimit+probeLimit/4
+		if s.probeLeft == 0 || s.probeWaited >= probeMaxWait {
+			a.endProbe(t)
 		}
 		return true
 	}
@@ -109,7 +131,19 @@ func (a *admission) probe(t int64, lat float64, hasLat, over bool) bool {
 		return false
 	}
 	a.m.probes.Inc()
-	s.probeLeft, s.probeSaved, s.probeBest = probeWindows, a.est, math.Inf(1)
+	s.probeLeft, s.probeWaited, s.probeBest = probeWindows, 0, math.Inf(1)
+	s.drained = a.inFlight.Load() <= probeLimit+probeLimit/4
 	a.limit.Store(min(probeLimit, int64(a.est)))
 	return true
+}
+
+// endProbe gives the limit back, and the baseline the probe measured, if it did.
+func (a *admission) endProbe(t int64) {
+	s := &a.sustained
+	s.probeLeft = 0
+	if !math.IsInf(s.probeBest, 1) {
+		a.baseLat.Store(int64(s.probeBest))
+	}
+	a.limit.Store(int64(a.est)) // est is not moved during a probe
+	s.seen = t
 }

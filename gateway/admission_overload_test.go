@@ -10,7 +10,7 @@ import (
 )
 
 // closeTestWindow closes one admission window whose answers took lat, in which the limit
-// bound, 100 requests were admitted and refused more were refused.
+// bound, 100 requests were admitted and `refused` more were refused.
 func closeTestWindow(a *admission, lat time.Duration, refused int) {
 	for range refused {
 		a.refuse(refusedLimit)
@@ -118,21 +118,87 @@ func TestAdmissionBaselineUnderOverload(t *testing.T) {
 	}
 }
 
-// TestAdmissionProbeEndsWithTheLoad: a probe under way when the overload ends gives the
-// limit back at once instead of refusing for the rest of it.
-func TestAdmissionProbeEndsWithTheLoad(t *testing.T) {
+// TestAdmissionProbeWaitsForTheDrain: a probe counts its window only once what was in
+// flight has drained to about its limit: with a slow backend the first windows still
+// measure the queue, and a baseline taken from them would be the very queue the probe is
+// to see under. A queue that never drains ends the probe, the baseline unchanged.
+func TestAdmissionProbeWaitsForTheDrain(t *testing.T) {
 	a := newTestAdmission(128)
-	for range 11 { // past capacity from the start: the probe comes a second in
-		closeTestWindow(a, 5*time.Millisecond, 100)
+	a.inFlight.Store(100) // a slow backend's queue
+	for range 11 {        // past capacity from the start: the probe comes a second in
+		closeTestWindow(a, 300*time.Millisecond, 100)
 	}
 	if a.m.probes.Get() != 1 || a.limit.Load() != probeLimit {
-		t.Fatalf("after a second of overload: %d probes, limit %d; want a probe at %d", a.m.probes.Get(), a.limit.Load(), probeLimit)
+		t.Fatalf("a second past capacity: %d probes, limit %d; want a probe at %d", a.m.probes.Get(), a.limit.Load(), probeLimit)
 	}
-	a.sustained.share = 0 // the load went: the next window is the first under the share
-	closeTestWindow(a, time.Millisecond, 0)
-	if got := a.limit.Load(); got == probeLimit || a.overloaded.Load() {
-		t.Errorf("a window after the overload, during the probe: limit %d, overloaded %v; want the limit from before",
-			got, a.overloaded.Load())
+	for range 3 {
+		closeTestWindow(a, 300*time.Millisecond, 100)
+	}
+	if a.limit.Load() != probeLimit {
+		t.Fatalf("three windows with 100 in flight: limit %d, want the probe's %d still", a.limit.Load(), probeLimit)
+	}
+	a.inFlight.Store(10)
+	closeTestWindow(a, 250*time.Millisecond, 100) // drained by its close, not from its start
+	closeTestWindow(a, 20*time.Millisecond, 100)  // the backend with no queue in front
+	if got := time.Duration(a.baseLat.Load()); got != 20*time.Millisecond || a.limit.Load() == probeLimit {
+		t.Errorf("after the drain: baseline %v, limit %d; want 20ms and the limit back", got, a.limit.Load())
+	}
+
+	never := newTestAdmission(128)
+	never.inFlight.Store(100)
+	for range 11 + probeMaxWait {
+		closeTestWindow(never, 300*time.Millisecond, 100)
+	}
+	if got := time.Duration(never.baseLat.Load()); never.limit.Load() == probeLimit || got != 300*time.Millisecond {
+		t.Errorf("a queue that never drained: limit %d, baseline %v; want the limit back and the baseline as it was",
+			never.limit.Load(), got)
+	}
+}
+
+// TestAdmissionAfterAPause: traffic that stops closes no window. The stats stop saying
+// overloaded a second after the last refusal, and the first window after the pause
+// forgets the overload and ends a probe under way.
+func TestAdmissionAfterAPause(t *testing.T) {
+	a := newTestAdmission(128)
+	for range 11 {
+		closeTestWindow(a, 5*time.Millisecond, 100)
+	}
+	if !a.stats().Overloaded || a.limit.Load() != probeLimit {
+		t.Fatalf("a second past capacity: stats overloaded %v, limit %d; want true and a probe", a.stats().Overloaded, a.limit.Load())
+	}
+	a.lastRefused.Store(int64(time.Since(a.base)) - int64(2*time.Second))
+	if a.stats().Overloaded {
+		t.Error("2 s after the last refusal: stats still say overloaded")
+	}
+	a.counts[admitted].Add(100)
+	for range admissionMinSamples {
+		a.winLat.Add(int64(time.Millisecond))
+		a.winLatN.Add(1)
+	}
+	a.mu.Lock()
+	a.closeWindow(a.winStart.Load() + int64(2*time.Second)) // 2 s after the last
+	a.mu.Unlock()
+	if a.overloaded.Load() || a.limit.Load() == probeLimit {
+		t.Errorf("the first window after a 2 s pause: overloaded %v, limit %d; want neither", a.overloaded.Load(), a.limit.Load())
+	}
+}
+
+// TestAdmissionAbsorbDefersProbes: a hot upgrade's backlog (absorb) is no time to measure
+// the baseline: a probe under way ends, and none starts for probeEvery.
+func TestAdmissionAbsorbDefersProbes(t *testing.T) {
+	a := newTestAdmission(128)
+	for range 11 {
+		closeTestWindow(a, 5*time.Millisecond, 100)
+	}
+	if a.m.probes.Get() != 1 {
+		t.Fatalf("a second past capacity: %d probes, want 1", a.m.probes.Get())
+	}
+	a.absorb(2000)
+	for range 5 {
+		closeTestWindow(a, 5*time.Millisecond, 100)
+	}
+	if got := a.m.probes.Get(); got != 1 || a.limit.Load() == probeLimit {
+		t.Errorf("after absorb, overloaded: %d probes, limit %d; want no second probe", got, a.limit.Load())
 	}
 }
 
@@ -178,6 +244,11 @@ func TestAdmissionLetsBurstsIn(t *testing.T) {
 	}
 	if got, want := burst(a), 16+16/4; got != want {
 		t.Errorf("a burst right after refusals: %d admitted at limit 16, want %d", got, want)
+	}
+	capped := newAdmission(config.Admission{MinLimit: 16, MaxLimit: 20}, 10000, newAdmissionMetrics(metrics.NewSet()))
+	capped.base = capped.base.Add(-time.Second)
+	if got, want := burst(capped), 20+20/4; got != want {
+		t.Errorf("max_limit 20: a burst got %d admitted, want %d (the ceiling holds)", got, want)
 	}
 	fixed := newAdmission(config.Admission{Limit: 16}, 10000, newAdmissionMetrics(metrics.NewSet()))
 	fixed.base = fixed.base.Add(-time.Second)

@@ -63,7 +63,7 @@ func (m *gwMetrics) registerAdmission(a *admission) {
 	m.set.GetOrCreateGauge("mgw_admission_latency_seconds", func() float64 { return float64(a.lastLat.Load()) / 1e9 })
 	m.set.GetOrCreateGauge("mgw_admission_latency_baseline_seconds", func() float64 { return float64(a.baseLat.Load()) / 1e9 })
 	m.set.GetOrCreateGauge("mgw_admission_overloaded", func() float64 {
-		if a.overloaded.Load() {
+		if a.isOverloaded() {
 			return 1
 		}
 		return 0
