@@ -171,16 +171,17 @@ func (a *admission) admit(held int) refusal {
 	n := a.inFlight.Add(1)
 	if !a.off {
 		if lim := a.limit.Load(); n > lim {
-			if !a.fixed && a.quiet() {
+			now := a.clock() // one read for the burst's test and the refusal's time
+			if !a.fixed && a.quiet(now) {
 				lim = min(2*lim, a.max) // a burst
 			}
 			if n > lim && int64(held) >= max(1, lim/max(1, a.active.Load())) {
 				a.inFlight.Add(-1)
-				return a.refuse(refusedConn)
+				return a.refuseAt(refusedConn, now)
 			}
 			if n > lim+max(1, lim/4) {
 				a.inFlight.Add(-1)
-				return a.refuse(refusedLimit)
+				return a.refuseAt(refusedLimit, now)
 			}
 		}
 	}
@@ -194,8 +195,11 @@ func (a *admission) admit(held int) refusal {
 	return admitted
 }
 
-func (a *admission) refuse(r refusal) refusal {
-	a.lastRefused.Store(int64(time.Since(a.base)))
+func (a *admission) refuse(r refusal) refusal { return a.refuseAt(r, a.clock()) }
+
+// refuseAt counts a refusal at now (clock).
+func (a *admission) refuseAt(r refusal, now int64) refusal {
+	a.lastRefused.Store(now)
 	a.counts[r].Add(1)
 	a.m.refused[r].Inc()
 	return r
@@ -206,10 +210,11 @@ func (a *admission) refuse(r refusal) refusal {
 // the first window of an overload.
 const burstQuiet = 50 * time.Millisecond
 
-// quiet reports whether nothing was refused for burstQuiet.
-func (a *admission) quiet() bool {
-	return int64(time.Since(a.base))-a.lastRefused.Load() > int64(burstQuiet)
-}
+// quiet reports whether nothing was refused for burstQuiet before now (clock).
+func (a *admission) quiet(now int64) bool { return now-a.lastRefused.Load() > int64(burstQuiet) }
+
+// clock is the monotonic time in ns since base: the time base of windows and refusals.
+func (a *admission) clock() int64 { return int64(time.Since(a.base)) }
 
 // done gives back an admitted request's slot.
 func (a *admission) done() { a.inFlight.Add(-1) }
@@ -335,8 +340,8 @@ func (a *admission) absorb(n int64) {
 	a.mu.Lock()
 	// A probe under way would put back the limit from before, and one due would start
 	// as the backlog arrives: the backlog is no time to measure the baseline.
-	a.sustained.probeLeft = 0
-	a.sustained.seen = int64(time.Since(a.base))
+	a.sustained.probing = false
+	a.sustained.seen = a.clock()
 	a.est = min(max(a.est, float64(n)), float64(a.max))
 	a.limit.Store(int64(a.est))
 	a.mu.Unlock()

@@ -1,9 +1,6 @@
 package gateway
 
-import (
-	"math"
-	"time"
-)
+import "time"
 
 // Sustained overload (issue 19; docs/operations.md, "Overload").
 //
@@ -15,9 +12,9 @@ import (
 // share of its requests smoothed over windows, the baseline only drops. A backend that
 // does become slower meanwhile is learnt by a probe, as Envoy's adaptive concurrency
 // measures its minRTT: the limit drops to probeLimit; once what was in flight has
-// drained to about that, the average latency of the next probeWindows windows, the
-// backend's with no queue in front of it, becomes the baseline (their lowest). A baseline seen lately needs no probe: in an overload of a few seconds none
-// comes, and the probe's refusals cost nothing.
+// drained to about that, the average latency of the next window, the backend's with no
+// queue in front of it, becomes the baseline. A baseline seen lately needs no probe: in
+// an overload of a few seconds none comes, and the probe's refusals cost nothing.
 const (
 	// overloadShare is the smoothed share of refused requests over which the gateway is
 	// overloaded: at 1.5x its capacity a third are refused, a clipped burst far fewer.
@@ -28,13 +25,12 @@ const (
 	shareSmoothing = 0.3
 	// A probe comes when the baseline was last seen (a window not overloaded, or a
 	// probe) probeEvery ago, or never: then probeFirst into the overload, for a gateway
-	// that started past its capacity. Its windows count from the first that began with
-	// what was in flight drained to about probeLimit (one window at the floor of 128 and
+	// that started past its capacity. It measures the first window that began with what
+	// was in flight drained to about probeLimit (the second at the floor of 128 and
 	// sub-millisecond backends: 200 ms in all); a slow backend's queue may take longer to
 	// drain, and after probeMaxWait windows the probe gives up, the baseline unchanged.
 	probeFirst   = time.Second
 	probeEvery   = 10 * time.Second
-	probeWindows = 1
 	probeMaxWait = 10
 	probeLimit   = 16
 	// staleAfter: a window that closes this long after the last (the traffic stopped)
@@ -50,10 +46,9 @@ type sustained struct {
 	refusedSeen, decidedSeen uint64
 	since                    int64 // ns since admission.base when the overload began; 0: not overloaded
 	seen                     int64 // when the baseline was last seen: a window not overloaded, or a probe's end; 0: never
-	probeLeft                int   // windows of a probe under way still to count
+	probing                  bool  // a probe is under way
 	probeWaited              int   // windows it waited for the drain
 	drained                  bool  // in flight was down to about probeLimit at the last close
-	probeBest                float64
 }
 
 // refusedShare is the share of the requests decided since the last window's close that
@@ -84,11 +79,10 @@ func (a *admission) isOverloaded() bool {
 // next is measured afresh. Called under mu.
 func (a *admission) idleReset(t int64) {
 	s := &a.sustained
-	if s.probeLeft > 0 {
+	if s.probing {
 		a.endProbe(t)
 	}
-	s.share, s.last, s.since = 0, 0, 0
-	a.overloaded.Store(false)
+	s.share, s.since = 0, 0 // the window's close goes on from there (update)
 }
 
 // update takes a window that closed at t with the given share refused, and reports
@@ -111,18 +105,20 @@ func (s *sustained) update(t int64, share float64) bool {
 // probe is under way: the window moves the limit no other way. Called under mu.
 func (a *admission) probe(t int64, lat float64, hasLat, over bool) bool {
 	s := &a.sustained
-	if s.probeLeft > 0 {
+	if s.probing {
 		switch {
 		case s.drained && hasLat:
-			s.probeBest = min(s.probeBest, lat)
-			s.probeLeft--
+			a.baseLat.Store(int64(lat))
+			a.endProbe(t)
+			return true
 		case !s.drained:
 			s.probeWaited++
 		}
-		s.drained = a.inFlight.Load() <= probeLimit+probeLimit/4
-		if s.probeLeft == 0 || s.probeWaited >= probeMaxWait {
+		if s.probeWaited >= probeMaxWait {
 			a.endProbe(t)
+			return true
 		}
+		s.drained = a.drainedForProbe()
 		return true
 	}
 	// Not in a window that refused little: the smoothed share lags the load's end by half
@@ -131,19 +127,19 @@ func (a *admission) probe(t int64, lat float64, hasLat, over bool) bool {
 		return false
 	}
 	a.m.probes.Inc()
-	s.probeLeft, s.probeWaited, s.probeBest = probeWindows, 0, math.Inf(1)
-	s.drained = a.inFlight.Load() <= probeLimit+probeLimit/4
+	s.probing, s.probeWaited, s.drained = true, 0, a.drainedForProbe()
 	a.limit.Store(min(probeLimit, int64(a.est)))
 	return true
 }
 
-// endProbe gives the limit back, and the baseline the probe measured, if it did.
+// drainedForProbe: what is in flight is down to about a probe's limit, so a window from
+// now measures latency with no queue in front of the backend.
+func (a *admission) drainedForProbe() bool { return a.inFlight.Load() <= probeLimit+probeLimit/4 }
+
+// endProbe gives the limit back. Called under mu.
 func (a *admission) endProbe(t int64) {
 	s := &a.sustained
-	s.probeLeft = 0
-	if !math.IsInf(s.probeBest, 1) {
-		a.baseLat.Store(int64(s.probeBest))
-	}
+	s.probing = false
 	a.limit.Store(int64(a.est)) // est is not moved during a probe
 	s.seen = t
 }

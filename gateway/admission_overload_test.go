@@ -12,6 +12,11 @@ import (
 // closeTestWindow closes one admission window whose answers took lat, in which the limit
 // bound, 100 requests were admitted and `refused` more were refused.
 func closeTestWindow(a *admission, lat time.Duration, refused int) {
+	closeTestWindowAfter(a, admissionWindow, lat, refused)
+}
+
+// closeTestWindowAfter is closeTestWindow for a window that closes d after the last.
+func closeTestWindowAfter(a *admission, d, lat time.Duration, refused int) {
 	for range refused {
 		a.refuse(refusedLimit)
 	}
@@ -22,7 +27,7 @@ func closeTestWindow(a *admission, lat time.Duration, refused int) {
 	}
 	a.winPeak.Store(a.limit.Load())
 	a.mu.Lock()
-	a.closeWindow(a.winStart.Load() + int64(admissionWindow))
+	a.closeWindow(a.winStart.Load() + int64(d))
 	a.mu.Unlock()
 }
 
@@ -88,6 +93,7 @@ func TestAdmissionBaselineUnderOverload(t *testing.T) {
 	if got := base(a); got != 50*time.Microsecond || a.m.probes.Get() != 0 {
 		t.Fatalf("9.9 s into the overload: baseline %v, %d probes; want 50µs, none", got, a.m.probes.Get())
 	}
+	const probeWindows = 1 // nothing in flight here: the window after the probe's start is its measure
 	before := a.est
 	var during []int64
 	for range 1 + probeWindows {
@@ -170,14 +176,7 @@ func TestAdmissionAfterAPause(t *testing.T) {
 	if a.stats().Overloaded {
 		t.Error("2 s after the last refusal: stats still say overloaded")
 	}
-	a.counts[admitted].Add(100)
-	for range admissionMinSamples {
-		a.winLat.Add(int64(time.Millisecond))
-		a.winLatN.Add(1)
-	}
-	a.mu.Lock()
-	a.closeWindow(a.winStart.Load() + int64(2*time.Second)) // 2 s after the last
-	a.mu.Unlock()
+	closeTestWindowAfter(a, 2*time.Second, time.Millisecond, 0)
 	if a.overloaded.Load() || a.limit.Load() == probeLimit {
 		t.Errorf("the first window after a 2 s pause: overloaded %v, limit %d; want neither", a.overloaded.Load(), a.limit.Load())
 	}

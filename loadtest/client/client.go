@@ -457,12 +457,7 @@ func (c *Client) InFlight() int {
 	n := int(max(c.pings.Load(), 0))
 	c.each(func(cn *conn) {
 		cn.mu.Lock()
-		n += len(cn.inflight)
-		for _, r := range cn.fifo {
-			if !r.intended.IsZero() {
-				n++
-			}
-		}
+		n += cn.owedLocked()
 		cn.mu.Unlock()
 	})
 	return n

@@ -301,18 +301,25 @@ func (cn *conn) OnData(c netpoll.Conn, data []byte) (int, error) {
 // OnTimeout is not armed for client connections (the engine's idle timeout is off).
 func (cn *conn) OnTimeout(c netpoll.Conn, _ netpoll.TimeoutKind) {}
 
-// OnClose counts the requests lost with the connection. After a GOAWAY, those at or below
-// its last-stream-id were owed an answer (lost); any above it were refused and go out
-// again. Without one, whether the gateway took them is unknown (conn_closed).
-func (cn *conn) OnClose(c netpoll.Conn, r netpoll.CloseReason) {
-	cn.closed.Store(true)
-	cn.mu.Lock()
+// owedLocked is how many requests on cn still wait for an answer: MMTP streams in flight
+// and HTTP requests not yet counted as timeouts. Called under mu.
+func (cn *conn) owedLocked() int {
 	n := len(cn.inflight)
 	for _, r := range cn.fifo {
 		if !r.intended.IsZero() {
 			n++
 		}
 	}
+	return n
+}
+
+// OnClose counts the requests lost with the connection. After a GOAWAY, those at or below
+// its last-stream-id were owed an answer (lost); any above it were refused and go out
+// again. Without one, whether the gateway took them is unknown (conn_closed).
+func (cn *conn) OnClose(c netpoll.Conn, r netpoll.CloseReason) {
+	cn.closed.Store(true)
+	cn.mu.Lock()
+	n := cn.owedLocked()
 	var lost uint64
 	type refusal struct {
 		t     time.Time
